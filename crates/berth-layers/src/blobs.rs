@@ -1,0 +1,147 @@
+//! The content-addressed blob store: `<root>/blobs/sha256/<hex>`, written through `<root>/tmp`.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use berth_types::Digest;
+use sha2::{Digest as _, Sha256};
+
+use crate::fsutil::{create_temp_file, TempFile};
+use crate::{io_err, LayerError};
+
+const CHUNK: usize = 256 * 1024;
+
+/// Verified blobs by digest. Every blob is hashed on the way in; a file under
+/// `blobs/sha256/` always holds the content its name says.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    /// `<root>/blobs/sha256`
+    blobs: PathBuf,
+    /// `<root>/tmp`, on the same filesystem so a finished blob is renamed into place.
+    tmp: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens the store under `root`, creating `<root>/blobs/sha256` and `<root>/tmp` if missing.
+    pub fn open(root: &Path) -> Result<Self, LayerError> {
+        let blobs = root.join("blobs").join("sha256");
+        let tmp = root.join("tmp");
+        for dir in [&blobs, &tmp] {
+            fs::create_dir_all(dir)
+                .map_err(|e| io_err(format!("cannot create {}", dir.display()), e))?;
+        }
+        Ok(BlobStore { blobs, tmp })
+    }
+
+    /// Where the blob `d` is (or would be) stored.
+    pub fn path(&self, d: &Digest) -> PathBuf {
+        self.blobs.join(d.hex())
+    }
+
+    pub fn contains(&self, d: &Digest) -> bool {
+        fs::symlink_metadata(self.path(d)).is_ok_and(|m| m.is_file())
+    }
+
+    /// Streams `r` into a temp file under `<root>/tmp`, hashing as it goes, fsyncs it, and
+    /// renames it into place. If `expected` is given and the content hashes otherwise, the
+    /// temp file is removed and nothing is stored. Storing a blob that is already present
+    /// succeeds (it is replaced atomically by identical content). Returns the digest and
+    /// the size in bytes.
+    pub fn ingest(
+        &self,
+        mut r: impl Read,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64), LayerError> {
+        let (mut file, temp) = create_temp_file(&self.tmp)?;
+        let write_err = |e: io::Error| io_err(format!("cannot write {}", temp.path().display()), e);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let what = match expected {
+                        Some(d) => format!("cannot read blob {d}"),
+                        None => "cannot read blob content".to_string(),
+                    };
+                    return Err(io_err(what, e));
+                }
+            };
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n]).map_err(write_err)?;
+            size += n as u64;
+        }
+        file.sync_all().map_err(write_err)?;
+        drop(file);
+        let digest = Digest::from_hasher(hasher);
+        if let Some(expected) = expected {
+            if *expected != digest {
+                return Err(LayerError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        let dest = self.path(&digest);
+        temp.persist(&dest)?;
+        // Make the rename itself durable before a caller records the blob.
+        File::open(&self.blobs)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(format!("cannot sync {}", self.blobs.display()), e))?;
+        Ok((digest, size))
+    }
+
+    pub fn put_bytes(&self, data: &[u8]) -> Result<Digest, LayerError> {
+        self.ingest(data, None).map(|(d, _)| d)
+    }
+
+    /// Reads a whole blob (for manifests and configs, not layers) and verifies its digest.
+    pub fn read(&self, d: &Digest) -> Result<Vec<u8>, LayerError> {
+        let data = match fs::read(self.path(d)) {
+            Ok(data) => data,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(LayerError::BlobNotFound(d.clone()))
+            }
+            Err(e) => return Err(io_err(format!("cannot read blob {d}"), e)),
+        };
+        let actual = Digest::of_bytes(&data);
+        if actual != *d {
+            return Err(LayerError::BlobCorrupt {
+                digest: d.clone(),
+                actual,
+            });
+        }
+        Ok(data)
+    }
+
+    /// Removes the blob `d`; removing an absent blob succeeds.
+    pub fn remove(&self, d: &Digest) -> Result<(), LayerError> {
+        match fs::remove_file(self.path(d)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(format!("cannot remove blob {d}"), e)),
+        }
+    }
+}
+
+impl TempFile {
+    /// Renames the temp file to `dest`; on failure it is removed.
+    fn persist(self, dest: &Path) -> Result<(), LayerError> {
+        fs::rename(self.path(), dest).map_err(|e| {
+            io_err(
+                format!(
+                    "cannot move {} to {}",
+                    self.path().display(),
+                    dest.display()
+                ),
+                e,
+            )
+        })?;
+        self.disarm();
+        Ok(())
+    }
+}

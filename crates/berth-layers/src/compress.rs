@@ -1,0 +1,51 @@
+//! Detecting and undoing a layer's compression.
+
+use std::io::{self, Cursor, Read};
+
+use crate::{io_err, LayerError};
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+/// The compression of a layer blob, as told by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// Sniffs the magic bytes of `r` (gzip `1f 8b`, zstd `28 b5 2f fd`; anything else is
+/// taken as uncompressed) and returns a reader of the decompressed stream. The sniffed
+/// bytes are not lost: the returned reader starts at the beginning of the stream.
+pub fn decompress(mut r: impl Read + 'static) -> Result<(Compression, Box<dyn Read>), LayerError> {
+    let mut head = [0u8; 4];
+    let mut len = 0;
+    while len < head.len() {
+        match r.read(&mut head[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("cannot read the start of the layer stream", e)),
+        }
+    }
+    let head = &head[..len];
+    let kind = if head.starts_with(GZIP_MAGIC) {
+        Compression::Gzip
+    } else if head.starts_with(ZSTD_MAGIC) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    let stream = Cursor::new(head.to_vec()).chain(r);
+    let reader: Box<dyn Read> = match kind {
+        // Multi-member gzip streams are valid layers (Go's reader accepts them too).
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(stream)
+                .map_err(|e| io_err("cannot start the zstd decoder", e))?,
+        ),
+        Compression::None => Box::new(stream),
+    };
+    Ok((kind, reader))
+}

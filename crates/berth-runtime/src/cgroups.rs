@@ -1,0 +1,637 @@
+//! Per-container cgroups on both layouts: cgroup v1 (including the
+//! "hybrid" layout, where a controller-less cgroup2 sits at
+//! /sys/fs/cgroup/unified beside the v1 hierarchies) and the unified v2
+//! hierarchy.
+//!
+//! A [`Cgroup`] is a path relative to the root of every hierarchy (e.g.
+//! `berth/<id>`): on v1 it exists once per mounted hierarchy, on v2 once.
+//! The runtime creates it, moves the container's init into it, and uses it
+//! to list, signal, freeze and finally remove everything the container ran.
+//!
+//! Never: touches a cgroup outside its own path (apart from enabling
+//! controllers in the ancestors' `cgroup.subtree_control` on v2 and copying
+//! `cpuset.cpus`/`cpuset.mems` down on v1), or sleeps for a fixed time:
+//! waits poll with a growing interval up to a 1 s deadline.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Errors from cgroup operations; each names the file or directory.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("reading /proc/self/mountinfo failed: {0}")]
+    Mountinfo(io::Error),
+    #[error("no cgroup filesystem is mounted")]
+    NotMounted,
+    #[error("invalid cgroup path: {0:?}")]
+    InvalidPath(String),
+    #[error("creating cgroup {} failed: {source}", path.display())]
+    Create { path: PathBuf, source: io::Error },
+    #[error("writing {} failed: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("removing cgroup {} failed: {source}", path.display())]
+    Remove { path: PathBuf, source: io::Error },
+    #[error("the {0} cgroup controller is not mounted")]
+    NoController(&'static str),
+    #[error("cgroup {} did not freeze within 1 s", path.display())]
+    FreezeTimeout { path: PathBuf },
+}
+
+/// How the host mounts its cgroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// cgroup v1, hybrid included: one hierarchy per mount, named by its
+    /// controller list as in the mount options ("cpu", "cpu,cpuacct",
+    /// "name=systemd").
+    V1 { mounts: Vec<(String, PathBuf)> },
+    /// The unified cgroup v2 hierarchy, mounted at this path.
+    Unified(PathBuf),
+}
+
+/// Reads the layout from `/proc/self/mountinfo`: any v1 (`cgroup`) mount
+/// makes it [`Layout::V1`]; otherwise the `cgroup2` mount is the unified
+/// root.
+pub fn detect() -> Result<Layout, CgroupError> {
+    let s = fs::read_to_string("/proc/self/mountinfo").map_err(CgroupError::Mountinfo)?;
+    parse_mountinfo(&s)
+}
+
+/// v1 mount options that are not controllers.
+fn is_v1_option(o: &str) -> bool {
+    matches!(
+        o,
+        "rw" | "ro" | "noprefix" | "clone_children" | "xattr" | "cpuset_v2_mode" | "favordynmods"
+    ) || o.starts_with("release_agent=")
+}
+
+fn parse_mountinfo(s: &str) -> Result<Layout, CgroupError> {
+    // (controllers, mountpoint, root is "/")
+    let mut v1: Vec<(String, PathBuf, bool)> = Vec::new();
+    let mut v2: Option<PathBuf> = None;
+    for line in s.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let left: Vec<&str> = left.split(' ').collect();
+        let mut right = right.split(' ');
+        let (Some(fstype), Some(_source), Some(superopts)) =
+            (right.next(), right.next(), right.next())
+        else {
+            continue;
+        };
+        if left.len() < 5 {
+            continue;
+        }
+        let root_is_top = left[3] == "/";
+        let mountpoint = PathBuf::from(unescape(left[4]));
+        match fstype {
+            "cgroup" => {
+                let ctrls: Vec<&str> = superopts.split(',').filter(|o| !is_v1_option(o)).collect();
+                if ctrls.is_empty() {
+                    continue;
+                }
+                let ctrls = ctrls.join(",");
+                match v1.iter_mut().find(|(c, _, _)| *c == ctrls) {
+                    // A later mount of the same hierarchy only replaces a
+                    // bind mount of a sub-directory.
+                    Some(e) if !e.2 && root_is_top => *e = (ctrls, mountpoint, true),
+                    Some(_) => {}
+                    None => v1.push((ctrls, mountpoint, root_is_top)),
+                }
+            }
+            "cgroup2" if v2.is_none() || mountpoint == Path::new("/sys/fs/cgroup") => {
+                v2 = Some(mountpoint);
+            }
+            _ => {}
+        }
+    }
+    if !v1.is_empty() {
+        let mounts = v1.into_iter().map(|(c, m, _)| (c, m)).collect();
+        return Ok(Layout::V1 { mounts });
+    }
+    v2.map(Layout::Unified).ok_or(CgroupError::NotMounted)
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The controllers berth enables for its cgroups on v2.
+const V2_CONTROLLERS: [&str; 5] = ["cpuset", "cpu", "io", "memory", "pids"];
+
+/// How long [`Cgroup::remove`] and [`Cgroup::freeze`] wait.
+const DEADLINE: Duration = Duration::from_secs(1);
+
+/// One container's cgroup, at the same relative path in every hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup {
+    layout: Layout,
+    rel: String,
+}
+
+impl Cgroup {
+    /// A handle on `rel` (e.g. `berth/<id>`; surrounding slashes ignored).
+    /// Nothing is created until [`create`](Self::create).
+    pub fn new(layout: &Layout, rel: &str) -> Cgroup {
+        Cgroup {
+            layout: layout.clone(),
+            rel: rel.trim_matches('/').to_string(),
+        }
+    }
+
+    /// The path relative to each hierarchy's root.
+    pub fn rel(&self) -> &str {
+        &self.rel
+    }
+
+    /// The layout the cgroup lives in.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The cgroup's directory in every hierarchy.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        match &self.layout {
+            Layout::V1 { mounts } => mounts.iter().map(|(_, m)| m.join(&self.rel)).collect(),
+            Layout::Unified(root) => vec![root.join(&self.rel)],
+        }
+    }
+
+    fn components(&self) -> Result<Vec<&str>, CgroupError> {
+        let parts: Vec<&str> = self.rel.split('/').collect();
+        let bad = |p: &&str| p.is_empty() || *p == "." || *p == ".." || p.contains('\0');
+        if self.rel.is_empty() || parts.iter().any(bad) {
+            return Err(CgroupError::InvalidPath(self.rel.clone()));
+        }
+        Ok(parts)
+    }
+
+    /// The directory in the first v1 hierarchy carrying `controller`.
+    fn v1_dir(&self, controller: &str) -> Option<PathBuf> {
+        let Layout::V1 { mounts } = &self.layout else {
+            return None;
+        };
+        mounts
+            .iter()
+            .find(|(c, _)| c.split(',').any(|x| x == controller))
+            .map(|(_, m)| m.join(&self.rel))
+    }
+
+    /// Creates the cgroup (and its missing ancestors) in every hierarchy.
+    ///
+    /// v1: in the cpuset hierarchy every new level gets its parent's
+    /// `cpuset.cpus` and `cpuset.mems` (empty ones would keep tasks out).
+    /// v2: before each level is made, the cpuset, cpu, io, memory and pids
+    /// controllers its parent offers are enabled in the parent's
+    /// `cgroup.subtree_control`; refusals (a busy or foreign parent) are
+    /// ignored and leave that controller off.
+    pub fn create(&self) -> Result<(), CgroupError> {
+        let parts = self.components()?;
+        match &self.layout {
+            Layout::V1 { mounts } => {
+                for (ctrls, mount) in mounts {
+                    let cpuset = ctrls.split(',').any(|c| c == "cpuset");
+                    let mut dir = mount.clone();
+                    for part in &parts {
+                        dir.push(part);
+                        mkdir(&dir)?;
+                        if cpuset {
+                            inherit_cpuset(&dir)?;
+                        }
+                    }
+                }
+            }
+            Layout::Unified(root) => {
+                let mut dir = root.clone();
+                for part in &parts {
+                    enable_controllers(&dir);
+                    dir.push(part);
+                    mkdir(&dir)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves process `pid` (with all its threads) into the cgroup in every
+    /// hierarchy.
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        self.components()?;
+        let pid = pid.to_string();
+        for dir in self.dirs() {
+            write(&dir.join("cgroup.procs"), &pid)?;
+        }
+        Ok(())
+    }
+
+    /// The processes in the cgroup and its descendants: from the pids (else
+    /// memory, else first) hierarchy on v1, from the cgroup on v2. Empty if
+    /// the cgroup does not exist.
+    pub fn pids(&self) -> Vec<i32> {
+        let dir = match &self.layout {
+            Layout::V1 { mounts } => self
+                .v1_dir("pids")
+                .or_else(|| self.v1_dir("memory"))
+                .or_else(|| mounts.first().map(|(_, m)| m.join(&self.rel))),
+            Layout::Unified(root) => Some(root.join(&self.rel)),
+        };
+        let mut pids = Vec::new();
+        if let Some(dir) = dir {
+            collect_pids(&dir, &mut pids);
+        }
+        pids
+    }
+
+    /// Sends `sig` to every process in the cgroup. For SIGKILL on v2 it
+    /// writes `cgroup.kill` (Linux >= 5.14), which leaves no race with
+    /// forks; otherwise it signals every listed pid and, for SIGKILL, lists
+    /// again and signals the newcomers until no new pid shows up. Errors
+    /// (a process already gone) are ignored.
+    pub fn kill_all(&self, sig: i32) {
+        if self.components().is_err() {
+            return;
+        }
+        if let (libc::SIGKILL, Layout::Unified(root)) = (sig, &self.layout) {
+            let kill = root.join(&self.rel).join("cgroup.kill");
+            if kill.exists() && write(&kill, "1").is_ok() {
+                return;
+            }
+        }
+        let mut signalled = HashSet::new();
+        // Bounded so that a fork bomb cannot keep us here forever; every
+        // round kills the parents of the next one's newcomers.
+        for _ in 0..64 {
+            let fresh: Vec<i32> = self
+                .pids()
+                .into_iter()
+                .filter(|p| signalled.insert(*p))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for pid in fresh {
+                send_signal(pid, sig);
+            }
+            if sig != libc::SIGKILL {
+                break;
+            }
+        }
+    }
+
+    /// Removes the cgroup (and any sub-cgroups the container made) from
+    /// every hierarchy. A missing directory is fine. While the kernel says
+    /// EBUSY (processes still exiting) it retries, polling with a growing
+    /// interval, for up to 1 s. Every hierarchy is tried; the first error
+    /// is returned.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        self.components()?;
+        let deadline = Instant::now() + DEADLINE;
+        let mut first_err = None;
+        for dir in self.dirs() {
+            if let Err(e) = rmdir_tree(&dir, deadline) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Freezes (`on`) or thaws every process of the cgroup: v1
+    /// `freezer.state` FROZEN/THAWED, v2 `cgroup.freeze` 1/0. Freezing
+    /// waits, up to 1 s, until the kernel reports the cgroup frozen; on
+    /// timeout the cgroup is thawed again and an error returned.
+    pub fn freeze(&self, on: bool) -> Result<(), CgroupError> {
+        self.components()?;
+        let v1 = matches!(self.layout, Layout::V1 { .. });
+        // (control file, where the state shows, freeze/thaw values)
+        let (file, events, (frozen, thawed)) = match &self.layout {
+            Layout::V1 { .. } => {
+                let dir = self
+                    .v1_dir("freezer")
+                    .ok_or(CgroupError::NoController("freezer"))?;
+                let file = dir.join("freezer.state");
+                (file.clone(), file, ("FROZEN", "THAWED"))
+            }
+            Layout::Unified(root) => {
+                let dir = root.join(&self.rel);
+                (
+                    dir.join("cgroup.freeze"),
+                    dir.join("cgroup.events"),
+                    ("1", "0"),
+                )
+            }
+        };
+        write(&file, if on { frozen } else { thawed })?;
+        if !on {
+            return Ok(());
+        }
+        let is_frozen = |s: &str| {
+            if v1 {
+                s.trim() == "FROZEN"
+            } else {
+                s.lines().any(|l| l.trim() == "frozen 1")
+            }
+        };
+        let deadline = Instant::now() + DEADLINE;
+        let mut wait = Duration::from_micros(200);
+        loop {
+            if fs::read_to_string(&events).is_ok_and(|s| is_frozen(&s)) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let _ = write(&file, thawed);
+                return Err(CgroupError::FreezeTimeout {
+                    path: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+                });
+            }
+            // v1 can stop in FREEZING when a task was busy: ask again.
+            if v1 {
+                let _ = write(&file, frozen);
+            }
+            std::thread::sleep(wait.min(deadline - now));
+            wait = (wait * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the kernel's OOM killer killed a process of this cgroup: v1
+    /// `memory.oom_control` "oom_kill N", v2 `memory.events` "oom_kill N",
+    /// with N > 0. False when unknown.
+    pub fn memory_events_oom(&self) -> bool {
+        let file = match &self.layout {
+            Layout::V1 { .. } => self.v1_dir("memory").map(|d| d.join("memory.oom_control")),
+            Layout::Unified(root) => Some(root.join(&self.rel).join("memory.events")),
+        };
+        let Some(text) = file.and_then(|f| fs::read_to_string(f).ok()) else {
+            return false;
+        };
+        text.lines().any(|l| {
+            l.strip_prefix("oom_kill ")
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+        })
+    }
+}
+
+fn mkdir(dir: &Path) -> Result<(), CgroupError> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(CgroupError::Create {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn write(file: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(file, value).map_err(|source| CgroupError::Write {
+        path: file.to_path_buf(),
+        source,
+    })
+}
+
+/// Gives an empty `cpuset.cpus`/`cpuset.mems` its parent's value.
+fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for name in ["cpuset.cpus", "cpuset.mems"] {
+        let own = dir.join(name);
+        let current = fs::read_to_string(&own).unwrap_or_default();
+        if !current.trim().is_empty() {
+            continue;
+        }
+        let inherited = fs::read_to_string(parent.join(name)).unwrap_or_default();
+        let inherited = inherited.trim();
+        if !inherited.is_empty() {
+            write(&own, inherited)?;
+        }
+    }
+    Ok(())
+}
+
+/// Enables berth's controllers in `dir`'s subtree_control where offered.
+fn enable_controllers(dir: &Path) {
+    let offered = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let control = dir.join("cgroup.subtree_control");
+    let enabled = fs::read_to_string(&control).unwrap_or_default();
+    for c in V2_CONTROLLERS {
+        let has = |s: &str| s.split_whitespace().any(|x| x == c);
+        if has(&offered) && !has(&enabled) {
+            // EBUSY (the parent holds processes), ENOENT, EINVAL: leave it.
+            let _ = fs::write(&control, format!("+{c}"));
+        }
+    }
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_pids(&e.path(), out);
+            }
+        }
+    }
+}
+
+/// Removes `dir` after its sub-directories, retrying EBUSY until
+/// `deadline`.
+fn rmdir_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rmdir_tree(&e.path(), deadline)?;
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(CgroupError::Remove {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let mut wait = Duration::from_micros(200);
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
+                wait = (wait * 2).min(Duration::from_millis(20));
+            }
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+fn send_signal(pid: i32, sig: i32) {
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: kill(2) takes two integers and touches no memory of ours;
+    // pid > 0 so it never targets a process group or every process.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset,clone_children
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+50 31 0:29 /sub /mnt/with\\040space rw,relatime - cgroup cgroup rw,cpu
+";
+
+    #[test]
+    fn hybrid_is_v1() {
+        let l = parse_mountinfo(HYBRID).unwrap();
+        assert_eq!(
+            l,
+            Layout::V1 {
+                mounts: vec![
+                    ("cpu".into(), "/sys/fs/cgroup/cpu".into()),
+                    ("cpuset".into(), "/sys/fs/cgroup/cpuset".into()),
+                    ("name=systemd".into(), "/sys/fs/cgroup/systemd".into()),
+                ]
+            }
+        );
+    }
+
+    #[test]
+    fn unified_and_none() {
+        let s = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            parse_mountinfo(s).unwrap(),
+            Layout::Unified("/sys/fs/cgroup".into())
+        );
+        let s = "30 23 0:26 / /proc rw - proc proc rw\n";
+        assert!(matches!(parse_mountinfo(s), Err(CgroupError::NotMounted)));
+        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(unescape("/a\\04"), "/a\\04");
+    }
+
+    #[test]
+    fn bad_paths_are_refused() {
+        let l = Layout::Unified("/nonexistent-cgroup-root".into());
+        for rel in ["", "/", "a/../b", "a//b", "./a"] {
+            assert!(matches!(
+                Cgroup::new(&l, rel).create(),
+                Err(CgroupError::InvalidPath(_))
+            ));
+        }
+    }
+
+    /// Kills the test child and removes the test cgroups whatever happens.
+    struct Cleanup {
+        pid: i32,
+        groups: Vec<Cgroup>,
+    }
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if self.pid > 0 {
+                send_signal(self.pid, libc::SIGKILL);
+                // SAFETY: reaps our own child; a null status is allowed.
+                unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+            }
+            for g in &self.groups {
+                g.kill_all(libc::SIGKILL);
+                let _ = g.remove();
+            }
+        }
+    }
+
+    #[test]
+    fn lifecycle_on_this_host() {
+        let layout = detect().unwrap();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let top = format!("berth-test-{}-{nanos:x}", std::process::id());
+        let cg = Cgroup::new(&layout, &format!("{top}/c1"));
+        let parent = Cgroup::new(&layout, &top);
+        let mut guard = Cleanup {
+            pid: 0,
+            groups: vec![cg.clone(), parent.clone()],
+        };
+
+        cg.create().unwrap();
+        for d in cg.dirs() {
+            assert!(d.is_dir(), "{} missing", d.display());
+        }
+        if let Some(cpuset) = cg.v1_dir("cpuset") {
+            let cpus = fs::read_to_string(cpuset.join("cpuset.cpus")).unwrap();
+            assert!(!cpus.trim().is_empty());
+        }
+
+        // SAFETY: the child only waits for a signal.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            loop {
+                // SAFETY: pause(2) just waits; SIGKILL ends it.
+                unsafe { libc::pause() };
+            }
+        }
+        guard.pid = pid;
+        cg.add_pid(pid).unwrap();
+        assert_eq!(cg.pids(), vec![pid]);
+        assert!(!cg.memory_events_oom());
+
+        cg.freeze(true).unwrap();
+        cg.freeze(false).unwrap();
+
+        cg.kill_all(libc::SIGKILL);
+        let mut status = 0;
+        // SAFETY: reaps our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        guard.pid = 0;
+        assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
+
+        cg.remove().unwrap();
+        parent.remove().unwrap();
+        for d in cg.dirs().into_iter().chain(parent.dirs()) {
+            assert!(!d.exists(), "{} left behind", d.display());
+        }
+        // Removing again is fine.
+        cg.remove().unwrap();
+    }
+}

@@ -1,0 +1,174 @@
+//! What the engine and a container's monitor share: the monitor's
+//! configuration, the container's runtime state file and the attach
+//! protocol. The monitor itself is the `berth-monitor` binary.
+//!
+//! Attach protocol (a unix stream socket per container, `attach.sock`):
+//! the client sends one text line `attach stdin=0|1 stdout=0|1 stderr=0|1\n`,
+//! then frames `[kind u8][len u32 BE][payload]` (kind 0 stdin data,
+//! 1 stdin closed, 2 resize: rows u16 BE + cols u16 BE). The monitor
+//! answers with Docker's stdcopy frames `[stream u8][0 0 0][len u32 BE]`
+//! (1 stdout, 2 stderr; with a TTY everything is stream 1) and ends with a
+//! frame of stream [`FRAME_EXIT`] whose payload is the exit code in decimal.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::ContainerSpec;
+
+pub const FRAME_STDOUT: u8 = 1;
+pub const FRAME_STDERR: u8 = 2;
+pub const FRAME_EXIT: u8 = 3;
+pub const INPUT_DATA: u8 = 0;
+pub const INPUT_CLOSE: u8 = 1;
+pub const INPUT_RESIZE: u8 = 2;
+
+/// Written by the engine as `monitor.json` in the container's directory.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MonitorConfig {
+    pub id: String,
+    pub spec: ContainerSpec,
+    /// `<dir>/state.json`
+    pub state_path: PathBuf,
+    pub log_path: PathBuf,
+    /// Rotate the log when it grows past this many bytes (0 = never).
+    pub log_max_size: u64,
+    /// Keep at most this many log files, the live one included.
+    pub log_max_files: u32,
+    pub attach_socket: PathBuf,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    /// `no`, `always`, `unless-stopped`, `on-failure`.
+    pub restart_policy: String,
+    pub restart_max: u32,
+    /// Present when the user stopped the container: no restart then.
+    pub stop_marker: PathBuf,
+    /// Where the compiled seccomp filter is cached (empty: no seccomp).
+    pub seccomp_cache: PathBuf,
+    /// The command that removes the container when it exits (`--rm`).
+    pub remove_command: Vec<String>,
+    /// The cgroup mount roots' relative path for this container.
+    pub cgroup_path: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Restarting,
+    Exited,
+}
+
+/// The container's runtime state, written by its monitor as `state.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct State {
+    pub status: Status,
+    pub pid: i32,
+    pub monitor_pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    pub restart_count: u32,
+}
+
+impl State {
+    pub fn load(path: &Path) -> io::Result<Option<State>> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes atomically: temp file, fsync, rename.
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        let data =
+            serde_json::to_vec(self).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// Writes one output frame (stdcopy layout).
+pub fn write_frame(w: &mut impl Write, stream: u8, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    let mut hdr = [0u8; 8];
+    hdr[0] = stream;
+    hdr[4..].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&hdr)?;
+    w.write_all(payload)
+}
+
+/// Reads one output frame; None at a clean end of stream.
+pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
+    let mut hdr = [0u8; 8];
+    match r.read_exact(&mut hdr) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf)?;
+    Ok(Some((hdr[0], buf)))
+}
+
+/// Writes one input frame (client to monitor).
+pub fn write_input(w: &mut impl Write, kind: u8, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    let mut hdr = [0u8; 5];
+    hdr[0] = kind;
+    hdr[1..].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&hdr)?;
+    w.write_all(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, FRAME_STDERR, b"hi").unwrap();
+        write_frame(&mut buf, FRAME_EXIT, b"3").unwrap();
+        let mut r = &buf[..];
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            Some((FRAME_STDERR, b"hi".to_vec()))
+        );
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            Some((FRAME_EXIT, b"3".to_vec()))
+        );
+        assert_eq!(read_frame(&mut r).unwrap(), None);
+    }
+
+    #[test]
+    fn state_saves_atomically() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state.json");
+        assert_eq!(State::load(&p).unwrap(), None);
+        let s = State {
+            status: Status::Running,
+            pid: 42,
+            ..Default::default()
+        };
+        s.save(&p).unwrap();
+        assert_eq!(State::load(&p).unwrap(), Some(s));
+    }
+}

@@ -1,0 +1,945 @@
+//! Starting a container's process, and entering a running one.
+//!
+//! [`create`] clones the container's first process into new namespaces; the
+//! child sets up its root filesystem and everything else and then waits;
+//! [`Created::start`] lets it exec the user's command. Failures in the child
+//! travel back over a close-on-exec pipe together with Docker's exit code
+//! (125 setup failed, 126 cannot execute, 127 not found), so the caller can
+//! tell "exec succeeded" (the pipe closes empty) from every failure.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::seccomp::CompiledFilters;
+use crate::spec::{ContainerSpec, MountKind, NetworkMode};
+use crate::sys::{self, Forked};
+
+/// Docker's exit code when the engine itself failed.
+pub const EXIT_ENGINE: i32 = 125;
+/// Docker's exit code when the command exists but cannot be executed.
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+/// Docker's exit code when the command does not exist.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("{message}")]
+    Container { code: i32, message: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ProcessError {
+    /// The exit code Docker uses for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ProcessError::Container { code, .. } => *code,
+            ProcessError::Io { .. } => EXIT_ENGINE,
+        }
+    }
+}
+
+fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> ProcessError {
+    move |source| ProcessError::Io { what, source }
+}
+
+/// The descriptors that become the process's stdin, stdout and stderr.
+pub struct ChildStdio {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// When set, stdio is this terminal: the child makes it its controlling
+    /// terminal and bind-mounts it at /dev/console.
+    pub tty_path: Option<PathBuf>,
+}
+
+/// A container whose first process exists and waits to exec.
+pub struct Created {
+    pid: i32,
+    go: File,
+    report: File,
+}
+
+fn pipe() -> Result<(File, File), ProcessError> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| io_err("pipe")(e.into()))?;
+    Ok((File::from(r), File::from(w)))
+}
+
+/// Reads a child's report: empty = success, otherwise "E<code> <message>".
+fn read_report(f: &mut File, what: &'static str) -> Result<Vec<u8>, ProcessError> {
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).map_err(io_err(what))?;
+    Ok(buf)
+}
+
+fn parse_failure(buf: &[u8]) -> ProcessError {
+    let text = String::from_utf8_lossy(buf);
+    let text = text.strip_prefix('E').unwrap_or(&text);
+    let (code, msg) = text.split_once(' ').unwrap_or(("125", text));
+    ProcessError::Container {
+        code: code.parse().unwrap_or(EXIT_ENGINE),
+        message: msg.to_string(),
+    }
+}
+
+/// Clones the container's first process. `place` runs in the parent once the
+/// child exists and before it does anything (put it into its cgroup there).
+pub fn create(
+    spec: &ContainerSpec,
+    stdio: ChildStdio,
+    seccomp: Option<&CompiledFilters>,
+    place: impl FnOnce(i32) -> Result<(), String>,
+) -> Result<Created, ProcessError> {
+    let (go_r, go_w) = pipe()?;
+    let (rep_r, rep_w) = pipe()?;
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    if spec.network == NetworkMode::None {
+        flags |= libc::CLONE_NEWNET;
+    }
+    match sys::clone_process(flags).map_err(io_err("clone"))? {
+        Forked::Child => {
+            drop(go_w);
+            drop(rep_r);
+            let code = child_main(spec, stdio, seccomp, go_r, rep_w);
+            sys::exit_now(code)
+        }
+        Forked::Parent(pid) => {
+            drop(go_r);
+            drop(rep_w);
+            drop(stdio);
+            let mut created = Created {
+                pid,
+                go: go_w,
+                report: rep_r,
+            };
+            if let Err(e) = place(pid) {
+                created.abort();
+                return Err(ProcessError::Container {
+                    code: EXIT_ENGINE,
+                    message: e,
+                });
+            }
+            // First byte: placed, go on with the setup.
+            if created.go.write_all(b"P").is_err() {
+                let buf = read_report(&mut created.report, "container setup")?;
+                created.reap();
+                return Err(parse_failure(&buf));
+            }
+            let mut first = [0u8; 1];
+            match created.report.read(&mut first) {
+                Ok(1) if first[0] == b'R' => Ok(created),
+                Ok(1) => {
+                    let mut rest = read_report(&mut created.report, "container setup")?;
+                    rest.insert(0, first[0]);
+                    created.reap();
+                    Err(parse_failure(&rest))
+                }
+                _ => {
+                    created.reap();
+                    Err(ProcessError::Container {
+                        code: EXIT_ENGINE,
+                        message: "container init exited during setup".into(),
+                    })
+                }
+            }
+        }
+    }
+}
+
+impl Created {
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Lets the process exec the user's command; returns once exec succeeded.
+    pub fn start(mut self) -> Result<i32, ProcessError> {
+        if self.go.write_all(b"G").is_err() {
+            // The child died while waiting.
+        }
+        drop(self.go);
+        let buf = read_report(&mut self.report, "container start")?;
+        if buf.is_empty() {
+            Ok(self.pid)
+        } else {
+            let _ = sys::waitpid_blocking(self.pid);
+            Err(parse_failure(&buf))
+        }
+    }
+
+    /// Kills and reaps a created process that will not be started.
+    pub fn abort(&mut self) {
+        let _ = sys::kill(self.pid, libc::SIGKILL);
+        self.reap();
+    }
+
+    fn reap(&mut self) {
+        let _ = sys::waitpid_blocking(self.pid);
+    }
+}
+
+/// Reports a failure to the parent and returns the exit code to use.
+fn fail(rep: &mut File, code: i32, message: &str) -> i32 {
+    let _ = rep.write_all(format!("E{code} {message}").as_bytes());
+    code
+}
+
+fn child_main(
+    spec: &ContainerSpec,
+    stdio: ChildStdio,
+    seccomp: Option<&CompiledFilters>,
+    mut go: File,
+    mut rep: File,
+) -> i32 {
+    sys::set_pdeathsig(libc::SIGKILL);
+    let mut b = [0u8; 1];
+    if go.read_exact(&mut b).is_err() {
+        return EXIT_ENGINE;
+    }
+    let prepared = match setup_container(spec, &stdio) {
+        Ok(p) => p,
+        Err(e) => return fail(&mut rep, EXIT_ENGINE, &e),
+    };
+    drop(stdio);
+    finish_and_exec(
+        spec.init,
+        prepared,
+        seccomp,
+        !spec.privileged,
+        &mut go,
+        &mut rep,
+    )
+}
+
+/// What the setup resolved: the process to exec and whom to exec it as.
+struct Prepared {
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    user: ResolvedUser,
+    arg0: String,
+    path_env: String,
+}
+
+fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared, String> {
+    sys::setsid().map_err(|e| format!("setsid: {e}"))?;
+    sys::dup2(stdio.stdin.as_raw_fd(), 0).map_err(|e| format!("stdin: {e}"))?;
+    sys::dup2(stdio.stdout.as_raw_fd(), 1).map_err(|e| format!("stdout: {e}"))?;
+    sys::dup2(stdio.stderr.as_raw_fd(), 2).map_err(|e| format!("stderr: {e}"))?;
+    if stdio.tty_path.is_some() {
+        sys::set_controlling_tty(0).map_err(|e| format!("controlling terminal: {e}"))?;
+    }
+    sys::unshare(libc::CLONE_NEWCGROUP).map_err(|e| format!("cgroup namespace: {e}"))?;
+    sys::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")
+        .map_err(|e| format!("making / private: {e}"))?;
+
+    // Host-side sources must be opened before the host root goes away.
+    let mut sources: Vec<Option<File>> = Vec::with_capacity(spec.mounts.len());
+    for m in &spec.mounts {
+        sources.push(match m.kind {
+            MountKind::Bind => Some(open_path(&m.source).map_err(|e| {
+                format!(
+                    "invalid mount config: bind source path does not exist: {}: {e}",
+                    m.source.display()
+                )
+            })?),
+            MountKind::Tmpfs => None,
+        });
+    }
+    let etc_files: Vec<(File, &str)> = [
+        (&spec.etc_hostname, "/etc/hostname"),
+        (&spec.etc_hosts, "/etc/hosts"),
+        (&spec.etc_resolv_conf, "/etc/resolv.conf"),
+    ]
+    .into_iter()
+    .filter_map(|(src, dst)| src.as_ref().map(|s| (s, dst)))
+    .map(|(s, d)| {
+        open_path(s)
+            .map(|f| (f, d))
+            .map_err(|e| format!("{}: {e}", s.display()))
+    })
+    .collect::<Result<_, _>>()?;
+    let console = match &stdio.tty_path {
+        Some(p) => Some(open_path(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+
+    mount_rootfs(spec)?;
+    let merged = &spec.rootfs.merged;
+    std::env::set_current_dir(merged).map_err(|e| format!("chdir {}: {e}", merged.display()))?;
+    sys::pivot_root_here().map_err(|e| format!("pivot_root: {e}"))?;
+    sys::umount_detach(Path::new(".")).map_err(|e| format!("detaching the old root: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+
+    mount_special(console.as_ref())?;
+    for (m, src) in spec.mounts.iter().zip(&sources) {
+        mount_user(m, src.as_ref())?;
+    }
+    for (f, dst) in &etc_files {
+        bind_fd(f, Path::new(dst), false, false)?;
+    }
+    mask_paths()?;
+    if spec.rootfs.readonly {
+        sys::mount(
+            "",
+            Path::new("/"),
+            "",
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+            "",
+        )
+        .map_err(|e| format!("read-only rootfs: {e}"))?;
+    }
+    if !spec.hostname.is_empty() {
+        sys::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
+    }
+    if spec.network == NetworkMode::None {
+        sys::loopback_up().map_err(|e| format!("loopback: {e}"))?;
+    }
+
+    let user = resolve_user(&spec.user)?;
+    let mut env: Vec<String> = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let path_env = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
+    let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
+    if std::fs::metadata(cwd).is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(cwd)
+            .map_err(|e| format!("creating working directory {cwd}: {e}"))?;
+        let _ = rustix::fs::chown(
+            cwd,
+            Some(rustix::fs::Uid::from_raw(user.uid)),
+            Some(rustix::fs::Gid::from_raw(user.gid)),
+        );
+    }
+    std::env::set_current_dir(cwd)
+        .map_err(|e| format!("chdir to cwd (\"{cwd}\") set in config.json failed: {e}"))?;
+
+    let arg0 = spec.args.first().cloned().ok_or("no command specified")?;
+    let argv = spec
+        .args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "an argument contains a NUL byte".to_string())?;
+    let envp = env
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "an environment variable contains a NUL byte".to_string())?;
+    Ok(Prepared {
+        argv,
+        envp,
+        user,
+        arg0,
+        path_env,
+    })
+}
+
+/// The last steps, shared by `create` and `exec`: seccomp (while
+/// CAP_SYS_ADMIN is still held), capabilities, user, then exec — through the
+/// tiny init when asked.
+fn finish_and_exec(
+    init: bool,
+    p: Prepared,
+    seccomp: Option<&CompiledFilters>,
+    drop_caps: bool,
+    go: &mut File,
+    rep: &mut File,
+) -> i32 {
+    if let Some(f) = seccomp {
+        if let Err(e) = f.install() {
+            return fail(rep, EXIT_ENGINE, &format!("seccomp: {e}"));
+        }
+    }
+    if drop_caps {
+        if let Err(e) = crate::caps::apply(crate::caps::DOCKER_DEFAULT) {
+            return fail(rep, EXIT_ENGINE, &format!("capabilities: {e}"));
+        }
+    }
+    if let Err(e) = switch_user(&p.user) {
+        return fail(rep, EXIT_ENGINE, &e);
+    }
+    let exe = match find_executable(&p.arg0, &p.path_env) {
+        Ok(exe) => exe,
+        Err((code, msg)) => return fail(rep, code, &msg),
+    };
+    // Ready: wait for the word to go.
+    if rep.write_all(b"R").is_err() {
+        return EXIT_ENGINE;
+    }
+    let mut b = [0u8; 1];
+    if go.read_exact(&mut b).is_err() {
+        return EXIT_ENGINE;
+    }
+    if init {
+        return run_init(&exe, &p, rep);
+    }
+    sys::reset_signals();
+    let err = sys::execve(&exe, &p.argv, &p.envp);
+    exec_failure(rep, &p.arg0, err)
+}
+
+fn exec_failure(rep: &mut File, arg0: &str, err: io::Error) -> i32 {
+    let code = match err.raw_os_error() {
+        Some(libc::ENOENT) => EXIT_NOT_FOUND,
+        _ => EXIT_CANNOT_EXECUTE,
+    };
+    fail(
+        rep,
+        code,
+        &format!("exec: \"{arg0}\": {}", describe_errno(&err)),
+    )
+}
+
+fn describe_errno(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EACCES) => "permission denied".into(),
+        Some(libc::ENOENT) => "no such file or directory".into(),
+        Some(libc::ENOEXEC) => "exec format error".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The tiny init (`--init`): PID 1 forks the command, forwards every signal
+/// it gets to it, reaps every zombie, and exits with the command's status.
+fn run_init(exe: &CString, p: &Prepared, rep: &mut File) -> i32 {
+    let set = match sys::block_all_signals() {
+        Ok(s) => s,
+        Err(e) => return fail(rep, EXIT_ENGINE, &format!("init: {e}")),
+    };
+    let child = match sys::fork() {
+        Ok(Forked::Child) => {
+            sys::reset_signals();
+            let err = sys::execve(exe, &p.argv, &p.envp);
+            sys::exit_now(exec_failure(rep, &p.arg0, err))
+        }
+        Ok(Forked::Parent(pid)) => pid,
+        Err(e) => return fail(rep, EXIT_ENGINE, &format!("init: fork: {e}")),
+    };
+    // The report pipe must close when the command's exec succeeds, so PID 1
+    // lets go of its own copy (by pointing that descriptor at /dev/null).
+    if let Ok(null) = File::open("/dev/null") {
+        let _ = sys::dup2(null.as_raw_fd(), rep.as_raw_fd());
+    }
+    loop {
+        let sig = sys::wait_signal(&set);
+        if sig == libc::SIGCHLD {
+            while let Some((pid, status)) = sys::waitpid_nohang(-1) {
+                if pid == child {
+                    return sys::exit_code_of(status);
+                }
+            }
+        } else {
+            let _ = sys::kill(child, sig);
+        }
+    }
+}
+
+fn open_path(p: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(p)
+}
+
+fn fd_path(f: &File) -> String {
+    format!("/proc/self/fd/{}", f.as_raw_fd())
+}
+
+fn mount_rootfs(spec: &ContainerSpec) -> Result<(), String> {
+    let r = &spec.rootfs;
+    let lower = r
+        .lower
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let data = format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        r.upper.display(),
+        r.work.display()
+    );
+    sys::mount("overlay", &r.merged, "overlay", 0, &data)
+        .map_err(|e| format!("mounting the rootfs overlay: {e}"))
+}
+
+const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
+fn mkdir_p(p: &str) -> Result<(), String> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(p)
+        .map_err(|e| format!("creating {p}: {e}"))
+}
+
+/// /proc, /sys, /dev and friends, inside the new root.
+fn mount_special(console: Option<&File>) -> Result<(), String> {
+    mkdir_p("/proc")?;
+    sys::mount("proc", Path::new("/proc"), "proc", NOSUID_NODEV_NOEXEC, "")
+        .map_err(|e| format!("mounting /proc: {e}"))?;
+    mkdir_p("/sys")?;
+    sys::mount(
+        "sysfs",
+        Path::new("/sys"),
+        "sysfs",
+        NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+        "",
+    )
+    .map_err(|e| format!("mounting /sys: {e}"))?;
+    mkdir_p("/dev")?;
+    sys::mount(
+        "tmpfs",
+        Path::new("/dev"),
+        "tmpfs",
+        libc::MS_NOSUID | libc::MS_STRICTATIME,
+        "mode=755,size=65536k",
+    )
+    .map_err(|e| format!("mounting /dev: {e}"))?;
+    sys::umask(0);
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        let p = PathBuf::from("/dev").join(name);
+        sys::mknod(&p, libc::S_IFCHR | 0o666, major, minor)
+            .map_err(|e| format!("creating /dev/{name}: {e}"))?;
+    }
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/core", "/proc/kcore"),
+    ] {
+        std::os::unix::fs::symlink(target, link).map_err(|e| format!("creating {link}: {e}"))?;
+    }
+    sys::umask(0o022);
+    for (dir, fstype, flags, data) in [
+        (
+            "/dev/pts",
+            "devpts",
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        ),
+        (
+            "/dev/shm",
+            "tmpfs",
+            NOSUID_NODEV_NOEXEC,
+            "mode=1777,size=65536k",
+        ),
+        ("/dev/mqueue", "mqueue", NOSUID_NODEV_NOEXEC, ""),
+    ] {
+        mkdir_p(dir)?;
+        sys::mount(fstype, Path::new(dir), fstype, flags, data)
+            .map_err(|e| format!("mounting {dir}: {e}"))?;
+    }
+    if let Some(c) = console {
+        File::create("/dev/console").map_err(|e| format!("creating /dev/console: {e}"))?;
+        bind_fd(c, Path::new("/dev/console"), false, false)?;
+    }
+    Ok(())
+}
+
+/// Bind-mounts what `src` (an O_PATH descriptor) refers to onto `dst` inside
+/// the container, creating the mount point like its source (file or dir).
+fn bind_fd(src: &File, dst: &Path, readonly: bool, is_dir_hint: bool) -> Result<(), String> {
+    let is_dir = src.metadata().map(|m| m.is_dir()).unwrap_or(is_dir_hint);
+    ensure_mountpoint(dst, is_dir)?;
+    sys::mount(&fd_path(src), dst, "", libc::MS_BIND | libc::MS_REC, "")
+        .map_err(|e| format!("bind-mounting {}: {e}", dst.display()))?;
+    if readonly {
+        sys::mount(
+            "",
+            dst,
+            "",
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+            "",
+        )
+        .map_err(|e| format!("making {} read-only: {e}", dst.display()))?;
+    }
+    Ok(())
+}
+
+fn ensure_mountpoint(dst: &Path, is_dir: bool) -> Result<(), String> {
+    if std::fs::metadata(dst).is_ok() {
+        return Ok(());
+    }
+    if is_dir {
+        mkdir_p(&dst.display().to_string())
+    } else {
+        if let Some(parent) = dst.parent() {
+            mkdir_p(&parent.display().to_string())?;
+        }
+        File::create(dst)
+            .map(|_| ())
+            .map_err(|e| format!("creating {}: {e}", dst.display()))
+    }
+}
+
+fn mount_user(m: &crate::spec::Mount, src: Option<&File>) -> Result<(), String> {
+    match (&m.kind, src) {
+        (MountKind::Bind, Some(f)) => bind_fd(f, &m.destination, m.readonly, true),
+        (MountKind::Tmpfs, _) => {
+            ensure_mountpoint(&m.destination, true)?;
+            let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+            if m.readonly {
+                flags |= libc::MS_RDONLY;
+            }
+            sys::mount("tmpfs", &m.destination, "tmpfs", flags, &m.options)
+                .map_err(|e| format!("mounting tmpfs at {}: {e}", m.destination.display()))
+        }
+        (MountKind::Bind, None) => Err(format!(
+            "bind mount {} has no source",
+            m.destination.display()
+        )),
+    }
+}
+
+/// Docker's default masked and read-only paths.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn mask_paths() -> Result<(), String> {
+    for p in MASKED_PATHS {
+        let path = Path::new(p);
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => sys::mount("tmpfs", path, "tmpfs", libc::MS_RDONLY, "size=0k"),
+            Ok(_) => sys::mount("/dev/null", path, "", libc::MS_BIND, ""),
+            Err(_) => continue,
+        }
+        .map_err(|e| format!("masking {p}: {e}"))?;
+    }
+    for p in READONLY_PATHS {
+        let path = Path::new(p);
+        if std::fs::symlink_metadata(path).is_err() {
+            continue;
+        }
+        sys::mount(p, path, "", libc::MS_BIND | libc::MS_REC, "")
+            .map_err(|e| format!("read-only {p}: {e}"))?;
+        sys::mount(
+            "",
+            path,
+            "",
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+            "",
+        )
+        .map_err(|e| format!("read-only {p}: {e}"))?;
+    }
+    Ok(())
+}
+
+struct ResolvedUser {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    home: String,
+}
+
+/// Resolves `user[:group]` (names or numbers) against the container's
+/// /etc/passwd and /etc/group, as Docker does.
+fn resolve_user(spec: &str) -> Result<ResolvedUser, String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let u = if u.is_empty() { "0" } else { u };
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 7 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u)));
+    let (uid, mut gid, home, name) = match (&entry, u.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse::<u32>()
+                .map_err(|_| format!("invalid uid in /etc/passwd for {u}"))?,
+            f[3].parse::<u32>().unwrap_or(0),
+            f[5].to_string(),
+            Some(f[0].to_string()),
+        ),
+        (None, Ok(n)) => (n, 0, "/".to_string(), None),
+        (None, Err(_)) => {
+            return Err(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        }
+    };
+    if let Some(g) = g {
+        gid = match group
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 3 && f[0] == g)
+        {
+            Some(f) => f[2]
+                .parse()
+                .map_err(|_| format!("invalid gid in /etc/group for {g}"))?,
+            None => g.parse().map_err(|_| {
+                format!("unable to find group {g}: no matching entries in group file")
+            })?,
+        };
+    }
+    let mut groups = vec![gid];
+    if let Some(name) = name {
+        for f in group.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
+            if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                if let Ok(g) = f[2].parse::<u32>() {
+                    if !groups.contains(&g) {
+                        groups.push(g);
+                    }
+                }
+            }
+        }
+    }
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        groups,
+        home,
+    })
+}
+
+fn switch_user(u: &ResolvedUser) -> Result<(), String> {
+    sys::setgroups(&u.groups).map_err(|e| format!("setgroups: {e}"))?;
+    sys::setresgid(u.gid).map_err(|e| format!("setgid {}: {e}", u.gid))?;
+    sys::setresuid(u.uid).map_err(|e| format!("setuid {}: {e}", u.uid))?;
+    Ok(())
+}
+
+/// Finds the command as exec(3p) would, against the container's PATH.
+fn find_executable(arg0: &str, path_env: &str) -> Result<CString, (i32, String)> {
+    let to_c = |s: &str| {
+        CString::new(s).map_err(|_| (EXIT_ENGINE, "command contains a NUL byte".to_string()))
+    };
+    if arg0.contains('/') {
+        return match std::fs::metadata(arg0) {
+            Ok(m) if m.is_dir() => Err((
+                EXIT_CANNOT_EXECUTE,
+                format!("exec: \"{arg0}\": is a directory"),
+            )),
+            Ok(_) => to_c(arg0),
+            Err(_) => Err((
+                EXIT_NOT_FOUND,
+                format!("exec: \"{arg0}\": stat {arg0}: no such file or directory"),
+            )),
+        };
+    }
+    let mut denied = None;
+    for dir in path_env.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = format!("{dir}/{arg0}");
+        match std::fs::metadata(&cand) {
+            Ok(m) if m.is_file() => {
+                if rustix::fs::access(cand.as_str(), rustix::fs::Access::EXEC_OK).is_ok() {
+                    return to_c(&cand);
+                }
+                denied.get_or_insert(cand);
+            }
+            _ => {}
+        }
+    }
+    match denied {
+        Some(_) => Err((
+            EXIT_CANNOT_EXECUTE,
+            format!("exec: \"{arg0}\": permission denied"),
+        )),
+        None => Err((
+            EXIT_NOT_FOUND,
+            format!("exec: \"{arg0}\": executable file not found in $PATH"),
+        )),
+    }
+}
+
+/// What `berth exec` runs inside a running container.
+#[derive(Clone, Debug, Default)]
+pub struct ExecSpec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: String,
+    pub privileged: bool,
+    /// Start a new session (detached exec) instead of staying in the caller's.
+    pub new_session: bool,
+}
+
+/// Runs `spec` inside the namespaces of the running container whose init is
+/// `pid`, with the caller's stdio. `place` runs in a child before it enters
+/// the namespaces (put it into the container's cgroup there). Returns the
+/// PID of a host-side process whose exit status is the command's.
+pub fn exec_in(
+    pid: i32,
+    spec: &ExecSpec,
+    seccomp: Option<&CompiledFilters>,
+    place: impl FnOnce() -> Result<(), String>,
+) -> Result<i32, ProcessError> {
+    let mut nsfds = Vec::new();
+    for (ns, flag) in [
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("net", libc::CLONE_NEWNET),
+        ("pid", libc::CLONE_NEWPID),
+        ("cgroup", libc::CLONE_NEWCGROUP),
+        ("mnt", libc::CLONE_NEWNS),
+    ] {
+        let f =
+            File::open(format!("/proc/{pid}/ns/{ns}")).map_err(|e| ProcessError::Container {
+                code: EXIT_ENGINE,
+                message: format!("container is not running: {e}"),
+            })?;
+        nsfds.push((f, flag));
+    }
+    let (rep_r, rep_w) = pipe()?;
+    match sys::fork().map_err(io_err("fork"))? {
+        Forked::Child => {
+            drop(rep_r);
+            let mut rep = rep_w;
+            if let Err(e) = place() {
+                sys::exit_now(fail(&mut rep, EXIT_ENGINE, &e));
+            }
+            for (f, flag) in &nsfds {
+                if let Err(e) = sys::setns(f, *flag) {
+                    sys::exit_now(fail(
+                        &mut rep,
+                        EXIT_ENGINE,
+                        &format!("entering the container: {e}"),
+                    ));
+                }
+            }
+            drop(nsfds);
+            // Entering a pid namespace applies to children: fork once more.
+            match sys::fork() {
+                Ok(Forked::Child) => {
+                    if spec.new_session {
+                        let _ = sys::setsid();
+                    }
+                    let code = exec_child(spec, seccomp, &mut rep);
+                    sys::exit_now(code)
+                }
+                Ok(Forked::Parent(inner)) => {
+                    drop(rep);
+                    sys::block_all_signals().ok();
+                    // Relay: forward nothing here; the caller signals the inner pid's parent group.
+                    let status = sys::waitpid_blocking(inner).unwrap_or(255 << 8);
+                    sys::exit_now(sys::exit_code_of(status))
+                }
+                Err(e) => sys::exit_now(fail(&mut rep, EXIT_ENGINE, &format!("fork: {e}"))),
+            }
+        }
+        Forked::Parent(child) => {
+            drop(rep_w);
+            let mut rep_r = rep_r;
+            let buf = read_report(&mut rep_r, "exec")?;
+            // "R" alone: ready and exec'd; anything after it is a failure.
+            let buf = buf.strip_prefix(b"R").unwrap_or(&buf);
+            if buf.is_empty() {
+                Ok(child)
+            } else {
+                let _ = sys::waitpid_blocking(child);
+                Err(parse_failure(buf))
+            }
+        }
+    }
+}
+
+fn exec_child(spec: &ExecSpec, seccomp: Option<&CompiledFilters>, rep: &mut File) -> i32 {
+    let prepared = (|| -> Result<Prepared, String> {
+        let user = resolve_user(&spec.user)?;
+        let mut env = spec.env.clone();
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={}", user.home));
+        }
+        let path_env = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH)
+            .to_string();
+        let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
+        std::env::set_current_dir(cwd).map_err(|e| format!("chdir to {cwd}: {e}"))?;
+        let arg0 = spec.args.first().cloned().ok_or("no command specified")?;
+        let argv = spec
+            .args
+            .iter()
+            .map(|a| CString::new(a.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| "NUL in argument".to_string())?;
+        let envp = env
+            .iter()
+            .map(|a| CString::new(a.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| "NUL in environment".to_string())?;
+        Ok(Prepared {
+            argv,
+            envp,
+            user,
+            arg0,
+            path_env,
+        })
+    })();
+    let p = match prepared {
+        Ok(p) => p,
+        Err(e) => return fail(rep, EXIT_ENGINE, &e),
+    };
+    // The exec path needs no "go": a pipe that is already written to stands in.
+    let (mut go_r, mut go_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return fail(rep, EXIT_ENGINE, &e.to_string()),
+    };
+    let _ = go_w.write_all(b"G");
+    finish_and_exec(false, p, seccomp, !spec.privileged, &mut go_r, rep)
+}
+
+/// Waits for `pid` (a child of the caller) and returns Docker's exit code.
+pub fn wait_exit_code(pid: i32) -> io::Result<i32> {
+    sys::waitpid_blocking(pid).map(sys::exit_code_of)
+}
+
+/// Reaps `pid` if it has exited; returns Docker's exit code then.
+pub fn try_wait_exit_code(pid: i32) -> Option<i32> {
+    sys::waitpid_nohang(pid).map(|(_, s)| sys::exit_code_of(s))
+}
+
+/// Sends `sig` to `pid`.
+pub fn send_signal(pid: i32, sig: i32) -> io::Result<()> {
+    sys::kill(pid, sig)
+}

@@ -1,0 +1,86 @@
+//! The runtime spec: everything the runtime needs to start one container.
+//!
+//! berth's own, smaller cousin of the OCI runtime spec's `config.json`: the
+//! engine writes it into the container's directory and the monitor reads it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetworkMode {
+    /// A new network namespace with only loopback, up.
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// Bind-mount `source` (a host path) at `destination`.
+    Bind,
+    /// A tmpfs at `destination`, `options` as for mount(8) (`size=64m`, `mode=1777`).
+    Tmpfs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub kind: MountKind,
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: PathBuf,
+    pub readonly: bool,
+    #[serde(default)]
+    pub options: String,
+}
+
+/// The overlay root filesystem: read-only image layers under one writable
+/// upper directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootFs {
+    /// Lower directories, topmost first (overlayfs `lowerdir` order).
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// Where the overlay is mounted (inside the container's mount namespace only).
+    pub merged: PathBuf,
+    pub readonly: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The process: argv[0] is resolved in the container against PATH from `env`.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// The user as given (`1000`, `nobody:nogroup`); resolved inside the container
+    /// against its /etc/passwd and /etc/group.
+    pub user: String,
+    pub hostname: String,
+    pub rootfs: RootFs,
+    pub mounts: Vec<Mount>,
+    pub network: NetworkMode,
+    pub tty: bool,
+    /// Run a tiny init as PID 1 that reaps zombies and forwards signals.
+    pub init: bool,
+    /// The cgroup of this container, relative to each hierarchy's root
+    /// (`berth/<id>`).
+    pub cgroup_path: String,
+    /// Files bind-mounted over /etc/hostname, /etc/hosts, /etc/resolv.conf.
+    pub etc_hostname: Option<PathBuf>,
+    pub etc_hosts: Option<PathBuf>,
+    pub etc_resolv_conf: Option<PathBuf>,
+    /// Load Docker's default seccomp profile (true unless explicitly unconfined).
+    pub seccomp: bool,
+    /// Keep every capability (`--privileged`): off by default.
+    pub privileged: bool,
+}

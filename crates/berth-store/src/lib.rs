@@ -1,0 +1,490 @@
+//! berth's state database.
+//!
+//! Owns: the SQLite database `berth.db` under the store root (WAL mode, a
+//! busy timeout so many `berth` processes can share it), its schema and
+//! migrations, and the rows for images, tags, layers, containers and volumes.
+//!
+//! Never: knows about processes, mounts or files other than the database.
+//! A container's runtime state (pid, exit code) is written by its monitor
+//! next to the container's files, not here (see ARCHITECTURE.md).
+//!
+//! Invariants: a row is written last, after the data it describes is safely
+//! on disk, so a row always points at complete data; names and tags are
+//! unique by constraint, not by check-then-insert.
+
+use std::path::Path;
+use std::time::Duration;
+
+use berth_types::{ContainerId, Digest};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("state database: corrupt row: {0}")]
+    Corrupt(String),
+    #[error("the container name \"/{0}\" is already in use")]
+    NameInUse(String),
+    #[error("volume {0} already exists")]
+    VolumeExists(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS images (
+    id        TEXT PRIMARY KEY,      -- sha256:… of the config bytes
+    config    BLOB NOT NULL,         -- the raw config, exactly as hashed
+    layers    TEXT NOT NULL,         -- JSON array of chain IDs, bottom first
+    size      INTEGER NOT NULL,      -- bytes of all its layers
+    parent    TEXT,                  -- the image this one was committed/built from
+    created   TEXT NOT NULL,         -- RFC 3339, from the config
+    added     INTEGER NOT NULL       -- unix ns, when this store got it
+);
+CREATE TABLE IF NOT EXISTS tags (
+    reference TEXT PRIMARY KEY,      -- docker.io/library/bb:latest
+    image_id  TEXT NOT NULL REFERENCES images(id)
+);
+CREATE INDEX IF NOT EXISTS tags_by_image ON tags(image_id);
+CREATE TABLE IF NOT EXISTS layers (
+    chain_id  TEXT PRIMARY KEY,
+    diff_id   TEXT NOT NULL,
+    parent    TEXT,                  -- chain ID below, NULL for a base layer
+    size      INTEGER NOT NULL,
+    blob      TEXT                   -- digest of the stored (possibly compressed) tar
+);
+CREATE TABLE IF NOT EXISTS containers (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    image_id    TEXT NOT NULL,
+    image       TEXT NOT NULL,       -- the image as the user named it
+    created     TEXT NOT NULL,
+    config      TEXT NOT NULL,       -- berth_types::ContainerConfig as JSON
+    host_config TEXT NOT NULL,       -- berth_types::HostConfig as JSON
+    removing    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS containers_by_image ON containers(image_id);
+CREATE TABLE IF NOT EXISTS volumes (
+    name      TEXT PRIMARY KEY,
+    created   TEXT NOT NULL,
+    labels    TEXT NOT NULL DEFAULT '{}'
+);
+";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageRow {
+    pub id: Digest,
+    pub config: Vec<u8>,
+    pub layers: Vec<Digest>,
+    pub size: u64,
+    pub parent: Option<Digest>,
+    pub created: String,
+    pub added: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerRow {
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    pub parent: Option<Digest>,
+    pub size: u64,
+    pub blob: Option<Digest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerRow {
+    pub id: ContainerId,
+    pub name: String,
+    pub image_id: Digest,
+    pub image: String,
+    pub created: String,
+    pub config: String,
+    pub host_config: String,
+    pub removing: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeRow {
+    pub name: String,
+    pub created: String,
+    pub labels: String,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+fn digest(s: String) -> Result<Digest> {
+    Digest::parse(&s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+impl Store {
+    /// Opens (creating if needed) `<root>/berth.db`.
+    pub fn open(root: &Path) -> Result<Store> {
+        let conn = Connection::open(root.join("berth.db"))?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < SCHEMA_VERSION {
+            let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+        }
+        Ok(Store { conn })
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction (the write lock is taken up
+    /// front, so two writers never deadlock on an upgrade).
+    pub fn transaction<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let out = f(&Tx { c: &tx })?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Read-only (or single-statement) access without an explicit transaction.
+    pub fn read(&self) -> Tx<'_> {
+        Tx { c: &self.conn }
+    }
+}
+
+/// Queries, usable inside or outside a transaction.
+pub struct Tx<'a> {
+    c: &'a Connection,
+}
+
+impl Tx<'_> {
+    // ---- images ----
+    pub fn insert_image(&self, r: &ImageRow) -> Result<()> {
+        let layers = serde_json::to_string(&r.layers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.c.execute(
+            "INSERT OR IGNORE INTO images (id, config, layers, size, parent, created, added) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            params![r.id.as_str(), r.config, layers, r.size as i64, r.parent.as_ref().map(|p| p.as_str()), r.created, r.added],
+        )?;
+        Ok(())
+    }
+
+    fn image_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Vec<u8>, String, i64, Option<String>, String, i64)> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
+    }
+
+    fn make_image(t: (String, Vec<u8>, String, i64, Option<String>, String, i64)) -> Result<ImageRow> {
+        let layers: Vec<Digest> = serde_json::from_str(&t.2).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(ImageRow {
+            id: digest(t.0)?,
+            config: t.1,
+            layers,
+            size: u64::try_from(t.3).unwrap_or(0),
+            parent: t.4.map(digest).transpose()?,
+            created: t.5,
+            added: t.6,
+        })
+    }
+
+    pub fn image(&self, id: &Digest) -> Result<Option<ImageRow>> {
+        let t = self
+            .c
+            .query_row(
+                "SELECT id, config, layers, size, parent, created, added FROM images WHERE id = ?1",
+                [id.as_str()],
+                Self::image_from_row,
+            )
+            .optional()?;
+        t.map(Self::make_image).transpose()
+    }
+
+    pub fn images(&self) -> Result<Vec<ImageRow>> {
+        let mut st = self.c.prepare(
+            "SELECT id, config, layers, size, parent, created, added FROM images ORDER BY added DESC",
+        )?;
+        let rows = st.query_map([], Self::image_from_row)?;
+        rows.map(|r| Self::make_image(r?)).collect()
+    }
+
+    /// Image IDs whose hex starts with `prefix` (at most 2, enough to tell unique from ambiguous).
+    pub fn image_ids_with_prefix(&self, prefix: &str) -> Result<Vec<Digest>> {
+        let mut st = self.c.prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1 LIMIT 2")?;
+        let rows = st.query_map(params![prefix, prefix.len() as i64], |r| r.get::<_, String>(0))?;
+        rows.map(|r| digest(r?)).collect()
+    }
+
+    pub fn delete_image(&self, id: &Digest) -> Result<()> {
+        self.c.execute("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
+        self.c.execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
+        Ok(())
+    }
+
+    /// Images whose parent is `id`.
+    pub fn children(&self, id: &Digest) -> Result<Vec<Digest>> {
+        let mut st = self.c.prepare("SELECT id FROM images WHERE parent = ?1")?;
+        let rows = st.query_map([id.as_str()], |r| r.get::<_, String>(0))?;
+        rows.map(|r| digest(r?)).collect()
+    }
+
+    // ---- tags ----
+    /// Points `reference` (fully qualified) at `image`, returning the image it pointed at before.
+    pub fn set_tag(&self, reference: &str, image: &Digest) -> Result<Option<Digest>> {
+        let old = self.tag(reference)?;
+        self.c.execute(
+            "INSERT INTO tags (reference, image_id) VALUES (?1, ?2) ON CONFLICT(reference) DO UPDATE SET image_id = excluded.image_id",
+            params![reference, image.as_str()],
+        )?;
+        Ok(old.filter(|o| o != image))
+    }
+    pub fn tag(&self, reference: &str) -> Result<Option<Digest>> {
+        let s: Option<String> = self
+            .c
+            .query_row("SELECT image_id FROM tags WHERE reference = ?1", [reference], |r| r.get(0))
+            .optional()?;
+        s.map(digest).transpose()
+    }
+    pub fn remove_tag(&self, reference: &str) -> Result<bool> {
+        Ok(self.c.execute("DELETE FROM tags WHERE reference = ?1", [reference])? > 0)
+    }
+    pub fn tags_of(&self, image: &Digest) -> Result<Vec<String>> {
+        let mut st = self.c.prepare("SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference")?;
+        let rows = st.query_map([image.as_str()], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+    pub fn all_tags(&self) -> Result<Vec<(String, Digest)>> {
+        let mut st = self.c.prepare("SELECT reference, image_id FROM tags ORDER BY reference")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|r| {
+            let (a, b) = r?;
+            Ok((a, digest(b)?))
+        })
+        .collect()
+    }
+
+    // ---- layers ----
+    pub fn insert_layer(&self, l: &LayerRow) -> Result<()> {
+        self.c.execute(
+            "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, size, blob) VALUES (?1,?2,?3,?4,?5)",
+            params![l.chain_id.as_str(), l.diff_id.as_str(), l.parent.as_ref().map(|p| p.as_str()), l.size as i64, l.blob.as_ref().map(|b| b.as_str())],
+        )?;
+        Ok(())
+    }
+    pub fn layer(&self, chain_id: &Digest) -> Result<Option<LayerRow>> {
+        let t = self
+            .c
+            .query_row(
+                "SELECT chain_id, diff_id, parent, size, blob FROM layers WHERE chain_id = ?1",
+                [chain_id.as_str()],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, i64>(3)?, r.get::<_, Option<String>>(4)?)),
+            )
+            .optional()?;
+        t.map(|t| {
+            Ok(LayerRow {
+                chain_id: digest(t.0)?,
+                diff_id: digest(t.1)?,
+                parent: t.2.map(digest).transpose()?,
+                size: u64::try_from(t.3).unwrap_or(0),
+                blob: t.4.map(digest).transpose()?,
+            })
+        })
+        .transpose()
+    }
+    /// Whether any image still uses the layer `chain_id`.
+    pub fn layer_in_use(&self, chain_id: &Digest) -> Result<bool> {
+        let pattern = format!("%\"{}\"%", chain_id.as_str());
+        let n: i64 = self.c.query_row("SELECT count(*) FROM images WHERE layers LIKE ?1", [pattern], |r| r.get(0))?;
+        Ok(n > 0)
+    }
+    pub fn delete_layer(&self, chain_id: &Digest) -> Result<()> {
+        self.c.execute("DELETE FROM layers WHERE chain_id = ?1", [chain_id.as_str()])?;
+        Ok(())
+    }
+    pub fn layers(&self) -> Result<Vec<Digest>> {
+        let mut st = self.c.prepare("SELECT chain_id FROM layers")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|r| digest(r?)).collect()
+    }
+
+    // ---- containers ----
+    pub fn insert_container(&self, r: &ContainerRow) -> Result<()> {
+        let res = self.c.execute(
+            "INSERT INTO containers (id, name, image_id, image, created, config, host_config, removing) VALUES (?1,?2,?3,?4,?5,?6,?7,0)",
+            params![r.id.as_str(), r.name, r.image_id.as_str(), r.image, r.created, r.config, r.host_config],
+        );
+        match res {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::NameInUse(r.name.clone())),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, String, String, String, bool)> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    }
+    fn make_container(t: (String, String, String, String, String, String, String, bool)) -> Result<ContainerRow> {
+        Ok(ContainerRow {
+            id: ContainerId::parse(&t.0).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            name: t.1,
+            image_id: digest(t.2)?,
+            image: t.3,
+            created: t.4,
+            config: t.5,
+            host_config: t.6,
+            removing: t.7,
+        })
+    }
+    const CONTAINER_COLS: &'static str = "id, name, image_id, image, created, config, host_config, removing";
+
+    pub fn container(&self, id: &ContainerId) -> Result<Option<ContainerRow>> {
+        let q = format!("SELECT {} FROM containers WHERE id = ?1", Self::CONTAINER_COLS);
+        let t = self.c.query_row(&q, [id.as_str()], Self::container_from_row).optional()?;
+        t.map(Self::make_container).transpose()
+    }
+    pub fn container_by_name(&self, name: &str) -> Result<Option<ContainerRow>> {
+        let q = format!("SELECT {} FROM containers WHERE name = ?1", Self::CONTAINER_COLS);
+        let t = self.c.query_row(&q, [name], Self::container_from_row).optional()?;
+        t.map(Self::make_container).transpose()
+    }
+    /// Containers whose ID starts with `prefix` (at most 2).
+    pub fn containers_with_prefix(&self, prefix: &str) -> Result<Vec<ContainerRow>> {
+        let q = format!("SELECT {} FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2", Self::CONTAINER_COLS);
+        let mut st = self.c.prepare(&q)?;
+        let rows = st.query_map(params![prefix, prefix.len() as i64], Self::container_from_row)?;
+        rows.map(|r| Self::make_container(r?)).collect()
+    }
+    /// Every container, newest first.
+    pub fn containers(&self) -> Result<Vec<ContainerRow>> {
+        let q = format!("SELECT {} FROM containers ORDER BY created DESC, rowid DESC", Self::CONTAINER_COLS);
+        let mut st = self.c.prepare(&q)?;
+        let rows = st.query_map([], Self::container_from_row)?;
+        rows.map(|r| Self::make_container(r?)).collect()
+    }
+    pub fn containers_using_image(&self, image: &Digest) -> Result<Vec<ContainerId>> {
+        let mut st = self.c.prepare("SELECT id FROM containers WHERE image_id = ?1")?;
+        let rows = st.query_map([image.as_str()], |r| r.get::<_, String>(0))?;
+        rows.map(|r| ContainerId::parse(&r?).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+    pub fn rename_container(&self, id: &ContainerId, name: &str) -> Result<()> {
+        let res = self.c.execute("UPDATE containers SET name = ?2 WHERE id = ?1", params![id.as_str(), name]);
+        match res {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::NameInUse(name.to_string())),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+    pub fn update_container_host_config(&self, id: &ContainerId, host_config: &str) -> Result<()> {
+        self.c.execute("UPDATE containers SET host_config = ?2 WHERE id = ?1", params![id.as_str(), host_config])?;
+        Ok(())
+    }
+    pub fn set_removing(&self, id: &ContainerId) -> Result<()> {
+        self.c.execute("UPDATE containers SET removing = 1 WHERE id = ?1", [id.as_str()])?;
+        Ok(())
+    }
+    pub fn delete_container(&self, id: &ContainerId) -> Result<()> {
+        self.c.execute("DELETE FROM containers WHERE id = ?1", [id.as_str()])?;
+        Ok(())
+    }
+
+    // ---- volumes ----
+    pub fn insert_volume(&self, v: &VolumeRow) -> Result<()> {
+        let res = self.c.execute(
+            "INSERT INTO volumes (name, created, labels) VALUES (?1, ?2, ?3)",
+            params![v.name, v.created, v.labels],
+        );
+        match res {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::VolumeExists(v.name.clone())),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+    pub fn volume(&self, name: &str) -> Result<Option<VolumeRow>> {
+        Ok(self
+            .c
+            .query_row("SELECT name, created, labels FROM volumes WHERE name = ?1", [name], |r| {
+                Ok(VolumeRow { name: r.get(0)?, created: r.get(1)?, labels: r.get(2)? })
+            })
+            .optional()?)
+    }
+    pub fn volumes(&self) -> Result<Vec<VolumeRow>> {
+        let mut st = self.c.prepare("SELECT name, created, labels FROM volumes ORDER BY name")?;
+        let rows = st.query_map([], |r| Ok(VolumeRow { name: r.get(0)?, created: r.get(1)?, labels: r.get(2)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+    pub fn delete_volume(&self, name: &str) -> Result<bool> {
+        Ok(self.c.execute("DELETE FROM volumes WHERE name = ?1", [name])? > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cid(b: u8) -> ContainerId {
+        ContainerId::from_random([b; 32])
+    }
+
+    fn row(b: u8, name: &str, image: &Digest) -> ContainerRow {
+        ContainerRow {
+            id: cid(b),
+            name: name.into(),
+            image_id: image.clone(),
+            image: "bb".into(),
+            created: format!("2026-01-01T00:00:0{b}Z"),
+            config: "{}".into(),
+            host_config: "{}".into(),
+            removing: false,
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_prefixes_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let img = Digest::of_bytes(b"cfg");
+        s.transaction(|t| t.insert_container(&row(1, "a", &img))).unwrap();
+        let err = s.transaction(|t| t.insert_container(&row(2, "a", &img))).unwrap_err();
+        assert!(matches!(err, StoreError::NameInUse(n) if n == "a"));
+        s.transaction(|t| t.insert_container(&row(2, "b", &img))).unwrap();
+        let t = s.read();
+        assert_eq!(t.containers_with_prefix("0101").unwrap().len(), 1);
+        assert_eq!(t.containers().unwrap()[0].name, "b");
+        assert_eq!(t.containers_using_image(&img).unwrap().len(), 2);
+        t.rename_container(&cid(2), "c").unwrap();
+        assert!(t.rename_container(&cid(1), "c").is_err());
+    }
+
+    #[test]
+    fn images_tags_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let l = Digest::of_bytes(b"layer");
+        let id = Digest::of_bytes(b"cfg");
+        s.transaction(|t| {
+            t.insert_layer(&LayerRow { chain_id: l.clone(), diff_id: l.clone(), parent: None, size: 5, blob: None })?;
+            t.insert_image(&ImageRow { id: id.clone(), config: b"cfg".to_vec(), layers: vec![l.clone()], size: 5, parent: None, created: "x".into(), added: 1 })?;
+            t.set_tag("docker.io/library/bb:latest", &id)
+        })
+        .unwrap();
+        let t = s.read();
+        assert_eq!(t.tag("docker.io/library/bb:latest").unwrap(), Some(id.clone()));
+        assert!(t.layer_in_use(&l).unwrap());
+        assert_eq!(t.image_ids_with_prefix(&id.hex()[..6]).unwrap(), vec![id.clone()]);
+        t.delete_image(&id).unwrap();
+        assert!(!t.layer_in_use(&l).unwrap());
+        assert_eq!(t.tag("docker.io/library/bb:latest").unwrap(), None);
+    }
+}

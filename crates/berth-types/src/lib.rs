@@ -1,0 +1,19 @@
+//! berth's vocabulary, shared by every other crate.
+//!
+//! Owns: content digests, image and container IDs, image references with
+//! Docker's normalisation (`busybox` = `docker.io/library/busybox:latest`),
+//! the image configuration (Docker's superset of the OCI one) and the
+//! container configuration a `create` records.
+//!
+//! Never: does I/O. Every type here is plain data that validates itself on
+//! construction, so a `Digest` or a `Reference` in hand is known good.
+
+mod digest;
+mod image;
+mod reference;
+mod container;
+
+pub use container::*;
+pub use digest::{ContainerId, Digest, DigestError};
+pub use image::*;
+pub use reference::{Reference, ReferenceError};

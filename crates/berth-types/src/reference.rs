@@ -1,0 +1,239 @@
+//! Image references, normalised the way Docker does.
+
+use std::fmt;
+
+use crate::Digest;
+
+pub const DEFAULT_DOMAIN: &str = "docker.io";
+pub const DEFAULT_TAG: &str = "latest";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReferenceError {
+    #[error("invalid reference format: {0:?}")]
+    Invalid(String),
+    #[error("invalid reference format: repository name must be lowercase: {0:?}")]
+    Uppercase(String),
+}
+
+/// A validated, fully qualified image reference:
+/// `domain/path[:tag][@digest]`. When neither tag nor digest was given the
+/// tag is `latest`.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Reference {
+    domain: String,
+    path: String,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+fn valid_component(c: &str) -> bool {
+    // [a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*
+    let b = c.as_bytes();
+    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if is_alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // a separator run
+        let start = i;
+        while i < b.len() && !is_alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+fn valid_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
+}
+
+fn valid_domain(d: &str) -> bool {
+    let host = match d.rsplit_once(':') {
+        Some((h, port)) => {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
+            h
+        }
+        None => d,
+    };
+    !host.is_empty()
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+impl Reference {
+    /// Parses a reference as a user types it (`busybox`, `bb:1`,
+    /// `localhost:5000/a/b@sha256:…`).
+    pub fn parse(s: &str) -> Result<Self, ReferenceError> {
+        let invalid = || ReferenceError::Invalid(s.to_string());
+        if s.is_empty() || s.len() > 512 {
+            return Err(invalid());
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => (r, Some(Digest::parse(d).map_err(|_| invalid())?)),
+            None => (s, None),
+        };
+        // A tag is after the last ':' that follows the last '/'.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => {
+                let t = &rest[last_slash + i + 1..];
+                if !valid_tag(t) {
+                    return Err(invalid());
+                }
+                (&rest[..last_slash + i], Some(t.to_string()))
+            }
+            None => (rest, None),
+        };
+        if name.is_empty() {
+            return Err(invalid());
+        }
+        let (domain, path) = match name.split_once('/') {
+            Some((first, remainder))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_string(), remainder.to_string())
+            }
+            _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
+        };
+        if !valid_domain(&domain) {
+            return Err(invalid());
+        }
+        if path.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(ReferenceError::Uppercase(s.to_string()));
+        }
+        if !path.split('/').all(valid_component) {
+            return Err(invalid());
+        }
+        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
+        let tag = if tag.is_none() && digest.is_none() {
+            Some(DEFAULT_TAG.to_string())
+        } else {
+            tag
+        };
+        Ok(Reference {
+            domain,
+            path,
+            tag,
+            digest,
+        })
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+    /// `docker.io/library/busybox`
+    pub fn repository(&self) -> String {
+        format!("{}/{}", self.domain, self.path)
+    }
+    /// The short form Docker prints: `busybox`, `me/app`, `localhost:5000/app`.
+    pub fn familiar_repository(&self) -> String {
+        if self.domain == DEFAULT_DOMAIN {
+            self.path
+                .strip_prefix("library/")
+                .filter(|p| !p.contains('/'))
+                .unwrap_or(&self.path)
+                .to_string()
+        } else {
+            self.repository()
+        }
+    }
+    /// The familiar form with its tag or digest: `busybox:latest`.
+    pub fn familiar(&self) -> String {
+        let mut s = self.familiar_repository();
+        if let Some(t) = &self.tag {
+            s.push(':');
+            s.push_str(t);
+        }
+        if let Some(d) = &self.digest {
+            s.push('@');
+            s.push_str(d.as_str());
+        }
+        s
+    }
+}
+
+impl fmt::Display for Reference {
+    /// The fully qualified form: `docker.io/library/busybox:latest`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.domain, self.path)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_like_docker() {
+        let r = Reference::parse("busybox").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
+        assert_eq!(r.familiar(), "busybox:latest");
+        let r = Reference::parse("me/app:1.0").unwrap();
+        assert_eq!(r.to_string(), "docker.io/me/app:1.0");
+        assert_eq!(r.familiar_repository(), "me/app");
+        let r = Reference::parse("localhost:5000/a/b").unwrap();
+        assert_eq!(r.domain(), "localhost:5000");
+        assert_eq!(r.path(), "a/b");
+        assert_eq!(r.familiar(), "localhost:5000/a/b:latest");
+        let r = Reference::parse("docker.io/library/bb:x").unwrap();
+        assert_eq!(r.familiar(), "bb:x");
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let r = Reference::parse(&format!("bb@{d}")).unwrap();
+        assert_eq!(r.tag(), None);
+        assert_eq!(r.digest().unwrap().as_str(), d);
+    }
+
+    #[test]
+    fn rejects_bad_references() {
+        for bad in ["", "Busybox", "a//b", "a:", ":x", "a:b:c/d", "-a", "a@sha256:12", "a:-x"] {
+            assert!(Reference::parse(bad).is_err(), "{bad} should be refused");
+        }
+        assert!(matches!(
+            Reference::parse("Busybox"),
+            Err(ReferenceError::Uppercase(_))
+        ));
+    }
+}
