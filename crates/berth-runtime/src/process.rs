@@ -453,15 +453,18 @@ fn run_init(exe: &CString, p: &Prepared, rep: &mut File) -> i32 {
     }
 }
 
+/// A detached copy of the mount tree at `p` (open_tree(OPEN_TREE_CLONE)):
+/// it can be attached anywhere later, even after the host root is gone.
 fn open_path(p: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(p)
-}
-
-fn fd_path(f: &File) -> String {
-    format!("/proc/self/fd/{}", f.as_raw_fd())
+    use rustix::mount::{open_tree, OpenTreeFlags};
+    let fd = open_tree(
+        rustix::fs::CWD,
+        p,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
+    )?;
+    Ok(File::from(fd))
 }
 
 fn mount_rootfs(spec: &ContainerSpec) -> Result<(), String> {
@@ -564,13 +567,20 @@ fn mount_special(console: Option<&File>) -> Result<(), String> {
     Ok(())
 }
 
-/// Bind-mounts what `src` (an O_PATH descriptor) refers to onto `dst` inside
+/// Attaches the detached mount `src` (from [`open_path`]) at `dst` inside
 /// the container, creating the mount point like its source (file or dir).
 fn bind_fd(src: &File, dst: &Path, readonly: bool, is_dir_hint: bool) -> Result<(), String> {
+    use rustix::mount::{move_mount, MoveMountFlags};
     let is_dir = src.metadata().map(|m| m.is_dir()).unwrap_or(is_dir_hint);
     ensure_mountpoint(dst, is_dir)?;
-    sys::mount(&fd_path(src), dst, "", libc::MS_BIND | libc::MS_REC, "")
-        .map_err(|e| format!("bind-mounting {}: {e}", dst.display()))?;
+    move_mount(
+        src,
+        "",
+        rustix::fs::CWD,
+        dst,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| format!("bind-mounting {}: {e}", dst.display()))?;
     if readonly {
         sys::mount(
             "",

@@ -174,7 +174,8 @@ pub struct Tx<'a> {
 impl Tx<'_> {
     // ---- images ----
     pub fn insert_image(&self, r: &ImageRow) -> Result<()> {
-        let layers = serde_json::to_string(&r.layers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let layers =
+            serde_json::to_string(&r.layers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.c.execute(
             "INSERT OR IGNORE INTO images (id, config, layers, size, parent, created, added) VALUES (?1,?2,?3,?4,?5,?6,?7)",
             params![r.id.as_str(), r.config, layers, r.size as i64, r.parent.as_ref().map(|p| p.as_str()), r.created, r.added],
@@ -182,12 +183,25 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn image_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Vec<u8>, String, i64, Option<String>, String, i64)> {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
+    fn image_from_row(
+        row: &rusqlite::Row<'_>,
+    ) -> rusqlite::Result<(String, Vec<u8>, String, i64, Option<String>, String, i64)> {
+        Ok((
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+        ))
     }
 
-    fn make_image(t: (String, Vec<u8>, String, i64, Option<String>, String, i64)) -> Result<ImageRow> {
-        let layers: Vec<Digest> = serde_json::from_str(&t.2).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    fn make_image(
+        t: (String, Vec<u8>, String, i64, Option<String>, String, i64),
+    ) -> Result<ImageRow> {
+        let layers: Vec<Digest> =
+            serde_json::from_str(&t.2).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(ImageRow {
             id: digest(t.0)?,
             config: t.1,
@@ -221,14 +235,20 @@ impl Tx<'_> {
 
     /// Image IDs whose hex starts with `prefix` (at most 2, enough to tell unique from ambiguous).
     pub fn image_ids_with_prefix(&self, prefix: &str) -> Result<Vec<Digest>> {
-        let mut st = self.c.prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1 LIMIT 2")?;
-        let rows = st.query_map(params![prefix, prefix.len() as i64], |r| r.get::<_, String>(0))?;
+        let mut st = self
+            .c
+            .prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1 LIMIT 2")?;
+        let rows = st.query_map(params![prefix, prefix.len() as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
         rows.map(|r| digest(r?)).collect()
     }
 
     pub fn delete_image(&self, id: &Digest) -> Result<()> {
-        self.c.execute("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
-        self.c.execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
+        self.c
+            .execute("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
+        self.c
+            .execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
         Ok(())
     }
 
@@ -252,20 +272,31 @@ impl Tx<'_> {
     pub fn tag(&self, reference: &str) -> Result<Option<Digest>> {
         let s: Option<String> = self
             .c
-            .query_row("SELECT image_id FROM tags WHERE reference = ?1", [reference], |r| r.get(0))
+            .query_row(
+                "SELECT image_id FROM tags WHERE reference = ?1",
+                [reference],
+                |r| r.get(0),
+            )
             .optional()?;
         s.map(digest).transpose()
     }
     pub fn remove_tag(&self, reference: &str) -> Result<bool> {
-        Ok(self.c.execute("DELETE FROM tags WHERE reference = ?1", [reference])? > 0)
+        Ok(self
+            .c
+            .execute("DELETE FROM tags WHERE reference = ?1", [reference])?
+            > 0)
     }
     pub fn tags_of(&self, image: &Digest) -> Result<Vec<String>> {
-        let mut st = self.c.prepare("SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference")?;
+        let mut st = self
+            .c
+            .prepare("SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference")?;
         let rows = st.query_map([image.as_str()], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
     pub fn all_tags(&self) -> Result<Vec<(String, Digest)>> {
-        let mut st = self.c.prepare("SELECT reference, image_id FROM tags ORDER BY reference")?;
+        let mut st = self
+            .c
+            .prepare("SELECT reference, image_id FROM tags ORDER BY reference")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         rows.map(|r| {
             let (a, b) = r?;
@@ -288,7 +319,15 @@ impl Tx<'_> {
             .query_row(
                 "SELECT chain_id, diff_id, parent, size, blob FROM layers WHERE chain_id = ?1",
                 [chain_id.as_str()],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, i64>(3)?, r.get::<_, Option<String>>(4)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                },
             )
             .optional()?;
         t.map(|t| {
@@ -305,11 +344,18 @@ impl Tx<'_> {
     /// Whether any image still uses the layer `chain_id`.
     pub fn layer_in_use(&self, chain_id: &Digest) -> Result<bool> {
         let pattern = format!("%\"{}\"%", chain_id.as_str());
-        let n: i64 = self.c.query_row("SELECT count(*) FROM images WHERE layers LIKE ?1", [pattern], |r| r.get(0))?;
+        let n: i64 = self.c.query_row(
+            "SELECT count(*) FROM images WHERE layers LIKE ?1",
+            [pattern],
+            |r| r.get(0),
+        )?;
         Ok(n > 0)
     }
     pub fn delete_layer(&self, chain_id: &Digest) -> Result<()> {
-        self.c.execute("DELETE FROM layers WHERE chain_id = ?1", [chain_id.as_str()])?;
+        self.c.execute(
+            "DELETE FROM layers WHERE chain_id = ?1",
+            [chain_id.as_str()],
+        )?;
         Ok(())
     }
     pub fn layers(&self) -> Result<Vec<Digest>> {
@@ -331,10 +377,23 @@ impl Tx<'_> {
         }
     }
 
-    fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, String, String, String, bool)> {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    fn container_from_row(
+        r: &rusqlite::Row<'_>,
+    ) -> rusqlite::Result<(String, String, String, String, String, String, String, bool)> {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+        ))
     }
-    fn make_container(t: (String, String, String, String, String, String, String, bool)) -> Result<ContainerRow> {
+    fn make_container(
+        t: (String, String, String, String, String, String, String, bool),
+    ) -> Result<ContainerRow> {
         Ok(ContainerRow {
             id: ContainerId::parse(&t.0).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             name: t.1,
@@ -346,40 +405,67 @@ impl Tx<'_> {
             removing: t.7,
         })
     }
-    const CONTAINER_COLS: &'static str = "id, name, image_id, image, created, config, host_config, removing";
+    const CONTAINER_COLS: &'static str =
+        "id, name, image_id, image, created, config, host_config, removing";
 
     pub fn container(&self, id: &ContainerId) -> Result<Option<ContainerRow>> {
-        let q = format!("SELECT {} FROM containers WHERE id = ?1", Self::CONTAINER_COLS);
-        let t = self.c.query_row(&q, [id.as_str()], Self::container_from_row).optional()?;
+        let q = format!(
+            "SELECT {} FROM containers WHERE id = ?1",
+            Self::CONTAINER_COLS
+        );
+        let t = self
+            .c
+            .query_row(&q, [id.as_str()], Self::container_from_row)
+            .optional()?;
         t.map(Self::make_container).transpose()
     }
     pub fn container_by_name(&self, name: &str) -> Result<Option<ContainerRow>> {
-        let q = format!("SELECT {} FROM containers WHERE name = ?1", Self::CONTAINER_COLS);
-        let t = self.c.query_row(&q, [name], Self::container_from_row).optional()?;
+        let q = format!(
+            "SELECT {} FROM containers WHERE name = ?1",
+            Self::CONTAINER_COLS
+        );
+        let t = self
+            .c
+            .query_row(&q, [name], Self::container_from_row)
+            .optional()?;
         t.map(Self::make_container).transpose()
     }
     /// Containers whose ID starts with `prefix` (at most 2).
     pub fn containers_with_prefix(&self, prefix: &str) -> Result<Vec<ContainerRow>> {
-        let q = format!("SELECT {} FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2", Self::CONTAINER_COLS);
+        let q = format!(
+            "SELECT {} FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2",
+            Self::CONTAINER_COLS
+        );
         let mut st = self.c.prepare(&q)?;
-        let rows = st.query_map(params![prefix, prefix.len() as i64], Self::container_from_row)?;
+        let rows = st.query_map(
+            params![prefix, prefix.len() as i64],
+            Self::container_from_row,
+        )?;
         rows.map(|r| Self::make_container(r?)).collect()
     }
     /// Every container, newest first.
     pub fn containers(&self) -> Result<Vec<ContainerRow>> {
-        let q = format!("SELECT {} FROM containers ORDER BY created DESC, rowid DESC", Self::CONTAINER_COLS);
+        let q = format!(
+            "SELECT {} FROM containers ORDER BY created DESC, rowid DESC",
+            Self::CONTAINER_COLS
+        );
         let mut st = self.c.prepare(&q)?;
         let rows = st.query_map([], Self::container_from_row)?;
         rows.map(|r| Self::make_container(r?)).collect()
     }
     pub fn containers_using_image(&self, image: &Digest) -> Result<Vec<ContainerId>> {
-        let mut st = self.c.prepare("SELECT id FROM containers WHERE image_id = ?1")?;
+        let mut st = self
+            .c
+            .prepare("SELECT id FROM containers WHERE image_id = ?1")?;
         let rows = st.query_map([image.as_str()], |r| r.get::<_, String>(0))?;
         rows.map(|r| ContainerId::parse(&r?).map_err(|e| StoreError::Corrupt(e.to_string())))
             .collect()
     }
     pub fn rename_container(&self, id: &ContainerId, name: &str) -> Result<()> {
-        let res = self.c.execute("UPDATE containers SET name = ?2 WHERE id = ?1", params![id.as_str(), name]);
+        let res = self.c.execute(
+            "UPDATE containers SET name = ?2 WHERE id = ?1",
+            params![id.as_str(), name],
+        );
         match res {
             Err(e) if is_unique_violation(&e) => Err(StoreError::NameInUse(name.to_string())),
             Err(e) => Err(e.into()),
@@ -387,15 +473,22 @@ impl Tx<'_> {
         }
     }
     pub fn update_container_host_config(&self, id: &ContainerId, host_config: &str) -> Result<()> {
-        self.c.execute("UPDATE containers SET host_config = ?2 WHERE id = ?1", params![id.as_str(), host_config])?;
+        self.c.execute(
+            "UPDATE containers SET host_config = ?2 WHERE id = ?1",
+            params![id.as_str(), host_config],
+        )?;
         Ok(())
     }
     pub fn set_removing(&self, id: &ContainerId) -> Result<()> {
-        self.c.execute("UPDATE containers SET removing = 1 WHERE id = ?1", [id.as_str()])?;
+        self.c.execute(
+            "UPDATE containers SET removing = 1 WHERE id = ?1",
+            [id.as_str()],
+        )?;
         Ok(())
     }
     pub fn delete_container(&self, id: &ContainerId) -> Result<()> {
-        self.c.execute("DELETE FROM containers WHERE id = ?1", [id.as_str()])?;
+        self.c
+            .execute("DELETE FROM containers WHERE id = ?1", [id.as_str()])?;
         Ok(())
     }
 
@@ -414,18 +507,37 @@ impl Tx<'_> {
     pub fn volume(&self, name: &str) -> Result<Option<VolumeRow>> {
         Ok(self
             .c
-            .query_row("SELECT name, created, labels FROM volumes WHERE name = ?1", [name], |r| {
-                Ok(VolumeRow { name: r.get(0)?, created: r.get(1)?, labels: r.get(2)? })
-            })
+            .query_row(
+                "SELECT name, created, labels FROM volumes WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(VolumeRow {
+                        name: r.get(0)?,
+                        created: r.get(1)?,
+                        labels: r.get(2)?,
+                    })
+                },
+            )
             .optional()?)
     }
     pub fn volumes(&self) -> Result<Vec<VolumeRow>> {
-        let mut st = self.c.prepare("SELECT name, created, labels FROM volumes ORDER BY name")?;
-        let rows = st.query_map([], |r| Ok(VolumeRow { name: r.get(0)?, created: r.get(1)?, labels: r.get(2)? }))?;
+        let mut st = self
+            .c
+            .prepare("SELECT name, created, labels FROM volumes ORDER BY name")?;
+        let rows = st.query_map([], |r| {
+            Ok(VolumeRow {
+                name: r.get(0)?,
+                created: r.get(1)?,
+                labels: r.get(2)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
     pub fn delete_volume(&self, name: &str) -> Result<bool> {
-        Ok(self.c.execute("DELETE FROM volumes WHERE name = ?1", [name])? > 0)
+        Ok(self
+            .c
+            .execute("DELETE FROM volumes WHERE name = ?1", [name])?
+            > 0)
     }
 }
 
@@ -455,10 +567,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         let img = Digest::of_bytes(b"cfg");
-        s.transaction(|t| t.insert_container(&row(1, "a", &img))).unwrap();
-        let err = s.transaction(|t| t.insert_container(&row(2, "a", &img))).unwrap_err();
+        s.transaction(|t| t.insert_container(&row(1, "a", &img)))
+            .unwrap();
+        let err = s
+            .transaction(|t| t.insert_container(&row(2, "a", &img)))
+            .unwrap_err();
         assert!(matches!(err, StoreError::NameInUse(n) if n == "a"));
-        s.transaction(|t| t.insert_container(&row(2, "b", &img))).unwrap();
+        s.transaction(|t| t.insert_container(&row(2, "b", &img)))
+            .unwrap();
         let t = s.read();
         assert_eq!(t.containers_with_prefix("0101").unwrap().len(), 1);
         assert_eq!(t.containers().unwrap()[0].name, "b");
@@ -474,15 +590,35 @@ mod tests {
         let l = Digest::of_bytes(b"layer");
         let id = Digest::of_bytes(b"cfg");
         s.transaction(|t| {
-            t.insert_layer(&LayerRow { chain_id: l.clone(), diff_id: l.clone(), parent: None, size: 5, blob: None })?;
-            t.insert_image(&ImageRow { id: id.clone(), config: b"cfg".to_vec(), layers: vec![l.clone()], size: 5, parent: None, created: "x".into(), added: 1 })?;
+            t.insert_layer(&LayerRow {
+                chain_id: l.clone(),
+                diff_id: l.clone(),
+                parent: None,
+                size: 5,
+                blob: None,
+            })?;
+            t.insert_image(&ImageRow {
+                id: id.clone(),
+                config: b"cfg".to_vec(),
+                layers: vec![l.clone()],
+                size: 5,
+                parent: None,
+                created: "x".into(),
+                added: 1,
+            })?;
             t.set_tag("docker.io/library/bb:latest", &id)
         })
         .unwrap();
         let t = s.read();
-        assert_eq!(t.tag("docker.io/library/bb:latest").unwrap(), Some(id.clone()));
+        assert_eq!(
+            t.tag("docker.io/library/bb:latest").unwrap(),
+            Some(id.clone())
+        );
         assert!(t.layer_in_use(&l).unwrap());
-        assert_eq!(t.image_ids_with_prefix(&id.hex()[..6]).unwrap(), vec![id.clone()]);
+        assert_eq!(
+            t.image_ids_with_prefix(&id.hex()[..6]).unwrap(),
+            vec![id.clone()]
+        );
         t.delete_image(&id).unwrap();
         assert!(!t.layer_in_use(&l).unwrap());
         assert_eq!(t.tag("docker.io/library/bb:latest").unwrap(), None);

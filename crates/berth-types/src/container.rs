@@ -50,11 +50,19 @@ impl RestartPolicy {
             Some(c) if name == "on-failure" => c
                 .parse::<u32>()
                 .map_err(|_| format!("invalid restart policy count {c:?}"))?,
-            Some(_) => return Err(format!("maximum retry count cannot be used with restart policy '{name}'")),
+            Some(_) => {
+                return Err(format!(
+                    "maximum retry count cannot be used with restart policy '{name}'"
+                ))
+            }
         };
         match name {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => Ok(RestartPolicy {
-                name: if name.is_empty() { "no".into() } else { name.into() },
+                name: if name.is_empty() {
+                    "no".into()
+                } else {
+                    name.into()
+                },
                 maximum_retry_count,
             }),
             _ => Err(format!("invalid restart policy '{name}'")),

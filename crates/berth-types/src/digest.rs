@@ -12,7 +12,9 @@ pub enum DigestError {
 }
 
 fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A sha256 content digest, always `sha256:` followed by 64 lower-case hex digits.
@@ -136,7 +138,10 @@ mod tests {
         assert_eq!(d.short(), "e3b0c44298fc");
         assert_eq!(Digest::parse(d.as_str()), Ok(d.clone()));
         assert!(Digest::parse("sha256:XYZ").is_err());
-        assert!(Digest::parse("md5:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").is_err());
+        assert!(Digest::parse(
+            "md5:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        )
+        .is_err());
         assert!(Digest::from_hex(&"A".repeat(64)).is_err());
     }
 

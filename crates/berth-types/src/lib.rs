@@ -8,10 +8,10 @@
 //! Never: does I/O. Every type here is plain data that validates itself on
 //! construction, so a `Digest` or a `Reference` in hand is known good.
 
+mod container;
 mod digest;
 mod image;
 mod reference;
-mod container;
 
 pub use container::*;
 pub use digest::{ContainerId, Digest, DigestError};

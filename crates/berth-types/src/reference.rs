@@ -61,7 +61,8 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
+        && b.iter()
+            .all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
 }
 
 fn valid_domain(d: &str) -> bool {
@@ -228,7 +229,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_references() {
-        for bad in ["", "Busybox", "a//b", "a:", ":x", "a:b:c/d", "-a", "a@sha256:12", "a:-x"] {
+        for bad in [
+            "",
+            "Busybox",
+            "a//b",
+            "a:",
+            ":x",
+            "a:b:c/d",
+            "-a",
+            "a@sha256:12",
+            "a:-x",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad} should be refused");
         }
         assert!(matches!(

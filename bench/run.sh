@@ -1,0 +1,655 @@
+#!/usr/bin/env bash
+# bench/run.sh — berth side by side with Docker, Podman, runc, crun and the kernel floor.
+#
+# One run measures, on this machine:
+#   a. `run --rm bb true` latency (hyperfine medians) for berth, docker, podman,
+#      runc, crun and `unshare -fpmiun true`;
+#   b. create / start / stop / rm, each timed on its own, for berth, docker, podman;
+#   c. idle memory: the PSS of the per-container monitor (berth-monitor,
+#      containerd-shim-runc-v2, conmon) with N containers running.
+# Results go to bench/results/<date>.md (gitignored) and to stdout. See bench/README.md.
+#
+# Every engine runs on private paths under one temp dir, with --network none; the host's
+# networking is never touched. Everything started here is stopped by PID on exit.
+# A peer that fails gets "failed" in its row and the run goes on.
+set -euo pipefail
+export LC_ALL=C
+
+# ---- knobs (environment) -------------------------------------------------------------
+RUNS=${RUNS:-50}               # hyperfine runs per command (section a)
+WARMUP=${WARMUP:-3}            # hyperfine warmup runs
+N_LIFE=${N_LIFE:-20}           # containers for create/start/stop/rm (section b)
+N_IDLE=${N_IDLE:-50}           # idle containers per engine (section c)
+SECTIONS=${SECTIONS:-"run lifecycle idle"}
+ENGINES=${ENGINES:-"berth docker podman runc crun floor"}
+BUILD=${BUILD:-1}              # 0: do not run `cargo build --release`
+INSTALL=${INSTALL:-1}          # 0: do not apt-get install missing tools
+# BERTH_BIN: a berth binary to use instead of <target>/release/berth
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+# Debian's own docker client matches Debian's dockerd (a newer one may be first on PATH).
+DOCKER_CLI=/usr/bin/docker
+
+log() { printf '%s\n' "$*" >&2; }
+section() { printf '\n===== %s =====\n' "$*" >&2; }
+want_section() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+want_engine() { case " $ENGINES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# Runs "$@" in a subshell with `set -e` in force (it is not in functions called from
+# `if`, `||` or `&&`), without stopping this script when it fails. Sets TRY_RC.
+try() {
+    set +e
+    (set -e; "$@")
+    TRY_RC=$?
+    set -e
+}
+
+[ "$(id -u)" -eq 0 ] || { log "bench: must run as root"; exit 1; }
+
+# ---- tools ---------------------------------------------------------------------------
+install_missing() {
+    local -A need=(
+        [hyperfine]=hyperfine [dockerd]=docker.io [containerd]=containerd [runc]=runc
+        [crun]=crun [podman]=podman [conmon]=conmon [python3]=python3 [unshare]=util-linux
+    )
+    local pkgs=() cmd
+    for cmd in "${!need[@]}"; do
+        command -v "$cmd" >/dev/null 2>&1 || pkgs+=("${need[$cmd]}")
+    done
+    [ -x "$DOCKER_CLI" ] || pkgs+=(docker.io)
+    [ -x /bin/busybox ] || pkgs+=(busybox-static)
+    [ ${#pkgs[@]} -eq 0 ] && return 0
+    if [ "$INSTALL" != 1 ]; then
+        log "bench: missing packages (INSTALL=0): ${pkgs[*]}"
+        return 0
+    fi
+    section "installing ${pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2
+    # shellcheck disable=SC2046
+    apt-get install -y -q --no-install-recommends $(printf '%s\n' "${pkgs[@]}" | sort -u) >&2
+}
+install_missing
+command -v hyperfine >/dev/null && command -v python3 >/dev/null || {
+    log "bench: hyperfine and python3 are required"; exit 1;
+}
+
+# ---- state and cleanup ---------------------------------------------------------------
+BENCH_TMP=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
+RES=$BENCH_TMP/results
+mkdir -p "$RES" "$BENCH_TMP/samples"
+CG_TAG=berth-bench-$$
+BERTH_CG=$CG_TAG-berth
+DOCKER_CG=$CG_TAG-docker
+DOCKERD_PID=""
+libpod_lock_existed=0
+[ -e /dev/shm/libpod_lock ] && libpod_lock_existed=1
+declare -A libpod_parent_existed=()
+for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
+    [ -d "$h/libpod_parent" ] && libpod_parent_existed[$h]=1
+done
+
+# Processes under $BENCH_TMP that we did not stop politely (monitors, shims, conmons):
+# those whose command line or environment names $BENCH_TMP. Killed by PID.
+kill_leftovers() {
+    local pids
+    pids=$(BENCH_TMP=$BENCH_TMP python3 - <<'PY'
+import os
+tmp = os.environ["BENCH_TMP"].encode()
+me = {os.getpid(), os.getppid()}
+for p in os.listdir("/proc"):
+    if not p.isdigit() or int(p) in me:
+        continue
+    for f in ("cmdline", "environ"):
+        try:
+            with open(f"/proc/{p}/{f}", "rb") as fh:
+                if tmp in fh.read():
+                    print(p)
+                    break
+        except OSError:
+            pass
+PY
+) || return 0
+    local p
+    for p in $pids; do
+        [ "$p" = "$$" ] || [ "$p" = "${BASHPID:-}" ] && continue
+        kill -KILL "$p" 2>/dev/null || true
+    done
+}
+
+unmount_under_tmp() {
+    local m
+    # Deepest first (mountinfo field 5); octal escapes are left alone (our paths have none).
+    awk -v t="$BENCH_TMP" '$5 == t || index($5, t "/") == 1 { print length($5) "\t" $5 }' /proc/self/mountinfo |
+        sort -rn | cut -f2- | while IFS= read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
+remove_cgroups() {
+    local h d
+    for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
+        [ -d "$h" ] || continue
+        for d in "$h/$BERTH_CG" "$h/$DOCKER_CG"; do
+            [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        done
+        # podman (cgroupfs) puts containers under /libpod_parent: remove it if we made it
+        d=$h/libpod_parent
+        if [ -d "$d" ] && [ -z "${libpod_parent_existed[$h]:-}" ]; then
+            find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        fi
+    done
+}
+
+stop_dockerd() {
+    [ -n "$DOCKERD_PID" ] || return 0
+    local containerd_pids
+    containerd_pids=$(cat /proc/"$DOCKERD_PID"/task/*/children 2>/dev/null || true)
+    kill -TERM "$DOCKERD_PID" 2>/dev/null || true
+    local deadline=$((SECONDS + 20))
+    while kill -0 "$DOCKERD_PID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    kill -KILL "$DOCKERD_PID" 2>/dev/null || true
+    wait "$DOCKERD_PID" 2>/dev/null || true
+    local p
+    for p in $containerd_pids; do kill -KILL "$p" 2>/dev/null || true; done
+    DOCKERD_PID=""
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    log ""
+    log "bench: cleaning up"
+    remove_all_containers
+    stop_dockerd
+    kill_leftovers
+    # give killed processes a moment to release their mounts and cgroups
+    sleep 0.3
+    unmount_under_tmp
+    remove_cgroups
+    rm -rf -- "$BENCH_TMP"
+    if [ "$libpod_lock_existed" = 0 ] && [ -e /dev/shm/libpod_lock ] && ! pgrep -x podman >/dev/null; then
+        rm -f /dev/shm/libpod_lock
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- engines -------------------------------------------------------------------------
+berth_ok=0
+docker_ok=0
+podman_ok=0
+
+eng_berth() {
+    "$BERTH" --root "$BENCH_TMP/berth/root" --run-root "$BENCH_TMP/berth/run" --cgroup-parent "$BERTH_CG" "$@"
+}
+eng_docker() { "$DOCKER_CLI" "$@"; }
+eng_podman() { podman --root "$BENCH_TMP/podman/root" --runroot "$BENCH_TMP/podman/run" "$@"; }
+
+# `timeout` cannot run shell functions: these give the argv of each engine's CLI.
+engine_argv() {
+    case $1 in
+        berth) ENGINE_ARGV=("$BERTH" --root "$BENCH_TMP/berth/root" --run-root "$BENCH_TMP/berth/run" --cgroup-parent "$BERTH_CG") ;;
+        docker) ENGINE_ARGV=("$DOCKER_CLI") ;;
+        podman) ENGINE_ARGV=(podman --root "$BENCH_TMP/podman/root" --runroot "$BENCH_TMP/podman/run") ;;
+    esac
+}
+
+# Removes every container of one engine (best effort, bounded in time).
+remove_containers_of() {
+    local ids
+    engine_argv "$1"
+    ids=$(timeout 30 "${ENGINE_ARGV[@]}" ps -aq 2>/dev/null || true)
+    [ -n "$ids" ] || return 0
+    # podman's `rm -f` first waits the stop timeout (10 s) for PID 1 to heed SIGTERM
+    local now=()
+    [ "$1" = podman ] && now=(--time 0)
+    # shellcheck disable=SC2086 # one ID per word
+    timeout 120 "${ENGINE_ARGV[@]}" rm -f "${now[@]}" $ids >/dev/null 2>&1 || true
+}
+
+remove_all_containers() {
+    local e
+    for e in berth docker podman; do
+        eval "[ \"\${${e}_ok}\" = 1 ]" || continue
+        remove_containers_of "$e"
+    done
+}
+
+first_line() { head -n 3 "$1" 2>/dev/null | tr '\n' ' ' | cut -c1-160; }
+
+section "setup in $BENCH_TMP"
+"$repo/scripts/mkbusybox.sh" "$BENCH_TMP/bb.tar"
+
+# berth: <target>/release/berth (berth-monitor sits next to it), or $BERTH_BIN
+if [ -n "${BERTH_BIN:-}" ]; then
+    BERTH=$BERTH_BIN
+else
+    BERTH=${CARGO_TARGET_DIR:-$repo/target}/release/berth
+fi
+setup_berth() {
+    if [ -z "${BERTH_BIN:-}" ] && [ "$BUILD" = 1 ]; then
+        if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+            export PATH="$HOME/.cargo/bin:$PATH"
+        fi
+        log "bench: cargo build --release"
+        (cd "$repo" && cargo build --release) 2>&1 | tee "$BENCH_TMP/berth-build.log" >&2 || {
+            echo "cargo build --release failed" >"$BENCH_TMP/berth.why"
+            return 1
+        }
+    fi
+    [ -x "$BERTH" ] || { echo "no berth binary at $BERTH" >"$BENCH_TMP/berth.why"; return 1; }
+    mkdir -p "$BENCH_TMP/berth/root" "$BENCH_TMP/berth/run"
+    eng_berth import "$BENCH_TMP/bb.tar" bb >/dev/null 2>"$BENCH_TMP/berth.why"
+}
+
+# docker: Debian's dockerd with its own containerd, on private paths, no bridge, no
+# iptables, no ip_forward. Started from the main shell (not in `try`) so that its PID
+# is ours to stop.
+start_dockerd() {
+    want_engine docker || return 0
+    command -v dockerd >/dev/null || { echo "dockerd not installed" >"$BENCH_TMP/docker.why"; return 0; }
+    mkdir -p "$BENCH_TMP/docker" "$BENCH_TMP/docker-exec"
+    log "bench: starting dockerd"
+    dockerd --bridge=none --iptables=false --ip-masq=false --ip6tables=false --ip-forward=false \
+        --data-root "$BENCH_TMP/docker" --exec-root "$BENCH_TMP/docker-exec" --pidfile "$BENCH_TMP/docker.pid" \
+        --host "$DOCKER_HOST" --cgroup-parent "$DOCKER_CG" \
+        </dev/null >"$BENCH_TMP/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+}
+
+setup_docker() {
+    [ -n "$DOCKERD_PID" ] || return 1
+    local deadline=$((SECONDS + 60))
+    until [ -S "$BENCH_TMP/docker.sock" ] && eng_docker version >/dev/null 2>&1; do
+        if ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
+            echo "dockerd exited: $(tail -n 2 "$BENCH_TMP/dockerd.log" | tr '\n' ' ')" >"$BENCH_TMP/docker.why"
+            return 1
+        fi
+        if [ $SECONDS -ge $deadline ]; then echo "dockerd did not answer in 60 s" >"$BENCH_TMP/docker.why"; return 1; fi
+        sleep 0.05
+    done
+    eng_docker import "$BENCH_TMP/bb.tar" bb >/dev/null 2>"$BENCH_TMP/docker.why"
+}
+
+# podman: with our containers.conf ($CONTAINERS_CONF), on private paths
+setup_podman() {
+    mkdir -p "$BENCH_TMP/podman/root" "$BENCH_TMP/podman/run" "$BENCH_TMP/podman/tmp" "$BENCH_TMP/podman/net"
+    eng_podman import "$BENCH_TMP/bb.tar" bb >/dev/null 2>"$BENCH_TMP/podman.why"
+}
+
+# runc / crun: an OCI bundle of the busybox rootfs running `true`
+setup_bundle() {
+    mkdir -p "$BENCH_TMP/bundle/rootfs" "$BENCH_TMP/runc-state" "$BENCH_TMP/crun-state"
+    tar -C "$BENCH_TMP/bundle/rootfs" -xf "$BENCH_TMP/bb.tar"
+    (cd "$BENCH_TMP/bundle" && runc spec)
+    python3 - "$BENCH_TMP/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["args"] = ["true"]
+c["process"]["terminal"] = False
+json.dump(c, open(p, "w"), indent=1)
+PY
+    # Unique container id per run: the wrapper shell's PID.
+    cat >"$BENCH_TMP/runc-run.sh" <<EOF
+#!/bin/sh
+exec runc --root "$BENCH_TMP/runc-state" run -b "$BENCH_TMP/bundle" "bench-\$\$"
+EOF
+    if mountpoint -q /sys/fs/cgroup/unified; then
+        # crun 1.8 refuses hybrid cgroups: run it in a mount namespace without the v2 mount.
+        cat >"$BENCH_TMP/crun-run.sh" <<EOF
+#!/bin/sh
+exec unshare -m sh -c 'umount /sys/fs/cgroup/unified && exec crun --root "$BENCH_TMP/crun-state" run -b "$BENCH_TMP/bundle" "bench-\$\$"'
+EOF
+    else
+        cat >"$BENCH_TMP/crun-run.sh" <<EOF
+#!/bin/sh
+exec crun --root "$BENCH_TMP/crun-state" run -b "$BENCH_TMP/bundle" "bench-\$\$"
+EOF
+    fi
+    chmod +x "$BENCH_TMP/runc-run.sh" "$BENCH_TMP/crun-run.sh"
+}
+
+export DOCKER_HOST=unix://$BENCH_TMP/docker.sock
+export DOCKER_CONFIG=$BENCH_TMP/docker-config
+export CONTAINERS_CONF=$BENCH_TMP/containers.conf
+# podman reads $DOCKER_CONFIG/config.json too, and fails when it is missing
+mkdir -p "$DOCKER_CONFIG"
+echo '{}' >"$DOCKER_CONFIG/config.json"
+# podman's settings for this machine (shared/reference/peers-on-this-machine.md)
+mkdir -p "$BENCH_TMP/podman"
+cat >"$BENCH_TMP/containers.conf" <<EOF
+[containers]
+netns = "none"
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+tmp_dir = "$BENCH_TMP/podman/tmp"
+
+[network]
+network_config_dir = "$BENCH_TMP/podman/net"
+EOF
+start_dockerd
+for e in berth docker podman; do
+    want_engine "$e" || { echo "not selected" >"$BENCH_TMP/$e.why"; continue; }
+    log "bench: setting up $e"
+    try "setup_$e"
+    if [ "$TRY_RC" = 0 ]; then
+        eval "${e}_ok=1"
+        rm -f "$BENCH_TMP/$e.why"
+    else
+        log "bench: $e: failed: $(first_line "$BENCH_TMP/$e.why")"
+        [ -s "$BENCH_TMP/$e.why" ] || echo "setup failed" >"$BENCH_TMP/$e.why"
+    fi
+done
+bundle_ok=0
+if want_engine runc || want_engine crun; then
+    try setup_bundle
+    [ "$TRY_RC" = 0 ] && bundle_ok=1
+fi
+
+median_ms() { # FILE of microsecond samples -> median in ms
+    python3 -c '
+import statistics, sys
+xs = [int(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"{statistics.median(xs) / 1000:.1f}" if xs else "")' "$1"
+}
+
+# ---- a. run --rm true ------------------------------------------------------------------
+# rows: tool<TAB>median_ms|failed|skipped<TAB>note
+bench_run() {
+    local label=$1; shift
+    local json=$BENCH_TMP/hf-${label//[^a-z0-9]/_}.json err=$BENCH_TMP/run-check.err
+    # One checked run first, so a failure shows its reason rather than hyperfine's.
+    if ! "$@" >/dev/null 2>"$err"; then
+        printf '%s\tfailed\t%s\n' "$label" "$(first_line "$err")" >>"$RES/run.tsv"
+        return 0
+    fi
+    if hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$json" \
+        "$(printf '%q ' "$@")" >&2; then
+        local med
+        med=$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print("%.1f" % (r["median"] * 1000))' "$json")
+        printf '%s\t%s\t\n' "$label" "$med" >>"$RES/run.tsv"
+    else
+        printf '%s\tfailed\thyperfine failed\n' "$label" >>"$RES/run.tsv"
+    fi
+}
+
+# One row of section a; never stops the script.
+run_row() {
+    try bench_run "$@"
+    [ "$TRY_RC" = 0 ] || printf '%s\tfailed\texit %s\n' "$1" "$TRY_RC" >>"$RES/run.tsv"
+}
+
+skip_row() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RES/$4.tsv"; }
+
+if want_section run; then
+    section "a. run --rm bb true (hyperfine, $RUNS runs)"
+    : >"$RES/run.tsv"
+    if want_engine berth; then
+        if [ "$berth_ok" = 1 ]; then run_row "berth run --rm bb true" "$BERTH" --root "$BENCH_TMP/berth/root" --run-root "$BENCH_TMP/berth/run" --cgroup-parent "$BERTH_CG" run --rm bb true
+        else skip_row "berth run --rm bb true" failed "$(first_line "$BENCH_TMP/berth.why")" run; fi
+    fi
+    if want_engine docker; then
+        if [ "$docker_ok" = 1 ]; then run_row "docker run --rm --network none bb true" "$DOCKER_CLI" run --rm --network none bb true
+        else skip_row "docker run --rm --network none bb true" failed "$(first_line "$BENCH_TMP/docker.why")" run; fi
+    fi
+    if want_engine podman; then
+        if [ "$podman_ok" = 1 ]; then run_row "podman run --rm --network none bb true" podman --root "$BENCH_TMP/podman/root" --runroot "$BENCH_TMP/podman/run" run --rm --network none bb true
+        else skip_row "podman run --rm --network none bb true" failed "$(first_line "$BENCH_TMP/podman.why")" run; fi
+    fi
+    if want_engine runc; then
+        if [ "$bundle_ok" = 1 ]; then run_row "runc run (bundle)" "$BENCH_TMP/runc-run.sh"
+        else skip_row "runc run (bundle)" failed "bundle setup failed" run; fi
+    fi
+    if want_engine crun; then
+        crun_label="crun run (bundle)"
+        mountpoint -q /sys/fs/cgroup/unified && crun_label="crun run (bundle; in unshare -m without the v2 mount)"
+        if [ "$bundle_ok" = 1 ] && "$BENCH_TMP/crun-run.sh" >/dev/null 2>&1; then
+            run_row "$crun_label" "$BENCH_TMP/crun-run.sh"
+        else
+            log "crun: skipped (hybrid cgroups)"
+            skip_row "crun run (bundle)" skipped "hybrid cgroups" run
+        fi
+    fi
+    if want_engine floor; then
+        run_row "unshare -fpmiun true (floor)" unshare -fpmiun true
+    fi
+fi
+
+# ---- b. create / start / stop / rm -----------------------------------------------------
+# rows: engine<TAB>op<TAB>median_ms|failed<TAB>samples<TAB>note
+# PID 1 that exits at once on SIGTERM. (`while :; do sleep 0.1; done` would add up to
+# 100 ms: sh runs a trap only after its foreground child exits; `wait` returns at once.)
+TERM_LOOP='trap "exit 0" TERM; while :; do sleep 1000 & wait $!; done'
+
+# Times each op on N containers, one call at a time ($EPOCHREALTIME: no fork for the clock).
+lifecycle() {
+    local e=$1 i t0 t1 op
+    engine_argv "$e"
+    local -a E=("${ENGINE_ARGV[@]}")
+    local s=$BENCH_TMP/samples/life-$e
+    for op in create start stop rm; do : >"$s.$op"; done
+    for ((i = 1; i <= N_LIFE; i++)); do
+        t0=$EPOCHREALTIME
+        "${E[@]}" create --network none --name "bl$i" bb sh -c "$TERM_LOOP" >/dev/null 2>"$BENCH_TMP/life.err"
+        t1=$EPOCHREALTIME
+        echo $((${t1/./} - ${t0/./})) >>"$s.create"
+    done
+    for ((i = 1; i <= N_LIFE; i++)); do
+        t0=$EPOCHREALTIME
+        "${E[@]}" start "bl$i" >/dev/null 2>"$BENCH_TMP/life.err"
+        t1=$EPOCHREALTIME
+        echo $((${t1/./} - ${t0/./})) >>"$s.start"
+    done
+    for ((i = 1; i <= N_LIFE; i++)); do
+        t0=$EPOCHREALTIME
+        "${E[@]}" stop -t 10 "bl$i" >/dev/null 2>"$BENCH_TMP/life.err"
+        t1=$EPOCHREALTIME
+        echo $((${t1/./} - ${t0/./})) >>"$s.stop"
+    done
+    for ((i = 1; i <= N_LIFE; i++)); do
+        t0=$EPOCHREALTIME
+        "${E[@]}" rm "bl$i" >/dev/null 2>"$BENCH_TMP/life.err"
+        t1=$EPOCHREALTIME
+        echo $((${t1/./} - ${t0/./})) >>"$s.rm"
+    done
+}
+
+if want_section lifecycle; then
+    section "b. create / start / stop / rm ($N_LIFE containers each)"
+    : >"$RES/life.tsv"
+    for e in berth docker podman; do
+        want_engine "$e" || continue
+        if eval "[ \"\${${e}_ok}\" = 1 ]"; then
+            log "bench: lifecycle: $e"
+            : >"$BENCH_TMP/life.err"
+            try lifecycle "$e"
+            note=""
+            [ "$TRY_RC" = 0 ] || note=$(first_line "$BENCH_TMP/life.err")
+            for op in create start stop rm; do
+                f=$BENCH_TMP/samples/life-$e.$op
+                n=$( [ -f "$f" ] && wc -l <"$f" || echo 0)
+                if [ "$n" -eq "$N_LIFE" ]; then
+                    printf '%s\t%s\t%s\t%s\t\n' "$e" "$op" "$(median_ms "$f")" "$n" >>"$RES/life.tsv"
+                else
+                    printf '%s\t%s\tfailed\t%s\t%s\n' "$e" "$op" "$n" "$note" >>"$RES/life.tsv"
+                    note=""
+                fi
+            done
+            # leave nothing behind for the next section
+            remove_containers_of "$e"
+        else
+            for op in create start stop rm; do
+                printf '%s\t%s\tfailed\t0\t%s\n' "$e" "$op" "$(first_line "$BENCH_TMP/$e.why")" >>"$RES/life.tsv"
+            done
+        fi
+    done
+fi
+
+# ---- c. idle memory --------------------------------------------------------------------
+# rows: engine<TAB>status<TAB>n<TAB>start_ms<TAB>monitors<TAB>monitor<TAB>pss_total_kib<TAB>per_container_kib<TAB>daemons_kib<TAB>note
+pss_kib() { awk '/^Pss:/ { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+
+idle() {
+    local e=$1 i t0 t1 pid ppid
+    engine_argv "$e"
+    local -a E=("${ENGINE_ARGV[@]}")
+    local s=$BENCH_TMP/samples/idle-$e
+    : >"$s.start"
+    : >"$s.monitors"
+    for ((i = 1; i <= N_IDLE; i++)); do
+        t0=$EPOCHREALTIME
+        "${E[@]}" run -d --network none --name "bi$i" bb sleep 100000 >/dev/null 2>"$BENCH_TMP/idle.err"
+        t1=$EPOCHREALTIME
+        echo $((${t1/./} - ${t0/./})) >>"$s.start"
+    done
+    for ((i = 1; i <= N_IDLE; i++)); do
+        pid=$("${E[@]}" inspect -f '{{.State.Pid}}' "bi$i" 2>/dev/null) ||
+            pid=$("${E[@]}" inspect "bi$i" 2>"$BENCH_TMP/idle.err" |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["State"]["Pid"])')
+        [ -n "$pid" ] && [ "$pid" -gt 0 ] || { echo "bi$i: no State.Pid" >"$BENCH_TMP/idle.err"; return 1; }
+        ppid=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status")
+        echo "$ppid" >>"$s.monitors"
+    done
+    sync
+    local total=0 count=0 name p daemons=0
+    for p in $(sort -un "$s.monitors"); do
+        total=$((total + $(pss_kib "$p")))
+        count=$((count + 1))
+        name=$(cat "/proc/$p/comm")
+    done
+    if [ "$e" = docker ] && [ -n "$DOCKERD_PID" ]; then
+        daemons=$(pss_kib "$DOCKERD_PID")
+        for p in $(cat /proc/"$DOCKERD_PID"/task/*/children 2>/dev/null); do
+            daemons=$((daemons + $(pss_kib "$p")))
+        done
+    fi
+    printf '%s\tok\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n' "$e" "$N_IDLE" "$(median_ms "$s.start")" \
+        "$count" "$name" "$total" "$((total / N_IDLE))" "$daemons" >>"$RES/idle.tsv"
+}
+
+if want_section idle; then
+    section "c. idle memory ($N_IDLE containers each)"
+    : >"$RES/idle.tsv"
+    for e in berth docker podman; do
+        want_engine "$e" || continue
+        if eval "[ \"\${${e}_ok}\" = 1 ]"; then
+            log "bench: idle: $e"
+            : >"$BENCH_TMP/idle.err"
+            try idle "$e"
+            if [ "$TRY_RC" != 0 ]; then
+                printf '%s\tfailed\t%s\t\t\t\t\t\t\t%s\n' "$e" "$N_IDLE" "$(first_line "$BENCH_TMP/idle.err")" >>"$RES/idle.tsv"
+            fi
+            log "bench: idle: removing $e's containers"
+            remove_containers_of "$e"
+        else
+            printf '%s\tfailed\t%s\t\t\t\t\t\t\t%s\n' "$e" "$N_IDLE" "$(first_line "$BENCH_TMP/$e.why")" >>"$RES/idle.tsv"
+        fi
+    done
+fi
+
+# ---- report ----------------------------------------------------------------------------
+section "report"
+ver() { "$@" 2>/dev/null | head -n 1 || echo "?"; }
+{
+    echo "kernel	$(uname -r)"
+    echo "cpus	$(nproc)"
+    echo "berth	$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo 'no commit') ($BERTH)"
+    echo "docker	$(ver dockerd --version)"
+    echo "podman	$(ver podman --version)"
+    echo "runc	$(ver runc --version)"
+    echo "crun	$(ver crun --version)"
+    echo "hyperfine	$(ver hyperfine --version)"
+    echo "cgroups	$(if mountpoint -q /sys/fs/cgroup/unified; then echo 'v1 hybrid'; elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo v2; else echo v1; fi)"
+    echo "knobs	RUNS=$RUNS WARMUP=$WARMUP N_LIFE=$N_LIFE N_IDLE=$N_IDLE"
+} >"$RES/machine.tsv"
+
+mkdir -p "$here/results"
+out=$here/results/$(date +%Y-%m-%dT%H%M%S).md
+N_LIFE=$N_LIFE python3 - "$RES" "$out" <<'PY'
+import os, sys, datetime
+res, out = sys.argv[1], sys.argv[2]
+
+def rows(name):
+    p = os.path.join(res, name)
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        return [l.rstrip("\n").split("\t") for l in f if l.strip()]
+
+def num(s):
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        return None
+
+lines = [f"# berth side-by-side benchmark, {datetime.datetime.now():%Y-%m-%d %H:%M}", ""]
+lines += ["| | |", "|---|---|"]
+for k, v in rows("machine.tsv") or []:
+    lines.append(f"| {k} | {v} |")
+notes = []
+
+run = rows("run.tsv")
+if run is not None:
+    lines += ["", "## a. `run --rm bb true` (hyperfine median)", "",
+              "| tool | median ms | ratio to berth |", "|---|---:|---:|"]
+    base = next((num(r[1]) for r in run if r[0].startswith("berth")), None)
+    for r in run:
+        tool, val, note = (r + ["", ""])[:3]
+        m = num(val)
+        if m is None:
+            lines.append(f"| {tool} | {val} | – |")
+            if note:
+                notes.append(f"{tool}: {note}")
+        else:
+            ratio = f"{m / base:.2f}×" if base else "–"
+            lines.append(f"| {tool} | {m:.1f} | {ratio} |")
+
+life = rows("life.tsv")
+if life is not None:
+    n = os.environ.get("N_LIFE", "?")
+    lines += ["", f"## b. create / start / stop / rm (median ms per call, {n} containers)", "",
+              "stop: PID 1 exits on SIGTERM.", "",
+              "| engine | create | start | stop | rm |", "|---|---:|---:|---:|---:|"]
+    by = {}
+    for r in life:
+        e, op, val, cnt, note = (r + [""] * 5)[:5]
+        by.setdefault(e, {})[op] = val
+        if num(val) is None and note:
+            notes.append(f"{e} {op}: {note}")
+    for e, ops in by.items():
+        lines.append("| " + " | ".join([e] + [ops.get(op, "–") for op in ("create", "start", "stop", "rm")]) + " |")
+
+idle = rows("idle.tsv")
+if idle is not None:
+    lines += ["", "## c. idle containers (`run -d bb sleep 100000`)", "",
+              "Monitor = the parent of each container's process; PSS from smaps_rollup after sync.", "",
+              "| engine | containers | start median ms | monitor | monitor processes | monitors' PSS KiB | per container KiB | daemons' PSS KiB |",
+              "|---|---:|---:|---|---:|---:|---:|---:|"]
+    for r in idle:
+        e, st, n, start, mons, mon, total, per, daemons, note = (r + [""] * 10)[:10]
+        if st != "ok":
+            lines.append(f"| {e} | {n} | failed | | | | | |")
+            if note:
+                notes.append(f"{e} idle: {note}")
+        else:
+            lines.append(f"| {e} | {n} | {start} | {mon} | {mons} | {total} | **{per}** | {daemons if daemons != '0' else '–'} |")
+
+if notes:
+    lines += ["", "## Failures", ""] + [f"- {n}" for n in notes]
+text = "\n".join(lines) + "\n"
+with open(out, "w") as f:
+    f.write(text)
+print(text)
+PY
+log "bench: results written to $out"

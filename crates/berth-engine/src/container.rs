@@ -1,0 +1,1452 @@
+//! Container verbs: create, start, attach, wait, stop, kill, rm, ps,
+//! inspect, logs, exec, top, rename, prune.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_runtime::cgroups::{self, Cgroup};
+use berth_runtime::monitor::{self as proto, MonitorConfig};
+use berth_runtime::process::ExecSpec;
+use berth_runtime::{ContainerSpec, Mount, MountKind, NetworkMode, RootFs};
+use berth_store::ContainerRow;
+use berth_types::{ContainerConfig, ContainerId, HostConfig, LogConfig, MountPoint, RestartPolicy};
+use serde::Serialize;
+
+use crate::{io_ctx, now_rfc3339, random_bytes, Engine, EngineError, Result, State, Status};
+
+const DEFAULT_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const DEFAULT_STOP_TIMEOUT: i64 = 10;
+
+/// What `create`/`run` take, in Docker's flag vocabulary.
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    pub image: String,
+    pub name: Option<String>,
+    /// Arguments after the image name.
+    pub cmd: Vec<String>,
+    /// `--entrypoint` (Some("") clears the image's).
+    pub entrypoint: Option<String>,
+    /// `KEY=VALUE` pairs, already expanded by the caller.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    /// The caller attaches (foreground `run`, `start -a`).
+    pub attach: bool,
+    pub init: bool,
+    pub read_only: bool,
+    /// `--tmpfs PATH[:OPTIONS]`
+    pub tmpfs: Vec<String>,
+    /// `-v SRC:DST[:ro|rw]`, `-v NAME:DST`, `-v DST`
+    pub volumes: Vec<String>,
+    /// `none` (the default for now) or `host`.
+    pub network: Option<String>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+    pub restart: RestartPolicy,
+    pub auto_remove: bool,
+    pub log_opts: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub privileged: bool,
+}
+
+/// A container as `ps` and `inspect` see it.
+#[derive(Clone, Debug)]
+pub struct ContainerView {
+    pub id: ContainerId,
+    pub name: String,
+    pub image: String,
+    pub image_id: berth_types::Digest,
+    pub created: String,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+    pub removing: bool,
+    pub dir: PathBuf,
+}
+
+impl ContainerView {
+    pub fn running(&self) -> bool {
+        matches!(self.state.status, Status::Running)
+    }
+    /// `created`, `running`, `restarting`, `exited`, `removing` as Docker says.
+    pub fn status_word(&self) -> &'static str {
+        if self.removing {
+            return "removing";
+        }
+        match self.state.status {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Restarting => "restarting",
+            Status::Exited => "exited",
+        }
+    }
+    pub fn command_line(&self) -> Vec<String> {
+        let mut v = self.config.entrypoint.clone().unwrap_or_default();
+        v.extend(self.config.cmd.iter().cloned());
+        v
+    }
+}
+
+/// Which streams an attach wants.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AttachStreams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// A connection to a container's monitor.
+pub struct Attachment {
+    stream: UnixStream,
+}
+
+impl Attachment {
+    fn connect(socket: &Path, s: AttachStreams) -> std::io::Result<Attachment> {
+        let mut stream = UnixStream::connect(socket)?;
+        let line = format!(
+            "attach stdin={} stdout={} stderr={}\n",
+            u8::from(s.stdin),
+            u8::from(s.stdout),
+            u8::from(s.stderr)
+        );
+        stream.write_all(line.as_bytes())?;
+        Ok(Attachment { stream })
+    }
+    /// A second handle for writing while another thread reads.
+    pub fn try_clone(&self) -> std::io::Result<Attachment> {
+        Ok(Attachment {
+            stream: self.stream.try_clone()?,
+        })
+    }
+    pub fn send_stdin(&mut self, data: &[u8]) -> std::io::Result<()> {
+        proto::write_input(&mut self.stream, proto::INPUT_DATA, data)
+    }
+    pub fn close_stdin(&mut self) -> std::io::Result<()> {
+        proto::write_input(&mut self.stream, proto::INPUT_CLOSE, &[])
+    }
+    pub fn resize(&mut self, rows: u16, cols: u16) -> std::io::Result<()> {
+        let mut p = [0u8; 4];
+        p[..2].copy_from_slice(&rows.to_be_bytes());
+        p[2..].copy_from_slice(&cols.to_be_bytes());
+        proto::write_input(&mut self.stream, proto::INPUT_RESIZE, &p)
+    }
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        self.stream.set_read_timeout(d)
+    }
+    /// The next output event; `None` when the monitor hung up.
+    pub fn next(&mut self) -> std::io::Result<Option<Output>> {
+        Ok(
+            proto::read_frame(&mut self.stream)?.map(|(kind, data)| match kind {
+                proto::FRAME_EXIT => {
+                    Output::Exit(String::from_utf8_lossy(&data).trim().parse().unwrap_or(255))
+                }
+                proto::FRAME_STDERR => Output::Stderr(data),
+                _ => Output::Stdout(data),
+            }),
+        )
+    }
+    pub fn shutdown(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    Exit(i32),
+}
+
+/// One json-file log record.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct LogEntry {
+    pub log: String,
+    pub stream: String,
+    pub time: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    pub follow: bool,
+    pub tail: Option<usize>,
+    /// Only entries at or after this time (RFC 3339 strings compare in order).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PruneReport {
+    pub deleted: Vec<String>,
+    pub space_reclaimed: u64,
+}
+
+/// Signal names and numbers as `kill -s` and `--stop-signal` take them.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => {
+            let rt = name.strip_prefix("RTMIN+")?.parse::<i32>().ok()?;
+            return Some(libc::SIGRTMIN() + rt);
+        }
+    };
+    Some(n)
+}
+
+/// Parses `10k`, `20m`, `1g`, `512` into bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1024u64),
+        'm' => (&s[..s.len() - 1], 1024 * 1024),
+        'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    let v: f64 = num.parse().ok()?;
+    (v >= 0.0).then(|| (v * mult as f64) as u64)
+}
+
+fn set_env(env: &mut Vec<String>, kv: &str) {
+    let key = kv.split_once('=').map_or(kv, |(k, _)| k);
+    env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+    env.push(kv.to_string());
+}
+
+fn host_resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    host.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            // A loopback resolver of the host is unreachable from another netns.
+            !(t.starts_with("nameserver") && (t.contains(" 127.") || t.contains(" ::1")))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+const HOSTS_BASE: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+impl Engine {
+    /// `create`: records the container and lays out its files; starts nothing.
+    pub fn create(&mut self, o: &CreateOptions) -> Result<ContainerId> {
+        let image = self.resolve_image_for_run(&o.image)?;
+        let icfg = Self::image_config(&image)?.config;
+        if let Some(n) = &o.name {
+            if !crate::names::valid_name(n) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+        }
+        let network = match o.network.as_deref().unwrap_or("none") {
+            "none" | "default" => "none",
+            "host" => "host",
+            other => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "network {other} not found (berth supports none and host for now)"
+                )))
+            }
+        };
+        if o.auto_remove && !o.restart.is_none() {
+            return Err(EngineError::InvalidArgument(
+                "conflicting options: cannot specify both --restart and --rm".into(),
+            ));
+        }
+        let id = ContainerId::from_random(random_bytes());
+        let hostname = o.hostname.clone().unwrap_or_else(|| id.short().to_string());
+
+        // The process: Docker's entrypoint/cmd rules.
+        let (entrypoint, cmd) = match &o.entrypoint {
+            Some(e) if e.is_empty() => (None, o.cmd.clone()),
+            Some(e) => (Some(vec![e.clone()]), o.cmd.clone()),
+            None => (
+                icfg.entrypoint.clone(),
+                if o.cmd.is_empty() {
+                    icfg.cmd.clone().unwrap_or_default()
+                } else {
+                    o.cmd.clone()
+                },
+            ),
+        };
+        if entrypoint.as_ref().map_or(true, |e| e.is_empty()) && cmd.is_empty() {
+            return Err(EngineError::InvalidArgument("no command specified".into()));
+        }
+        let mut env: Vec<String> = icfg.env.clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, DEFAULT_PATH_ENV.to_string());
+        }
+        set_env(&mut env, &format!("HOSTNAME={hostname}"));
+        if o.tty {
+            set_env(&mut env, "TERM=xterm");
+        }
+        for e in &o.env {
+            set_env(&mut env, e);
+        }
+        let working_dir = o
+            .workdir
+            .clone()
+            .unwrap_or_else(|| icfg.working_dir.clone());
+        if !working_dir.is_empty() && !working_dir.starts_with('/') {
+            return Err(EngineError::InvalidArgument(format!(
+                "the working directory '{working_dir}' is invalid, it needs to be an absolute path"
+            )));
+        }
+        let user = o.user.clone().unwrap_or_else(|| icfg.user.clone());
+        let stop_signal = o
+            .stop_signal
+            .clone()
+            .or_else(|| Some(icfg.stop_signal.clone()).filter(|s| !s.is_empty()));
+        if let Some(s) = &stop_signal {
+            if parse_signal(s).is_none() {
+                return Err(EngineError::InvalidArgument(format!("invalid signal: {s}")));
+            }
+        }
+        let mut log_config = LogConfig {
+            kind: "json-file".into(),
+            config: BTreeMap::new(),
+        };
+        for (k, v) in &o.log_opts {
+            match k.as_str() {
+                "max-size" => {
+                    parse_size(v).ok_or_else(|| {
+                        EngineError::InvalidArgument(format!("invalid max-size: {v}"))
+                    })?;
+                }
+                "max-file" => {
+                    v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        EngineError::InvalidArgument(format!("invalid max-file: {v}"))
+                    })?;
+                }
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "unknown log opt '{k}' for json-file log driver"
+                    )))
+                }
+            }
+            log_config.config.insert(k.clone(), v.clone());
+        }
+
+        let dir = self.container_dir(&id);
+        let mounts = self.parse_mounts(o)?;
+
+        let config = ContainerConfig {
+            hostname: hostname.clone(),
+            domainname: String::new(),
+            user: user.clone(),
+            attach_stdin: o.attach && o.open_stdin,
+            attach_stdout: o.attach,
+            attach_stderr: o.attach,
+            tty: o.tty,
+            open_stdin: o.open_stdin,
+            stdin_once: o.open_stdin && o.attach,
+            env: env.clone(),
+            cmd: cmd.clone(),
+            image: o.image.clone(),
+            working_dir: working_dir.clone(),
+            entrypoint: entrypoint.clone(),
+            labels: o.labels.clone(),
+            stop_signal: stop_signal.clone(),
+            stop_timeout: o.stop_timeout,
+        };
+        let host_config = HostConfig {
+            binds: o.volumes.clone(),
+            network_mode: network.to_string(),
+            restart_policy: o.restart.clone(),
+            auto_remove: o.auto_remove,
+            readonly_rootfs: o.read_only,
+            init: o.init,
+            tmpfs: o
+                .tmpfs
+                .iter()
+                .map(|t| match t.split_once(':') {
+                    Some((p, opt)) => (p.to_string(), opt.to_string()),
+                    None => (t.clone(), String::new()),
+                })
+                .collect(),
+            log_config,
+            mounts: mounts.clone(),
+        };
+
+        // Files first …
+        let made =
+            self.lay_out_container(&id, &dir, &hostname, network, &image, &config, &host_config);
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        // … the row last. A random name may collide: pick another.
+        let config_json = serde_json::to_string(&config)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        let host_json = serde_json::to_string(&host_config)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        let mut attempt = 0u64;
+        loop {
+            let name = match &o.name {
+                Some(n) => n.trim_start_matches('/').to_string(),
+                None => {
+                    let r = random_bytes();
+                    crate::names::random_name(
+                        u64::from_le_bytes([r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]])
+                            + attempt,
+                    )
+                }
+            };
+            let row = ContainerRow {
+                id: id.clone(),
+                name: name.clone(),
+                image_id: image.id.clone(),
+                image: o.image.clone(),
+                created: now_rfc3339(),
+                config: config_json.clone(),
+                host_config: host_json.clone(),
+                removing: false,
+            };
+            match self.store.transaction(|t| t.insert_container(&row)) {
+                Ok(()) => break,
+                Err(berth_store::StoreError::NameInUse(n)) if o.name.is_none() && attempt < 10 => {
+                    let _ = n;
+                    attempt += 1;
+                }
+                Err(berth_store::StoreError::NameInUse(n)) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    let holder = self
+                        .store
+                        .read()
+                        .container_by_name(&n)?
+                        .map(|r| r.id.to_string())
+                        .unwrap_or_default();
+                    return Err(EngineError::Conflict(format!(
+                        "Conflict. The container name \"/{n}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+                    )));
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(id)
+    }
+
+    fn parse_mounts(&mut self, o: &CreateOptions) -> Result<Vec<MountPoint>> {
+        let mut out = Vec::new();
+        for v in &o.volumes {
+            let parts: Vec<&str> = v.split(':').collect();
+            let (src, dst, mode) = match parts.as_slice() {
+                [dst] => ("", *dst, ""),
+                [src, dst] => (*src, *dst, ""),
+                [src, dst, mode] => (*src, *dst, *mode),
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid volume specification: '{v}'"
+                    )))
+                }
+            };
+            if !dst.starts_with('/') {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid volume specification: '{v}': invalid mount config for type \"volume\": invalid mount path: '{dst}' mount path must be absolute"
+                )));
+            }
+            let rw = match mode {
+                "" | "rw" => true,
+                "ro" => false,
+                m => return Err(EngineError::InvalidArgument(format!("invalid mode: {m}"))),
+            };
+            if src.starts_with('/') {
+                // Docker creates a missing bind source directory.
+                if std::fs::symlink_metadata(src).is_err() {
+                    std::fs::create_dir_all(src)
+                        .map_err(io_ctx(format!("creating bind source {src}")))?;
+                }
+                out.push(MountPoint {
+                    kind: "bind".into(),
+                    name: String::new(),
+                    source: src.to_string(),
+                    destination: dst.to_string(),
+                    mode: mode.to_string(),
+                    rw,
+                });
+            } else {
+                let name = if src.is_empty() {
+                    hex::encode(random_bytes())
+                } else {
+                    src.to_string()
+                };
+                let data = self.ensure_volume(&name)?;
+                out.push(MountPoint {
+                    kind: "volume".into(),
+                    name,
+                    source: data.display().to_string(),
+                    destination: dst.to_string(),
+                    mode: mode.to_string(),
+                    rw,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn lay_out_container(
+        &self,
+        id: &ContainerId,
+        dir: &Path,
+        hostname: &str,
+        network: &str,
+        image: &berth_store::ImageRow,
+        config: &ContainerConfig,
+        host: &HostConfig,
+    ) -> Result<()> {
+        for d in ["upper", "work", "merged"] {
+            std::fs::create_dir_all(dir.join(d))
+                .map_err(io_ctx(format!("creating {}", dir.join(d).display())))?;
+        }
+        let hosts = if network == "host" {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS_BASE.to_string())
+        } else {
+            HOSTS_BASE.to_string()
+        };
+        let resolv = if network == "host" {
+            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+        } else {
+            host_resolv_conf()
+        };
+        for (name, content) in [
+            ("hostname", format!("{hostname}\n")),
+            ("hosts", hosts),
+            ("resolv.conf", resolv),
+        ] {
+            std::fs::write(dir.join(name), content).map_err(io_ctx(format!("writing {name}")))?;
+        }
+        let mut mounts: Vec<Mount> = host
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                kind: MountKind::Bind,
+                source: PathBuf::from(&m.source),
+                destination: PathBuf::from(&m.destination),
+                readonly: !m.rw,
+                options: String::new(),
+            })
+            .collect();
+        for (path, opts) in &host.tmpfs {
+            let options = if opts.is_empty() {
+                "mode=1777".to_string()
+            } else {
+                opts.clone()
+            };
+            let readonly = options.split(',').any(|o| o == "ro");
+            let options = options
+                .split(',')
+                .filter(|o| *o != "ro" && *o != "rw")
+                .collect::<Vec<_>>()
+                .join(",");
+            mounts.push(Mount {
+                kind: MountKind::Tmpfs,
+                source: PathBuf::new(),
+                destination: PathBuf::from(path),
+                readonly,
+                options,
+            });
+        }
+        let mut args = config.entrypoint.clone().unwrap_or_default();
+        args.extend(config.cmd.iter().cloned());
+        let spec = ContainerSpec {
+            args,
+            env: config.env.clone(),
+            cwd: config.working_dir.clone(),
+            user: config.user.clone(),
+            hostname: hostname.to_string(),
+            rootfs: RootFs {
+                lower: self.lower_dirs(image),
+                upper: dir.join("upper"),
+                work: dir.join("work"),
+                merged: dir.join("merged"),
+                readonly: host.readonly_rootfs,
+            },
+            mounts,
+            network: if network == "host" {
+                NetworkMode::Host
+            } else {
+                NetworkMode::None
+            },
+            tty: config.tty,
+            init: host.init,
+            cgroup_path: format!("{}/{}", self.opts.cgroup_parent, id),
+            etc_hostname: Some(dir.join("hostname")),
+            etc_hosts: Some(dir.join("hosts")),
+            etc_resolv_conf: Some(dir.join("resolv.conf")),
+            seccomp: true,
+            privileged: false,
+        };
+        let log = &host.log_config.config;
+        let mon = MonitorConfig {
+            id: id.to_string(),
+            cgroup_path: spec.cgroup_path.clone(),
+            spec,
+            state_path: dir.join("state.json"),
+            log_path: dir.join(format!("{id}-json.log")),
+            log_max_size: log.get("max-size").and_then(|s| parse_size(s)).unwrap_or(0),
+            log_max_files: log
+                .get("max-file")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1),
+            attach_socket: self.attach_socket(id),
+            open_stdin: config.open_stdin,
+            stdin_once: config.stdin_once,
+            restart_policy: host.restart_policy.name.clone(),
+            restart_max: host.restart_policy.maximum_retry_count,
+            stop_marker: dir.join("stopped"),
+            seccomp_cache: self.opts.root.join("cache").join(format!(
+                "seccomp-{:016x}.bpf",
+                berth_runtime::seccomp::profile_id()
+            )),
+            remove_command: if host.auto_remove {
+                vec![
+                    self.opts.berth.display().to_string(),
+                    "--root".into(),
+                    self.opts.root.display().to_string(),
+                    "--run-root".into(),
+                    self.opts.run_root.display().to_string(),
+                    "--cgroup-parent".into(),
+                    self.opts.cgroup_parent.clone(),
+                    "rm".into(),
+                    "-f".into(),
+                    "-v".into(),
+                    id.to_string(),
+                ]
+            } else {
+                Vec::new()
+            },
+        };
+        let data = serde_json::to_vec_pretty(&mon)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        std::fs::write(dir.join("monitor.json"), data).map_err(io_ctx("writing monitor.json"))?;
+        Ok(())
+    }
+
+    fn view(&self, row: ContainerRow) -> Result<ContainerView> {
+        let dir = self.container_dir(&row.id);
+        let config: ContainerConfig = serde_json::from_str(&row.config).map_err(|e| {
+            EngineError::InvalidArgument(format!(
+                "container {}: corrupt config: {e}",
+                row.id.short()
+            ))
+        })?;
+        let host_config: HostConfig = serde_json::from_str(&row.host_config).map_err(|e| {
+            EngineError::InvalidArgument(format!(
+                "container {}: corrupt host config: {e}",
+                row.id.short()
+            ))
+        })?;
+        let state = reconcile(
+            State::load(&dir.join("state.json"))
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        );
+        Ok(ContainerView {
+            id: row.id,
+            name: row.name,
+            image: row.image,
+            image_id: row.image_id,
+            created: row.created,
+            config,
+            host_config,
+            state,
+            removing: row.removing,
+            dir,
+        })
+    }
+
+    pub fn container(&self, what: &str) -> Result<ContainerView> {
+        let row = self.find_container(what)?;
+        self.view(row)
+    }
+
+    /// Every container, newest first.
+    pub fn containers(&self) -> Result<Vec<ContainerView>> {
+        let rows = self.store.read().containers()?;
+        rows.into_iter().map(|r| self.view(r)).collect()
+    }
+
+    fn spawn_monitor(
+        &self,
+        v: &ContainerView,
+        attach: Option<AttachStreams>,
+    ) -> Result<(Option<Attachment>, i32)> {
+        let _ = std::fs::remove_file(v.dir.join("stopped"));
+        let mut cmd = std::process::Command::new(&self.opts.monitor);
+        cmd.arg(&v.dir);
+        if attach.is_some() {
+            cmd.arg("--attach-first");
+        }
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe and touches no memory; the
+        // monitor must not share our session (or our terminal's signals).
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(io_ctx(format!(
+            "starting the monitor {}",
+            self.opts.monitor.display()
+        )))?;
+        let out = child.stdout.take().ok_or_else(|| EngineError::Runtime {
+            code: 125,
+            message: "monitor has no stdout".into(),
+        })?;
+        let mut lines = BufReader::new(out).lines();
+        let mut attachment = None;
+        loop {
+            let line = match lines.next() {
+                Some(Ok(l)) => l,
+                _ => {
+                    let st = State::load(&v.dir.join("state.json"))
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    let msg = if st.error.is_empty() {
+                        "the container's monitor exited unexpectedly".to_string()
+                    } else {
+                        st.error
+                    };
+                    return Err(EngineError::Runtime {
+                        code: 125,
+                        message: msg,
+                    });
+                }
+            };
+            if line == "ready" {
+                if let Some(s) = attach {
+                    attachment = Some(
+                        Attachment::connect(&self.attach_socket(&v.id), s)
+                            .map_err(io_ctx("attaching to the container"))?,
+                    );
+                }
+                continue;
+            }
+            if let Some(pid) = line.strip_prefix("ok ") {
+                let pid = pid.trim().parse().unwrap_or(0);
+                // The monitor lives on by itself; we do not wait for it.
+                std::mem::forget(child);
+                return Ok((attachment, pid));
+            }
+            if let Some(rest) = line.strip_prefix("err ") {
+                let (code, msg) = rest.split_once(' ').unwrap_or(("125", rest));
+                if attach.is_none() && !v.host_config.auto_remove {
+                    let _ = child.wait();
+                } else {
+                    // With --rm the monitor now removes the container, which
+                    // needs the lock our caller holds: do not wait here.
+                    std::mem::forget(child);
+                }
+                return Err(EngineError::Runtime {
+                    code: code.parse().unwrap_or(125),
+                    message: msg.to_string(),
+                });
+            }
+        }
+    }
+
+    /// `start`: runs a created or stopped container in the background.
+    /// Starting a running container does nothing.
+    pub fn start(&mut self, what: &str) -> Result<ContainerView> {
+        let row = self.find_container(what)?;
+        let _lock = self.lock_container(&row.id)?;
+        let v = self.view(row)?;
+        if v.removing {
+            return Err(EngineError::Conflict(format!(
+                "container {} is marked for removal and cannot be started",
+                v.id
+            )));
+        }
+        if !matches!(v.state.status, Status::Running | Status::Restarting) {
+            self.spawn_monitor(&v, None)?;
+        }
+        self.container(v.id.as_str())
+    }
+
+    /// Starts a container with the caller attached before its process runs.
+    pub fn start_attached(
+        &mut self,
+        what: &str,
+        streams: AttachStreams,
+    ) -> Result<(ContainerView, Attachment)> {
+        let row = self.find_container(what)?;
+        let lock = self.lock_container(&row.id)?;
+        let v = self.view(row)?;
+        if matches!(v.state.status, Status::Running | Status::Restarting) {
+            drop(lock);
+            let a = self.attach(v.id.as_str(), streams)?;
+            return Ok((v, a));
+        }
+        let (a, _pid) = self.spawn_monitor(&v, Some(streams))?;
+        drop(lock);
+        let a = a.ok_or_else(|| EngineError::Runtime {
+            code: 125,
+            message: "the monitor did not offer an attach socket".into(),
+        })?;
+        let v = self.container(v.id.as_str())?;
+        Ok((v, a))
+    }
+
+    /// `attach`: connects to a running container's streams.
+    pub fn attach(&self, what: &str, streams: AttachStreams) -> Result<Attachment> {
+        let v = self.container(what)?;
+        if !v.running() {
+            return Err(EngineError::Conflict(
+                "You cannot attach to a stopped container, start it first".into(),
+            ));
+        }
+        Attachment::connect(&self.attach_socket(&v.id), streams)
+            .map_err(io_ctx("attaching to the container"))
+    }
+
+    /// `wait`: blocks until the container is not running; returns its exit code.
+    pub fn wait(&self, what: &str) -> Result<i32> {
+        let v = self.container(what)?;
+        self.wait_view(&v, None)
+            .map(|c| c.unwrap_or(v.state.exit_code))
+    }
+
+    /// Waits for the next exit of `v` (Some(code)), or until `timeout`
+    /// (None). A container that is not running answers at once.
+    fn wait_view(&self, v: &ContainerView, timeout: Option<Duration>) -> Result<Option<i32>> {
+        if !matches!(v.state.status, Status::Running) {
+            return Ok(Some(v.state.exit_code));
+        }
+        let Ok(mut a) = Attachment::connect(&self.attach_socket(&v.id), AttachStreams::default())
+        else {
+            return Ok(Some(self.container(v.id.as_str())?.state.exit_code));
+        };
+        self.wait_attachment(&mut a, v, timeout)
+    }
+
+    fn wait_attachment(
+        &self,
+        a: &mut Attachment,
+        v: &ContainerView,
+        timeout: Option<Duration>,
+    ) -> Result<Option<i32>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                let _ = a.set_read_timeout(Some(left));
+            }
+            match a.next() {
+                Ok(Some(Output::Exit(code))) => return Ok(Some(code)),
+                Ok(Some(_)) => continue,
+                Ok(None) => return Ok(Some(self.container(v.id.as_str())?.state.exit_code)),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(None)
+                }
+                Err(_) => return Ok(Some(self.container(v.id.as_str())?.state.exit_code)),
+            }
+        }
+    }
+
+    /// `stop [-t N]`: the stop signal, then SIGKILL after the timeout.
+    pub fn stop(&mut self, what: &str, timeout: Option<i64>) -> Result<ContainerView> {
+        let row = self.find_container(what)?;
+        let _lock = self.lock_container(&row.id)?;
+        let v = self.view(row)?;
+        self.stop_locked(&v, timeout)?;
+        self.container(v.id.as_str())
+    }
+
+    fn stop_locked(&self, v: &ContainerView, timeout: Option<i64>) -> Result<()> {
+        // No restart after a user's stop.
+        std::fs::write(v.dir.join("stopped"), b"")
+            .map_err(io_ctx("marking the container stopped"))?;
+        if !v.running() {
+            return Ok(());
+        }
+        let timeout = timeout
+            .or(v.config.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let sig = v
+            .config
+            .stop_signal
+            .as_deref()
+            .and_then(parse_signal)
+            .unwrap_or(libc::SIGTERM);
+        let mut a = match Attachment::connect(&self.attach_socket(&v.id), AttachStreams::default())
+        {
+            Ok(a) => a,
+            Err(_) => return Ok(()),
+        };
+        let pid = v.state.pid;
+        if timeout != 0 {
+            let _ = berth_runtime::process::send_signal(pid, sig);
+            let t = if timeout < 0 {
+                None
+            } else {
+                Some(Duration::from_secs(timeout as u64))
+            };
+            if self.wait_attachment(&mut a, v, t)?.is_some() {
+                return Ok(());
+            }
+        }
+        let _ = berth_runtime::process::send_signal(pid, libc::SIGKILL);
+        self.wait_attachment(&mut a, v, Some(Duration::from_secs(30)))?;
+        Ok(())
+    }
+
+    /// `restart`: stop (if running), then start.
+    pub fn restart(&mut self, what: &str, timeout: Option<i64>) -> Result<ContainerView> {
+        let v = self.stop(what, timeout)?;
+        self.start(v.id.as_str())
+    }
+
+    /// `kill [-s SIG]`
+    pub fn kill(&self, what: &str, signal: &str) -> Result<ContainerView> {
+        let sig = parse_signal(signal)
+            .ok_or_else(|| EngineError::InvalidArgument(format!("invalid signal: {signal}")))?;
+        let v = self.container(what)?;
+        if !v.running() {
+            return Err(EngineError::Conflict(format!(
+                "Cannot kill container: {what}: Container {} is not running",
+                v.id
+            )));
+        }
+        if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
+            // Docker treats a kill as the user's stop for the restart policy.
+            let _ = std::fs::write(v.dir.join("stopped"), b"");
+        }
+        berth_runtime::process::send_signal(v.state.pid, sig)
+            .map_err(io_ctx(format!("Cannot kill container: {what}")))?;
+        Ok(v)
+    }
+
+    /// `rm [-f] [-v]`
+    pub fn remove(&mut self, what: &str, force: bool, volumes: bool) -> Result<ContainerId> {
+        let row = self.find_container(what)?;
+        let _lock = self.lock_container(&row.id)?;
+        let v = self.view(row)?;
+        if matches!(v.state.status, Status::Running | Status::Restarting) {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a {} container {}. Stop the container before attempting removal or force remove",
+                    v.status_word(),
+                    v.id
+                )));
+            }
+            self.stop_locked(&v, Some(0))?;
+        }
+        self.store.read().set_removing(&v.id)?;
+        self.remove_files(&v);
+        self.store.transaction(|t| t.delete_container(&v.id))?;
+        if volumes {
+            for m in &v.host_config.mounts {
+                // Anonymous volumes only: their names are 64 hex digits.
+                if m.kind == "volume"
+                    && m.name.len() == 64
+                    && m.name.bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    let _ = self.remove_volume(&m.name, true);
+                }
+            }
+        }
+        Ok(v.id)
+    }
+
+    fn remove_files(&self, v: &ContainerView) {
+        if let Ok(layout) = cgroups::detect() {
+            let _ = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id)).remove();
+        }
+        let _ = std::fs::remove_file(self.attach_socket(&v.id));
+        // The lock file goes with the directory; holders keep their descriptor.
+        let _ = std::fs::remove_dir_all(&v.dir);
+    }
+
+    /// `rename OLD NEW`
+    pub fn rename(&mut self, what: &str, new_name: &str) -> Result<()> {
+        let row = self.find_container(what)?;
+        if !crate::names::valid_name(new_name) {
+            return Err(EngineError::InvalidArgument(format!(
+                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let new_name = new_name.trim_start_matches('/');
+        if row.name == new_name {
+            return Err(EngineError::Conflict(
+                "Renaming a container with the same name as its current name".into(),
+            ));
+        }
+        match self.store.read().rename_container(&row.id, new_name) {
+            Err(berth_store::StoreError::NameInUse(n)) => Err(EngineError::Conflict(format!(
+                "Conflict. The container name \"/{n}\" is already in use"
+            ))),
+            other => Ok(other?),
+        }
+    }
+
+    /// `container prune`: removes every stopped container.
+    pub fn prune_containers(&mut self) -> Result<PruneReport> {
+        let mut report = PruneReport {
+            deleted: Vec::new(),
+            space_reclaimed: 0,
+        };
+        for v in self.containers()? {
+            if matches!(v.state.status, Status::Running | Status::Restarting) {
+                continue;
+            }
+            let size = berth_layers::dir_size(&v.dir.join("upper"));
+            if self.remove(v.id.as_str(), false, false).is_ok() {
+                report.deleted.push(v.id.to_string());
+                report.space_reclaimed += size;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The container's log files, oldest first.
+    fn log_files(v: &ContainerView) -> Vec<PathBuf> {
+        let live = v.dir.join(format!("{}-json.log", v.id));
+        let mut files: Vec<PathBuf> = (1..100)
+            .map(|i| PathBuf::from(format!("{}.{i}", live.display())))
+            .take_while(|p| p.exists())
+            .collect();
+        files.reverse();
+        files.push(live);
+        files
+    }
+
+    /// `logs`: calls `sink` for every entry; with `follow`, keeps going until
+    /// the container stops (or `sink` returns false).
+    pub fn logs(
+        &self,
+        what: &str,
+        o: &LogOptions,
+        mut sink: impl FnMut(&LogEntry) -> bool,
+    ) -> Result<()> {
+        let v = self.container(what)?;
+        let since = o
+            .since
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+        let keep = |e: &LogEntry| {
+            since
+                .as_ref()
+                .map_or(true, |s| e.time.as_str() >= s.as_str())
+        };
+        let mut entries: Vec<LogEntry> = Vec::new();
+        let files = Self::log_files(&v);
+        let live = files.last().cloned().unwrap_or_default();
+        for f in &files[..files.len().saturating_sub(1)] {
+            if let Ok(data) = std::fs::read(f) {
+                entries.extend(parse_log_lines(&data).into_iter().filter(|e| keep(e)));
+            }
+        }
+        let mut offset = 0u64;
+        if let Ok(data) = std::fs::read(&live) {
+            let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            entries.extend(
+                parse_log_lines(&data[..complete])
+                    .into_iter()
+                    .filter(|e| keep(e)),
+            );
+            offset = complete as u64;
+        }
+        if let Some(n) = o.tail {
+            let skip = entries.len().saturating_sub(n);
+            entries.drain(..skip);
+        }
+        for e in &entries {
+            if !sink(e) {
+                return Ok(());
+            }
+        }
+        if !o.follow {
+            return Ok(());
+        }
+        // Follow: read what the monitor appends until the container stops.
+        let mut pending = Vec::new();
+        loop {
+            let running = self
+                .container(v.id.as_str())
+                .map(|c| c.running())
+                .unwrap_or(false);
+            let mut f = match std::fs::File::open(&live) {
+                Ok(f) => f,
+                Err(_) => return Ok(()),
+            };
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if len < offset {
+                offset = 0; // rotated
+            }
+            if len > offset {
+                use std::io::Seek;
+                let _ = f.seek(std::io::SeekFrom::Start(offset));
+                let mut buf = Vec::new();
+                let _ = f.read_to_end(&mut buf);
+                offset += buf.len() as u64;
+                pending.extend_from_slice(&buf);
+                let complete = pending
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                let lines: Vec<u8> = pending.drain(..complete).collect();
+                for e in parse_log_lines(&lines).into_iter().filter(|e| keep(e)) {
+                    if !sink(&e) {
+                        return Ok(());
+                    }
+                }
+                continue;
+            }
+            if !running {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `exec`: runs a command in a running container, with the caller's
+    /// stdio. Returns the PID to wait for (a child of the caller).
+    pub fn exec(&self, what: &str, mut spec: ExecSpec) -> Result<i32> {
+        let v = self.container(what)?;
+        if !v.running() {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                v.id
+            )));
+        }
+        let mut env = v.config.env.clone();
+        for e in &spec.env {
+            set_env(&mut env, e);
+        }
+        spec.env = env;
+        if spec.user.is_empty() {
+            spec.user = v.config.user.clone();
+        }
+        if spec.cwd.is_empty() {
+            spec.cwd = if v.config.working_dir.is_empty() {
+                "/".into()
+            } else {
+                v.config.working_dir.clone()
+            };
+        }
+        let filters = self.seccomp_filters()?;
+        let cg_path = format!("{}/{}", self.opts.cgroup_parent, v.id);
+        let layout = cgroups::detect().map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: e.to_string(),
+        })?;
+        let cg = Cgroup::new(&layout, &cg_path);
+        berth_runtime::process::exec_in(v.state.pid, &spec, Some(&filters), || {
+            cg.add_pid(std::process::id() as i32)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| EngineError::Runtime {
+            code: e.exit_code(),
+            message: e.to_string(),
+        })
+    }
+
+    fn seccomp_filters(&self) -> Result<berth_runtime::seccomp::CompiledFilters> {
+        use berth_runtime::seccomp::{self, CompiledFilters};
+        let cache = self
+            .opts
+            .root
+            .join("cache")
+            .join(format!("seccomp-{:016x}.bpf", seccomp::profile_id()));
+        if let Ok(b) = std::fs::read(&cache) {
+            if let Ok(f) = CompiledFilters::from_bytes(&b) {
+                return Ok(f);
+            }
+        }
+        seccomp::default_profile().map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: format!("seccomp: {e}"),
+        })
+    }
+
+    /// `top`: the container's processes, as `ps -ef` shows them.
+    pub fn top(&self, what: &str, ps_args: &[String]) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+        let v = self.container(what)?;
+        if !v.running() {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                v.id
+            )));
+        }
+        let layout = cgroups::detect().map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: e.to_string(),
+        })?;
+        let pids = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id)).pids();
+        let args: Vec<String> = if ps_args.is_empty() {
+            vec!["-ef".into()]
+        } else {
+            ps_args.to_vec()
+        };
+        let out = std::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .map_err(io_ctx("running ps"))?;
+        if !out.status.success() {
+            return Err(EngineError::InvalidArgument(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let header_line = lines.next().unwrap_or_default();
+        let headers: Vec<String> = header_line.split_whitespace().map(str::to_string).collect();
+        let pid_col = headers.iter().position(|h| h == "PID").ok_or_else(|| {
+            EngineError::InvalidArgument("Couldn't find PID field in ps output".into())
+        })?;
+        let mut rows = Vec::new();
+        for l in lines {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            if fields.len() < headers.len() {
+                continue;
+            }
+            let pid: i32 = fields[pid_col].parse().unwrap_or(-1);
+            if pids.contains(&pid) {
+                let mut row: Vec<String> = fields[..headers.len() - 1]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                row.push(fields[headers.len() - 1..].join(" "));
+                rows.push(row);
+            }
+        }
+        Ok((headers, rows))
+    }
+
+    /// `inspect`, shaped as Docker's.
+    pub fn inspect_container(&self, what: &str) -> Result<serde_json::Value> {
+        let v = self.container(what)?;
+        let s = &v.state;
+        let status = v.status_word();
+        let path = v.command_line().first().cloned().unwrap_or_default();
+        let args: Vec<String> = v.command_line().into_iter().skip(1).collect();
+        let upper = v.dir.join("upper");
+        let image = self.store.read().image(&v.image_id)?;
+        let lower: Vec<String> = image
+            .map(|i| {
+                self.lower_dirs(&i)
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mounts: Vec<serde_json::Value> = v
+            .host_config
+            .mounts
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "Type": m.kind, "Name": if m.name.is_empty() { None } else { Some(&m.name) },
+                    "Source": m.source, "Destination": m.destination,
+                    "Driver": if m.kind == "volume" { "local" } else { "" },
+                    "Mode": m.mode, "RW": m.rw, "Propagation": if m.kind == "bind" { "rprivate" } else { "" }
+                })
+            })
+            .collect();
+        let zero = "0001-01-01T00:00:00Z".to_string();
+        Ok(serde_json::json!({
+            "Id": v.id.as_str(),
+            "Created": v.created,
+            "Path": path,
+            "Args": args,
+            "State": {
+                "Status": status,
+                "Running": status == "running",
+                "Paused": false,
+                "Restarting": status == "restarting",
+                "OOMKilled": s.oom_killed,
+                "Dead": false,
+                "Pid": if status == "running" { s.pid } else { 0 },
+                "ExitCode": s.exit_code,
+                "Error": s.error,
+                "StartedAt": if s.started_at.is_empty() { zero.clone() } else { s.started_at.clone() },
+                "FinishedAt": if s.finished_at.is_empty() { zero.clone() } else { s.finished_at.clone() },
+            },
+            "Image": v.image_id.as_str(),
+            "ResolvConfPath": v.dir.join("resolv.conf"),
+            "HostnamePath": v.dir.join("hostname"),
+            "HostsPath": v.dir.join("hosts"),
+            "LogPath": v.dir.join(format!("{}-json.log", v.id)),
+            "Name": format!("/{}", v.name),
+            "RestartCount": s.restart_count,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "HostConfig": v.host_config,
+            "GraphDriver": {
+                "Name": "overlay2",
+                "Data": {
+                    "LowerDir": lower.join(":"),
+                    "UpperDir": upper,
+                    "WorkDir": v.dir.join("work"),
+                    "MergedDir": v.dir.join("merged"),
+                }
+            },
+            "Mounts": mounts,
+            "Config": v.config,
+            "NetworkSettings": {
+                "Networks": { v.host_config.network_mode.clone(): { "IPAddress": "", "Gateway": "", "MacAddress": "" } },
+                "IPAddress": "",
+                "Ports": {},
+            }
+        }))
+    }
+}
+
+fn parse_log_lines(data: &[u8]) -> Vec<LogEntry> {
+    data.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice(l).ok())
+        .collect()
+}
+
+/// A state that says running but whose monitor is gone is an exited one:
+/// the monitor's death took the container with it (parent-death signal).
+fn reconcile(mut s: State) -> State {
+    if matches!(s.status, Status::Running | Status::Restarting) && !monitor_alive(s.monitor_pid) {
+        s.status = Status::Exited;
+        s.pid = 0;
+        if s.finished_at.is_empty() {
+            s.finished_at = now_rfc3339();
+        }
+        if s.exit_code == 0 {
+            s.exit_code = 137;
+        }
+    }
+    s
+}
+
+fn monitor_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(c) => c
+            .split(|&b| b == 0)
+            .next()
+            .map(|arg0| arg0.ends_with(b"berth-monitor"))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Removes container directories whose creation never finished (no row),
+/// skipping any that another process is creating right now.
+pub(crate) fn collect_orphans(engine: &Engine) -> Result<()> {
+    let dir = engine.opts.root.join("containers");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(id) = ContainerId::parse(&name) else {
+            continue;
+        };
+        if engine.store.read().container(&id)?.is_some() {
+            continue;
+        }
+        // Only a directory older than a minute: a create in flight writes its row within milliseconds.
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|t| {
+                t.elapsed()
+                    .map(|d| d > Duration::from_secs(60))
+                    .unwrap_or(false)
+            })
+            .unwrap_or(false);
+        if old {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_like_docker() {
+        assert_eq!(parse_signal("SIGTERM"), Some(libc::SIGTERM));
+        assert_eq!(parse_signal("kill"), Some(libc::SIGKILL));
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("RTMIN+1"), Some(libc::SIGRTMIN() + 1));
+        assert_eq!(parse_signal("NOPE"), None);
+        assert_eq!(parse_signal("0"), None);
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("10k"), Some(10 * 1024));
+        assert_eq!(parse_size("1m"), Some(1024 * 1024));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn env_overrides_by_key() {
+        let mut env = vec!["A=1".to_string(), "B=2".to_string()];
+        set_env(&mut env, "A=3");
+        assert_eq!(env, vec!["B=2", "A=3"]);
+    }
+}

@@ -1,0 +1,264 @@
+//! berth's engine: every verb, the one façade the CLI and the API service share.
+//!
+//! Owns: state transitions of images, containers and volumes; the on-disk
+//! layout under the store root; per-container locks; spawning a
+//! container's monitor; reconciling what the database says with what the
+//! monitors wrote (`state.json`).
+//!
+//! Never: formats output for humans (that is the CLI's job), or keeps state
+//! in memory between calls: any number of engines (CLI processes, the API
+//! service) may work on one store at once.
+//!
+//! Invariants: data first, database row last (a row always points at
+//! complete files; files without a row are garbage a later call collects);
+//! removal goes the other way (mark, delete files, delete row); every
+//! container operation that changes its state holds the container's lock.
+
+mod container;
+mod image;
+pub mod names;
+mod volume;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use berth_store::{ContainerRow, Store, StoreError};
+use berth_types::{ContainerId, Digest};
+
+pub use berth_runtime::monitor::{State, Status};
+pub use berth_runtime::process::ExecSpec;
+pub use container::*;
+pub use image::*;
+pub use volume::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("Unable to find image '{0}' locally")]
+    ImageNotFoundLocally(String),
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("no such volume: {0}")]
+    NoSuchVolume(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{message}")]
+    Runtime { code: i32, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Layer(#[from] berth_layers::LayerError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    /// Docker's exit code for this error: 125 unless the command could not
+    /// be executed (126) or found (127).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::Runtime { code, .. } => *code,
+            _ => 125,
+        }
+    }
+    /// The HTTP status the Engine API answers with (for `berth serve`).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            EngineError::NoSuchImage(_)
+            | EngineError::ImageNotFoundLocally(_)
+            | EngineError::NoSuchContainer(_)
+            | EngineError::NoSuchVolume(_) => 404,
+            EngineError::Conflict(_) => 409,
+            EngineError::InvalidArgument(_) => 400,
+            _ => 500,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+pub(crate) fn io_ctx(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
+    let context = context.into();
+    move |source| EngineError::Io { context, source }
+}
+
+/// Where the engine keeps its state and finds its helpers.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `--root`, default /var/lib/berth.
+    pub root: PathBuf,
+    /// `--run-root`, default /run/berth.
+    pub run_root: PathBuf,
+    /// The cgroup under which every container gets its own (`berth`).
+    pub cgroup_parent: String,
+    /// The `berth-monitor` binary.
+    pub monitor: PathBuf,
+    /// The `berth` binary (what `--rm` runs to remove a container).
+    pub berth: PathBuf,
+}
+
+impl Options {
+    /// Defaults for everything but the paths the caller passes; the helper
+    /// binaries are looked up next to the running executable.
+    pub fn new(root: PathBuf, run_root: PathBuf, cgroup_parent: String) -> Options {
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth"));
+        let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        Options {
+            root,
+            run_root,
+            cgroup_parent,
+            monitor: dir.join("berth-monitor"),
+            berth: exe,
+        }
+    }
+}
+
+pub struct Engine {
+    opts: Options,
+    store: Store,
+    blobs: berth_layers::BlobStore,
+}
+
+impl Engine {
+    pub fn open(opts: Options) -> Result<Engine> {
+        for d in [
+            opts.root.clone(),
+            opts.root.join("containers"),
+            opts.root.join("layers"),
+            opts.root.join("volumes"),
+            opts.root.join("tmp"),
+            opts.root.join("cache"),
+            opts.run_root.clone(),
+        ] {
+            std::fs::create_dir_all(&d).map_err(io_ctx(format!("creating {}", d.display())))?;
+        }
+        let store = Store::open(&opts.root)?;
+        let blobs = berth_layers::BlobStore::open(&opts.root)?;
+        Ok(Engine { opts, store, blobs })
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    pub(crate) fn layers_dir(&self) -> PathBuf {
+        self.opts.root.join("layers")
+    }
+    pub(crate) fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.layers_dir().join(chain_id.hex())
+    }
+    pub(crate) fn container_dir(&self, id: &ContainerId) -> PathBuf {
+        self.opts.root.join("containers").join(id.as_str())
+    }
+    pub(crate) fn attach_socket(&self, id: &ContainerId) -> PathBuf {
+        // Short enough for sun_path (108 bytes) under any sensible run root.
+        self.opts
+            .run_root
+            .join(format!("{}.sock", &id.as_str()[..24]))
+    }
+
+    /// Finds a container by full ID, name or unique ID prefix.
+    pub fn find_container(&self, what: &str) -> Result<ContainerRow> {
+        let t = self.store.read();
+        let name = what.strip_prefix('/').unwrap_or(what);
+        if let Ok(id) = ContainerId::parse(what) {
+            if let Some(r) = t.container(&id)? {
+                return Ok(r);
+            }
+        }
+        if let Some(r) = t.container_by_name(name)? {
+            return Ok(r);
+        }
+        if !what.is_empty() && what.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut m = t.containers_with_prefix(&what.to_ascii_lowercase())?;
+            if m.len() == 1 {
+                return Ok(m.remove(0));
+            }
+            if m.len() > 1 {
+                return Err(EngineError::InvalidArgument(format!(
+                    "multiple IDs found with provided prefix: {what}"
+                )));
+            }
+        }
+        Err(EngineError::NoSuchContainer(what.to_string()))
+    }
+
+    /// Takes the container's lock (released when the guard drops).
+    pub(crate) fn lock_container(&self, id: &ContainerId) -> Result<ContainerLock> {
+        let path = self.container_dir(id).join("lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|_| EngineError::NoSuchContainer(id.to_string()))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_ctx(format!("locking container {}", id.short()))(e.into()))?;
+        Ok(ContainerLock { _file: f })
+    }
+
+    /// Collects what interrupted operations left behind: temp files and
+    /// layer directories without a database row, container directories
+    /// whose creation never finished.
+    pub fn collect_garbage(&self) -> Result<()> {
+        berth_layers::collect_garbage(&self.layers_dir(), &self.opts.root.join("tmp"));
+        let known: std::collections::HashSet<String> = self
+            .store
+            .read()
+            .layers()?
+            .iter()
+            .map(|d| d.hex().to_string())
+            .collect();
+        if let Ok(rd) = std::fs::read_dir(self.layers_dir()) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.len() == 64 && !known.contains(&name) {
+                    let _ = berth_layers::remove_layer_dir(&e.path());
+                }
+            }
+        }
+        container::collect_orphans(self)?;
+        Ok(())
+    }
+}
+
+/// An exclusive lock on one container.
+pub struct ContainerLock {
+    _file: File,
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+pub(crate) fn random_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    if getrandom::getrandom(&mut b).is_err() {
+        // getrandom(2) failing is not something to recover from quietly:
+        // fall back to time and pid, still unique enough for names.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let seed = format!("{t}-{}", std::process::id());
+        b.copy_from_slice(&sha2::Sha256::digest_bytes(seed.as_bytes()));
+    }
+    b
+}
+
+trait DigestBytes {
+    fn digest_bytes(data: &[u8]) -> [u8; 32];
+}
+impl DigestBytes for sha2::Sha256 {
+    fn digest_bytes(data: &[u8]) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(data).into()
+    }
+}

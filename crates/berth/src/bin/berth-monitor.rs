@@ -1,0 +1,790 @@
+//! berth-monitor: one per running container (see ARCHITECTURE.md).
+//!
+//! The parent of the container's first process. It creates and starts the
+//! container through `berth_runtime`, holds its stdio (pipes or a pty
+//! master), writes the json-file log, serves the attach socket, records the
+//! exit in `state.json`, applies the restart policy and, for `--rm`, hands
+//! over to `berth rm` when the container is done.
+//!
+//! It is single-threaded (the runtime forks), holds no database connection,
+//! and stays small while idle: one poll loop over a handful of descriptors.
+//!
+//! Usage: `berth-monitor CONTAINER_DIR [--attach-first]`. Its stdout is a
+//! pipe to whoever started it: it writes `ready\n` once the container is
+//! created and the attach socket listens (only with --attach-first), then
+//! `ok PID\n` or `err CODE MESSAGE\n`, and closes it.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_runtime::cgroups::{self, Cgroup};
+use berth_runtime::monitor::{self as proto, MonitorConfig, State, Status};
+use berth_runtime::process::{self, ChildStdio};
+use berth_runtime::seccomp::{self, CompiledFilters};
+use rustix::event::{poll, PollFd, PollFlags};
+
+fn main() {
+    let code = match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth-monitor: {e}");
+            125
+        }
+    };
+    std::process::exit(code);
+}
+
+type Res<T> = Result<T, String>;
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// The notification pipe to the starter (our stdout until closed).
+struct Notify(Option<File>);
+
+impl Notify {
+    fn say(&mut self, line: &str) {
+        if let Some(f) = &mut self.0 {
+            let _ = f.write_all(line.as_bytes());
+            let _ = f.write_all(b"\n");
+        }
+    }
+    fn close(&mut self) {
+        if let Some(f) = self.0.take() {
+            // Point fd 1 at /dev/null so the starter sees EOF.
+            drop(f);
+            if let Ok(null) = File::options().write(true).open("/dev/null") {
+                let _ = rustix::stdio::dup2_stdout(null.as_fd());
+            }
+        }
+    }
+}
+
+fn run() -> Res<i32> {
+    let mut args = std::env::args().skip(1);
+    let dir = PathBuf::from(
+        args.next()
+            .ok_or("usage: berth-monitor CONTAINER_DIR [--attach-first]")?,
+    );
+    let attach_first = args.any(|a| a == "--attach-first");
+    let cfg: MonitorConfig = serde_json::from_slice(
+        &std::fs::read(dir.join("monitor.json"))
+            .map_err(|e| format!("reading monitor.json: {e}"))?,
+    )
+    .map_err(|e| format!("parsing monitor.json: {e}"))?;
+
+    // fd 1 is the notify pipe: take it over as a File, keep fd 1 itself.
+    let stdout_dup =
+        rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3).map_err(|e| e.to_string())?;
+    let mut notify = Notify(Some(File::from(stdout_dup)));
+    // SAFETY-free signal setup: ignore SIGPIPE (clients may vanish) and SIGHUP.
+    ignore_signal(libc::SIGPIPE);
+    ignore_signal(libc::SIGHUP);
+
+    let filters = if cfg.spec.seccomp {
+        Some(load_filters(&cfg.seccomp_cache)?)
+    } else {
+        None
+    };
+    let layout = cgroups::detect().map_err(|e| e.to_string())?;
+    let cgroup = Cgroup::new(&layout, &cfg.cgroup_path);
+
+    let _ = std::fs::remove_file(&cfg.attach_socket);
+    let listener = UnixListener::bind(&cfg.attach_socket)
+        .map_err(|e| format!("attach socket {}: {e}", cfg.attach_socket.display()))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+
+    let mut log = Log::open(&cfg)?;
+    let mut state = State::load(&cfg.state_path)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    state.monitor_pid = std::process::id() as i32;
+    let mut clients: Vec<Client> = Vec::new();
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+
+    loop {
+        let io = match Stdio::new(&cfg) {
+            Ok(io) => io,
+            Err(e) => return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &e)),
+        };
+        let (child_stdio, mut io) = io.split();
+        if let Err(e) = cgroup.create() {
+            return Ok(fail_start(
+                &mut notify,
+                &mut state,
+                &cfg,
+                125,
+                &format!("cgroup: {e}"),
+            ));
+        }
+        let created = process::create(&cfg.spec, child_stdio, filters.as_ref(), |pid| {
+            cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"))
+        });
+        let created = match created {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = cgroup.remove();
+                return Ok(fail_start(
+                    &mut notify,
+                    &mut state,
+                    &cfg,
+                    e.exit_code(),
+                    &e.to_string(),
+                ));
+            }
+        };
+        if first && attach_first {
+            notify.say("ready");
+            // Wait for the first client to attach before the process runs.
+            loop {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        if let Some(c) = Client::handshake(s) {
+                            clients.push(c);
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        let mut fds = [PollFd::new(&listener, PollFlags::IN)];
+                        let _ = poll(&mut fds, None);
+                    }
+                    Err(e) => return Err(format!("attach socket: {e}")),
+                }
+            }
+        }
+        let started = Instant::now();
+        let pid = match created.start() {
+            Ok(pid) => pid,
+            Err(e) => {
+                // The process never ran: drain what it may have printed.
+                io.drain(&mut log, &mut clients);
+                let _ = cgroup.remove();
+                let code = fail_start(&mut notify, &mut state, &cfg, e.exit_code(), &e.to_string());
+                finish_clients(&mut clients, code);
+                return Ok(code);
+            }
+        };
+        state.status = Status::Running;
+        state.pid = pid;
+        state.error.clear();
+        state.exit_code = 0;
+        state.oom_killed = false;
+        state.started_at = now();
+        state.finished_at.clear();
+        save_state(&state, &cfg);
+        notify.say(&format!("ok {pid}"));
+        notify.close();
+        first = false;
+
+        let code = serve(pid, &listener, &mut io, &mut log, &mut clients, &cfg)?;
+        let oom = cgroup.memory_events_oom();
+        let _ = cgroup.remove();
+        state.status = Status::Exited;
+        state.pid = 0;
+        state.exit_code = code;
+        state.oom_killed = oom;
+        state.finished_at = now();
+
+        if should_restart(&cfg, &state, code) {
+            if started.elapsed() >= Duration::from_secs(10) {
+                backoff = Duration::from_millis(100);
+            }
+            state.status = Status::Restarting;
+            state.restart_count += 1;
+            save_state(&state, &cfg);
+            finish_clients(&mut clients, code);
+            if !wait_backoff(backoff, &cfg) {
+                state.status = Status::Exited;
+                save_state(&state, &cfg);
+                return Ok(code);
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+            continue;
+        }
+        save_state(&state, &cfg);
+        finish_clients(&mut clients, code);
+        if !cfg.remove_command.is_empty() {
+            hand_over_to_rm(&cfg);
+        }
+        return Ok(code);
+    }
+}
+
+fn ignore_signal(sig: i32) {
+    // SAFETY: SIG_IGN is a valid disposition for these catchable signals.
+    unsafe { libc::signal(sig, libc::SIG_IGN) };
+}
+
+fn save_state(state: &State, cfg: &MonitorConfig) {
+    if let Err(e) = state.save(&cfg.state_path) {
+        eprintln!("berth-monitor: saving state: {e}");
+    }
+}
+
+fn fail_start(
+    notify: &mut Notify,
+    state: &mut State,
+    cfg: &MonitorConfig,
+    code: i32,
+    msg: &str,
+) -> i32 {
+    state.status = if state.started_at.is_empty() {
+        Status::Created
+    } else {
+        Status::Exited
+    };
+    state.pid = 0;
+    state.exit_code = code;
+    state.error = msg.to_string();
+    state.finished_at = now();
+    if state.status == Status::Created {
+        state.status = Status::Exited;
+    }
+    save_state(state, cfg);
+    notify.say(&format!("err {code} {msg}"));
+    notify.close();
+    if !cfg.remove_command.is_empty() {
+        hand_over_to_rm(cfg);
+    }
+    code
+}
+
+fn should_restart(cfg: &MonitorConfig, state: &State, code: i32) -> bool {
+    if cfg.stop_marker.exists() {
+        return false;
+    }
+    match cfg.restart_policy.as_str() {
+        "always" | "unless-stopped" => true,
+        "on-failure" => {
+            code != 0 && (cfg.restart_max == 0 || state.restart_count < cfg.restart_max)
+        }
+        _ => false,
+    }
+}
+
+/// Sleeps the restart back-off, waking early when the user stops the
+/// container. Returns false when the restart is cancelled.
+fn wait_backoff(d: Duration, cfg: &MonitorConfig) -> bool {
+    let deadline = Instant::now() + d;
+    while Instant::now() < deadline {
+        if cfg.stop_marker.exists() {
+            return false;
+        }
+        std::thread::sleep((deadline - Instant::now()).min(Duration::from_millis(50)));
+    }
+    !cfg.stop_marker.exists()
+}
+
+fn hand_over_to_rm(cfg: &MonitorConfig) {
+    use std::os::unix::process::CommandExt;
+    let Some((prog, args)) = cfg.remove_command.split_first() else {
+        return;
+    };
+    let err = std::process::Command::new(prog)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .exec();
+    eprintln!("berth-monitor: removing the container: {err}");
+}
+
+fn load_filters(cache: &Path) -> Res<CompiledFilters> {
+    if !cache.as_os_str().is_empty() {
+        if let Ok(bytes) = std::fs::read(cache) {
+            if let Ok(f) = CompiledFilters::from_bytes(&bytes) {
+                return Ok(f);
+            }
+        }
+    }
+    let f = seccomp::default_profile().map_err(|e| format!("seccomp: {e}"))?;
+    if !cache.as_os_str().is_empty() {
+        let tmp = cache.with_extension(format!("tmp-{}", std::process::id()));
+        if std::fs::write(&tmp, f.to_bytes()).is_ok() {
+            let _ = std::fs::rename(&tmp, cache);
+        }
+    }
+    Ok(f)
+}
+
+/// The container's side of stdio as the monitor holds it.
+enum Stdio {
+    Tty {
+        master: File,
+        slave: OwnedFd,
+        path: PathBuf,
+    },
+    Pipes {
+        stdin_w: Option<File>,
+        stdin_r: OwnedFd,
+        out_r: File,
+        out_w: OwnedFd,
+        err_r: File,
+        err_w: OwnedFd,
+    },
+}
+
+struct Held {
+    /// Output sources: (fd, stream).
+    outputs: Vec<(File, u8)>,
+    stdin: Option<File>,
+    tty: Option<File>,
+}
+
+impl Stdio {
+    fn new(cfg: &MonitorConfig) -> Res<Stdio> {
+        if cfg.spec.tty {
+            use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+            let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+                .map_err(|e| format!("pty: {e}"))?;
+            grantpt(&master).map_err(|e| format!("pty: {e}"))?;
+            unlockpt(&master).map_err(|e| format!("pty: {e}"))?;
+            let name = ptsname(&master, Vec::new()).map_err(|e| format!("pty: {e}"))?;
+            let path = PathBuf::from(name.to_string_lossy().into_owned());
+            let slave: OwnedFd = File::options()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| format!("pty {}: {e}", path.display()))?
+                .into();
+            let _ = rustix::termios::tcsetwinsize(
+                &master,
+                rustix::termios::Winsize {
+                    ws_row: 24,
+                    ws_col: 80,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                },
+            );
+            Ok(Stdio::Tty {
+                master: File::from(master),
+                slave,
+                path,
+            })
+        } else {
+            let p = || {
+                rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                    .map_err(|e| format!("pipe: {e}"))
+            };
+            let (out_r, out_w) = p()?;
+            let (err_r, err_w) = p()?;
+            let (stdin_r, stdin_w) = if cfg.open_stdin {
+                let (r, w) = p()?;
+                (r, Some(File::from(w)))
+            } else {
+                (
+                    File::open("/dev/null")
+                        .map_err(|e| format!("/dev/null: {e}"))?
+                        .into(),
+                    None,
+                )
+            };
+            Ok(Stdio::Pipes {
+                stdin_w,
+                stdin_r,
+                out_r: File::from(out_r),
+                out_w,
+                err_r: File::from(err_r),
+                err_w,
+            })
+        }
+    }
+
+    fn split(self) -> (ChildStdio, Held) {
+        match self {
+            Stdio::Tty {
+                master,
+                slave,
+                path,
+            } => {
+                let s2 = slave.try_clone();
+                let s3 = slave.try_clone();
+                let (s2, s3) = match (s2, s3) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    _ => (dev_null(), dev_null()),
+                };
+                let reader = master
+                    .try_clone()
+                    .unwrap_or_else(|_| File::from(dev_null()));
+                (
+                    ChildStdio {
+                        stdin: slave,
+                        stdout: s2,
+                        stderr: s3,
+                        tty_path: Some(path),
+                    },
+                    Held {
+                        outputs: vec![(reader, proto::FRAME_STDOUT)],
+                        stdin: None,
+                        tty: Some(master),
+                    },
+                )
+            }
+            Stdio::Pipes {
+                stdin_w,
+                stdin_r,
+                out_r,
+                out_w,
+                err_r,
+                err_w,
+            } => (
+                ChildStdio {
+                    stdin: stdin_r,
+                    stdout: out_w,
+                    stderr: err_w,
+                    tty_path: None,
+                },
+                Held {
+                    outputs: vec![(out_r, proto::FRAME_STDOUT), (err_r, proto::FRAME_STDERR)],
+                    stdin: stdin_w,
+                    tty: None,
+                },
+            ),
+        }
+    }
+}
+
+fn dev_null() -> OwnedFd {
+    match File::options().read(true).write(true).open("/dev/null") {
+        Ok(f) => f.into(),
+        // /dev/null always exists on a working host; fall back to a closed pipe end.
+        Err(_) => match rustix::pipe::pipe() {
+            Ok((r, _w)) => r,
+            Err(_) => std::process::exit(125),
+        },
+    }
+}
+
+impl Held {
+    /// After exit: read whatever is left without blocking.
+    fn drain(&mut self, log: &mut Log, clients: &mut Vec<Client>) {
+        let mut buf = [0u8; 32 * 1024];
+        for (f, stream) in &mut self.outputs {
+            let _ = rustix::io::ioctl_fionbio(&*f, true);
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => output(&buf[..n], *stream, log, clients),
+                }
+            }
+        }
+        log.flush_partial();
+    }
+}
+
+/// Sends output to the log and every attached client that wants it.
+fn output(data: &[u8], stream: u8, log: &mut Log, clients: &mut Vec<Client>) {
+    log.write(data, stream);
+    clients.retain_mut(|c| {
+        let wants = if stream == proto::FRAME_STDERR {
+            c.stderr
+        } else {
+            c.stdout
+        };
+        !wants || proto::write_frame(&mut c.stream, stream, data).is_ok()
+    });
+}
+
+fn finish_clients(clients: &mut Vec<Client>, code: i32) {
+    for mut c in clients.drain(..) {
+        let _ = proto::write_frame(
+            &mut c.stream,
+            proto::FRAME_EXIT,
+            code.to_string().as_bytes(),
+        );
+        let _ = c.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// The poll loop while the container runs; returns its exit code.
+fn serve(
+    pid: i32,
+    listener: &UnixListener,
+    io: &mut Held,
+    log: &mut Log,
+    clients: &mut Vec<Client>,
+    cfg: &MonitorConfig,
+) -> Res<i32> {
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).ok_or("bad pid")?,
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| format!("pidfd_open: {e}"))?;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut stdin_claimed = false;
+    let mut open_outputs: Vec<bool> = vec![true; io.outputs.len()];
+    loop {
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3 + io.outputs.len() + clients.len());
+        fds.push(PollFd::new(&pidfd, PollFlags::IN));
+        fds.push(PollFd::new(listener, PollFlags::IN));
+        for (i, (f, _)) in io.outputs.iter().enumerate() {
+            // A closed output is polled with no events (keeps indices simple).
+            fds.push(PollFd::new(
+                f,
+                if open_outputs[i] {
+                    PollFlags::IN
+                } else {
+                    PollFlags::empty()
+                },
+            ));
+        }
+        for c in clients.iter() {
+            fds.push(PollFd::new(&c.stream, PollFlags::IN));
+        }
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let exited = !fds[0].revents().is_empty();
+        let accept = !fds[1].revents().is_empty();
+        let out_ready: Vec<bool> = (0..io.outputs.len())
+            .map(|i| !fds[2 + i].revents().is_empty())
+            .collect();
+        let client_ready: Vec<bool> = (0..clients.len())
+            .map(|i| !fds[2 + io.outputs.len() + i].revents().is_empty())
+            .collect();
+        drop(fds);
+
+        for (i, ready) in out_ready.iter().enumerate() {
+            if !*ready {
+                continue;
+            }
+            let (f, stream) = &mut io.outputs[i];
+            let stream = *stream;
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => open_outputs[i] = false,
+                Ok(n) => output(&buf[..n], stream, log, clients),
+            }
+        }
+        // Client input, newest clients last; iterate backwards to remove.
+        for i in (0..client_ready.len()).rev() {
+            if !client_ready[i] {
+                continue;
+            }
+            let keep = clients[i].pump(io, &mut stdin_claimed, cfg);
+            if !keep {
+                let c = clients.remove(i);
+                if c.stdin && cfg.stdin_once && stdin_claimed {
+                    io.stdin = None;
+                }
+            }
+        }
+        if accept {
+            while let Ok((s, _)) = listener.accept() {
+                if let Some(c) = Client::handshake(s) {
+                    clients.push(c);
+                }
+            }
+        }
+        if exited {
+            let code = process::wait_exit_code(pid).map_err(|e| format!("wait: {e}"))?;
+            io.drain(log, clients);
+            return Ok(code);
+        }
+    }
+}
+
+/// One attached client.
+struct Client {
+    stream: UnixStream,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    inbuf: Vec<u8>,
+}
+
+impl Client {
+    /// Reads the `attach …` line (the client sends it right after connecting).
+    fn handshake(s: UnixStream) -> Option<Client> {
+        let _ = s.set_nonblocking(false);
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        let mut r = &s;
+        while line.len() < 256 {
+            match r.read(&mut byte) {
+                Ok(1) if byte[0] == b'\n' => break,
+                Ok(1) => line.push(byte[0]),
+                _ => return None,
+            }
+        }
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let mut words = line.split_whitespace();
+        if words.next() != Some("attach") {
+            return None;
+        }
+        let mut c = Client {
+            stream: s,
+            stdin: false,
+            stdout: false,
+            stderr: false,
+            inbuf: Vec::new(),
+        };
+        for w in words {
+            match w {
+                "stdin=1" => c.stdin = true,
+                "stdout=1" => c.stdout = true,
+                "stderr=1" => c.stderr = true,
+                _ => {}
+            }
+        }
+        let _ = c.stream.set_read_timeout(None);
+        let _ = c.stream.set_write_timeout(Some(Duration::from_secs(10)));
+        let _ = c.stream.set_nonblocking(true);
+        // Writes stay blocking-with-timeout: set the socket back, reads use MSG_DONTWAIT semantics below.
+        let _ = c.stream.set_nonblocking(false);
+        Some(c)
+    }
+
+    /// Reads what the client sent; false when it is gone.
+    fn pump(&mut self, io: &mut Held, stdin_claimed: &mut bool, _cfg: &MonitorConfig) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        let n = match rustix::net::recv(&self.stream, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((0, _)) => return false,
+            Ok((n, _)) => n,
+            Err(rustix::io::Errno::AGAIN) => return true,
+            Err(_) => return false,
+        };
+        self.inbuf.extend_from_slice(&buf[..n]);
+        while self.inbuf.len() >= 5 {
+            let len =
+                u32::from_be_bytes([self.inbuf[1], self.inbuf[2], self.inbuf[3], self.inbuf[4]])
+                    as usize;
+            if self.inbuf.len() < 5 + len {
+                break;
+            }
+            let kind = self.inbuf[0];
+            let payload: Vec<u8> = self.inbuf[5..5 + len].to_vec();
+            self.inbuf.drain(..5 + len);
+            match kind {
+                proto::INPUT_DATA if self.stdin => {
+                    *stdin_claimed = true;
+                    if let Some(t) = &mut io.tty {
+                        let _ = t.write_all(&payload);
+                    } else if let Some(w) = &mut io.stdin {
+                        if w.write_all(&payload).is_err() {
+                            io.stdin = None;
+                        }
+                    }
+                }
+                proto::INPUT_CLOSE if self.stdin => {
+                    *stdin_claimed = true;
+                    io.stdin = None;
+                }
+                proto::INPUT_RESIZE if payload.len() == 4 => {
+                    if let Some(t) = &io.tty {
+                        let ws = rustix::termios::Winsize {
+                            ws_row: u16::from_be_bytes([payload[0], payload[1]]),
+                            ws_col: u16::from_be_bytes([payload[2], payload[3]]),
+                            ws_xpixel: 0,
+                            ws_ypixel: 0,
+                        };
+                        let _ = rustix::termios::tcsetwinsize(t, ws);
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+}
+
+/// The json-file log with size-based rotation.
+struct Log {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_size: u64,
+    max_files: u32,
+    partial: [Vec<u8>; 2],
+}
+
+impl Log {
+    fn open(cfg: &MonitorConfig) -> Res<Log> {
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&cfg.log_path)
+            .map_err(|e| format!("log {}: {e}", cfg.log_path.display()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(Log {
+            path: cfg.log_path.clone(),
+            file,
+            size,
+            max_size: cfg.log_max_size,
+            max_files: cfg.log_max_files.max(1),
+            partial: [Vec::new(), Vec::new()],
+        })
+    }
+
+    fn write(&mut self, data: &[u8], stream: u8) {
+        let idx = usize::from(stream == proto::FRAME_STDERR);
+        let mut rest = data;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            let mut line = std::mem::take(&mut self.partial[idx]);
+            line.extend_from_slice(&rest[..=pos]);
+            self.entry(&line, stream);
+            rest = &rest[pos + 1..];
+        }
+        self.partial[idx].extend_from_slice(rest);
+        if self.partial[idx].len() >= 16 * 1024 {
+            let line = std::mem::take(&mut self.partial[idx]);
+            self.entry(&line, stream);
+        }
+    }
+
+    fn flush_partial(&mut self) {
+        for (idx, stream) in [(0, proto::FRAME_STDOUT), (1, proto::FRAME_STDERR)] {
+            if !self.partial[idx].is_empty() {
+                let line = std::mem::take(&mut self.partial[idx]);
+                self.entry(&line, stream);
+            }
+        }
+    }
+
+    fn entry(&mut self, line: &[u8], stream: u8) {
+        let rec = serde_json::json!({
+            "log": String::from_utf8_lossy(line),
+            "stream": if stream == proto::FRAME_STDERR { "stderr" } else { "stdout" },
+            "time": now(),
+        });
+        let mut bytes = rec.to_string().into_bytes();
+        bytes.push(b'\n');
+        if self.max_size > 0 && self.size + bytes.len() as u64 > self.max_size && self.size > 0 {
+            self.rotate();
+        }
+        if self.file.write_all(&bytes).is_ok() {
+            self.size += bytes.len() as u64;
+        }
+    }
+
+    fn rotate(&mut self) {
+        let name = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));
+        if self.max_files <= 1 {
+            let _ = self.file.set_len(0);
+            self.size = 0;
+            return;
+        }
+        let _ = std::fs::remove_file(name(self.max_files - 1));
+        for i in (1..self.max_files - 1).rev() {
+            let _ = std::fs::rename(name(i), name(i + 1));
+        }
+        let _ = std::fs::rename(&self.path, name(1));
+        if let Ok(f) = File::options().create(true).append(true).open(&self.path) {
+            self.file = f;
+            self.size = 0;
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn raw(f: &File) -> i32 {
+    f.as_raw_fd()
+}

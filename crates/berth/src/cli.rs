@@ -1,0 +1,468 @@
+//! The command line, flag for flag as Docker spells it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "A container engine that does what Docker does",
+    disable_help_subcommand = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Root of the store (images, containers, volumes)
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth"
+    )]
+    pub root: PathBuf,
+    /// Root of runtime files (sockets)
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_RUN_ROOT",
+        default_value = "/run/berth"
+    )]
+    pub run_root: PathBuf,
+    /// Cgroup under which each container gets its own
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_CGROUP_PARENT",
+        default_value = "berth"
+    )]
+    pub cgroup_parent: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(RunArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Return low-level information on berth objects
+    Inspect(InspectArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Show the berth version information
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Remove all stopped containers
+    Prune(PruneArgs),
+    /// List containers
+    #[command(alias = "list", alias = "ps")]
+    Ls(PsArgs),
+    /// Display detailed information on one or more containers
+    Inspect(InspectArgs),
+    /// Remove one or more containers
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Remove one or more images
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(alias = "remove")]
+    Rm(VolumeRmArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Mount a tmpfs directory (PATH[:OPTIONS])
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Bind mount a volume (HOST:CONTAINER[:ro], NAME:CONTAINER, CONTAINER)
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Connect a container to a network (none, host)
+    #[arg(long = "network", alias = "net")]
+    pub network: Option<String>,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i64>,
+    /// Restart policy to apply when a container exits (no, on-failure[:N], always, unless-stopped)
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Log driver options (max-size=, max-file=)
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// The image to run
+    pub image: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_negative_numbers = true
+    )]
+    pub time: Option<i64>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Show the latest created container (includes all states)
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long = "last")]
+    pub last: Option<usize>,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided (status=, name=, ancestor=, id=)
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a Go template, "table", or "json"
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    pub size: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ContainersArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" for everything)
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Show logs since a timestamp (2013-01-02T13:23:37Z) or relative (42m)
+    #[arg(long)]
+    pub since: Option<String>,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    pub container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format output using a Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Only inspect objects of the given type (container, image, volume)
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    #[arg(required = true)]
+    pub objects: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    pub container: String,
+    /// ps options
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Set commit message for imported image
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// A tarball (.tar, .tar.gz, .tar.zst) or - for standard input
+    pub file: String,
+    /// REPOSITORY[:TAG]
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Format output using a Go template, "table", or "json"
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filter output based on conditions provided (dangling=, reference=)
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// REPOSITORY[:TAG]
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeCreateArgs {
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeLsArgs {
+    /// Only display volume names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Format output using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeInspectArgs {
+    /// Format output using a Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}

@@ -1,0 +1,821 @@
+//! One function per command: parse what the engine needs, call it, print.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Context, Result};
+use berth_engine::{
+    AttachStreams, ContainerView, CreateOptions, Engine, EngineError, ExecSpec, LogOptions,
+    Options, RemovedImage, Status,
+};
+use berth_types::RestartPolicy;
+use chrono::{DateTime, Utc};
+
+use crate::attach::{self, Ended, Session};
+use crate::cli::*;
+use crate::format::human::{ago, command_column, human_size, status_line};
+use crate::format::table;
+use crate::format::template::Format;
+
+fn open(cli: &Cli) -> Result<Engine> {
+    let opts = Options::new(
+        cli.root.clone(),
+        cli.run_root.clone(),
+        cli.cgroup_parent.clone(),
+    );
+    Ok(Engine::open(opts)?)
+}
+
+/// Runs the command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> i32 {
+    let run_like = matches!(
+        cli.command,
+        Command::Run(_) | Command::Create(_) | Command::Exec(_)
+    );
+    let res = (|| -> Result<i32> {
+        let mut e = open(&cli)?;
+        match &cli.command {
+            Command::Run(a) => run(&mut e, a),
+            Command::Create(a) => create(&mut e, a),
+            Command::Start(a) => start(&mut e, a),
+            Command::Stop(a) => each(&a.containers, |c| {
+                e.stop(c, a.time)?;
+                println!("{c}");
+                Ok(())
+            }),
+            Command::Restart(a) => each(&a.containers, |c| {
+                e.restart(c, a.time)?;
+                println!("{c}");
+                Ok(())
+            }),
+            Command::Kill(a) => each(&a.containers, |c| {
+                e.kill(c, &a.signal)?;
+                println!("{c}");
+                Ok(())
+            }),
+            Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => rm(&mut e, a),
+            Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps(&e, a),
+            Command::Wait(a) => each(&a.containers, |c| {
+                println!("{}", e.wait(c)?);
+                Ok(())
+            }),
+            Command::Logs(a) => logs(&e, a),
+            Command::Attach(a) => attach_cmd(&e, a),
+            Command::Exec(a) => exec(&e, a),
+            Command::Inspect(a) => inspect(&e, a, None),
+            Command::Container(ContainerCommand::Inspect(a)) => inspect(&e, a, Some("container")),
+            Command::Image(ImageCommand::Inspect(a)) => inspect(&e, a, Some("image")),
+            Command::Top(a) => top(&e, a),
+            Command::Rename(a) => {
+                e.rename(&a.container, &a.new_name)?;
+                Ok(0)
+            }
+            Command::Container(ContainerCommand::Prune(_)) => {
+                let r = e.prune_containers()?;
+                if !r.deleted.is_empty() {
+                    println!("Deleted Containers:");
+                    for id in &r.deleted {
+                        println!("{id}");
+                    }
+                    println!();
+                }
+                println!("Total reclaimed space: {}", human_size(r.space_reclaimed));
+                Ok(0)
+            }
+            Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut e, a),
+            Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&e, a),
+            Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
+                e.tag(&a.source, &a.target)?;
+                Ok(0)
+            }
+            Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi(&mut e, a),
+            Command::Volume(v) => volume(&mut e, v),
+            Command::Version => {
+                println!("berth version {}", env!("CARGO_PKG_VERSION"));
+                Ok(0)
+            }
+        }
+    })();
+    match res {
+        Ok(code) => code,
+        Err(err) => {
+            let prefix = if run_like { "berth: " } else { "Error: " };
+            if let Some(EngineError::ImageNotFoundLocally(n)) = err.downcast_ref::<EngineError>() {
+                eprintln!("Unable to find image '{n}' locally");
+                eprintln!("{prefix}No such image: {n}");
+            } else {
+                eprintln!("{prefix}{err:#}");
+            }
+            crate::exit_code(&err, run_like)
+        }
+    }
+}
+
+/// Runs `f` for every name, printing each error; exit 1 if any failed.
+fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
+    let mut code = 0;
+    for n in names {
+        if let Err(e) = f(n) {
+            eprintln!("Error: {e:#}");
+            code = 1;
+        }
+    }
+    Ok(code)
+}
+
+fn parse_env_files(a: &RunArgs) -> Result<Vec<String>> {
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            env.push(expand_env(line));
+        }
+    }
+    for e in &a.env {
+        env.push(expand_env(e));
+    }
+    Ok(env)
+}
+
+/// `-e KEY` takes KEY's value from our own environment, as Docker does.
+fn expand_env(e: &str) -> String {
+    if e.contains('=') {
+        e.to_string()
+    } else {
+        match std::env::var(e) {
+            Ok(v) => format!("{e}={v}"),
+            Err(_) => e.to_string(),
+        }
+    }
+}
+
+fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
+    let restart =
+        RestartPolicy::parse(&a.restart).map_err(|e| anyhow!(EngineError::InvalidArgument(e)))?;
+    let mut log_opts = BTreeMap::new();
+    for o in &a.log_opt {
+        let (k, v) = o.split_once('=').ok_or_else(|| {
+            anyhow!(EngineError::InvalidArgument(format!(
+                "invalid log opt '{o}'"
+            )))
+        })?;
+        log_opts.insert(k.to_string(), v.to_string());
+    }
+    let mut labels = BTreeMap::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let env =
+        parse_env_files(a).map_err(|e| anyhow!(EngineError::InvalidArgument(format!("{e:#}"))))?;
+    Ok(CreateOptions {
+        image: a.image.clone(),
+        name: a.name.clone(),
+        cmd: a.command.clone(),
+        entrypoint: a.entrypoint.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        tty: a.tty,
+        open_stdin: a.interactive,
+        attach,
+        init: a.init,
+        read_only: a.read_only,
+        tmpfs: a.tmpfs.clone(),
+        volumes: a.volume.clone(),
+        network: a.network.clone(),
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        restart,
+        auto_remove: a.rm,
+        log_opts,
+        labels,
+        privileged: false,
+    })
+}
+
+fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
+    let id = e.create(&create_options(a, false)?)?;
+    println!("{id}");
+    Ok(0)
+}
+
+fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
+    if a.tty && a.interactive && !attach::is_terminal(std::io::stdin()) && !a.detach {
+        bail!(EngineError::InvalidArgument(
+            "the input device is not a TTY".into()
+        ));
+    }
+    let id = e.create(&create_options(a, !a.detach)?)?;
+    if a.detach {
+        e.start(id.as_str())?;
+        println!("{id}");
+        return Ok(0);
+    }
+    let streams = AttachStreams {
+        stdin: a.interactive,
+        stdout: true,
+        stderr: true,
+    };
+    let (v, att) = match e.start_attached(id.as_str(), streams) {
+        Ok(x) => x,
+        Err(err) => {
+            if a.rm {
+                if let Ok(v) = e.container(id.as_str()) {
+                    wait_removed(e, &v);
+                }
+            }
+            return Err(err.into());
+        }
+    };
+    let ended = attach::run(
+        att,
+        Session {
+            tty: a.tty,
+            stdin: a.interactive,
+            proxy_pid: Some(v.state.pid),
+        },
+    );
+    finish_attached(e, &v, ended, a.rm)
+}
+
+/// After an attached session: the exit code, waiting for `--rm` to finish.
+fn finish_attached(e: &Engine, v: &ContainerView, ended: Ended, auto_remove: bool) -> Result<i32> {
+    match ended {
+        Ended::Detached => Ok(0),
+        Ended::Exited(code) => {
+            if auto_remove {
+                wait_removed(e, v);
+            }
+            Ok(code)
+        }
+        Ended::Lost => {
+            let code = e
+                .container(v.id.as_str())
+                .map(|c| c.state.exit_code)
+                .unwrap_or(125);
+            Ok(code)
+        }
+    }
+}
+
+/// `--rm`: the monitor hands over to `berth rm`; wait until it is done.
+fn wait_removed(e: &Engine, v: &ContainerView) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if e.find_container(v.id.as_str()).is_err() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+fn start(e: &mut Engine, a: &StartArgs) -> Result<i32> {
+    if a.attach || a.interactive {
+        let [c] = a.containers.as_slice() else {
+            bail!("you cannot start and attach multiple containers at once");
+        };
+        let v0 = e.container(c)?;
+        let streams = AttachStreams {
+            stdin: a.interactive && v0.config.open_stdin,
+            stdout: true,
+            stderr: true,
+        };
+        let (v, att) = e.start_attached(c, streams)?;
+        let ended = attach::run(
+            att,
+            Session {
+                tty: v.config.tty,
+                stdin: streams.stdin,
+                proxy_pid: Some(v.state.pid),
+            },
+        );
+        return finish_attached(e, &v, ended, v.host_config.auto_remove);
+    }
+    each(&a.containers, |c| {
+        e.start(c)?;
+        println!("{c}");
+        Ok(())
+    })
+}
+
+fn attach_cmd(e: &Engine, a: &AttachArgs) -> Result<i32> {
+    let v = e.container(&a.container)?;
+    let stdin = !a.no_stdin && v.config.open_stdin;
+    let att = e.attach(
+        &a.container,
+        AttachStreams {
+            stdin,
+            stdout: true,
+            stderr: true,
+        },
+    )?;
+    let proxy = if a.sig_proxy { Some(v.state.pid) } else { None };
+    let ended = attach::run(
+        att,
+        Session {
+            tty: v.config.tty,
+            stdin,
+            proxy_pid: proxy,
+        },
+    );
+    finish_attached(e, &v, ended, false)
+}
+
+fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
+    if a.tty && !a.detach && !attach::is_terminal(std::io::stdin()) {
+        bail!(EngineError::InvalidArgument(
+            "the input device is not a TTY".into()
+        ));
+    }
+    let env: Vec<String> = a.env.iter().map(|s| expand_env(s)).collect();
+    let spec = ExecSpec {
+        args: a.command.clone(),
+        env,
+        cwd: a.workdir.clone().unwrap_or_default(),
+        user: a.user.clone().unwrap_or_default(),
+        privileged: a.privileged,
+        new_session: a.detach,
+    };
+    if a.detach || !a.interactive {
+        // Without -i the command gets no stdin, as with Docker.
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            let _ = rustix::stdio::dup2_stdin(&null);
+        }
+    }
+    if a.detach {
+        if let Ok(null) = std::fs::File::options().write(true).open("/dev/null") {
+            let _ = rustix::stdio::dup2_stdout(&null);
+            let _ = rustix::stdio::dup2_stderr(&null);
+        }
+    }
+    let pid = e.exec(&a.container, spec)?;
+    if a.detach {
+        return Ok(0);
+    }
+    // Like system(3): the terminal's signals go to the command, not to us.
+    let _raw = if a.tty {
+        Some(attach::RawMode::enable(std::io::stdin()))
+    } else {
+        None
+    };
+    // SAFETY: SIG_IGN is a valid disposition for these signals.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    let code =
+        berth_runtime::process::wait_exit_code(pid).context("waiting for the exec'd process")?;
+    Ok(code)
+}
+
+fn rm(e: &mut Engine, a: &RmArgs) -> Result<i32> {
+    each(&a.containers, |c| {
+        e.remove(c, a.force, a.volumes)?;
+        println!("{c}");
+        Ok(())
+    })
+}
+
+fn parse_time(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return DateTime::from_timestamp(secs as i64, ((secs.fract()) * 1e9) as u32);
+    }
+    // Relative: 10s, 5m, 2h, 1h30m
+    let mut total = 0f64;
+    let mut num = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_digit() || ch == '.' {
+            num.push(ch);
+        } else {
+            let v: f64 = num.parse().ok()?;
+            num.clear();
+            total += v * match ch {
+                's' => 1.0,
+                'm' => 60.0,
+                'h' => 3600.0,
+                _ => return None,
+            };
+        }
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(now - chrono::Duration::milliseconds((total * 1000.0) as i64))
+}
+
+fn logs(e: &Engine, a: &LogsArgs) -> Result<i32> {
+    let tail = if a.tail == "all" {
+        None
+    } else {
+        Some(
+            a.tail
+                .parse::<usize>()
+                .map_err(|_| anyhow!("invalid value for --tail: {}", a.tail))?,
+        )
+    };
+    let since = match &a.since {
+        Some(s) => Some(
+            parse_time(s, Utc::now()).ok_or_else(|| anyhow!("invalid value for \"since\": {s}"))?,
+        ),
+        None => None,
+    };
+    let o = LogOptions {
+        follow: a.follow,
+        tail,
+        since,
+    };
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    e.logs(&a.container, &o, |entry| {
+        let line = if a.timestamps {
+            format!("{} {}", entry.time, entry.log)
+        } else {
+            entry.log.clone()
+        };
+        let r = if entry.stream == "stderr" {
+            err.write_all(line.as_bytes())
+        } else {
+            out.write_all(line.as_bytes()).and_then(|_| out.flush())
+        };
+        r.is_ok()
+    })?;
+    Ok(0)
+}
+
+fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn ps_row(v: &ContainerView, no_trunc: bool, now: DateTime<Utc>) -> serde_json::Value {
+    let created = parse_rfc3339(&v.created).unwrap_or(now);
+    let status = if v.removing {
+        "Removal In Progress".to_string()
+    } else {
+        status_line(
+            v.status_word(),
+            i64::from(v.state.exit_code),
+            parse_rfc3339(&v.state.started_at),
+            parse_rfc3339(&v.state.finished_at),
+            now,
+            false,
+            v.state.status == Status::Restarting,
+        )
+    };
+    let id = if no_trunc {
+        v.id.to_string()
+    } else {
+        v.id.short().to_string()
+    };
+    serde_json::json!({
+        "ID": id,
+        "Image": v.image,
+        "Command": command_column(&v.command_line().join(" "), !no_trunc),
+        "CreatedAt": created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
+        "RunningFor": ago(created, now),
+        "Status": status,
+        "State": v.status_word(),
+        "Ports": "",
+        "Names": v.name,
+        "Labels": v.config.labels.iter().map(|(k, val)| format!("{k}={val}")).collect::<Vec<_>>().join(","),
+        "Mounts": v.host_config.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
+        "Networks": v.host_config.network_mode,
+        "Size": "",
+    })
+}
+
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Status", "STATUS"),
+    ("State", "STATE"),
+    ("Ports", "PORTS"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("Size", "SIZE"),
+];
+
+fn ps_filter(v: &ContainerView, e: &Engine, filters: &[(String, String)]) -> bool {
+    // Same key: any value matches (OR); different keys: all must (AND).
+    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (k, val) in filters {
+        by_key.entry(k.as_str()).or_default().push(val.as_str());
+    }
+    by_key.iter().all(|(k, vals)| {
+        vals.iter().any(|val| match *k {
+            "status" => v.status_word() == *val,
+            "name" => v.name.contains(val),
+            "id" => v.id.as_str().starts_with(val),
+            "ancestor" => {
+                v.image == *val
+                    || e.resolve_image(val)
+                        .map(|i| i.id == v.image_id)
+                        .unwrap_or(false)
+            }
+            "label" => match val.split_once('=') {
+                Some((lk, lv)) => v.config.labels.get(lk).map(String::as_str) == Some(lv),
+                None => v.config.labels.contains_key(*val),
+            },
+            "exited" => v.state.status == Status::Exited && v.state.exit_code.to_string() == *val,
+            _ => false,
+        })
+    })
+}
+
+fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
+    let mut filters = Vec::new();
+    for f in &a.filter {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        if !["status", "name", "id", "ancestor", "label", "exited"].contains(&k) {
+            bail!("invalid filter '{k}'");
+        }
+        filters.push((k.to_string(), v.to_string()));
+    }
+    let mut list = e.containers()?;
+    let limit = if a.latest { Some(1) } else { a.last };
+    let all =
+        a.all || limit.is_some() || filters.iter().any(|(k, _)| k == "status" || k == "exited");
+    list.retain(|v| (all || v.running()) && ps_filter(v, e, &filters));
+    if let Some(n) = limit {
+        list.truncate(n);
+    }
+    let now = Utc::now();
+    if a.quiet {
+        for v in &list {
+            println!(
+                "{}",
+                if a.no_trunc {
+                    v.id.as_str()
+                } else {
+                    v.id.short()
+                }
+            );
+        }
+        return Ok(0);
+    }
+    let rows: Vec<serde_json::Value> = list.iter().map(|v| ps_row(v, a.no_trunc, now)).collect();
+    let fmt = a.format.as_deref().unwrap_or("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}");
+    print_rows(fmt, &rows, PS_HEADERS)?;
+    Ok(0)
+}
+
+fn print_rows(fmt: &str, rows: &[serde_json::Value], headers: &[(&str, &str)]) -> Result<()> {
+    let f = Format::parse(fmt).map_err(|e| anyhow!("{e}"))?;
+    let mut out = std::io::stdout().lock();
+    if f.is_table() {
+        let s = f.render_table(rows, headers).map_err(|e| anyhow!("{e}"))?;
+        out.write_all(s.as_bytes())?;
+    } else {
+        for r in rows {
+            let s = f.render(r).map_err(|e| anyhow!("{e}"))?;
+            writeln!(out, "{s}")?;
+        }
+    }
+    Ok(())
+}
+
+fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
+    let kind = kind.or(a.kind.as_deref());
+    let mut values = Vec::new();
+    let mut code = 0;
+    for o in &a.objects {
+        let v = match kind {
+            Some("container") => e.inspect_container(o),
+            Some("image") => e.inspect_image(o),
+            Some("volume") => e
+                .volume(o)
+                .map(|v| serde_json::to_value(v).unwrap_or_default()),
+            Some(k) => bail!("\"{k}\" is not a valid value for --type"),
+            None => e
+                .inspect_container(o)
+                .or_else(|_| e.inspect_image(o))
+                .or_else(|_| {
+                    e.volume(o)
+                        .map(|v| serde_json::to_value(v).unwrap_or_default())
+                        .map_err(|_| EngineError::NoSuchContainer(o.clone()))
+                }),
+        };
+        match v {
+            Ok(v) => values.push(v),
+            Err(err) => {
+                let msg = match (&err, kind) {
+                    (EngineError::NoSuchContainer(_), None) => format!("No such object: {o}"),
+                    _ => err.to_string(),
+                };
+                eprintln!("Error: {msg}");
+                code = 1;
+            }
+        }
+    }
+    print_inspect(a.format.as_deref(), &values)?;
+    Ok(code)
+}
+
+fn print_inspect(format: Option<&str>, values: &[serde_json::Value]) -> Result<()> {
+    match format {
+        Some(f) => {
+            let f = Format::parse(f).map_err(|e| anyhow!("{e}"))?;
+            for v in values {
+                println!("{}", f.render(v).map_err(|e| anyhow!("{e}"))?);
+            }
+        }
+        None => {
+            println!("{}", serde_json::to_string_pretty(&values)?);
+        }
+    }
+    Ok(())
+}
+
+fn top(e: &Engine, a: &TopArgs) -> Result<i32> {
+    let (headers, rows) = e.top(&a.container, &a.ps_args)?;
+    let h: Vec<&str> = headers.iter().map(String::as_str).collect();
+    print!("{}", table::render(&h, &rows));
+    Ok(0)
+}
+
+fn import(e: &mut Engine, a: &ImportArgs) -> Result<i32> {
+    let input: Box<dyn std::io::Read> = if a.file == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?)
+    };
+    let id = e.import(
+        input,
+        a.reference.as_deref(),
+        a.message.as_deref().unwrap_or(""),
+    )?;
+    println!("{id}");
+    Ok(0)
+}
+
+const IMAGE_HEADERS: &[(&str, &str)] = &[
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("ID", "IMAGE ID"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("Digest", "DIGEST"),
+];
+
+fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    let mut seen_ids = Vec::new();
+    let want_dangling = a
+        .filter
+        .iter()
+        .find_map(|f| f.strip_prefix("dangling="))
+        .map(|v| v == "true");
+    let want_ref = a.reference.clone().or_else(|| {
+        a.filter
+            .iter()
+            .find_map(|f| f.strip_prefix("reference=").map(str::to_string))
+    });
+    for img in e.images()? {
+        let created = parse_rfc3339(&img.created).unwrap_or(now);
+        let id = if a.no_trunc {
+            img.id.to_string()
+        } else {
+            img.id.short().to_string()
+        };
+        let mut entries: Vec<(String, String)> = img
+            .tags
+            .iter()
+            .map(|r| {
+                (
+                    r.familiar_repository(),
+                    r.tag().unwrap_or("<none>").to_string(),
+                )
+            })
+            .collect();
+        let dangling = entries.is_empty();
+        if dangling {
+            entries.push(("<none>".into(), "<none>".into()));
+        }
+        if let Some(d) = want_dangling {
+            if d != dangling {
+                continue;
+            }
+        }
+        for (repo, tag) in entries {
+            if let Some(r) = &want_ref {
+                let (rr, rt) = r.split_once(':').unwrap_or((r.as_str(), ""));
+                if repo != rr || (!rt.is_empty() && tag != rt) {
+                    continue;
+                }
+            }
+            seen_ids.push(id.clone());
+            rows.push(serde_json::json!({
+                "Repository": repo,
+                "Tag": tag,
+                "ID": id,
+                "CreatedSince": ago(created, now),
+                "CreatedAt": created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
+                "Size": human_size(img.size),
+                "Digest": "<none>",
+            }));
+        }
+    }
+    if a.quiet {
+        seen_ids.dedup();
+        for id in seen_ids {
+            println!("{id}");
+        }
+        return Ok(0);
+    }
+    let fmt = a.format.as_deref().unwrap_or(if a.digests {
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    });
+    print_rows(fmt, &rows, IMAGE_HEADERS)?;
+    Ok(0)
+}
+
+fn rmi(e: &mut Engine, a: &RmiArgs) -> Result<i32> {
+    each(&a.images, |i| {
+        for r in e.remove_image(i, a.force)? {
+            match r {
+                RemovedImage::Untagged(t) => println!("Untagged: {t}"),
+                RemovedImage::Deleted(d) => println!("Deleted: {d}"),
+            }
+        }
+        Ok(())
+    })
+}
+
+fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
+    match v {
+        VolumeCommand::Create(a) => {
+            let vol = e.create_volume(a.name.as_deref())?;
+            println!("{}", vol.name);
+            Ok(0)
+        }
+        VolumeCommand::Ls(a) => {
+            let vols = e.volumes()?;
+            if a.quiet {
+                for v in vols {
+                    println!("{}", v.name);
+                }
+                return Ok(0);
+            }
+            let rows: Vec<serde_json::Value> = vols
+                .iter()
+                .map(|v| serde_json::json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": v.scope}))
+                .collect();
+            let fmt = a
+                .format
+                .as_deref()
+                .unwrap_or("table {{.Driver}}\t{{.Name}}");
+            print_rows(
+                fmt,
+                &rows,
+                &[
+                    ("Driver", "DRIVER"),
+                    ("Name", "VOLUME NAME"),
+                    ("Mountpoint", "MOUNTPOINT"),
+                    ("Scope", "SCOPE"),
+                ],
+            )?;
+            Ok(0)
+        }
+        VolumeCommand::Inspect(a) => {
+            let mut values = Vec::new();
+            let mut code = 0;
+            for n in &a.volumes {
+                match e.volume(n) {
+                    Ok(v) => values.push(serde_json::to_value(v)?),
+                    Err(err) => {
+                        eprintln!("Error: {err}");
+                        code = 1;
+                    }
+                }
+            }
+            print_inspect(a.format.as_deref(), &values)?;
+            Ok(code)
+        }
+        VolumeCommand::Rm(a) => each(&a.volumes, |n| {
+            e.remove_volume(n, a.force)?;
+            println!("{n}");
+            Ok(())
+        }),
+    }
+}
