@@ -141,7 +141,7 @@ impl Attachment {
         self.stream.set_read_timeout(d)
     }
     /// The next output event; `None` when the monitor hung up.
-    pub fn next(&mut self) -> std::io::Result<Option<Output>> {
+    pub fn next_output(&mut self) -> std::io::Result<Option<Output>> {
         Ok(
             proto::read_frame(&mut self.stream)?.map(|(kind, data)| match kind {
                 proto::FRAME_EXIT => {
@@ -244,7 +244,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let v: f64 = num.parse().ok()?;
-    (v >= 0.0).then(|| (v * mult as f64) as u64)
+    (v >= 0.0).then_some((v * mult as f64) as u64)
 }
 
 fn set_env(env: &mut Vec<String>, kv: &str) {
@@ -309,7 +309,7 @@ impl Engine {
                 },
             ),
         };
-        if entrypoint.as_ref().map_or(true, |e| e.is_empty()) && cmd.is_empty() {
+        if entrypoint.as_ref().is_none_or(|e| e.is_empty()) && cmd.is_empty() {
             return Err(EngineError::InvalidArgument("no command specified".into()));
         }
         let mut env: Vec<String> = icfg.env.clone().unwrap_or_default();
@@ -883,7 +883,7 @@ impl Engine {
                 }
                 let _ = a.set_read_timeout(Some(left));
             }
-            match a.next() {
+            match a.next_output() {
                 Ok(Some(Output::Exit(code))) => return Ok(Some(code)),
                 Ok(Some(_)) => continue,
                 Ok(None) => return Ok(Some(self.container(v.id.as_str())?.state.exit_code)),
@@ -1079,11 +1079,7 @@ impl Engine {
         let since = o
             .since
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
-        let keep = |e: &LogEntry| {
-            since
-                .as_ref()
-                .map_or(true, |s| e.time.as_str() >= s.as_str())
-        };
+        let keep = |e: &LogEntry| since.as_ref().is_none_or(|s| e.time.as_str() >= s.as_str());
         let mut entries: Vec<LogEntry> = Vec::new();
         let files = Self::log_files(&v);
         let live = files.last().cloned().unwrap_or_default();

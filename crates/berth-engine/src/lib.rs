@@ -123,7 +123,6 @@ impl Options {
 pub struct Engine {
     opts: Options,
     store: Store,
-    blobs: berth_layers::BlobStore,
 }
 
 impl Engine {
@@ -140,8 +139,7 @@ impl Engine {
             std::fs::create_dir_all(&d).map_err(io_ctx(format!("creating {}", d.display())))?;
         }
         let store = Store::open(&opts.root)?;
-        let blobs = berth_layers::BlobStore::open(&opts.root)?;
-        Ok(Engine { opts, store, blobs })
+        Ok(Engine { opts, store })
     }
 
     pub fn options(&self) -> &Options {

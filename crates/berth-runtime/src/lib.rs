@@ -16,6 +16,7 @@
 
 pub mod caps;
 pub mod cgroups;
+pub mod devices;
 pub mod monitor;
 pub mod process;
 pub mod seccomp;

@@ -113,6 +113,11 @@ pub struct VolumeRow {
     pub labels: String,
 }
 
+/// An image row as SQLite returns it, before validation.
+type RawImage = (String, Vec<u8>, String, i64, Option<String>, String, i64);
+/// A container row as SQLite returns it, before validation.
+type RawContainer = (String, String, String, String, String, String, String, bool);
+
 pub struct Store {
     conn: Connection,
 }
@@ -183,9 +188,7 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn image_from_row(
-        row: &rusqlite::Row<'_>,
-    ) -> rusqlite::Result<(String, Vec<u8>, String, i64, Option<String>, String, i64)> {
+    fn image_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawImage> {
         Ok((
             row.get(0)?,
             row.get(1)?,
@@ -377,9 +380,7 @@ impl Tx<'_> {
         }
     }
 
-    fn container_from_row(
-        r: &rusqlite::Row<'_>,
-    ) -> rusqlite::Result<(String, String, String, String, String, String, String, bool)> {
+    fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawContainer> {
         Ok((
             r.get(0)?,
             r.get(1)?,

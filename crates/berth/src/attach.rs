@@ -99,7 +99,7 @@ pub fn run(mut a: Attachment, s: Session) -> Ended {
         if detached.load(Ordering::SeqCst) {
             return Ended::Detached;
         }
-        match a.next() {
+        match a.next_output() {
             Ok(Some(Output::Stdout(d))) => {
                 let _ = out.write_all(&d);
                 let _ = out.flush();

@@ -16,7 +16,8 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -210,6 +211,8 @@ fn run() -> Res<i32> {
         }
         save_state(&state, &cfg);
         finish_clients(&mut clients, code);
+        drop(listener);
+        let _ = std::fs::remove_file(&cfg.attach_socket);
         if !cfg.remove_command.is_empty() {
             hand_over_to_rm(&cfg);
         }
@@ -347,9 +350,12 @@ impl Stdio {
             unlockpt(&master).map_err(|e| format!("pty: {e}"))?;
             let name = ptsname(&master, Vec::new()).map_err(|e| format!("pty: {e}"))?;
             let path = PathBuf::from(name.to_string_lossy().into_owned());
+            // O_NOCTTY: the monitor leads a session, and must not take the
+            // terminal that the container's process makes its own.
             let slave: OwnedFd = File::options()
                 .read(true)
                 .write(true)
+                .custom_flags(libc::O_NOCTTY)
                 .open(&path)
                 .map_err(|e| format!("pty {}: {e}", path.display()))?
                 .into();
@@ -635,11 +641,9 @@ impl Client {
                 _ => {}
             }
         }
+        // Reads use MSG_DONTWAIT (see `pump`); writes block, but not forever.
         let _ = c.stream.set_read_timeout(None);
         let _ = c.stream.set_write_timeout(Some(Duration::from_secs(10)));
-        let _ = c.stream.set_nonblocking(true);
-        // Writes stay blocking-with-timeout: set the socket back, reads use MSG_DONTWAIT semantics below.
-        let _ = c.stream.set_nonblocking(false);
         Some(c)
     }
 
@@ -782,9 +786,4 @@ impl Log {
             self.size = 0;
         }
     }
-}
-
-#[allow(dead_code)]
-fn raw(f: &File) -> i32 {
-    f.as_raw_fd()
 }
