@@ -11,7 +11,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::seccomp::CompiledFilters;
@@ -131,7 +131,7 @@ pub fn create(
                     message: e,
                 });
             }
-            // First byte: placed, go on with the setup.
+            // First byte: placed in the cgroup, go on to the exec.
             if created.go.write_all(b"P").is_err() {
                 let buf = read_report(&mut created.report, "container setup")?;
                 created.reap();
@@ -203,15 +203,21 @@ fn child_main(
     mut rep: File,
 ) -> i32 {
     sys::set_pdeathsig(libc::SIGKILL);
-    let mut b = [0u8; 1];
-    if go.read_exact(&mut b).is_err() {
-        return EXIT_ENGINE;
-    }
+    // The root filesystem is set up while the parent moves us into our
+    // cgroup (a cgroup v1 migration waits for an RCU grace period, ~10 ms
+    // here): only the cgroup namespace and the exec must come after it.
     let prepared = match setup_container(spec, &stdio) {
         Ok(p) => p,
         Err(e) => return fail(&mut rep, EXIT_ENGINE, &e),
     };
     drop(stdio);
+    let mut b = [0u8; 1];
+    if go.read_exact(&mut b).is_err() {
+        return EXIT_ENGINE;
+    }
+    if let Err(e) = sys::unshare(libc::CLONE_NEWCGROUP) {
+        return fail(&mut rep, EXIT_ENGINE, &format!("cgroup namespace: {e}"));
+    }
     finish_and_exec(
         spec.init,
         prepared,
@@ -239,7 +245,6 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
     if stdio.tty_path.is_some() {
         sys::set_controlling_tty(0).map_err(|e| format!("controlling terminal: {e}"))?;
     }
-    sys::unshare(libc::CLONE_NEWCGROUP).map_err(|e| format!("cgroup namespace: {e}"))?;
     sys::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")
         .map_err(|e| format!("making / private: {e}"))?;
 
