@@ -7,7 +7,7 @@ use berth_store::{ImageRow, LayerRow};
 use berth_types::{host_architecture, History, ImageConfig, Reference, RootFs, RunConfig};
 use serde::Serialize;
 
-use crate::{now_rfc3339, Digest, Engine, EngineError, Result};
+use crate::{now_rfc3339, ContainerView, Digest, Engine, EngineError, Result, Status};
 
 /// An image as listed: its row, its tags, its parsed config.
 #[derive(Clone, Debug)]
@@ -213,8 +213,10 @@ impl Engine {
         })
     }
 
-    /// `rmi [-f] IMAGE`: untags, and deletes the image (and its layers no
-    /// other image uses) once nothing refers to it.
+    /// `rmi [-f] IMAGE`, with Docker's rules: by reference it untags (and
+    /// deletes the image with its last tag); a running container blocks a
+    /// delete even when forced, a stopped one only when not forced. Layers
+    /// a container still stands on stay until that container is removed.
     pub fn remove_image(&mut self, what: &str, force: bool) -> Result<Vec<RemovedImage>> {
         let row = self.resolve_image(what)?;
         let by_reference = Reference::parse(what).ok().filter(|r| {
@@ -226,70 +228,114 @@ impl Engine {
                 .as_ref()
                 == Some(&row.id)
         });
-        let users = self.store.read().containers_using_image(&row.id)?;
+        let users: Vec<ContainerView> = self
+            .containers()?
+            .into_iter()
+            .filter(|c| c.image_id == row.id)
+            .collect();
+        let running = users
+            .iter()
+            .find(|c| matches!(c.state.status, Status::Running | Status::Restarting));
+        let stopped = users
+            .iter()
+            .find(|c| !matches!(c.state.status, Status::Running | Status::Restarting));
         let tags = self.store.read().tags_of(&row.id)?;
-        let mut out = Vec::new();
-        // Untag only, when named by one of several tags (or forced while in use).
-        if let Some(r) = &by_reference {
-            if tags.len() > 1 || (!users.is_empty() && force) {
-                self.store.transaction(|t| -> Result<()> {
-                    t.remove_tag(&r.to_string())?;
-                    Ok(())
-                })?;
-                out.push(RemovedImage::Untagged(r.familiar()));
-                return Ok(out);
+        let untag = |engine: &mut Engine, r: &Reference| -> Result<Vec<RemovedImage>> {
+            engine.store.transaction(|t| -> Result<()> {
+                t.remove_tag(&r.to_string())?;
+                Ok(())
+            })?;
+            Ok(vec![RemovedImage::Untagged(r.familiar())])
+        };
+        match &by_reference {
+            Some(r) => {
+                if tags.len() > 1 {
+                    return untag(self, r);
+                }
+                if let Some(c) = running.or(stopped).filter(|_| !force || running.is_some()) {
+                    if force {
+                        // Forced while running: the tag goes, the image stays.
+                        return untag(self, r);
+                    }
+                    return Err(EngineError::Conflict(format!(
+                        "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
+                        r.familiar(),
+                        c.id.short(),
+                        row.id.short()
+                    )));
+                }
             }
-        }
-        if let Some(c) = users.first() {
-            let what_desc = match &by_reference {
-                Some(r) => format!(
-                    "unable to remove repository reference \"{}\" (must force)",
-                    r.familiar()
-                ),
-                None => format!("unable to delete {} (must be forced)", row.id.short()),
-            };
-            if !force || by_reference.is_none() {
-                return Err(EngineError::Conflict(format!(
-                    "{what_desc} - container {} is using its referenced image {}",
-                    c.short(),
-                    row.id.short()
-                )));
+            None => {
+                if let Some(c) = running {
+                    return Err(EngineError::Conflict(format!(
+                        "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                        row.id.short(),
+                        c.id.short()
+                    )));
+                }
+                if let (Some(c), false) = (stopped, force) {
+                    return Err(EngineError::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                        row.id.short(),
+                        c.id.short()
+                    )));
+                }
+                if tags.len() > 1 && !force {
+                    return Err(EngineError::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                        row.id.short()
+                    )));
+                }
             }
-        }
-        if by_reference.is_none() && tags.len() > 1 && !force {
-            return Err(EngineError::Conflict(format!(
-                "unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                row.id.short()
-            )));
         }
         if !self.store.read().children(&row.id)?.is_empty() {
             return Err(EngineError::Conflict(format!(
-                "unable to delete {} (cannot be forced) - image has dependent child images",
+                "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
                 row.id.short()
             )));
         }
-        let mut freed = Vec::new();
+        self.store.transaction(|t| t.delete_image(&row.id))?;
+        self.remove_unused_layers()?;
+        let mut out: Vec<RemovedImage> = tags
+            .iter()
+            .filter_map(|t| Reference::parse(t).ok())
+            .map(|r| RemovedImage::Untagged(r.familiar()))
+            .collect();
+        out.push(RemovedImage::Deleted(row.id.clone()));
+        Ok(out)
+    }
+
+    /// Deletes every layer that no image and no container stands on: the
+    /// row first, then its directory (a crash in between leaves garbage
+    /// that [`Engine::collect_garbage`] takes).
+    pub(crate) fn remove_unused_layers(&mut self) -> Result<()> {
+        let mut used: std::collections::HashSet<Digest> = std::collections::HashSet::new();
+        for img in self.store.read().images()? {
+            used.extend(img.layers);
+        }
+        for c in self.containers()? {
+            used.extend(self.container_layers(&c));
+        }
+        let unused: Vec<Digest> = self
+            .store
+            .read()
+            .layers()?
+            .into_iter()
+            .filter(|l| !used.contains(l))
+            .collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
         self.store.transaction(|t| -> Result<()> {
-            t.delete_image(&row.id)?;
-            for l in row.layers.iter().rev() {
-                if !t.layer_in_use(l)? {
-                    t.delete_layer(l)?;
-                    freed.push(l.clone());
-                }
+            for l in &unused {
+                t.delete_layer(l)?;
             }
             Ok(())
         })?;
-        // Row gone first, then the files (a crash here leaves only garbage).
-        for l in &freed {
+        for l in &unused {
             let _ = berth_layers::remove_layer_dir(&self.layer_dir(l));
         }
-        for t in tags {
-            if let Ok(r) = Reference::parse(&t) {
-                out.push(RemovedImage::Untagged(r.familiar()));
-            }
-        }
-        out.push(RemovedImage::Deleted(row.id.clone()));
-        Ok(out)
+        Ok(())
     }
 
     /// The directories of an image's layers, topmost first (overlay order).

@@ -22,5 +22,6 @@ pub mod process;
 pub mod seccomp;
 pub mod spec;
 mod sys;
+pub mod trace;
 
 pub use spec::*;

@@ -89,14 +89,14 @@ impl State {
         }
     }
 
-    /// Writes atomically: temp file, fsync, rename.
+    /// Writes atomically: temp file, rename. Not fsynced: after a power
+    /// loss a missing or old state reads as exited, which it then is.
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let tmp = path.with_extension("json.tmp");
         let data =
             serde_json::to_vec(self).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&data)?;
-        f.sync_data()?;
         std::fs::rename(&tmp, path)
     }
 }

@@ -28,10 +28,18 @@ fn open(cli: &Cli) -> Result<Engine> {
 
 /// Runs the command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> i32 {
-    let run_like = matches!(
+    berth_runtime::trace::trace("cli: start");
+    // Docker's `exec` fails with 1 (like other commands) unless the command
+    // itself could not be run (126/127).
+    let run_like = matches!(cli.command, Command::Run(_) | Command::Create(_));
+    if matches!(
         cli.command,
-        Command::Run(_) | Command::Create(_) | Command::Exec(_)
-    );
+        Command::Run(_) | Command::Start(_) | Command::Restart(_)
+    ) {
+        // The monitor's cgroup migration is on the start path: start its
+        // RCU grace period now, in parallel with the database work.
+        berth_runtime::cgroups::warm_up_migrations();
+    }
     let res = (|| -> Result<i32> {
         let mut e = open(&cli)?;
         match &cli.command {
@@ -104,11 +112,28 @@ pub fn dispatch(cli: Cli) -> i32 {
                 eprintln!("Unable to find image '{n}' locally");
                 eprintln!("{prefix}No such image: {n}");
             } else {
-                eprintln!("{prefix}{err:#}");
+                eprintln!("{prefix}{}", error_chain(&err));
             }
             crate::exit_code(&err, run_like)
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause that the message
+/// before it already spelled out.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) || out.contains(&format!(": {text}")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Runs `f` for every name, printing each error; exit 1 if any failed.
@@ -116,7 +141,7 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> 
     let mut code = 0;
     for n in names {
         if let Err(e) = f(n) {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", error_chain(&e));
             code = 1;
         }
     }
@@ -212,6 +237,7 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
         ));
     }
     let id = e.create(&create_options(a, !a.detach)?)?;
+    berth_runtime::trace::trace("cli: created");
     if a.detach {
         e.start(id.as_str())?;
         println!("{id}");
@@ -233,6 +259,7 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
             return Err(err.into());
         }
     };
+    berth_runtime::trace::trace("cli: attached and started");
     let ended = attach::run(
         att,
         Session {
@@ -241,7 +268,10 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
             proxy_pid: Some(v.state.pid),
         },
     );
-    finish_attached(e, &v, ended, a.rm)
+    berth_runtime::trace::trace("cli: session ended");
+    let code = finish_attached(e, &v, ended, a.rm);
+    berth_runtime::trace::trace("cli: done");
+    code
 }
 
 /// After an attached session: the exit code, waiting for `--rm` to finish.

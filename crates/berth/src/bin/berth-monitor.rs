@@ -67,6 +67,7 @@ impl Notify {
 }
 
 fn run() -> Res<i32> {
+    berth_runtime::trace::trace("monitor: exec'd");
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(
         args.next()
@@ -125,8 +126,12 @@ fn run() -> Res<i32> {
                 &format!("cgroup: {e}"),
             ));
         }
+        berth_runtime::trace::trace("monitor: cgroup made");
         let created = process::create(&cfg.spec, child_stdio, filters.as_ref(), |pid| {
-            cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"))
+            berth_runtime::trace::trace("monitor: cloned");
+            let r = cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
+            berth_runtime::trace::trace("monitor: placed");
+            r
         });
         let created = match created {
             Ok(c) => c,
@@ -160,6 +165,11 @@ fn run() -> Res<i32> {
                 }
             }
         }
+        berth_runtime::trace::trace("monitor: created");
+        // Hold the container's mount namespace: tearing it down (unmounting
+        // the overlay and the rest) waits for an RCU grace period, and that
+        // wait belongs after the exit has been reported, not before.
+        let mount_ns = File::open(format!("/proc/{}/ns/mnt", created.pid())).ok();
         let started = Instant::now();
         let pid = match created.start() {
             Ok(pid) => pid,
@@ -172,6 +182,7 @@ fn run() -> Res<i32> {
                 return Ok(code);
             }
         };
+        berth_runtime::trace::trace("monitor: exec'd the command");
         state.status = Status::Running;
         state.pid = pid;
         state.error.clear();
@@ -185,6 +196,7 @@ fn run() -> Res<i32> {
         first = false;
 
         let code = serve(pid, &listener, &mut io, &mut log, &mut clients, &cfg)?;
+        berth_runtime::trace::trace("monitor: reaped");
         let oom = cgroup.memory_events_oom();
         let _ = cgroup.remove();
         state.status = Status::Exited;
@@ -201,6 +213,7 @@ fn run() -> Res<i32> {
             state.restart_count += 1;
             save_state(&state, &cfg);
             finish_clients(&mut clients, code);
+            drop(mount_ns);
             if !wait_backoff(backoff, &cfg) {
                 state.status = Status::Exited;
                 save_state(&state, &cfg);
@@ -211,8 +224,10 @@ fn run() -> Res<i32> {
         }
         save_state(&state, &cfg);
         finish_clients(&mut clients, code);
+        drop(mount_ns);
         drop(listener);
         let _ = std::fs::remove_file(&cfg.attach_socket);
+        berth_runtime::trace::trace("monitor: done");
         if !cfg.remove_command.is_empty() {
             hand_over_to_rm(&cfg);
         }
