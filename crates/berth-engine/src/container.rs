@@ -247,6 +247,12 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v >= 0.0).then_some((v * mult as f64) as u64)
 }
 
+/// The environment a process gets: a `KEY` without `=` (from `-e KEY` when
+/// the caller has no KEY) unsets KEY, as with Docker, and is not passed on.
+fn process_env(env: &[String]) -> Vec<String> {
+    env.iter().filter(|e| e.contains('=')).cloned().collect()
+}
+
 fn set_env(env: &mut Vec<String>, kv: &str) {
     let key = kv.split_once('=').map_or(kv, |(k, _)| k);
     env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
@@ -594,7 +600,7 @@ impl Engine {
         args.extend(config.cmd.iter().cloned());
         let spec = ContainerSpec {
             args,
-            env: config.env.clone(),
+            env: process_env(&config.env),
             cwd: config.working_dir.clone(),
             user: config.user.clone(),
             hostname: hostname.to_string(),
@@ -913,9 +919,40 @@ impl Engine {
         // No restart after a user's stop.
         std::fs::write(v.dir.join("stopped"), b"")
             .map_err(io_ctx("marking the container stopped"))?;
-        if !v.running() {
-            return Ok(());
+        // A monitor between two runs (restarting) sees the marker within one
+        // back-off step and exits; one that has just started the process
+        // again is stopped by the next pass. Return only once it is stopped.
+        let mut v = v.clone();
+        for _ in 0..4 {
+            match v.state.status {
+                Status::Running => self.signal_and_wait(&v, timeout)?,
+                Status::Restarting => Self::wait_not_restarting(&v),
+                Status::Created | Status::Exited => return Ok(()),
+            }
+            v = self.container(v.id.as_str())?;
         }
+        Ok(())
+    }
+
+    /// Polls `state.json` until the monitor has left `restarting` (or died).
+    fn wait_not_restarting(v: &ContainerView) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let s = reconcile(
+                State::load(&v.dir.join("state.json"))
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            );
+            if s.status != Status::Restarting {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The stop signal, then SIGKILL after the timeout; waits for the exit.
+    fn signal_and_wait(&self, v: &ContainerView, timeout: Option<i64>) -> Result<()> {
         let timeout = timeout
             .or(v.config.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
@@ -975,8 +1012,16 @@ impl Engine {
 
     /// `rm [-f] [-v]`
     pub fn remove(&mut self, what: &str, force: bool, volumes: bool) -> Result<ContainerId> {
+        berth_runtime::trace::trace("engine: remove");
         let row = self.find_container(what)?;
-        let _lock = self.lock_container(&row.id)?;
+        let dir = self.container_dir(&row.id);
+        let _lock = match self.lock_container(&row.id) {
+            Ok(l) => Some(l),
+            // An interrupted removal deleted the directory (lock and all) but
+            // not the row: nothing can run without the directory, finish it.
+            Err(EngineError::NoSuchContainer(_)) if !dir.exists() => None,
+            Err(e) => return Err(e),
+        };
         let v = self.view(row)?;
         if matches!(v.state.status, Status::Running | Status::Restarting) {
             if !force {
@@ -991,6 +1036,11 @@ impl Engine {
         self.store.read().set_removing(&v.id)?;
         self.remove_files(&v);
         self.store.transaction(|t| t.delete_container(&v.id))?;
+        if self.store.read().image(&v.image_id)?.is_none() {
+            // Its image was removed while it existed: free what it held.
+            self.remove_unused_layers()?;
+        }
+        berth_runtime::trace::trace("engine: removed");
         if volumes {
             for m in &v.host_config.mounts {
                 // Anonymous volumes only: their names are 64 hex digits.
@@ -1003,6 +1053,24 @@ impl Engine {
             }
         }
         Ok(v.id)
+    }
+
+    /// The layers a container's root filesystem stands on (from its
+    /// monitor configuration, so they are known even after its image is gone).
+    pub(crate) fn container_layers(&self, v: &ContainerView) -> Vec<berth_types::Digest> {
+        let Ok(bytes) = std::fs::read(v.dir.join("monitor.json")) else {
+            return Vec::new();
+        };
+        let Ok(cfg) = serde_json::from_slice::<MonitorConfig>(&bytes) else {
+            return Vec::new();
+        };
+        cfg.spec
+            .rootfs
+            .lower
+            .iter()
+            .filter_map(|p| p.file_name())
+            .filter_map(|n| berth_types::Digest::from_hex(&n.to_string_lossy()).ok())
+            .collect()
     }
 
     fn remove_files(&self, v: &ContainerView) {
@@ -1165,7 +1233,7 @@ impl Engine {
         for e in &spec.env {
             set_env(&mut env, e);
         }
-        spec.env = env;
+        spec.env = process_env(&env);
         if spec.user.is_empty() {
             spec.user = v.config.user.clone();
         }
@@ -1437,6 +1505,13 @@ mod tests {
         assert_eq!(parse_size("1m"), Some(1024 * 1024));
         assert_eq!(parse_size("512"), Some(512));
         assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn env_without_value_unsets() {
+        let mut env = vec!["A=1".to_string(), "B=2".to_string()];
+        set_env(&mut env, "A");
+        assert_eq!(process_env(&env), vec!["B=2"]);
     }
 
     #[test]

@@ -506,6 +506,36 @@ fn send_signal(pid: i32, sig: i32) {
     }
 }
 
+/// Starts an RCU grace period for cgroup migrations in the background.
+///
+/// On cgroup v1 the first write to a `cgroup.procs` in a while waits for an
+/// RCU grace period (7–10 ms on this kernel); writes that follow within one
+/// grace period are fast (0.1 ms). Moving our own process into the cgroup
+/// it is already in changes nothing but starts that wait early, from a
+/// thread, while the caller does its other work; the monitor's real
+/// migration of the container then finds the grace period (nearly) over.
+pub fn warm_up_migrations() {
+    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return;
+    };
+    // Any v1 hierarchy we are in will do; `pids` is present on every v1 host.
+    let Some(path) = text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+        (ctrl == "pids").then(|| path.to_string())
+    }) else {
+        return;
+    };
+    let procs = PathBuf::from("/sys/fs/cgroup/pids")
+        .join(path.trim_start_matches('/'))
+        .join("cgroup.procs");
+    let _ = std::thread::Builder::new()
+        .name("cgroup-warm".into())
+        .spawn(move || {
+            let _ = std::fs::write(procs, "0");
+        });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,34 +664,4 @@ mod tests {
         // Removing again is fine.
         cg.remove().unwrap();
     }
-}
-
-/// Starts an RCU grace period for cgroup migrations in the background.
-///
-/// On cgroup v1 the first write to a `cgroup.procs` in a while waits for an
-/// RCU grace period (7–10 ms on this kernel); writes that follow within one
-/// grace period are fast (0.1 ms). Moving our own process into the cgroup
-/// it is already in changes nothing but starts that wait early, from a
-/// thread, while the caller does its other work; the monitor's real
-/// migration of the container then finds the grace period (nearly) over.
-pub fn warm_up_migrations() {
-    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return;
-    };
-    // Any v1 hierarchy we are in will do; `pids` is present on every v1 host.
-    let Some(path) = text.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
-        (ctrl == "pids").then(|| path.to_string())
-    }) else {
-        return;
-    };
-    let procs = PathBuf::from("/sys/fs/cgroup/pids")
-        .join(path.trim_start_matches('/'))
-        .join("cgroup.procs");
-    let _ = std::thread::Builder::new()
-        .name("cgroup-warm".into())
-        .spawn(move || {
-            let _ = std::fs::write(procs, "0");
-        });
 }
