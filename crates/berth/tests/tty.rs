@@ -2,6 +2,8 @@
 //! terminal emulator would: `run -it`, window size and resize, job control,
 //! `attach` and the ctrl-p ctrl-q detach keys.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::fs::File;
