@@ -126,6 +126,11 @@ fn run() -> Res<i32> {
                 &format!("cgroup: {e}"),
             ));
         }
+        if let Err(e) = berth_runtime::devices::apply_default_rules(&cgroup) {
+            let _ = cgroup.remove();
+            let msg = format!("cgroup device rules: {e}");
+            return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &msg));
+        }
         berth_runtime::trace::trace("monitor: cgroup made");
         let created = process::create(&cfg.spec, child_stdio, filters.as_ref(), |pid| {
             berth_runtime::trace::trace("monitor: cloned");
