@@ -644,10 +644,6 @@ impl Engine {
             restart_policy: host.restart_policy.name.clone(),
             restart_max: host.restart_policy.maximum_retry_count,
             stop_marker: dir.join("stopped"),
-            seccomp_cache: self.opts.root.join("cache").join(format!(
-                "seccomp-{:016x}.bpf",
-                berth_runtime::seccomp::profile_id()
-            )),
             remove_command: if host.auto_remove {
                 vec![
                     self.opts.berth.display().to_string(),
@@ -1262,18 +1258,7 @@ impl Engine {
     }
 
     fn seccomp_filters(&self) -> Result<berth_runtime::seccomp::CompiledFilters> {
-        use berth_runtime::seccomp::{self, CompiledFilters};
-        let cache = self
-            .opts
-            .root
-            .join("cache")
-            .join(format!("seccomp-{:016x}.bpf", seccomp::profile_id()));
-        if let Ok(b) = std::fs::read(&cache) {
-            if let Ok(f) = CompiledFilters::from_bytes(&b) {
-                return Ok(f);
-            }
-        }
-        seccomp::default_profile().map_err(|e| EngineError::Runtime {
+        berth_runtime::seccomp::default_profile().map_err(|e| EngineError::Runtime {
             code: 125,
             message: format!("seccomp: {e}"),
         })

@@ -44,8 +44,6 @@ pub struct MonitorConfig {
     pub restart_max: u32,
     /// Present when the user stopped the container: no restart then.
     pub stop_marker: PathBuf,
-    /// Where the compiled seccomp filter is cached (empty: no seccomp).
-    pub seccomp_cache: PathBuf,
     /// The command that removes the container when it exits (`--rm`).
     pub remove_command: Vec<String>,
     /// The cgroup mount roots' relative path for this container.

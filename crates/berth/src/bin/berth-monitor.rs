@@ -19,13 +19,13 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use berth_runtime::cgroups::{self, Cgroup};
 use berth_runtime::monitor::{self as proto, MonitorConfig, State, Status};
 use berth_runtime::process::{self, ChildStdio};
-use berth_runtime::seccomp::{self, CompiledFilters};
+use berth_runtime::seccomp;
 use rustix::event::{poll, PollFd, PollFlags};
 
 fn main() {
@@ -88,11 +88,6 @@ fn run() -> Res<i32> {
     ignore_signal(libc::SIGPIPE);
     ignore_signal(libc::SIGHUP);
 
-    let filters = if cfg.spec.seccomp {
-        Some(load_filters(&cfg.seccomp_cache)?)
-    } else {
-        None
-    };
     let layout = cgroups::detect().map_err(|e| e.to_string())?;
     let cgroup = Cgroup::new(&layout, &cfg.cgroup_path);
 
@@ -132,6 +127,20 @@ fn run() -> Res<i32> {
             return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &msg));
         }
         berth_runtime::trace::trace("monitor: cgroup made");
+        // Compiled per start (36 µs) and dropped once the process runs, so an
+        // idle monitor does not keep the filter on its heap.
+        let filters = if cfg.spec.seccomp {
+            match seccomp::default_profile() {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    let _ = cgroup.remove();
+                    let msg = format!("seccomp: {e}");
+                    return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &msg));
+                }
+            }
+        } else {
+            None
+        };
         let created = process::create(&cfg.spec, child_stdio, filters.as_ref(), |pid| {
             berth_runtime::trace::trace("monitor: cloned");
             let r = cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
@@ -200,6 +209,8 @@ fn run() -> Res<i32> {
         notify.close();
         first = false;
 
+        drop(filters);
+        release_free_memory();
         let code = serve(pid, &listener, &mut io, &mut log, &mut clients, &cfg)?;
         berth_runtime::trace::trace("monitor: reaped");
         let oom = cgroup.memory_events_oom();
@@ -237,6 +248,51 @@ fn run() -> Res<i32> {
             hand_over_to_rm(&cfg);
         }
         return Ok(code);
+    }
+}
+
+/// Gives the heap that start-up used and freed back to the kernel: an idle
+/// monitor's private memory is what each container really costs.
+fn release_free_memory() {
+    // SAFETY: malloc_trim only walks glibc's own heap and is safe to call
+    // at any time from the (single) thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    release_unused_stack();
+}
+
+/// Start-up ran deep (JSON, the seccomp compiler); the idle loop runs
+/// shallow. The stack pages below the current frame hold nothing live, so
+/// they are handed back (they fault in as zero pages if ever needed again).
+fn release_unused_stack() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let Some(line) = maps.lines().find(|l| l.ends_with("[stack]")) else {
+        return;
+    };
+    let Some((range, _)) = line.split_once(' ') else {
+        return;
+    };
+    let Some((lo, _)) = range.split_once('-') else {
+        return;
+    };
+    let Ok(lo) = usize::from_str_radix(lo, 16) else {
+        return;
+    };
+    let marker = 0u8;
+    let sp = std::ptr::addr_of!(marker) as usize;
+    // Keep a generous margin below the current frame for the calls to come.
+    let top = (sp.saturating_sub(4 * 1024)) & !4095;
+    if top > lo {
+        // SAFETY: [lo, top) lies inside this thread's stack mapping, below
+        // the current stack pointer minus a margin, so no live frame is
+        // there; MADV_DONTNEED on private anonymous memory just drops the
+        // pages (later accesses see zero-filled pages).
+        unsafe {
+            libc::madvise(lo as *mut libc::c_void, top - lo, libc::MADV_DONTNEED);
+        }
     }
 }
 
@@ -316,24 +372,6 @@ fn hand_over_to_rm(cfg: &MonitorConfig) {
         .stdout(std::process::Stdio::null())
         .exec();
     eprintln!("berth-monitor: removing the container: {err}");
-}
-
-fn load_filters(cache: &Path) -> Res<CompiledFilters> {
-    if !cache.as_os_str().is_empty() {
-        if let Ok(bytes) = std::fs::read(cache) {
-            if let Ok(f) = CompiledFilters::from_bytes(&bytes) {
-                return Ok(f);
-            }
-        }
-    }
-    let f = seccomp::default_profile().map_err(|e| format!("seccomp: {e}"))?;
-    if !cache.as_os_str().is_empty() {
-        let tmp = cache.with_extension(format!("tmp-{}", std::process::id()));
-        if std::fs::write(&tmp, f.to_bytes()).is_ok() {
-            let _ = std::fs::rename(&tmp, cache);
-        }
-    }
-    Ok(f)
 }
 
 /// The container's side of stdio as the monitor holds it.
@@ -490,7 +528,9 @@ fn dev_null() -> OwnedFd {
 impl Held {
     /// After exit: read whatever is left without blocking.
     fn drain(&mut self, log: &mut Log, clients: &mut Vec<Client>) {
-        let mut buf = [0u8; 32 * 1024];
+        // On the heap: a big stack frame would be probed, and so dirtied,
+        // in every idle monitor.
+        let mut buf = vec![0u8; 16 * 1024];
         for (f, stream) in &mut self.outputs {
             let _ = rustix::io::ioctl_fionbio(&*f, true);
             loop {
@@ -542,7 +582,7 @@ fn serve(
         rustix::process::PidfdFlags::empty(),
     )
     .map_err(|e| format!("pidfd_open: {e}"))?;
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = vec![0u8; 8 * 1024];
     let mut stdin_claimed = false;
     let mut open_outputs: Vec<bool> = vec![true; io.outputs.len()];
     loop {
@@ -594,7 +634,7 @@ fn serve(
             if !client_ready[i] {
                 continue;
             }
-            let keep = clients[i].pump(io, &mut stdin_claimed, cfg);
+            let keep = clients[i].pump(io, &mut stdin_claimed, &mut buf);
             if !keep {
                 let c = clients.remove(i);
                 if c.stdin && cfg.stdin_once && stdin_claimed {
@@ -668,9 +708,8 @@ impl Client {
     }
 
     /// Reads what the client sent; false when it is gone.
-    fn pump(&mut self, io: &mut Held, stdin_claimed: &mut bool, _cfg: &MonitorConfig) -> bool {
-        let mut buf = [0u8; 16 * 1024];
-        let n = match rustix::net::recv(&self.stream, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
+    fn pump(&mut self, io: &mut Held, stdin_claimed: &mut bool, buf: &mut [u8]) -> bool {
+        let n = match rustix::net::recv(&self.stream, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
             Ok((0, _)) => return false,
             Ok((n, _)) => n,
             Err(rustix::io::Errno::AGAIN) => return true,
