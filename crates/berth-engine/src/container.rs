@@ -930,18 +930,38 @@ impl Engine {
         Ok(())
     }
 
+    /// The state as the monitor last wrote it, reconciled with whether it lives.
+    fn current_state(v: &ContainerView) -> State {
+        reconcile(
+            State::load(&v.dir.join("state.json"))
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        )
+    }
+
     /// Polls `state.json` until the monitor has left `restarting` (or died).
     fn wait_not_restarting(v: &ContainerView) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            let s = reconcile(
-                State::load(&v.dir.join("state.json"))
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-            );
-            if s.status != Status::Restarting {
+            if Self::current_state(v).status != Status::Restarting {
                 return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Polls `state.json` until the process `v` saw running has exited;
+    /// false when `timeout` passes first.
+    fn poll_exit(v: &ContainerView, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let s = Self::current_state(v);
+            if s.status != Status::Running || s.pid != v.state.pid {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -958,10 +978,14 @@ impl Engine {
             .as_deref()
             .and_then(parse_signal)
             .unwrap_or(libc::SIGTERM);
-        let mut a = match Attachment::connect(&self.attach_socket(&v.id), AttachStreams::default())
-        {
-            Ok(a) => a,
-            Err(_) => return Ok(()),
+        // Without the attach socket (gone from the run root) the container
+        // still runs: signal it all the same and watch `state.json`.
+        let mut a = Attachment::connect(&self.attach_socket(&v.id), AttachStreams::default()).ok();
+        let mut exited = |t: Option<Duration>| -> Result<bool> {
+            match &mut a {
+                Some(a) => Ok(self.wait_attachment(a, v, t)?.is_some()),
+                None => Ok(Self::poll_exit(v, t)),
+            }
         };
         let pid = v.state.pid;
         if timeout != 0 {
@@ -971,12 +995,12 @@ impl Engine {
             } else {
                 Some(Duration::from_secs(timeout as u64))
             };
-            if self.wait_attachment(&mut a, v, t)?.is_some() {
+            if exited(t)? {
                 return Ok(());
             }
         }
         let _ = berth_runtime::process::send_signal(pid, libc::SIGKILL);
-        self.wait_attachment(&mut a, v, Some(Duration::from_secs(30)))?;
+        exited(Some(Duration::from_secs(30)))?;
         Ok(())
     }
 

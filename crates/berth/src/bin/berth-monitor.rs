@@ -95,6 +95,9 @@ fn run() -> Res<i32> {
     let listener = UnixListener::bind(&cfg.attach_socket)
         .map_err(|e| format!("attach socket {}: {e}", cfg.attach_socket.display()))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    // Which socket file is ours: a monitor started after our container
+    // exited (restart) binds a new one at the same path.
+    let socket_id = socket_identity(&cfg.attach_socket);
 
     let mut log = Log::open(&cfg)?;
     let mut state = State::load(&cfg.state_path)
@@ -112,28 +115,12 @@ fn run() -> Res<i32> {
             Err(e) => return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &e)),
         };
         let (child_stdio, mut io) = io.split();
-        if let Err(e) = cgroup.create() {
-            return Ok(fail_start(
-                &mut notify,
-                &mut state,
-                &cfg,
-                125,
-                &format!("cgroup: {e}"),
-            ));
-        }
-        if let Err(e) = berth_runtime::devices::apply_default_rules(&cgroup) {
-            let _ = cgroup.remove();
-            let msg = format!("cgroup device rules: {e}");
-            return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &msg));
-        }
-        berth_runtime::trace::trace("monitor: cgroup made");
         // Compiled per start (36 µs) and dropped once the process runs, so an
         // idle monitor does not keep the filter on its heap.
         let filters = if cfg.spec.seccomp {
             match seccomp::default_profile() {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    let _ = cgroup.remove();
                     let msg = format!("seccomp: {e}");
                     return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &msg));
                 }
@@ -141,8 +128,13 @@ fn run() -> Res<i32> {
         } else {
             None
         };
+        // The cgroup is made after the clone: on v1 its creation can wait for
+        // an RCU grace period, and the child sets up its root meanwhile.
         let created = process::create(&cfg.spec, child_stdio, filters.as_ref(), |pid| {
             berth_runtime::trace::trace("monitor: cloned");
+            cgroup.create().map_err(|e| format!("cgroup: {e}"))?;
+            berth_runtime::devices::apply_default_rules(&cgroup)
+                .map_err(|e| format!("cgroup device rules: {e}"))?;
             let r = cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
             berth_runtime::trace::trace("monitor: placed");
             r
@@ -242,7 +234,9 @@ fn run() -> Res<i32> {
         finish_clients(&mut clients, code);
         drop(mount_ns);
         drop(listener);
-        let _ = std::fs::remove_file(&cfg.attach_socket);
+        if socket_identity(&cfg.attach_socket) == socket_id {
+            let _ = std::fs::remove_file(&cfg.attach_socket);
+        }
         berth_runtime::trace::trace("monitor: done");
         if !cfg.remove_command.is_empty() {
             hand_over_to_rm(&cfg);
@@ -294,6 +288,14 @@ fn release_unused_stack() {
             libc::madvise(lo as *mut libc::c_void, top - lo, libc::MADV_DONTNEED);
         }
     }
+}
+
+/// (device, inode) of the file at `path`, if any.
+fn socket_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 fn ignore_signal(sig: i32) {

@@ -1,0 +1,985 @@
+//! `berth run`: exit codes, the process it starts (command, environment, user,
+//! directory, hostname), names, `--rm`, `-d`, `-i`, `--init`, the root
+//! filesystem and mounts, volumes, signals, restart policies, log rotation, and
+//! many runs at once. Black box: every check goes through the `berth` binary or
+//! what a container leaves on disk.
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn is_full_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// `berth inspect -f TEMPLATE NAME`, trimmed.
+fn inspect_f(env: &TestEnv, template: &str, name: &str) -> String {
+    env.ok(&["inspect", "-f", template, name])
+        .trim()
+        .to_string()
+}
+
+fn status(env: &TestEnv, name: &str) -> String {
+    inspect_f(env, "{{.State.Status}}", name)
+}
+
+/// Polls `berth logs NAME` until its stdout contains `needle`.
+fn wait_for_log(env: &TestEnv, name: &str, needle: &str) {
+    poll(
+        &format!("{needle:?} in the logs of {name}"),
+        DEADLINE,
+        || env.ok(&["logs", name]).contains(needle).then_some(()),
+    );
+}
+
+/// Names of every container `ps -a` lists.
+fn all_names(env: &TestEnv) -> Vec<String> {
+    env.ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Container directories under ROOT/containers.
+fn container_dirs(env: &TestEnv) -> Vec<PathBuf> {
+    let dir = env.root.path().join("containers");
+    match fs::read_dir(&dir) {
+        Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Is a `berth-monitor` process for container directory `dir` alive?
+fn monitor_running(dir: &Path) -> bool {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+            return false;
+        };
+        let mut args = cmdline.split(|&b| b == 0);
+        args.next().is_some_and(|a| a.ends_with(b"berth-monitor")) && args.next() == Some(needle)
+    })
+}
+
+fn send_signal(pid: u32, sig: i32) {
+    let pid = i32::try_from(pid).unwrap_or_else(|_| panic!("pid {pid} out of range"));
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Waits (with a deadline) for a child to exit.
+fn wait_child(child: &mut Child, what: &str) -> ExitStatus {
+    poll(what, DEADLINE, || {
+        child.try_wait().unwrap_or_else(|e| panic!("{what}: {e}"))
+    })
+}
+
+/// Reads a pipe to its end in a thread; the receiver yields the bytes.
+fn read_in_thread(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx
+}
+
+fn recv_text(rx: &mpsc::Receiver<Vec<u8>>, what: &str) -> String {
+    let data = rx
+        .recv_timeout(DEADLINE)
+        .unwrap_or_else(|_| panic!("{what}: pipe still open {DEADLINE:?} later"));
+    String::from_utf8_lossy(&data).into_owned()
+}
+
+// ---------------------------------------------------------------- exit codes
+
+#[test]
+fn exit_status_is_the_process_own() {
+    let env = TestEnv::with_busybox();
+    env.fails(&["run", BB, "sh", "-c", "exit 3"], 3);
+    env.fails(&["run", BB, "sh", "-c", "exit 255"], 255);
+    env.ok(&["run", BB, "true"]);
+    env.fails(&["run", BB, "false"], 1);
+}
+
+#[test]
+fn missing_command_exits_127() {
+    let env = TestEnv::with_busybox();
+    let (_, stderr) = env.fails(&["run", BB, "no-such-command"], 127);
+    assert!(
+        stderr.contains("executable file not found"),
+        "stderr: {stderr}"
+    );
+    let (_, stderr) = env.fails(&["run", BB, "/no/such/file"], 127);
+    assert!(
+        stderr.contains("no such file or directory"),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn non_executable_file_exits_126() {
+    let env = TestEnv::with_busybox();
+    let (_, stderr) = env.fails(&["run", BB, "/etc/passwd"], 126);
+    assert!(stderr.contains("permission denied"), "stderr: {stderr}");
+    // A directory cannot be executed either.
+    env.fails(&["run", BB, "/etc"], 126);
+}
+
+#[test]
+fn unknown_image_exits_125() {
+    let env = TestEnv::with_busybox();
+    let (_, stderr) = env.fails(&["run", "no-such-image", "true"], 125);
+    assert!(stderr.contains("no-such-image"), "stderr: {stderr}");
+    assert!(all_names(&env).is_empty(), "a container was created");
+}
+
+#[test]
+fn unknown_flag_exits_125() {
+    let env = TestEnv::with_busybox();
+    let (_, stderr) = env.fails(&["run", "--bogus", BB], 125);
+    assert!(stderr.contains("--bogus"), "stderr: {stderr}");
+    assert!(all_names(&env).is_empty(), "a container was created");
+}
+
+#[test]
+fn no_command_exits_125() {
+    let env = TestEnv::with_busybox();
+    // An imported image has no Cmd: there is nothing to run.
+    env.fails(&["run", BB], 125);
+    env.fails(&["run", "--entrypoint", "", BB], 125);
+}
+
+// ---------------------------------------------------------------- the process
+
+#[test]
+fn entrypoint_flag_sets_and_clears_the_entrypoint() {
+    let env = TestEnv::with_busybox();
+    assert_eq!(
+        env.ok(&["run", "--entrypoint", "echo", BB, "hello", "world"]),
+        "hello world\n"
+    );
+    assert_eq!(env.ok(&["run", "--entrypoint", "", BB, "echo", "x"]), "x\n");
+
+    let id = env.ok(&["create", "--entrypoint", "echo", BB, "a", "b"]);
+    let id = id.trim();
+    let v = env.inspect(id);
+    assert_eq!(
+        v["Config"]["Entrypoint"],
+        serde_json::json!(["echo"]),
+        "{v}"
+    );
+    assert_eq!(v["Config"]["Cmd"], serde_json::json!(["a", "b"]), "{v}");
+    assert_eq!(v["Path"], "echo", "{v}");
+    assert_eq!(v["Args"], serde_json::json!(["a", "b"]), "{v}");
+}
+
+#[test]
+fn env_flag_sets_variables() {
+    let env = TestEnv::with_busybox();
+    let out = env.ok(&[
+        "run",
+        "-e",
+        "K=V",
+        "-e",
+        "EMPTY=",
+        "-e",
+        "EQ=a=b",
+        BB,
+        "sh",
+        "-c",
+        "echo \"$K|$EMPTY|$EQ\"; env | grep -c ^EMPTY=",
+    ]);
+    assert_eq!(out, "V||a=b\n1\n");
+    // -e overrides a default.
+    assert_eq!(
+        env.ok(&["run", "-e", "PATH=/bin", BB, "sh", "-c", "echo $PATH"]),
+        "/bin\n"
+    );
+}
+
+#[test]
+fn env_flag_without_value_takes_the_callers() {
+    let env = TestEnv::with_busybox();
+    let mut cmd = env.berth(&[
+        "run",
+        "-e",
+        "BERTH_TEST_FROM_CALLER",
+        "-e",
+        "BERTH_TEST_UNSET",
+        BB,
+        "env",
+    ]);
+    cmd.env("BERTH_TEST_FROM_CALLER", "hello there")
+        .env_remove("BERTH_TEST_UNSET");
+    let out = output_with_timeout(cmd, COMMAND_TIMEOUT);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "BERTH_TEST_FROM_CALLER=hello there"),
+        "env:\n{stdout}"
+    );
+    // A name the caller does not have is not set (Docker drops it), not set to "".
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("BERTH_TEST_UNSET")),
+        "env:\n{stdout}"
+    );
+}
+
+#[test]
+fn env_file_is_read() {
+    let env = TestEnv::with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vars.env");
+    fs::write(
+        &file,
+        "# a comment\n\nA=1\nSPACED=two words\nWITH_EQ=x=y\nB=from-file\n",
+    )
+    .unwrap();
+    let out = env.ok(&[
+        "run",
+        "--env-file",
+        file.to_str().unwrap(),
+        "-e",
+        "B=from-flag",
+        BB,
+        "sh",
+        "-c",
+        "echo \"$A|$SPACED|$WITH_EQ|$B\"",
+    ]);
+    // -e wins over the file.
+    assert_eq!(out, "1|two words|x=y|from-flag\n");
+
+    let (_, stderr) = env.fails(&["run", "--env-file", "/no/such/env-file", BB, "true"], 125);
+    assert!(stderr.contains("/no/such/env-file"), "stderr: {stderr}");
+}
+
+#[test]
+fn workdir_is_created_and_used() {
+    let env = TestEnv::with_busybox();
+    assert_eq!(
+        env.ok(&["run", "-w", "/some/new/dir", BB, "pwd"]),
+        "/some/new/dir\n"
+    );
+    assert_eq!(env.ok(&["run", "-w", "/etc", BB, "pwd"]), "/etc\n");
+    // Docker refuses a relative working directory.
+    env.fails(&["run", "-w", "relative", BB, "pwd"], 125);
+}
+
+#[test]
+fn user_flag_sets_uid_and_gid() {
+    let env = TestEnv::with_busybox();
+    assert_eq!(
+        env.ok(&["run", "-u", "1000:1000", BB, "sh", "-c", "id -u; id -g"]),
+        "1000\n1000\n"
+    );
+    assert_eq!(
+        env.ok(&["run", "-u", "1234", BB, "sh", "-c", "id -u"]),
+        "1234\n"
+    );
+    assert_eq!(env.ok(&["run", BB, "id", "-u"]), "0\n");
+}
+
+#[test]
+fn hostname_flag() {
+    let env = TestEnv::with_busybox();
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "-h",
+            "myhost",
+            BB,
+            "sh",
+            "-c",
+            "hostname; cat /etc/hostname; echo $HOSTNAME"
+        ]),
+        "myhost\nmyhost\nmyhost\n"
+    );
+    // Without -h the hostname is the short ID.
+    let id = env.ok(&["run", "-d", BB, "hostname"]);
+    let id = id.trim();
+    assert_eq!(env.ok(&["wait", id]), "0\n");
+    assert_eq!(env.ok(&["logs", id]), format!("{}\n", &id[..12]));
+}
+
+// ---------------------------------------------------------------- names, --rm, -d, -i
+
+#[test]
+fn duplicate_name_is_refused() {
+    let env = TestEnv::with_busybox();
+    let first = env.ok(&["run", "-d", "--name", "dup", BB, "sleep", "1000"]);
+    let (_, stderr) = env.fails(&["run", "--name", "dup", BB, "true"], 125);
+    assert!(stderr.contains("already in use"), "stderr: {stderr}");
+    assert_eq!(all_names(&env), vec!["dup".to_string()]);
+    assert_eq!(
+        container_dirs(&env).len(),
+        1,
+        "the refused container left files behind"
+    );
+    // The first container is untouched.
+    assert_eq!(status(&env, "dup"), "running");
+    assert_eq!(inspect_f(&env, "{{.Id}}", "dup"), first.trim());
+    // create refuses it too.
+    let (_, stderr) = env.fails(&["create", "--name", "dup", BB, "true"], 125);
+    assert!(stderr.contains("already in use"), "stderr: {stderr}");
+}
+
+#[test]
+fn rm_flag_removes_the_container_after_exit() {
+    let env = TestEnv::with_busybox();
+    assert_eq!(
+        env.ok(&["run", "--rm", "--name", "gone", BB, "echo", "hi"]),
+        "hi\n"
+    );
+    assert!(all_names(&env).is_empty(), "ps -a: {:?}", all_names(&env));
+
+    env.fails(
+        &["run", "--rm", "--name", "gone2", BB, "sh", "-c", "exit 4"],
+        4,
+    );
+    assert!(all_names(&env).is_empty(), "ps -a: {:?}", all_names(&env));
+
+    // Also when the command cannot be found.
+    env.fails(
+        &["run", "--rm", "--name", "gone3", BB, "no-such-command"],
+        127,
+    );
+    assert!(all_names(&env).is_empty(), "ps -a: {:?}", all_names(&env));
+    assert!(
+        container_dirs(&env).is_empty(),
+        "{:?}",
+        container_dirs(&env)
+    );
+
+    // A detached --rm container goes once it exits.
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        BB,
+        "sh",
+        "-c",
+        "while [ ! -e /go ]; do sleep 0.05; done",
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(status(&env, &id), "running");
+    env.ok(&["exec", &id, "touch", "/go"]);
+    poll("the --rm container to be removed", DEADLINE, || {
+        all_names(&env).is_empty().then_some(())
+    });
+}
+
+#[test]
+fn detach_prints_the_id_and_returns_while_running() {
+    let env = TestEnv::with_busybox();
+    let start = Instant::now();
+    let out = env.ok(&[
+        "run",
+        "-d",
+        BB,
+        "sh",
+        "-c",
+        "while [ ! -e /go ]; do sleep 0.05; done; exit 6",
+    ]);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let id = out.trim();
+    assert!(is_full_id(id), "not an ID: {out:?}");
+    assert_eq!(out, format!("{id}\n"));
+    assert_eq!(status(&env, id), "running");
+    assert_eq!(env.ok(&["ps", "-q", "--no-trunc"]), format!("{id}\n"));
+    env.ok(&["exec", id, "touch", "/go"]);
+    assert_eq!(env.ok(&["wait", id]), "6\n");
+}
+
+#[test]
+fn interactive_streams_stdin() {
+    let env = TestEnv::with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let mut text = String::from("hi\n");
+    for i in 0..2000 {
+        text.push_str(&format!("line {i}\n"));
+    }
+    fs::write(&input, &text).unwrap();
+
+    let mut cmd = env.berth(&["run", "-i", BB, "cat"]);
+    cmd.stdin(fs::File::open(&input).unwrap());
+    let out = output_with_timeout(cmd, COMMAND_TIMEOUT);
+    assert!(out.status.success(), "{out:?}");
+    // Everything arrives, in order, and EOF on our stdin ends cat.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+
+    let mut cmd = env.berth(&["run", "-i", BB, "sh", "-c", "wc -l"]);
+    cmd.stdin(fs::File::open(&input).unwrap());
+    let out = output_with_timeout(cmd, COMMAND_TIMEOUT);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2001");
+
+    // Without -i the container's stdin is empty.
+    let mut cmd = env.berth(&["run", BB, "cat"]);
+    cmd.stdin(fs::File::open(&input).unwrap());
+    let out = output_with_timeout(cmd, COMMAND_TIMEOUT);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
+
+// ---------------------------------------------------------------- --init
+
+#[test]
+fn init_runs_the_command_below_pid_1() {
+    let env = TestEnv::with_busybox();
+    let out = env.ok(&["run", "--init", BB, "ps", "-o", "pid,comm"]);
+    let ps_pid: Vec<&str> = out
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("ps"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ps_pid.len(), 1, "ps output:\n{out}");
+    assert_ne!(
+        ps_pid[0], "1",
+        "the command is PID 1 despite --init:\n{out}"
+    );
+
+    // Without --init the command is PID 1.
+    let out = env.ok(&["run", BB, "sh", "-c", "echo $$"]);
+    assert_eq!(out, "1\n");
+    // The command's exit code comes through the init; a command killed by a
+    // signal (possible now that it is not PID 1) exits 128 + the signal.
+    env.fails(&["run", "--init", BB, "sh", "-c", "exit 9"], 9);
+    env.fails(&["run", "--init", BB, "sh", "-c", "kill -9 $$"], 137);
+}
+
+/// `ps -o pid,stat,args` inside the container: (pid, stat, args) of every
+/// process but the `ps` itself.
+fn container_processes(env: &TestEnv, name: &str) -> Vec<(String, String, String)> {
+    env.ok(&["exec", name, "ps", "-o", "pid,stat,args"])
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let pid = f.next()?.to_string();
+            let stat = f.next()?.to_string();
+            let args = f.collect::<Vec<_>>().join(" ");
+            (!args.starts_with("ps ")).then_some((pid, stat, args))
+        })
+        .collect()
+}
+
+/// Starts a container whose shell orphans a child (re-parented to PID 1) and
+/// then execs `sleep`, which reaps nothing; once the orphan is in place and the
+/// shell has become `sleep 1000`, lets the orphan exit.
+fn run_with_orphan(env: &TestEnv, name: &str, init: bool) {
+    let script = "(sh -c 'while [ ! -e /reap ]; do sleep 0.05; done' &); exec sleep 1000";
+    let mut args = vec!["run", "-d", "--name", name];
+    if init {
+        args.push("--init");
+    }
+    args.extend([BB, "sh", "-c", script]);
+    env.ok(&args);
+    poll(
+        "the orphan and `sleep 1000` in the container",
+        DEADLINE,
+        || {
+            let procs = container_processes(env, name);
+            let orphan = procs.iter().any(|(_, _, a)| a.starts_with("sh -c while"));
+            let sleeper = procs.iter().any(|(_, _, a)| a == "sleep 1000");
+            (orphan && sleeper).then_some(())
+        },
+    );
+    env.ok(&["exec", name, "touch", "/reap"]);
+}
+
+#[test]
+fn init_reaps_orphaned_zombies() {
+    let env = TestEnv::with_busybox();
+    // Control: without --init PID 1 is `sleep`, which reaps nothing: the
+    // orphan stays a zombie.
+    run_with_orphan(&env, "plain", false);
+    poll("a zombie in the container without --init", DEADLINE, || {
+        container_processes(&env, "plain")
+            .iter()
+            .any(|(_, stat, _)| stat.starts_with('Z'))
+            .then_some(())
+    });
+
+    // With --init the orphan is reaped: it disappears altogether, leaving the
+    // init (PID 1) and the command.
+    run_with_orphan(&env, "init", true);
+    let procs = poll("the orphan to be reaped under --init", DEADLINE, || {
+        let procs = container_processes(&env, "init");
+        (procs.len() == 2).then_some(procs)
+    });
+    assert_eq!(procs[0].0, "1", "{procs:?}");
+    assert_eq!(procs[1].2, "sleep 1000", "{procs:?}");
+    assert!(
+        procs.iter().all(|(_, stat, _)| !stat.starts_with('Z')),
+        "{procs:?}"
+    );
+}
+
+// ---------------------------------------------------------------- filesystems
+
+#[test]
+fn read_only_root_and_tmpfs() {
+    let env = TestEnv::with_busybox();
+    let (_, stderr) = env.fails(&["run", "--read-only", BB, "touch", "/x"], 1);
+    assert!(stderr.contains("Read-only file system"), "stderr: {stderr}");
+    // A writable root stays writable.
+    env.ok(&["run", BB, "touch", "/x"]);
+
+    let out = env.ok(&[
+        "run",
+        "--read-only",
+        "--tmpfs",
+        "/run",
+        BB,
+        "sh",
+        "-c",
+        "echo data > /run/f && cat /run/f && grep ' /run ' /proc/mounts",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("data"));
+    let mount = lines.next().unwrap_or_default();
+    assert!(mount.starts_with("tmpfs /run tmpfs rw"), "mount: {out}");
+    // The tmpfs is empty in every container: nothing persists.
+    let out = env.ok(&["run", "--tmpfs", "/run", BB, "ls", "-A", "/run"]);
+    assert_eq!(out, "");
+}
+
+#[test]
+fn bind_mount_read_write_and_read_only() {
+    let env = TestEnv::with_busybox();
+    let host = tempfile::tempdir().unwrap();
+    let spec = format!("{}:/data", host.path().display());
+    env.ok(&["run", "-v", &spec, BB, "sh", "-c", "echo inside > /data/f"]);
+    assert_eq!(
+        fs::read_to_string(host.path().join("f")).unwrap(),
+        "inside\n"
+    );
+
+    fs::write(host.path().join("from-host"), "host\n").unwrap();
+    let ro = format!("{}:/data:ro", host.path().display());
+    assert_eq!(
+        env.ok(&["run", "-v", &ro, BB, "cat", "/data/from-host"]),
+        "host\n"
+    );
+    let (_, stderr) = env.fails(&["run", "-v", &ro, BB, "sh", "-c", "echo x > /data/g"], 1);
+    assert!(stderr.contains("Read-only file system"), "stderr: {stderr}");
+    assert!(!host.path().join("g").exists());
+
+    // A missing host directory is created, as Docker does.
+    let missing = host.path().join("made/by/berth");
+    let spec = format!("{}:/m", missing.display());
+    env.ok(&["run", "-v", &spec, BB, "touch", "/m/x"]);
+    assert!(missing.join("x").is_file());
+
+    let v = env.inspect(env.ok(&["create", "-v", &ro, BB, "true"]).trim());
+    let m = &v["Mounts"][0];
+    assert_eq!(m["Type"], "bind", "{v}");
+    assert_eq!(m["Source"], host.path().display().to_string(), "{v}");
+    assert_eq!(m["Destination"], "/data", "{v}");
+    assert_eq!(m["RW"], false, "{v}");
+}
+
+#[test]
+fn named_volume_is_created_on_first_use_and_persists() {
+    let env = TestEnv::with_busybox();
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
+    env.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "vol1:/data",
+        BB,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "vol1\n");
+    // Another container sees what the first wrote, even after the first is gone.
+    env.ok(&["rm", "writer"]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "-v", "vol1:/data", BB, "cat", "/data/f"]),
+        "kept\n"
+    );
+    let v = env.inspect(env.ok(&["create", "-v", "vol1:/data", BB, "true"]).trim());
+    assert_eq!(v["Mounts"][0]["Type"], "volume", "{v}");
+    assert_eq!(v["Mounts"][0]["Name"], "vol1", "{v}");
+    let mountpoint = inspect_f(&env, "{{.Mountpoint}}", "vol1");
+    assert_eq!(
+        fs::read_to_string(Path::new(&mountpoint).join("f")).unwrap(),
+        "kept\n"
+    );
+}
+
+#[test]
+fn volume_commands() {
+    let env = TestEnv::with_busybox();
+    assert_eq!(env.ok(&["volume", "create", "v2"]), "v2\n");
+    // Creating it again is fine (Docker returns the existing volume).
+    assert_eq!(env.ok(&["volume", "create", "v2"]), "v2\n");
+    let anon = env.ok(&["volume", "create"]);
+    let anon = anon.trim();
+    assert!(is_full_id(anon), "anonymous volume name {anon:?}");
+
+    let ls = env.ok(&["volume", "ls"]);
+    let mut lines = ls.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["DRIVER", "VOLUME", "NAME"], "{ls}");
+    let names: BTreeSet<String> = env
+        .ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(names, BTreeSet::from(["v2".to_string(), anon.to_string()]));
+
+    let out = env.ok(&["volume", "inspect", "v2"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["Name"], "v2", "{v}");
+    assert_eq!(v[0]["Driver"], "local", "{v}");
+    let mountpoint = PathBuf::from(v[0]["Mountpoint"].as_str().unwrap());
+    assert!(mountpoint.starts_with(env.root.path()), "{v}");
+    assert!(mountpoint.is_dir(), "{v}");
+    assert_eq!(
+        env.ok(&["volume", "inspect", "-f", "{{.Name}}", "v2"]),
+        "v2\n"
+    );
+    env.fails(&["volume", "inspect", "no-such-volume"], 1);
+
+    // rm refuses while a container (even a stopped one) uses the volume.
+    env.ok(&["run", "--name", "user", "-v", "v2:/data", BB, "true"]);
+    let (_, stderr) = env.fails(&["volume", "rm", "v2"], 1);
+    assert!(stderr.contains("in use"), "stderr: {stderr}");
+    assert!(mountpoint.is_dir());
+    env.ok(&["rm", "user"]);
+    assert_eq!(env.ok(&["volume", "rm", "v2"]), "v2\n");
+    assert!(!mountpoint.exists());
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), format!("{anon}\n"));
+    env.fails(&["volume", "rm", "v2"], 1);
+    env.fails(&["volume", "create", "bad/name"], 1);
+}
+
+// ---------------------------------------------------------------- signals
+
+#[test]
+fn stop_signal_flag() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run", "-d", "--name", "sig", "--stop-signal", "USR1", BB, "sh", "-c",
+        "trap 'echo got-usr1; exit 5' USR1; trap 'echo got-term; exit 6' TERM; echo ready; while :; do sleep 0.05; done",
+    ]);
+    wait_for_log(&env, "sig", "ready");
+    assert_eq!(inspect_f(&env, "{{.Config.StopSignal}}", "sig"), "USR1");
+    let start = Instant::now();
+    env.ok(&["stop", "sig"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "stop took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(inspect_f(&env, "{{.State.ExitCode}}", "sig"), "5");
+    let logs = env.ok(&["logs", "sig"]);
+    assert!(
+        logs.contains("got-usr1") && !logs.contains("got-term"),
+        "logs: {logs}"
+    );
+
+    env.fails(&["run", "--stop-signal", "NOPE", BB, "true"], 125);
+}
+
+#[test]
+fn signals_to_a_foreground_run_reach_the_container() {
+    let env = TestEnv::with_busybox();
+    let mut cmd = env.berth(&[
+        "run",
+        "--name",
+        "fg",
+        BB,
+        "sh",
+        "-c",
+        "trap 'echo got; exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let stderr = read_in_thread(child.stderr.take().unwrap());
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for l in stdout.lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    // The trap is set once "ready" is printed; the container runs.
+    poll("\"ready\" from the foreground run", DEADLINE, || {
+        seen.extend(lines.try_iter());
+        seen.iter().any(|l| l == "ready").then_some(())
+    });
+    poll("the container to be running in ps", DEADLINE, || {
+        (!env
+            .ok(&["ps", "--filter", "name=fg", "-q"])
+            .trim()
+            .is_empty())
+        .then_some(())
+    });
+
+    send_signal(child.id(), libc::SIGTERM);
+    let st = wait_child(&mut child, "the foreground run to exit");
+    let stderr = recv_text(&stderr, "berth run's stderr");
+    seen.extend(lines.recv_timeout(DEADLINE).ok());
+    seen.extend(lines.try_iter());
+    assert_eq!(
+        st.code(),
+        Some(7),
+        "status {st}, stdout {seen:?}, stderr {stderr}"
+    );
+    assert!(
+        seen.iter().any(|l| l == "got"),
+        "stdout {seen:?}, stderr {stderr}"
+    );
+    assert_eq!(inspect_f(&env, "{{.State.ExitCode}}", "fg"), "7");
+}
+
+// ---------------------------------------------------------------- restart policies
+
+#[test]
+fn restart_on_failure_gives_up_after_the_maximum() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "of",
+        "--restart",
+        "on-failure:2",
+        BB,
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    let dir = env
+        .root
+        .path()
+        .join("containers")
+        .join(inspect_f(&env, "{{.Id}}", "of"));
+    poll("on-failure:2 to give up", DEADLINE, || {
+        let v = env.inspect("of");
+        (v["State"]["Status"] == "exited" && !monitor_running(&dir)).then_some(())
+    });
+    let v = env.inspect("of");
+    assert_eq!(v["RestartCount"], 2, "{v}");
+    assert_eq!(v["State"]["ExitCode"], 3, "{v}");
+    assert_eq!(
+        v["HostConfig"]["RestartPolicy"]["Name"], "on-failure",
+        "{v}"
+    );
+    assert_eq!(
+        v["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2,
+        "{v}"
+    );
+    assert_eq!(env.ok(&["logs", "of"]), "run\nrun\nrun\n");
+
+    // A clean exit is not a failure: no restart.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ok",
+        "--restart",
+        "on-failure",
+        BB,
+        "true",
+    ]);
+    let dir = env
+        .root
+        .path()
+        .join("containers")
+        .join(inspect_f(&env, "{{.Id}}", "ok"));
+    poll(
+        "the on-failure container to exit for good",
+        DEADLINE,
+        || (status(&env, "ok") == "exited" && !monitor_running(&dir)).then_some(()),
+    );
+    assert_eq!(inspect_f(&env, "{{.RestartCount}}", "ok"), "0");
+
+    env.fails(&["run", "--rm", "--restart", "always", BB, "true"], 125);
+    env.fails(&["run", "--restart", "sometimes", BB, "true"], 125);
+}
+
+#[test]
+fn restart_always_then_stop_stops_for_good() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "al",
+        "--restart",
+        "always",
+        BB,
+        "sh",
+        "-c",
+        "echo run; sleep 0.2",
+    ]);
+    let dir = env
+        .root
+        .path()
+        .join("containers")
+        .join(inspect_f(&env, "{{.Id}}", "al"));
+    poll("two restarts", DEADLINE, || {
+        (inspect_f(&env, "{{.RestartCount}}", "al")
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 2)
+            .then_some(())
+    });
+    // Stop it between two runs, while the monitor waits out its back-off.
+    poll("the container to be restarting", DEADLINE, || {
+        (status(&env, "al") == "restarting").then_some(())
+    });
+    env.ok(&["stop", "-t", "1", "al"]);
+    // Once stop returns the container is stopped, not about to come back.
+    let v = env.inspect("al");
+    assert_eq!(v["State"]["Status"], "exited", "{v}");
+    assert_eq!(v["State"]["Running"], false, "{v}");
+    poll("the monitor to exit after stop", DEADLINE, || {
+        (!monitor_running(&dir)).then_some(())
+    });
+    let count = inspect_f(&env, "{{.RestartCount}}", "al");
+    assert_eq!(status(&env, "al"), "exited");
+    assert_eq!(inspect_f(&env, "{{.RestartCount}}", "al"), count);
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+
+    // start brings it back, with the policy in force again.
+    env.ok(&["start", "al"]);
+    let before: u32 = count.parse().unwrap();
+    poll("a restart after start", DEADLINE, || {
+        (inspect_f(&env, "{{.RestartCount}}", "al")
+            .parse::<u32>()
+            .unwrap_or(0)
+            > before)
+            .then_some(())
+    });
+    env.ok(&["stop", "-t", "1", "al"]);
+    assert_eq!(status(&env, "al"), "exited");
+}
+
+// ---------------------------------------------------------------- logs
+
+#[test]
+fn log_opts_rotate_the_json_log() {
+    let env = TestEnv::with_busybox();
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        BB,
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    let id = id.trim();
+    assert_eq!(env.ok(&["wait", id]), "0\n");
+    let dir = env.root.path().join("containers").join(id);
+    let live = dir.join(format!("{id}-json.log"));
+    let rotated = dir.join(format!("{id}-json.log.1"));
+    assert!(live.is_file(), "no {}", live.display());
+    assert!(rotated.is_file(), "no {}", rotated.display());
+    assert!(
+        !dir.join(format!("{id}-json.log.2")).exists(),
+        "max-file=2 kept a third file"
+    );
+    for f in [&live, &rotated] {
+        let len = fs::metadata(f).unwrap().len();
+        assert!(len <= 1024, "{} is {len} bytes", f.display());
+        let text = fs::read_to_string(f).unwrap();
+        for l in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["stream"], "stdout", "{l}");
+        }
+    }
+    // logs shows what is left, in order, ending with the last line.
+    let logs = env.ok(&["logs", id]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.last(), Some(&"line-299"));
+    let nums: Vec<u32> = lines
+        .iter()
+        .map(|l| l.trim_start_matches("line-").parse().unwrap())
+        .collect();
+    assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "{lines:?}");
+    assert!(nums[0] > 0, "nothing was rotated away: {lines:?}");
+
+    env.fails(&["run", "--log-opt", "max-size=lots", BB, "true"], 125);
+    env.fails(&["run", "--log-opt", "nope=1", BB, "true"], 125);
+}
+
+// ---------------------------------------------------------------- concurrency
+
+#[test]
+fn twenty_parallel_detached_runs() {
+    let env = TestEnv::with_busybox();
+    let ids: Vec<String> = thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                s.spawn(|| {
+                    env.ok(&["run", "-d", BB, "sleep", "1000"])
+                        .trim()
+                        .to_string()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for id in &ids {
+        assert!(is_full_id(id), "not an ID: {id:?}");
+    }
+    let ids: BTreeSet<String> = ids.iter().map(|id| id[..12].to_string()).collect();
+    assert_eq!(ids.len(), 20);
+
+    let listed: BTreeSet<String> = env.ok(&["ps", "-q"]).lines().map(str::to_owned).collect();
+    assert_eq!(listed, ids);
+    let names: BTreeSet<String> = env
+        .ok(&["ps", "--format", "{{.Names}} {{.State}}"])
+        .lines()
+        .map(|l| {
+            let (name, state) = l.split_once(' ').unwrap();
+            assert_eq!(state, "running", "{l}");
+            name.to_string()
+        })
+        .collect();
+    assert_eq!(names.len(), 20, "{names:?}");
+}
