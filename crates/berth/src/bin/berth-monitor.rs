@@ -231,15 +231,17 @@ fn run() -> Res<i32> {
             continue;
         }
         save_state(&state, &cfg);
+        if !cfg.remove_command.is_empty() {
+            // `--rm`: remove first, then report the exit, so that whoever
+            // waits for it (a foreground `run --rm`) finds it gone.
+            remove_container(&cfg);
+        }
         finish_clients(&mut clients, code);
+        berth_runtime::trace::trace("monitor: done");
         drop(mount_ns);
         drop(listener);
         if socket_identity(&cfg.attach_socket) == socket_id {
             let _ = std::fs::remove_file(&cfg.attach_socket);
-        }
-        berth_runtime::trace::trace("monitor: done");
-        if !cfg.remove_command.is_empty() {
-            hand_over_to_rm(&cfg);
         }
         return Ok(code);
     }
@@ -361,6 +363,21 @@ fn wait_backoff(d: Duration, cfg: &MonitorConfig) -> bool {
         std::thread::sleep((deadline - Instant::now()).min(Duration::from_millis(50)));
     }
     !cfg.stop_marker.exists()
+}
+
+/// Runs the remove command (`berth rm -f -v ID`) and waits for it.
+fn remove_container(cfg: &MonitorConfig) {
+    let Some((prog, args)) = cfg.remove_command.split_first() else {
+        return;
+    };
+    let status = std::process::Command::new(prog)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status();
+    if let Err(e) = status {
+        eprintln!("berth-monitor: removing the container: {e}");
+    }
 }
 
 fn hand_over_to_rm(cfg: &MonitorConfig) {
