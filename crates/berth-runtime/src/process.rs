@@ -94,11 +94,15 @@ fn parse_failure(buf: &[u8]) -> ProcessError {
 }
 
 /// Clones the container's first process. `place` runs in the parent once the
-/// child exists and before it does anything (put it into its cgroup there).
+/// child exists, while the child sets up its root filesystem (put it into
+/// its cgroup there); the child execs only after `place` succeeded.
+///
+/// With `spec.seccomp` the child compiles Docker's default profile itself:
+/// the compiler's allocations then dirty the child's pages, which its exec
+/// discards, instead of the long-lived caller's.
 pub fn create(
     spec: &ContainerSpec,
     stdio: ChildStdio,
-    seccomp: Option<&CompiledFilters>,
     place: impl FnOnce(i32) -> Result<(), String>,
 ) -> Result<Created, ProcessError> {
     let (go_r, go_w) = pipe()?;
@@ -112,7 +116,7 @@ pub fn create(
         Forked::Child => {
             drop(go_w);
             drop(rep_r);
-            let code = child_main(spec, stdio, seccomp, go_r, rep_w);
+            let code = child_main(spec, stdio, go_r, rep_w);
             sys::exit_now(code)
         }
         Forked::Parent(pid) => {
@@ -195,13 +199,7 @@ fn fail(rep: &mut File, code: i32, message: &str) -> i32 {
     code
 }
 
-fn child_main(
-    spec: &ContainerSpec,
-    stdio: ChildStdio,
-    seccomp: Option<&CompiledFilters>,
-    mut go: File,
-    mut rep: File,
-) -> i32 {
+fn child_main(spec: &ContainerSpec, stdio: ChildStdio, mut go: File, mut rep: File) -> i32 {
     sys::set_pdeathsig(libc::SIGKILL);
     // The root filesystem is set up while the parent moves us into our
     // cgroup (a cgroup v1 migration waits for an RCU grace period, ~10 ms
@@ -211,6 +209,14 @@ fn child_main(
         Err(e) => return fail(&mut rep, EXIT_ENGINE, &e),
     };
     drop(stdio);
+    let filters = if spec.seccomp {
+        match crate::seccomp::default_profile() {
+            Ok(f) => Some(f),
+            Err(e) => return fail(&mut rep, EXIT_ENGINE, &format!("seccomp: {e}")),
+        }
+    } else {
+        None
+    };
     let mut b = [0u8; 1];
     if go.read_exact(&mut b).is_err() {
         return EXIT_ENGINE;
@@ -221,7 +227,7 @@ fn child_main(
     finish_and_exec(
         spec.init,
         prepared,
-        seccomp,
+        filters.as_ref(),
         !spec.privileged,
         &mut go,
         &mut rep,

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use berth_runtime::cgroups::{self, Cgroup};
 use berth_runtime::monitor::{self as proto, MonitorConfig, State, Status};
 use berth_runtime::process::{self, ChildStdio};
-use berth_runtime::seccomp;
 use rustix::event::{poll, PollFd, PollFlags};
 
 fn main() {
@@ -115,22 +114,9 @@ fn run() -> Res<i32> {
             Err(e) => return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &e)),
         };
         let (child_stdio, mut io) = io.split();
-        // Compiled per start (36 µs) and dropped once the process runs, so an
-        // idle monitor does not keep the filter on its heap.
-        let filters = if cfg.spec.seccomp {
-            match seccomp::default_profile() {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    let msg = format!("seccomp: {e}");
-                    return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &msg));
-                }
-            }
-        } else {
-            None
-        };
         // The cgroup is made after the clone: on v1 its creation can wait for
         // an RCU grace period, and the child sets up its root meanwhile.
-        let created = process::create(&cfg.spec, child_stdio, filters.as_ref(), |pid| {
+        let created = process::create(&cfg.spec, child_stdio, |pid| {
             berth_runtime::trace::trace("monitor: cloned");
             cgroup.create().map_err(|e| format!("cgroup: {e}"))?;
             berth_runtime::devices::apply_default_rules(&cgroup)
@@ -201,7 +187,6 @@ fn run() -> Res<i32> {
         notify.close();
         first = false;
 
-        drop(filters);
         release_free_memory();
         let code = serve(pid, &listener, &mut io, &mut log, &mut clients, &cfg)?;
         berth_runtime::trace::trace("monitor: reaped");
