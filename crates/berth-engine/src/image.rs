@@ -42,12 +42,29 @@ impl Engine {
             .map(Reference::parse)
             .transpose()
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-        let (_, tar) = berth_layers::decompress(input)?;
-        let opts = ApplyOptions {
-            whiteouts: WhiteoutMode::Skip,
-            allow_devices: false,
+        // The tarball is kept as it came (the layer's blob, for save and
+        // push), then unpacked from there.
+        let (blob, _) = self.blobs.ingest(input, None)?;
+        let had_blob_before = self.store.read().layer_with_blob(&blob)?;
+        let unpacked = (|| -> Result<_> {
+            let file = std::fs::File::open(self.blobs.path(&blob))
+                .map_err(crate::io_ctx(format!("opening blob {blob}")))?;
+            let (_, tar) = berth_layers::decompress(std::io::BufReader::new(file))?;
+            let opts = ApplyOptions {
+                whiteouts: WhiteoutMode::Skip,
+                allow_devices: false,
+            };
+            Ok(berth_layers::unpack_to_temp(tar, &self.layers_dir(), &opts)?)
+        })();
+        let (tmp, stats) = match unpacked {
+            Ok(x) => x,
+            Err(e) => {
+                if !had_blob_before {
+                    let _ = self.blobs.remove(&blob);
+                }
+                return Err(e);
+            }
         };
-        let (tmp, stats) = berth_layers::unpack_to_temp(tar, &self.layers_dir(), &opts)?;
         let chain_id = stats.diff_id.clone();
         let final_dir = self.layer_dir(&chain_id);
         if let Err(e) = berth_layers::commit_temp(&tmp, &final_dir) {
@@ -95,7 +112,7 @@ impl Engine {
                 diff_id: stats.diff_id.clone(),
                 parent: None,
                 size: stats.size,
-                blob: None,
+                blob: Some(blob.clone()),
             })?;
             t.insert_image(&row)?;
             if let Some(r) = &reference {
@@ -326,14 +343,23 @@ impl Engine {
         if unused.is_empty() {
             return Ok(());
         }
+        let mut blobs = Vec::new();
         self.store.transaction(|t| -> Result<()> {
             for l in &unused {
+                if let Some(b) = t.layer(l)?.and_then(|r| r.blob) {
+                    blobs.push(b);
+                }
                 t.delete_layer(l)?;
             }
             Ok(())
         })?;
         for l in &unused {
             let _ = berth_layers::remove_layer_dir(&self.layer_dir(l));
+        }
+        for b in &blobs {
+            if !self.store.read().layer_with_blob(b)? {
+                let _ = self.blobs.remove(b);
+            }
         }
         Ok(())
     }

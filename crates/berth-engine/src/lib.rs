@@ -123,6 +123,8 @@ impl Options {
 pub struct Engine {
     opts: Options,
     store: Store,
+    /// Layer tarballs as they came (import, commit, load) and configs.
+    pub(crate) blobs: berth_layers::BlobStore,
 }
 
 impl Engine {
@@ -139,7 +141,8 @@ impl Engine {
             std::fs::create_dir_all(&d).map_err(io_ctx(format!("creating {}", d.display())))?;
         }
         let store = Store::open(&opts.root)?;
-        Ok(Engine { opts, store })
+        let blobs = berth_layers::BlobStore::open(&opts.root)?;
+        Ok(Engine { opts, store, blobs })
     }
 
     pub fn options(&self) -> &Options {

@@ -344,6 +344,16 @@ impl Tx<'_> {
         })
         .transpose()
     }
+    /// Whether some layer row already stores its tarball as `blob`.
+    pub fn layer_with_blob(&self, blob: &Digest) -> Result<bool> {
+        let n: i64 = self.c.query_row(
+            "SELECT count(*) FROM layers WHERE blob = ?1",
+            [blob.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
     /// Whether any image still uses the layer `chain_id`.
     pub fn layer_in_use(&self, chain_id: &Digest) -> Result<bool> {
         let pattern = format!("%\"{}\"%", chain_id.as_str());
