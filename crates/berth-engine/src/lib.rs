@@ -14,7 +14,10 @@
 //! removal goes the other way (mark, delete files, delete row); every
 //! container operation that changes its state holds the container's lock.
 
+mod archive;
+mod commit;
 mod container;
+mod fsops;
 mod image;
 pub mod names;
 mod volume;

@@ -23,6 +23,7 @@ mod blobs;
 mod compress;
 mod fsutil;
 mod resolve;
+pub mod tarwriter;
 
 #[cfg(test)]
 mod tests;

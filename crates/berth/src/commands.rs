@@ -98,6 +98,28 @@ pub fn dispatch(cli: Cli) -> i32 {
             }
             Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi(&mut e, a),
             Command::Volume(v) => volume(&mut e, v),
+            Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+                crate::cmd_commit::diff(&e, a)
+            }
+            Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+                crate::cmd_commit::commit(&mut e, a)
+            }
+            Command::History(a) | Command::Image(ImageCommand::History(a)) => {
+                crate::cmd_commit::history(&e, a)
+            }
+            Command::Save(a) | Command::Image(ImageCommand::Save(a)) => {
+                crate::cmd_archive::save(&e, a)
+            }
+            Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
+                crate::cmd_archive::load(&mut e, a)
+            }
+            Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
+                crate::cmd_fs::export(&e, a)
+            }
+            Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => crate::cmd_fs::cp(&e, a),
+            Command::Image(ImageCommand::Prune(a)) => crate::cmd_fs::image_prune(&mut e, a),
+            Command::System(SystemCommand::Df(a)) => crate::cmd_fs::system_df(&e, a),
+            Command::System(SystemCommand::Prune(a)) => crate::cmd_fs::system_prune(&mut e, a),
             Command::Version => {
                 println!("berth version {}", env!("CARGO_PKG_VERSION"));
                 Ok(0)
@@ -706,6 +728,9 @@ const IMAGE_HEADERS: &[(&str, &str)] = &[
 ];
 
 fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
+    if a.tree || a.format.as_deref() == Some("dot") {
+        return crate::cmd_commit::image_graph(e, a);
+    }
     let now = Utc::now();
     let mut rows = Vec::new();
     let mut seen_ids = Vec::new();

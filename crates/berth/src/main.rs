@@ -7,6 +7,9 @@
 
 mod attach;
 mod cli;
+mod cmd_archive;
+mod cmd_commit;
+mod cmd_fs;
 mod commands;
 mod format;
 
