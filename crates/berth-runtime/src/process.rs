@@ -317,16 +317,7 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
         sys::loopback_up().map_err(|e| format!("loopback: {e}"))?;
     }
 
-    let user = resolve_user(&spec.user)?;
-    let mut env: Vec<String> = spec.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user.home));
-    }
-    let path_env = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH)
-        .to_string();
+    let prepared = prepare(&spec.args, &spec.env, &spec.user)?;
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
     if std::fs::metadata(cwd).is_err() {
         std::fs::DirBuilder::new()
@@ -336,28 +327,38 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
             .map_err(|e| format!("creating working directory {cwd}: {e}"))?;
         let _ = rustix::fs::chown(
             cwd,
-            Some(rustix::fs::Uid::from_raw(user.uid)),
-            Some(rustix::fs::Gid::from_raw(user.gid)),
+            Some(rustix::fs::Uid::from_raw(prepared.user.uid)),
+            Some(rustix::fs::Gid::from_raw(prepared.user.gid)),
         );
     }
     std::env::set_current_dir(cwd)
         .map_err(|e| format!("chdir to cwd (\"{cwd}\") set in config.json failed: {e}"))?;
+    Ok(prepared)
+}
 
-    let arg0 = spec.args.first().cloned().ok_or("no command specified")?;
-    let argv = spec
-        .args
+/// Resolves whom to run as and what to exec, against the container's
+/// /etc/passwd, /etc/group and PATH (shared by `create` and `exec`).
+fn prepare(args: &[String], env: &[String], user: &str) -> Result<Prepared, String> {
+    let user = resolve_user(user)?;
+    let mut env: Vec<String> = env.to_vec();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let path_env = env
         .iter()
-        .map(|a| CString::new(a.as_str()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| "an argument contains a NUL byte".to_string())?;
-    let envp = env
-        .iter()
-        .map(|a| CString::new(a.as_str()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| "an environment variable contains a NUL byte".to_string())?;
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
+    let arg0 = args.first().cloned().ok_or("no command specified")?;
+    let to_c = |v: &[String], what: &str| {
+        v.iter()
+            .map(|a| CString::new(a.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| format!("{what} contains a NUL byte"))
+    };
     Ok(Prepared {
-        argv,
-        envp,
+        argv: to_c(args, "an argument")?,
+        envp: to_c(&env, "an environment variable")?,
         user,
         arg0,
         path_env,
@@ -905,37 +906,9 @@ pub fn exec_in(
 
 fn exec_child(spec: &ExecSpec, seccomp: Option<&CompiledFilters>, rep: &mut File) -> i32 {
     let prepared = (|| -> Result<Prepared, String> {
-        let user = resolve_user(&spec.user)?;
-        let mut env = spec.env.clone();
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={}", user.home));
-        }
-        let path_env = env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or(DEFAULT_PATH)
-            .to_string();
         let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
         std::env::set_current_dir(cwd).map_err(|e| format!("chdir to {cwd}: {e}"))?;
-        let arg0 = spec.args.first().cloned().ok_or("no command specified")?;
-        let argv = spec
-            .args
-            .iter()
-            .map(|a| CString::new(a.as_str()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| "NUL in argument".to_string())?;
-        let envp = env
-            .iter()
-            .map(|a| CString::new(a.as_str()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| "NUL in environment".to_string())?;
-        Ok(Prepared {
-            argv,
-            envp,
-            user,
-            arg0,
-            path_env,
-        })
+        prepare(&spec.args, &spec.env, &spec.user)
     })();
     let p = match prepared {
         Ok(p) => p,
