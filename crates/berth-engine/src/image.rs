@@ -54,7 +54,11 @@ impl Engine {
                 whiteouts: WhiteoutMode::Skip,
                 allow_devices: false,
             };
-            Ok(berth_layers::unpack_to_temp(tar, &self.layers_dir(), &opts)?)
+            Ok(berth_layers::unpack_to_temp(
+                tar,
+                &self.layers_dir(),
+                &opts,
+            )?)
         })();
         let (tmp, stats) = match unpacked {
             Ok(x) => x,

@@ -28,9 +28,12 @@ use std::path::{Path, PathBuf};
 use berth_store::{ContainerRow, Store, StoreError};
 use berth_types::{ContainerId, Digest};
 
+pub use archive::*;
 pub use berth_runtime::monitor::{State, Status};
 pub use berth_runtime::process::ExecSpec;
+pub use commit::*;
 pub use container::*;
+pub use fsops::*;
 pub use image::*;
 pub use volume::*;
 
@@ -223,15 +226,29 @@ impl Engine {
         if let Ok(rd) = std::fs::read_dir(self.layers_dir()) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.len() == 64 && !known.contains(&name) {
+                // A layer directory is renamed into place just before its row
+                // is written: only one that has been rowless for a while is
+                // garbage. The inode change time moves on that rename (a
+                // tarball can set a directory's mtime, never its ctime).
+                let settled = e.metadata().ok().is_some_and(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    let now = chrono::Utc::now().timestamp();
+                    now - m.ctime() > GARBAGE_AGE.as_secs() as i64
+                });
+                if name.len() == 64 && !known.contains(&name) && settled {
                     let _ = berth_layers::remove_layer_dir(&e.path());
                 }
             }
         }
+        self.collect_unreferenced_blobs(GARBAGE_AGE)?;
         container::collect_orphans(self)?;
         Ok(())
     }
 }
+
+/// How long a file without a database row must have existed before garbage
+/// collection takes it (an operation in flight writes its row well within).
+const GARBAGE_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// An exclusive lock on one container.
 pub struct ContainerLock {

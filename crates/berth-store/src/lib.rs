@@ -371,6 +371,14 @@ impl Tx<'_> {
         )?;
         Ok(())
     }
+    /// Records `blob` as the tarball of a layer stored without one (load).
+    pub fn set_layer_blob_if_missing(&self, chain_id: &Digest, blob: &Digest) -> Result<()> {
+        self.c.execute(
+            "UPDATE layers SET blob = ?2 WHERE chain_id = ?1 AND blob IS NULL",
+            params![chain_id.as_str(), blob.as_str()],
+        )?;
+        Ok(())
+    }
     pub fn layers(&self) -> Result<Vec<Digest>> {
         let mut st = self.c.prepare("SELECT chain_id FROM layers")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;

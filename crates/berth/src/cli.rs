@@ -182,7 +182,7 @@ pub struct CommitArgs {
     #[arg(short = 'c', long = "change")]
     pub change: Vec<String>,
     /// Pause container during commit
-    #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(short = 'p', long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub pause: bool,
     pub container: String,
     /// REPOSITORY[:TAG]
@@ -192,7 +192,7 @@ pub struct CommitArgs {
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
     /// Print sizes and dates in human readable format
-    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(short = 'H', long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub human: bool,
     /// Don't truncate output
     #[arg(long = "no-trunc")]
@@ -241,6 +241,9 @@ pub struct CpArgs {
     /// Always follow symbol link in SRC_PATH
     #[arg(short = 'L', long = "follow-link")]
     pub follow_link: bool,
+    /// Suppress progress output during copy. Progress output is automatically suppressed if no terminal is attached
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// CONTAINER:SRC_PATH or SRC_PATH or -
     pub source: String,
     /// DEST_PATH or CONTAINER:DEST_PATH or -
@@ -474,7 +477,7 @@ pub struct AttachArgs {
     #[arg(long = "no-stdin")]
     pub no_stdin: bool,
     /// Proxy all received signals to the process
-    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long = "sig-proxy", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub sig_proxy: bool,
     pub container: String,
 }

@@ -1,26 +1,388 @@
-//! `export`, `cp`, `image prune`, `system df`, `system prune`.
+//! `export`, `cp`, `image prune`, `system df`, `system prune`: argv to the
+//! engine's filesystem and housekeeping verbs, and their output.
 
-use anyhow::{bail, Result};
-use berth_engine::Engine;
+use std::io::{BufRead, Write};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use berth_engine::{CopyOptions, DiskUsage, Engine, HostPath, RemovedImage};
+use chrono::{DateTime, Utc};
 
 use crate::cli::{CpArgs, ExportArgs, ImagePruneArgs, SystemDfArgs, SystemPruneArgs};
+use crate::format::human::{ago, command_column, human_size, status_line, truncate_id};
+use crate::format::table;
+use crate::format::template::Format;
 
-pub fn export(_e: &Engine, _a: &ExportArgs) -> Result<i32> {
-    bail!("export: not implemented yet")
+/// `export [-o FILE] CONTAINER`
+pub fn export(e: &Engine, a: &ExportArgs) -> Result<i32> {
+    match &a.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            if let Err(err) = e.export(&a.container, file.as_fd()) {
+                drop(file);
+                let _ = std::fs::remove_file(path);
+                return Err(err.into());
+            }
+            file.sync_all()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            let out = std::io::stdout();
+            if rustix::termios::isatty(&out) {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            out.lock().flush()?;
+            e.export(&a.container, out.as_fd())?;
+        }
+    }
+    Ok(0)
 }
 
-pub fn cp(_e: &Engine, _a: &CpArgs) -> Result<i32> {
-    bail!("cp: not implemented yet")
+/// Docker's split of a `cp` argument: `CONTAINER:PATH`, or a local path
+/// (absolute, starting with `.`, or without a colon).
+fn container_path(arg: &str) -> Option<(&str, &str)> {
+    if arg.starts_with('/') || arg.starts_with('.') {
+        return None;
+    }
+    let (c, p) = arg.split_once(':')?;
+    (!c.is_empty()).then_some((c, p))
 }
 
-pub fn image_prune(_e: &mut Engine, _a: &ImagePruneArgs) -> Result<i32> {
-    bail!("image prune: not implemented yet")
+/// `cp [-a] [-L] CONTAINER:SRC DEST|-` and `cp [-a] [-L] SRC|- CONTAINER:DEST`
+pub fn cp(e: &Engine, a: &CpArgs) -> Result<i32> {
+    let opts = CopyOptions {
+        archive: a.archive,
+        follow_link: a.follow_link,
+    };
+    match (container_path(&a.source), container_path(&a.destination)) {
+        (Some(_), Some(_)) => bail!("copying between containers is not supported"),
+        (None, None) => bail!("must specify at least one container source"),
+        (Some((c, src)), None) => {
+            if a.destination == "-" {
+                let out = std::io::stdout();
+                out.lock().flush()?;
+                e.copy_from_container(c, src, HostPath::Tar(out.as_fd()), opts)?;
+            } else {
+                let dest = Path::new(&a.destination);
+                let n = e.copy_from_container(c, src, HostPath::Path(dest), opts)?;
+                report_copied(a, n, &a.destination);
+            }
+        }
+        (None, Some((c, dest))) => {
+            if a.source == "-" {
+                let stdin = std::io::stdin();
+                e.copy_to_container(c, HostPath::Tar(stdin.as_fd()), dest, opts)?;
+            } else {
+                let src = Path::new(&a.source);
+                let n = e.copy_to_container(c, HostPath::Path(src), dest, opts)?;
+                report_copied(a, n, &a.destination);
+            }
+        }
+    }
+    Ok(0)
 }
 
-pub fn system_df(_e: &Engine, _a: &SystemDfArgs) -> Result<i32> {
-    bail!("system df: not implemented yet")
+/// The docker CLI's closing line, on a terminal only (unless `-q`).
+fn report_copied(a: &CpArgs, bytes: u64, to: &str) {
+    if !a.quiet && rustix::termios::isatty(std::io::stderr()) {
+        eprintln!("Successfully copied {} to {to}", human_size(bytes));
+    }
 }
 
-pub fn system_prune(_e: &mut Engine, _a: &SystemPruneArgs) -> Result<i32> {
-    bail!("system prune: not implemented yet")
+/// Docker's prompt; true when the user answers yes.
+fn confirm(warning: &str) -> Result<bool> {
+    let mut out = std::io::stdout().lock();
+    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer)? == 0 {
+        // End of input: the answer's line break never came.
+        writeln!(out)?;
+    }
+    let answer = answer.trim().to_ascii_lowercase();
+    Ok(answer == "y" || answer == "yes")
+}
+
+fn print_removed_images(removed: &[RemovedImage]) {
+    if removed.is_empty() {
+        return;
+    }
+    println!("Deleted Images:");
+    for r in removed {
+        match r {
+            RemovedImage::Untagged(t) => println!("untagged: {t}"),
+            RemovedImage::Deleted(d) => println!("deleted: {d}"),
+        }
+    }
+    println!();
+}
+
+/// `image prune [-a] [-f]`
+pub fn image_prune(e: &mut Engine, a: &ImagePruneArgs) -> Result<i32> {
+    let warning = if a.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !a.force && !confirm(warning)? {
+        return Ok(0);
+    }
+    let r = e.prune_images(a.all)?;
+    print_removed_images(&r.removed);
+    println!("Total reclaimed space: {}", human_size(r.space_reclaimed));
+    Ok(0)
+}
+
+/// `system prune [-a] [-f] [--volumes]`
+pub fn system_prune(e: &mut Engine, a: &SystemPruneArgs) -> Result<i32> {
+    if !a.force {
+        let mut w = String::from("WARNING! This will remove:\n  - all stopped containers\n");
+        if a.volumes {
+            w.push_str("  - all anonymous volumes not used by at least one container\n");
+        }
+        w.push_str(if a.all {
+            "  - all images without at least one container associated to them\n"
+        } else {
+            "  - all dangling images\n"
+        });
+        w.push_str("  - unused build cache\n");
+        if !confirm(&w)? {
+            return Ok(0);
+        }
+    }
+    let r = e.prune_system(a.all, a.volumes)?;
+    if !r.containers.deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &r.containers.deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    if let Some(v) = r.volumes.as_ref().filter(|v| !v.deleted.is_empty()) {
+        println!("Deleted Volumes:");
+        for name in &v.deleted {
+            println!("{name}");
+        }
+        println!();
+    }
+    print_removed_images(&r.images.removed);
+    println!("Total reclaimed space: {}", human_size(r.space_reclaimed()));
+    Ok(0)
+}
+
+const DF_HEADERS: &[(&str, &str)] = &[
+    ("Type", "TYPE"),
+    ("TotalCount", "TOTAL"),
+    ("Active", "ACTIVE"),
+    ("Size", "SIZE"),
+    ("Reclaimable", "RECLAIMABLE"),
+];
+
+/// The docker CLI's RECLAIMABLE column: the size, and its share of the
+/// total when there is a total.
+fn reclaimable(part: u64, total: u64) -> String {
+    if total == 0 {
+        return human_size(part);
+    }
+    format!("{} ({}%)", human_size(part), part * 100 / total)
+}
+
+/// `system df [-v] [--format F]`
+pub fn system_df(e: &Engine, a: &SystemDfArgs) -> Result<i32> {
+    let u = e.disk_usage()?;
+    if a.verbose && a.format.is_none() {
+        print_df_verbose(&u);
+        return Ok(0);
+    }
+    let row = |kind: &str, total: usize, active: usize, size: String, rec: String| {
+        serde_json::json!({
+            "Type": kind,
+            "TotalCount": total.to_string(),
+            "Active": active.to_string(),
+            "Size": size,
+            "Reclaimable": rec,
+        })
+    };
+    let rows = vec![
+        row(
+            "Images",
+            u.images.len(),
+            u.active_images(),
+            human_size(u.images_size),
+            reclaimable(u.images_reclaimable, u.images_size),
+        ),
+        row(
+            "Containers",
+            u.containers.len(),
+            u.running_containers(),
+            human_size(u.containers_size),
+            reclaimable(u.containers_reclaimable, u.containers_size),
+        ),
+        row(
+            "Local Volumes",
+            u.volumes.len(),
+            u.active_volumes(),
+            human_size(u.volumes_size),
+            reclaimable(u.volumes_reclaimable, u.volumes_size),
+        ),
+        row("Build Cache", 0, 0, human_size(0), human_size(0)),
+    ];
+    let fmt = Format::parse(a.format.as_deref().unwrap_or("table"))
+        .and_then(|f| {
+            f.with_default(
+                "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+            )
+        })
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut out = std::io::stdout().lock();
+    if fmt.is_table() {
+        let s = fmt
+            .render_table(&rows, DF_HEADERS)
+            .map_err(|e| anyhow!("{e}"))?;
+        out.write_all(s.as_bytes())?;
+    } else {
+        for r in &rows {
+            let s = fmt.render(r).map_err(|e| anyhow!("{e}"))?;
+            writeln!(out, "{s}")?;
+        }
+    }
+    Ok(0)
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `system df -v`: one table per kind of object.
+fn print_df_verbose(u: &DiskUsage) {
+    let now = Utc::now();
+    println!("Images space usage:\n");
+    let mut rows = Vec::new();
+    for img in &u.images {
+        let created = parse_time(&img.created).map_or_else(String::new, |t| ago(t, now));
+        let names: Vec<(String, String)> = if img.tags.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            img.tags
+                .iter()
+                .map(|r| {
+                    (
+                        r.familiar_repository(),
+                        r.tag().unwrap_or("<none>").to_string(),
+                    )
+                })
+                .collect()
+        };
+        for (repo, tag) in names {
+            rows.push(vec![
+                repo,
+                tag,
+                truncate_id(img.id.as_str()).to_string(),
+                created.clone(),
+                human_size(img.size),
+                human_size(img.shared_size),
+                human_size(img.unique_size()),
+                img.containers.to_string(),
+            ]);
+        }
+    }
+    print!(
+        "{}",
+        table::render(
+            &[
+                "REPOSITORY",
+                "TAG",
+                "IMAGE ID",
+                "CREATED",
+                "SIZE",
+                "SHARED SIZE",
+                "UNIQUE SIZE",
+                "CONTAINERS"
+            ],
+            &rows
+        )
+    );
+
+    println!("\nContainers space usage:\n");
+    let rows: Vec<Vec<String>> = u
+        .containers
+        .iter()
+        .map(|c| {
+            let v = &c.container;
+            let created = parse_time(&v.created).map_or_else(String::new, |t| ago(t, now));
+            let status = status_line(
+                v.status_word(),
+                i64::from(v.state.exit_code),
+                parse_time(&v.state.started_at),
+                parse_time(&v.state.finished_at),
+                now,
+                false,
+                v.status_word() == "restarting",
+            );
+            let volumes = v
+                .host_config
+                .mounts
+                .iter()
+                .filter(|m| m.kind == "volume")
+                .count();
+            vec![
+                v.id.short().to_string(),
+                v.image.clone(),
+                command_column(&v.command_line().join(" "), true),
+                volumes.to_string(),
+                human_size(c.size),
+                created,
+                status,
+                v.name.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "LOCAL VOLUMES",
+                "SIZE",
+                "CREATED",
+                "STATUS",
+                "NAMES"
+            ],
+            &rows
+        )
+    );
+
+    println!("\nLocal Volumes space usage:\n");
+    let rows: Vec<Vec<String>> = u
+        .volumes
+        .iter()
+        .map(|v| vec![v.name.clone(), v.links.to_string(), human_size(v.size)])
+        .collect();
+    print!(
+        "{}",
+        table::render(&["VOLUME NAME", "LINKS", "SIZE"], &rows)
+    );
+
+    println!("\nBuild cache usage: 0B\n");
+    print!(
+        "{}",
+        table::render(
+            &[
+                "CACHE ID",
+                "CACHE TYPE",
+                "SIZE",
+                "CREATED",
+                "LAST USED",
+                "USAGE",
+                "SHARED"
+            ],
+            &[]
+        )
+    );
 }

@@ -116,7 +116,9 @@ pub fn dispatch(cli: Cli) -> i32 {
             Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
                 crate::cmd_fs::export(&e, a)
             }
-            Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => crate::cmd_fs::cp(&e, a),
+            Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => {
+                crate::cmd_fs::cp(&e, a)
+            }
             Command::Image(ImageCommand::Prune(a)) => crate::cmd_fs::image_prune(&mut e, a),
             Command::System(SystemCommand::Df(a)) => crate::cmd_fs::system_df(&e, a),
             Command::System(SystemCommand::Prune(a)) => crate::cmd_fs::system_prune(&mut e, a),
