@@ -303,7 +303,12 @@ impl Engine {
             None => diff_id.clone(),
         };
         let layer_dir = self.layer_dir(&chain_id);
-        if let Err(e) = berth_layers::commit_temp(&tmp, &layer_dir) {
+        if layer_dir.exists() {
+            // The same changes were committed before: the layer is shared,
+            // and the copy just unpacked goes in the background (a thousand
+            // unlinks are not the caller's to wait for).
+            remove_in_background(&tmp);
+        } else if let Err(e) = berth_layers::commit_temp(&tmp, &layer_dir) {
             let _ = berth_layers::remove_layer_dir(&tmp);
             drop_blob(self);
             return Err(e.into());
@@ -1182,6 +1187,23 @@ fn clean_path(p: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
+}
+
+/// Removes a temporary layer directory from a detached `rm -rf` (which
+/// never follows symlinks). If that fails, the directory keeps its
+/// `tmp-<pid>-` name and garbage collection takes it once we are gone.
+fn remove_in_background(dir: &Path) {
+    let spawned = std::process::Command::new("rm")
+        .arg("-rf")
+        .arg("--one-file-system")
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if spawned.is_err() {
+        let _ = berth_layers::remove_layer_dir(dir);
+    }
 }
 
 #[cfg(test)]

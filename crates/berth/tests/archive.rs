@@ -482,7 +482,7 @@ fn archives_made_by_skopeo_load_and_run() {
         "oci-archive\n"
     );
     // The layer's diff_id is the same whatever way it came: one layer dir, named by it.
-    let diff_id = src.inspect(BB)["RootFS"]["Layers"][0]
+    let diff_id = src.inspect_image(BB)["RootFS"]["Layers"][0]
         .as_str()
         .unwrap_or_default()
         .trim_start_matches("sha256:")

@@ -164,7 +164,7 @@ fn commit_makes_an_image_with_the_changes_and_deletions_stay_deleted() {
     assert_eq!(out, "one\n2\nzz\nroot:x:0:0:root:/root:/bin/sh\n");
     let v = env.inspect("img1");
     assert_eq!(v["Id"], id.as_str());
-    assert_eq!(v["Parent"], env.inspect(BB)["Id"]);
+    assert_eq!(v["Parent"], env.inspect_image(BB)["Id"]);
 
     // A container on the new image: what the image deleted comes back as added,
     // what the replaced directory hides below it is new.
@@ -321,7 +321,7 @@ fn message_and_author_show_in_history_and_inspect() {
     assert_eq!(v["Comment"], "add f");
     assert_eq!(v["Author"], "Ann <ann@example.com>");
 
-    let base = env.inspect(BB)["Id"]
+    let base = env.inspect_image(BB)["Id"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -432,7 +432,7 @@ fn images_tree_and_dot_show_parents_and_children() {
     let b = commit(&env, &["cb"]);
     env.ok(&["run", "--name", "cc", "child-a", "true"]);
     let c = commit(&env, &["cc", "grandchild:v1"]);
-    let base = env.inspect(BB)["Id"]
+    let base = env.inspect_image(BB)["Id"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -503,7 +503,7 @@ fn removing_a_parent_image_with_children_is_refused() {
     env.ok(&["run", "--name", "cc", BB, "true"]);
     commit(&env, &["cc", "kid"]);
     env.ok(&["rm", "cc"]);
-    let base = env.inspect(BB)["Id"]
+    let base = env.inspect_image(BB)["Id"]
         .as_str()
         .unwrap_or_default()
         .to_string();

@@ -217,7 +217,18 @@ impl TestEnv {
 
     /// `berth inspect NAME`'s object (the first element of its JSON array).
     pub fn inspect(&self, name: &str) -> serde_json::Value {
-        let stdout = self.ok(&["inspect", name]);
+        self.inspect_args(&["inspect", name], name)
+    }
+
+    /// `berth image inspect NAME`: an image even when a container's ID
+    /// happens to start with NAME (`inspect bb` would return that
+    /// container, as Docker's does).
+    pub fn inspect_image(&self, name: &str) -> serde_json::Value {
+        self.inspect_args(&["image", "inspect", name], name)
+    }
+
+    fn inspect_args(&self, args: &[&str], name: &str) -> serde_json::Value {
+        let stdout = self.ok(args);
         let v: serde_json::Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("berth inspect {name}: not JSON ({e}):\n{stdout}"));
         match v {
