@@ -918,6 +918,14 @@ impl Engine {
         // A monitor between two runs (restarting) sees the marker within one
         // back-off step and exits; one that has just started the process
         // again is stopped by the next pass. Return only once it is stopped.
+        // A `commit` killed while it had the container frozen leaves it so;
+        // a frozen process cannot act on a signal, so thaw it first.
+        if v.state.status == Status::Running {
+            if let Ok(layout) = cgroups::detect() {
+                let cg = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id));
+                let _ = cg.freeze(false);
+            }
+        }
         let mut v = v.clone();
         for _ in 0..4 {
             match v.state.status {

@@ -564,3 +564,57 @@ fn commit_of_a_running_container_pauses_it_and_lets_it_run_on() {
     env.ok(&["rm", "-f", "busy"]);
     let _: Value = env.inspect("live:2");
 }
+
+#[test]
+fn kill_9_during_commit_leaves_a_consistent_store() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "many",
+        BB,
+        "sh",
+        "-c",
+        "mkdir /d; i=0; while [ $i -lt 3000 ]; do echo $i > /d/f$i; i=$((i+1)); done; echo done > /ready; sleep 1000",
+    ]);
+    poll("the files to be written", Duration::from_secs(60), || {
+        env.ok(&["diff", "many"]).contains("A /ready").then_some(())
+    });
+    // Kill the commit at once: wherever it is (reading the files with the
+    // container frozen, writing the blob, unpacking), nothing may break.
+    let mut child = env.berth(&["commit", "many", "half"]);
+    let mut child = child
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    // The store answers, no half image exists, and the container is not
+    // left frozen: it can be stopped and committed again.
+    let images = env.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(
+        !images.contains("half") || env.ok(&["run", "--rm", "half", "cat", "/ready"]) == "done\n"
+    );
+    let id = commit(&env, &["many", "whole"]);
+    assert_eq!(env.ok(&["run", "--rm", &id, "cat", "/ready"]), "done\n");
+    // A commit killed while the container was frozen leaves it frozen:
+    // stop must still work (it thaws first).
+    let cid = env.inspect("many")["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let state = Path::new("/sys/fs/cgroup/freezer")
+        .join(&env.cgroup_parent)
+        .join(&cid)
+        .join("freezer.state");
+    if state.exists() {
+        fs::write(&state, "FROZEN").unwrap();
+        poll("the container to freeze", Duration::from_secs(10), || {
+            (fs::read_to_string(&state).unwrap_or_default().trim() == "FROZEN").then_some(())
+        });
+    }
+    env.ok(&["stop", "-t", "1", "many"]);
+    assert_eq!(env.inspect("many")["State"]["Status"], "exited");
+}
