@@ -310,6 +310,11 @@ impl Engine {
             }
         }
         if !self.store.read().children(&row.id)?.is_empty() {
+            // Named by its last tag, Docker untags and keeps the image for
+            // its children; named by ID, it refuses.
+            if let Some(r) = &by_reference {
+                return untag(self, r);
+            }
             return Err(EngineError::Conflict(format!(
                 "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
                 row.id.short()

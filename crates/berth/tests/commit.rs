@@ -510,6 +510,10 @@ fn removing_a_parent_image_with_children_is_refused() {
     let (_, err) = env.fails(&["rmi", "-f", &base], 1);
     assert!(err.contains("image has dependent child images"), "{err}");
     assert_eq!(env.inspect(&base)["Id"], base.as_str());
+    // By its last tag it is untagged, as Docker does, and stays for the child.
+    assert_eq!(env.ok(&["rmi", BB]), "Untagged: bb:latest\n");
+    assert_eq!(env.inspect_image(&base)["Id"], base.as_str());
+    env.ok(&["tag", &base, BB]);
     // Once the child is gone, the parent goes too, and with it every layer.
     env.ok(&["rmi", "kid"]);
     env.ok(&["rmi", BB]);
