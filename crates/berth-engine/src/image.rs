@@ -34,7 +34,7 @@ impl Engine {
     /// one-layer image, optionally tagged. Nothing is left behind on error.
     pub fn import(
         &mut self,
-        input: impl Read + 'static,
+        input: impl Read + Send,
         reference: Option<&str>,
         message: &str,
     ) -> Result<Digest> {
@@ -43,30 +43,54 @@ impl Engine {
             .transpose()
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         // The tarball is kept as it came (the layer's blob, for save and
-        // push), then unpacked from there.
-        let (blob, _) = self.blobs.ingest(input, None)?;
-        let had_blob_before = self.store.read().layer_with_blob(&blob)?;
-        let unpacked = (|| -> Result<_> {
-            let file = std::fs::File::open(self.blobs.path(&blob))
-                .map_err(crate::io_ctx(format!("opening blob {blob}")))?;
-            let (_, tar) = berth_layers::decompress(std::io::BufReader::new(file))?;
-            let opts = ApplyOptions {
-                whiteouts: WhiteoutMode::Skip,
-                allow_devices: false,
-            };
-            Ok(berth_layers::unpack_to_temp(
-                tar,
-                &self.layers_dir(),
-                &opts,
-            )?)
-        })();
-        let (tmp, stats) = match unpacked {
-            Ok(x) => x,
-            Err(e) => {
-                if !had_blob_before {
-                    let _ = self.blobs.remove(&blob);
+        // push) and unpacked at the same time: one thread stores and hashes
+        // the input and passes every byte on through a pipe, this one
+        // decompresses and unpacks it.
+        let opts = ApplyOptions {
+            whiteouts: WhiteoutMode::Skip,
+            allow_devices: false,
+        };
+        let (pipe_r, pipe_w) = std::io::pipe().map_err(crate::io_ctx("creating a pipe"))?;
+        let blobs = self.blobs.clone();
+        let layers_dir = self.layers_dir();
+        let (ingested, unpacked) = std::thread::scope(|s| {
+            let storing = s.spawn(move || {
+                let tee = Tee {
+                    inner: input,
+                    out: pipe_w,
+                };
+                blobs.ingest(tee, None)
+            });
+            let unpacked = (|| -> Result<_> {
+                let (_, tar) = berth_layers::decompress(pipe_r)?;
+                Ok(berth_layers::unpack_to_temp(tar, &layers_dir, &opts)?)
+            })();
+            let ingested = storing.join().unwrap_or_else(|_| {
+                Err(berth_layers::LayerError::Io {
+                    context: "storing the tarball".into(),
+                    source: std::io::Error::other("the storing thread panicked"),
+                })
+            });
+            (ingested, unpacked)
+        });
+        let (tmp, stats, blob) = match (unpacked, ingested) {
+            (Ok((tmp, stats)), Ok((blob, _))) => (tmp, stats, blob),
+            (unpacked, ingested) => {
+                if let Ok((tmp, _)) = &unpacked {
+                    let _ = berth_layers::remove_layer_dir(tmp);
                 }
-                return Err(e);
+                if let Ok((blob, _)) = &ingested {
+                    if !self.store.read().layer_with_blob(blob)? {
+                        let _ = self.blobs.remove(blob);
+                    }
+                }
+                // The unpacking error says what is wrong with the tarball;
+                // the storing side then only saw its reader go away.
+                return Err(match (unpacked, ingested) {
+                    (Err(e), _) => e,
+                    (_, Err(e)) => e.into(),
+                    _ => EngineError::InvalidArgument("import failed".into()),
+                });
             }
         };
         let chain_id = stats.diff_id.clone();
@@ -417,5 +441,19 @@ impl Engine {
             "RootFS": { "Type": "layers", "Layers": layers },
             "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" }
         }))
+    }
+}
+
+/// Passes everything read from `inner` on to `out` as well.
+struct Tee<R> {
+    inner: R,
+    out: std::io::PipeWriter,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        std::io::Write::write_all(&mut self.out, &buf[..n])?;
+        Ok(n)
     }
 }

@@ -705,7 +705,7 @@ fn top(e: &Engine, a: &TopArgs) -> Result<i32> {
 }
 
 fn import(e: &mut Engine, a: &ImportArgs) -> Result<i32> {
-    let input: Box<dyn std::io::Read> = if a.file == "-" {
+    let input: Box<dyn std::io::Read + Send> = if a.file == "-" {
         Box::new(std::io::stdin())
     } else {
         Box::new(std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?)
