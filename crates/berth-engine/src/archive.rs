@@ -1084,12 +1084,12 @@ enum BlobSource {
 
 /// A lock file that loads hold shared; collecting unreferenced blobs takes it
 /// exclusive (without waiting), so it never runs while a load is in flight.
-struct BlobLock {
+pub(crate) struct BlobLock {
     file: File,
 }
 
 impl BlobLock {
-    fn open(root: &Path) -> Result<BlobLock> {
+    pub(crate) fn open(root: &Path) -> Result<BlobLock> {
         let path = root.join("blobs").join("gc.lock");
         let file = File::options()
             .create(true)
@@ -1100,7 +1100,7 @@ impl BlobLock {
         Ok(BlobLock { file })
     }
 
-    fn try_exclusive(&self) -> bool {
+    pub(crate) fn try_exclusive(&self) -> bool {
         rustix::fs::flock(
             &self.file,
             rustix::fs::FlockOperation::NonBlockingLockExclusive,

@@ -216,6 +216,12 @@ impl Engine {
     /// whose creation never finished.
     pub fn collect_garbage(&self) -> Result<()> {
         berth_layers::collect_garbage(&self.layers_dir(), &self.opts.root.join("tmp"));
+        // A load holds this lock shared while its layer directories wait for
+        // their rows: while one runs, rowless files are left alone.
+        let lock = archive::BlobLock::open(&self.opts.root)?;
+        if !lock.try_exclusive() {
+            return Ok(());
+        }
         let known: std::collections::HashSet<String> = self
             .store
             .read()
