@@ -27,12 +27,9 @@ fn main() -> ExitCode {
                 ErrorKind::DisplayHelp
                 | ErrorKind::DisplayVersion
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    // Bare `berth` prints its help and succeeds, as `docker` does.
                     let _ = e.print();
-                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                        ExitCode::from(125)
-                    } else {
-                        ExitCode::SUCCESS
-                    }
+                    ExitCode::SUCCESS
                 }
                 _ => {
                     let _ = e.print();
