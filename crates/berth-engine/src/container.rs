@@ -1103,7 +1103,15 @@ impl Engine {
 
     fn remove_files(&self, v: &ContainerView) {
         if let Ok(layout) = cgroups::detect() {
-            let _ = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id)).remove();
+            let cg = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id));
+            // Whatever is still in the cgroup (a process that outlived its
+            // stop, an init whose starter vanished before it ran) goes now:
+            // thawed first, since a frozen process cannot die.
+            if !cg.pids().is_empty() {
+                let _ = cg.freeze(false);
+                cg.kill_all(libc::SIGKILL);
+            }
+            let _ = cg.remove();
         }
         let _ = std::fs::remove_file(self.attach_socket(&v.id));
         // The lock file goes with the directory; holders keep their descriptor.

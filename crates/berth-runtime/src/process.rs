@@ -856,6 +856,10 @@ pub fn exec_in(
         Forked::Child => {
             drop(rep_r);
             let mut rep = rep_w;
+            // Not dumpable: once in the container's pid namespace, its root
+            // must not reach our descriptors through /proc/PID/fd before
+            // the exec (execve makes the new program dumpable again).
+            sys::set_not_dumpable();
             if let Err(e) = place() {
                 sys::exit_now(fail(&mut rep, EXIT_ENGINE, &e));
             }

@@ -387,3 +387,9 @@ pub(crate) fn umask(mask: libc::mode_t) {
 pub(crate) fn fork() -> io::Result<Forked> {
     clone_process(0)
 }
+
+/// PR_SET_DUMPABLE 0 for the calling process.
+pub(crate) fn set_not_dumpable() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) };
+}

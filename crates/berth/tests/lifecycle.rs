@@ -1359,3 +1359,55 @@ fn a_killed_monitor_leaves_an_exited_container() {
     env.ok(&["rm", "orphan"]);
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
+
+/// A monitor told to wait for its starter's attach gives up, and takes the
+/// created container process with it, when the starter goes away first
+/// (a `berth run` killed between "ready" and attaching).
+#[test]
+fn monitor_gives_up_when_its_starter_vanishes_before_attaching() {
+    let env = TestEnv::with_busybox();
+    let id = env.ok(&["create", "--name", "orphan", BB, "sleep", "1000"]);
+    let id = id.trim();
+    let monitor = berth_bin().with_file_name("berth-monitor");
+    let dir = env.root.path().join("containers").join(id);
+    let mut child = Command::new(&monitor)
+        .arg(&dir)
+        .arg("--attach-first")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // The starter vanishes: its end of the notify pipe closes.
+    drop(out);
+    let status = poll("the monitor to give up", Duration::from_secs(20), || {
+        child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(125));
+    let v = env.inspect("orphan");
+    assert_eq!(v["State"]["Status"], "exited", "{v}");
+    assert!(
+        v["State"]["Error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("attached"),
+        "{v}"
+    );
+    // Nothing of it is left running, and it can be started and removed.
+    let cg = Path::new("/sys/fs/cgroup/pids")
+        .join(&env.cgroup_parent)
+        .join(id);
+    assert!(
+        !cg.exists()
+            || fs::read_to_string(cg.join("cgroup.procs"))
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+    );
+    env.ok(&["start", "orphan"]);
+    env.ok(&["rm", "-f", "orphan"]);
+}

@@ -140,21 +140,14 @@ fn run() -> Res<i32> {
         };
         if first && attach_first {
             notify.say("ready");
-            // Wait for the first client to attach before the process runs.
-            loop {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        if let Some(c) = Client::handshake(s) {
-                            clients.push(c);
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let mut fds = [PollFd::new(&listener, PollFlags::IN)];
-                        let _ = poll(&mut fds, None);
-                    }
-                    Err(e) => return Err(format!("attach socket: {e}")),
-                }
+            // Wait for the first client to attach before the process runs;
+            // give up when the starter is gone or never comes.
+            if !wait_first_client(&listener, &notify, &mut clients) {
+                let mut created = created;
+                created.abort();
+                let _ = cgroup.remove();
+                let msg = "nobody attached to the container";
+                return Ok(fail_start(&mut notify, &mut state, &cfg, 125, msg));
             }
         }
         berth_runtime::trace::trace("monitor: created");
@@ -273,6 +266,52 @@ fn release_unused_stack() {
         // pages (later accesses see zero-filled pages).
         unsafe {
             libc::madvise(lo as *mut libc::c_void, top - lo, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+/// Accepts the first attach client. False when the starter went away
+/// (its end of the notify pipe closed) or nobody came within a minute.
+fn wait_first_client(listener: &UnixListener, notify: &Notify, clients: &mut Vec<Client>) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                if let Some(c) = Client::handshake(s) {
+                    clients.push(c);
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                let timeout = rustix::event::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                };
+                let gone = match &notify.0 {
+                    Some(f) => {
+                        // No events asked for: ERR/HUP are always reported.
+                        let mut fds = [
+                            PollFd::new(listener, PollFlags::IN),
+                            PollFd::new(f, PollFlags::empty()),
+                        ];
+                        let _ = poll(&mut fds, Some(&timeout));
+                        !fds[1].revents().is_empty()
+                    }
+                    None => {
+                        let mut fds = [PollFd::new(listener, PollFlags::IN)];
+                        let _ = poll(&mut fds, Some(&timeout));
+                        false
+                    }
+                };
+                if gone {
+                    return false;
+                }
+            }
+            Err(_) => return false,
         }
     }
 }
