@@ -217,6 +217,11 @@ pub(crate) fn remove_tree_at<P: rustix::path::Arg>(dir: BorrowedFd<'_>, name: P)
             Err(Errno::NOTDIR | Errno::LOOP) => return rfs::unlinkat(dir, name, AtFlags::empty()),
             Err(e) => return Err(e),
         };
+        // Never empty another filesystem mounted here (a container's volume
+        // seen through /proc/PID/root): refuse instead.
+        if rfs::fstat(&fd)?.st_dev != rfs::fstat(dir)?.st_dev {
+            return Err(Errno::XDEV);
+        }
         let mut entries = rfs::Dir::new(fd)?;
         let mut names = Vec::new();
         while let Some(entry) = entries.read() {

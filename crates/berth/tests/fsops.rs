@@ -951,3 +951,36 @@ fn system_prune_removes_stopped_containers_and_dangling_images() {
     assert_eq!(image_ids(&env).len(), 1);
     assert_eq!(env.ok(&["exec", "up", "echo", "still-up"]), "still-up\n");
 }
+
+/// A tar stream copied into a running container that replaces a directory
+/// with a file must not empty a volume mounted at that directory.
+#[test]
+fn cp_never_empties_a_volume_it_would_replace() {
+    let env = TestEnv::with_busybox();
+    let vol = tempfile::tempdir().unwrap();
+    fs::write(vol.path().join("precious"), "keep me").unwrap();
+    let bind = format!("{}:/data", s(vol.path()));
+    env.ok(&["run", "-d", "--name", "vol1", "-v", &bind, BB, "sleep", "1000"]);
+    // A tar whose entry `data` is a plain file.
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("t.tar");
+    let made = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import io,sys,tarfile\n\
+             t=tarfile.open(sys.argv[1],'w')\n\
+             i=tarfile.TarInfo('data'); d=b'file now'; i.size=len(d)\n\
+             t.addfile(i, io.BytesIO(d)); t.close()",
+        )
+        .arg(&tar)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = berth_with_stdin(&env, &["cp", "-", "vol1:/"], &tar);
+    assert!(!out.status.success(), "cp replaced a mounted volume");
+    assert_eq!(
+        fs::read_to_string(vol.path().join("precious")).unwrap(),
+        "keep me"
+    );
+    env.ok(&["rm", "-f", "vol1"]);
+}
