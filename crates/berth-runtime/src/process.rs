@@ -508,6 +508,12 @@ fn mkdir_p(p: &str) -> Result<(), String> {
 
 /// /proc, /sys, /dev and friends, inside the new root.
 fn mount_special(console: Option<&File>) -> Result<(), String> {
+    // The kernel's file systems go where the image cannot redirect them.
+    for dir in ["/proc", "/sys", "/dev"] {
+        if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!("{dir} cannot be a symlink in the image"));
+        }
+    }
     mkdir_p("/proc")?;
     sys::mount("proc", Path::new("/proc"), "proc", NOSUID_NODEV_NOEXEC, "")
         .map_err(|e| format!("mounting /proc: {e}"))?;

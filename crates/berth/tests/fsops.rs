@@ -960,7 +960,9 @@ fn cp_never_empties_a_volume_it_would_replace() {
     let vol = tempfile::tempdir().unwrap();
     fs::write(vol.path().join("precious"), "keep me").unwrap();
     let bind = format!("{}:/data", s(vol.path()));
-    env.ok(&["run", "-d", "--name", "vol1", "-v", &bind, BB, "sleep", "1000"]);
+    env.ok(&[
+        "run", "-d", "--name", "vol1", "-v", &bind, BB, "sleep", "1000",
+    ]);
     // A tar whose entry `data` is a plain file.
     let dir = tempfile::tempdir().unwrap();
     let tar = dir.path().join("t.tar");

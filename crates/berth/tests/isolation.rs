@@ -552,3 +552,31 @@ fn dev_has_dockers_entries_and_no_host_devices() {
     );
     assert_eq!(out, "4\n4\nnull-ok\nfull-ok\n");
 }
+
+/// An image cannot redirect where /proc is mounted (runc refuses the same).
+#[test]
+fn proc_as_a_symlink_in_the_image_is_refused() {
+    let env = TestEnv::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("procsym.tar");
+    let made = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys,tarfile\n\
+             src=tarfile.open(sys.argv[1]); dst=tarfile.open(sys.argv[2],'w')\n\
+             for m in src.getmembers():\n\
+             \x20   n=m.name.lstrip('./').rstrip('/')\n\
+             \x20   if n=='proc' or n.startswith('proc/'): continue\n\
+             \x20   dst.addfile(m, src.extractfile(m) if m.isfile() else None)\n\
+             l=tarfile.TarInfo('proc'); l.type=tarfile.SYMTYPE; l.linkname='/tmp'\n\
+             dst.addfile(l); dst.close()",
+        )
+        .arg(busybox_tar())
+        .arg(&tar)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    env.ok(&["import", tar.to_str().unwrap(), "procsym"]);
+    let (_, err) = env.fails(&["run", "--rm", "procsym", "true"], 125);
+    assert!(err.contains("/proc cannot be a symlink"), "{err}");
+}
