@@ -208,6 +208,10 @@ impl Engine {
             .map_err(|_| EngineError::NoSuchContainer(id.to_string()))?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| io_ctx(format!("locking container {}", id.short()))(e.into()))?;
+        // Removed while we waited for the lock: its lock file is gone too.
+        if rustix::fs::fstat(&f).is_ok_and(|st| st.st_nlink == 0) {
+            return Err(EngineError::NoSuchContainer(id.to_string()));
+        }
         Ok(ContainerLock { _file: f })
     }
 
