@@ -277,7 +277,7 @@ fn wait_first_client(listener: &UnixListener, notify: &Notify, clients: &mut Vec
     loop {
         match listener.accept() {
             Ok((s, _)) => {
-                if let Some(c) = Client::handshake(s) {
+                if let Some(c) = Client::handshake(s, Duration::from_secs(5)) {
                     clients.push(c);
                     return true;
                 }
@@ -687,7 +687,10 @@ fn serve(
         }
         if accept {
             while let Ok((s, _)) = listener.accept() {
-                if let Some(c) = Client::handshake(s) {
+                // Clients send their line as they connect: one that does
+                // not within 200 ms is turned away rather than let it stall
+                // the output of a running container.
+                if let Some(c) = Client::handshake(s, Duration::from_millis(200)) {
                     clients.push(c);
                 }
             }
@@ -711,9 +714,10 @@ struct Client {
 
 impl Client {
     /// Reads the `attach …` line (the client sends it right after connecting).
-    fn handshake(s: UnixStream) -> Option<Client> {
+    /// `wait` bounds how long a silent client can hold the (single) loop.
+    fn handshake(s: UnixStream, wait: Duration) -> Option<Client> {
         let _ = s.set_nonblocking(false);
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.set_read_timeout(Some(wait));
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
         let mut r = &s;
