@@ -591,6 +591,18 @@ fn bind_fd(src: &File, dst: &Path, readonly: bool, is_dir_hint: bool) -> Result<
     use rustix::mount::{move_mount, MoveMountFlags};
     let is_dir = src.metadata().map(|m| m.is_dir()).unwrap_or(is_dir_hint);
     ensure_mountpoint(dst, is_dir)?;
+    // The image's symlinks resolve inside its root (we are past pivot_root
+    // and nothing else runs in it yet), but must not lead a mount onto the
+    // kernel's file systems (e.g. /etc/hosts -> /proc/...).
+    let real =
+        std::fs::canonicalize(dst).map_err(|e| format!("resolving {}: {e}", dst.display()))?;
+    if real.starts_with("/proc") || real.starts_with("/sys") {
+        return Err(format!(
+            "mount destination {} resolves to {}, inside /proc or /sys",
+            dst.display(),
+            real.display()
+        ));
+    }
     move_mount(
         src,
         "",

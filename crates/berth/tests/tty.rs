@@ -223,8 +223,10 @@ fn attach_and_detach_with_ctrl_p_ctrl_q() {
         status, "running",
         "the container keeps running after a detach"
     );
-    // Reattach and end it.
+    // Reattach (wait until the session answers) and end it.
     let mut t = Terminal::spawn(env.berth(&["attach", "tty2"]), 24, 80);
+    t.send(b"echo again-$((1+1))\r");
+    t.expect("again-2");
     t.send(b"exit 4\r");
     assert_eq!(t.wait(), 4);
     assert_eq!(env.ok(&["wait", "tty2"]).trim(), "4");
