@@ -580,3 +580,31 @@ fn proc_as_a_symlink_in_the_image_is_refused() {
     let (_, err) = env.fails(&["run", "--rm", "procsym", "true"], 125);
     assert!(err.contains("/proc cannot be a symlink"), "{err}");
 }
+
+/// The image's symlinks cannot lead berth's own bind mounts (here
+/// /etc/hosts) onto the kernel's file systems.
+#[test]
+fn etc_hosts_as_a_symlink_into_proc_is_refused() {
+    let env = TestEnv::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("hostsym.tar");
+    let made = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys,tarfile\n\
+             src=tarfile.open(sys.argv[1]); dst=tarfile.open(sys.argv[2],'w')\n\
+             for m in src.getmembers():\n\
+             \x20   if m.name.lstrip('./')=='etc/hosts': continue\n\
+             \x20   dst.addfile(m, src.extractfile(m) if m.isfile() else None)\n\
+             l=tarfile.TarInfo('etc/hosts'); l.type=tarfile.SYMTYPE; l.linkname='/proc/sys/kernel/hostname'\n\
+             dst.addfile(l); dst.close()",
+        )
+        .arg(busybox_tar())
+        .arg(&tar)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    env.ok(&["import", tar.to_str().unwrap(), "hostsym"]);
+    let (_, err) = env.fails(&["run", "--rm", "hostsym", "true"], 125);
+    assert!(err.contains("inside /proc or /sys"), "{err}");
+}
