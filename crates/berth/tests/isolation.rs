@@ -553,30 +553,38 @@ fn dev_has_dockers_entries_and_no_host_devices() {
     assert_eq!(out, "4\n4\nnull-ok\nfull-ok\n");
 }
 
-/// An image cannot redirect where /proc is mounted (runc refuses the same).
-#[test]
-fn proc_as_a_symlink_in_the_image_is_refused() {
-    let env = TestEnv::new();
-    let dir = tempfile::tempdir().unwrap();
-    let tar = dir.path().join("procsym.tar");
+/// Imports the busybox rootfs with `path` (and anything under it) replaced
+/// by a symlink to `target`, as image `name`.
+fn import_with_symlink(env: &TestEnv, name: &str, path: &str, target: &str) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let tar = dir.path().join("symlinked.tar");
     let made = std::process::Command::new("python3")
         .arg("-c")
         .arg(
             "import sys,tarfile\n\
-             src=tarfile.open(sys.argv[1]); dst=tarfile.open(sys.argv[2],'w')\n\
+             src=tarfile.open(sys.argv[1]); dst=tarfile.open(sys.argv[2],'w'); p=sys.argv[3]\n\
              for m in src.getmembers():\n\
              \x20   n=m.name.lstrip('./').rstrip('/')\n\
-             \x20   if n=='proc' or n.startswith('proc/'): continue\n\
+             \x20   if n==p or n.startswith(p+'/'): continue\n\
              \x20   dst.addfile(m, src.extractfile(m) if m.isfile() else None)\n\
-             l=tarfile.TarInfo('proc'); l.type=tarfile.SYMTYPE; l.linkname='/tmp'\n\
+             l=tarfile.TarInfo(p); l.type=tarfile.SYMTYPE; l.linkname=sys.argv[4]\n\
              dst.addfile(l); dst.close()",
         )
         .arg(busybox_tar())
         .arg(&tar)
+        .arg(path)
+        .arg(target)
         .status()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("python3: {e}"));
     assert!(made.success());
-    env.ok(&["import", tar.to_str().unwrap(), "procsym"]);
+    env.ok(&["import", &tar.display().to_string(), name]);
+}
+
+/// An image cannot redirect where /proc is mounted (runc refuses the same).
+#[test]
+fn proc_as_a_symlink_in_the_image_is_refused() {
+    let env = TestEnv::new();
+    import_with_symlink(&env, "procsym", "proc", "/tmp");
     let (_, err) = env.fails(&["run", "--rm", "procsym", "true"], 125);
     assert!(err.contains("/proc cannot be a symlink"), "{err}");
 }
@@ -586,25 +594,7 @@ fn proc_as_a_symlink_in_the_image_is_refused() {
 #[test]
 fn etc_hosts_as_a_symlink_into_proc_is_refused() {
     let env = TestEnv::new();
-    let dir = tempfile::tempdir().unwrap();
-    let tar = dir.path().join("hostsym.tar");
-    let made = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sys,tarfile\n\
-             src=tarfile.open(sys.argv[1]); dst=tarfile.open(sys.argv[2],'w')\n\
-             for m in src.getmembers():\n\
-             \x20   if m.name.lstrip('./')=='etc/hosts': continue\n\
-             \x20   dst.addfile(m, src.extractfile(m) if m.isfile() else None)\n\
-             l=tarfile.TarInfo('etc/hosts'); l.type=tarfile.SYMTYPE; l.linkname='/proc/sys/kernel/hostname'\n\
-             dst.addfile(l); dst.close()",
-        )
-        .arg(busybox_tar())
-        .arg(&tar)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    env.ok(&["import", tar.to_str().unwrap(), "hostsym"]);
+    import_with_symlink(&env, "hostsym", "etc/hosts", "/proc/sys/kernel/hostname");
     let (_, err) = env.fails(&["run", "--rm", "hostsym", "true"], 125);
     assert!(err.contains("inside /proc or /sys"), "{err}");
 }

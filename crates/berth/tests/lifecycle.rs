@@ -20,40 +20,14 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// Waits in the container until the file `/go` exists (made with `exec touch`).
 const UNTIL_GO: &str = "while [ ! -e /go ]; do sleep 0.05; done";
 
-fn is_full_id(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
 fn is_short_id(s: &str) -> bool {
     s.len() == 12
         && s.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-/// `berth inspect -f TEMPLATE NAME`, trimmed.
-fn inspect_f(env: &TestEnv, template: &str, name: &str) -> String {
-    env.ok(&["inspect", "-f", template, name])
-        .trim()
-        .to_string()
-}
-
-fn status(env: &TestEnv, name: &str) -> String {
-    inspect_f(env, "{{.State.Status}}", name)
-}
-
 fn id_of(env: &TestEnv, name: &str) -> String {
     inspect_f(env, "{{.Id}}", name)
-}
-
-/// Polls `berth logs NAME` until its stdout contains `needle`.
-fn wait_for_log(env: &TestEnv, name: &str, needle: &str) {
-    poll(
-        &format!("{needle:?} in the logs of {name}"),
-        DEADLINE,
-        || env.ok(&["logs", name]).contains(needle).then_some(()),
-    );
 }
 
 /// Starts a detached container that prints `ready` once its traps are set.

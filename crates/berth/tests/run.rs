@@ -18,32 +18,6 @@ use common::*;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-fn is_full_id(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
-/// `berth inspect -f TEMPLATE NAME`, trimmed.
-fn inspect_f(env: &TestEnv, template: &str, name: &str) -> String {
-    env.ok(&["inspect", "-f", template, name])
-        .trim()
-        .to_string()
-}
-
-fn status(env: &TestEnv, name: &str) -> String {
-    inspect_f(env, "{{.State.Status}}", name)
-}
-
-/// Polls `berth logs NAME` until its stdout contains `needle`.
-fn wait_for_log(env: &TestEnv, name: &str, needle: &str) {
-    poll(
-        &format!("{needle:?} in the logs of {name}"),
-        DEADLINE,
-        || env.ok(&["logs", name]).contains(needle).then_some(()),
-    );
-}
-
 /// Names of every container `ps -a` lists.
 fn all_names(env: &TestEnv) -> Vec<String> {
     env.ok(&["ps", "-a", "--format", "{{.Names}}"])

@@ -574,3 +574,31 @@ fn wait_deadline(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
         nap = (nap * 2).min(Duration::from_millis(5));
     }
 }
+
+/// A full container or image ID: 64 lower-case hex digits.
+pub fn is_full_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `berth inspect -f TEMPLATE NAME`, trimmed.
+pub fn inspect_f(env: &TestEnv, template: &str, name: &str) -> String {
+    env.ok(&["inspect", "-f", template, name])
+        .trim()
+        .to_string()
+}
+
+/// The container's `State.Status`.
+pub fn status(env: &TestEnv, name: &str) -> String {
+    inspect_f(env, "{{.State.Status}}", name)
+}
+
+/// Polls `berth logs NAME` until its stdout contains `needle`.
+pub fn wait_for_log(env: &TestEnv, name: &str, needle: &str) {
+    poll(
+        &format!("{needle:?} in the logs of {name}"),
+        Duration::from_secs(20),
+        || env.ok(&["logs", name]).contains(needle).then_some(()),
+    );
+}
