@@ -187,6 +187,81 @@ pub struct PruneReport {
 }
 
 /// Signal names and numbers as `kill -s` and `--stop-signal` take them.
+/// Refuses `--tmpfs` options that Docker refuses (it accepts the mount
+/// flags and tmpfs's own `size`, `mode`, `uid`, `gid`, `nr_inodes`,
+/// `nr_blocks`, `mpol`).
+fn check_tmpfs_options(opts: &str) -> Result<()> {
+    const FLAGS: &[&str] = &[
+        "ro",
+        "rw",
+        "exec",
+        "noexec",
+        "suid",
+        "nosuid",
+        "dev",
+        "nodev",
+        "sync",
+        "async",
+        "dirsync",
+        "atime",
+        "noatime",
+        "diratime",
+        "nodiratime",
+        "relatime",
+        "norelatime",
+        "strictatime",
+        "nostrictatime",
+        "mand",
+        "nomand",
+        "tmpcopyup",
+        "notmpcopyup",
+    ];
+    const KEYS: &[&str] = &[
+        "size",
+        "mode",
+        "uid",
+        "gid",
+        "nr_inodes",
+        "nr_blocks",
+        "mpol",
+    ];
+    let bad: Vec<String> = opts
+        .split(',')
+        .filter(|o| !o.is_empty())
+        .filter(|o| match o.split_once('=') {
+            Some((k, v)) => !KEYS.contains(&k) || v.is_empty(),
+            None => !FLAGS.contains(o),
+        })
+        .map(|o| format!("\"{o}\""))
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidArgument(format!(
+            "invalid tmpfs option [{}]",
+            bad.join(" ")
+        )))
+    }
+}
+
+/// How `exec` connects the command's streams.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecOptions {
+    /// A new pty (`-t`).
+    pub tty: bool,
+    /// The caller sends stdin (`-i`).
+    pub stdin: bool,
+    /// Nobody attaches (`-d`): output is dropped.
+    pub detach: bool,
+}
+
+/// Why [`Engine::launch_monitor`] failed.
+enum MonitorFailure {
+    /// The monitor ended without a word (its own state may say why).
+    Exited,
+    Engine(EngineError),
+}
+
 pub fn parse_signal(s: &str) -> Option<i32> {
     if let Ok(n) = s.parse::<i32>() {
         return (1..=64).contains(&n).then_some(n);
@@ -395,6 +470,9 @@ impl Engine {
             stop_signal: stop_signal.clone(),
             stop_timeout: o.stop_timeout,
         };
+        for t in &o.tmpfs {
+            check_tmpfs_options(t.split_once(':').map_or("", |(_, opts)| opts))?;
+        }
         let host_config = HostConfig {
             binds: o.volumes.clone(),
             network_mode: network.to_string(),
@@ -574,6 +652,7 @@ impl Engine {
                 destination: PathBuf::from(&m.destination),
                 readonly: !m.rw,
                 options: String::new(),
+                recursive: Default::default(),
             })
             .collect();
         for (path, opts) in &host.tmpfs {
@@ -594,6 +673,7 @@ impl Engine {
                 destination: PathBuf::from(path),
                 readonly,
                 options,
+                recursive: Default::default(),
             });
         }
         let mut args = config.entrypoint.clone().unwrap_or_default();
@@ -630,6 +710,7 @@ impl Engine {
         let mon = MonitorConfig {
             id: id.to_string(),
             cgroup_path: spec.cgroup_path.clone(),
+            monitor_cgroup: self.monitor_cgroup(),
             spec,
             state_path: dir.join("state.json"),
             log_path: dir.join(format!("{id}-json.log")),
@@ -713,85 +794,126 @@ impl Engine {
         rows.into_iter().map(|r| self.view(r)).collect()
     }
 
+    /// `<cgroup parent>/monitors`: where monitors live (see
+    /// [`MonitorConfig::monitor_cgroup`]).
+    fn monitor_cgroup(&self) -> String {
+        format!("{}/monitors", self.opts.cgroup_parent)
+    }
+
     fn spawn_monitor(
         &self,
         v: &ContainerView,
         attach: Option<AttachStreams>,
     ) -> Result<(Option<Attachment>, i32)> {
         let _ = std::fs::remove_file(v.dir.join("stopped"));
-        let mut cmd = std::process::Command::new(&self.opts.monitor);
-        cmd.arg(&v.dir);
+        let mut args = vec![v.dir.clone().into_os_string()];
         if attach.is_some() {
-            cmd.arg("--attach-first");
+            args.push("--attach-first".into());
         }
-        cmd.stdin(std::process::Stdio::null())
+        let socket = self.attach_socket(&v.id);
+        let launched = self.launch_monitor(&args, attach.map(|s| (socket.as_path(), s)));
+        match launched {
+            Ok(r) => Ok(r),
+            Err(MonitorFailure::Exited) => {
+                let st = State::load(&v.dir.join("state.json"))
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let msg = if st.error.is_empty() {
+                    "the container's monitor exited unexpectedly".to_string()
+                } else {
+                    st.error
+                };
+                Err(EngineError::Runtime {
+                    code: 125,
+                    message: msg,
+                })
+            }
+            Err(MonitorFailure::Engine(e)) => Err(e),
+        }
+    }
+
+    /// Starts `berth-monitor ARGS` as a daemon (its own session, not our
+    /// child: the intermediate process exits at once and is reaped here)
+    /// and follows its notify lines: `ready` (connect to `attach` then),
+    /// `ok PID` or `err CODE MESSAGE`.
+    fn launch_monitor(
+        &self,
+        args: &[std::ffi::OsString],
+        attach: Option<(&Path, AttachStreams)>,
+    ) -> std::result::Result<(Option<Attachment>, i32), MonitorFailure> {
+        let mut cmd = std::process::Command::new(&self.opts.monitor);
+        cmd.args(args)
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null());
-        // SAFETY: setsid is async-signal-safe and touches no memory; the
-        // monitor must not share our session (or our terminal's signals).
+        // SAFETY: the closure runs in the forked child before exec and calls
+        // only async-signal-safe system calls (setsid, a raw clone that
+        // behaves as fork, _exit); it touches no memory of the parent. The
+        // intermediate exits at once, so the monitor is never our child
+        // (no zombie in a long-lived caller) and not a session leader that
+        // could acquire a terminal.
         unsafe {
             cmd.pre_exec(|| {
                 libc::setsid();
-                Ok(())
+                let r = libc::syscall(
+                    libc::SYS_clone,
+                    libc::SIGCHLD as libc::c_ulong,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    std::ptr::null_mut::<libc::c_int>(),
+                    std::ptr::null_mut::<libc::c_int>(),
+                    0 as libc::c_ulong,
+                );
+                match r {
+                    -1 => Err(std::io::Error::last_os_error()),
+                    0 => Ok(()),
+                    _ => libc::_exit(0),
+                }
             });
         }
-        let mut child = cmd.spawn().map_err(io_ctx(format!(
-            "starting the monitor {}",
-            self.opts.monitor.display()
-        )))?;
-        let out = child.stdout.take().ok_or_else(|| EngineError::Runtime {
-            code: 125,
-            message: "monitor has no stdout".into(),
+        let mut child = cmd.spawn().map_err(|e| {
+            MonitorFailure::Engine(io_ctx(format!(
+                "starting the monitor {}",
+                self.opts.monitor.display()
+            ))(e))
+        })?;
+        let out = child.stdout.take();
+        // The intermediate has exited (or is about to): reap it.
+        let _ = child.wait();
+        let out = out.ok_or_else(|| {
+            MonitorFailure::Engine(EngineError::Runtime {
+                code: 125,
+                message: "monitor has no stdout".into(),
+            })
         })?;
         let mut lines = BufReader::new(out).lines();
         let mut attachment = None;
+        let mut attach = attach;
         loop {
             let line = match lines.next() {
                 Some(Ok(l)) => l,
-                _ => {
-                    let st = State::load(&v.dir.join("state.json"))
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default();
-                    let msg = if st.error.is_empty() {
-                        "the container's monitor exited unexpectedly".to_string()
-                    } else {
-                        st.error
-                    };
-                    return Err(EngineError::Runtime {
-                        code: 125,
-                        message: msg,
-                    });
-                }
+                _ => return Err(MonitorFailure::Exited),
             };
             if line == "ready" {
-                if let Some(s) = attach {
+                if let Some((socket, s)) = attach.take() {
                     attachment = Some(
-                        Attachment::connect(&self.attach_socket(&v.id), s)
-                            .map_err(io_ctx("attaching to the container"))?,
+                        Attachment::connect(socket, s)
+                            .map_err(io_ctx("attaching to the container"))
+                            .map_err(MonitorFailure::Engine)?,
                     );
                 }
                 continue;
             }
             if let Some(pid) = line.strip_prefix("ok ") {
                 let pid = pid.trim().parse().unwrap_or(0);
-                // The monitor lives on by itself; we do not wait for it.
-                std::mem::forget(child);
                 return Ok((attachment, pid));
             }
             if let Some(rest) = line.strip_prefix("err ") {
                 let (code, msg) = rest.split_once(' ').unwrap_or(("125", rest));
-                if attach.is_none() && !v.host_config.auto_remove {
-                    let _ = child.wait();
-                } else {
-                    // With --rm the monitor now removes the container, which
-                    // needs the lock our caller holds: do not wait here.
-                    std::mem::forget(child);
-                }
-                return Err(EngineError::Runtime {
+                return Err(MonitorFailure::Engine(EngineError::Runtime {
                     code: code.parse().unwrap_or(125),
                     message: msg.to_string(),
-                });
+                }));
             }
         }
     }
@@ -1255,9 +1377,18 @@ impl Engine {
         }
     }
 
-    /// `exec`: runs a command in a running container, with the caller's
-    /// stdio. Returns the PID to wait for (a child of the caller).
-    pub fn exec(&self, what: &str, mut spec: ExecSpec) -> Result<i32> {
+    /// `exec`: runs a command in a running container through an exec
+    /// monitor (`berth-monitor --exec`), which holds the command's stdio:
+    /// pipes, or a new pty with `tty`; the command never gets the caller's
+    /// descriptors or terminal, and is not the caller's child. Returns the
+    /// attachment to its streams (None with `detach`), whose last frame is
+    /// the exit code.
+    pub fn exec(
+        &self,
+        what: &str,
+        mut spec: ExecSpec,
+        o: ExecOptions,
+    ) -> Result<Option<Attachment>> {
         let v = self.container(what)?;
         if !v.running() {
             return Err(EngineError::Conflict(format!(
@@ -1280,28 +1411,46 @@ impl Engine {
                 v.config.working_dir.clone()
             };
         }
-        let filters = self.seccomp_filters()?;
-        let cg_path = format!("{}/{}", self.opts.cgroup_parent, v.id);
-        let layout = cgroups::detect().map_err(|e| EngineError::Runtime {
-            code: 125,
-            message: e.to_string(),
-        })?;
-        let cg = Cgroup::new(&layout, &cg_path);
-        berth_runtime::process::exec_in(v.state.pid, &spec, Some(&filters), || {
-            cg.add_pid(std::process::id() as i32)
-                .map_err(|e| e.to_string())
-        })
-        .map_err(|e| EngineError::Runtime {
-            code: e.exit_code(),
-            message: e.to_string(),
-        })
-    }
-
-    fn seccomp_filters(&self) -> Result<berth_runtime::seccomp::CompiledFilters> {
-        berth_runtime::seccomp::default_profile().map_err(|e| EngineError::Runtime {
-            code: 125,
-            message: format!("seccomp: {e}"),
-        })
+        let exec_id = hex::encode(random_bytes());
+        let socket = self
+            .opts
+            .run_root
+            .join(format!("exec-{}.sock", &exec_id[..24]));
+        let cfg = berth_runtime::monitor::ExecConfig {
+            container_id: v.id.to_string(),
+            exec_id: exec_id.clone(),
+            pid: v.state.pid,
+            cgroup_path: format!("{}/{}", self.opts.cgroup_parent, v.id),
+            spec,
+            tty: o.tty,
+            open_stdin: o.stdin && !o.detach,
+            attach_socket: (!o.detach).then(|| socket.clone()),
+            seccomp: true,
+            monitor_cgroup: self.monitor_cgroup(),
+        };
+        let exec_dir = v.dir.join("exec");
+        std::fs::create_dir_all(&exec_dir).map_err(io_ctx("creating the exec directory"))?;
+        let path = exec_dir.join(format!("{exec_id}.json"));
+        let data =
+            serde_json::to_vec(&cfg).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        std::fs::write(&path, data).map_err(io_ctx("writing the exec config"))?;
+        let streams = AttachStreams {
+            stdin: o.stdin,
+            stdout: true,
+            stderr: true,
+        };
+        let attach = (!o.detach).then_some((socket.as_path(), streams));
+        let args = ["--exec".into(), path.clone().into_os_string()];
+        let res = self.launch_monitor(&args, attach);
+        let _ = std::fs::remove_file(&path);
+        match res {
+            Ok((a, _pid)) => Ok(a),
+            Err(MonitorFailure::Engine(e)) => Err(e),
+            Err(MonitorFailure::Exited) => Err(EngineError::Runtime {
+                code: 125,
+                message: "the exec monitor exited unexpectedly".into(),
+            }),
+        }
     }
 
     /// `top`: the container's processes, as `ps -ef` shows them.

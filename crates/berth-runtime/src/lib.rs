@@ -17,6 +17,7 @@
 pub mod caps;
 pub mod cgroups;
 pub mod devices;
+mod init;
 pub mod monitor;
 pub mod process;
 pub mod seccomp;

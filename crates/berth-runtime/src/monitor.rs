@@ -48,6 +48,33 @@ pub struct MonitorConfig {
     pub remove_command: Vec<String>,
     /// The cgroup mount roots' relative path for this container.
     pub cgroup_path: String,
+    /// The cgroup the monitor moves itself to once the container is placed
+    /// (`<parent>/monitors`): never the caller's, so a monitor started from
+    /// a service or a session outlives it.
+    #[serde(default)]
+    pub monitor_cgroup: String,
+}
+
+/// What an exec monitor (`berth-monitor --exec FILE`) runs: written by the
+/// engine, read (and removed) by the monitor.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ExecConfig {
+    pub container_id: String,
+    pub exec_id: String,
+    /// The container's first process, whose namespaces the command enters.
+    pub pid: i32,
+    /// The container's cgroup: the command runs there, and `pid` must be in it.
+    pub cgroup_path: String,
+    pub spec: crate::process::ExecSpec,
+    pub tty: bool,
+    pub open_stdin: bool,
+    /// Where clients attach; None for a detached exec (output is dropped).
+    pub attach_socket: Option<PathBuf>,
+    /// Load Docker's default seccomp profile.
+    pub seccomp: bool,
+    /// The cgroup the monitor moves itself to (see [`MonitorConfig::monitor_cgroup`]).
+    #[serde(default)]
+    pub monitor_cgroup: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

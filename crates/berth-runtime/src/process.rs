@@ -15,7 +15,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::seccomp::CompiledFilters;
-use crate::spec::{ContainerSpec, MountKind, NetworkMode};
+use crate::spec::{BindRecursive, ContainerSpec, MountKind, NetworkMode};
 use crate::sys::{self, Forked};
 
 /// Docker's exit code when the engine itself failed.
@@ -193,6 +193,12 @@ impl Created {
     }
 }
 
+/// Closes every descriptor above stderr. The monitor calls it first thing:
+/// what its starter had open must not reach a container.
+pub fn close_inherited_fds() {
+    sys::close_fds_from(3);
+}
+
 /// Reports a failure to the parent and returns the exit code to use.
 fn fail(rep: &mut File, code: i32, message: &str) -> i32 {
     let _ = rep.write_all(format!("E{code} {message}").as_bytes());
@@ -209,6 +215,14 @@ fn child_main(spec: &ContainerSpec, stdio: ChildStdio, mut go: File, mut rep: Fi
         Err(e) => return fail(&mut rep, EXIT_ENGINE, &e),
     };
     drop(stdio);
+    let init = if spec.init {
+        match crate::init::sealed_init() {
+            Ok(fd) => Some(fd),
+            Err(e) => return fail(&mut rep, EXIT_ENGINE, &format!("init: {e}")),
+        }
+    } else {
+        None
+    };
     let filters = if spec.seccomp {
         match crate::seccomp::default_profile() {
             Ok(f) => Some(f),
@@ -225,7 +239,7 @@ fn child_main(spec: &ContainerSpec, stdio: ChildStdio, mut go: File, mut rep: Fi
         return fail(&mut rep, EXIT_ENGINE, &format!("cgroup namespace: {e}"));
     }
     finish_and_exec(
-        spec.init,
+        init,
         prepared,
         filters.as_ref(),
         !spec.privileged,
@@ -251,6 +265,54 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
     if stdio.tty_path.is_some() {
         sys::set_controlling_tty(0).map_err(|e| format!("controlling terminal: {e}"))?;
     }
+    // Every host-side descriptor this sets up (mount sources, the console)
+    // is closed when it returns: none may be open when the working
+    // directory is resolved below.
+    setup_rootfs(spec, stdio)?;
+    if !spec.hostname.is_empty() {
+        sys::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
+    }
+    if spec.network == NetworkMode::None {
+        sys::loopback_up().map_err(|e| format!("loopback: {e}"))?;
+    }
+
+    let prepared = prepare(&spec.args, &spec.env, &spec.user)?;
+    let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
+    if std::fs::metadata(cwd).is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(cwd)
+            .map_err(|e| format!("creating working directory {cwd}: {e}"))?;
+        let _ = rustix::fs::chown(
+            cwd,
+            Some(rustix::fs::Uid::from_raw(prepared.user.uid)),
+            Some(rustix::fs::Gid::from_raw(prepared.user.gid)),
+        );
+    }
+    enter_cwd(cwd)?;
+    Ok(prepared)
+}
+
+/// chdir to the process's working directory, and make sure it is inside the
+/// container's root: a path through a descriptor that leads outside it
+/// (`/proc/self/fd/N`, the CVE-2024-21626 class) is refused.
+fn enter_cwd(cwd: &str) -> Result<(), String> {
+    std::env::set_current_dir(cwd)
+        .map_err(|e| format!("chdir to cwd (\"{cwd}\") set in config.json failed: {e}"))?;
+    // getcwd(3) fails (ENOENT, "(unreachable)") for a directory that is not
+    // below the process's root.
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(format!(
+            "current working directory is outside of container mount namespace root -- possible container breakout detected (cwd \"{cwd}\")"
+        )),
+    }
+}
+
+/// The overlay root, pivot_root, the kernel file systems, the user's mounts
+/// and the masks.
+fn setup_rootfs(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<(), String> {
     sys::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")
         .map_err(|e| format!("making / private: {e}"))?;
 
@@ -258,12 +320,14 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
     let mut sources: Vec<Option<File>> = Vec::with_capacity(spec.mounts.len());
     for m in &spec.mounts {
         sources.push(match m.kind {
-            MountKind::Bind => Some(open_path(&m.source).map_err(|e| {
-                format!(
-                    "invalid mount config: bind source path does not exist: {}: {e}",
-                    m.source.display()
-                )
-            })?),
+            MountKind::Bind => Some(
+                open_tree(&m.source, m.recursive != BindRecursive::Disabled).map_err(|e| {
+                    format!(
+                        "invalid mount config: bind source path does not exist: {}: {e}",
+                        m.source.display()
+                    )
+                })?,
+            ),
             MountKind::Tmpfs => None,
         });
     }
@@ -297,7 +361,7 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
         mount_user(m, src.as_ref())?;
     }
     for (f, dst) in &etc_files {
-        bind_fd(f, Path::new(dst), false, false)?;
+        bind_fd(f, Path::new(dst), false, BindRecursive::Enabled, false)?;
     }
     mask_paths()?;
     if spec.rootfs.readonly {
@@ -310,30 +374,7 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
         )
         .map_err(|e| format!("read-only rootfs: {e}"))?;
     }
-    if !spec.hostname.is_empty() {
-        sys::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
-    }
-    if spec.network == NetworkMode::None {
-        sys::loopback_up().map_err(|e| format!("loopback: {e}"))?;
-    }
-
-    let prepared = prepare(&spec.args, &spec.env, &spec.user)?;
-    let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
-    if std::fs::metadata(cwd).is_err() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(cwd)
-            .map_err(|e| format!("creating working directory {cwd}: {e}"))?;
-        let _ = rustix::fs::chown(
-            cwd,
-            Some(rustix::fs::Uid::from_raw(prepared.user.uid)),
-            Some(rustix::fs::Gid::from_raw(prepared.user.gid)),
-        );
-    }
-    std::env::set_current_dir(cwd)
-        .map_err(|e| format!("chdir to cwd (\"{cwd}\") set in config.json failed: {e}"))?;
-    Ok(prepared)
+    Ok(())
 }
 
 /// Resolves whom to run as and what to exec, against the container's
@@ -369,7 +410,7 @@ fn prepare(args: &[String], env: &[String], user: &str) -> Result<Prepared, Stri
 /// CAP_SYS_ADMIN is still held), capabilities, user, then exec — through the
 /// tiny init when asked.
 fn finish_and_exec(
-    init: bool,
+    init: Option<OwnedFd>,
     p: Prepared,
     seccomp: Option<&CompiledFilters>,
     drop_caps: bool,
@@ -401,10 +442,21 @@ fn finish_and_exec(
     if go.read_exact(&mut b).is_err() {
         return EXIT_ENGINE;
     }
-    if init {
-        return run_init(&exe, &p, rep);
+    // Nothing the runtime holds may reach the container's process.
+    if let Err(e) = sys::cloexec_fds_from(3) {
+        return fail(rep, EXIT_ENGINE, &format!("closing descriptors: {e}"));
     }
     sys::reset_signals();
+    if let Some(init) = init {
+        // PID 1 is the init, which runs the command: berth-init EXE -- ARGV.
+        let mut argv = Vec::with_capacity(p.argv.len() + 3);
+        argv.push(CString::from(c"berth-init"));
+        argv.push(exe);
+        argv.push(CString::from(c"--"));
+        argv.extend(p.argv.iter().cloned());
+        let err = sys::execve_fd(&init, &argv, &p.envp);
+        return fail(rep, EXIT_ENGINE, &format!("exec init: {err}"));
+    }
     let err = sys::execve(&exe, &p.argv, &p.envp);
     exec_failure(rep, &p.arg0, err)
 }
@@ -430,53 +482,57 @@ fn describe_errno(e: &io::Error) -> String {
     }
 }
 
-/// The tiny init (`--init`): PID 1 forks the command, forwards every signal
-/// it gets to it, reaps every zombie, and exits with the command's status.
-fn run_init(exe: &CString, p: &Prepared, rep: &mut File) -> i32 {
-    let set = match sys::block_all_signals() {
-        Ok(s) => s,
-        Err(e) => return fail(rep, EXIT_ENGINE, &format!("init: {e}")),
-    };
-    let child = match sys::fork() {
-        Ok(Forked::Child) => {
-            sys::reset_signals();
-            let err = sys::execve(exe, &p.argv, &p.envp);
-            sys::exit_now(exec_failure(rep, &p.arg0, err))
-        }
-        Ok(Forked::Parent(pid)) => pid,
-        Err(e) => return fail(rep, EXIT_ENGINE, &format!("init: fork: {e}")),
-    };
-    // The report pipe must close when the command's exec succeeds, so PID 1
-    // lets go of its own copy (by pointing that descriptor at /dev/null).
-    if let Ok(null) = File::open("/dev/null") {
-        let _ = sys::dup2(null.as_raw_fd(), rep.as_raw_fd());
-    }
-    loop {
-        let sig = sys::wait_signal(&set);
-        if sig == libc::SIGCHLD {
-            while let Some((pid, status)) = sys::waitpid_nohang(-1) {
-                if pid == child {
-                    return sys::exit_code_of(status);
-                }
-            }
-        } else {
-            let _ = sys::kill(child, sig);
-        }
-    }
-}
-
 /// A detached copy of the mount tree at `p` (open_tree(OPEN_TREE_CLONE)):
 /// it can be attached anywhere later, even after the host root is gone.
 fn open_path(p: &Path) -> io::Result<File> {
-    use rustix::mount::{open_tree, OpenTreeFlags};
-    let fd = open_tree(
+    open_tree(p, true)
+}
+
+/// [`open_path`], with or without the mounts below `p` (`rbind`/`bind`).
+fn open_tree(p: &Path, recursive: bool) -> io::Result<File> {
+    use rustix::mount::OpenTreeFlags;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    Ok(File::from(rustix::mount::open_tree(
         rustix::fs::CWD,
         p,
-        OpenTreeFlags::OPEN_TREE_CLONE
-            | OpenTreeFlags::OPEN_TREE_CLOEXEC
-            | OpenTreeFlags::AT_RECURSIVE,
-    )?;
-    Ok(File::from(fd))
+        flags,
+    )?))
+}
+
+/// Docker's tmpfs options: `nosuid,nodev,noexec` unless `suid`, `dev` or
+/// `exec` say otherwise; `ro`/`rw`; the rest (`size=64m`, `mode=1777`,
+/// `uid=`, `gid=`, `nr_inodes=`) goes to the file system.
+fn tmpfs_options(options: &str, readonly: bool) -> (libc::c_ulong, String) {
+    let mut flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    if readonly {
+        flags |= libc::MS_RDONLY;
+    }
+    let mut data = Vec::new();
+    for o in options.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "exec" => flags &= !libc::MS_NOEXEC,
+            "noexec" => flags |= libc::MS_NOEXEC,
+            "suid" => flags &= !libc::MS_NOSUID,
+            "nosuid" => flags |= libc::MS_NOSUID,
+            "dev" => flags &= !libc::MS_NODEV,
+            "nodev" => flags |= libc::MS_NODEV,
+            "ro" => flags |= libc::MS_RDONLY,
+            "rw" => flags &= !libc::MS_RDONLY,
+            "atime" | "relatime" | "noatime" | "strictatime" | "nodiratime" | "diratime" => {
+                flags |= match o {
+                    "noatime" => libc::MS_NOATIME,
+                    "strictatime" => libc::MS_STRICTATIME,
+                    "nodiratime" => libc::MS_NODIRATIME,
+                    _ => 0,
+                }
+            }
+            _ => data.push(o),
+        }
+    }
+    (flags, data.join(","))
 }
 
 fn mount_rootfs(spec: &ContainerSpec) -> Result<(), String> {
@@ -580,48 +636,91 @@ fn mount_special(console: Option<&File>) -> Result<(), String> {
     }
     if let Some(c) = console {
         File::create("/dev/console").map_err(|e| format!("creating /dev/console: {e}"))?;
-        bind_fd(c, Path::new("/dev/console"), false, false)?;
+        bind_fd(
+            c,
+            Path::new("/dev/console"),
+            false,
+            BindRecursive::Enabled,
+            false,
+        )?;
     }
     Ok(())
 }
 
 /// Attaches the detached mount `src` (from [`open_path`]) at `dst` inside
 /// the container, creating the mount point like its source (file or dir).
-fn bind_fd(src: &File, dst: &Path, readonly: bool, is_dir_hint: bool) -> Result<(), String> {
+/// With `readonly`, the whole tree is made read-only before it is attached
+/// (recursively unless `recursive` says otherwise).
+fn bind_fd(
+    src: &File,
+    dst: &Path,
+    readonly: bool,
+    recursive: BindRecursive,
+    is_dir_hint: bool,
+) -> Result<(), String> {
     use rustix::mount::{move_mount, MoveMountFlags};
     let is_dir = src.metadata().map(|m| m.is_dir()).unwrap_or(is_dir_hint);
     ensure_mountpoint(dst, is_dir)?;
-    // The image's symlinks resolve inside its root (we are past pivot_root
-    // and nothing else runs in it yet), but must not lead a mount onto the
-    // kernel's file systems (e.g. /etc/hosts -> /proc/...).
-    let real =
-        std::fs::canonicalize(dst).map_err(|e| format!("resolving {}: {e}", dst.display()))?;
-    if real.starts_with("/proc") || real.starts_with("/sys") {
-        return Err(format!(
-            "mount destination {} resolves to {}, inside /proc or /sys",
-            dst.display(),
-            real.display()
-        ));
+    if readonly {
+        make_readonly(src, dst, recursive)?;
     }
+    let target = open_mount_target(dst)?;
     move_mount(
         src,
         "",
+        &target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| format!("bind-mounting {}: {e}", dst.display()))
+}
+
+/// `MOUNT_ATTR_RDONLY` on a detached tree: the top mount only, or every
+/// mount in it (Docker's `bind-recursive`; `enabled` falls back to the top
+/// mount on kernels without mount_setattr, `readonly` then fails).
+fn make_readonly(src: &File, dst: &Path, recursive: BindRecursive) -> Result<(), String> {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let all = matches!(recursive, BindRecursive::Enabled | BindRecursive::Readonly);
+    match sys::mount_setattr(src, MOUNT_ATTR_RDONLY, all) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENOSYS) && recursive != BindRecursive::Readonly =>
+        {
+            sys::mount_setattr(src, MOUNT_ATTR_RDONLY, false)
+                .map_err(|e| format!("making {} read-only: {e}", dst.display()))
+        }
+        Err(e) => Err(format!("making {} read-only: {e}", dst.display())),
+    }
+}
+
+/// Opens a mount destination (`O_PATH`) inside the container's root, and
+/// checks where it really is through that descriptor: the mount then goes
+/// exactly there, so nothing (a volume shared with another container) can
+/// swap a path component between the check and the mount. Magic links
+/// (`/proc/self/fd/N`) are not followed; the image's symlinks are, within
+/// the root. Nothing may be mounted onto /proc or /sys or below them.
+fn open_mount_target(dst: &Path) -> Result<OwnedFd, String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let fd = rustix::fs::openat2(
         rustix::fs::CWD,
         dst,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     )
-    .map_err(|e| format!("bind-mounting {}: {e}", dst.display()))?;
-    if readonly {
-        sys::mount(
-            "",
-            dst,
-            "",
-            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
-            "",
-        )
-        .map_err(|e| format!("making {} read-only: {e}", dst.display()))?;
+    .map_err(|e| format!("resolving {}: {e}", dst.display()))?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| format!("resolving {}: {e}", dst.display()))?;
+    for kernel_fs in ["/proc", "/sys"] {
+        if real.starts_with(kernel_fs) {
+            return Err(format!(
+                "error mounting to rootfs at \"{}\": \"{}\" cannot be mounted because it is inside {kernel_fs}",
+                dst.display(),
+                real.display()
+            ));
+        }
     }
-    Ok(())
+    Ok(fd)
 }
 
 fn ensure_mountpoint(dst: &Path, is_dir: bool) -> Result<(), String> {
@@ -642,14 +741,14 @@ fn ensure_mountpoint(dst: &Path, is_dir: bool) -> Result<(), String> {
 
 fn mount_user(m: &crate::spec::Mount, src: Option<&File>) -> Result<(), String> {
     match (&m.kind, src) {
-        (MountKind::Bind, Some(f)) => bind_fd(f, &m.destination, m.readonly, true),
+        (MountKind::Bind, Some(f)) => bind_fd(f, &m.destination, m.readonly, m.recursive, true),
         (MountKind::Tmpfs, _) => {
             ensure_mountpoint(&m.destination, true)?;
-            let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
-            if m.readonly {
-                flags |= libc::MS_RDONLY;
-            }
-            sys::mount("tmpfs", &m.destination, "tmpfs", flags, &m.options)
+            let (flags, data) = tmpfs_options(&m.options, m.readonly);
+            // Mounted through the descriptor that was checked.
+            let target = open_mount_target(&m.destination)?;
+            let via = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
+            sys::mount("tmpfs", &via, "tmpfs", flags, &data)
                 .map_err(|e| format!("mounting tmpfs at {}: {e}", m.destination.display()))
         }
         (MountKind::Bind, None) => Err(format!(
@@ -832,27 +931,44 @@ fn find_executable(arg0: &str, path_env: &str) -> Result<CString, (i32, String)>
 }
 
 /// What `berth exec` runs inside a running container.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExecSpec {
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cwd: String,
     pub user: String,
     pub privileged: bool,
-    /// Start a new session (detached exec) instead of staying in the caller's.
-    pub new_session: bool,
 }
 
 /// Runs `spec` inside the namespaces of the running container whose init is
-/// `pid`, with the caller's stdio. `place` runs in a child before it enters
-/// the namespaces (put it into the container's cgroup there). Returns the
-/// PID of a host-side process whose exit status is the command's.
+/// `pid`, in a new session, with `stdio` as its descriptors 0-2 (with
+/// `stdio.tty_path`, that terminal becomes its controlling terminal).
+/// `place` runs in a child before it enters the namespaces (put it into the
+/// container's cgroup there). Returns the PID of a host-side child of the
+/// caller whose exit status is the command's.
+///
+/// The caller must be single-threaded (the exec monitor): it forks.
 pub fn exec_in(
     pid: i32,
+    expect_cgroup: &str,
     spec: &ExecSpec,
+    stdio: ChildStdio,
     seccomp: Option<&CompiledFilters>,
     place: impl FnOnce() -> Result<(), String>,
 ) -> Result<i32, ProcessError> {
+    let gone = |what: String| ProcessError::Container {
+        code: EXIT_ENGINE,
+        message: format!("container is not running: {what}"),
+    };
+    // The pidfd pins the process: if it is still alive once its namespaces
+    // are open, the /proc entries read were its own and not a recycled
+    // PID's; and it must be in the container's cgroup.
+    let pidfd = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| gone(format!("bad pid {pid}")))
+        .and_then(|p| {
+            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                .map_err(|e| gone(e.to_string()))
+        })?;
     let mut nsfds = Vec::new();
     for (ns, flag) in [
         ("ipc", libc::CLONE_NEWIPC),
@@ -869,6 +985,27 @@ pub fn exec_in(
             })?;
         nsfds.push((f, flag));
     }
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let want = format!("/{}", expect_cgroup.trim_matches('/'));
+    let in_cgroup = cgroups
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .any(|p| p == want);
+    let alive = rustix::event::poll(
+        &mut [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )],
+        Some(&rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        }),
+    )
+    .is_ok_and(|n| n == 0);
+    if !in_cgroup || !alive {
+        return Err(gone(format!("process {pid} is not the container's")));
+    }
+    drop(pidfd);
     let (rep_r, rep_w) = pipe()?;
     match sys::fork().map_err(io_err("fork"))? {
         Forked::Child => {
@@ -894,14 +1031,19 @@ pub fn exec_in(
             // Entering a pid namespace applies to children: fork once more.
             match sys::fork() {
                 Ok(Forked::Child) => {
-                    if spec.new_session {
-                        let _ = sys::setsid();
+                    if let Err(e) = exec_stdio(&stdio) {
+                        sys::exit_now(fail(&mut rep, EXIT_ENGINE, &e));
                     }
+                    drop(stdio);
                     let code = exec_child(spec, seccomp, &mut rep);
                     sys::exit_now(code)
                 }
                 Ok(Forked::Parent(inner)) => {
                     drop(rep);
+                    // This waiter never execs: it must not keep the
+                    // caller's descriptors (the command's stdin pipe would
+                    // never see EOF, the caller's notify pipe never close).
+                    sys::close_fds_from(0);
                     sys::block_all_signals().ok();
                     // Relay: forward nothing here; the caller signals the inner pid's parent group.
                     let status = sys::waitpid_blocking(inner).unwrap_or(255 << 8);
@@ -912,6 +1054,7 @@ pub fn exec_in(
         }
         Forked::Parent(child) => {
             drop(rep_w);
+            drop(stdio);
             let mut rep_r = rep_r;
             let buf = read_report(&mut rep_r, "exec")?;
             // "R" alone: ready and exec'd; anything after it is a failure.
@@ -926,10 +1069,65 @@ pub fn exec_in(
     }
 }
 
+/// A new pseudo-terminal in the devpts of the running container whose first
+/// process is `pid` (as runc allocates an exec's): inside the container it
+/// is `/dev/pts/N` of its own devpts, never a host terminal. `ptmx` is
+/// resolved inside the container's root (`RESOLVE_IN_ROOT`, no magic
+/// links) and must be the devpts multiplexer; the user side is opened from
+/// the master (`TIOCGPTPEER`), not by path. Returns (master, user side).
+pub fn open_container_pty(pid: i32) -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::pty::OpenptFlags;
+    let root = rustix::fs::open(
+        format!("/proc/{pid}/root").as_str(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let master = rustix::fs::openat2(
+        &root,
+        "dev/pts/ptmx",
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    let st = rustix::fs::fstat(&master)?;
+    let fs = rustix::fs::fstatfs(&master)?;
+    const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+    if (st.st_mode & libc::S_IFMT) != libc::S_IFCHR
+        || rustix::fs::major(st.st_rdev) != 5
+        || rustix::fs::minor(st.st_rdev) != 2
+        || fs.f_type as i64 != DEVPTS_SUPER_MAGIC
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the container's /dev/pts/ptmx is not a devpts multiplexer",
+        ));
+    }
+    rustix::pty::unlockpt(&master)?;
+    let user = rustix::pty::ioctl_tiocgptpeer(
+        &master,
+        OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+    )?;
+    Ok((master, user))
+}
+
+/// The exec'd process's own session, its stdio, and with a terminal that
+/// terminal as its controlling one: never the caller's.
+fn exec_stdio(stdio: &ChildStdio) -> Result<(), String> {
+    sys::setsid().map_err(|e| format!("setsid: {e}"))?;
+    sys::dup2(stdio.stdin.as_raw_fd(), 0).map_err(|e| format!("stdin: {e}"))?;
+    sys::dup2(stdio.stdout.as_raw_fd(), 1).map_err(|e| format!("stdout: {e}"))?;
+    sys::dup2(stdio.stderr.as_raw_fd(), 2).map_err(|e| format!("stderr: {e}"))?;
+    if stdio.tty_path.is_some() {
+        sys::set_controlling_tty(0).map_err(|e| format!("controlling terminal: {e}"))?;
+    }
+    Ok(())
+}
+
 fn exec_child(spec: &ExecSpec, seccomp: Option<&CompiledFilters>, rep: &mut File) -> i32 {
     let prepared = (|| -> Result<Prepared, String> {
         let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
-        std::env::set_current_dir(cwd).map_err(|e| format!("chdir to {cwd}: {e}"))?;
+        enter_cwd(cwd)?;
         prepare(&spec.args, &spec.env, &spec.user)
     })();
     let p = match prepared {
@@ -942,7 +1140,7 @@ fn exec_child(spec: &ExecSpec, seccomp: Option<&CompiledFilters>, rep: &mut File
         Err(e) => return fail(rep, EXIT_ENGINE, &e.to_string()),
     };
     let _ = go_w.write_all(b"G");
-    finish_and_exec(false, p, seccomp, !spec.privileged, &mut go_r, rep)
+    finish_and_exec(None, p, seccomp, !spec.privileged, &mut go_r, rep)
 }
 
 /// Waits for `pid` (a child of the caller) and returns Docker's exit code.

@@ -33,6 +33,26 @@ pub struct Mount {
     pub readonly: bool,
     #[serde(default)]
     pub options: String,
+    /// A bind's submounts (Docker's `bind-recursive`).
+    #[serde(default)]
+    pub recursive: BindRecursive,
+}
+
+/// What happens to the mounts below a bind mount's source, as Docker's
+/// `--mount type=bind,bind-recursive=…` defines it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindRecursive {
+    /// Submounts come along; a read-only bind is read-only all the way down
+    /// (on kernels without mount_setattr, only its top mount).
+    #[default]
+    Enabled,
+    /// Only the source's own mount, none below it.
+    Disabled,
+    /// Submounts come along and stay writable under a read-only bind.
+    Writable,
+    /// Submounts come along, read-only all the way down, or it fails.
+    Readonly,
 }
 
 /// The overlay root filesystem: read-only image layers under one writable

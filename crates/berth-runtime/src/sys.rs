@@ -142,17 +142,6 @@ pub(crate) fn reset_signals() {
     }
 }
 
-/// Waits for a signal in `set` (which must be blocked); returns its number.
-pub(crate) fn wait_signal(set: &libc::sigset_t) -> i32 {
-    loop {
-        // SAFETY: set is a valid, initialised sigset_t; info may be NULL.
-        let r = unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) };
-        if r > 0 {
-            return r;
-        }
-    }
-}
-
 pub(crate) fn kill(pid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: plain syscall with integer arguments.
     let r = unsafe { libc::kill(pid, sig) };
@@ -392,4 +381,122 @@ pub(crate) fn fork() -> io::Result<Forked> {
 pub(crate) fn set_not_dumpable() {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Closes every descriptor from `first` up (close_range(2), Linux ≥ 5.9;
+/// falls back to closing what /proc/self/fd lists).
+pub fn close_fds_from(first: u32) {
+    // SAFETY: close_range takes integers only; it closes descriptors of this
+    // process, which the caller no longer uses (its documented contract).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    if r != 0 {
+        for fd in listed_fds(first) {
+            // SAFETY: closing a descriptor number of this process; see above.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Marks every descriptor from `first` up close-on-exec
+/// (close_range(CLOSE_RANGE_CLOEXEC), Linux ≥ 5.11; else one by one): the
+/// last step before a container's process is exec'd, so that nothing the
+/// runtime holds open can reach the container.
+pub(crate) fn cloexec_fds_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range with integer arguments; CLOEXEC closes nothing now.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r == 0 {
+        return Ok(());
+    }
+    for fd in listed_fds(first) {
+        // SAFETY: F_SETFD on a descriptor number; a closed one fails harmlessly.
+        let r = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        if r != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EBADF) {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn listed_fds(first: u32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|&fd| fd >= first as i32)
+        .collect()
+}
+
+/// mount_setattr(2) on the detached or attached mount tree behind `fd`:
+/// sets `attr_set` (MOUNT_ATTR_*) on it and, with `recursive`, on every
+/// mount below it.
+pub(crate) fn mount_setattr(
+    fd: &impl std::os::fd::AsRawFd,
+    attr_set: u64,
+    recursive: bool,
+) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = c"";
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: fd is an open mount descriptor borrowed for the call; the path
+    // is an empty C string (AT_EMPTY_PATH); attr is a valid mount_attr of the
+    // size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): runs the program behind an
+/// open descriptor (a sealed memfd). Returns only on failure.
+pub(crate) fn execve_fd(
+    fd: &impl std::os::fd::AsRawFd,
+    argv: &[std::ffi::CString],
+    envp: &[std::ffi::CString],
+) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    let empty = c"";
+    // SAFETY: fd is open; the path is an empty C string; argv and envp are
+    // NULL-terminated arrays of C strings that outlive the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
 }

@@ -5,8 +5,8 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Context, Result};
 use berth_engine::{
-    AttachStreams, ContainerView, CreateOptions, Engine, EngineError, ExecSpec, LogOptions,
-    Options, RemovedImage, Status,
+    AttachStreams, ContainerView, CreateOptions, Engine, EngineError, ExecOptions, ExecSpec,
+    LogOptions, Options, RemovedImage, Status,
 };
 use berth_types::RestartPolicy;
 use chrono::{DateTime, Utc};
@@ -394,38 +394,30 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         cwd: a.workdir.clone().unwrap_or_default(),
         user: a.user.clone().unwrap_or_default(),
         privileged: a.privileged,
-        new_session: a.detach,
     };
-    if a.detach || !a.interactive {
-        // Without -i the command gets no stdin, as with Docker.
-        if let Ok(null) = std::fs::File::open("/dev/null") {
-            let _ = rustix::stdio::dup2_stdin(&null);
-        }
-    }
-    if a.detach {
-        if let Ok(null) = std::fs::File::options().write(true).open("/dev/null") {
-            let _ = rustix::stdio::dup2_stdout(&null);
-            let _ = rustix::stdio::dup2_stderr(&null);
-        }
-    }
-    let pid = e.exec(&a.container, spec)?;
-    if a.detach {
+    // The command gets pipes (or, with -t, a new pty) that berth relays:
+    // never this process's own descriptors or terminal.
+    let opts = ExecOptions {
+        tty: a.tty,
+        stdin: a.interactive && !a.detach,
+        detach: a.detach,
+    };
+    let Some(attachment) = e.exec(&a.container, spec, opts)? else {
         return Ok(0);
-    }
-    // Like system(3): the terminal's signals go to the command, not to us.
-    let _raw = if a.tty {
-        Some(attach::RawMode::enable(std::io::stdin()))
-    } else {
-        None
     };
-    // SAFETY: SIG_IGN is a valid disposition for these signals.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    let ended = attach::run(
+        attachment,
+        Session {
+            tty: a.tty,
+            stdin: opts.stdin,
+            proxy_pid: None,
+        },
+    );
+    match ended {
+        attach::Ended::Exited(code) => Ok(code),
+        attach::Ended::Detached => Ok(0),
+        attach::Ended::Lost => bail!("the exec'd process's monitor went away"),
     }
-    let code =
-        berth_runtime::process::wait_exit_code(pid).context("waiting for the exec'd process")?;
-    Ok(code)
 }
 
 fn rm(e: &mut Engine, a: &RmArgs) -> Result<i32> {

@@ -23,12 +23,20 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use berth_runtime::cgroups::{self, Cgroup};
-use berth_runtime::monitor::{self as proto, MonitorConfig, State, Status};
+use berth_runtime::monitor::{self as proto, ExecConfig, MonitorConfig, State, Status};
 use berth_runtime::process::{self, ChildStdio};
 use rustix::event::{poll, PollFd, PollFlags};
 
 fn main() {
-    let code = match run() {
+    let mut args = std::env::args().skip(1);
+    let res = match args.next() {
+        Some(a) if a == "--exec" => match args.next() {
+            Some(path) => run_exec(PathBuf::from(path)),
+            None => Err("usage: berth-monitor --exec EXEC_CONFIG".to_string()),
+        },
+        _ => run(),
+    };
+    let code = match res {
         Ok(code) => code,
         Err(e) => {
             eprintln!("berth-monitor: {e}");
@@ -66,6 +74,11 @@ impl Notify {
 }
 
 fn run() -> Res<i32> {
+    // Whatever the starter had open (a shell's `exec 7</`, a service
+    // manager's sockets) must not live on here, where every container
+    // process is forked from: only stdin, stdout (the notify pipe) and
+    // stderr stay.
+    berth_runtime::process::close_inherited_fds();
     berth_runtime::trace::trace("monitor: exec'd");
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(
@@ -109,7 +122,7 @@ fn run() -> Res<i32> {
     let mut first = true;
 
     loop {
-        let io = match Stdio::new(&cfg) {
+        let io = match Stdio::new(cfg.spec.tty, cfg.open_stdin) {
             Ok(io) => io,
             Err(e) => return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &e)),
         };
@@ -123,6 +136,12 @@ fn run() -> Res<i32> {
                 .map_err(|e| format!("cgroup device rules: {e}"))?;
             let r = cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
             berth_runtime::trace::trace("monitor: placed");
+            // Right after the container's migration: on cgroup v1 the
+            // grace period it waited for has just passed, so ours is cheap.
+            if first {
+                move_to_monitor_cgroup(&layout, &cfg.monitor_cgroup);
+                berth_runtime::trace::trace("monitor: moved itself");
+            }
             r
         });
         let created = match created {
@@ -181,7 +200,14 @@ fn run() -> Res<i32> {
         first = false;
 
         release_free_memory();
-        let code = serve(pid, &listener, &mut io, &mut log, &mut clients, &cfg)?;
+        let code = serve(
+            pid,
+            Some(&listener),
+            &mut io,
+            &mut log,
+            &mut clients,
+            cfg.stdin_once,
+        )?;
         berth_runtime::trace::trace("monitor: reaped");
         let oom = cgroup.memory_events_oom();
         let _ = cgroup.remove();
@@ -223,6 +249,131 @@ fn run() -> Res<i32> {
         }
         return Ok(code);
     }
+}
+
+/// Moves this monitor into its own cgroup (`<parent>/monitors`), out of its
+/// starter's: a service manager that stops the starter's service must not
+/// take the containers' monitors with it. Best effort: a failure leaves the
+/// monitor where it is, which still works.
+fn move_to_monitor_cgroup(layout: &cgroups::Layout, rel: &str) {
+    if rel.is_empty() {
+        return;
+    }
+    let cg = Cgroup::new(layout, rel);
+    if let Err(e) = cg
+        .create()
+        .and_then(|()| cg.add_pid(std::process::id() as i32))
+    {
+        eprintln!("berth-monitor: moving to cgroup {rel}: {e}");
+    }
+}
+
+/// `berth-monitor --exec FILE`: one `berth exec`. Like a container's
+/// monitor it holds the command's stdio (pipes, or a new pty with -t),
+/// serves an attach socket and sends the exit code as the last frame; the
+/// command runs in its own session and never sees its caller's descriptors
+/// or terminal. No log is written (Docker keeps none for execs).
+fn run_exec(path: PathBuf) -> Res<i32> {
+    berth_runtime::process::close_inherited_fds();
+    let cfg: ExecConfig = serde_json::from_slice(
+        &std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?,
+    )
+    .map_err(|e| format!("parsing {}: {e}", path.display()))?;
+    let _ = std::fs::remove_file(&path);
+    let stdout_dup =
+        rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3).map_err(|e| e.to_string())?;
+    let mut notify = Notify(Some(File::from(stdout_dup)));
+    ignore_signal(libc::SIGPIPE);
+    ignore_signal(libc::SIGHUP);
+    let layout = cgroups::detect().map_err(|e| e.to_string())?;
+    move_to_monitor_cgroup(&layout, &cfg.monitor_cgroup);
+
+    let listener = match &cfg.attach_socket {
+        Some(p) => {
+            let _ = std::fs::remove_file(p);
+            let l =
+                UnixListener::bind(p).map_err(|e| format!("attach socket {}: {e}", p.display()))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Some(l)
+        }
+        None => None,
+    };
+    let remove_socket = || {
+        if let Some(p) = &cfg.attach_socket {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    let mut clients: Vec<Client> = Vec::new();
+    if let Some(l) = &listener {
+        notify.say("ready");
+        if !wait_first_client(l, &notify, &mut clients) {
+            remove_socket();
+            notify.say("err 125 nobody attached to the exec");
+            return Ok(125);
+        }
+    }
+    let stdio = if cfg.tty {
+        Stdio::container_tty(cfg.pid)
+    } else {
+        Stdio::new(false, cfg.open_stdin)
+    };
+    let stdio = match stdio {
+        Ok(s) => s,
+        Err(e) => {
+            notify.say(&format!("err 125 {e}"));
+            finish_clients(&mut clients, 125);
+            remove_socket();
+            return Ok(125);
+        }
+    };
+    let (child_stdio, mut io) = stdio.split();
+    let filters = if cfg.seccomp {
+        Some(berth_runtime::seccomp::default_profile().map_err(|e| format!("seccomp: {e}"))?)
+    } else {
+        None
+    };
+    let cgroup = Cgroup::new(&layout, &cfg.cgroup_path);
+    let started = process::exec_in(
+        cfg.pid,
+        &cfg.cgroup_path,
+        &cfg.spec,
+        child_stdio,
+        filters.as_ref(),
+        || {
+            cgroup
+                .add_pid(std::process::id() as i32)
+                .map_err(|e| e.to_string())
+        },
+    );
+    drop(filters);
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(e) => {
+            let code = e.exit_code();
+            let mut log = Log::none();
+            io.drain(&mut log, &mut clients);
+            notify.say(&format!("err {code} {e}"));
+            notify.close();
+            finish_clients(&mut clients, code);
+            remove_socket();
+            return Ok(code);
+        }
+    };
+    notify.say(&format!("ok {pid}"));
+    notify.close();
+    release_free_memory();
+    let mut log = Log::none();
+    let code = serve(
+        pid,
+        listener.as_ref(),
+        &mut io,
+        &mut log,
+        &mut clients,
+        true,
+    )?;
+    finish_clients(&mut clients, code);
+    remove_socket();
+    Ok(code)
 }
 
 /// Gives the heap that start-up used and freed back to the kernel: an idle
@@ -442,8 +593,28 @@ struct Held {
 }
 
 impl Stdio {
-    fn new(cfg: &MonitorConfig) -> Res<Stdio> {
-        if cfg.spec.tty {
+    /// An exec's terminal: a new pty in the container's own devpts.
+    fn container_tty(pid: i32) -> Res<Stdio> {
+        let (master, slave) =
+            process::open_container_pty(pid).map_err(|e| format!("exec pty: {e}"))?;
+        let _ = rustix::termios::tcsetwinsize(
+            &master,
+            rustix::termios::Winsize {
+                ws_row: 24,
+                ws_col: 80,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            },
+        );
+        Ok(Stdio::Tty {
+            master: File::from(master),
+            slave,
+            path: PathBuf::from("/dev/pts"),
+        })
+    }
+
+    fn new(tty: bool, open_stdin: bool) -> Res<Stdio> {
+        if tty {
             use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
             let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
                 .map_err(|e| format!("pty: {e}"))?;
@@ -481,7 +652,7 @@ impl Stdio {
             };
             let (out_r, out_w) = p()?;
             let (err_r, err_w) = p()?;
-            let (stdin_r, stdin_w) = if cfg.open_stdin {
+            let (stdin_r, stdin_w) = if open_stdin {
                 let (r, w) = p()?;
                 (r, Some(File::from(w)))
             } else {
@@ -614,11 +785,11 @@ fn finish_clients(clients: &mut Vec<Client>, code: i32) {
 /// The poll loop while the container runs; returns its exit code.
 fn serve(
     pid: i32,
-    listener: &UnixListener,
+    listener: Option<&UnixListener>,
     io: &mut Held,
     log: &mut Log,
     clients: &mut Vec<Client>,
-    cfg: &MonitorConfig,
+    stdin_once: bool,
 ) -> Res<i32> {
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid).ok_or("bad pid")?,
@@ -631,17 +802,15 @@ fn serve(
     loop {
         let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3 + io.outputs.len() + clients.len());
         fds.push(PollFd::new(&pidfd, PollFlags::IN));
-        fds.push(PollFd::new(listener, PollFlags::IN));
-        for (i, (f, _)) in io.outputs.iter().enumerate() {
-            // A closed output is polled with no events (keeps indices simple).
-            fds.push(PollFd::new(
-                f,
-                if open_outputs[i] {
-                    PollFlags::IN
-                } else {
-                    PollFlags::empty()
-                },
-            ));
+        if let Some(l) = listener {
+            fds.push(PollFd::new(l, PollFlags::IN));
+        }
+        let base = fds.len();
+        // A closed output is left out: POLLHUP is reported whatever events
+        // are asked for, and would wake the loop forever.
+        let polled: Vec<usize> = (0..io.outputs.len()).filter(|&i| open_outputs[i]).collect();
+        for &i in &polled {
+            fds.push(PollFd::new(&io.outputs[i].0, PollFlags::IN));
         }
         for c in clients.iter() {
             fds.push(PollFd::new(&c.stream, PollFlags::IN));
@@ -652,12 +821,13 @@ fn serve(
             Err(e) => return Err(format!("poll: {e}")),
         }
         let exited = !fds[0].revents().is_empty();
-        let accept = !fds[1].revents().is_empty();
-        let out_ready: Vec<bool> = (0..io.outputs.len())
-            .map(|i| !fds[2 + i].revents().is_empty())
-            .collect();
+        let accept = base > 1 && !fds[1].revents().is_empty();
+        let mut out_ready = vec![false; io.outputs.len()];
+        for (k, &i) in polled.iter().enumerate() {
+            out_ready[i] = !fds[base + k].revents().is_empty();
+        }
         let client_ready: Vec<bool> = (0..clients.len())
-            .map(|i| !fds[2 + io.outputs.len() + i].revents().is_empty())
+            .map(|i| !fds[base + polled.len() + i].revents().is_empty())
             .collect();
         drop(fds);
 
@@ -680,12 +850,12 @@ fn serve(
             let keep = clients[i].pump(io, &mut stdin_claimed, &mut buf);
             if !keep {
                 let c = clients.remove(i);
-                if c.stdin && cfg.stdin_once && stdin_claimed {
+                if c.stdin && stdin_once && stdin_claimed {
                     io.stdin = None;
                 }
             }
         }
-        if accept {
+        if let (true, Some(listener)) = (accept, listener) {
             while let Ok((s, _)) = listener.accept() {
                 // Clients send their line as they connect: one that does
                 // not within 200 ms is turned away rather than let it stall
@@ -809,7 +979,8 @@ impl Client {
 /// The json-file log with size-based rotation.
 struct Log {
     path: PathBuf,
-    file: File,
+    /// None: output is not logged (an exec's).
+    file: Option<File>,
     size: u64,
     max_size: u64,
     max_files: u32,
@@ -826,7 +997,7 @@ impl Log {
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Log {
             path: cfg.log_path.clone(),
-            file,
+            file: Some(file),
             size,
             max_size: cfg.log_max_size,
             max_files: cfg.log_max_files.max(1),
@@ -834,7 +1005,22 @@ impl Log {
         })
     }
 
+    /// A log that keeps nothing.
+    fn none() -> Log {
+        Log {
+            path: PathBuf::new(),
+            file: None,
+            size: 0,
+            max_size: 0,
+            max_files: 1,
+            partial: [Vec::new(), Vec::new()],
+        }
+    }
+
     fn write(&mut self, data: &[u8], stream: u8) {
+        if self.file.is_none() {
+            return;
+        }
         let idx = usize::from(stream == proto::FRAME_STDERR);
         let mut rest = data;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
@@ -870,15 +1056,19 @@ impl Log {
         if self.max_size > 0 && self.size + bytes.len() as u64 > self.max_size && self.size > 0 {
             self.rotate();
         }
-        if self.file.write_all(&bytes).is_ok() {
-            self.size += bytes.len() as u64;
+        if let Some(f) = &mut self.file {
+            if f.write_all(&bytes).is_ok() {
+                self.size += bytes.len() as u64;
+            }
         }
     }
 
     fn rotate(&mut self) {
         let name = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));
         if self.max_files <= 1 {
-            let _ = self.file.set_len(0);
+            if let Some(f) = &self.file {
+                let _ = f.set_len(0);
+            }
             self.size = 0;
             return;
         }
@@ -888,7 +1078,7 @@ impl Log {
         }
         let _ = std::fs::rename(&self.path, name(1));
         if let Ok(f) = File::options().create(true).append(true).open(&self.path) {
-            self.file = f;
+            self.file = Some(f);
             self.size = 0;
         }
     }
