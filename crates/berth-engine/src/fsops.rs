@@ -205,14 +205,15 @@ impl Engine {
         dest: HostPath<'_>,
         opts: CopyOptions,
     ) -> Result<u64> {
-        let v = self.container(what)?;
-        let name = v.name.clone();
-        let src = PathSpec::parse(src);
-        let follow = opts.follow_link || src.dir_syntax;
+        // The destination first, as Docker checks it before the container.
         let host_dest = match dest {
             HostPath::Path(p) => Some(HostDest::stat(p)?),
             HostPath::Tar(_) => None,
         };
+        let v = self.container(what)?;
+        let name = v.name.clone();
+        let src = PathSpec::parse(src);
+        let follow = opts.follow_link || src.dir_syntax;
         let (access, _lock) = self.access(&v)?;
         let (pipe_r, pipe_w) = pipe()?;
         let tar_out = match dest {
@@ -869,7 +870,36 @@ fn check_overwrite(dir: BorrowedFd<'_>, name: &str, src: Kind) -> std::result::R
     }
 }
 
+/// Docker's refusal of a host destination that is neither a directory nor
+/// a regular file. Docker refuses devices only and replaces a FIFO or a
+/// socket; berth refuses all three.
+fn not_regular_on_host(path: &Path, t: std::fs::FileType) -> EngineError {
+    use std::os::unix::fs::FileTypeExt;
+    let got = if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "an irregular file"
+    };
+    EngineError::InvalidArgument(format!(
+        "invalid output path: \"{}\" must be a directory or a regular file: got {got}",
+        path.display()
+    ))
+}
+
 fn check_overwrite_on_host(dir: &Path, name: &str, src: Kind) -> Result<()> {
+    if name != "." && !name.is_empty() {
+        let target = dir.join(name);
+        if let Ok(m) = std::fs::symlink_metadata(&target) {
+            let t = m.file_type();
+            if !(t.is_dir() || t.is_file() || t.is_symlink()) {
+                return Err(not_regular_on_host(&target, t));
+            }
+        }
+    }
     let fd = rfs::open(
         dir,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -894,13 +924,28 @@ struct HostDest {
 }
 
 impl HostDest {
+    /// Docker's view of a destination on the host: a symlink is followed
+    /// (a copy onto a link to a file replaces the file it points to); a
+    /// device, FIFO or socket is refused, never replaced.
     fn stat(p: &Path) -> Result<HostDest> {
         let shown = p.display().to_string();
         let spec = PathSpec::parse(&absolute(p)?);
-        let path = PathBuf::from(format!("/{}", spec.rel()));
+        let mut path = PathBuf::from(format!("/{}", spec.rel()));
+        let mut base = spec.base().to_string();
         let (kind, parent_is_dir) = match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => (Kind::Dir, true),
-            Ok(_) => (Kind::NonDir, true),
+            Ok(m) if m.is_file() => {
+                if std::fs::symlink_metadata(&path).is_ok_and(|l| l.file_type().is_symlink()) {
+                    path = std::fs::canonicalize(&path)
+                        .map_err(io_ctx(format!("cannot copy to {shown}")))?;
+                    base = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                }
+                (Kind::NonDir, true)
+            }
+            Ok(m) => return Err(not_regular_on_host(&path, m.file_type())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let parent = path.parent().unwrap_or(Path::new("/"));
                 (
@@ -916,7 +961,7 @@ impl HostDest {
                 kind,
                 parent_is_dir,
                 dir_syntax: spec.dir_syntax,
-                base: spec.base().to_string(),
+                base,
             },
             path,
         })

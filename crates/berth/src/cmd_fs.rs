@@ -5,7 +5,7 @@ use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use berth_engine::{CopyOptions, DiskUsage, Engine, HostPath, RemovedImage};
 use chrono::{DateTime, Utc};
 
@@ -13,20 +13,17 @@ use crate::cli::{CpArgs, ExportArgs, ImagePruneArgs, SystemDfArgs, SystemPruneAr
 use crate::format::human::{ago, command_column, human_size, status_line, truncate_id};
 use crate::format::table;
 use crate::format::template::Format;
+use crate::output::OutputFile;
 
-/// `export [-o FILE] CONTAINER`
+/// `export [-o FILE] CONTAINER`: a file is written as `save -o` writes it
+/// ([`OutputFile`]): checked first, complete before it replaces anything.
 pub fn export(e: &Engine, a: &ExportArgs) -> Result<i32> {
-    match &a.output {
+    // `-o ""` is standard output, as with Docker.
+    match a.output.as_ref().filter(|p| !p.as_os_str().is_empty()) {
         Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            if let Err(err) = e.export(&a.container, file.as_fd()) {
-                drop(file);
-                let _ = std::fs::remove_file(path);
-                return Err(err.into());
-            }
-            file.sync_all()
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            let file = OutputFile::create(path, "failed to export container")?;
+            e.export(&a.container, file.file().as_fd())?;
+            file.commit()?;
         }
         None => {
             let out = std::io::stdout();

@@ -12,6 +12,7 @@ mod cmd_commit;
 mod cmd_fs;
 mod commands;
 mod format;
+mod output;
 
 use std::process::ExitCode;
 
