@@ -1242,9 +1242,19 @@ impl ChildError {
         ChildError::other(format!("{context}: {}", io::Error::from(e)))
     }
 
+    /// The worker's output descriptor (the caller's stdout, for `export`
+    /// or `cp ... -`) has no reader any more.
+    fn broken_pipe(message: String) -> ChildError {
+        ChildError { kind: 'p', message }
+    }
+
     fn into_engine(self) -> EngineError {
         match self.kind {
             'i' => EngineError::InvalidArgument(self.message),
+            'p' => EngineError::Io {
+                context: self.message,
+                source: io::Error::from(io::ErrorKind::BrokenPipe),
+            },
             _ => EngineError::Runtime {
                 code: 125,
                 message: self.message,
@@ -1255,13 +1265,27 @@ impl ChildError {
 
 impl From<LayerError> for ChildError {
     fn from(e: LayerError) -> ChildError {
-        ChildError::other(e.to_string())
+        let epipe = match &e {
+            LayerError::Io { source, .. }
+            | LayerError::Archive(source)
+            | LayerError::Entry { source, .. } => source.kind() == io::ErrorKind::BrokenPipe,
+            _ => false,
+        };
+        if epipe {
+            ChildError::broken_pipe(e.to_string())
+        } else {
+            ChildError::other(e.to_string())
+        }
     }
 }
 
 impl From<io::Error> for ChildError {
     fn from(e: io::Error) -> ChildError {
-        ChildError::other(e.to_string())
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            ChildError::broken_pipe(e.to_string())
+        } else {
+            ChildError::other(e.to_string())
+        }
     }
 }
 

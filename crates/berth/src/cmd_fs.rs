@@ -84,7 +84,7 @@ pub fn cp(e: &Engine, a: &CpArgs) -> Result<i32> {
 /// The docker CLI's closing line, on a terminal only (unless `-q`).
 fn report_copied(a: &CpArgs, bytes: u64, to: &str) {
     if !a.quiet && rustix::termios::isatty(std::io::stderr()) {
-        eprintln!("Successfully copied {} to {to}", human_size(bytes));
+        errln!("Successfully copied {} to {to}", human_size(bytes));
     }
 }
 
@@ -102,18 +102,19 @@ fn confirm(warning: &str) -> Result<bool> {
     Ok(answer == "y" || answer == "yes")
 }
 
-fn print_removed_images(removed: &[RemovedImage]) {
+fn print_removed_images(removed: &[RemovedImage]) -> Result<()> {
     if removed.is_empty() {
-        return;
+        return Ok(());
     }
-    println!("Deleted Images:");
+    outln!("Deleted Images:")?;
     for r in removed {
         match r {
-            RemovedImage::Untagged(t) => println!("untagged: {t}"),
-            RemovedImage::Deleted(d) => println!("deleted: {d}"),
+            RemovedImage::Untagged(t) => outln!("untagged: {t}")?,
+            RemovedImage::Deleted(d) => outln!("deleted: {d}")?,
         }
     }
-    println!();
+    outln!()?;
+    Ok(())
 }
 
 /// `image prune [-a] [-f]`
@@ -127,8 +128,8 @@ pub fn image_prune(e: &mut Engine, a: &ImagePruneArgs) -> Result<i32> {
         return Ok(0);
     }
     let r = e.prune_images(a.all)?;
-    print_removed_images(&r.removed);
-    println!("Total reclaimed space: {}", human_size(r.space_reclaimed));
+    print_removed_images(&r.removed)?;
+    outln!("Total reclaimed space: {}", human_size(r.space_reclaimed))?;
     Ok(0)
 }
 
@@ -151,21 +152,21 @@ pub fn system_prune(e: &mut Engine, a: &SystemPruneArgs) -> Result<i32> {
     }
     let r = e.prune_system(a.all, a.volumes)?;
     if !r.containers.deleted.is_empty() {
-        println!("Deleted Containers:");
+        outln!("Deleted Containers:")?;
         for id in &r.containers.deleted {
-            println!("{id}");
+            outln!("{id}")?;
         }
-        println!();
+        outln!()?;
     }
     if let Some(v) = r.volumes.as_ref().filter(|v| !v.deleted.is_empty()) {
-        println!("Deleted Volumes:");
+        outln!("Deleted Volumes:")?;
         for name in &v.deleted {
-            println!("{name}");
+            outln!("{name}")?;
         }
-        println!();
+        outln!()?;
     }
-    print_removed_images(&r.images.removed);
-    println!("Total reclaimed space: {}", human_size(r.space_reclaimed()));
+    print_removed_images(&r.images.removed)?;
+    outln!("Total reclaimed space: {}", human_size(r.space_reclaimed()))?;
     Ok(0)
 }
 
@@ -190,7 +191,7 @@ fn reclaimable(part: u64, total: u64) -> String {
 pub fn system_df(e: &Engine, a: &SystemDfArgs) -> Result<i32> {
     let u = e.disk_usage()?;
     if a.verbose && a.format.is_none() {
-        print_df_verbose(&u);
+        print_df_verbose(&u)?;
         return Ok(0);
     }
     let row = |kind: &str, total: usize, active: usize, size: String, rec: String| {
@@ -255,9 +256,9 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// `system df -v`: one table per kind of object.
-fn print_df_verbose(u: &DiskUsage) {
+fn print_df_verbose(u: &DiskUsage) -> Result<()> {
     let now = Utc::now();
-    println!("Images space usage:\n");
+    outln!("Images space usage:\n")?;
     let mut rows = Vec::new();
     for img in &u.images {
         let created = parse_time(&img.created).map_or_else(String::new, |t| ago(t, now));
@@ -287,7 +288,7 @@ fn print_df_verbose(u: &DiskUsage) {
             ]);
         }
     }
-    print!(
+    out!(
         "{}",
         table::render(
             &[
@@ -302,9 +303,9 @@ fn print_df_verbose(u: &DiskUsage) {
             ],
             &rows
         )
-    );
+    )?;
 
-    println!("\nContainers space usage:\n");
+    outln!("\nContainers space usage:\n")?;
     let rows: Vec<Vec<String>> = u
         .containers
         .iter()
@@ -338,7 +339,7 @@ fn print_df_verbose(u: &DiskUsage) {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table::render(
             &[
@@ -353,21 +354,21 @@ fn print_df_verbose(u: &DiskUsage) {
             ],
             &rows
         )
-    );
+    )?;
 
-    println!("\nLocal Volumes space usage:\n");
+    outln!("\nLocal Volumes space usage:\n")?;
     let rows: Vec<Vec<String>> = u
         .volumes
         .iter()
         .map(|v| vec![v.name.clone(), v.links.to_string(), human_size(v.size)])
         .collect();
-    print!(
+    out!(
         "{}",
         table::render(&["VOLUME NAME", "LINKS", "SIZE"], &rows)
-    );
+    )?;
 
-    println!("\nBuild cache usage: 0B\n");
-    print!(
+    outln!("\nBuild cache usage: 0B\n")?;
+    out!(
         "{}",
         table::render(
             &[
@@ -381,5 +382,6 @@ fn print_df_verbose(u: &DiskUsage) {
             ],
             &[]
         )
-    );
+    )?;
+    Ok(())
 }

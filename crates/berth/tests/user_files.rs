@@ -10,9 +10,11 @@ mod common;
 
 use std::ffi::CString;
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -253,4 +255,82 @@ fn cp_to_the_host_refuses_devices_fifos_and_sockets_and_follows_symlinks() {
         Path::new("reg")
     );
     assert_eq!(fs::read_to_string(&reg).unwrap(), "hi\n");
+}
+
+// ---------------------------------------------------------------------------
+// A closed stdout
+
+/// Runs berth with its stdout a pipe whose read end is already closed, its
+/// stderr into a file; returns how it ended and what it printed on stderr.
+fn with_closed_stdout(env: &TestEnv, args: &[&str]) -> (ExitStatus, String) {
+    let (r, w): (OwnedFd, OwnedFd) = rustix::pipe::pipe().unwrap();
+    drop(r);
+    let errf = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = env.berth(args);
+    cmd.stdout(Stdio::from(w))
+        .stderr(Stdio::from(errf.reopen().unwrap()));
+    let mut child = cmd.spawn().unwrap();
+    let status = poll(&format!("berth {args:?} to end"), SHORT, || {
+        child.try_wait().unwrap()
+    });
+    (status, fs::read_to_string(errf.path()).unwrap())
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly_as_sigpipe_does() {
+    let env = env_with_container();
+    env.ok(&["run", "--name", "talker", BB, "sh", "-c", "seq 1 20000"]);
+    for args in [
+        &["ps", "-a"][..],
+        &["ps", "-aq"],
+        &["images"],
+        &["images", "-q"],
+        &["image", "ls", "--format", "{{json .}}"],
+        &["history", BB],
+        &["inspect", "ctr"],
+        &["logs", "talker"],
+        &["save", BB],
+        &["export", "ctr"],
+        &["cp", "ctr:/f", "-"],
+        &["diff", "ctr"],
+        &["version"],
+        &["system", "df"],
+        &["volume", "ls"],
+    ] {
+        let (status, err) = with_closed_stdout(&env, args);
+        assert!(!err.contains("panicked"), "berth {args:?}: {err}");
+        assert!(
+            !err.to_lowercase().contains("broken pipe"),
+            "berth {args:?}: {err}"
+        );
+        assert_eq!(err, "", "berth {args:?} printed on stderr");
+        // Like the docker CLI (a Go program): killed by SIGPIPE, so a shell
+        // sees 141, `set -o pipefail` notices, and nothing is printed.
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGPIPE),
+            "berth {args:?}: {status}"
+        );
+    }
+    // The store is untouched by the interrupted commands.
+    assert!(env.ok(&["ps", "-aq"]).lines().count() == 2);
+}
+
+#[test]
+fn an_attached_run_with_a_closed_stdout_ends_quietly() {
+    let env = TestEnv::with_busybox();
+    let (status, err) = with_closed_stdout(
+        &env,
+        &["run", "--name", "talker", BB, "sh", "-c", "seq 1 20000"],
+    );
+    assert_eq!(err, "");
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status}");
+    // The container itself is not the CLI's: it runs on and exits by itself.
+    poll("the container to exit", SHORT, || {
+        (status_of(&env, "talker") == "exited").then_some(())
+    });
+}
+
+fn status_of(env: &TestEnv, name: &str) -> String {
+    inspect_f(env, "{{.State.Status}}", name)
 }
