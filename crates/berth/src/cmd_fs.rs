@@ -1,5 +1,6 @@
-//! `export`, `cp`, `image prune`, `system df`, `system prune`: argv to the
-//! engine's filesystem and housekeeping verbs, and their output.
+//! `export`, `cp`, `container prune`, `image prune`, `system df`, `system
+//! prune`: argv to the engine's filesystem and housekeeping verbs, and their
+//! output.
 
 use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
@@ -9,7 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use berth_engine::{CopyOptions, DiskUsage, Engine, HostPath, RemovedImage};
 use chrono::{DateTime, Utc};
 
-use crate::cli::{CpArgs, ExportArgs, ImagePruneArgs, SystemDfArgs, SystemPruneArgs};
+use crate::cli::{CpArgs, ExportArgs, ImagePruneArgs, PruneArgs, SystemDfArgs, SystemPruneArgs};
 use crate::format::human::{ago, command_column, human_size, status_line, truncate_id};
 use crate::format::table;
 use crate::format::template::Format;
@@ -88,18 +89,34 @@ fn report_copied(a: &CpArgs, bytes: u64, to: &str) {
     }
 }
 
-/// Docker's prompt; true when the user answers yes.
+/// Docker's prompt (on stdout, the answer on stdin): true only for `y` or
+/// `Y`, spaces around it allowed. Anything else — `n`, `yes`, an empty line,
+/// no input at all — is no, and the command then ends with 0 having printed
+/// nothing more.
 fn confirm(warning: &str) -> Result<bool> {
-    let mut out = std::io::stdout().lock();
-    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
-    out.flush()?;
+    out!("{warning}\nAre you sure you want to continue? [y/N] ")?;
+    std::io::stdout().lock().flush()?;
     let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer)? == 0 {
-        // End of input: the answer's line break never came.
-        writeln!(out)?;
+    // A read error (stdin closed) is no answer, so no.
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    Ok(answer.trim().eq_ignore_ascii_case("y"))
+}
+
+/// `container prune [-f]`
+pub fn container_prune(e: &mut Engine, a: &PruneArgs) -> Result<i32> {
+    if !a.force && !confirm("WARNING! This will remove all stopped containers.")? {
+        return Ok(0);
     }
-    let answer = answer.trim().to_ascii_lowercase();
-    Ok(answer == "y" || answer == "yes")
+    let r = e.prune_containers()?;
+    if !r.deleted.is_empty() {
+        outln!("Deleted Containers:")?;
+        for id in &r.deleted {
+            outln!("{id}")?;
+        }
+        outln!()?;
+    }
+    outln!("Total reclaimed space: {}", human_size(r.space_reclaimed))?;
+    Ok(0)
 }
 
 fn print_removed_images(removed: &[RemovedImage]) -> Result<()> {
@@ -136,16 +153,19 @@ pub fn image_prune(e: &mut Engine, a: &ImagePruneArgs) -> Result<i32> {
 /// `system prune [-a] [-f] [--volumes]`
 pub fn system_prune(e: &mut Engine, a: &SystemPruneArgs) -> Result<i32> {
     if !a.force {
-        let mut w = String::from("WARNING! This will remove:\n  - all stopped containers\n");
+        // Docker's words, networks and build cache included: berth has
+        // neither to remove, so for it those lines promise nothing.
+        let mut w = String::from(
+            "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n",
+        );
         if a.volumes {
             w.push_str("  - all anonymous volumes not used by at least one container\n");
         }
         w.push_str(if a.all {
-            "  - all images without at least one container associated to them\n"
+            "  - all images without at least one container associated to them\n  - all build cache\n"
         } else {
-            "  - all dangling images\n"
+            "  - all dangling images\n  - unused build cache\n"
         });
-        w.push_str("  - unused build cache\n");
         if !confirm(&w)? {
             return Ok(0);
         }

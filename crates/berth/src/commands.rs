@@ -79,17 +79,8 @@ pub fn dispatch(cli: Cli) -> Exit {
                 e.rename(&a.container, &a.new_name)?;
                 Ok(0)
             }
-            Command::Container(ContainerCommand::Prune(_)) => {
-                let r = e.prune_containers()?;
-                if !r.deleted.is_empty() {
-                    outln!("Deleted Containers:")?;
-                    for id in &r.deleted {
-                        outln!("{id}")?;
-                    }
-                    outln!()?;
-                }
-                outln!("Total reclaimed space: {}", human_size(r.space_reclaimed))?;
-                Ok(0)
+            Command::Container(ContainerCommand::Prune(a)) => {
+                crate::cmd_fs::container_prune(&mut e, a)
             }
             Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut e, a),
             Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&e, a),

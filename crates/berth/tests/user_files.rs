@@ -9,7 +9,7 @@
 mod common;
 
 use std::ffi::CString;
-use std::fs;
+use std::fs::{self, File};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::process::ExitStatusExt;
@@ -333,4 +333,92 @@ fn an_attached_run_with_a_closed_stdout_ends_quietly() {
 
 fn status_of(env: &TestEnv, name: &str) -> String {
     inspect_f(env, "{{.State.Status}}", name)
+}
+
+// ---------------------------------------------------------------------------
+// Prune prompts
+
+/// Runs berth with `input` on its stdin; returns (exit code, stdout).
+fn with_input(env: &TestEnv, args: &[&str], input: &str) -> (Option<i32>, String) {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    fs::write(f.path(), input).unwrap();
+    let mut cmd = env.berth(args);
+    cmd.stdin(Stdio::from(File::open(f.path()).unwrap()));
+    let out = output_with_timeout(cmd, COMMAND_TIMEOUT);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+const CONTAINER_PROMPT: &str =
+    "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ";
+
+#[test]
+fn container_prune_asks_first_and_only_y_removes() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["create", "--name", "stopped", BB, "true"]);
+    // Docker's answers: "y" or "Y" (spaces around allowed) is yes; anything
+    // else, an empty line or no input at all is no: nothing removed, exit 0,
+    // nothing printed after the prompt.
+    for no in ["n\n", "", "\n", "yes\n", "YES\n", "nope\n"] {
+        let (code, out) = with_input(&env, &["container", "prune"], no);
+        assert_eq!(code, Some(0), "answer {no:?}");
+        assert_eq!(out, CONTAINER_PROMPT, "answer {no:?}");
+        assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1, "answer {no:?}");
+    }
+    let (code, out) = with_input(&env, &["container", "prune"], " Y \n");
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with(CONTAINER_PROMPT), "{out}");
+    assert!(out.contains("Deleted Containers:\n"), "{out}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+
+    env.ok(&["create", "--name", "stopped2", BB, "true"]);
+    for force in ["-f", "--force"] {
+        let (code, out) = with_input(&env, &["container", "prune", force], "n\n");
+        assert_eq!(code, Some(0));
+        assert!(!out.contains("Are you sure"), "{out}");
+        assert!(out.ends_with("Total reclaimed space: 0B\n"), "{out}");
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn image_and_system_prune_ask_with_dockers_words() {
+    let env = TestEnv::with_busybox();
+    let dangling = env.ok(&["import", s(&busybox_tar())]).trim().to_string();
+    env.ok(&["create", "--name", "stopped", BB, "true"]);
+    let images = || env.ok(&["images", "-q", "--no-trunc", "-a"]);
+    let before = images();
+    assert!(before.contains(&dangling));
+
+    let ask = "Are you sure you want to continue? [y/N] ";
+    let cases: [(&[&str], String); 4] = [
+        (&["image", "prune"], format!("WARNING! This will remove all dangling images.\n{ask}")),
+        (
+            &["image", "prune", "-a"],
+            format!("WARNING! This will remove all images without at least one container associated to them.\n{ask}"),
+        ),
+        (
+            &["system", "prune"],
+            format!("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all dangling images\n  - unused build cache\n\n{ask}"),
+        ),
+        (
+            &["system", "prune", "-a", "--volumes"],
+            format!("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all anonymous volumes not used by at least one container\n  - all images without at least one container associated to them\n  - all build cache\n\n{ask}"),
+        ),
+    ];
+    for (args, prompt) in &cases {
+        let (code, out) = with_input(&env, args, "n\n");
+        assert_eq!(code, Some(0), "{args:?}");
+        assert_eq!(&out, prompt, "{args:?}");
+    }
+    assert_eq!(images(), before);
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
+
+    let (_, out) = with_input(&env, &["image", "prune"], "y\n");
+    assert!(out.contains(&format!("deleted: {dangling}")), "{out}");
+    let (_, out) = with_input(&env, &["system", "prune"], "y\n");
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
