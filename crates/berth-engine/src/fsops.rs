@@ -30,6 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use berth_layers::tarwriter::{self, TarOptions};
@@ -259,23 +260,33 @@ impl Engine {
             Lands::Dest => host_dest.path.clone(),
             Lands::Parent => host_dest.parent(),
         };
+        let mut staging = None;
         let extracted = (|| -> Result<u64> {
             check_overwrite_on_host(&dir, &p.name, source.kind)?;
+            // A file lands whole or not at all: it is extracted beside its
+            // destination and renamed onto it once complete, so a copy that
+            // fails never leaves the old file deleted or half-replaced. (A
+            // directory is merged into what is there, as Docker does.)
+            let into = if source.kind == Kind::NonDir && p.name != "." && !p.name.is_empty() {
+                staging.insert(Staging::new(&dir)?).path.clone()
+            } else {
+                dir.clone()
+            };
             let mut counted = Counting {
                 inner: File::from(pipe_r),
                 n: 0,
             };
             if opts.archive {
-                berth_layers::apply_layer(&mut counted, &dir, &COPY_APPLY)?;
+                berth_layers::apply_layer(&mut counted, &into, &COPY_APPLY)?;
             } else {
                 let uid = rustix::process::geteuid().as_raw();
                 let gid = rustix::process::getegid().as_raw();
-                berth_layers::apply_layer(Chown::new(&mut counted, uid, gid), &dir, &COPY_APPLY)?;
+                berth_layers::apply_layer(Chown::new(&mut counted, uid, gid), &into, &COPY_APPLY)?;
             }
             Ok(counted.n)
         })();
         let finished = worker.finish();
-        match extracted {
+        let n = match extracted {
             Ok(n) => finished.map(|()| n),
             // A stream that broke off: the worker's failure explains it.
             Err(EngineError::Layer(LayerError::Archive(e))) => {
@@ -283,7 +294,11 @@ impl Engine {
                 Err(EngineError::Layer(LayerError::Archive(e)))
             }
             Err(e) => Err(e),
+        }?;
+        if let Some(staging) = staging {
+            staging.put(&p.name, &dir)?;
         }
+        Ok(n)
     }
 
     /// `cp SRC CONTAINER:DEST`: copies `src` from the host into the
@@ -913,6 +928,54 @@ fn check_overwrite_on_host(dir: &Path, name: &str, src: Kind) -> Result<()> {
         ))
     })?;
     check_overwrite(fd.as_fd(), name, src).map_err(EngineError::InvalidArgument)
+}
+
+/// A directory beside a copy's destination (`.berth-cp-PID-N`) that a
+/// file is extracted into before it is renamed into place; removed with
+/// whatever it still holds when dropped.
+struct Staging {
+    path: PathBuf,
+}
+
+impl Staging {
+    fn new(dir: &Path) -> Result<Staging> {
+        let pid = std::process::id();
+        let mut n = 0u32;
+        loop {
+            let path = dir.join(format!(".berth-cp-{pid}-{n}"));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(Staging { path }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+                Err(e) => return Err(io_ctx(format!("cannot copy into {}", dir.display()))(e)),
+            }
+        }
+    }
+
+    /// Renames the extracted `name` onto `dir/name`, checking once more
+    /// that what it replaces is no device, FIFO or socket.
+    fn put(&self, name: &str, dir: &Path) -> Result<()> {
+        let target = dir.join(name);
+        if let Ok(m) = std::fs::symlink_metadata(&target) {
+            let t = m.file_type();
+            if !(t.is_file() || t.is_symlink()) {
+                return Err(if t.is_dir() {
+                    EngineError::InvalidArgument(format!(
+                        "cannot overwrite directory {name} with a non-directory"
+                    ))
+                } else {
+                    not_regular_on_host(&target, t)
+                });
+            }
+        }
+        std::fs::rename(self.path.join(name), &target)
+            .map_err(io_ctx(format!("cannot copy to {}", target.display())))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// A host path a copy goes to.

@@ -257,6 +257,45 @@ fn cp_to_the_host_refuses_devices_fifos_and_sockets_and_follows_symlinks() {
     assert_eq!(fs::read_to_string(&reg).unwrap(), "hi\n");
 }
 
+#[test]
+fn a_copy_that_fails_half_way_leaves_the_old_file() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "--name",
+        "big",
+        BB,
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/big bs=1024 count=512",
+    ]);
+    let d = tempfile::tempdir().unwrap();
+    let dest = d.path().join("f");
+    // A 64 KiB filesystem in a mount namespace of the command's own (the
+    // mount dies with it): the 512 KiB copy runs out of room half-way.
+    let script = r#"dir=$1; shift
+        mount -t tmpfs -o size=64k tmpfs "$dir" || exit 99
+        echo precious > "$dir/f"
+        "$@" 2>/dev/null; echo "rc=$?"
+        head -c 9 "$dir/f"; ls -A "$dir""#;
+    let berth = env.berth(&["cp", "big:/big", s(&dest)]);
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(d.path())
+        .arg(berth.get_program())
+        .args(berth.get_args())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text,
+        "rc=1\nprecious\nf\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // A closed stdout
 
