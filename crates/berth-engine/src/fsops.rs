@@ -30,6 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use berth_layers::tarwriter::{self, TarOptions};
@@ -205,14 +206,15 @@ impl Engine {
         dest: HostPath<'_>,
         opts: CopyOptions,
     ) -> Result<u64> {
-        let v = self.container(what)?;
-        let name = v.name.clone();
-        let src = PathSpec::parse(src);
-        let follow = opts.follow_link || src.dir_syntax;
+        // The destination first, as Docker checks it before the container.
         let host_dest = match dest {
             HostPath::Path(p) => Some(HostDest::stat(p)?),
             HostPath::Tar(_) => None,
         };
+        let v = self.container(what)?;
+        let name = v.name.clone();
+        let src = PathSpec::parse(src);
+        let follow = opts.follow_link || src.dir_syntax;
         let (access, _lock) = self.access(&v)?;
         let (pipe_r, pipe_w) = pipe()?;
         let tar_out = match dest {
@@ -258,23 +260,33 @@ impl Engine {
             Lands::Dest => host_dest.path.clone(),
             Lands::Parent => host_dest.parent(),
         };
+        let mut staging = None;
         let extracted = (|| -> Result<u64> {
             check_overwrite_on_host(&dir, &p.name, source.kind)?;
+            // A file lands whole or not at all: it is extracted beside its
+            // destination and renamed onto it once complete, so a copy that
+            // fails never leaves the old file deleted or half-replaced. (A
+            // directory is merged into what is there, as Docker does.)
+            let into = if source.kind == Kind::NonDir && p.name != "." && !p.name.is_empty() {
+                staging.insert(Staging::new(&dir)?).path.clone()
+            } else {
+                dir.clone()
+            };
             let mut counted = Counting {
                 inner: File::from(pipe_r),
                 n: 0,
             };
             if opts.archive {
-                berth_layers::apply_layer(&mut counted, &dir, &COPY_APPLY)?;
+                berth_layers::apply_layer(&mut counted, &into, &COPY_APPLY)?;
             } else {
                 let uid = rustix::process::geteuid().as_raw();
                 let gid = rustix::process::getegid().as_raw();
-                berth_layers::apply_layer(Chown::new(&mut counted, uid, gid), &dir, &COPY_APPLY)?;
+                berth_layers::apply_layer(Chown::new(&mut counted, uid, gid), &into, &COPY_APPLY)?;
             }
             Ok(counted.n)
         })();
         let finished = worker.finish();
-        match extracted {
+        let n = match extracted {
             Ok(n) => finished.map(|()| n),
             // A stream that broke off: the worker's failure explains it.
             Err(EngineError::Layer(LayerError::Archive(e))) => {
@@ -282,7 +294,11 @@ impl Engine {
                 Err(EngineError::Layer(LayerError::Archive(e)))
             }
             Err(e) => Err(e),
+        }?;
+        if let Some(staging) = staging {
+            staging.put(&p.name, &dir)?;
         }
+        Ok(n)
     }
 
     /// `cp SRC CONTAINER:DEST`: copies `src` from the host into the
@@ -869,7 +885,36 @@ fn check_overwrite(dir: BorrowedFd<'_>, name: &str, src: Kind) -> std::result::R
     }
 }
 
+/// Docker's refusal of a host destination that is neither a directory nor
+/// a regular file. Docker refuses devices only and replaces a FIFO or a
+/// socket; berth refuses all three.
+fn not_regular_on_host(path: &Path, t: std::fs::FileType) -> EngineError {
+    use std::os::unix::fs::FileTypeExt;
+    let got = if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "an irregular file"
+    };
+    EngineError::InvalidArgument(format!(
+        "invalid output path: \"{}\" must be a directory or a regular file: got {got}",
+        path.display()
+    ))
+}
+
 fn check_overwrite_on_host(dir: &Path, name: &str, src: Kind) -> Result<()> {
+    if name != "." && !name.is_empty() {
+        let target = dir.join(name);
+        if let Ok(m) = std::fs::symlink_metadata(&target) {
+            let t = m.file_type();
+            if !(t.is_dir() || t.is_file() || t.is_symlink()) {
+                return Err(not_regular_on_host(&target, t));
+            }
+        }
+    }
     let fd = rfs::open(
         dir,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -885,6 +930,54 @@ fn check_overwrite_on_host(dir: &Path, name: &str, src: Kind) -> Result<()> {
     check_overwrite(fd.as_fd(), name, src).map_err(EngineError::InvalidArgument)
 }
 
+/// A directory beside a copy's destination (`.berth-cp-PID-N`) that a
+/// file is extracted into before it is renamed into place; removed with
+/// whatever it still holds when dropped.
+struct Staging {
+    path: PathBuf,
+}
+
+impl Staging {
+    fn new(dir: &Path) -> Result<Staging> {
+        let pid = std::process::id();
+        let mut n = 0u32;
+        loop {
+            let path = dir.join(format!(".berth-cp-{pid}-{n}"));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(Staging { path }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+                Err(e) => return Err(io_ctx(format!("cannot copy into {}", dir.display()))(e)),
+            }
+        }
+    }
+
+    /// Renames the extracted `name` onto `dir/name`, checking once more
+    /// that what it replaces is no device, FIFO or socket.
+    fn put(&self, name: &str, dir: &Path) -> Result<()> {
+        let target = dir.join(name);
+        if let Ok(m) = std::fs::symlink_metadata(&target) {
+            let t = m.file_type();
+            if !(t.is_file() || t.is_symlink()) {
+                return Err(if t.is_dir() {
+                    EngineError::InvalidArgument(format!(
+                        "cannot overwrite directory {name} with a non-directory"
+                    ))
+                } else {
+                    not_regular_on_host(&target, t)
+                });
+            }
+        }
+        std::fs::rename(self.path.join(name), &target)
+            .map_err(io_ctx(format!("cannot copy to {}", target.display())))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// A host path a copy goes to.
 struct HostDest {
     shown: String,
@@ -894,13 +987,28 @@ struct HostDest {
 }
 
 impl HostDest {
+    /// Docker's view of a destination on the host: a symlink is followed
+    /// (a copy onto a link to a file replaces the file it points to); a
+    /// device, FIFO or socket is refused, never replaced.
     fn stat(p: &Path) -> Result<HostDest> {
         let shown = p.display().to_string();
         let spec = PathSpec::parse(&absolute(p)?);
-        let path = PathBuf::from(format!("/{}", spec.rel()));
+        let mut path = PathBuf::from(format!("/{}", spec.rel()));
+        let mut base = spec.base().to_string();
         let (kind, parent_is_dir) = match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => (Kind::Dir, true),
-            Ok(_) => (Kind::NonDir, true),
+            Ok(m) if m.is_file() => {
+                if std::fs::symlink_metadata(&path).is_ok_and(|l| l.file_type().is_symlink()) {
+                    path = std::fs::canonicalize(&path)
+                        .map_err(io_ctx(format!("cannot copy to {shown}")))?;
+                    base = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                }
+                (Kind::NonDir, true)
+            }
+            Ok(m) => return Err(not_regular_on_host(&path, m.file_type())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let parent = path.parent().unwrap_or(Path::new("/"));
                 (
@@ -916,7 +1024,7 @@ impl HostDest {
                 kind,
                 parent_is_dir,
                 dir_syntax: spec.dir_syntax,
-                base: spec.base().to_string(),
+                base,
             },
             path,
         })
@@ -1197,9 +1305,19 @@ impl ChildError {
         ChildError::other(format!("{context}: {}", io::Error::from(e)))
     }
 
+    /// The worker's output descriptor (the caller's stdout, for `export`
+    /// or `cp ... -`) has no reader any more.
+    fn broken_pipe(message: String) -> ChildError {
+        ChildError { kind: 'p', message }
+    }
+
     fn into_engine(self) -> EngineError {
         match self.kind {
             'i' => EngineError::InvalidArgument(self.message),
+            'p' => EngineError::Io {
+                context: self.message,
+                source: io::Error::from(io::ErrorKind::BrokenPipe),
+            },
             _ => EngineError::Runtime {
                 code: 125,
                 message: self.message,
@@ -1210,13 +1328,27 @@ impl ChildError {
 
 impl From<LayerError> for ChildError {
     fn from(e: LayerError) -> ChildError {
-        ChildError::other(e.to_string())
+        let epipe = match &e {
+            LayerError::Io { source, .. }
+            | LayerError::Archive(source)
+            | LayerError::Entry { source, .. } => source.kind() == io::ErrorKind::BrokenPipe,
+            _ => false,
+        };
+        if epipe {
+            ChildError::broken_pipe(e.to_string())
+        } else {
+            ChildError::other(e.to_string())
+        }
     }
 }
 
 impl From<io::Error> for ChildError {
     fn from(e: io::Error) -> ChildError {
-        ChildError::other(e.to_string())
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            ChildError::broken_pipe(e.to_string())
+        } else {
+            ChildError::other(e.to_string())
+        }
     }
 }
 

@@ -12,6 +12,9 @@ use berth_engine::{Attachment, Output};
 pub enum Ended {
     Exited(i32),
     Detached,
+    /// Our stdout's reader went away (`berth run ... | head -1`); the
+    /// container goes on without us.
+    OutputClosed,
     /// The monitor hung up without an exit code.
     Lost,
 }
@@ -101,8 +104,11 @@ pub fn run(mut a: Attachment, s: Session) -> Ended {
         }
         match a.next_output() {
             Ok(Some(Output::Stdout(d))) => {
-                let _ = out.write_all(&d);
-                let _ = out.flush();
+                if let Err(e) = out.write_all(&d).and_then(|()| out.flush()) {
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        return Ended::OutputClosed;
+                    }
+                }
             }
             Ok(Some(Output::Stderr(d))) => {
                 let _ = err.write_all(&d);

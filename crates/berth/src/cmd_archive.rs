@@ -2,22 +2,23 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use berth_engine::Engine;
 
 use crate::cli::{LoadArgs, SaveArgs};
+use crate::output::OutputFile;
 
 /// Output buffer: headers and small blobs go out in large writes.
 const BUF: usize = 1 << 20;
 
 /// `save [-o FILE] IMAGE...`. A file is written under a temporary name and
-/// renamed when complete, so an interrupted save never leaves a partial
-/// archive under the name asked for.
+/// renamed when complete ([`OutputFile`]), so an interrupted or failed save
+/// never leaves a partial archive under the name asked for, nor removes
+/// what was there.
 pub fn save(e: &Engine, a: &SaveArgs) -> Result<i32> {
-    let Some(path) = &a.output else {
+    // `-o ""` is standard output, as with Docker.
+    let Some(path) = a.output.as_ref().filter(|p| !p.as_os_str().is_empty()) else {
         if rustix::termios::isatty(io::stdout()) {
             bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
         }
@@ -27,38 +28,13 @@ pub fn save(e: &Engine, a: &SaveArgs) -> Result<i32> {
         out.flush().context("cannot write the archive")?;
         return Ok(0);
     };
-    let tmp = temp_name(path);
-    let res = (|| -> Result<()> {
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)
-            .with_context(|| format!("failed to save image: open {}", path.display()))?;
-        let mut out = BufWriter::with_capacity(BUF, file);
-        e.save(&a.images, &mut out)?;
-        let file = out
-            .into_inner()
-            .map_err(|err| err.into_error())
-            .context("cannot write the archive")?;
-        file.sync_all().context("cannot write the archive")?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("failed to save image: rename to {}", path.display()))?;
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.map(|()| 0)
-}
-
-/// `.NAME.berth-tmp-PID` next to `path` (same filesystem, so the rename is atomic).
-fn temp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "archive".into());
-    path.with_file_name(format!(".{name}.berth-tmp-{}", std::process::id()))
+    let file = OutputFile::create(path, "failed to save image")?;
+    let mut out = BufWriter::with_capacity(BUF, file.file());
+    e.save(&a.images, &mut out)?;
+    out.flush().context("cannot write the archive")?;
+    drop(out);
+    file.commit()?;
+    Ok(0)
 }
 
 /// `load [-i FILE] [-q]`: Docker prints the loaded images with or without `-q`

@@ -44,7 +44,7 @@ pub fn commit(e: &mut Engine, a: &CommitArgs) -> Result<i32> {
             reference: a.reference.clone(),
         },
     )?;
-    println!("{id}");
+    outln!("{id}")?;
     Ok(0)
 }
 

@@ -1,32 +1,30 @@
-//! `export`, `cp`, `image prune`, `system df`, `system prune`: argv to the
-//! engine's filesystem and housekeeping verbs, and their output.
+//! `export`, `cp`, `container prune`, `image prune`, `system df`, `system
+//! prune`: argv to the engine's filesystem and housekeeping verbs, and their
+//! output.
 
 use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use berth_engine::{CopyOptions, DiskUsage, Engine, HostPath, RemovedImage};
 use chrono::{DateTime, Utc};
 
-use crate::cli::{CpArgs, ExportArgs, ImagePruneArgs, SystemDfArgs, SystemPruneArgs};
+use crate::cli::{CpArgs, ExportArgs, ImagePruneArgs, PruneArgs, SystemDfArgs, SystemPruneArgs};
 use crate::format::human::{ago, command_column, human_size, status_line, truncate_id};
 use crate::format::table;
 use crate::format::template::Format;
+use crate::output::OutputFile;
 
-/// `export [-o FILE] CONTAINER`
+/// `export [-o FILE] CONTAINER`: a file is written as `save -o` writes it
+/// ([`OutputFile`]): checked first, complete before it replaces anything.
 pub fn export(e: &Engine, a: &ExportArgs) -> Result<i32> {
-    match &a.output {
+    // `-o ""` is standard output, as with Docker.
+    match a.output.as_ref().filter(|p| !p.as_os_str().is_empty()) {
         Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            if let Err(err) = e.export(&a.container, file.as_fd()) {
-                drop(file);
-                let _ = std::fs::remove_file(path);
-                return Err(err.into());
-            }
-            file.sync_all()
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            let file = OutputFile::create(path, "failed to export container")?;
+            e.export(&a.container, file.file().as_fd())?;
+            file.commit()?;
         }
         None => {
             let out = std::io::stdout();
@@ -87,36 +85,53 @@ pub fn cp(e: &Engine, a: &CpArgs) -> Result<i32> {
 /// The docker CLI's closing line, on a terminal only (unless `-q`).
 fn report_copied(a: &CpArgs, bytes: u64, to: &str) {
     if !a.quiet && rustix::termios::isatty(std::io::stderr()) {
-        eprintln!("Successfully copied {} to {to}", human_size(bytes));
+        errln!("Successfully copied {} to {to}", human_size(bytes));
     }
 }
 
-/// Docker's prompt; true when the user answers yes.
+/// Docker's prompt (on stdout, the answer on stdin): true only for `y` or
+/// `Y`, spaces around it allowed. Anything else — `n`, `yes`, an empty line,
+/// no input at all — is no, and the command then ends with 0 having printed
+/// nothing more.
 fn confirm(warning: &str) -> Result<bool> {
-    let mut out = std::io::stdout().lock();
-    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
-    out.flush()?;
+    out!("{warning}\nAre you sure you want to continue? [y/N] ")?;
+    std::io::stdout().lock().flush()?;
     let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer)? == 0 {
-        // End of input: the answer's line break never came.
-        writeln!(out)?;
-    }
-    let answer = answer.trim().to_ascii_lowercase();
-    Ok(answer == "y" || answer == "yes")
+    // A read error (stdin closed) is no answer, so no.
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    Ok(answer.trim().eq_ignore_ascii_case("y"))
 }
 
-fn print_removed_images(removed: &[RemovedImage]) {
-    if removed.is_empty() {
-        return;
+/// `container prune [-f]`
+pub fn container_prune(e: &mut Engine, a: &PruneArgs) -> Result<i32> {
+    if !a.force && !confirm("WARNING! This will remove all stopped containers.")? {
+        return Ok(0);
     }
-    println!("Deleted Images:");
+    let r = e.prune_containers()?;
+    if !r.deleted.is_empty() {
+        outln!("Deleted Containers:")?;
+        for id in &r.deleted {
+            outln!("{id}")?;
+        }
+        outln!()?;
+    }
+    outln!("Total reclaimed space: {}", human_size(r.space_reclaimed))?;
+    Ok(0)
+}
+
+fn print_removed_images(removed: &[RemovedImage]) -> Result<()> {
+    if removed.is_empty() {
+        return Ok(());
+    }
+    outln!("Deleted Images:")?;
     for r in removed {
         match r {
-            RemovedImage::Untagged(t) => println!("untagged: {t}"),
-            RemovedImage::Deleted(d) => println!("deleted: {d}"),
+            RemovedImage::Untagged(t) => outln!("untagged: {t}")?,
+            RemovedImage::Deleted(d) => outln!("deleted: {d}")?,
         }
     }
-    println!();
+    outln!()?;
+    Ok(())
 }
 
 /// `image prune [-a] [-f]`
@@ -130,45 +145,48 @@ pub fn image_prune(e: &mut Engine, a: &ImagePruneArgs) -> Result<i32> {
         return Ok(0);
     }
     let r = e.prune_images(a.all)?;
-    print_removed_images(&r.removed);
-    println!("Total reclaimed space: {}", human_size(r.space_reclaimed));
+    print_removed_images(&r.removed)?;
+    outln!("Total reclaimed space: {}", human_size(r.space_reclaimed))?;
     Ok(0)
 }
 
 /// `system prune [-a] [-f] [--volumes]`
 pub fn system_prune(e: &mut Engine, a: &SystemPruneArgs) -> Result<i32> {
     if !a.force {
-        let mut w = String::from("WARNING! This will remove:\n  - all stopped containers\n");
+        // Docker's words, networks and build cache included: berth has
+        // neither to remove, so for it those lines promise nothing.
+        let mut w = String::from(
+            "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n",
+        );
         if a.volumes {
             w.push_str("  - all anonymous volumes not used by at least one container\n");
         }
         w.push_str(if a.all {
-            "  - all images without at least one container associated to them\n"
+            "  - all images without at least one container associated to them\n  - all build cache\n"
         } else {
-            "  - all dangling images\n"
+            "  - all dangling images\n  - unused build cache\n"
         });
-        w.push_str("  - unused build cache\n");
         if !confirm(&w)? {
             return Ok(0);
         }
     }
     let r = e.prune_system(a.all, a.volumes)?;
     if !r.containers.deleted.is_empty() {
-        println!("Deleted Containers:");
+        outln!("Deleted Containers:")?;
         for id in &r.containers.deleted {
-            println!("{id}");
+            outln!("{id}")?;
         }
-        println!();
+        outln!()?;
     }
     if let Some(v) = r.volumes.as_ref().filter(|v| !v.deleted.is_empty()) {
-        println!("Deleted Volumes:");
+        outln!("Deleted Volumes:")?;
         for name in &v.deleted {
-            println!("{name}");
+            outln!("{name}")?;
         }
-        println!();
+        outln!()?;
     }
-    print_removed_images(&r.images.removed);
-    println!("Total reclaimed space: {}", human_size(r.space_reclaimed()));
+    print_removed_images(&r.images.removed)?;
+    outln!("Total reclaimed space: {}", human_size(r.space_reclaimed()))?;
     Ok(0)
 }
 
@@ -193,7 +211,7 @@ fn reclaimable(part: u64, total: u64) -> String {
 pub fn system_df(e: &Engine, a: &SystemDfArgs) -> Result<i32> {
     let u = e.disk_usage()?;
     if a.verbose && a.format.is_none() {
-        print_df_verbose(&u);
+        print_df_verbose(&u)?;
         return Ok(0);
     }
     let row = |kind: &str, total: usize, active: usize, size: String, rec: String| {
@@ -258,9 +276,9 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// `system df -v`: one table per kind of object.
-fn print_df_verbose(u: &DiskUsage) {
+fn print_df_verbose(u: &DiskUsage) -> Result<()> {
     let now = Utc::now();
-    println!("Images space usage:\n");
+    outln!("Images space usage:\n")?;
     let mut rows = Vec::new();
     for img in &u.images {
         let created = parse_time(&img.created).map_or_else(String::new, |t| ago(t, now));
@@ -290,7 +308,7 @@ fn print_df_verbose(u: &DiskUsage) {
             ]);
         }
     }
-    print!(
+    out!(
         "{}",
         table::render(
             &[
@@ -305,9 +323,9 @@ fn print_df_verbose(u: &DiskUsage) {
             ],
             &rows
         )
-    );
+    )?;
 
-    println!("\nContainers space usage:\n");
+    outln!("\nContainers space usage:\n")?;
     let rows: Vec<Vec<String>> = u
         .containers
         .iter()
@@ -341,7 +359,7 @@ fn print_df_verbose(u: &DiskUsage) {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table::render(
             &[
@@ -356,21 +374,21 @@ fn print_df_verbose(u: &DiskUsage) {
             ],
             &rows
         )
-    );
+    )?;
 
-    println!("\nLocal Volumes space usage:\n");
+    outln!("\nLocal Volumes space usage:\n")?;
     let rows: Vec<Vec<String>> = u
         .volumes
         .iter()
         .map(|v| vec![v.name.clone(), v.links.to_string(), human_size(v.size)])
         .collect();
-    print!(
+    out!(
         "{}",
         table::render(&["VOLUME NAME", "LINKS", "SIZE"], &rows)
-    );
+    )?;
 
-    println!("\nBuild cache usage: 0B\n");
-    print!(
+    outln!("\nBuild cache usage: 0B\n")?;
+    out!(
         "{}",
         table::render(
             &[
@@ -384,5 +402,6 @@ fn print_df_verbose(u: &DiskUsage) {
             ],
             &[]
         )
-    );
+    )?;
+    Ok(())
 }

@@ -16,6 +16,7 @@ use crate::cli::*;
 use crate::format::human::{ago, command_column, human_size, status_line};
 use crate::format::table;
 use crate::format::template::Format;
+use crate::Exit;
 
 fn open(cli: &Cli) -> Result<Engine> {
     let opts = Options::new(
@@ -26,8 +27,8 @@ fn open(cli: &Cli) -> Result<Engine> {
     Ok(Engine::open(opts)?)
 }
 
-/// Runs the command; returns the process exit code.
-pub fn dispatch(cli: Cli) -> i32 {
+/// Runs the command; says how the process ends.
+pub fn dispatch(cli: Cli) -> Exit {
     berth_runtime::trace::trace("cli: start");
     // Docker's `exec` fails with 1 (like other commands) unless the command
     // itself could not be run (126/127).
@@ -48,23 +49,23 @@ pub fn dispatch(cli: Cli) -> i32 {
             Command::Start(a) => start(&mut e, a),
             Command::Stop(a) => each(&a.containers, |c| {
                 e.stop(c, a.time)?;
-                println!("{c}");
+                outln!("{c}")?;
                 Ok(())
             }),
             Command::Restart(a) => each(&a.containers, |c| {
                 e.restart(c, a.time)?;
-                println!("{c}");
+                outln!("{c}")?;
                 Ok(())
             }),
             Command::Kill(a) => each(&a.containers, |c| {
                 e.kill(c, &a.signal)?;
-                println!("{c}");
+                outln!("{c}")?;
                 Ok(())
             }),
             Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => rm(&mut e, a),
             Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps(&e, a),
             Command::Wait(a) => each(&a.containers, |c| {
-                println!("{}", e.wait(c)?);
+                outln!("{}", e.wait(c)?)?;
                 Ok(())
             }),
             Command::Logs(a) => logs(&e, a),
@@ -78,17 +79,8 @@ pub fn dispatch(cli: Cli) -> i32 {
                 e.rename(&a.container, &a.new_name)?;
                 Ok(0)
             }
-            Command::Container(ContainerCommand::Prune(_)) => {
-                let r = e.prune_containers()?;
-                if !r.deleted.is_empty() {
-                    println!("Deleted Containers:");
-                    for id in &r.deleted {
-                        println!("{id}");
-                    }
-                    println!();
-                }
-                println!("Total reclaimed space: {}", human_size(r.space_reclaimed));
-                Ok(0)
+            Command::Container(ContainerCommand::Prune(a)) => {
+                crate::cmd_fs::container_prune(&mut e, a)
             }
             Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut e, a),
             Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&e, a),
@@ -123,22 +115,23 @@ pub fn dispatch(cli: Cli) -> i32 {
             Command::System(SystemCommand::Df(a)) => crate::cmd_fs::system_df(&e, a),
             Command::System(SystemCommand::Prune(a)) => crate::cmd_fs::system_prune(&mut e, a),
             Command::Version => {
-                println!("berth version {}", env!("CARGO_PKG_VERSION"));
+                outln!("berth version {}", env!("CARGO_PKG_VERSION"))?;
                 Ok(0)
             }
         }
     })();
     match res {
-        Ok(code) => code,
+        Ok(code) => Exit::Code(code),
+        Err(err) if crate::is_closed_stdout(&err) => Exit::BrokenPipe,
         Err(err) => {
             let prefix = if run_like { "berth: " } else { "Error: " };
             if let Some(EngineError::ImageNotFoundLocally(n)) = err.downcast_ref::<EngineError>() {
-                eprintln!("Unable to find image '{n}' locally");
-                eprintln!("{prefix}No such image: {n}");
+                errln!("Unable to find image '{n}' locally");
+                errln!("{prefix}No such image: {n}");
             } else {
-                eprintln!("{prefix}{}", error_chain(&err));
+                errln!("{prefix}{}", error_chain(&err));
             }
-            crate::exit_code(&err, run_like)
+            Exit::Code(crate::exit_code(&err, run_like))
         }
     }
 }
@@ -160,12 +153,16 @@ fn error_chain(err: &anyhow::Error) -> String {
     out
 }
 
-/// Runs `f` for every name, printing each error; exit 1 if any failed.
+/// Runs `f` for every name, printing each error; exit 1 if any failed. A
+/// closed stdout ends the loop: it is the whole command's error.
 fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
     let mut code = 0;
     for n in names {
         if let Err(e) = f(n) {
-            eprintln!("Error: {}", error_chain(&e));
+            if crate::is_closed_stdout(&e) {
+                return Err(e);
+            }
+            errln!("Error: {}", error_chain(&e));
             code = 1;
         }
     }
@@ -250,7 +247,7 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
 
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
     let id = e.create(&create_options(a, false)?)?;
-    println!("{id}");
+    outln!("{id}")?;
     Ok(0)
 }
 
@@ -264,7 +261,7 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
     berth_runtime::trace::trace("cli: created");
     if a.detach {
         e.start(id.as_str())?;
-        println!("{id}");
+        outln!("{id}")?;
         return Ok(0);
     }
     let streams = AttachStreams {
@@ -302,6 +299,9 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
 fn finish_attached(e: &Engine, v: &ContainerView, ended: Ended, auto_remove: bool) -> Result<i32> {
     match ended {
         Ended::Detached => Ok(0),
+        // The reader of our stdout is gone: the container runs on (and
+        // `--rm` still removes it when it exits); we end as a closed pipe ends us.
+        Ended::OutputClosed => Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into()),
         Ended::Exited(code) => {
             if auto_remove {
                 wait_removed(e, v);
@@ -353,7 +353,7 @@ fn start(e: &mut Engine, a: &StartArgs) -> Result<i32> {
     }
     each(&a.containers, |c| {
         e.start(c)?;
-        println!("{c}");
+        outln!("{c}")?;
         Ok(())
     })
 }
@@ -423,7 +423,7 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
 fn rm(e: &mut Engine, a: &RmArgs) -> Result<i32> {
     each(&a.containers, |c| {
         e.remove(c, a.force, a.volumes)?;
-        println!("{c}");
+        outln!("{c}")?;
         Ok(())
     })
 }
@@ -481,6 +481,7 @@ fn logs(e: &Engine, a: &LogsArgs) -> Result<i32> {
     };
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
+    let mut failed = None;
     e.logs(&a.container, &o, |entry| {
         let line = if a.timestamps {
             format!("{} {}", entry.time, entry.log)
@@ -492,9 +493,18 @@ fn logs(e: &Engine, a: &LogsArgs) -> Result<i32> {
         } else {
             out.write_all(line.as_bytes()).and_then(|_| out.flush())
         };
-        r.is_ok()
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
     })?;
-    Ok(0)
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(0),
+    }
 }
 
 fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
@@ -605,14 +615,14 @@ fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
     let now = Utc::now();
     if a.quiet {
         for v in &list {
-            println!(
+            outln!(
                 "{}",
                 if a.no_trunc {
                     v.id.as_str()
                 } else {
                     v.id.short()
                 }
-            );
+            )?;
         }
         return Ok(0);
     }
@@ -665,7 +675,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
                     (EngineError::NoSuchContainer(_), None) => format!("No such object: {o}"),
                     _ => err.to_string(),
                 };
-                eprintln!("Error: {msg}");
+                errln!("Error: {msg}");
                 code = 1;
             }
         }
@@ -679,11 +689,11 @@ fn print_inspect(format: Option<&str>, values: &[serde_json::Value]) -> Result<(
         Some(f) => {
             let f = Format::parse(f).map_err(|e| anyhow!("{e}"))?;
             for v in values {
-                println!("{}", f.render(v).map_err(|e| anyhow!("{e}"))?);
+                outln!("{}", f.render(v).map_err(|e| anyhow!("{e}"))?)?;
             }
         }
         None => {
-            println!("{}", serde_json::to_string_pretty(&values)?);
+            outln!("{}", serde_json::to_string_pretty(&values)?)?;
         }
     }
     Ok(())
@@ -692,7 +702,7 @@ fn print_inspect(format: Option<&str>, values: &[serde_json::Value]) -> Result<(
 fn top(e: &Engine, a: &TopArgs) -> Result<i32> {
     let (headers, rows) = e.top(&a.container, &a.ps_args)?;
     let h: Vec<&str> = headers.iter().map(String::as_str).collect();
-    print!("{}", table::render(&h, &rows));
+    out!("{}", table::render(&h, &rows))?;
     Ok(0)
 }
 
@@ -707,7 +717,7 @@ fn import(e: &mut Engine, a: &ImportArgs) -> Result<i32> {
         a.reference.as_deref(),
         a.message.as_deref().unwrap_or(""),
     )?;
-    println!("{id}");
+    outln!("{id}")?;
     Ok(0)
 }
 
@@ -786,7 +796,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
     if a.quiet {
         seen_ids.dedup();
         for id in seen_ids {
-            println!("{id}");
+            outln!("{id}")?;
         }
         return Ok(0);
     }
@@ -803,8 +813,8 @@ fn rmi(e: &mut Engine, a: &RmiArgs) -> Result<i32> {
     each(&a.images, |i| {
         for r in e.remove_image(i, a.force)? {
             match r {
-                RemovedImage::Untagged(t) => println!("Untagged: {t}"),
-                RemovedImage::Deleted(d) => println!("Deleted: {d}"),
+                RemovedImage::Untagged(t) => outln!("Untagged: {t}")?,
+                RemovedImage::Deleted(d) => outln!("Deleted: {d}")?,
             }
         }
         Ok(())
@@ -815,14 +825,14 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
     match v {
         VolumeCommand::Create(a) => {
             let vol = e.create_volume(a.name.as_deref())?;
-            println!("{}", vol.name);
+            outln!("{}", vol.name)?;
             Ok(0)
         }
         VolumeCommand::Ls(a) => {
             let vols = e.volumes()?;
             if a.quiet {
                 for v in vols {
-                    println!("{}", v.name);
+                    outln!("{}", v.name)?;
                 }
                 return Ok(0);
             }
@@ -853,7 +863,7 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
                 match e.volume(n) {
                     Ok(v) => values.push(serde_json::to_value(v)?),
                     Err(err) => {
-                        eprintln!("Error: {err}");
+                        errln!("Error: {err}");
                         code = 1;
                     }
                 }
@@ -863,7 +873,7 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
         }
         VolumeCommand::Rm(a) => each(&a.volumes, |n| {
             e.remove_volume(n, a.force)?;
-            println!("{n}");
+            outln!("{n}")?;
             Ok(())
         }),
     }

@@ -5,6 +5,33 @@
 //! place, [`exit_code`]). Never: engine logic — every verb is one call into
 //! `berth_engine::Engine`.
 
+/// `println!` that hands back the write's error instead of panicking: a
+/// closed stdout (`berth ps | head -1`) is an error like any other, which
+/// [`commands::dispatch`] turns into a quiet exit ([`Exit::BrokenPipe`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` that hands back the write's error (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `eprintln!` that never panics: a message that cannot be shown (stderr
+/// closed) is dropped.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod attach;
 mod cli;
 mod cmd_archive;
@@ -12,6 +39,7 @@ mod cmd_commit;
 mod cmd_fs;
 mod commands;
 mod format;
+mod output;
 
 use std::process::ExitCode;
 
@@ -38,8 +66,60 @@ fn main() -> ExitCode {
             };
         }
     };
-    let code = commands::dispatch(parsed);
-    ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(125))
+    match commands::dispatch(parsed) {
+        Exit::Code(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(125)),
+        Exit::BrokenPipe => die_of_sigpipe(),
+    }
+}
+
+/// How a command ends.
+pub(crate) enum Exit {
+    /// With this exit status.
+    Code(i32),
+    /// Its standard output was closed by the reader (`berth ps | head -1`):
+    /// quietly, as the docker CLI does.
+    BrokenPipe,
+}
+
+/// Ends the process as the docker CLI (a Go program) ends when its stdout
+/// is closed: killed by SIGPIPE (a shell shows 141), with nothing on
+/// stderr. berth ignores SIGPIPE while it works (Rust's default), so a
+/// write to a closed pipe is an error it unwinds from — locks released,
+/// temporary files removed, no half-done store transaction — and only then
+/// is the signal delivered, here.
+fn die_of_sigpipe() -> ExitCode {
+    // SAFETY: restoring a signal's default action and raising it on the
+    // calling thread; no memory is involved. The default action ends the
+    // whole process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    // Only reached when SIGPIPE is blocked: the status a shell would show.
+    ExitCode::from(141)
+}
+
+/// Whether `err` comes from writing to a standard output that nobody reads
+/// any more: an `EPIPE` somewhere in its causes, and stdout a pipe or
+/// socket whose reader is gone (so that an internal pipe's EPIPE is never
+/// mistaken for it).
+pub(crate) fn is_closed_stdout(err: &anyhow::Error) -> bool {
+    let epipe = err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    epipe && stdout_reader_gone()
+}
+
+/// True when stdout is a pipe or socket with no reader left.
+pub(crate) fn stdout_reader_gone() -> bool {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::OUT)];
+    match poll(&mut fds, Some(&rustix::event::Timespec::default())) {
+        Ok(_) => fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP),
+        Err(_) => false,
+    }
 }
 
 /// Docker's exit codes for an error: the engine's code for `run`-like

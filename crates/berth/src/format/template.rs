@@ -52,6 +52,7 @@ impl Template {
             last_pos: 0,
             vars: vec!["$".to_string()],
             range_depth: 0,
+            depth: 0,
         };
         let root = parser.parse_root()?;
         Ok(Template {
@@ -958,7 +959,17 @@ struct Parser<'a> {
     last_pos: usize,
     vars: Vec<String>,
     range_depth: usize,
+    /// Control structures and parenthesised pipelines open around the
+    /// current item (see [`MAX_DEPTH`]).
+    depth: usize,
 }
+
+/// How deeply `if`/`range`/`with` blocks (an `else if` chain counts each
+/// link) and parenthesised pipelines may nest. Go stops at 10,000
+/// parentheses ("max expression depth exceeded") on a stack that grows to
+/// 1 GiB; berth parses and executes on a fixed stack, so it stops at 100 of
+/// either, far beyond any template a person writes.
+const MAX_DEPTH: usize = 100;
 
 type PResult<T> = Result<T, String>;
 
@@ -1105,7 +1116,23 @@ impl Parser<'_> {
         }
     }
 
+    /// Enters one more level of nesting, or refuses it.
+    fn deeper(&mut self) -> PResult<()> {
+        if self.depth >= MAX_DEPTH {
+            return self.error("max expression depth exceeded");
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
     fn control(&mut self, context: &str) -> PResult<Control> {
+        self.deeper()?;
+        let c = self.control_body(context);
+        self.depth -= 1;
+        c
+    }
+
+    fn control_body(&mut self, context: &str) -> PResult<Control> {
         let mark = self.vars.len();
         let pipe = self.pipeline(context, &Tok::Right)?;
         if context == "range" {
@@ -1343,9 +1370,12 @@ impl Parser<'_> {
                     val,
                 }
             }
-            Tok::LParen => Arg::Pipe(Box::new(
-                self.pipeline("parenthesized pipeline", &Tok::RParen)?,
-            )),
+            Tok::LParen => {
+                self.deeper()?;
+                let pipe = self.pipeline("parenthesized pipeline", &Tok::RParen);
+                self.depth -= 1;
+                Arg::Pipe(Box::new(pipe?))
+            }
             Tok::Str(val) => Arg::Str {
                 pos,
                 raw: item.raw,
@@ -1462,6 +1492,9 @@ struct Exec<'a> {
     vars: Vec<(String, Val)>,
     out: String,
     header: Option<&'a [(&'a str, &'a str)]>,
+    /// Bytes produced so far: the output and every function's result
+    /// (at most [`BUDGET`]).
+    spent: usize,
 }
 
 impl<'a> Exec<'a> {
@@ -1471,7 +1504,29 @@ impl<'a> Exec<'a> {
             vars: vec![("$".to_string(), Val::V(data.clone()))],
             out: String::new(),
             header,
+            spent: 0,
         }
+    }
+
+    /// What may still be produced.
+    fn room(&self) -> usize {
+        BUDGET.saturating_sub(self.spent)
+    }
+
+    /// Counts `n` more bytes against the budget.
+    fn spend(&mut self, n: usize) -> XResult<()> {
+        if n > self.room() {
+            return Err(format!("template: {}", too_large()));
+        }
+        self.spent += n;
+        Ok(())
+    }
+
+    /// Appends to the output, within the budget.
+    fn emit(&mut self, s: &str) -> XResult<()> {
+        self.spend(s.len())?;
+        self.out.push_str(s);
+        Ok(())
     }
 
     fn err(&self, pos: usize, context: &dyn Display, msg: impl Display) -> String {
@@ -1491,13 +1546,18 @@ impl<'a> Exec<'a> {
 
     fn walk(&mut self, dot: &Val, node: &Node) -> XResult<Flow> {
         match node {
-            Node::Text(t) => self.out.push_str(t),
+            Node::Text(t) => self.emit(t)?,
             Node::Action(pipe) => {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
                     match v {
-                        Val::Missing | Val::V(Value::Null) => self.out.push_str("<no value>"),
-                        Val::V(v) => write_v(&mut self.out, &v),
+                        Val::Missing | Val::V(Value::Null) => self.emit("<no value>")?,
+                        Val::V(v) => {
+                            let mut text = Text::new(self.room());
+                            write_v(&mut text, &v);
+                            let text = text.finish().map_err(|e| format!("template: {e}"))?;
+                            self.emit(&text)?;
+                        }
                     }
                 }
             }
@@ -1529,28 +1589,35 @@ impl<'a> Exec<'a> {
         let mark = self.vars.len();
         let val = self.eval_pipeline(dot, &c.pipe)?;
         let body_mark = self.vars.len();
-        let items: Vec<(Value, Value)> = if self.header.is_some() {
+        // An integer is iterated without making its elements first: `range
+        // 99999999999` must not ask for memory up front.
+        let (items, count): (Vec<(Value, Value)>, i64) = if self.header.is_some() {
             // Header mode: the body once, with the header text as element.
             let v = match &val {
                 Val::V(v) => v.clone(),
                 Val::Missing => Value::String(String::new()),
             };
-            vec![(v.clone(), v)]
+            (vec![(v.clone(), v)], 0)
         } else {
             match &val {
-                Val::Missing | Val::V(Value::Null) => Vec::new(),
-                Val::V(Value::Array(a)) => a
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| (Value::from(i), e.clone()))
-                    .collect(),
-                Val::V(Value::Object(m)) => sorted(m)
-                    .into_iter()
-                    .map(|(k, v)| (Value::String(k.clone()), v.clone()))
-                    .collect(),
-                Val::V(Value::Number(n)) if n.as_i64().is_some() => (0..n.as_i64().unwrap_or(0))
-                    .map(|i| (Value::from(i), Value::from(i)))
-                    .collect(),
+                Val::Missing | Val::V(Value::Null) => (Vec::new(), 0),
+                Val::V(Value::Array(a)) => (
+                    a.iter()
+                        .enumerate()
+                        .map(|(i, e)| (Value::from(i), e.clone()))
+                        .collect(),
+                    0,
+                ),
+                Val::V(Value::Object(m)) => (
+                    sorted(m)
+                        .into_iter()
+                        .map(|(k, v)| (Value::String(k.clone()), v.clone()))
+                        .collect(),
+                    0,
+                ),
+                Val::V(Value::Number(n)) if n.as_i64().is_some() => {
+                    (Vec::new(), n.as_i64().unwrap_or(0).max(0))
+                }
                 Val::V(v) => {
                     return Err(self.err(
                         c.pipe.pos,
@@ -1560,30 +1627,10 @@ impl<'a> Exec<'a> {
                 }
             }
         };
-        let empty = items.is_empty();
-        for (index, elem) in items {
-            let decl = &c.pipe.decl;
-            if c.pipe.is_assign {
-                match decl.as_slice() {
-                    [e] => self.set_var(e, Val::V(elem.clone()), c.pipe.pos, node)?,
-                    [i, e] => {
-                        self.set_var(i, Val::V(index), c.pipe.pos, node)?;
-                        self.set_var(e, Val::V(elem.clone()), c.pipe.pos, node)?;
-                    }
-                    _ => {}
-                }
-            } else {
-                let n = self.vars.len();
-                match decl.len() {
-                    1 => set_nth(&mut self.vars, n - 1, Val::V(elem.clone())),
-                    2 => {
-                        set_nth(&mut self.vars, n - 1, Val::V(elem.clone()));
-                        set_nth(&mut self.vars, n - 2, Val::V(index));
-                    }
-                    _ => {}
-                }
-            }
-            let flow = self.walk_list(&Val::V(elem), &c.list)?;
+        let empty = items.is_empty() && count == 0;
+        let numbers = (0..count).map(|i| (Value::from(i), Value::from(i)));
+        for (index, elem) in items.into_iter().chain(numbers) {
+            let flow = self.range_body(c, node, index, elem)?;
             self.vars.truncate(body_mark);
             if let Flow::Break = flow {
                 break;
@@ -1598,6 +1645,32 @@ impl<'a> Exec<'a> {
         }
         self.vars.truncate(mark);
         Ok(Flow::Normal)
+    }
+
+    /// One iteration of a `range`: its variables set, its body run.
+    fn range_body(&mut self, c: &Control, node: &Node, index: Value, elem: Value) -> XResult<Flow> {
+        let decl = &c.pipe.decl;
+        if c.pipe.is_assign {
+            match decl.as_slice() {
+                [e] => self.set_var(e, Val::V(elem.clone()), c.pipe.pos, node)?,
+                [i, e] => {
+                    self.set_var(i, Val::V(index), c.pipe.pos, node)?;
+                    self.set_var(e, Val::V(elem.clone()), c.pipe.pos, node)?;
+                }
+                _ => {}
+            }
+        } else {
+            let n = self.vars.len();
+            match decl.len() {
+                1 => set_nth(&mut self.vars, n - 1, Val::V(elem.clone())),
+                2 => {
+                    set_nth(&mut self.vars, n - 1, Val::V(elem.clone()));
+                    set_nth(&mut self.vars, n - 2, Val::V(index));
+                }
+                _ => {}
+            }
+        }
+        self.walk_list(&Val::V(elem), &c.list)
     }
 
     fn set_var(&mut self, name: &str, v: Val, pos: usize, node: &dyn Display) -> XResult<()> {
@@ -1994,9 +2067,16 @@ impl<'a> Exec<'a> {
                 return Ok(Val::V(Value::String(self.header_text(&[key]))));
             }
         }
-        call(name, &argv)
-            .map(Val::V)
-            .map_err(|e| self.err(pos, node, format_args!("error calling {name}: {e}")))
+        let v = call(name, &argv, self.room())
+            .map_err(|e| self.err(pos, node, format_args!("error calling {name}: {e}")))?;
+        self.spend(approx_size(&v)).map_err(|_| {
+            self.err(
+                pos,
+                node,
+                format_args!("error calling {name}: {}", too_large()),
+            )
+        })?;
+        Ok(Val::V(v))
     }
 }
 
@@ -2097,7 +2177,20 @@ fn plain_string(v: &Value) -> String {
     }
 }
 
-fn call(name: &str, argv: &[Value]) -> Result<Value, String> {
+/// Roughly the bytes a value made by a function holds.
+fn approx_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a
+            .iter()
+            .map(|e| approx_size(e).saturating_add(32))
+            .fold(0, usize::saturating_add),
+        _ => 8,
+    }
+}
+
+/// Calls a template function; what it makes may take at most `room` bytes.
+fn call(name: &str, argv: &[Value], room: usize) -> Result<Value, String> {
     let arg = |i: usize| argv.get(i).unwrap_or(&Value::Null);
     let s = |i: usize| arg(i).as_str().unwrap_or("");
     let int = |i: usize| arg(i).as_i64().unwrap_or(0);
@@ -2111,9 +2204,9 @@ fn call(name: &str, argv: &[Value]) -> Result<Value, String> {
             other => return Err(format!("len of type {}", go_type(other))),
         },
         "index" => index(arg(0), argv.get(1..).unwrap_or(&[]))?,
-        "print" => Value::String(go_sprint(argv)),
-        "println" => Value::String(go_sprintln(argv)),
-        "printf" => Value::String(go_sprintf(s(0), argv.get(1..).unwrap_or(&[]))),
+        "print" => Value::String(go_sprint(argv, room)?),
+        "println" => Value::String(go_sprintln(argv, room)?),
+        "printf" => Value::String(go_sprintf(s(0), argv.get(1..).unwrap_or(&[]), room)?),
         "eq" => {
             let rest = argv.get(1..).unwrap_or(&[]);
             if rest.is_empty() {
@@ -2134,17 +2227,34 @@ fn call(name: &str, argv: &[Value]) -> Result<Value, String> {
         "gt" => Value::Bool(!(less(arg(0), arg(1))? || equal(arg(0), arg(1))?)),
         "ge" => Value::Bool(!less(arg(0), arg(1))?),
         "json" => Value::String(json(arg(0))),
-        "split" => Value::Array(
-            go_split(s(0), s(1))
-                .into_iter()
-                .map(Value::String)
-                .collect(),
-        ),
+        "split" => {
+            let pieces = if s(1).is_empty() {
+                s(0).chars().count()
+            } else {
+                s(0).matches(s(1)).count() + 1
+            };
+            if pieces.saturating_mul(32).saturating_add(s(0).len()) > room {
+                return Err(too_large());
+            }
+            Value::Array(
+                go_split(s(0), s(1))
+                    .into_iter()
+                    .map(Value::String)
+                    .collect(),
+            )
+        }
         "join" => {
             let parts: Vec<String> = match arg(0) {
                 Value::Array(a) => a.iter().map(plain_string).collect(),
                 _ => Vec::new(),
             };
+            let size = parts
+                .iter()
+                .map(|p| p.len().saturating_add(s(1).len()))
+                .fold(0, usize::saturating_add);
+            if size > room {
+                return Err(too_large());
+            }
             Value::String(parts.join(s(1)))
         }
         "title" => Value::String(title(s(0))),
@@ -2158,8 +2268,11 @@ fn call(name: &str, argv: &[Value]) -> Result<Value, String> {
             if s(0).is_empty() {
                 Value::String(String::new())
             } else {
-                let spaces = |n: i64| " ".repeat(usize::try_from(n).unwrap_or(0));
-                Value::String(format!("{}{}{}", spaces(prefix), s(0), spaces(suffix)))
+                let mut out = Text::new(room);
+                out.fill(' ', usize::try_from(prefix).unwrap_or(usize::MAX));
+                out.push_str(s(0));
+                out.fill(' ', usize::try_from(suffix).unwrap_or(usize::MAX));
+                Value::String(out.finish()?)
             }
         }
         "truncate" => {
@@ -2321,14 +2434,83 @@ fn less(a: &Value, b: &Value) -> Result<bool, String> {
 // ---------------------------------------------------------------------------
 // Go's fmt
 
-/// `fmt.Sprint("%v", v)` of a JSON value.
-fn go_v(v: &Value) -> String {
-    let mut out = String::new();
-    write_v(&mut out, v);
-    out
+/// What one execution of a template may produce in all: its output and
+/// every string its functions make. Go tries to allocate whatever a
+/// template asks for (`{{pad .ID 99999999999 0}}`, a `printf` doubling a
+/// variable in a `range`) and dies when it cannot; berth stops with an
+/// error instead.
+const BUDGET: usize = 64 << 20;
+
+fn too_large() -> String {
+    format!("output over {} MiB", BUDGET >> 20)
 }
 
-fn write_v(out: &mut String, v: &Value) {
+/// Text being formatted, refusing to grow past a limit: once something
+/// did not fit, it stays marked and [`Text::finish`] says so.
+struct Text {
+    s: String,
+    limit: usize,
+    over: bool,
+}
+
+impl Text {
+    fn new(limit: usize) -> Text {
+        Text {
+            s: String::new(),
+            limit,
+            over: false,
+        }
+    }
+
+    /// No limit: for text no bigger than values already in memory.
+    fn unbounded() -> Text {
+        Text::new(usize::MAX)
+    }
+
+    fn room(&mut self, n: usize) -> bool {
+        if self.over || self.s.len().saturating_add(n) > self.limit {
+            self.over = true;
+            return false;
+        }
+        true
+    }
+
+    fn push(&mut self, c: char) {
+        if self.room(c.len_utf8()) {
+            self.s.push(c);
+        }
+    }
+
+    fn push_str(&mut self, t: &str) {
+        if self.room(t.len()) {
+            self.s.push_str(t);
+        }
+    }
+
+    /// `n` times `c` (an ASCII padding character).
+    fn fill(&mut self, c: char, n: usize) {
+        if self.room(n.saturating_mul(c.len_utf8())) {
+            self.s.extend(std::iter::repeat_n(c, n));
+        }
+    }
+
+    fn finish(self) -> Result<String, String> {
+        if self.over {
+            Err(too_large())
+        } else {
+            Ok(self.s)
+        }
+    }
+}
+
+/// `fmt.Sprint("%v", v)` of a JSON value.
+fn go_v(v: &Value) -> String {
+    let mut out = Text::unbounded();
+    write_v(&mut out, v);
+    out.s
+}
+
+fn write_v(out: &mut Text, v: &Value) {
     fmt_arg(out, v, 'v', &Spec::default(), false);
 }
 
@@ -2352,8 +2534,8 @@ struct Spec {
     prec: Option<usize>,
 }
 
-fn go_sprint(args: &[Value]) -> String {
-    let mut out = String::new();
+fn go_sprint(args: &[Value], room: usize) -> Result<String, String> {
+    let mut out = Text::new(room);
     let mut prev_string = false;
     for (i, a) in args.iter().enumerate() {
         let is_string = a.is_string();
@@ -2363,11 +2545,11 @@ fn go_sprint(args: &[Value]) -> String {
         write_v(&mut out, a);
         prev_string = is_string;
     }
-    out
+    out.finish()
 }
 
-fn go_sprintln(args: &[Value]) -> String {
-    let mut out = String::new();
+fn go_sprintln(args: &[Value], room: usize) -> Result<String, String> {
+    let mut out = Text::new(room);
     for (i, a) in args.iter().enumerate() {
         if i > 0 {
             out.push(' ');
@@ -2375,31 +2557,65 @@ fn go_sprintln(args: &[Value]) -> String {
         write_v(&mut out, a);
     }
     out.push('\n');
-    out
+    out.finish()
+}
+
+/// Go's `tooLarge`: a width or precision beyond a million is refused.
+const MAX_WIDTH: usize = 1_000_000;
+
+/// A width or precision written in the format.
+enum Digits {
+    Absent,
+    Num(usize),
+    /// Go's `parsenum` gives up on a number past [`MAX_WIDTH`] and skips the
+    /// rest of the format.
+    TooLarge,
+}
+
+/// Go's `parsenum` from `f[*i]`: the number checked against [`MAX_WIDTH`]
+/// before each digit is added (so up to 10,000,009 passes, as in Go).
+fn take_digits(f: &[char], i: &mut usize) -> Digits {
+    let mut n: Option<usize> = None;
+    while let Some(d) = f.get(*i).and_then(|c| c.to_digit(10)) {
+        let so_far = n.unwrap_or(0);
+        if so_far > MAX_WIDTH {
+            *i = f.len();
+            return Digits::TooLarge;
+        }
+        n = Some(so_far * 10 + d as usize);
+        *i += 1;
+    }
+    n.map_or(Digits::Absent, Digits::Num)
+}
+
+/// Go's `intFromArg` for a `*` width or precision: an integer argument of
+/// at most a million either way; `None` (a BADWIDTH/BADPREC) otherwise. A
+/// missing argument is not consumed.
+fn star_arg(args: &[Value], argi: &mut usize) -> Option<i64> {
+    let arg = args.get(*argi)?;
+    *argi += 1;
+    arg.as_i64()
+        .filter(|n| n.unsigned_abs() <= MAX_WIDTH as u64)
 }
 
 /// Go's `fmt.Sprintf` for the verbs templates use: `%v %s %d %q %t %f %e %g
-/// %x %X %o %b %c %%`, flags `- + 0 space`, width and precision (`*` too).
-fn go_sprintf(format: &str, args: &[Value]) -> String {
-    let mut out = String::new();
+/// %x %X %o %b %c %%`, flags `- + 0 space`, width and precision (`*` too),
+/// with Go's limits on widths and precisions. At most `room` bytes.
+fn go_sprintf(format: &str, args: &[Value], room: usize) -> Result<String, String> {
+    let f: Vec<char> = format.chars().collect();
+    let end = f.len();
+    let mut out = Text::new(room);
     let mut argi = 0;
-    let mut chars = format.chars().peekable();
-    let star = |out: &mut String, argi: &mut usize| -> Option<i64> {
-        let v = args.get(*argi).and_then(Value::as_i64);
-        *argi += 1;
-        if v.is_none() {
-            out.push_str("%!(BADWIDTH)");
-        }
-        v
-    };
-    while let Some(c) = chars.next() {
+    let mut i = 0;
+    while let Some(&c) = f.get(i) {
+        i += 1;
         if c != '%' {
             out.push(c);
             continue;
         }
         let mut spec = Spec::default();
-        while let Some(&f) = chars.peek() {
-            match f {
+        while let Some(&flag) = f.get(i) {
+            match flag {
                 '-' => {
                     spec.minus = true;
                     spec.zero = false;
@@ -2410,33 +2626,44 @@ fn go_sprintf(format: &str, args: &[Value]) -> String {
                 '#' => {}
                 _ => break,
             }
-            chars.next();
+            i += 1;
         }
-        if chars.peek() == Some(&'*') {
-            chars.next();
-            if let Some(w) = star(&mut out, &mut argi) {
-                if w < 0 {
-                    spec.minus = true;
-                    spec.zero = false;
+        if f.get(i) == Some(&'*') {
+            i += 1;
+            match star_arg(args, &mut argi) {
+                Some(w) => {
+                    if w < 0 {
+                        spec.minus = true;
+                        spec.zero = false;
+                    }
+                    spec.width = usize::try_from(w.unsigned_abs()).ok();
                 }
-                spec.width = usize::try_from(w.unsigned_abs()).ok();
+                None => out.push_str("%!(BADWIDTH)"),
             }
-        } else {
-            spec.width = take_digits(&mut chars);
+        } else if let Digits::Num(w) = take_digits(&f, &mut i) {
+            spec.width = Some(w);
         }
-        if chars.peek() == Some(&'.') {
-            chars.next();
-            if chars.peek() == Some(&'*') {
-                chars.next();
-                spec.prec = star(&mut out, &mut argi).and_then(|p| usize::try_from(p).ok());
+        // Go takes a '.' as a precision only when something follows it.
+        if i + 1 < end && f.get(i) == Some(&'.') {
+            i += 1;
+            if f.get(i) == Some(&'*') {
+                i += 1;
+                match star_arg(args, &mut argi) {
+                    Some(p) if p >= 0 => spec.prec = usize::try_from(p).ok(),
+                    _ => out.push_str("%!(BADPREC)"),
+                }
             } else {
-                spec.prec = Some(take_digits(&mut chars).unwrap_or(0));
+                spec.prec = match take_digits(&f, &mut i) {
+                    Digits::Num(p) => Some(p),
+                    Digits::Absent | Digits::TooLarge => Some(0),
+                };
             }
         }
-        let Some(verb) = chars.next() else {
+        let Some(&verb) = f.get(i) else {
             out.push_str("%!(NOVERB)");
             break;
         };
+        i += 1;
         if verb == '%' {
             out.push('%');
             continue;
@@ -2465,41 +2692,34 @@ fn go_sprintf(format: &str, args: &[Value]) -> String {
         }
         out.push(')');
     }
-    out
+    out.finish()
 }
 
-fn take_digits(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<usize> {
-    let mut n: Option<usize> = None;
-    while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-        chars.next();
-        n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
-    }
-    n
-}
-
-fn pad(out: &mut String, s: &str, spec: &Spec, numeric: bool) {
+fn pad(out: &mut Text, s: &str, spec: &Spec, numeric: bool) {
     let len = s.chars().count();
     let fill = spec.width.map_or(0, |w| w.saturating_sub(len));
     if fill == 0 {
         out.push_str(s);
     } else if spec.minus {
         out.push_str(s);
-        out.extend(std::iter::repeat_n(' ', fill));
+        out.fill(' ', fill);
     } else if spec.zero && numeric {
         let (sign, digits) = match s.chars().next() {
             Some(c @ ('-' | '+' | ' ')) => (Some(c), s.get(1..).unwrap_or("")),
             _ => (None, s),
         };
-        out.extend(sign);
-        out.extend(std::iter::repeat_n('0', fill));
+        if let Some(c) = sign {
+            out.push(c);
+        }
+        out.fill('0', fill);
         out.push_str(digits);
     } else {
-        out.extend(std::iter::repeat_n(' ', fill));
+        out.fill(' ', fill);
         out.push_str(s);
     }
 }
 
-fn bad_verb(out: &mut String, v: &Value, verb: char) {
+fn bad_verb(out: &mut Text, v: &Value, verb: char) {
     if v.is_null() {
         out.push_str(&format!("%!{verb}(<nil>)"));
     } else {
@@ -2519,7 +2739,10 @@ fn signed(s: String, negative: bool, spec: &Spec) -> String {
     }
 }
 
-fn fmt_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, nested: bool) {
+fn fmt_arg(out: &mut Text, v: &Value, verb: char, spec: &Spec, nested: bool) {
+    if out.over {
+        return;
+    }
     match v {
         Value::Null => {
             if verb == 'v' || nested {
@@ -3123,5 +3346,104 @@ mod tests {
             f.render_table(&ps_rows(), NAMES).unwrap_err(),
             "template: :1:5: executing \"\" at <.ID.X>: can't evaluate field X in type interface {}"
         );
+    }
+
+    // No user input makes berth abort: Go's limits where Go has them, an
+    // error where Go would die trying to allocate.
+
+    #[test]
+    fn printf_widths_and_precisions_have_gos_limits() {
+        let d = json!({"ID": "abc"});
+        let cases = [
+            // A written number past a million: Go gives up on the rest.
+            (
+                r#"{{printf "%99999999999s" .ID}}"#,
+                "%!(NOVERB)%!(EXTRA string=abc)",
+            ),
+            (
+                r#"{{printf "%10000010s" .ID}}"#,
+                "%!(NOVERB)%!(EXTRA string=abc)",
+            ),
+            (r#"{{printf "%10000009s" .ID | len}}"#, "10000009"),
+            (
+                r#"{{printf "%.99999999999s|" .ID}}"#,
+                "%!(NOVERB)%!(EXTRA string=abc)",
+            ),
+            // A `*` argument past a million, negative (precision) or not an integer.
+            (r#"{{printf "%*s" 1000001 .ID}}"#, "%!(BADWIDTH)abc"),
+            (r#"{{printf "%*s" 1000000 .ID | len}}"#, "1000000"),
+            (r#"{{printf "%*s" "x" .ID}}"#, "%!(BADWIDTH)abc"),
+            (r#"{{printf "%.*s" 1000001 .ID}}"#, "%!(BADPREC)abc"),
+            (r#"{{printf "%.*s" -1 .ID}}"#, "%!(BADPREC)abc"),
+            (r#"{{printf "%.*s" "x" .ID}}"#, "%!(BADPREC)abc"),
+            (r#"{{printf "%-*s|" -3 "a"}}"#, "a  |"),
+            (r#"{{printf "%*s"}}"#, "%!(BADWIDTH)%!s(MISSING)"),
+            (r#"{{printf "%.*s" 2}}"#, "%!s(MISSING)"),
+            // A '.' at the very end is the verb.
+            (r#"{{printf "%."}}"#, "%!.(MISSING)"),
+            (r#"{{printf "%.s|" "abc"}}"#, "|"),
+        ];
+        for (src, want) in cases {
+            assert_eq!(run(src, &d), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn what_would_exhaust_memory_is_an_error() {
+        let d = json!({"ID": "abc", "Names": ["a", "b"]});
+        let over = "output over 64 MiB";
+        for src in [
+            r#"{{pad .ID 99999999999 0}}"#,
+            r#"{{pad .ID 0 9223372036854775807}}"#,
+            // Doubling a variable.
+            r#"{{$x := "ab"}}{{range 100}}{{$x = printf "%s%s" $x $x}}{{end}}"#,
+            r#"{{$x := "ab"}}{{range 100}}{{$x = print $x $x}}{{end}}"#,
+            r#"{{$x := "ab"}}{{range 100}}{{$x = println $x $x}}{{end}}"#,
+            r#"{{$x := split "a,b" ","}}{{range 100}}{{$x = split (join $x ",,") ""}}{{end}}"#,
+            // A width applied to every element of a long list.
+            r#"{{$l := split (printf "%1000000s" "") ""}}{{printf "%1000000v" $l}}"#,
+            // Output that never ends.
+            r#"{{range 99999999999}}{{printf "%1000000d" .}}{{end}}"#,
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .chain([format!(
+            "{{{{range 99999999999}}}}{}{{{{end}}}}",
+            "x".repeat(100_000)
+        )]) {
+            let e = fails(&src, &d);
+            assert!(e.contains(over), "{src}: {e}");
+        }
+        // Within the budget all is well.
+        assert_eq!(run(r#"{{pad .ID 2 1}}"#, &d), "  abc ");
+        assert_eq!(run(r#"{{range 3}}{{.}}{{end}}"#, &d), "012");
+        assert_eq!(run(r#"{{range -3}}x{{else}}none{{end}}"#, &d), "none");
+        assert_eq!(run(r#"{{index .Names 1}}"#, &d), "b");
+        assert!(fails(r#"{{index .Names 99}}"#, &d).contains("index out of range: 99"));
+        assert!(fails(r#"{{index .Names -1}}"#, &d).contains("index out of range: -1"));
+        assert!(fails(r#"{{truncate .ID -1}}"#, &d).contains("slice bounds out of range [:-1]"));
+        assert!(fails(r#"{{pad .ID -1 0}}"#, &d).contains("negative Repeat count"));
+    }
+
+    #[test]
+    fn nesting_is_limited_rather_than_overflowing_the_stack() {
+        let d = json!({});
+        let parens = |n: usize| format!("{{{{{}1{}}}}}", "(".repeat(n), ")".repeat(n));
+        let ifs = |n: usize| format!("{}x{}", "{{if 1}}".repeat(n), "{{end}}".repeat(n));
+        let else_ifs = |n: usize| format!("{{{{if 0}}}}{}x{{{{end}}}}", "{{else if 0}}".repeat(n));
+        assert_eq!(run(&parens(MAX_DEPTH), &d), "1");
+        assert_eq!(run(&ifs(MAX_DEPTH), &d), "x");
+        assert_eq!(run(&else_ifs(MAX_DEPTH - 1), &d), "");
+        for src in [
+            parens(MAX_DEPTH + 1),
+            ifs(MAX_DEPTH + 1),
+            else_ifs(MAX_DEPTH),
+        ] {
+            let e = fails(&src, &d);
+            assert!(e.contains("max expression depth exceeded"), "{e}");
+        }
+        // Far deeper than any stack: refused just the same.
+        assert!(fails(&parens(100_000), &d).contains("max expression depth exceeded"));
+        assert!(fails(&ifs(20_000), &d).contains("max expression depth exceeded"));
     }
 }
