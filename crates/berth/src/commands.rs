@@ -417,6 +417,9 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         attach::Ended::Exited(code) => Ok(code),
         attach::Ended::Detached => Ok(0),
         attach::Ended::Lost => bail!("the exec'd process's monitor went away"),
+        attach::Ended::OutputClosed => {
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into())
+        }
     }
 }
 
