@@ -1162,7 +1162,10 @@ fn a_detached_container_outlives_the_cli() {
     // Its own session (not the caller's), which it does not lead: it can
     // never acquire a controlling terminal (the classic double fork).
     let (_, _, our_session) = proc_stat(std::process::id()).unwrap();
-    assert_ne!(monitor_session, our_session, "the monitor is in our session");
+    assert_ne!(
+        monitor_session, our_session,
+        "the monitor is in our session"
+    );
     assert_ne!(monitor_session, monitor, "the monitor leads a session");
     assert_eq!(status(&env, "bg"), "running");
 }

@@ -602,3 +602,67 @@ pub fn wait_for_log(env: &TestEnv, name: &str, needle: &str) {
         || env.ok(&["logs", name]).contains(needle).then_some(()),
     );
 }
+
+/// A static C program (`cc -static`) built once per source under
+/// CARGO_TARGET_TMPDIR behind a lock; returns the directory that holds it as
+/// `probe` (bind-mount it read-only into a container and run `/t/probe`).
+/// Probes are what an attacker would run inside a container: they make the
+/// raw system calls that busybox cannot.
+pub fn static_probe(name: &str, source: &str) -> PathBuf {
+    let mut h = DefaultHasher::new();
+    source.hash(&mut h);
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{:016x}", h.finish()));
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    let lock_path = dir.join(".lock");
+    let lock = File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
+    let prog = dir.join("probe");
+    if !prog.is_file() {
+        let src = dir.join("probe.c");
+        fs::write(&src, source).unwrap_or_else(|e| panic!("write {}: {e}", src.display()));
+        let tmp = dir.join("probe.tmp");
+        let out = Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cc: {e}"));
+        assert!(
+            out.status.success(),
+            "cc -static {name}.c failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::rename(&tmp, &prog).unwrap_or_else(|e| panic!("rename probe: {e}"));
+    }
+    drop(lock);
+    dir
+}
+
+/// `-v DIR:/t:ro` for a probe directory from [`static_probe`].
+pub fn probe_volume(dir: &Path) -> String {
+    format!(
+        "{}:/t:ro",
+        dir.to_str()
+            .unwrap_or_else(|| panic!("non-UTF-8 {}", dir.display()))
+    )
+}
+
+/// (state, parent PID, session ID) from /proc/PID/stat.
+pub fn proc_stat_of(pid: u32) -> Option<(char, u32, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    Some((f[0].chars().next()?, f[1].parse().ok()?, f[3].parse().ok()?))
+}
+
+/// utime + stime of a process, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
