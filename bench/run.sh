@@ -4,6 +4,7 @@
 # One run measures, on this machine:
 #   a. `run --rm bb true` latency (hyperfine medians) for berth, docker, podman,
 #      runc, crun and `unshare -fpmiun true`;
+#   a2. `exec CTR true` latency (hyperfine medians) for berth, docker, podman;
 #   b. create / start / stop / rm, each timed on its own, for berth, docker, podman;
 #   c. idle memory: the PSS of the per-container monitor (berth-monitor,
 #      containerd-shim-runc-v2, conmon) with N containers running.
@@ -20,7 +21,7 @@ RUNS=${RUNS:-50}               # hyperfine runs per command (section a)
 WARMUP=${WARMUP:-3}            # hyperfine warmup runs
 N_LIFE=${N_LIFE:-20}           # containers for create/start/stop/rm (section b)
 N_IDLE=${N_IDLE:-50}           # idle containers per engine (section c)
-SECTIONS=${SECTIONS:-"run lifecycle idle"}
+SECTIONS=${SECTIONS:-"run exec lifecycle idle"}
 ENGINES=${ENGINES:-"berth docker podman runc crun floor"}
 BUILD=${BUILD:-1}              # 0: do not run `cargo build --release`
 INSTALL=${INSTALL:-1}          # 0: do not apt-get install missing tools
@@ -134,6 +135,37 @@ if want_section run; then
     if want_engine floor; then
         run_row "unshare -fpmiun true (floor)" unshare -fpmiun true
     fi
+fi
+
+# ---- a2. exec CTR true --------------------------------------------------------------
+# berth's exec goes through an exec monitor (pipes it relays, its own session), as
+# docker's goes through containerd's shim and podman's through conmon.
+if want_section exec; then
+    section "a2. exec CTR true (hyperfine, $RUNS runs)"
+    : >"$RES/exec.tsv"
+    for e in berth docker podman; do
+        want_engine "$e" || continue
+        if [ "$(eval echo "\$${e}_ok")" != 1 ]; then
+            skip_row "$e exec CTR true" failed "engine setup failed" exec
+            continue
+        fi
+        engine_argv "$e"
+        net=(--network none)
+        [ "$e" = berth ] && net=()
+        if ! ctr=$(timeout 60 "${ENGINE_ARGV[@]}" run -d "${net[@]}" bb sleep 100000 2>"$BENCH_TMP/exec.err"); then
+            skip_row "$e exec CTR true" failed "$(first_line "$BENCH_TMP/exec.err")" exec
+            continue
+        fi
+        json=$BENCH_TMP/hf-exec-$e.json
+        if hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$json" \
+            "$(printf '%q ' "${ENGINE_ARGV[@]}" exec "$ctr" true)" >&2; then
+            med=$(python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$json")
+            printf '%s\t%s\t\n' "$e exec CTR true" "$med" >>"$RES/exec.tsv"
+        else
+            skip_row "$e exec CTR true" failed "hyperfine failed" exec
+        fi
+        remove_containers_of "$e"
+    done
 fi
 
 # ---- b. create / start / stop / rm -----------------------------------------------------
@@ -324,6 +356,21 @@ if run is not None:
         else:
             ratio = f"{m / base:.2f}×" if base else "–"
             lines.append(f"| {tool} | {m:.1f} | {ratio} |")
+
+ex = rows("exec.tsv")
+if ex is not None:
+    lines += ["", "## a2. `exec CTR true` (hyperfine median)", "",
+              "| engine | median ms | ratio to berth |", "|---|---:|---:|"]
+    base = next((num(r[1]) for r in ex if r[0].startswith("berth")), None)
+    for r in ex:
+        tool, val, note = (r + ["", ""])[:3]
+        m = num(val)
+        if m is None:
+            lines.append(f"| {tool} | {val} | – |")
+            if note:
+                notes.append(f"{tool}: {note}")
+        else:
+            lines.append(f"| {tool} | {m:.1f} | {f'{m / base:.2f}×' if base else '–'} |")
 
 life = rows("life.tsv")
 if life is not None:
