@@ -701,14 +701,20 @@ fn make_readonly(src: &File, dst: &Path, recursive: BindRecursive) -> Result<(),
 /// the root. Nothing may be mounted onto /proc or /sys or below them.
 fn open_mount_target(dst: &Path) -> Result<OwnedFd, String> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let fd = rustix::fs::openat2(
-        rustix::fs::CWD,
-        dst,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
-    .map_err(|e| format!("resolving {}: {e}", dst.display()))?;
+    // The kernel answers EAGAIN when a rename raced the lookup: try again.
+    let mut tries = 0;
+    let fd = loop {
+        match rustix::fs::openat2(
+            rustix::fs::CWD,
+            dst,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(rustix::io::Errno::AGAIN) if tries < 64 => tries += 1,
+            r => break r.map_err(|e| format!("resolving {}: {e}", dst.display()))?,
+        }
+    };
     let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map_err(|e| format!("resolving {}: {e}", dst.display()))?;
     for kernel_fs in ["/proc", "/sys"] {
