@@ -67,6 +67,25 @@ int main(int argc, char **argv) {
         printf("environ=%d exe=%d exe_write=%d ptrace=%d\n", e_env, e_exe, e_exew, e_ptrace);
         return 0;
     }
+    if (!strcmp(argv[1], "exe-hunt") && argc == 3) {
+        /* CVE-2019-5736: look, until the file argv[2] exists, for any
+           process whose executable is a berth binary of the host's. */
+        while (access(argv[2], F_OK) != 0) {
+            for (int pid = 2; pid < 512; pid++) {
+                char link[64], target[512];
+                snprintf(link, sizeof link, "/proc/%d/exe", pid);
+                ssize_t n = readlink(link, target, sizeof target - 1);
+                if (n <= 0) continue;
+                target[n] = 0;
+                if (strstr(target, "berth") && !strstr(target, "memfd:")) {
+                    printf("pid %d exe %s\n", pid, target);
+                    return 1;
+                }
+            }
+        }
+        printf("clean\n");
+        return 0;
+    }
     if (!strcmp(argv[1], "swap") && argc == 4) {
         /* Swap two names atomically, forever. */
         for (;;)
@@ -534,4 +553,88 @@ fn tmpfs_has_dockers_defaults_and_kernel_file_systems_cannot_be_covered() {
             "{opts:?}: {err}"
         );
     }
+}
+
+// ---------------------------------------------------------------- CVE history
+
+/// CVE-2019-5736: while `berth exec` enters the container, the entering
+/// process is (briefly) a copy of a host berth binary in the container's
+/// PID namespace; it must not be reachable (not dumpable) there.
+#[test]
+fn no_host_berth_binary_is_reachable_from_the_container() {
+    let env = TestEnv::with_busybox();
+    let p = probe();
+    env.ok(&["run", "-d", "--name", "box", "-v", &p, BB, "sleep", "1000"]);
+    let mut hunter = env
+        .berth(&["exec", "box", "/t/probe", "exe-hunt", "/tmp/stop"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    for _ in 0..20 {
+        env.ok(&["exec", "box", "true"]);
+    }
+    env.ok(&["exec", "box", "touch", "/tmp/stop"]);
+    let out = hunter
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait: {e}"));
+    assert_eq!(text(&out.stdout), "clean\n");
+}
+
+/// CVE-2022-29162: no inheritable capabilities, for the first process and
+/// for exec'd ones.
+#[test]
+fn processes_get_no_inheritable_capabilities() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["run", "-d", "--name", "box", BB, "sleep", "1000"]);
+    for args in [
+        vec!["exec", "box", "grep", "CapInh", "/proc/1/status"],
+        vec!["exec", "box", "grep", "CapInh", "/proc/self/status"],
+        vec![
+            "exec",
+            "-u",
+            "1000",
+            "box",
+            "grep",
+            "CapInh",
+            "/proc/self/status",
+        ],
+    ] {
+        assert_eq!(env.ok(&args), "CapInh:\t0000000000000000\n", "{args:?}");
+    }
+}
+
+/// CVE-2020-15257: nothing of berth listens on an abstract unix socket,
+/// which a `--network host` container could reach.
+#[test]
+fn no_abstract_sockets_reach_host_network_containers() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--network",
+        "host",
+        BB,
+        "sleep",
+        "1000",
+    ]);
+    let mon = monitor_of(&env, "box");
+    let inodes: Vec<String> = host_fds(mon)
+        .iter()
+        .filter_map(|f| {
+            f.split("socket:[")
+                .nth(1)
+                .map(|i| i.trim_end_matches(']').to_string())
+        })
+        .collect();
+    let unix = fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    for line in unix.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() >= 8 && inodes.iter().any(|i| i == f[6]) {
+            assert!(!f[7].starts_with('@'), "the monitor listens on {}", f[7]);
+        }
+    }
+    let seen = env.ok(&["exec", "box", "cat", "/proc/net/unix"]);
+    assert!(!seen.contains("@berth"), "{seen}");
 }
