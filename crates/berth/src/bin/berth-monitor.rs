@@ -119,8 +119,10 @@ fn run() -> Res<i32> {
         let created = process::create(&cfg.spec, child_stdio, |pid| {
             berth_runtime::trace::trace("monitor: cloned");
             cgroup.create().map_err(|e| format!("cgroup: {e}"))?;
-            berth_runtime::devices::apply_default_rules(&cgroup)
-                .map_err(|e| format!("cgroup device rules: {e}"))?;
+            if !cfg.spec.privileged {
+                berth_runtime::devices::apply_default_rules(&cgroup)
+                    .map_err(|e| format!("cgroup device rules: {e}"))?;
+            }
             let r = cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
             berth_runtime::trace::trace("monitor: placed");
             r
