@@ -1,14 +1,16 @@
 //! Linux capabilities of a container's process: Docker's default set, the
 //! names Docker accepts for `--cap-add`/`--cap-drop`, and the drop itself.
 //!
-//! [`apply`] runs as root in the container's init, after the seccomp filter
-//! is loaded (that needs CAP_SYS_ADMIN) and before the user switch. It
-//! narrows the bounding set, clears the ambient set and sets effective =
-//! permitted = `keep` with an empty inheritable set, as Docker has done
+//! The container's init runs [`drop_bounding`], the user switch (with
+//! `PR_SET_KEEPCAPS`) and then [`set_process_caps`], as runc does; [`apply`]
+//! is the two halves without a user switch. Together they narrow the
+//! bounding set, clear the ambient set and set effective = permitted =
+//! `keep` with an empty inheritable set, as Docker has done
 //! since 20.10.14 (CVE-2022-24769: inheritable capabilities let a non-root
 //! user gain them by executing a file with inheritable file capabilities).
-//! A later switch to a non-root uid then clears permitted and effective, as
-//! in Docker.
+//! For a non-root user, the exec then clears permitted and effective, as in
+//! Docker. [`normalize`] and [`tweak`] are Docker's `--cap-add`/`--cap-drop`
+//! handling.
 //!
 //! Never: raises a capability the process does not already hold.
 
