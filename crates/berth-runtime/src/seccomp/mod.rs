@@ -976,10 +976,8 @@ mod tests {
             }
             let mut ns = 0u64;
             // SAFETY: reads 8 bytes into a live local from our pipe.
-            assert_eq!(
-                unsafe { libc::read(fds[0], (&mut ns as *mut u64).cast(), 8) },
-                8
-            );
+            let n = unsafe { libc::read(fds[0], (&mut ns as *mut u64).cast(), 8) };
+            assert_eq!(n, 8);
             let mut status = 0;
             // SAFETY: waits for our own child.
             unsafe { libc::waitpid(pid, &mut status, 0) };
