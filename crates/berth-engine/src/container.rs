@@ -775,6 +775,11 @@ impl Engine {
         attach: Option<AttachStreams>,
     ) -> Result<(Option<Attachment>, i32)> {
         let _ = std::fs::remove_file(v.dir.join("stopped"));
+        // No filter file: unconfined, or created by a berth that did not
+        // compile filters at create (then compile it now, once).
+        if !v.dir.join("seccomp.bpf").exists() {
+            self.upgrade_legacy_spec(&v.dir)?;
+        }
         let mut cmd = std::process::Command::new(&self.opts.monitor);
         cmd.arg(&v.dir);
         if attach.is_some() {
@@ -1349,11 +1354,7 @@ impl Engine {
         if mon.spec.privileged {
             spec.security.capabilities = None;
         }
-        let filters =
-            berth_runtime::process::load_filters(&mon.spec).map_err(|e| EngineError::Runtime {
-                code: 125,
-                message: format!("seccomp: {e}"),
-            })?;
+        let filters = self.container_filters(&mon.spec)?;
         let cg_path = format!("{}/{}", self.opts.cgroup_parent, v.id);
         let layout = cgroups::detect().map_err(|e| EngineError::Runtime {
             code: 125,

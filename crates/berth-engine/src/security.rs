@@ -155,6 +155,61 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// A container's filters as its monitor loads them. A spec written
+    /// before filters were compiled at create (confined, no filter file)
+    /// gets the built-in profile for its capabilities.
+    pub(crate) fn container_filters(
+        &self,
+        spec: &berth_runtime::ContainerSpec,
+    ) -> Result<Option<CompiledFilters>> {
+        if let Some(path) = self.legacy_filter(spec)? {
+            let bytes =
+                std::fs::read(&path).map_err(io_ctx(format!("reading {}", path.display())))?;
+            return CompiledFilters::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|e| invalid(e.to_string()));
+        }
+        berth_runtime::process::load_filters(spec).map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: format!("seccomp: {e}"),
+        })
+    }
+
+    /// For a spec from before filters were compiled at create: the cached
+    /// filter of the built-in profile for its capabilities.
+    fn legacy_filter(&self, spec: &berth_runtime::ContainerSpec) -> Result<Option<PathBuf>> {
+        if !spec.seccomp || spec.privileged || spec.security.seccomp_filter.is_some() {
+            return Ok(None);
+        }
+        let caps = spec.security.capabilities.unwrap_or(caps::DOCKER_DEFAULT);
+        self.compiled_seccomp(seccomp::DEFAULT_PROFILE_JSON, caps)
+            .map(Some)
+    }
+
+    /// Before a container created by an older berth starts: compile its
+    /// filter and record it in its `monitor.json`, so that the monitor only
+    /// loads it.
+    pub(crate) fn upgrade_legacy_spec(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("monitor.json");
+        let data = std::fs::read(&path).map_err(io_ctx("reading monitor.json"))?;
+        let mut mon: berth_runtime::monitor::MonitorConfig = serde_json::from_slice(&data)
+            .map_err(|e| invalid(format!("parsing monitor.json: {e}")))?;
+        let Some(cached) = self.legacy_filter(&mon.spec)? else {
+            return Ok(());
+        };
+        let own = dir.join("seccomp.bpf");
+        let _ = std::fs::remove_file(&own);
+        link_filter(&cached, &own)?;
+        mon.spec.security.seccomp_filter = Some(own);
+        let out = serde_json::to_vec_pretty(&mon).map_err(|e| invalid(e.to_string()))?;
+        let tmp = dir.join("monitor.json.tmp");
+        std::fs::write(&tmp, out)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(io_ctx("writing monitor.json"))
+    }
+}
+
 /// Gives the container its own name for the cached filter: a hard link
 /// (a copy where links cannot be made).
 pub(crate) fn link_filter(cached: &Path, dst: &Path) -> Result<()> {

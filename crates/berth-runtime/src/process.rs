@@ -98,9 +98,7 @@ fn parse_failure(buf: &[u8]) -> ProcessError {
 /// its cgroup there); the child execs only after `place` succeeded.
 ///
 /// The child reads the seccomp filter the engine compiled
-/// (`spec.security.seccomp_filter`); only for a spec without one does it
-/// compile the built-in profile itself, so that the compiler's allocations
-/// dirty the child's pages, which its exec discards, never the caller's.
+/// (`spec.security.seccomp_filter`); it never compiles one.
 pub fn create(
     spec: &ContainerSpec,
     stdio: ChildStdio,
@@ -235,27 +233,21 @@ fn child_main(spec: &ContainerSpec, stdio: ChildStdio, mut go: File, mut rep: Fi
 }
 
 /// The container's seccomp filters: none when unconfined; else the file
-/// the engine compiled, or (a spec from before the engine compiled them)
-/// the built-in profile compiled here for the spec's capabilities.
+/// the engine compiled.
 pub fn load_filters(spec: &ContainerSpec) -> Result<Option<CompiledFilters>, String> {
     if !spec.seccomp || spec.privileged {
         return Ok(None);
     }
-    let Security {
-        capabilities,
-        seccomp_filter,
-        ..
-    } = &spec.security;
-    let filters = match seccomp_filter {
+    let filters = match &spec.security.seccomp_filter {
         Some(path) => {
             let bytes =
                 std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
             CompiledFilters::from_bytes(&bytes)
         }
-        None => crate::seccomp::default_profile().and_then(|p| {
-            let caps = capabilities.unwrap_or(crate::caps::DOCKER_DEFAULT);
-            crate::seccomp::compile(&p, &crate::seccomp::Target::host(caps))
-        }),
+        // The engine compiles every confined container's filter (and
+        // upgrades older specs) before the monitor starts: the compiler is
+        // kept out of the monitor's binary.
+        None => return Err("the container has no compiled seccomp filter".into()),
     };
     filters.map(Some).map_err(|e| e.to_string())
 }

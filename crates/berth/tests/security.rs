@@ -530,3 +530,27 @@ fn filters_are_compiled_once_per_profile_and_capability_set() {
     fs::remove_dir_all(&cache).unwrap_or_else(|e| panic!("rm cache: {e}"));
     assert_eq!(env.ok(&["start", "-a", "a1"]), "");
 }
+
+#[test]
+fn a_container_from_before_compiled_filters_still_starts_confined() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["create", "--name", "old1", BB, "cat", "/proc/self/status"]);
+    let id = env.ok(&["inspect", "-f", "{{.Id}}", "old1"]);
+    let dir = env.root.path().join("containers").join(id.trim());
+    // What an older berth wrote: no filter file, no `security` in the spec.
+    fs::remove_file(dir.join("seccomp.bpf")).unwrap_or_else(|e| panic!("rm: {e}"));
+    let path = dir.join("monitor.json");
+    let mut mon: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("read: {e}")))
+            .unwrap_or_else(|e| panic!("parse: {e}"));
+    let spec = mon["spec"]
+        .as_object_mut()
+        .unwrap_or_else(|| panic!("no spec in {path:?}"));
+    spec.remove("security");
+    spec.remove("unmask_system_paths");
+    fs::write(&path, mon.to_string()).unwrap_or_else(|e| panic!("write: {e}"));
+    let s = env.ok(&["start", "-a", "old1"]);
+    assert_eq!(status_field(&s, "Seccomp"), "2");
+    assert_eq!(status_field(&s, "CapEff"), "00000000a80425fb");
+    assert!(dir.join("seccomp.bpf").is_file());
+}
