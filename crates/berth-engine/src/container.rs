@@ -54,6 +54,12 @@ pub struct CreateOptions {
     pub log_opts: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub privileged: bool,
+    /// `--cap-add`, `--cap-drop`: capability names as the user wrote them.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--security-opt`, with a `seccomp=` profile's JSON inline (the CLI
+    /// reads the file, as Docker's does).
+    pub security_opt: Vec<String>,
 }
 
 /// A container as `ps` and `inspect` see it.
@@ -448,6 +454,13 @@ impl Engine {
             log_config.config.insert(k.clone(), v.clone());
         }
 
+        let security =
+            crate::security::parse(&o.cap_add, &o.cap_drop, o.privileged, &o.security_opt)?;
+        // Compiled before anything is written: a bad profile creates nothing.
+        let seccomp_cached = match (&security.seccomp_profile, security.caps) {
+            (Some(profile), Some(caps)) => Some(self.compiled_seccomp(profile, caps)?),
+            _ => None,
+        };
         let dir = self.container_dir(&id);
         let mounts = self.parse_mounts(o)?;
 
@@ -490,11 +503,39 @@ impl Engine {
                 .collect(),
             log_config,
             mounts: mounts.clone(),
+            cap_add: security.cap_add.clone(),
+            cap_drop: security.cap_drop.clone(),
+            privileged: o.privileged,
+            security_opt: security.security_opt.clone(),
+            masked_paths: Some(if o.privileged || security.unmask_system_paths {
+                Vec::new()
+            } else {
+                berth_runtime::process::MASKED_PATHS
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect()
+            }),
+            readonly_paths: Some(if o.privileged || security.unmask_system_paths {
+                Vec::new()
+            } else {
+                berth_runtime::process::READONLY_PATHS
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect()
+            }),
         };
 
         // Files first …
-        let made =
-            self.lay_out_container(&id, &dir, &hostname, network, &image, &config, &host_config);
+        let made = self.lay_out_container(
+            &id,
+            &dir,
+            &hostname,
+            network,
+            &image,
+            &config,
+            &host_config,
+            (&security, seccomp_cached.as_deref()),
+        );
         if let Err(e) = made {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
@@ -621,11 +662,20 @@ impl Engine {
         image: &berth_store::ImageRow,
         config: &ContainerConfig,
         host: &HostConfig,
+        (security, seccomp_cached): (&crate::security::SecuritySetup, Option<&Path>),
     ) -> Result<()> {
         for d in ["upper", "work", "merged"] {
             std::fs::create_dir_all(dir.join(d))
                 .map_err(io_ctx(format!("creating {}", dir.join(d).display())))?;
         }
+        let seccomp_filter = match seccomp_cached {
+            Some(cached) => {
+                let own = dir.join("seccomp.bpf");
+                crate::security::link_filter(cached, &own)?;
+                Some(own)
+            }
+            None => None,
+        };
         let hosts = if network == "host" {
             std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS_BASE.to_string())
         } else {
@@ -703,8 +753,14 @@ impl Engine {
             etc_hostname: Some(dir.join("hostname")),
             etc_hosts: Some(dir.join("hosts")),
             etc_resolv_conf: Some(dir.join("resolv.conf")),
-            seccomp: true,
-            privileged: false,
+            seccomp: seccomp_filter.is_some(),
+            privileged: host.privileged,
+            security: berth_runtime::Security {
+                capabilities: security.caps,
+                no_new_privileges: security.no_new_privileges,
+                seccomp_filter,
+            },
+            unmask_system_paths: security.unmask_system_paths,
         };
         let log = &host.log_config.config;
         let mon = MonitorConfig {
@@ -806,6 +862,11 @@ impl Engine {
         attach: Option<AttachStreams>,
     ) -> Result<(Option<Attachment>, i32)> {
         let _ = std::fs::remove_file(v.dir.join("stopped"));
+        // No filter file: unconfined, or created by a berth that did not
+        // compile filters at create (then compile it now, once).
+        if !v.dir.join("seccomp.bpf").exists() {
+            self.upgrade_legacy_spec(&v.dir)?;
+        }
         let mut args = vec![v.dir.clone().into_os_string()];
         if attach.is_some() {
             args.push("--attach-first".into());
@@ -1411,6 +1472,20 @@ impl Engine {
                 v.config.working_dir.clone()
             };
         }
+        // The container's own confinement, as its monitor runs it.
+        let mon: MonitorConfig = std::fs::read(v.dir.join("monitor.json"))
+            .map_err(io_ctx("reading monitor.json"))
+            .and_then(|b| {
+                serde_json::from_slice(&b).map_err(|e| EngineError::Runtime {
+                    code: 125,
+                    message: format!("parsing monitor.json: {e}"),
+                })
+            })?;
+        spec.security = mon.spec.security.clone();
+        if mon.spec.privileged {
+            spec.security.capabilities = None;
+        }
+        let seccomp_filter = self.container_filter_path(&mon.spec)?;
         let exec_id = hex::encode(random_bytes());
         let socket = self
             .opts
@@ -1425,7 +1500,7 @@ impl Engine {
             tty: o.tty,
             open_stdin: o.stdin && !o.detach,
             attach_socket: (!o.detach).then(|| socket.clone()),
-            seccomp: true,
+            seccomp_filter,
             monitor_cgroup: self.monitor_cgroup(),
         };
         let exec_dir = v.dir.join("exec");

@@ -20,6 +20,7 @@ mod container;
 mod fsops;
 mod image;
 pub mod names;
+mod security;
 mod volume;
 
 use std::fs::File;

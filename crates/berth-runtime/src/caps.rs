@@ -1,14 +1,16 @@
 //! Linux capabilities of a container's process: Docker's default set, the
 //! names Docker accepts for `--cap-add`/`--cap-drop`, and the drop itself.
 //!
-//! [`apply`] runs as root in the container's init, after the seccomp filter
-//! is loaded (that needs CAP_SYS_ADMIN) and before the user switch. It
-//! narrows the bounding set, clears the ambient set and sets effective =
-//! permitted = `keep` with an empty inheritable set, as Docker has done
+//! The container's init runs [`drop_bounding`], the user switch (with
+//! `PR_SET_KEEPCAPS`) and then [`set_process_caps`], as runc does; [`apply`]
+//! is the two halves without a user switch. Together they narrow the
+//! bounding set, clear the ambient set and set effective = permitted =
+//! `keep` with an empty inheritable set, as Docker has done
 //! since 20.10.14 (CVE-2022-24769: inheritable capabilities let a non-root
 //! user gain them by executing a file with inheritable file capabilities).
-//! A later switch to a non-root uid then clears permitted and effective, as
-//! in Docker.
+//! For a non-root user, the exec then clears permitted and effective, as in
+//! Docker. [`normalize`] and [`tweak`] are Docker's `--cap-add`/`--cap-drop`
+//! handling.
 //!
 //! Never: raises a capability the process does not already hold.
 
@@ -141,6 +143,77 @@ fn display(cap: u32) -> String {
     name(cap).map_or_else(|| format!("capability {cap}"), str::to_string)
 }
 
+/// A `--cap-add`/`--cap-drop` name Docker does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown capability: {0:?}")]
+pub struct UnknownCapability(pub String);
+
+/// Normalises `--cap-add`/`--cap-drop` values as Docker does: upper case,
+/// `CAP_` prefixed (`net_admin` -> `CAP_NET_ADMIN`), `ALL` kept as it is.
+pub fn normalize(names: &[String]) -> Result<Vec<String>, UnknownCapability> {
+    names
+        .iter()
+        .map(|n| {
+            let upper = n.to_ascii_uppercase();
+            if upper == "ALL" {
+                return Ok(upper);
+            }
+            let full = if upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            };
+            if NAMES.contains(&full.as_str()) {
+                Ok(full)
+            } else {
+                Err(UnknownCapability(full))
+            }
+        })
+        .collect()
+}
+
+/// Docker's capability arithmetic on normalised lists: `ALL` in `add`
+/// gives every capability in `all` but the dropped ones; `ALL` in `drop`
+/// gives just the added ones; otherwise `base` less `drop` plus `add`.
+pub fn tweak(base: u64, add: &[String], drop: &[String], all: u64) -> u64 {
+    let set = |names: &[String]| {
+        names
+            .iter()
+            .filter_map(|n| parse_name(n))
+            .filter(|&c| c < 64)
+            .fold(0u64, |acc, c| acc | 1 << c)
+    };
+    let is_all = |names: &[String]| names.iter().any(|n| n == "ALL");
+    if is_all(add) {
+        all & !set(drop)
+    } else if is_all(drop) {
+        set(add)
+    } else {
+        (base & !set(drop)) | set(add)
+    }
+}
+
+/// Every capability the running kernel knows that this process holds
+/// (its permitted set): what `ALL` and `--privileged` grant.
+pub fn all_held() -> u64 {
+    let last = last_cap().min(63);
+    let known = if last == 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last + 1)) - 1
+    };
+    let held = rthread::capabilities(None).map_or(u64::MAX, |c| c.permitted.bits());
+    known & held
+}
+
+/// The names of the capabilities in `set`, lowest number first.
+pub fn names(set: u64) -> Vec<&'static str> {
+    (0..64u32)
+        .filter(|c| set & (1u64 << c) != 0)
+        .filter_map(name)
+        .collect()
+}
+
 /// Drops every capability not in `keep` from the bounding set, clears the
 /// ambient set, then sets effective = permitted = `keep` and inheritable
 /// to empty. Needs CAP_SETPCAP (so: call it as root, before the user
@@ -239,6 +312,45 @@ mod tests {
         assert_eq!(parse_name("NET_ADMINX"), None);
         assert_eq!(name(21), Some("CAP_SYS_ADMIN"));
         assert_eq!(name(41), None);
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn cap_flags_normalize_like_docker() {
+        assert_eq!(
+            normalize(&strings(&["net_admin", "CAP_chown", "all", "Sys_Admin"])).unwrap(),
+            strings(&["CAP_NET_ADMIN", "CAP_CHOWN", "ALL", "CAP_SYS_ADMIN"])
+        );
+        assert_eq!(
+            normalize(&strings(&["FOO"])).unwrap_err().to_string(),
+            "unknown capability: \"CAP_FOO\""
+        );
+        assert!(normalize(&strings(&["CAP_"])).is_err());
+    }
+
+    #[test]
+    fn cap_arithmetic_is_dockers() {
+        let all = (1u64 << 41) - 1;
+        let n = |v: &[&str]| normalize(&strings(v)).unwrap();
+        let bit = |c: &str| 1u64 << parse_name(c).unwrap();
+        assert_eq!(tweak(DOCKER_DEFAULT, &[], &[], all), DOCKER_DEFAULT);
+        assert_eq!(
+            tweak(DOCKER_DEFAULT, &n(&["NET_BIND_SERVICE"]), &n(&["ALL"]), all),
+            0x400
+        );
+        assert_eq!(
+            tweak(DOCKER_DEFAULT, &n(&["ALL"]), &n(&["CHOWN"]), all),
+            all & !1
+        );
+        assert_eq!(
+            tweak(DOCKER_DEFAULT, &n(&["SYS_ADMIN"]), &n(&["NET_RAW"]), all),
+            (DOCKER_DEFAULT | bit("SYS_ADMIN")) & !bit("NET_RAW")
+        );
+        assert_eq!(names(0x401), vec!["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]);
+        assert_eq!(all_held() & DOCKER_DEFAULT, DOCKER_DEFAULT);
     }
 
     fn status_field(status: &str, key: &str) -> Option<u64> {

@@ -11,8 +11,10 @@
 //!
 //! Invariants: every mount a container makes lives in its own mount
 //! namespace, so a killed container leaves no mount behind on the host; the
-//! seccomp filter is loaded while CAP_SYS_ADMIN is still held, and the
-//! capability drop and user switch that follow are allowed by the profile.
+//! seccomp filter is loaded while CAP_SYS_ADMIN is still held (or, with
+//! no_new_privs, last before the exec), and the capability drop and user
+//! switch that follow are allowed by the profile; a container's init only
+//! loads a filter the engine compiled.
 
 pub mod caps;
 pub mod cgroups;

@@ -70,8 +70,8 @@ pub struct ExecConfig {
     pub open_stdin: bool,
     /// Where clients attach; None for a detached exec (output is dropped).
     pub attach_socket: Option<PathBuf>,
-    /// Load Docker's default seccomp profile.
-    pub seccomp: bool,
+    /// The container's compiled seccomp filter (None: unconfined).
+    pub seccomp_filter: Option<PathBuf>,
     /// The cgroup the monitor moves itself to (see [`MonitorConfig::monitor_cgroup`]).
     #[serde(default)]
     pub monitor_cgroup: String,

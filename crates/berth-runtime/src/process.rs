@@ -15,7 +15,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::seccomp::CompiledFilters;
-use crate::spec::{BindRecursive, ContainerSpec, MountKind, NetworkMode};
+use crate::spec::{BindRecursive, ContainerSpec, MountKind, NetworkMode, Security};
 use crate::sys::{self, Forked};
 
 /// Docker's exit code when the engine itself failed.
@@ -97,9 +97,8 @@ fn parse_failure(buf: &[u8]) -> ProcessError {
 /// child exists, while the child sets up its root filesystem (put it into
 /// its cgroup there); the child execs only after `place` succeeded.
 ///
-/// With `spec.seccomp` the child compiles Docker's default profile itself:
-/// the compiler's allocations then dirty the child's pages, which its exec
-/// discards, instead of the long-lived caller's.
+/// The child reads the seccomp filter the engine compiled
+/// (`spec.security.seccomp_filter`); it never compiles one.
 pub fn create(
     spec: &ContainerSpec,
     stdio: ChildStdio,
@@ -207,6 +206,11 @@ fn fail(rep: &mut File, code: i32, message: &str) -> i32 {
 
 fn child_main(spec: &ContainerSpec, stdio: ChildStdio, mut go: File, mut rep: File) -> i32 {
     sys::set_pdeathsig(libc::SIGKILL);
+    // Read before pivot_root: the filter file is a host path.
+    let filters = match load_filters(spec) {
+        Ok(f) => f,
+        Err(e) => return fail(&mut rep, EXIT_ENGINE, &format!("seccomp: {e}")),
+    };
     // The root filesystem is set up while the parent moves us into our
     // cgroup (a cgroup v1 migration waits for an RCU grace period, ~10 ms
     // here): only the cgroup namespace and the exec must come after it.
@@ -223,14 +227,6 @@ fn child_main(spec: &ContainerSpec, stdio: ChildStdio, mut go: File, mut rep: Fi
     } else {
         None
     };
-    let filters = if spec.seccomp {
-        match crate::seccomp::default_profile() {
-            Ok(f) => Some(f),
-            Err(e) => return fail(&mut rep, EXIT_ENGINE, &format!("seccomp: {e}")),
-        }
-    } else {
-        None
-    };
     let mut b = [0u8; 1];
     if go.read_exact(&mut b).is_err() {
         return EXIT_ENGINE;
@@ -238,14 +234,36 @@ fn child_main(spec: &ContainerSpec, stdio: ChildStdio, mut go: File, mut rep: Fi
     if let Err(e) = sys::unshare(libc::CLONE_NEWCGROUP) {
         return fail(&mut rep, EXIT_ENGINE, &format!("cgroup namespace: {e}"));
     }
-    finish_and_exec(
-        init,
-        prepared,
-        filters.as_ref(),
-        !spec.privileged,
-        &mut go,
-        &mut rep,
-    )
+    let confine = Confinement {
+        seccomp: filters.as_ref(),
+        caps: if spec.privileged {
+            None
+        } else {
+            spec.security.capabilities
+        },
+        no_new_privs: spec.security.no_new_privileges,
+    };
+    finish_and_exec(init, prepared, &confine, &mut go, &mut rep)
+}
+
+/// The container's seccomp filters: none when unconfined; else the file
+/// the engine compiled.
+pub fn load_filters(spec: &ContainerSpec) -> Result<Option<CompiledFilters>, String> {
+    if !spec.seccomp || spec.privileged {
+        return Ok(None);
+    }
+    let filters = match &spec.security.seccomp_filter {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            CompiledFilters::from_bytes(&bytes)
+        }
+        // The engine compiles every confined container's filter (and
+        // upgrades older specs) before the monitor starts: the compiler is
+        // kept out of the monitor's binary.
+        None => return Err("the container has no compiled seccomp filter".into()),
+    };
+    filters.map(Some).map_err(|e| e.to_string())
 }
 
 /// What the setup resolved: the process to exec and whom to exec it as.
@@ -356,14 +374,16 @@ fn setup_rootfs(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<(), String> 
     sys::umount_detach(Path::new(".")).map_err(|e| format!("detaching the old root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
 
-    mount_special(console.as_ref())?;
+    mount_special(console.as_ref(), spec.privileged)?;
     for (m, src) in spec.mounts.iter().zip(&sources) {
         mount_user(m, src.as_ref())?;
     }
     for (f, dst) in &etc_files {
         bind_fd(f, Path::new(dst), false, BindRecursive::Enabled, false)?;
     }
-    mask_paths()?;
+    if !spec.privileged && !spec.unmask_system_paths {
+        mask_paths()?;
+    }
     if spec.rootfs.readonly {
         sys::mount(
             "",
@@ -406,34 +426,68 @@ fn prepare(args: &[String], env: &[String], user: &str) -> Result<Prepared, Stri
     })
 }
 
-/// The last steps, shared by `create` and `exec`: seccomp (while
-/// CAP_SYS_ADMIN is still held), capabilities, user, then exec — through the
-/// tiny init when asked.
+/// How the last steps confine the process.
+struct Confinement<'a> {
+    seccomp: Option<&'a CompiledFilters>,
+    /// The capability set to keep; `None` keeps them all (`--privileged`).
+    caps: Option<u64>,
+    no_new_privs: bool,
+}
+
+/// The last steps, shared by `create` and `exec`, in runc's order:
+/// seccomp first while CAP_SYS_ADMIN is still held (unless no_new_privs
+/// lets it come last), the bounding set, the user switch (keeping the
+/// permitted set across it, so that a set without CAP_SETUID can still
+/// switch), the process capabilities, no_new_privs and then seccomp when
+/// asked, then exec — through the tiny init when asked.
 fn finish_and_exec(
     init: Option<OwnedFd>,
     p: Prepared,
-    seccomp: Option<&CompiledFilters>,
-    drop_caps: bool,
+    confine: &Confinement<'_>,
     go: &mut File,
     rep: &mut File,
 ) -> i32 {
-    if let Some(f) = seccomp {
-        if let Err(e) = f.install() {
-            return fail(rep, EXIT_ENGINE, &format!("seccomp: {e}"));
+    let load = |rep: &mut File| match confine.seccomp.map(CompiledFilters::install) {
+        Some(Err(e)) => Err(fail(rep, EXIT_ENGINE, &format!("seccomp: {e}"))),
+        _ => Ok(()),
+    };
+    if !confine.no_new_privs {
+        if let Err(code) = load(rep) {
+            return code;
         }
     }
-    if drop_caps {
-        if let Err(e) = crate::caps::apply(crate::caps::DOCKER_DEFAULT) {
+    if let Some(keep) = confine.caps {
+        let dropped = crate::caps::drop_bounding(keep).and_then(|()| {
+            rustix::thread::set_keep_capabilities(true)
+                .map_err(|e| crate::caps::CapsError::Set(e.into()))
+        });
+        if let Err(e) = dropped {
             return fail(rep, EXIT_ENGINE, &format!("capabilities: {e}"));
         }
     }
     if let Err(e) = switch_user(&p.user) {
         return fail(rep, EXIT_ENGINE, &e);
     }
+    if let Some(keep) = confine.caps {
+        let set = rustix::thread::set_keep_capabilities(false)
+            .map_err(|e| crate::caps::CapsError::Set(e.into()))
+            .and_then(|()| crate::caps::set_process_caps(keep));
+        if let Err(e) = set {
+            return fail(rep, EXIT_ENGINE, &format!("capabilities: {e}"));
+        }
+    }
     let exe = match find_executable(&p.arg0, &p.path_env) {
         Ok(exe) => exe,
         Err((code, msg)) => return fail(rep, code, &msg),
     };
+    if confine.no_new_privs {
+        if let Err(e) = rustix::thread::set_no_new_privs(true) {
+            return fail(rep, EXIT_ENGINE, &format!("no_new_privs: {e}"));
+        }
+        if let Err(code) = load(rep) {
+            return code;
+        }
+    }
     // Ready: wait for the word to go.
     if rep.write_all(b"R").is_err() {
         return EXIT_ENGINE;
@@ -563,7 +617,7 @@ fn mkdir_p(p: &str) -> Result<(), String> {
 }
 
 /// /proc, /sys, /dev and friends, inside the new root.
-fn mount_special(console: Option<&File>) -> Result<(), String> {
+fn mount_special(console: Option<&File>, sys_rw: bool) -> Result<(), String> {
     // The kernel's file systems go where the image cannot redirect them.
     for dir in ["/proc", "/sys", "/dev"] {
         if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -578,7 +632,11 @@ fn mount_special(console: Option<&File>) -> Result<(), String> {
         "sysfs",
         Path::new("/sys"),
         "sysfs",
-        NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+        if sys_rw {
+            NOSUID_NODEV_NOEXEC
+        } else {
+            NOSUID_NODEV_NOEXEC | libc::MS_RDONLY
+        },
         "",
     )
     .map_err(|e| format!("mounting /sys: {e}"))?;
@@ -943,7 +1001,11 @@ pub struct ExecSpec {
     pub env: Vec<String>,
     pub cwd: String,
     pub user: String,
+    /// `exec --privileged`: every capability berth holds.
     pub privileged: bool,
+    /// The container's confinement (its capabilities and no_new_privs; the
+    /// filter itself comes as `exec_in`'s `seccomp`).
+    pub security: Security,
 }
 
 /// Runs `spec` inside the namespaces of the running container whose init is
@@ -1146,7 +1208,16 @@ fn exec_child(spec: &ExecSpec, seccomp: Option<&CompiledFilters>, rep: &mut File
         Err(e) => return fail(rep, EXIT_ENGINE, &e.to_string()),
     };
     let _ = go_w.write_all(b"G");
-    finish_and_exec(None, p, seccomp, !spec.privileged, &mut go_r, rep)
+    let confine = Confinement {
+        seccomp,
+        caps: if spec.privileged {
+            None
+        } else {
+            spec.security.capabilities
+        },
+        no_new_privs: spec.security.no_new_privileges,
+    };
+    finish_and_exec(None, p, &confine, &mut go_r, rep)
 }
 
 /// Waits for `pid` (a child of the caller) and returns Docker's exit code.

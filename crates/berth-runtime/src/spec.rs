@@ -99,8 +99,48 @@ pub struct ContainerSpec {
     pub etc_hostname: Option<PathBuf>,
     pub etc_hosts: Option<PathBuf>,
     pub etc_resolv_conf: Option<PathBuf>,
-    /// Load Docker's default seccomp profile (true unless explicitly unconfined).
+    /// Confine the process with seccomp (false: `seccomp=unconfined`, or
+    /// `--privileged`). With no `security.seccomp_filter` (a spec written
+    /// before the engine compiled filters), the init compiles the built-in
+    /// profile itself.
     pub seccomp: bool,
-    /// Keep every capability (`--privileged`): off by default.
+    /// `--privileged`: every capability berth holds, /sys read-write, no
+    /// masked or read-only paths, every device allowed in the cgroup.
     pub privileged: bool,
+    /// Capabilities, no_new_privs and the compiled seccomp filter.
+    #[serde(default)]
+    pub security: Security,
+    /// `--security-opt systempaths=unconfined`: no masked or read-only
+    /// paths in /proc and /sys.
+    #[serde(default)]
+    pub unmask_system_paths: bool,
+}
+
+/// How a container's processes are confined; the engine hands the same
+/// settings to the container's first process and to every `exec`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    /// The capability set (bounding = effective = permitted, inheritable
+    /// and ambient empty), bit n = capability n. `None`: keep every
+    /// capability berth holds (`--privileged`).
+    pub capabilities: Option<u64>,
+    /// `--security-opt no-new-privileges`: `PR_SET_NO_NEW_PRIVS` before
+    /// the exec.
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// The compiled seccomp filter (`CompiledFilters::to_bytes`) to load,
+    /// made by the engine at create time.
+    #[serde(default)]
+    pub seccomp_filter: Option<PathBuf>,
+}
+
+impl Default for Security {
+    /// Docker's defaults: its default capabilities, no no_new_privs.
+    fn default() -> Self {
+        Security {
+            capabilities: Some(crate::caps::DOCKER_DEFAULT),
+            no_new_privileges: false,
+            seccomp_filter: None,
+        }
+    }
 }

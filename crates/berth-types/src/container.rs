@@ -114,6 +114,26 @@ pub struct HostConfig {
     pub log_config: LogConfig,
     #[serde(default)]
     pub mounts: Vec<MountPoint>,
+    /// `--cap-add`, normalised (`CAP_NET_ADMIN`, `ALL`); null when none.
+    #[serde(default)]
+    pub cap_add: Option<Vec<String>>,
+    /// `--cap-drop`, normalised; null when none.
+    #[serde(default)]
+    pub cap_drop: Option<Vec<String>>,
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--security-opt` as Docker records them (`seccomp=` carries the
+    /// profile's compact JSON; `systempaths=` is recorded as the two lists
+    /// below instead); null when none.
+    #[serde(default)]
+    pub security_opt: Option<Vec<String>>,
+    /// Paths masked in the container; empty with `systempaths=unconfined`
+    /// or `--privileged`.
+    #[serde(default)]
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths made read-only in the container; likewise.
+    #[serde(default)]
+    pub readonly_paths: Option<Vec<String>>,
 }
 
 #[cfg(test)]

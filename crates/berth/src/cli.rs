@@ -366,6 +366,18 @@ pub struct RunArgs {
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Add Linux capabilities (NET_ADMIN, CAP_SYS_TIME, ALL)
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities (CHOWN, ALL)
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security options (no-new-privileges, seccomp=unconfined|PROFILE.json, systempaths=unconfined, label=disable, apparmor=unconfined)
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
     /// The image to run
     pub image: String,
     /// The command and its arguments

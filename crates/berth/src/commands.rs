@@ -241,8 +241,60 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
         auto_remove: a.rm,
         log_opts,
         labels,
-        privileged: false,
+        privileged: a.privileged,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        security_opt: security_opts(&a.security_opt)?,
     })
+}
+
+/// `--security-opt` as Docker's CLI passes them on: `KEY=VALUE` (or the
+/// old `KEY:VALUE`), `no-new-privileges` alone; a `seccomp=FILE` is read
+/// here and sent as its compact JSON.
+fn security_opts(opts: &[String]) -> Result<Vec<String>> {
+    let invalid = |m: String| anyhow!(EngineError::InvalidArgument(m));
+    let mut out = Vec::with_capacity(opts.len());
+    for opt in opts {
+        let mut kv = opt.split_once('=');
+        if kv.is_none() && opt != "no-new-privileges" {
+            kv = opt.split_once(':');
+        }
+        let (k, v) = match kv {
+            Some((k, v)) if !v.is_empty() => (k, v),
+            _ if opt == "no-new-privileges" => {
+                out.push(opt.clone());
+                continue;
+            }
+            _ => return Err(invalid(format!("Invalid --security-opt: {opt:?}"))),
+        };
+        if k == "seccomp" && v != "unconfined" {
+            let data = std::fs::read(v).map_err(|e| {
+                invalid(format!(
+                    "opening seccomp profile ({v}) failed: open {v}: {}",
+                    errno_text(&e)
+                ))
+            })?;
+            let json: serde_json::Value = serde_json::from_slice(&data).map_err(|e| {
+                invalid(format!(
+                    "compacting json for seccomp profile ({v}) failed: {e}"
+                ))
+            })?;
+            out.push(format!("seccomp={json}"));
+        } else {
+            out.push(opt.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// An I/O error as Go words it: "no such file or directory".
+fn errno_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s);
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
@@ -394,6 +446,8 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         cwd: a.workdir.clone().unwrap_or_default(),
         user: a.user.clone().unwrap_or_default(),
         privileged: a.privileged,
+        // The engine fills in the container's own.
+        security: Default::default(),
     };
     // The command gets pipes (or, with -t, a new pty) that berth relays:
     // never this process's own descriptors or terminal.

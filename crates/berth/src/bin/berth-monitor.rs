@@ -132,8 +132,10 @@ fn run() -> Res<i32> {
         let created = process::create(&cfg.spec, child_stdio, |pid| {
             berth_runtime::trace::trace("monitor: cloned");
             cgroup.create().map_err(|e| format!("cgroup: {e}"))?;
-            berth_runtime::devices::apply_default_rules(&cgroup)
-                .map_err(|e| format!("cgroup device rules: {e}"))?;
+            if !cfg.spec.privileged {
+                berth_runtime::devices::apply_default_rules(&cgroup)
+                    .map_err(|e| format!("cgroup device rules: {e}"))?;
+            }
             let r = cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
             berth_runtime::trace::trace("monitor: placed");
             // Right after the container's migration: on cgroup v1 the
@@ -327,10 +329,16 @@ fn run_exec(path: PathBuf) -> Res<i32> {
         }
     };
     let (child_stdio, mut io) = stdio.split();
-    let filters = if cfg.seccomp {
-        Some(berth_runtime::seccomp::default_profile().map_err(|e| format!("seccomp: {e}"))?)
-    } else {
-        None
+    let filters = match &cfg.seccomp_filter {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            Some(
+                berth_runtime::seccomp::CompiledFilters::from_bytes(&bytes)
+                    .map_err(|e| format!("seccomp: {e}"))?,
+            )
+        }
+        None => None,
     };
     let cgroup = Cgroup::new(&layout, &cfg.cgroup_path);
     let started = process::exec_in(
