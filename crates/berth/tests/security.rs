@@ -565,7 +565,7 @@ fn no_host_berth_binary_is_reachable_from_the_container() {
     let env = TestEnv::with_busybox();
     let p = probe();
     env.ok(&["run", "-d", "--name", "box", "-v", &p, BB, "sleep", "1000"]);
-    let mut hunter = env
+    let hunter = env
         .berth(&["exec", "box", "/t/probe", "exe-hunt", "/tmp/stop"])
         .stdout(Stdio::piped())
         .spawn()
