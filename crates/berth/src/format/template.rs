@@ -2384,11 +2384,15 @@ fn go_sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
     let mut argi = 0;
     let mut chars = format.chars().peekable();
-    let star = |out: &mut String, argi: &mut usize| -> Option<i64> {
-        let v = args.get(*argi).and_then(Value::as_i64);
+    // Go's intFromArg: a non-integer or one past Go's `tooLarge` is bad.
+    let star = |out: &mut String, argi: &mut usize, bad: &str| -> Option<i64> {
+        let v = args
+            .get(*argi)
+            .and_then(Value::as_i64)
+            .filter(|n| !too_large(*n));
         *argi += 1;
         if v.is_none() {
-            out.push_str("%!(BADWIDTH)");
+            out.push_str(bad);
         }
         v
     };
@@ -2414,7 +2418,7 @@ fn go_sprintf(format: &str, args: &[Value]) -> String {
         }
         if chars.peek() == Some(&'*') {
             chars.next();
-            if let Some(w) = star(&mut out, &mut argi) {
+            if let Some(w) = star(&mut out, &mut argi, "%!(BADWIDTH)") {
                 if w < 0 {
                     spec.minus = true;
                     spec.zero = false;
@@ -2422,15 +2426,31 @@ fn go_sprintf(format: &str, args: &[Value]) -> String {
                 spec.width = usize::try_from(w.unsigned_abs()).ok();
             }
         } else {
-            spec.width = take_digits(&mut chars);
+            let Ok(w) = take_digits(&mut chars) else {
+                // As Go: a number that runs past the limit takes the rest
+                // of the format with it.
+                out.push_str("%!(NOVERB)");
+                break;
+            };
+            spec.width = w;
         }
         if chars.peek() == Some(&'.') {
             chars.next();
             if chars.peek() == Some(&'*') {
                 chars.next();
-                spec.prec = star(&mut out, &mut argi).and_then(|p| usize::try_from(p).ok());
+                spec.prec = match star(&mut out, &mut argi, "%!(BADPREC)") {
+                    Some(p) if p < 0 => {
+                        out.push_str("%!(BADPREC)");
+                        None
+                    }
+                    p => p.and_then(|p| usize::try_from(p).ok()),
+                };
             } else {
-                spec.prec = Some(take_digits(&mut chars).unwrap_or(0));
+                let Ok(p) = take_digits(&mut chars) else {
+                    out.push_str("%!(NOVERB)");
+                    break;
+                };
+                spec.prec = Some(p.unwrap_or(0));
             }
         }
         let Some(verb) = chars.next() else {
@@ -2468,13 +2488,36 @@ fn go_sprintf(format: &str, args: &[Value]) -> String {
     out
 }
 
-fn take_digits(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<usize> {
+/// `%.{prec}f` as Go prints it, for any precision: no f64 has a non-zero
+/// digit past the 1074th after the point, and Rust's precision stops at
+/// 65535, so the digits past 1100 are zeros written here.
+fn go_fixed(f: f64, prec: usize) -> String {
+    let mut s = format!("{:.*}", prec.min(1100), f);
+    if f.is_finite() {
+        s.extend(std::iter::repeat_n('0', prec.saturating_sub(1100)));
+    }
+    s
+}
+
+/// Go's `fmt` refuses widths and precisions past a million (`tooLarge`).
+fn too_large(n: i64) -> bool {
+    !(-1_000_000..=1_000_000).contains(&n)
+}
+
+/// Go's `parsenum`: the digits at the front of `chars` as a number; `Err`
+/// once the number is past Go's limit (the caller gives up on the format, as
+/// Go does), so a width never asks for more than ten million characters.
+fn take_digits(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<Option<usize>, ()> {
     let mut n: Option<usize> = None;
     while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+        let so_far = n.unwrap_or(0);
+        if so_far > 1_000_000 {
+            return Err(());
+        }
         chars.next();
-        n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
+        n = Some(so_far * 10 + d as usize);
     }
-    n
+    Ok(n)
 }
 
 fn pad(out: &mut String, s: &str, spec: &Spec, numeric: bool) {
@@ -2557,7 +2600,7 @@ fn fmt_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, nested: bool) {
             (None, 'v' | 'g' | 'G' | 'f' | 'F' | 'e' | 'E') => {
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 let s = match verb {
-                    'f' | 'F' => format!("{:.*}", spec.prec.unwrap_or(6), f.abs()),
+                    'f' | 'F' => go_fixed(f.abs(), spec.prec.unwrap_or(6)),
                     'e' | 'E' => go_exp(f.abs(), spec.prec.unwrap_or(6), verb == 'E'),
                     _ => format_float_g(f.abs(), spec.prec),
                 };
@@ -2618,8 +2661,14 @@ fn fmt_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, nested: bool) {
 
 /// Go's `%e`: `1.500000e+00`.
 fn go_exp(f: f64, prec: usize, upper: bool) -> String {
-    let s = format!("{f:.prec$e}");
+    // No f64 has more than 767 significant digits: past them Go prints zeros,
+    // and Rust's precision stops at 65535.
+    let s = format!("{:.*e}", prec.min(800), f);
     let (mantissa, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
+    let mut mantissa = mantissa.to_string();
+    if f.is_finite() {
+        mantissa.extend(std::iter::repeat_n('0', prec.saturating_sub(800)));
+    }
     let exp: i32 = exp.parse().unwrap_or(0);
     let e = if upper { 'E' } else { 'e' };
     let sign = if exp < 0 { '-' } else { '+' };
@@ -2770,6 +2819,46 @@ mod tests {
             fails(r#"{{index .Config.Cmd 7}}"#, &d),
             "template: :1:2: executing \"\" at <index>: error calling index: index out of range: 7"
         );
+    }
+
+    /// Found by fuzzing: `%2222…2s` asked for a usize::MAX-wide string and
+    /// panicked ("capacity overflow"). Go refuses widths and precisions past
+    /// a million, as these (checked against the docker CLI) show.
+    #[test]
+    fn printf_widths_past_gos_limit_are_refused_as_go_does() {
+        let d = inspect();
+        for (t, want) in [
+            (
+                r#"{{printf "%99999999999s|" "x"}}"#,
+                "%!(NOVERB)%!(EXTRA string=x)",
+            ),
+            (
+                r#"{{printf "%.99999999999f|" 1.5}}"#,
+                "%!(NOVERB)%!(EXTRA float64=1.5)",
+            ),
+            (r#"{{printf "%*s|" 99999999999 "x"}}"#, "%!(BADWIDTH)x|"),
+            (
+                r#"{{printf "%.*f|" 99999999999 1.5}}"#,
+                "%!(BADPREC)1.500000|",
+            ),
+            (r#"{{printf "%.*f|" -2 1.5}}"#, "%!(BADPREC)1.500000|"),
+            (r#"{{printf "%*s|" -3 "x"}}"#, "x  |"),
+            (r#"{{len (printf "%*s" 1000001 "x")}}"#, "13"),
+            (r#"{{len (printf "%1000001s" "x")}}"#, "1000001"),
+            // Found by fuzzing: precisions past Rust's 65535 panicked
+            // ("Formatting argument out of range"); Go prints the zeros.
+            (r#"{{len (printf "%.5323555f" 1.5)}}"#, "5323557"),
+            (r#"{{len (printf "%.70000e" 1.5)}}"#, "70006"),
+            (r#"{{printf "%.70000g|" 1.5}}"#, "1.5|"),
+            (
+                r#"{{printf "%.1101f" 0.5}}"#,
+                &format!("0.5{}", "0".repeat(1100)),
+            ),
+        ] {
+            assert_eq!(run(t, &d), want, "{t}");
+        }
+        let huge = format!("{{{{printf \"%{}s\" .Name}}}}", "2".repeat(120));
+        assert_eq!(run(&huge, &d), "%!(NOVERB)%!(EXTRA string=/boring_turing)");
     }
 
     #[test]
