@@ -139,5 +139,7 @@ for t in "${run[@]}"; do
         status=1
     fi
     echo "fuzz.sh: $t took $(($(date +%s) - start))s"
+    # apply_layer's per-process scratch directories, once empty.
+    find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'berth-fuzz-apply-*' -empty -delete 2>/dev/null || true
 done
 exit "$status"

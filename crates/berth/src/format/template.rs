@@ -2155,6 +2155,11 @@ fn call(name: &str, argv: &[Value]) -> Result<Value, String> {
             if prefix < 0 || suffix < 0 {
                 return Err("strings: negative Repeat count".to_string());
             }
+            // Go would try to allocate it all and die; the limit is the one
+            // Go's fmt puts on a width.
+            if too_large(prefix) || too_large(suffix) {
+                return Err("width too large".to_string());
+            }
             if s(0).is_empty() {
                 Value::String(String::new())
             } else {
@@ -2857,6 +2862,12 @@ mod tests {
         ] {
             assert_eq!(run(t, &d), want, "{t}");
         }
+        // Found by fuzzing: `pad` allocated whatever it was asked for.
+        assert_eq!(run(r#"{{len (pad "x" 1000000 1)}}"#, &d), "1000002");
+        assert_eq!(
+            fails(r#"{{pad "x" 5 166666666666666}}"#, &d),
+            "template: :1:2: executing \"\" at <pad>: error calling pad: width too large"
+        );
         let huge = format!("{{{{printf \"%{}s\" .Name}}}}", "2".repeat(120));
         assert_eq!(run(&huge, &d), "%!(NOVERB)%!(EXTRA string=/boring_turing)");
     }
