@@ -525,25 +525,86 @@ impl Engine {
             }),
         };
 
-        // Files first …
-        let made = self.lay_out_container(
+        // The claim first: in the transaction that checks the image is still
+        // there, record that this container uses it, so an `rmi` or a prune
+        // from now on sees a user. The creator holds the container's lock
+        // until the claim is gone, so a claim whose lock is free belongs to a
+        // create that died ([`Engine::collect_stale_claims`]).
+        std::fs::create_dir(&dir).map_err(io_ctx(format!("creating {}", dir.display())))?;
+        let lock = match self.lock_container(&id) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let claim = berth_store::ClaimRow {
+            container_id: id.clone(),
+            image_id: image.id.clone(),
+            layers: image.layers.clone(),
+        };
+        let claimed = self.store.transaction(|t| -> Result<()> {
+            if t.image(&image.id)?.is_none() {
+                return Err(EngineError::ImageNotFoundLocally(
+                    berth_types::Reference::parse(&o.image)
+                        .map(|r| r.familiar())
+                        .unwrap_or_else(|_| o.image.clone()),
+                ));
+            }
+            Ok(t.insert_claim(&claim)?)
+        });
+        if let Err(e) = claimed {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        let made = self.lay_out_and_record(
+            o,
             &id,
             &dir,
-            &hostname,
-            network,
             &image,
+            network,
             &config,
             &host_config,
             (&security, seccomp_cached.as_deref()),
         );
-        if let Err(e) = made {
+        if made.is_err() {
+            // Files first, then the claim: a crash in between leaves a claim
+            // without a lock holder, which the next collection takes.
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
+            let _ = self.store.transaction(|t| t.delete_claim(&id));
         }
+        drop(lock);
+        made.map(|()| id)
+    }
+
+    /// The files of a claimed container, then its row (which replaces the claim).
+    #[allow(clippy::too_many_arguments)]
+    fn lay_out_and_record(
+        &mut self,
+        o: &CreateOptions,
+        id: &ContainerId,
+        dir: &Path,
+        image: &berth_store::ImageRow,
+        network: &str,
+        config: &ContainerConfig,
+        host_config: &HostConfig,
+        security: (&crate::security::SecuritySetup, Option<&Path>),
+    ) -> Result<()> {
+        // Files first …
+        self.lay_out_container(
+            id,
+            dir,
+            &config.hostname,
+            network,
+            image,
+            config,
+            host_config,
+            security,
+        )?;
         // … the row last. A random name may collide: pick another.
-        let config_json = serde_json::to_string(&config)
+        let config_json = serde_json::to_string(config)
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-        let host_json = serde_json::to_string(&host_config)
+        let host_json = serde_json::to_string(host_config)
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let mut attempt = 0u64;
         loop {
@@ -567,14 +628,16 @@ impl Engine {
                 host_config: host_json.clone(),
                 removing: false,
             };
-            match self.store.transaction(|t| t.insert_container(&row)) {
-                Ok(()) => break,
-                Err(berth_store::StoreError::NameInUse(n)) if o.name.is_none() && attempt < 10 => {
-                    let _ = n;
+            let inserted = self.store.transaction(|t| {
+                t.insert_container(&row)?;
+                t.delete_claim(id)
+            });
+            match inserted {
+                Ok(()) => return Ok(()),
+                Err(berth_store::StoreError::NameInUse(_)) if o.name.is_none() && attempt < 10 => {
                     attempt += 1;
                 }
                 Err(berth_store::StoreError::NameInUse(n)) => {
-                    let _ = std::fs::remove_dir_all(&dir);
                     let holder = self
                         .store
                         .read()
@@ -585,13 +648,9 @@ impl Engine {
                         "Conflict. The container name \"/{n}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
                     )));
                 }
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return Err(e.into());
-                }
+                Err(e) => return Err(e.into()),
             }
         }
-        Ok(id)
     }
 
     fn parse_mounts(&mut self, o: &CreateOptions) -> Result<Vec<MountPoint>> {
@@ -819,12 +878,7 @@ impl Engine {
                 row.id.short()
             ))
         })?;
-        let state = reconcile(
-            State::load(&dir.join("state.json"))
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-        );
+        let state = load_state(&dir);
         Ok(ContainerView {
             id: row.id,
             name: row.name,
@@ -1269,19 +1323,7 @@ impl Engine {
     /// The layers a container's root filesystem stands on (from its
     /// monitor configuration, so they are known even after its image is gone).
     pub(crate) fn container_layers(&self, v: &ContainerView) -> Vec<berth_types::Digest> {
-        let Ok(bytes) = std::fs::read(v.dir.join("monitor.json")) else {
-            return Vec::new();
-        };
-        let Ok(cfg) = serde_json::from_slice::<MonitorConfig>(&bytes) else {
-            return Vec::new();
-        };
-        cfg.spec
-            .rootfs
-            .lower
-            .iter()
-            .filter_map(|p| p.file_name())
-            .filter_map(|n| berth_types::Digest::from_hex(&n.to_string_lossy()).ok())
-            .collect()
+        layers_in_dir(&v.dir)
     }
 
     fn remove_files(&self, v: &ContainerView) {
@@ -1665,6 +1707,34 @@ impl Engine {
     }
 }
 
+/// The layers a container's root filesystem stands on, from the
+/// monitor configuration in its directory `dir` (none if it is unreadable).
+pub(crate) fn layers_in_dir(dir: &Path) -> Vec<berth_types::Digest> {
+    let Ok(bytes) = std::fs::read(dir.join("monitor.json")) else {
+        return Vec::new();
+    };
+    let Ok(cfg) = serde_json::from_slice::<MonitorConfig>(&bytes) else {
+        return Vec::new();
+    };
+    cfg.spec
+        .rootfs
+        .lower
+        .iter()
+        .filter_map(|p| p.file_name())
+        .filter_map(|n| berth_types::Digest::from_hex(&n.to_string_lossy()).ok())
+        .collect()
+}
+
+/// The runtime state of the container whose directory is `dir`, reconciled.
+pub(crate) fn load_state(dir: &Path) -> State {
+    reconcile(
+        State::load(&dir.join("state.json"))
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+    )
+}
+
 fn parse_log_lines(data: &[u8]) -> Vec<LogEntry> {
     data.split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
@@ -1702,22 +1772,86 @@ fn monitor_alive(pid: i32) -> bool {
     }
 }
 
-/// Removes container directories whose creation never finished (no row),
-/// skipping any that another process is creating right now.
+/// Whether another process holds the lock file at `path`.
+enum LockProbe {
+    /// No lock file: its directory is gone.
+    Missing,
+    /// Someone else holds it.
+    Held,
+    /// Nobody did: we hold it now, until the file drops.
+    Taken(std::fs::File),
+}
+
+fn probe_lock(path: &Path) -> LockProbe {
+    let Ok(f) = std::fs::File::open(path) else {
+        return LockProbe::Missing;
+    };
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => LockProbe::Taken(f),
+        Err(_) => LockProbe::Held,
+    }
+}
+
+impl Engine {
+    /// Drops the image claims of creates that died before writing their
+    /// row (the creator holds the container's lock while its claim exists,
+    /// so a claim whose lock is free has no creator left), with their
+    /// directories and the layers only they held.
+    pub(crate) fn collect_stale_claims(&mut self) -> Result<()> {
+        let claims = self.store.read().claims()?;
+        let mut dropped = false;
+        for claim in claims {
+            let id = &claim.container_id;
+            let dir = self.container_dir(id);
+            let _lock = match probe_lock(&dir.join("lock")) {
+                LockProbe::Held => continue,
+                LockProbe::Taken(f) => Some(f),
+                LockProbe::Missing => None,
+            };
+            // The create may have finished between the listing and the lock.
+            if self.store.read().claim(id)?.is_none() {
+                continue;
+            }
+            // Files first, the claim last.
+            if self.store.read().container(id)?.is_none() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            self.store.transaction(|t| t.delete_claim(id))?;
+            dropped = true;
+        }
+        if dropped {
+            // A claim may have held the layers of an image forcibly removed.
+            self.remove_unused_layers()?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes container directories whose creation never finished (no row, no
+/// claim), skipping any that another process is creating right now.
 pub(crate) fn collect_orphans(engine: &Engine) -> Result<()> {
     let dir = engine.opts.root.join("containers");
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return Ok(());
     };
+    let claimed: std::collections::HashSet<ContainerId> = engine
+        .store
+        .read()
+        .claims()?
+        .into_iter()
+        .map(|c| c.container_id)
+        .collect();
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Ok(id) = ContainerId::parse(&name) else {
             continue;
         };
-        if engine.store.read().container(&id)?.is_some() {
+        if claimed.contains(&id) || engine.store.read().container(&id)?.is_some() {
             continue;
         }
-        // Only a directory older than a minute: a create in flight writes its row within milliseconds.
+        // A create holds the lock from just after making the directory:
+        // only one older than a minute (the moment in between) whose lock is
+        // free is an orphan.
         let old = e
             .metadata()
             .and_then(|m| m.modified())
@@ -1727,7 +1861,7 @@ pub(crate) fn collect_orphans(engine: &Engine) -> Result<()> {
                     .unwrap_or(false)
             })
             .unwrap_or(false);
-        if old {
+        if old && !matches!(probe_lock(&e.path().join("lock")), LockProbe::Held) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -1737,6 +1871,114 @@ pub(crate) fn collect_orphans(engine: &Engine) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ContainerLock, RemovedImage};
+
+    /// An engine under `root` with a one-layer image tagged `t`.
+    fn engine_with_image(root: &Path) -> Engine {
+        let mut e = Engine::open(crate::Options::new(
+            root.join("root"),
+            root.join("run"),
+            "berth-unit".into(),
+        ))
+        .unwrap();
+        let tree = root.join("tree");
+        std::fs::create_dir_all(tree.join("bin")).unwrap();
+        std::fs::write(tree.join("bin/true"), b"").unwrap();
+        let mut tar = Vec::new();
+        berth_layers::tarwriter::write_dir(&tree, &mut tar, &Default::default()).unwrap();
+        e.import(std::io::Cursor::new(tar), Some("t"), "").unwrap();
+        e
+    }
+
+    /// What a create leaves when killed after claiming `t`: the directory,
+    /// its lock file, the claim; the lock stays held while the returned
+    /// guard lives (a create still running).
+    fn claim_t(e: &mut Engine, layout: bool) -> (ContainerId, ContainerLock) {
+        let image = e.resolve_image("t").unwrap();
+        let id = ContainerId::from_random(random_bytes());
+        let dir = e.container_dir(&id);
+        std::fs::create_dir(&dir).unwrap();
+        let lock = e.lock_container(&id).unwrap();
+        let claim = berth_store::ClaimRow {
+            container_id: id.clone(),
+            image_id: image.id.clone(),
+            layers: image.layers.clone(),
+        };
+        e.store.transaction(|t| t.insert_claim(&claim)).unwrap();
+        if layout {
+            std::fs::create_dir(dir.join("upper")).unwrap();
+        }
+        (id, lock)
+    }
+
+    fn layer_count(e: &Engine) -> usize {
+        std::fs::read_dir(e.layers_dir()).unwrap().count()
+    }
+
+    #[test]
+    fn create_replaces_its_claim_with_the_row() {
+        let root = tempfile::tempdir().unwrap();
+        let mut e = engine_with_image(root.path());
+        let o = CreateOptions {
+            image: "t".into(),
+            cmd: vec!["true".into()],
+            ..Default::default()
+        };
+        let id = e.create(&o).unwrap();
+        assert!(e.store.read().claims().unwrap().is_empty());
+        assert!(e.store.read().container(&id).unwrap().is_some());
+        assert!(e.container_dir(&id).join("monitor.json").exists());
+    }
+
+    #[test]
+    fn a_create_in_flight_holds_its_image_and_layers() {
+        let root = tempfile::tempdir().unwrap();
+        let mut e = engine_with_image(root.path());
+        let (id, lock) = claim_t(&mut e, true);
+        let err = e.remove_image("t", false).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "container {} is using its referenced image",
+                id.short()
+            )),
+            "{err}"
+        );
+        let pruned = e.prune_images(true).unwrap();
+        assert!(pruned.removed.is_empty(), "{pruned:?}");
+        e.collect_garbage().unwrap();
+        assert!(e.container_dir(&id).exists(), "a live create's files went");
+        // Forced, as for a stopped container: the image goes, its layers stay
+        // for the container being created.
+        let removed = e.remove_image("t", true).unwrap();
+        assert!(matches!(removed.last(), Some(RemovedImage::Deleted(_))));
+        assert_eq!(layer_count(&e), 1);
+        // The create dies: its claim, files and the layers go at the next collection.
+        drop(lock);
+        e.collect_garbage().unwrap();
+        assert!(e.store.read().claims().unwrap().is_empty());
+        assert!(!e.container_dir(&id).exists());
+        assert_eq!(layer_count(&e), 0);
+        assert!(e.store.read().layers().unwrap().is_empty());
+    }
+
+    #[test]
+    fn rmi_collects_the_claim_of_a_killed_create() {
+        for (layout, dir_removed) in [(false, false), (true, false), (true, true)] {
+            let root = tempfile::tempdir().unwrap();
+            let mut e = engine_with_image(root.path());
+            let (id, lock) = claim_t(&mut e, layout);
+            drop(lock);
+            if dir_removed {
+                // Killed while cleaning up a failed create: files gone, claim left.
+                std::fs::remove_dir_all(e.container_dir(&id)).unwrap();
+            }
+            let removed = e.remove_image("t", false).unwrap();
+            assert!(matches!(removed.last(), Some(RemovedImage::Deleted(_))));
+            assert!(e.store.read().claims().unwrap().is_empty());
+            assert!(!e.container_dir(&id).exists());
+            assert_eq!(layer_count(&e), 0);
+        }
+    }
 
     #[test]
     fn signals_parse_like_docker() {

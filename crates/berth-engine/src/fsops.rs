@@ -41,6 +41,7 @@ use berth_types::{Digest, Reference};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
+use crate::image::RemoveMode;
 use crate::{
     io_ctx, ContainerLock, ContainerView, Engine, EngineError, PruneReport, RemovedImage, Result,
     Status,
@@ -440,28 +441,21 @@ impl Engine {
     /// or with `all` every image no container uses, until none is left to
     /// delete (a parent whose last child went becomes a candidate).
     pub fn prune_images(&mut self, all: bool) -> Result<ImagePruneReport> {
+        self.collect_stale_claims()?;
         let mut report = ImagePruneReport::default();
         loop {
-            let used: HashSet<Digest> =
-                self.containers()?.into_iter().map(|c| c.image_id).collect();
             let before = self.layer_sizes()?;
             let mut progressed = false;
             for img in self.store.read().images()? {
-                if used.contains(&img.id) {
-                    continue;
-                }
-                if !all && !self.store.read().tags_of(&img.id)?.is_empty() {
-                    continue;
-                }
-                if !self.store.read().children(&img.id)?.is_empty() {
-                    continue;
-                }
-                match self.remove_image(img.id.as_str(), true) {
-                    Ok(removed) => {
+                // Whether it is unused is decided again in the transaction
+                // that deletes it: a create may claim it meanwhile.
+                match self.remove_image_as(img.id.as_str(), RemoveMode::Prune { all }) {
+                    Ok(Some(removed)) => {
                         report.removed.extend(removed);
                         progressed = true;
                     }
-                    // Used or removed meanwhile by another berth.
+                    Ok(None) => {}
+                    // Removed meanwhile by another berth.
                     Err(EngineError::Conflict(_) | EngineError::NoSuchImage(_)) => {}
                     Err(e) => return Err(e),
                 }

@@ -1,13 +1,15 @@
 //! Image verbs: import, list, tag, remove, inspect, and resolving a name.
 
+use std::collections::HashSet;
 use std::io::Read;
+use std::path::Path;
 
 use berth_layers::{ApplyOptions, WhiteoutMode};
-use berth_store::{ImageRow, LayerRow};
+use berth_store::{ImageRow, LayerRow, Tx};
 use berth_types::{host_architecture, History, ImageConfig, Reference, RootFs, RunConfig};
 use serde::Serialize;
 
-use crate::{now_rfc3339, ContainerView, Digest, Engine, EngineError, Result, Status};
+use crate::{now_rfc3339, Digest, Engine, EngineError, Result, Status};
 
 /// An image as listed: its row, its tags, its parsed config.
 #[derive(Clone, Debug)]
@@ -153,32 +155,7 @@ impl Engine {
 
     /// Resolves what a user typed (a reference, a full or short image ID).
     pub fn resolve_image(&self, what: &str) -> Result<ImageRow> {
-        let t = self.store.read();
-        if let Ok(r) = Reference::parse(what) {
-            if let Some(id) = t.tag(&r.to_string())? {
-                if let Some(row) = t.image(&id)? {
-                    return Ok(row);
-                }
-            }
-        }
-        let hex = what.strip_prefix("sha256:").unwrap_or(what);
-        if !hex.is_empty()
-            && hex.len() <= 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            let ids = t.image_ids_with_prefix(hex)?;
-            if ids.len() == 1 {
-                if let Some(row) = t.image(&ids[0])? {
-                    return Ok(row);
-                }
-            }
-        }
-        Err(EngineError::NoSuchImage(match Reference::parse(what) {
-            Ok(r) => r.familiar(),
-            Err(_) => what.to_string(),
-        }))
+        resolve_image_in(&self.store.read(), what)
     }
 
     /// Like [`Engine::resolve_image`], with the error `run`/`create` print.
@@ -262,134 +239,54 @@ impl Engine {
     /// deletes the image with its last tag); a running container blocks a
     /// delete even when forced, a stopped one only when not forced. Layers
     /// a container still stands on stay until that container is removed.
+    ///
+    /// A container being created counts as a stopped one (its claim, see
+    /// [`Engine::create`]). The checks, the delete and the choice of unused
+    /// layers are one transaction, so a concurrent `create` either sees the
+    /// image gone or is seen by it.
     pub fn remove_image(&mut self, what: &str, force: bool) -> Result<Vec<RemovedImage>> {
-        let row = self.resolve_image(what)?;
-        let by_reference = Reference::parse(what).ok().filter(|r| {
-            self.store
-                .read()
-                .tag(&r.to_string())
-                .ok()
-                .flatten()
-                .as_ref()
-                == Some(&row.id)
-        });
-        let users: Vec<ContainerView> = self
-            .containers()?
-            .into_iter()
-            .filter(|c| c.image_id == row.id)
-            .collect();
-        let running = users
-            .iter()
-            .find(|c| matches!(c.state.status, Status::Running | Status::Restarting));
-        let stopped = users
-            .iter()
-            .find(|c| !matches!(c.state.status, Status::Running | Status::Restarting));
-        let tags = self.store.read().tags_of(&row.id)?;
-        let untag = |engine: &mut Engine, r: &Reference| -> Result<Vec<RemovedImage>> {
-            engine.store.transaction(|t| -> Result<()> {
-                t.remove_tag(&r.to_string())?;
-                Ok(())
-            })?;
-            Ok(vec![RemovedImage::Untagged(r.familiar())])
-        };
-        match &by_reference {
-            Some(r) => {
-                if tags.len() > 1 {
-                    return untag(self, r);
-                }
-                if let Some(c) = running.or(stopped).filter(|_| !force || running.is_some()) {
-                    if force {
-                        // Forced while running: the tag goes, the image stays.
-                        return untag(self, r);
-                    }
-                    return Err(EngineError::Conflict(format!(
-                        "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
-                        r.familiar(),
-                        c.id.short(),
-                        row.id.short()
-                    )));
-                }
-            }
-            None => {
-                if let Some(c) = running {
-                    return Err(EngineError::Conflict(format!(
-                        "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
-                        row.id.short(),
-                        c.id.short()
-                    )));
-                }
-                if let (Some(c), false) = (stopped, force) {
-                    return Err(EngineError::Conflict(format!(
-                        "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
-                        row.id.short(),
-                        c.id.short()
-                    )));
-                }
-                if tags.len() > 1 && !force {
-                    return Err(EngineError::Conflict(format!(
-                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                        row.id.short()
-                    )));
-                }
-            }
-        }
-        if !self.store.read().children(&row.id)?.is_empty() {
-            // Named by its last tag, Docker untags and keeps the image for
-            // its children; named by ID, it refuses.
-            if let Some(r) = &by_reference {
-                return untag(self, r);
-            }
-            return Err(EngineError::Conflict(format!(
-                "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
-                row.id.short()
-            )));
-        }
-        self.store.transaction(|t| t.delete_image(&row.id))?;
-        self.remove_unused_layers()?;
-        let mut out: Vec<RemovedImage> = tags
-            .iter()
-            .filter_map(|t| Reference::parse(t).ok())
-            .map(|r| RemovedImage::Untagged(r.familiar()))
-            .collect();
-        out.push(RemovedImage::Deleted(row.id.clone()));
-        Ok(out)
+        self.collect_stale_claims()?;
+        Ok(self
+            .remove_image_as(what, RemoveMode::Rmi { force })?
+            .unwrap_or_default())
     }
 
-    /// Deletes every layer that no image and no container stands on: the
-    /// row first, then its directory (a crash in between leaves garbage
-    /// that [`Engine::collect_garbage`] takes).
-    pub(crate) fn remove_unused_layers(&mut self) -> Result<()> {
-        let mut used: std::collections::HashSet<Digest> = std::collections::HashSet::new();
-        for img in self.store.read().images()? {
-            used.extend(img.layers);
-        }
-        for c in self.containers()? {
-            used.extend(self.container_layers(&c));
-        }
-        let unused: Vec<Digest> = self
+    /// Removes an image as `mode` says; `None` when a prune leaves it.
+    pub(crate) fn remove_image_as(
+        &mut self,
+        what: &str,
+        mode: RemoveMode,
+    ) -> Result<Option<Vec<RemovedImage>>> {
+        let containers_dir = self.opts.root.join("containers");
+        let Some(removal) = self
             .store
-            .read()
-            .layers()?
-            .into_iter()
-            .filter(|l| !used.contains(l))
-            .collect();
-        if unused.is_empty() {
-            return Ok(());
+            .transaction(|t| decide_removal(t, &containers_dir, what, mode))?
+        else {
+            return Ok(None);
+        };
+        self.remove_layer_files(&removal.layers)?;
+        Ok(Some(removal.printed))
+    }
+
+    /// Deletes every layer that no image, no container and no container
+    /// being created stands on: the rows in one transaction that also
+    /// decides which are unused, then the directories (a crash in between
+    /// leaves garbage that [`Engine::collect_garbage`] takes).
+    pub(crate) fn remove_unused_layers(&mut self) -> Result<()> {
+        let containers_dir = self.opts.root.join("containers");
+        let unused = self
+            .store
+            .transaction(|t| unused_layers(t, &containers_dir))?;
+        self.remove_layer_files(&unused)
+    }
+
+    /// The files of layers whose rows are gone: directories, then blobs no
+    /// other layer row stores.
+    fn remove_layer_files(&self, layers: &[UnusedLayer]) -> Result<()> {
+        for l in layers {
+            let _ = berth_layers::remove_layer_dir(&self.layer_dir(&l.chain_id));
         }
-        let mut blobs = Vec::new();
-        self.store.transaction(|t| -> Result<()> {
-            for l in &unused {
-                if let Some(b) = t.layer(l)?.and_then(|r| r.blob) {
-                    blobs.push(b);
-                }
-                t.delete_layer(l)?;
-            }
-            Ok(())
-        })?;
-        for l in &unused {
-            let _ = berth_layers::remove_layer_dir(&self.layer_dir(l));
-        }
-        for b in &blobs {
+        for b in layers.iter().filter_map(|l| l.blob.as_ref()) {
             if !self.store.read().layer_with_blob(b)? {
                 let _ = self.blobs.remove(b);
             }
@@ -442,6 +339,197 @@ impl Engine {
             "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" }
         }))
     }
+}
+
+/// Resolves what a user typed (a reference, a full or short image ID) with
+/// the queries of `t` (inside a transaction when the caller is in one).
+fn resolve_image_in(t: &Tx<'_>, what: &str) -> Result<ImageRow> {
+    if let Ok(r) = Reference::parse(what) {
+        if let Some(id) = t.tag(&r.to_string())? {
+            if let Some(row) = t.image(&id)? {
+                return Ok(row);
+            }
+        }
+    }
+    let hex = what.strip_prefix("sha256:").unwrap_or(what);
+    if !hex.is_empty()
+        && hex.len() <= 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        let ids = t.image_ids_with_prefix(hex)?;
+        if ids.len() == 1 {
+            if let Some(row) = t.image(&ids[0])? {
+                return Ok(row);
+            }
+        }
+    }
+    Err(EngineError::NoSuchImage(match Reference::parse(what) {
+        Ok(r) => r.familiar(),
+        Err(_) => what.to_string(),
+    }))
+}
+
+/// Why an image is being removed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RemoveMode {
+    /// `rmi [-f]`.
+    Rmi { force: bool },
+    /// `image prune [-a]`: only an image that no container (nor one being
+    /// created) uses, without child images, and untagged unless `all`.
+    Prune { all: bool },
+}
+
+/// A layer whose row a removal deleted; its files go after the commit.
+pub(crate) struct UnusedLayer {
+    chain_id: Digest,
+    blob: Option<Digest>,
+}
+
+/// What one removal transaction did.
+struct Removal {
+    printed: Vec<RemovedImage>,
+    layers: Vec<UnusedLayer>,
+}
+
+/// A container that uses an image (or is being created from it).
+struct ImageUser {
+    id: berth_types::ContainerId,
+    running: bool,
+}
+
+/// `rmi`'s decision and its row changes, all inside the transaction `t`.
+fn decide_removal(
+    t: &Tx<'_>,
+    containers_dir: &Path,
+    what: &str,
+    mode: RemoveMode,
+) -> Result<Option<Removal>> {
+    let row = resolve_image_in(t, what)?;
+    let by_reference = Reference::parse(what)
+        .ok()
+        .filter(|r| t.tag(&r.to_string()).ok().flatten().as_ref() == Some(&row.id));
+    let mut users = Vec::new();
+    for id in t.containers_using_image(&row.id)? {
+        let state = crate::container::load_state(&containers_dir.join(id.as_str()));
+        let running = matches!(state.status, Status::Running | Status::Restarting);
+        users.push(ImageUser { id, running });
+    }
+    for id in t.claims_on_image(&row.id)? {
+        users.push(ImageUser { id, running: false });
+    }
+    let tags = t.tags_of(&row.id)?;
+    let force = match mode {
+        RemoveMode::Rmi { force } => force,
+        RemoveMode::Prune { all } => {
+            if !users.is_empty() || (!all && !tags.is_empty()) || !t.children(&row.id)?.is_empty() {
+                return Ok(None);
+            }
+            true
+        }
+    };
+    let running = users.iter().find(|u| u.running);
+    let stopped = users.iter().find(|u| !u.running);
+    let untag = |r: &Reference| -> Result<Option<Removal>> {
+        t.remove_tag(&r.to_string())?;
+        Ok(Some(Removal {
+            printed: vec![RemovedImage::Untagged(r.familiar())],
+            layers: Vec::new(),
+        }))
+    };
+    match &by_reference {
+        Some(r) => {
+            if tags.len() > 1 {
+                return untag(r);
+            }
+            if let Some(c) = running.or(stopped).filter(|_| !force || running.is_some()) {
+                if force {
+                    // Forced while running: the tag goes, the image stays.
+                    return untag(r);
+                }
+                // Docker names the reference as the user typed it.
+                return Err(EngineError::Conflict(format!(
+                    "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
+                    what,
+                    c.id.short(),
+                    row.id.short()
+                )));
+            }
+        }
+        None => {
+            if let Some(c) = running {
+                return Err(EngineError::Conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                    row.id.short(),
+                    c.id.short()
+                )));
+            }
+            if let (Some(c), false) = (stopped, force) {
+                return Err(EngineError::Conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                    row.id.short(),
+                    c.id.short()
+                )));
+            }
+            if tags.len() > 1 && !force {
+                return Err(EngineError::Conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    row.id.short()
+                )));
+            }
+        }
+    }
+    if !t.children(&row.id)?.is_empty() {
+        // Named by its last tag, Docker untags and keeps the image for
+        // its children; named by ID, it refuses.
+        if let Some(r) = &by_reference {
+            return untag(r);
+        }
+        return Err(EngineError::Conflict(format!(
+            "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+            row.id.short()
+        )));
+    }
+    t.delete_image(&row.id)?;
+    let layers = unused_layers(t, containers_dir)?;
+    let mut printed: Vec<RemovedImage> = tags
+        .iter()
+        .filter_map(|tag| Reference::parse(tag).ok())
+        .map(|r| RemovedImage::Untagged(r.familiar()))
+        .collect();
+    printed.push(RemovedImage::Deleted(row.id.clone()));
+    Ok(Some(Removal { printed, layers }))
+}
+
+/// Deletes the rows of the layers that no image, container or container
+/// being created stands on, and returns them, inside the transaction `t`:
+/// nothing can start using a layer between the choice and the delete.
+fn unused_layers(t: &Tx<'_>, containers_dir: &Path) -> Result<Vec<UnusedLayer>> {
+    let mut used: HashSet<Digest> = HashSet::new();
+    for img in t.images()? {
+        used.extend(img.layers);
+    }
+    for claim in t.claims()? {
+        used.extend(claim.layers);
+    }
+    for c in t.containers()? {
+        // A container's row is written after its monitor.json, which names
+        // its layers even once its image is gone.
+        used.extend(crate::container::layers_in_dir(
+            &containers_dir.join(c.id.as_str()),
+        ));
+    }
+    let mut out = Vec::new();
+    for chain_id in t.layers()? {
+        if used.contains(&chain_id) {
+            continue;
+        }
+        let blob = t.layer(&chain_id)?.and_then(|r| r.blob);
+        t.delete_layer(&chain_id)?;
+        out.push(UnusedLayer { chain_id, blob });
+    }
+    Ok(out)
 }
 
 /// Passes everything read from `inner` on to `out` as well.

@@ -13,6 +13,9 @@
 //! complete files; files without a row are garbage a later call collects);
 //! removal goes the other way (mark, delete files, delete row); every
 //! container operation that changes its state holds the container's lock.
+//! A container being created holds its image through a claim row written
+//! (under the container's lock) before its files; whether an image or a
+//! layer is unused is decided in the transaction that deletes it.
 
 mod archive;
 mod commit;
@@ -218,9 +221,10 @@ impl Engine {
 
     /// Collects what interrupted operations left behind: temp files and
     /// layer directories without a database row, container directories
-    /// whose creation never finished.
-    pub fn collect_garbage(&self) -> Result<()> {
+    /// whose creation never finished and the image claims of creates that died.
+    pub fn collect_garbage(&mut self) -> Result<()> {
         berth_layers::collect_garbage(&self.layers_dir(), &self.opts.root.join("tmp"));
+        self.collect_stale_claims()?;
         // A load holds this lock shared while its layer directories wait for
         // their rows: while one runs, rowless files are left alone.
         let lock = archive::BlobLock::open(&self.opts.root)?;

@@ -10,7 +10,11 @@
 //!
 //! Invariants: a row is written last, after the data it describes is safely
 //! on disk, so a row always points at complete data; names and tags are
-//! unique by constraint, not by check-then-insert.
+//! unique by constraint, not by check-then-insert. The one row written
+//! first is an image claim: a container being created records that it uses
+//! its image (and the image's layers) before it lays out its files, in the
+//! transaction that checks the image still exists, and the claim goes in the
+//! transaction that writes the container's row.
 
 use std::path::Path;
 use std::time::Duration;
@@ -32,7 +36,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -67,6 +71,14 @@ CREATE TABLE IF NOT EXISTS containers (
     removing    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS containers_by_image ON containers(image_id);
+-- Version 2: a container being created holds its image (and the image's
+-- layers) from before its files are laid out until its row is written.
+CREATE TABLE IF NOT EXISTS image_claims (
+    container_id TEXT PRIMARY KEY,   -- the container being created
+    image_id     TEXT NOT NULL,
+    layers       TEXT NOT NULL       -- JSON array of the chain IDs it stands on
+);
+CREATE INDEX IF NOT EXISTS image_claims_by_image ON image_claims(image_id);
 CREATE TABLE IF NOT EXISTS volumes (
     name      TEXT PRIMARY KEY,
     created   TEXT NOT NULL,
@@ -104,6 +116,15 @@ pub struct ContainerRow {
     pub config: String,
     pub host_config: String,
     pub removing: bool,
+}
+
+/// A container being created: it holds `image_id` and `layers` until its
+/// own row is written (or a crash leaves the claim for garbage collection).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRow {
+    pub container_id: ContainerId,
+    pub image_id: Digest,
+    pub layers: Vec<Digest>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -511,6 +532,62 @@ impl Tx<'_> {
         Ok(())
     }
 
+    // ---- image claims (containers being created) ----
+    pub fn insert_claim(&self, c: &ClaimRow) -> Result<()> {
+        let layers =
+            serde_json::to_string(&c.layers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.c.execute(
+            "INSERT INTO image_claims (container_id, image_id, layers) VALUES (?1, ?2, ?3)",
+            params![c.container_id.as_str(), c.image_id.as_str(), layers],
+        )?;
+        Ok(())
+    }
+    pub fn claims(&self) -> Result<Vec<ClaimRow>> {
+        let mut st = self
+            .c
+            .prepare("SELECT container_id, image_id, layers FROM image_claims")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (id, image, layers) = r?;
+            Ok(ClaimRow {
+                container_id: ContainerId::parse(&id)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                image_id: digest(image)?,
+                layers: serde_json::from_str(&layers)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            })
+        })
+        .collect()
+    }
+    pub fn claim(&self, container: &ContainerId) -> Result<Option<ClaimRow>> {
+        Ok(self
+            .claims()?
+            .into_iter()
+            .find(|c| c.container_id == *container))
+    }
+    /// The containers being created from `image`.
+    pub fn claims_on_image(&self, image: &Digest) -> Result<Vec<ContainerId>> {
+        let mut st = self
+            .c
+            .prepare("SELECT container_id FROM image_claims WHERE image_id = ?1")?;
+        let rows = st.query_map([image.as_str()], |r| r.get::<_, String>(0))?;
+        rows.map(|r| ContainerId::parse(&r?).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+    pub fn delete_claim(&self, container: &ContainerId) -> Result<()> {
+        self.c.execute(
+            "DELETE FROM image_claims WHERE container_id = ?1",
+            [container.as_str()],
+        )?;
+        Ok(())
+    }
+
     // ---- volumes ----
     pub fn insert_volume(&self, v: &VolumeRow) -> Result<()> {
         let res = self.c.execute(
@@ -600,6 +677,39 @@ mod tests {
         assert_eq!(t.containers_using_image(&img).unwrap().len(), 2);
         t.rename_container(&cid(2), "c").unwrap();
         assert!(t.rename_container(&cid(1), "c").is_err());
+    }
+
+    #[test]
+    fn claims_hold_an_image_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let img = Digest::of_bytes(b"cfg");
+        let claim = ClaimRow {
+            container_id: cid(7),
+            image_id: img.clone(),
+            layers: vec![Digest::of_bytes(b"layer")],
+        };
+        s.transaction(|t| t.insert_claim(&claim)).unwrap();
+        let t = s.read();
+        assert_eq!(t.claims_on_image(&img).unwrap(), vec![cid(7)]);
+        assert_eq!(t.claim(&cid(7)).unwrap(), Some(claim));
+        assert!(t.insert_claim(&t.claim(&cid(7)).unwrap().unwrap()).is_err());
+        t.delete_claim(&cid(7)).unwrap();
+        assert!(t.claims().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_claims_table() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("berth.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image_id TEXT NOT NULL, image TEXT NOT NULL, created TEXT NOT NULL, config TEXT NOT NULL, host_config TEXT NOT NULL, removing INTEGER NOT NULL DEFAULT 0); PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.read().claims().unwrap().is_empty());
     }
 
     #[test]

@@ -13,7 +13,13 @@ pub enum ReferenceError {
     Invalid(String),
     #[error("invalid reference format: repository name must be lowercase: {0:?}")]
     Uppercase(String),
+    #[error("repository name must not be more than {NAME_MAX} characters")]
+    NameTooLong,
 }
+
+/// Docker's limit on a repository name, fully qualified
+/// (`docker.io/library/busybox`).
+pub const NAME_MAX: usize = 255;
 
 /// A validated, fully qualified image reference:
 /// `domain/path[:tag][@digest]`. When neither tag nor digest was given the
@@ -89,7 +95,7 @@ impl Reference {
     /// `localhost:5000/a/b@sha256:…`).
     pub fn parse(s: &str) -> Result<Self, ReferenceError> {
         let invalid = || ReferenceError::Invalid(s.to_string());
-        if s.is_empty() || s.len() > 512 {
+        if s.is_empty() {
             return Err(invalid());
         }
         let (rest, digest) = match s.split_once('@') {
@@ -133,6 +139,11 @@ impl Reference {
         } else {
             path
         };
+        // Counted on the fully qualified name, as Docker does: whatever
+        // parses prints (`to_string`) as a reference that parses again.
+        if domain.len() + 1 + path.len() > NAME_MAX {
+            return Err(ReferenceError::NameTooLong);
+        }
         let tag = if tag.is_none() && digest.is_none() {
             Some(DEFAULT_TAG.to_string())
         } else {
@@ -206,6 +217,34 @@ impl fmt::Display for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Docker's 255 counts the fully qualified name (`docker.io/library/` too).
+    /// Found by fuzzing: a 506-byte name parsed, but its full form (over the
+    /// old 512-byte cap on the input) did not parse again.
+    #[test]
+    fn the_name_limit_is_dockers_and_what_parses_reparses() {
+        assert!(Reference::parse(&"a".repeat(237)).is_ok());
+        assert_eq!(
+            Reference::parse(&"a".repeat(238)),
+            Err(ReferenceError::NameTooLong)
+        );
+        assert!(Reference::parse(&format!("x/{}", "a".repeat(243))).is_ok());
+        assert_eq!(
+            Reference::parse(&format!("x/{}", "a".repeat(244))),
+            Err(ReferenceError::NameTooLong)
+        );
+        let long = format!("e3/{}:latest", "x".repeat(243));
+        assert_eq!(
+            ReferenceError::NameTooLong.to_string(),
+            "repository name must not be more than 255 characters"
+        );
+        assert_eq!(Reference::parse(&long), Err(ReferenceError::NameTooLong));
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let longest = format!("{}:{}@{d}", "a".repeat(237), "t".repeat(128));
+        let r = Reference::parse(&longest).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()), Ok(r.clone()));
+        assert_eq!(Reference::parse(&r.familiar()), Ok(r));
+    }
 
     #[test]
     fn normalises_like_docker() {

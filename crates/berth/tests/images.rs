@@ -520,6 +520,76 @@ fn rmi_refuses_while_a_stopped_container_uses_the_image() {
     assert_eq!(env.ok(&["start", "-a", "user"]), "hello\n");
 }
 
+/// `create IMAGE` and `rmi IMAGE` at once: either the create wins (the rmi
+/// refuses, naming the container, and the container starts) or the rmi wins
+/// (the create finds no image and leaves nothing) — never a container whose
+/// image and layers are gone.
+#[test]
+fn create_racing_rmi_never_leaves_a_container_without_its_image() {
+    let env = TestEnv::with_busybox();
+    let tar = busybox_tar();
+    let tar = path_str(&tar);
+    let (mut create_won, mut rmi_won) = (0, 0);
+    for round in 0..20 {
+        if round > 0 {
+            env.ok(&["import", tar, BB]);
+        }
+        let image = image_id(&env, BB);
+        let (created, removed) = std::thread::scope(|s| {
+            let c = s.spawn(|| env.run(&["create", BB, "echo", "alive"]));
+            let r = s.spawn(|| env.run(&["rmi", BB]));
+            (
+                c.join()
+                    .unwrap_or_else(|_| panic!("create thread panicked")),
+                r.join().unwrap_or_else(|_| panic!("rmi thread panicked")),
+            )
+        });
+        let what = format!(
+            "round {round}: create {:?} {:?} {:?}; rmi {:?} {:?} {:?}",
+            created.status,
+            stdout(&created),
+            stderr(&created),
+            removed.status,
+            stdout(&removed),
+            stderr(&removed)
+        );
+        match (created.status.success(), removed.status.success()) {
+            (true, false) => {
+                create_won += 1;
+                let cid = stdout(&created).trim().to_string();
+                assert!(is_full_id(&cid), "{what}");
+                assert_eq!(removed.status.code(), Some(1), "{what}");
+                let expected = format!(
+                    "conflict: unable to remove repository reference \"bb\" (must force) - container {} is using its referenced image {}\n",
+                    &cid[..12],
+                    &image["sha256:".len()..][..12]
+                );
+                assert!(stderr(&removed).ends_with(&expected), "{what}");
+                assert_eq!(stderr(&removed).lines().count(), 1, "{what}");
+                assert_eq!(env.ok(&["start", "-a", &cid]), "alive\n", "{what}");
+                env.ok(&["rm", &cid]);
+                env.ok(&["rmi", BB]);
+            }
+            (false, true) => {
+                rmi_won += 1;
+                assert_eq!(created.status.code(), Some(125), "{what}");
+                assert!(
+                    stderr(&created).contains("No such image: bb:latest"),
+                    "{what}"
+                );
+                assert_eq!(env.ok(&["ps", "-aq"]), "", "{what}");
+            }
+            _ => panic!("exactly one of create and rmi must succeed: {what}"),
+        }
+        assert_store_empty(&env, &what);
+        let leftover = fs::read_dir(env.root.path().join("containers"))
+            .map(|rd| rd.count())
+            .unwrap_or(0);
+        assert_eq!(leftover, 0, "{what}: a container directory was left");
+    }
+    eprintln!("create won {create_won} rounds, rmi won {rmi_won}");
+}
+
 // ---------------------------------------------------------------------------
 // Hostile tarballs
 

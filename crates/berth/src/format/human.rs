@@ -316,7 +316,9 @@ pub(crate) fn format_float_g(f: f64, precision: Option<usize>) -> String {
     let a = f.abs();
     let sci = match precision {
         None => format!("{a:e}"),
-        Some(p) => format!("{:.*e}", p.max(1) - 1, a),
+        // No f64 has more than 767 significant digits (the rest are zeros,
+        // trimmed below), and Rust's precision stops at 65535.
+        Some(p) => format!("{:.*e}", (p.max(1) - 1).min(800), a),
     };
     let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let exponent: i64 = exponent.parse().unwrap_or(0);

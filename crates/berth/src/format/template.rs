@@ -2695,6 +2695,17 @@ fn go_sprintf(format: &str, args: &[Value], room: usize) -> Result<String, Strin
     out.finish()
 }
 
+/// `%.{prec}f` as Go prints it, for any precision: no f64 has a non-zero
+/// digit past the 1074th after the point, and Rust's precision stops at
+/// 65535, so the digits past 1100 are zeros written here.
+fn go_fixed(f: f64, prec: usize) -> String {
+    let mut s = format!("{:.*}", prec.min(1100), f);
+    if f.is_finite() {
+        s.extend(std::iter::repeat_n('0', prec.saturating_sub(1100)));
+    }
+    s
+}
+
 fn pad(out: &mut Text, s: &str, spec: &Spec, numeric: bool) {
     let len = s.chars().count();
     let fill = spec.width.map_or(0, |w| w.saturating_sub(len));
@@ -2780,7 +2791,7 @@ fn fmt_arg(out: &mut Text, v: &Value, verb: char, spec: &Spec, nested: bool) {
             (None, 'v' | 'g' | 'G' | 'f' | 'F' | 'e' | 'E') => {
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 let s = match verb {
-                    'f' | 'F' => format!("{:.*}", spec.prec.unwrap_or(6), f.abs()),
+                    'f' | 'F' => go_fixed(f.abs(), spec.prec.unwrap_or(6)),
                     'e' | 'E' => go_exp(f.abs(), spec.prec.unwrap_or(6), verb == 'E'),
                     _ => format_float_g(f.abs(), spec.prec),
                 };
@@ -2841,8 +2852,14 @@ fn fmt_arg(out: &mut Text, v: &Value, verb: char, spec: &Spec, nested: bool) {
 
 /// Go's `%e`: `1.500000e+00`.
 fn go_exp(f: f64, prec: usize, upper: bool) -> String {
-    let s = format!("{f:.prec$e}");
+    // No f64 has more than 767 significant digits: past them Go prints zeros,
+    // and Rust's precision stops at 65535.
+    let s = format!("{:.*e}", prec.min(800), f);
     let (mantissa, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
+    let mut mantissa = mantissa.to_string();
+    if f.is_finite() {
+        mantissa.extend(std::iter::repeat_n('0', prec.saturating_sub(800)));
+    }
     let exp: i32 = exp.parse().unwrap_or(0);
     let e = if upper { 'E' } else { 'e' };
     let sign = if exp < 0 { '-' } else { '+' };
@@ -2993,6 +3010,52 @@ mod tests {
             fails(r#"{{index .Config.Cmd 7}}"#, &d),
             "template: :1:2: executing \"\" at <index>: error calling index: index out of range: 7"
         );
+    }
+
+    /// Found by fuzzing: `%2222…2s` asked for a usize::MAX-wide string and
+    /// panicked ("capacity overflow"). Go refuses widths and precisions past
+    /// a million, as these (checked against the docker CLI) show.
+    #[test]
+    fn printf_widths_past_gos_limit_are_refused_as_go_does() {
+        let d = inspect();
+        for (t, want) in [
+            (
+                r#"{{printf "%99999999999s|" "x"}}"#,
+                "%!(NOVERB)%!(EXTRA string=x)",
+            ),
+            (
+                r#"{{printf "%.99999999999f|" 1.5}}"#,
+                "%!(NOVERB)%!(EXTRA float64=1.5)",
+            ),
+            (r#"{{printf "%*s|" 99999999999 "x"}}"#, "%!(BADWIDTH)x|"),
+            (
+                r#"{{printf "%.*f|" 99999999999 1.5}}"#,
+                "%!(BADPREC)1.500000|",
+            ),
+            (r#"{{printf "%.*f|" -2 1.5}}"#, "%!(BADPREC)1.500000|"),
+            (r#"{{printf "%*s|" -3 "x"}}"#, "x  |"),
+            (r#"{{len (printf "%*s" 1000001 "x")}}"#, "13"),
+            (r#"{{len (printf "%1000001s" "x")}}"#, "1000001"),
+            // Found by fuzzing: precisions past Rust's 65535 panicked
+            // ("Formatting argument out of range"); Go prints the zeros.
+            (r#"{{len (printf "%.5323555f" 1.5)}}"#, "5323557"),
+            (r#"{{len (printf "%.70000e" 1.5)}}"#, "70006"),
+            (r#"{{printf "%.70000g|" 1.5}}"#, "1.5|"),
+            (
+                r#"{{printf "%.1101f" 0.5}}"#,
+                &format!("0.5{}", "0".repeat(1100)),
+            ),
+        ] {
+            assert_eq!(run(t, &d), want, "{t}");
+        }
+        // Found by fuzzing: `pad` allocated whatever it was asked for.
+        assert_eq!(run(r#"{{len (pad "x" 1000000 1)}}"#, &d), "1000002");
+        assert_eq!(
+            fails(r#"{{pad "x" 5 166666666666666}}"#, &d),
+            "template: :1:2: executing \"\" at <pad>: error calling pad: output over 64 MiB"
+        );
+        let huge = format!("{{{{printf \"%{}s\" .Name}}}}", "2".repeat(120));
+        assert_eq!(run(&huge, &d), "%!(NOVERB)%!(EXTRA string=/boring_turing)");
     }
 
     #[test]
