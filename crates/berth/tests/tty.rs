@@ -76,18 +76,28 @@ impl Terminal {
 
     /// Reads until `needle` shows up; consumes and returns the text up to it.
     fn expect(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        match self.expect_within(needle, Duration::from_secs(20)) {
+            Some(text) => text,
+            None => panic!(
+                "terminal never showed {needle:?}; it showed:\n{}\n(berth: {:?})",
+                String::from_utf8_lossy(&self.seen),
+                self.child.try_wait()
+            ),
+        }
+    }
+
+    /// [`expect`](Self::expect), giving up (None) after `limit`.
+    fn expect_within(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
         let mut buf = [0u8; 4096];
         loop {
             if let Some(pos) = find(&self.seen, needle.as_bytes()) {
                 let taken: Vec<u8> = self.seen.drain(..pos + needle.len()).collect();
-                return String::from_utf8_lossy(&taken).into_owned();
+                return Some(String::from_utf8_lossy(&taken).into_owned());
             }
-            assert!(
-                Instant::now() < deadline,
-                "terminal never showed {needle:?}; it showed:\n{}",
-                String::from_utf8_lossy(&self.seen)
-            );
+            if Instant::now() >= deadline {
+                return None;
+            }
             let mut fds = [rustix::event::PollFd::new(
                 &self.master,
                 rustix::event::PollFlags::IN,
@@ -223,10 +233,25 @@ fn attach_and_detach_with_ctrl_p_ctrl_q() {
         status, "running",
         "the container keeps running after a detach"
     );
-    // Reattach (wait until the session answers) and end it.
+    // Reattach and wait until the session answers: ask again while it does
+    // not (a line typed before `attach` has its terminal raw is the local
+    // terminal's), failing if berth attach ends.
     let mut t = Terminal::spawn(env.berth(&["attach", "tty2"]), 24, 80);
-    t.send(b"echo again-$((1+1))\r");
-    t.expect("again-2");
+    let mut answered = false;
+    for _ in 0..10 {
+        t.send(b"echo again-$((1+1))\r");
+        if t.expect_within("again-2", Duration::from_secs(2)).is_some() {
+            answered = true;
+            break;
+        }
+        if let Ok(Some(st)) = t.child.try_wait() {
+            panic!(
+                "berth attach ended with {st}: {:?}",
+                String::from_utf8_lossy(&t.seen)
+            );
+        }
+    }
+    assert!(answered, "{:?}", String::from_utf8_lossy(&t.seen));
     t.send(b"exit 4\r");
     assert_eq!(t.wait(), 4);
     assert_eq!(env.ok(&["wait", "tty2"]).trim(), "4");
