@@ -957,6 +957,12 @@ impl Engine {
         args: &[std::ffi::OsString],
         attach: Option<(&Path, AttachStreams)>,
     ) -> std::result::Result<(Option<Attachment>, i32), MonitorFailure> {
+        // The monitor moves itself there; making it is ours (the monitor
+        // keeps every page it touches for the container's life). Best
+        // effort: without it the monitor stays in our cgroup.
+        if let Ok(layout) = cgroups::detect() {
+            let _ = Cgroup::new(&layout, &self.monitor_cgroup()).create();
+        }
         let mut cmd = std::process::Command::new(&self.opts.monitor);
         cmd.args(args)
             .stdin(std::process::Stdio::null())

@@ -244,6 +244,26 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Moves the calling process into the (existing) cgroup in every
+    /// hierarchy, allocating as little as it can: the monitor does this, and
+    /// every page it touches stays dirty for the container's life.
+    pub fn add_self(&self) -> Result<(), CgroupError> {
+        self.components()?;
+        let mounts: Vec<&Path> = match &self.layout {
+            Layout::V1 { mounts } => mounts.iter().map(|(_, m)| m.as_path()).collect(),
+            Layout::Unified(root) => vec![root.as_path()],
+        };
+        let mut path = PathBuf::with_capacity(256);
+        for m in mounts {
+            path.clear();
+            path.push(m);
+            path.push(&self.rel);
+            path.push("cgroup.procs");
+            write(&path, "0")?;
+        }
+        Ok(())
+    }
+
     /// The processes in the cgroup and its descendants: from the pids (else
     /// memory, else first) hierarchy on v1, from the cgroup on v2. Empty if
     /// the cgroup does not exist.

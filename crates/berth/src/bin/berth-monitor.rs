@@ -253,19 +253,16 @@ fn run() -> Res<i32> {
     }
 }
 
-/// Moves this monitor into its own cgroup (`<parent>/monitors`), out of its
-/// starter's: a service manager that stops the starter's service must not
+/// Moves this monitor into its own cgroup (`<parent>/monitors`, made by the
+/// engine), out of its starter's: a service manager that stops the starter's service must not
 /// take the containers' monitors with it. Best effort: a failure leaves the
 /// monitor where it is, which still works.
 fn move_to_monitor_cgroup(layout: &cgroups::Layout, rel: &str) {
     if rel.is_empty() {
         return;
     }
-    let cg = Cgroup::new(layout, rel);
-    if let Err(e) = cg
-        .create()
-        .and_then(|()| cg.add_pid(std::process::id() as i32))
-    {
+    // The engine made the cgroup (Engine::launch_monitor).
+    if let Err(e) = Cgroup::new(layout, rel).add_self() {
         eprintln!("berth-monitor: moving to cgroup {rel}: {e}");
     }
 }
