@@ -73,6 +73,7 @@ impl Notify {
     }
 }
 
+#[inline(never)]
 fn run() -> Res<i32> {
     // Whatever the starter had open (a shell's `exec 7</`, a service
     // manager's sockets) must not live on here, where every container
@@ -129,23 +130,7 @@ fn run() -> Res<i32> {
         let (child_stdio, mut io) = io.split();
         // The cgroup is made after the clone: on v1 its creation can wait for
         // an RCU grace period, and the child sets up its root meanwhile.
-        let created = process::create(&cfg.spec, child_stdio, |pid| {
-            berth_runtime::trace::trace("monitor: cloned");
-            cgroup.create().map_err(|e| format!("cgroup: {e}"))?;
-            if !cfg.spec.privileged {
-                berth_runtime::devices::apply_default_rules(&cgroup)
-                    .map_err(|e| format!("cgroup device rules: {e}"))?;
-            }
-            let r = cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
-            berth_runtime::trace::trace("monitor: placed");
-            // Right after the container's migration: on cgroup v1 the
-            // grace period it waited for has just passed, so ours is cheap.
-            if first {
-                move_to_monitor_cgroup(&layout, &cfg.monitor_cgroup);
-                berth_runtime::trace::trace("monitor: moved itself");
-            }
-            r
-        });
+        let created = create_container(&cfg, &layout, &cgroup, child_stdio, first);
         let created = match created {
             Ok(c) => c,
             Err(e) => {
@@ -253,6 +238,37 @@ fn run() -> Res<i32> {
     }
 }
 
+/// Clones the container's first process and places it (and, the first
+/// time, this monitor) in its cgroup. Out of line: inlined, the runtime's
+/// whole start path would widen `run`'s frame, the stack every idle
+/// monitor keeps.
+#[inline(never)]
+fn create_container(
+    cfg: &MonitorConfig,
+    layout: &cgroups::Layout,
+    cgroup: &Cgroup,
+    child_stdio: ChildStdio,
+    first: bool,
+) -> Result<process::Created, process::ProcessError> {
+    process::create(&cfg.spec, child_stdio, |pid| {
+        berth_runtime::trace::trace("monitor: cloned");
+        cgroup.create().map_err(|e| format!("cgroup: {e}"))?;
+        if !cfg.spec.privileged {
+            berth_runtime::devices::apply_default_rules(cgroup)
+                .map_err(|e| format!("cgroup device rules: {e}"))?;
+        }
+        let r = cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
+        berth_runtime::trace::trace("monitor: placed");
+        // Right after the container's migration: on cgroup v1 the grace
+        // period it waited for has just passed, so ours is cheap.
+        if first {
+            move_to_monitor_cgroup(layout, &cfg.monitor_cgroup);
+            berth_runtime::trace::trace("monitor: moved itself");
+        }
+        r
+    })
+}
+
 /// Moves this monitor into its own cgroup (`<parent>/monitors`, made by the
 /// engine), out of its starter's: a service manager that stops the starter's service must not
 /// take the containers' monitors with it. Best effort: a failure leaves the
@@ -272,6 +288,9 @@ fn move_to_monitor_cgroup(layout: &cgroups::Layout, rel: &str) {
 /// serves an attach socket and sends the exit code as the last frame; the
 /// command runs in its own session and never sees its caller's descriptors
 /// or terminal. No log is written (Docker keeps none for execs).
+// Never inlined into `main`: its locals would widen the frame that every
+// idle container monitor keeps on its stack.
+#[inline(never)]
 fn run_exec(path: PathBuf) -> Res<i32> {
     berth_runtime::process::close_inherited_fds();
     let cfg: ExecConfig = serde_json::from_slice(
@@ -746,6 +765,7 @@ fn dev_null() -> OwnedFd {
 
 impl Held {
     /// After exit: read whatever is left without blocking.
+    #[inline(never)]
     fn drain(&mut self, log: &mut Log, clients: &mut Vec<Client>) {
         // On the heap: a big stack frame would be probed, and so dirtied,
         // in every idle monitor.
@@ -764,6 +784,7 @@ impl Held {
 }
 
 /// Sends output to the log and every attached client that wants it.
+#[inline(never)]
 fn output(data: &[u8], stream: u8, log: &mut Log, clients: &mut Vec<Client>) {
     log.write(data, stream);
     clients.retain_mut(|c| {
@@ -787,7 +808,9 @@ fn finish_clients(clients: &mut Vec<Client>, code: i32) {
     }
 }
 
-/// The poll loop while the container runs; returns its exit code.
+/// The poll loop while the container runs; returns its exit code. What it
+/// calls only on events is kept out of line (`#[inline(never)]`): every
+/// byte of this frame is stack each idle monitor keeps.
 fn serve(
     pid: i32,
     listener: Option<&UnixListener>,
@@ -890,6 +913,7 @@ struct Client {
 impl Client {
     /// Reads the `attach …` line (the client sends it right after connecting).
     /// `wait` bounds how long a silent client can hold the (single) loop.
+    #[inline(never)]
     fn handshake(s: UnixStream, wait: Duration) -> Option<Client> {
         let _ = s.set_nonblocking(false);
         let _ = s.set_read_timeout(Some(wait));
@@ -930,6 +954,7 @@ impl Client {
     }
 
     /// Reads what the client sent; false when it is gone.
+    #[inline(never)]
     fn pump(&mut self, io: &mut Held, stdin_claimed: &mut bool, buf: &mut [u8]) -> bool {
         let n = match rustix::net::recv(&self.stream, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
             Ok((0, _)) => return false,
