@@ -276,13 +276,7 @@ struct Prepared {
 }
 
 fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared, String> {
-    sys::setsid().map_err(|e| format!("setsid: {e}"))?;
-    sys::dup2(stdio.stdin.as_raw_fd(), 0).map_err(|e| format!("stdin: {e}"))?;
-    sys::dup2(stdio.stdout.as_raw_fd(), 1).map_err(|e| format!("stdout: {e}"))?;
-    sys::dup2(stdio.stderr.as_raw_fd(), 2).map_err(|e| format!("stderr: {e}"))?;
-    if stdio.tty_path.is_some() {
-        sys::set_controlling_tty(0).map_err(|e| format!("controlling terminal: {e}"))?;
-    }
+    own_session_and_stdio(stdio)?;
     // Every host-side descriptor this sets up (mount sources, the console)
     // is closed when it returns: none may be open when the working
     // directory is resolved below.
@@ -1099,7 +1093,7 @@ pub fn exec_in(
             // Entering a pid namespace applies to children: fork once more.
             match sys::fork() {
                 Ok(Forked::Child) => {
-                    if let Err(e) = exec_stdio(&stdio) {
+                    if let Err(e) = own_session_and_stdio(&stdio) {
                         sys::exit_now(fail(&mut rep, EXIT_ENGINE, &e));
                     }
                     drop(stdio);
@@ -1179,9 +1173,10 @@ pub fn open_container_pty(pid: i32) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((master, user))
 }
 
-/// The exec'd process's own session, its stdio, and with a terminal that
-/// terminal as its controlling one: never the caller's.
-fn exec_stdio(stdio: &ChildStdio) -> Result<(), String> {
+/// A session of its own, `stdio` as descriptors 0-2, and with a terminal
+/// that terminal as the controlling one: never the caller's (the first
+/// process and every exec'd one).
+fn own_session_and_stdio(stdio: &ChildStdio) -> Result<(), String> {
     sys::setsid().map_err(|e| format!("setsid: {e}"))?;
     sys::dup2(stdio.stdin.as_raw_fd(), 0).map_err(|e| format!("stdin: {e}"))?;
     sys::dup2(stdio.stdout.as_raw_fd(), 1).map_err(|e| format!("stdout: {e}"))?;

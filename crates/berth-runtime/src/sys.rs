@@ -191,16 +191,20 @@ pub(crate) fn exit_code_of(status: i32) -> i32 {
     }
 }
 
+/// A NULL-terminated array of pointers into `strings` (which must outlive it).
+fn c_array(strings: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
+    let mut v: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+    v.push(std::ptr::null());
+    v
+}
+
 /// execve(2); returns only on failure.
 pub(crate) fn execve(
     path: &std::ffi::CStr,
     argv: &[std::ffi::CString],
     envp: &[std::ffi::CString],
 ) -> io::Error {
-    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
-    e.push(std::ptr::null());
+    let (a, e) = (c_array(argv), c_array(envp));
     // SAFETY: path, every argv and envp entry are NUL-terminated C strings
     // that outlive the call; both arrays are NULL-terminated.
     unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
@@ -481,10 +485,7 @@ pub(crate) fn execve_fd(
     argv: &[std::ffi::CString],
     envp: &[std::ffi::CString],
 ) -> io::Error {
-    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
-    e.push(std::ptr::null());
+    let (a, e) = (c_array(argv), c_array(envp));
     let empty = c"";
     // SAFETY: fd is open; the path is an empty C string; argv and envp are
     // NULL-terminated arrays of C strings that outlive the call.

@@ -5,13 +5,10 @@ mod common;
 // block devices, own PID/UTS/network/cgroup namespaces, users, a read-only root, /dev.
 // Reference values: /work/shared/reference/runtime-findings.md (Docker 20.10 here).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::Output;
 
 use common::*;
 
@@ -76,7 +73,7 @@ fn mount_options(mountinfo: &str, point: &str) -> Option<String> {
 /// A static probe that prints the errno of `clone(CLONE_NEWUSER)`, `unshare(CLONE_NEWUSER)`
 /// and `clone3({CLONE_NEWUSER})` (0 when the call succeeded). Built once with `cc -static`
 /// into a directory under CARGO_TARGET_TMPDIR, keyed by its source, behind a lock.
-fn userns_probe_dir() -> &'static Path {
+fn userns_probe_dir() -> PathBuf {
     const SOURCE: &str = r#"
 #define _GNU_SOURCE
 #include <errno.h>
@@ -119,40 +116,7 @@ int main(void) {
     return 0;
 }
 "#;
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let mut h = DefaultHasher::new();
-        SOURCE.hash(&mut h);
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("userns-probe-{:016x}", h.finish()));
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        let lock_path = dir.join(".lock");
-        let lock = File::create(&lock_path)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
-        lock.lock()
-            .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
-        let prog = dir.join("probe");
-        if !prog.is_file() {
-            let src = dir.join("probe.c");
-            fs::write(&src, SOURCE).unwrap_or_else(|e| panic!("write {}: {e}", src.display()));
-            let tmp = dir.join("probe.tmp");
-            let out = Command::new("cc")
-                .args(["-static", "-O2", "-o"])
-                .arg(&tmp)
-                .arg(&src)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run cc: {e}"));
-            assert!(
-                out.status.success(),
-                "cc -static probe.c failed:\n{}",
-                text(&out.stderr)
-            );
-            fs::rename(&tmp, &prog).unwrap_or_else(|e| panic!("rename probe: {e}"));
-        }
-        drop(lock);
-        dir
-    })
+    static_probe("userns-probe", SOURCE)
 }
 
 // ---------------------------------------------------------------------------

@@ -6,12 +6,8 @@ mod common;
 // systempaths=unconfined / label / apparmor, and what `exec` and `inspect`
 // make of them. Reference: Docker 20.10 on this machine (see README).
 
-use std::collections::hash_map::DefaultHasher;
-use std::fs::{self, File};
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::fs;
+use std::process::Output;
 
 use common::*;
 
@@ -57,8 +53,9 @@ fn status(env: &TestEnv, opts: &[&str]) -> String {
 /// of mounting a tmpfs on /tmp and of `ptrace(PTRACE_TRACEME)`. Each call is
 /// harmless inside a container: a new user namespace or a mount live only in
 /// the probe's own namespaces. Built once with `cc -static`.
-fn probe_dir() -> &'static Path {
-    const SOURCE: &str = r#"
+/// A static probe that prints the errno of `unshare(CLONE_NEWUSER)`, a tmpfs
+/// mount and `ptrace(PTRACE_TRACEME)` (0 when the call succeeded).
+const PROBE: &str = r#"
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
@@ -75,49 +72,9 @@ int main(void) {
     return 0;
 }
 "#;
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let mut h = DefaultHasher::new();
-        SOURCE.hash(&mut h);
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("security-probe-{:016x}", h.finish()));
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        let lock_path = dir.join(".lock");
-        let lock = File::create(&lock_path)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
-        lock.lock()
-            .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
-        let prog = dir.join("probe");
-        if !prog.is_file() {
-            let src = dir.join("probe.c");
-            fs::write(&src, SOURCE).unwrap_or_else(|e| panic!("write {}: {e}", src.display()));
-            let tmp = dir.join("probe.tmp");
-            let out = Command::new("cc")
-                .args(["-static", "-O2", "-o"])
-                .arg(&tmp)
-                .arg(&src)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run cc: {e}"));
-            assert!(
-                out.status.success(),
-                "cc -static probe.c failed:\n{}",
-                text(&out.stderr)
-            );
-            fs::rename(&tmp, &prog).unwrap_or_else(|e| panic!("rename probe: {e}"));
-        }
-        drop(lock);
-        dir
-    })
-}
 
 fn probe_volume() -> String {
-    let dir = probe_dir();
-    format!(
-        "{}:/t:ro",
-        dir.to_str()
-            .unwrap_or_else(|| panic!("non-UTF-8 {}", dir.display()))
-    )
+    common::probe_volume(&static_probe("options-probe", PROBE))
 }
 
 /// The probe's output in a container run with `opts`.

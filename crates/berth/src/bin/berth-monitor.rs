@@ -592,6 +592,19 @@ fn hand_over_to_rm(cfg: &MonitorConfig) {
     eprintln!("berth-monitor: removing the container: {err}");
 }
 
+/// 24x80 until a client says otherwise.
+fn set_default_winsize(master: &impl AsFd) {
+    let _ = rustix::termios::tcsetwinsize(
+        master,
+        rustix::termios::Winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        },
+    );
+}
+
 /// The container's side of stdio as the monitor holds it.
 enum Stdio {
     Tty {
@@ -621,15 +634,7 @@ impl Stdio {
     fn container_tty(pid: i32) -> Res<Stdio> {
         let (master, slave) =
             process::open_container_pty(pid).map_err(|e| format!("exec pty: {e}"))?;
-        let _ = rustix::termios::tcsetwinsize(
-            &master,
-            rustix::termios::Winsize {
-                ws_row: 24,
-                ws_col: 80,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            },
-        );
+        set_default_winsize(&master);
         Ok(Stdio::Tty {
             master: File::from(master),
             slave,
@@ -655,15 +660,7 @@ impl Stdio {
                 .open(&path)
                 .map_err(|e| format!("pty {}: {e}", path.display()))?
                 .into();
-            let _ = rustix::termios::tcsetwinsize(
-                &master,
-                rustix::termios::Winsize {
-                    ws_row: 24,
-                    ws_col: 80,
-                    ws_xpixel: 0,
-                    ws_ypixel: 0,
-                },
-            );
+            set_default_winsize(&master);
             Ok(Stdio::Tty {
                 master: File::from(master),
                 slave,
