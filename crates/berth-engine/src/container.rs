@@ -1556,7 +1556,19 @@ impl Engine {
         let path = exec_dir.join(format!("{exec_id}.json"));
         let data =
             serde_json::to_vec(&cfg).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-        std::fs::write(&path, data).map_err(io_ctx("writing the exec config"))?;
+        // 0600: the command's environment may hold secrets; the exec
+        // monitor removes the file as soon as it has read it.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io_ctx("writing the exec config"))?;
+            f.write_all(&data)
+                .map_err(io_ctx("writing the exec config"))?;
+        }
         let streams = AttachStreams {
             stdin: o.stdin,
             stdout: true,

@@ -257,7 +257,29 @@ impl Engine {
         }
         self.collect_unreferenced_blobs(GARBAGE_AGE)?;
         container::collect_orphans(self)?;
+        self.collect_dead_exec_sockets();
         Ok(())
+    }
+
+    /// Exec monitors remove their socket when they end; one killed (-9)
+    /// leaves it behind. A socket nobody listens on any more is removed.
+    fn collect_dead_exec_sockets(&self) {
+        let Ok(rd) = std::fs::read_dir(&self.opts.run_root) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("exec-") && name.ends_with(".sock")) {
+                continue;
+            }
+            let refused = matches!(
+                std::os::unix::net::UnixStream::connect(e.path()),
+                Err(ref err) if err.kind() == std::io::ErrorKind::ConnectionRefused
+            );
+            if refused {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 

@@ -638,3 +638,61 @@ fn no_abstract_sockets_reach_host_network_containers() {
     let seen = env.ok(&["exec", "box", "cat", "/proc/net/unix"]);
     assert!(!seen.contains("@berth"), "{seen}");
 }
+
+/// An exec monitor killed with SIGKILL leaves its socket; garbage
+/// collection (`system prune`) removes a socket nobody listens on, and only
+/// that one.
+#[test]
+fn a_killed_exec_monitors_socket_is_collected() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["run", "-d", "--name", "box", BB, "sleep", "1000"]);
+    let mut live = env
+        .berth(&["exec", "box", "sleep", "600"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let mut doomed = env
+        .berth(&["exec", "box", "sleep", "601"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let sockets = || -> Vec<String> {
+        fs::read_dir(env.run_root.path())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("exec-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    poll("two exec sockets", Duration::from_secs(20), || {
+        (sockets().len() == 2 && env.ok(&["top", "box"]).contains("sleep 601")).then_some(())
+    });
+    // The monitor of `sleep 601`: the parent of its host-side waiter.
+    let exec_mon = poll(
+        "the exec monitor of sleep 601",
+        Duration::from_secs(20),
+        || {
+            fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let cmd = text(&fs::read(format!("/proc/{pid}/cmdline")).ok()?);
+                if !cmd.starts_with("sleep\0601") {
+                    return None;
+                }
+                let (_, waiter, _) = proc_stat_of(pid)?;
+                let (_, mon, _) = proc_stat_of(waiter)?;
+                Some(mon)
+            })
+        },
+    );
+    let _ = Command::new("kill")
+        .args(["-9", &exec_mon.to_string()])
+        .status();
+    let _ = doomed.wait();
+    env.ok(&["system", "prune", "-f"]);
+    let left = sockets();
+    let _ = live.kill();
+    let _ = live.wait();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
