@@ -677,7 +677,7 @@ fn a_killed_exec_monitors_socket_is_collected() {
             fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
                 let pid: u32 = e.file_name().to_str()?.parse().ok()?;
                 let cmd = text(&fs::read(format!("/proc/{pid}/cmdline")).ok()?);
-                if !cmd.starts_with("sleep\0601") {
+                if !cmd.starts_with("sleep\u{0}601") {
                     return None;
                 }
                 let (_, waiter, _) = proc_stat_of(pid)?;
