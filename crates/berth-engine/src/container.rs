@@ -250,6 +250,33 @@ fn check_tmpfs_options(opts: &str) -> Result<()> {
     }
 }
 
+/// An exec'd process with a terminal gets `TERM=xterm` unless it has a
+/// TERM of its own, as Docker's.
+fn with_term(mut env: Vec<String>, tty: bool) -> Vec<String> {
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    env
+}
+
+/// Docker's `exec` fails with 126 for whatever stops the process from
+/// starting, in runc's words (a user that does not exist is the daemon's
+/// own check, worded without runc's prefix).
+fn exec_start_failure(e: EngineError) -> EngineError {
+    match e {
+        EngineError::Runtime { message, .. } if message.starts_with("unable to find ") => {
+            EngineError::Runtime { code: 126, message }
+        }
+        EngineError::Runtime { message, .. } => EngineError::Runtime {
+            code: 126,
+            message: format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: {message}: unknown"
+            ),
+        },
+        other => other,
+    }
+}
+
 /// How `exec` connects the command's streams.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ExecOptions {
@@ -1509,7 +1536,7 @@ impl Engine {
         for e in &spec.env {
             set_env(&mut env, e);
         }
-        spec.env = process_env(&env);
+        spec.env = with_term(process_env(&env), o.tty);
         if spec.user.is_empty() {
             spec.user = v.config.user.clone();
         }
@@ -1580,7 +1607,7 @@ impl Engine {
         let _ = std::fs::remove_file(&path);
         match res {
             Ok((a, _pid)) => Ok(a),
-            Err(MonitorFailure::Engine(e)) => Err(e),
+            Err(MonitorFailure::Engine(e)) => Err(exec_start_failure(e)),
             Err(MonitorFailure::Exited) => Err(EngineError::Runtime {
                 code: 125,
                 message: "the exec monitor exited unexpectedly".into(),

@@ -310,8 +310,12 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
 /// container's root: a path through a descriptor that leads outside it
 /// (`/proc/self/fd/N`, the CVE-2024-21626 class) is refused.
 fn enter_cwd(cwd: &str) -> Result<(), String> {
-    std::env::set_current_dir(cwd)
-        .map_err(|e| format!("chdir to cwd (\"{cwd}\") set in config.json failed: {e}"))?;
+    std::env::set_current_dir(cwd).map_err(|e| {
+        format!(
+            "chdir to cwd (\"{cwd}\") set in config.json failed: {}",
+            describe_errno(&e)
+        )
+    })?;
     // getcwd(3) fails (ENOENT, "(unreachable)") for a directory that is not
     // below the process's root.
     match std::env::current_dir() {
@@ -521,12 +525,25 @@ fn exec_failure(rep: &mut File, arg0: &str, err: io::Error) -> i32 {
     )
 }
 
+/// An errno as Go (and so runc and Docker) words it: lower case, no
+/// "(os error N)".
 fn describe_errno(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::EACCES) => "permission denied".into(),
         Some(libc::ENOENT) => "no such file or directory".into(),
         Some(libc::ENOEXEC) => "exec format error".into(),
-        _ => e.to_string(),
+        Some(libc::ENOTDIR) => "not a directory".into(),
+        Some(libc::ELOOP) => "too many levels of symbolic links".into(),
+        Some(n) => {
+            let s = io::Error::from_raw_os_error(n).to_string();
+            let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+            let mut c = s.chars();
+            match c.next() {
+                Some(f) => f.to_lowercase().chain(c).collect(),
+                None => s,
+            }
+        }
+        None => e.to_string(),
     }
 }
 

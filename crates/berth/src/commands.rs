@@ -434,7 +434,9 @@ fn attach_cmd(e: &Engine, a: &AttachArgs) -> Result<i32> {
 }
 
 fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
-    if a.tty && !a.detach && !attach::is_terminal(std::io::stdin()) {
+    // As Docker's: -t alone makes a terminal whatever stdin is; only -it
+    // needs one to read from.
+    if a.tty && a.interactive && !a.detach && !attach::is_terminal(std::io::stdin()) {
         bail!(EngineError::InvalidArgument(
             "the input device is not a TTY".into()
         ));

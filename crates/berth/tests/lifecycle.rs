@@ -859,13 +859,54 @@ fn exec_runs_commands_in_the_container() {
     let upper = PathBuf::from(inspect_f(&env, "{{.GraphDriver.Data.UpperDir}}", "ex"));
     assert_eq!(fs::read_to_string(upper.join("made")).unwrap(), "made\n");
 
-    let (_, stderr) = env.fails(&["exec", "ex", "no-such-command"], 127);
+    // Docker's exec answers 126 for whatever keeps the process from
+    // starting (its `run` keeps 127 for a missing command), in runc's words.
+    let (_, stderr) = env.fails(&["exec", "ex", "no-such-command"], 126);
     assert!(
-        stderr.contains("executable file not found"),
+        stderr.contains("OCI runtime exec failed: exec failed: unable to start container process: exec: \"no-such-command\": executable file not found in $PATH: unknown"),
         "stderr: {stderr}"
     );
     env.fails(&["exec", "ex", "/etc/passwd"], 126);
+    let (_, stderr) = env.fails(&["exec", "-w", "/nope", "ex", "true"], 126);
+    assert!(
+        stderr.contains("chdir to cwd (\"/nope\") set in config.json failed: no such file or directory: unknown"),
+        "stderr: {stderr}"
+    );
+    let (_, stderr) = env.fails(&["exec", "-u", "nobody2", "ex", "true"], 126);
+    assert!(
+        stderr.contains("unable to find user nobody2: no matching entries in passwd file"),
+        "stderr: {stderr}"
+    );
+    // A command that itself exits 127 is not a start failure.
+    env.fails(&["exec", "ex", "sh", "-c", "exit 127"], 127);
     env.fails(&["exec", "no-such-container", "true"], 1);
+    // -t without -i needs no terminal on stdin (a pty is made), and its
+    // process gets TERM=xterm unless it has its own.
+    assert_eq!(env.ok(&["exec", "-t", "ex", "tty"]).trim(), "/dev/pts/0");
+    assert_eq!(
+        env.ok(&["exec", "-t", "ex", "sh", "-c", "echo $TERM"])
+            .trim(),
+        "xterm"
+    );
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "-t",
+            "-e",
+            "TERM=vt100",
+            "ex",
+            "sh",
+            "-c",
+            "echo $TERM"
+        ])
+        .trim(),
+        "vt100"
+    );
+    assert_eq!(
+        env.ok(&["exec", "ex", "sh", "-c", "echo ${TERM:-none}"]),
+        "none\n"
+    );
+    env.fails(&["exec", "-it", "ex", "true"], 1);
 }
 
 #[test]

@@ -268,3 +268,34 @@ fn exec_it_runs_in_a_terminal() {
     t.send(b"exit 3\r");
     assert_eq!(t.wait(), 3);
 }
+
+/// `exec -it` gets a cooked terminal of the container's own: the line
+/// discipline edits and echoes, `read` returns a line, ^C interrupts the
+/// foreground process, and `tty` names a pty of the container's devpts.
+#[test]
+fn exec_it_has_a_cooked_terminal() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["run", "-d", "--name", "tty4", "bb", "sleep", "1000"]);
+    let mut t = Terminal::spawn(env.berth(&["exec", "-it", "tty4", "sh"]), 24, 80);
+    t.expect("# ");
+    t.send(b"read x; echo got-$x\r");
+    t.send(b"hello\r");
+    t.expect("got-hello");
+    t.send(b"sleep 321\r");
+    // Wait until the sleep runs before interrupting it.
+    poll("the exec'd sleep", Duration::from_secs(20), || {
+        env.ok(&["top", "tty4"]).contains("sleep 321").then_some(())
+    });
+    t.send(b"\x03");
+    poll(
+        "the sleep to be interrupted",
+        Duration::from_secs(20),
+        || (!env.ok(&["top", "tty4"]).contains("sleep 321")).then_some(()),
+    );
+    t.send(b"echo back-$((1+2))\r");
+    t.expect("back-3");
+    t.send(b"tty\r");
+    t.expect("/dev/pts/0");
+    t.send(b"exit 7\r");
+    assert_eq!(t.wait(), 7);
+}
