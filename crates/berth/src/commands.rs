@@ -58,7 +58,12 @@ pub fn dispatch(cli: Cli) -> Exit {
                 Ok(())
             }),
             Command::Kill(a) => each(&a.containers, |c| {
-                e.kill(c, &a.signal)?;
+                match e.kill(c, &a.signal) {
+                    Err(EngineError::NoSuchContainer(n)) => {
+                        bail!("Cannot kill container: {c}: No such container: {n}")
+                    }
+                    r => r?,
+                };
                 outln!("{c}")?;
                 Ok(())
             }),
@@ -305,9 +310,11 @@ fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
 
 fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
     if a.tty && a.interactive && !attach::is_terminal(std::io::stdin()) && !a.detach {
-        bail!(EngineError::InvalidArgument(
-            "the input device is not a TTY".into()
-        ));
+        // Docker's CLI refuses this itself, with 1 (not the daemon's 125).
+        bail!(EngineError::Runtime {
+            code: 1,
+            message: "the input device is not a TTY".into()
+        });
     }
     let id = e.create(&create_options(a, !a.detach)?)?;
     berth_runtime::trace::trace("cli: created");
@@ -392,7 +399,11 @@ fn start(e: &mut Engine, a: &StartArgs) -> Result<i32> {
             stdout: true,
             stderr: true,
         };
-        let (v, att) = e.start_attached(c, streams)?;
+        // A start that fails is 1 for Docker's CLI, whatever the reason.
+        let (v, att) = e.start_attached(c, streams).map_err(|err| match err {
+            EngineError::Runtime { message, .. } => EngineError::Runtime { code: 1, message },
+            other => other,
+        })?;
         let ended = attach::run(
             att,
             Session {
@@ -403,11 +414,20 @@ fn start(e: &mut Engine, a: &StartArgs) -> Result<i32> {
         );
         return finish_attached(e, &v, ended, v.host_config.auto_remove);
     }
-    each(&a.containers, |c| {
-        e.start(c)?;
+    let mut failed = Vec::new();
+    let code = each(&a.containers, |c| {
+        let r = e.start(c);
+        if r.is_err() {
+            failed.push(c.to_string());
+        }
+        r?;
         outln!("{c}")?;
         Ok(())
-    })
+    })?;
+    if !failed.is_empty() {
+        errln!("Error: failed to start containers: {}", failed.join(", "));
+    }
+    Ok(code)
 }
 
 fn attach_cmd(e: &Engine, a: &AttachArgs) -> Result<i32> {
@@ -480,11 +500,28 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
 }
 
 fn rm(e: &mut Engine, a: &RmArgs) -> Result<i32> {
-    each(&a.containers, |c| {
-        e.remove(c, a.force, a.volumes)?;
+    let (mut failures, mut missing) = (0, 0);
+    let code = each(&a.containers, |c| {
+        let r = e.remove(c, a.force, a.volumes);
+        if let Err(err) = &r {
+            failures += 1;
+            missing += usize::from(matches!(err, EngineError::NoSuchContainer(_)));
+        }
+        r?;
         outln!("{c}")?;
         Ok(())
-    })
+    })?;
+    Ok(forced_exit(a.force, code, failures, missing))
+}
+
+/// `rm -f`/`rmi -f`: Docker's CLI reports a name that does not exist but
+/// does not fail for it; any other failure still fails.
+fn forced_exit(force: bool, code: i32, failures: usize, missing: usize) -> i32 {
+    if force && failures == missing {
+        0
+    } else {
+        code
+    }
 }
 
 fn parse_time(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -869,15 +906,22 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
 }
 
 fn rmi(e: &mut Engine, a: &RmiArgs) -> Result<i32> {
-    each(&a.images, |i| {
-        for r in e.remove_image(i, a.force)? {
+    let (mut failures, mut missing) = (0, 0);
+    let code = each(&a.images, |i| {
+        let removed = e.remove_image(i, a.force);
+        if let Err(err) = &removed {
+            failures += 1;
+            missing += usize::from(matches!(err, EngineError::NoSuchImage(_)));
+        }
+        for r in removed? {
             match r {
                 RemovedImage::Untagged(t) => outln!("Untagged: {t}")?,
                 RemovedImage::Deleted(d) => outln!("Deleted: {d}")?,
             }
         }
         Ok(())
-    })
+    })?;
+    Ok(forced_exit(a.force, code, failures, missing))
 }
 
 fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {

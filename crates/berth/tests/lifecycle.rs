@@ -1430,3 +1430,48 @@ fn monitor_gives_up_when_its_starter_vanishes_before_attaching() {
     env.ok(&["start", "orphan"]);
     env.ok(&["rm", "-f", "orphan"]);
 }
+
+/// Exit codes and words of the docker CLI (20.10 daemon, 28 client, checked
+/// side by side): `rm -f`/`rmi -f` report a missing name but do not fail
+/// for it; a failed `start -a` is 1; `start` sums up its failures; `kill`
+/// words a missing container as Docker's; `run -it` without a terminal is
+/// the CLI's own refusal, 1.
+#[test]
+fn exit_codes_and_words_are_the_docker_clis() {
+    let env = TestEnv::with_busybox();
+    let (_, err) = env.fails(&["rm", "-f", "nosuch"], 0);
+    assert_eq!(err, "Error: No such container: nosuch\n");
+    let (_, err) = env.fails(&["rmi", "-f", "nosuch"], 0);
+    assert_eq!(err, "Error: No such image: nosuch:latest\n");
+    env.fails(&["rm", "nosuch"], 1);
+    env.fails(&["rmi", "nosuch"], 1);
+    // A real failure still fails with -f.
+    env.ok(&["run", "-d", "--name", "up", BB, "sleep", "1000"]);
+    let image = env.inspect("up")["Image"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    env.fails(&["rmi", "-f", "nosuch", &image], 1);
+
+    let (_, err) = env.fails(&["run", "-it", BB, "true"], 1);
+    assert!(err.contains("the input device is not a TTY"), "{err}");
+
+    env.ok(&["create", "--name", "bad", BB, "nosuchcmd"]);
+    let (_, err) = env.fails(&["start", "-a", "bad"], 1);
+    assert!(err.contains("executable file not found"), "{err}");
+    let (_, err) = env.fails(&["start", "bad"], 1);
+    assert!(
+        err.ends_with("Error: failed to start containers: bad\n"),
+        "{err}"
+    );
+    let (_, err) = env.fails(&["start", "nosuch"], 1);
+    assert_eq!(
+        err,
+        "Error: No such container: nosuch\nError: failed to start containers: nosuch\n"
+    );
+    let (_, err) = env.fails(&["kill", "nosuch"], 1);
+    assert_eq!(
+        err,
+        "Error: Cannot kill container: nosuch: No such container: nosuch\n"
+    );
+}
