@@ -33,6 +33,7 @@ macro_rules! errln {
 }
 
 mod attach;
+mod boolflags;
 mod cli;
 mod cmd_archive;
 mod cmd_commit;
@@ -47,10 +48,19 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    let (args, path) = boolflags::normalize(&<cli::Cli as clap::CommandFactory>::command(), args);
+    let see = format!("See 'berth {} --help'.", path.join(" "));
+    let args = match args {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("{msg}\n{see}");
+            return ExitCode::from(125);
+        }
+    };
     let parsed = match cli::Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
-            use clap::error::ErrorKind;
+            use clap::error::{ContextKind, ContextValue, ErrorKind};
             return match e.kind() {
                 ErrorKind::DisplayHelp
                 | ErrorKind::DisplayVersion
@@ -58,6 +68,22 @@ fn main() -> ExitCode {
                     // Bare `berth` prints its help and succeeds, as `docker` does.
                     let _ = e.print();
                     ExitCode::SUCCESS
+                }
+                ErrorKind::UnknownArgument => {
+                    // Docker's words: `unknown flag: --bogus`.
+                    match e.get(ContextKind::InvalidArg) {
+                        Some(ContextValue::String(flag)) if flag.starts_with("--") => {
+                            eprintln!("unknown flag: {flag}\n{see}");
+                        }
+                        Some(ContextValue::String(flag)) => {
+                            let c = flag.trim_start_matches('-').chars().next().unwrap_or('?');
+                            eprintln!("unknown shorthand flag: '{c}' in {flag}\n{see}");
+                        }
+                        _ => {
+                            let _ = e.print();
+                        }
+                    }
+                    ExitCode::from(125)
                 }
                 _ => {
                     let _ = e.print();

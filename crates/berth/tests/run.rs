@@ -957,3 +957,74 @@ fn twenty_parallel_detached_runs() {
         .collect();
     assert_eq!(names.len(), 20, "{names:?}");
 }
+
+/// Docker's flag syntax: every boolean flag takes `=true|false` (Go's
+/// ParseBool values), a bad value and an unknown flag are Docker's words
+/// with exit 125, and the container's own arguments are never rewritten.
+#[test]
+fn boolean_flags_take_values_and_unknown_flags_are_dockers_words() {
+    let env = TestEnv::with_busybox();
+    // --rm=false keeps the container; --rm=true removes it.
+    env.ok(&["run", "--rm=false", "--name", "kept", BB, "true"]);
+    assert_eq!(status(&env, "kept"), "exited");
+    env.ok(&["run", "--rm=true", "--name", "gone", BB, "true"]);
+    env.fails(&["inspect", "gone"], 1);
+    // -t=false: no terminal; --init=1 / --read-only=T: on.
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "-t=false",
+            BB,
+            "sh",
+            "-c",
+            "[ -t 1 ] || echo no-tty"
+        ]),
+        "no-tty\n"
+    );
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--init=1",
+            BB,
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | head -c 10"
+        ]),
+        "berth-init"
+    );
+    let out = env.run(&["run", "--rm", "--read-only=T", BB, "touch", "/x"]);
+    assert!(!out.status.success());
+    // After the image, `--all=false` is the container's.
+    assert_eq!(
+        env.ok(&["run", "--rm", BB, "echo", "--all=false", "-t=false"]),
+        "--all=false -t=false\n"
+    );
+    env.ok(&["run", "-d", "--name", "box", BB, "sleep", "1000"]);
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "--tty=false",
+            "box",
+            "sh",
+            "-c",
+            "[ -t 1 ] || echo no"
+        ]),
+        "no\n"
+    );
+    assert_eq!(env.ok(&["ps", "-q", "-a=false"]).lines().count(), 1);
+
+    let (_, err) = env.fails(&["run", "--rm=maybe", BB, "true"], 125);
+    assert_eq!(
+        err,
+        "invalid argument \"maybe\" for \"--rm\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax\nSee 'berth run --help'.\n"
+    );
+    let (_, err) = env.fails(&["run", "--bogus", BB, "true"], 125);
+    assert_eq!(err, "unknown flag: --bogus\nSee 'berth run --help'.\n");
+    let (_, err) = env.fails(&["container", "ls", "--bogus"], 125);
+    assert_eq!(
+        err,
+        "unknown flag: --bogus\nSee 'berth container ls --help'.\n"
+    );
+}
