@@ -184,6 +184,8 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     /// Only entries at or after this time (RFC 3339 strings compare in order).
     pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only entries before this time.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -1441,7 +1443,13 @@ impl Engine {
         let since = o
             .since
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
-        let keep = |e: &LogEntry| since.as_ref().is_none_or(|s| e.time.as_str() >= s.as_str());
+        let until = o
+            .until
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+        let keep = |e: &LogEntry| {
+            since.as_ref().is_none_or(|s| e.time.as_str() >= s.as_str())
+                && until.as_ref().is_none_or(|u| e.time.as_str() < u.as_str())
+        };
         let mut entries: Vec<LogEntry> = Vec::new();
         let files = Self::log_files(&v);
         let live = files.last().cloned().unwrap_or_default();

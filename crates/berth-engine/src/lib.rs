@@ -24,6 +24,7 @@ mod fsops;
 mod image;
 pub mod names;
 mod security;
+pub mod timeparse;
 mod volume;
 
 use std::fs::File;

@@ -471,15 +471,18 @@ pub struct LogsArgs {
     /// Follow log output
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// Number of lines to show from the end of the logs ("all" for everything)
-    #[arg(short = 'n', long, default_value = "all")]
+    /// Number of lines to show from the end of the logs ("all" or a negative number for everything)
+    #[arg(short = 'n', long, default_value = "all", allow_hyphen_values = true)]
     pub tail: String,
     /// Show timestamps
     #[arg(short = 't', long)]
     pub timestamps: bool,
     /// Show logs since a timestamp (2013-01-02T13:23:37Z) or relative (42m)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub since: Option<String>,
+    /// Show logs before a timestamp (2013-01-02T13:23:37Z) or relative (42m)
+    #[arg(long, allow_hyphen_values = true)]
+    pub until: Option<String>,
     pub container: String,
 }
 

@@ -183,10 +183,30 @@ fn parse_env_files(a: &RunArgs) -> Result<Vec<String>> {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            // Docker's rules for env files: a name, never empty, no blanks.
+            let name = line.split_once('=').map_or(line, |(n, _)| n);
+            let bad = if name.is_empty() {
+                Some(format!("no variable name on line '{line}'"))
+            } else if name.contains(char::is_whitespace) {
+                Some(format!("variable '{name}' contains whitespaces"))
+            } else {
+                None
+            };
+            if let Some(why) = bad {
+                bail!(EngineError::InvalidArgument(format!(
+                    "invalid env file ({}): {why}",
+                    f.display()
+                )));
+            }
             env.push(expand_env(line));
         }
     }
     for e in &a.env {
+        if e.starts_with('=') {
+            bail!(EngineError::InvalidArgument(format!(
+                "invalid argument \"{e}\" for \"-e, --env\" flag: invalid environment variable: {e}"
+            )));
+        }
         env.push(expand_env(e));
     }
     Ok(env)
@@ -219,6 +239,11 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
     let mut labels = BTreeMap::new();
     for l in &a.label {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        if k.is_empty() {
+            bail!(EngineError::InvalidArgument(format!(
+                "invalid argument \"{l}\" for \"-l, --label\" flag: invalid label '{l}': empty name"
+            )));
+        }
         labels.insert(k.to_string(), v.to_string());
     }
     let env =
@@ -524,56 +549,25 @@ fn forced_exit(force: bool, code: i32, failures: usize, missing: usize) -> i32 {
     }
 }
 
-fn parse_time(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return DateTime::from_timestamp(secs as i64, ((secs.fract()) * 1e9) as u32);
-    }
-    // Relative: 10s, 5m, 2h, 1h30m
-    let mut total = 0f64;
-    let mut num = String::new();
-    for ch in s.chars() {
-        if ch.is_ascii_digit() || ch == '.' {
-            num.push(ch);
-        } else {
-            let v: f64 = num.parse().ok()?;
-            num.clear();
-            total += v * match ch {
-                's' => 1.0,
-                'm' => 60.0,
-                'h' => 3600.0,
-                _ => return None,
-            };
-        }
-    }
-    if !num.is_empty() {
-        return None;
-    }
-    Some(now - chrono::Duration::milliseconds((total * 1000.0) as i64))
-}
-
 fn logs(e: &Engine, a: &LogsArgs) -> Result<i32> {
-    let tail = if a.tail == "all" {
-        None
-    } else {
-        Some(
-            a.tail
-                .parse::<usize>()
-                .map_err(|_| anyhow!("invalid value for --tail: {}", a.tail))?,
-        )
+    // Docker: "all", or any negative number, is everything.
+    let tail = match a.tail.parse::<i64>() {
+        _ if a.tail == "all" => None,
+        Ok(n) if n < 0 => None,
+        Ok(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        Err(_) => bail!("invalid value for --tail: {}", a.tail),
     };
-    let since = match &a.since {
-        Some(s) => Some(
-            parse_time(s, Utc::now()).ok_or_else(|| anyhow!("invalid value for \"since\": {s}"))?,
-        ),
-        None => None,
+    let time = |v: &Option<String>, what: &str| -> Result<Option<DateTime<Utc>>> {
+        v.as_deref()
+            .map(|s| berth_engine::timeparse::parse_time_arg(s, what, Utc::now()))
+            .transpose()
+            .map_err(|m| anyhow!(m))
     };
     let o = LogOptions {
         follow: a.follow,
         tail,
-        since,
+        since: time(&a.since, "since")?,
+        until: time(&a.until, "until")?,
     };
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();

@@ -1028,3 +1028,73 @@ fn boolean_flags_take_values_and_unknown_flags_are_dockers_words() {
         "unknown flag: --bogus\nSee 'berth container ls --help'.\n"
     );
 }
+
+/// `logs --since/--until` take what Docker takes (RFC 3339, partial dates,
+/// Unix times with a fraction, Go durations); `--tail -1` is everything;
+/// `-e =x`, `-l =x` and env-file lines Docker rejects are errors in its words.
+#[test]
+fn logs_times_tail_and_environment_checks_are_dockers() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "--name",
+        "talk",
+        BB,
+        "sh",
+        "-c",
+        "echo one; echo two",
+    ]);
+    let all = "one\ntwo\n";
+    for args in [
+        vec!["logs", "--tail", "-1", "talk"],
+        vec!["logs", "--since", "1h", "talk"],
+        vec!["logs", "--since", "2000-01-01", "talk"],
+        vec!["logs", "--since", "2000-01-01T10:00", "talk"],
+        vec!["logs", "--since", "946684800.5", "talk"],
+        vec!["logs", "--until", "2100-01-01T00:00:00Z", "talk"],
+        vec!["logs", "--until", "-1h", "talk"],
+    ] {
+        assert_eq!(env.ok(&args), all, "{args:?}");
+    }
+    for args in [
+        vec!["logs", "--since", "2100-01-01", "talk"],
+        vec!["logs", "--until", "2000-01-01", "talk"],
+        vec!["logs", "--until", "1h", "talk"],
+        vec!["logs", "--tail", "0", "talk"],
+    ] {
+        assert_eq!(env.ok(&args), "", "{args:?}");
+    }
+    let (_, err) = env.fails(&["logs", "--since", "10parsecs", "talk"], 1);
+    assert!(
+        err.contains(
+            "invalid value for \"since\": failed to parse value as time or duration: \"10parsecs\""
+        ),
+        "{err}"
+    );
+
+    let (_, err) = env.fails(&["run", "--rm", "-e", "=x", BB, "true"], 125);
+    assert!(err.contains("invalid environment variable: =x"), "{err}");
+    let (_, err) = env.fails(&["run", "--rm", "-l", "=x", BB, "true"], 125);
+    assert!(err.contains("invalid label '=x': empty name"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("env");
+    for (text, why) in [
+        ("A B=1\n", "variable 'A B' contains whitespaces"),
+        ("=1\n", "no variable name on line '=1'"),
+    ] {
+        std::fs::write(&f, text).unwrap();
+        let (_, err) = env.fails(
+            &["run", "--rm", "--env-file", f.to_str().unwrap(), BB, "true"],
+            125,
+        );
+        assert!(
+            err.contains(&format!("invalid env file ({}): {why}", f.display())),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        env.ok(&["ps", "-aq"]).lines().count(),
+        1,
+        "a refused run left a container"
+    );
+}
