@@ -195,6 +195,45 @@ pub struct PruneReport {
 }
 
 /// Signal names and numbers as `kill -s` and `--stop-signal` take them.
+/// A `-v` mode as Docker reads it: comma-separated, at most one of each
+/// kind — `rw`/`ro`; an SELinux label `z`/`Z` (a no-op: no SELinux here);
+/// a propagation (berth binds are `rprivate`: the shared and slave kinds are
+/// refused); a consistency `consistent`/`cached`/`delegated` (no-ops on
+/// Linux, as Docker's); `nocopy`, for volumes only. Returns whether the
+/// mount is writable.
+fn volume_mode(spec: &str, mode: &str, bind: bool) -> Result<bool> {
+    let invalid = || EngineError::InvalidArgument(format!("invalid mode: {mode}"));
+    let mut seen = [false; 5];
+    let mut rw = true;
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        let kind = match m {
+            "rw" | "ro" => {
+                rw = m == "rw";
+                0
+            }
+            "z" | "Z" => 1,
+            "private" | "rprivate" => 2,
+            "shared" | "rshared" | "slave" | "rslave" => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid volume specification: '{spec}': berth bind mounts are rprivate; propagation {m} is not supported"
+                )))
+            }
+            "consistent" | "cached" | "delegated" => 3,
+            "nocopy" if bind => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid volume specification: '{spec}': invalid mount config for type \"bind\": field VolumeOptions must not be specified"
+                )))
+            }
+            "nocopy" => 4,
+            _ => return Err(invalid()),
+        };
+        if std::mem::replace(&mut seen[kind], true) {
+            return Err(invalid());
+        }
+    }
+    Ok(rw)
+}
+
 /// Refuses `--tmpfs` options that Docker refuses (it accepts the mount
 /// flags and tmpfs's own `size`, `mode`, `uid`, `gid`, `nr_inodes`,
 /// `nr_blocks`, `mpol`).
@@ -701,11 +740,7 @@ impl Engine {
                     "invalid volume specification: '{v}': invalid mount config for type \"volume\": invalid mount path: '{dst}' mount path must be absolute"
                 )));
             }
-            let rw = match mode {
-                "" | "rw" => true,
-                "ro" => false,
-                m => return Err(EngineError::InvalidArgument(format!("invalid mode: {m}"))),
-            };
+            let rw = volume_mode(v, mode, src.starts_with('/'))?;
             if src.starts_with('/') {
                 // Docker creates a missing bind source directory.
                 if std::fs::symlink_metadata(src).is_err() {

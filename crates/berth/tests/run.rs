@@ -1098,3 +1098,51 @@ fn logs_times_tail_and_environment_checks_are_dockers() {
         "a refused run left a container"
     );
 }
+
+/// `-v` modes as Docker reads them: `z`/`Z`, `cached`/`delegated`,
+/// `rprivate` accepted (no-ops here), `ro,z` read-only, `nocopy` for volumes
+/// only, doubled or unknown kinds refused with `invalid mode: …`.
+#[test]
+fn volume_modes_are_dockers() {
+    let env = TestEnv::with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let opts = |mode: &str| {
+        env.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{d}:/x:{mode}"),
+            BB,
+            "sh",
+            "-c",
+            "grep ' /x ' /proc/self/mountinfo | cut -d' ' -f6 | cut -d, -f1",
+        ])
+    };
+    assert_eq!(opts("ro,z"), "ro\n");
+    for m in [
+        "z",
+        "Z",
+        "cached",
+        "delegated",
+        "consistent",
+        "rprivate",
+        "rw,Z,cached",
+    ] {
+        assert_eq!(opts(m), "rw\n", "{m}");
+    }
+    env.ok(&["run", "--rm", "-v", "vol1:/x:nocopy", BB, "true"]);
+    for (mode, err) in [
+        ("bogus", "invalid mode: bogus"),
+        ("ro,rw", "invalid mode: ro,rw"),
+        ("z,Z", "invalid mode: z,Z"),
+        ("nocopy", "field VolumeOptions must not be specified"),
+    ] {
+        let (_, e) = env.fails(
+            &["run", "--rm", "-v", &format!("{d}:/x:{mode}"), BB, "true"],
+            125,
+        );
+        assert!(e.contains(err), "{mode}: {e}");
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
