@@ -68,6 +68,48 @@ pub struct Session {
     pub stdin: bool,
     /// Forward these signals to this PID (sig-proxy, non-TTY only).
     pub proxy_pid: Option<i32>,
+    /// The key sequence that detaches (TTY only; ctrl-p ctrl-q by default).
+    pub detach_keys: Vec<u8>,
+    /// Make the program redraw (a resize to one more row and column and
+    /// back, as Docker's attach does), for joining a running terminal.
+    pub redraw: bool,
+}
+
+/// ctrl-p ctrl-q.
+pub const DEFAULT_DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+
+/// Docker's `--detach-keys`: comma-separated keys, each `ctrl-X` (X a
+/// letter or one of `@[\]^_`) or a single character.
+pub fn parse_detach_keys(s: Option<&str>) -> Result<Vec<u8>, String> {
+    let Some(s) = s else {
+        return Ok(DEFAULT_DETACH_KEYS.to_vec());
+    };
+    let bad = || format!("Invalid detach keys ({s}) provided");
+    let mut keys = Vec::new();
+    for k in s.split(',') {
+        let b = if let Some(c) = k.strip_prefix("ctrl-") {
+            let mut chars = c.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_alphabetic() => {
+                    c.to_ascii_lowercase() as u8 - b'a' + 1
+                }
+                (Some('@'), None) => 0,
+                (Some('['), None) => 27,
+                (Some('\\'), None) => 28,
+                (Some(']'), None) => 29,
+                (Some('^'), None) => 30,
+                (Some('_'), None) => 31,
+                _ => return Err(bad()),
+            }
+        } else {
+            match k.as_bytes() {
+                [b] => *b,
+                _ => return Err(bad()),
+            }
+        };
+        keys.push(b);
+    }
+    Ok(keys)
 }
 
 /// Runs the attached session until the container exits or the user detaches.
@@ -85,6 +127,9 @@ pub fn run(mut a: Attachment, s: Session) -> Ended {
     if s.tty {
         if let Some((r, c)) = window_size() {
             if let Ok(mut w) = writer.lock() {
+                if s.redraw {
+                    let _ = w.resize(r.saturating_add(1), c.saturating_add(1));
+                }
                 let _ = w.resize(r, c);
             }
         }
@@ -93,8 +138,12 @@ pub fn run(mut a: Attachment, s: Session) -> Ended {
     if s.stdin {
         let writer = writer.clone();
         let detached = detached.clone();
-        let tty = s.tty;
-        std::thread::spawn(move || pump_stdin(writer, detached, tty));
+        let keys = if s.tty {
+            s.detach_keys.clone()
+        } else {
+            Vec::new()
+        };
+        std::thread::spawn(move || pump_stdin(writer, detached, keys));
     }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
@@ -125,10 +174,12 @@ pub fn run(mut a: Attachment, s: Session) -> Ended {
     }
 }
 
-fn pump_stdin(writer: Arc<Mutex<Attachment>>, detached: Arc<AtomicBool>, tty: bool) {
+fn pump_stdin(writer: Arc<Mutex<Attachment>>, detached: Arc<AtomicBool>, keys: Vec<u8>) {
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 8192];
-    let mut saw_ctrl_p = false;
+    // How much of the detach sequence the last bytes matched; those bytes
+    // are held back until the sequence completes (detach) or breaks (sent).
+    let mut matched = 0usize;
     loop {
         let n = match stdin.read(&mut buf) {
             Ok(0) | Err(_) => {
@@ -139,26 +190,39 @@ fn pump_stdin(writer: Arc<Mutex<Attachment>>, detached: Arc<AtomicBool>, tty: bo
             }
             Ok(n) => n,
         };
-        let mut data = &buf[..n];
-        if tty {
-            // ctrl-p ctrl-q detaches (the keys are not sent).
-            for (i, &b) in data.iter().enumerate() {
-                if saw_ctrl_p && b == 0x11 {
+        let mut out = Vec::with_capacity(n + keys.len());
+        for &b in &buf[..n] {
+            if keys.is_empty() {
+                out.push(b);
+                continue;
+            }
+            if b == keys[matched] {
+                matched += 1;
+                if matched == keys.len() {
                     detached.store(true, Ordering::SeqCst);
-                    if let Ok(w) = writer.lock() {
+                    if let Ok(mut w) = writer.lock() {
+                        let _ = w.send_stdin(&out);
                         w.shutdown();
                     }
                     return;
                 }
-                saw_ctrl_p = b == 0x10;
-                if saw_ctrl_p && i + 1 == data.len() {
-                    data = &data[..i];
-                    break;
-                }
+                continue;
+            }
+            // The sequence broke: what was held goes through, then this
+            // byte, which may itself start the sequence again.
+            out.extend_from_slice(&keys[..matched]);
+            matched = 0;
+            if b == keys[0] {
+                matched = 1;
+            } else {
+                out.push(b);
             }
         }
+        if out.is_empty() {
+            continue;
+        }
         if let Ok(mut w) = writer.lock() {
-            if w.send_stdin(data).is_err() {
+            if w.send_stdin(&out).is_err() {
                 return;
             }
         }

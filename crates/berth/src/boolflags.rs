@@ -21,8 +21,10 @@ fn is_bool(a: &Arg) -> bool {
     matches!(a.get_action(), ArgAction::SetTrue | ArgAction::SetFalse)
 }
 
+/// Whether the token after the flag is its value (`--name x`; not
+/// `--sig-proxy`, whose value, if any, must follow an `=`).
 fn takes_value(a: &Arg) -> bool {
-    matches!(a.get_action(), ArgAction::Set | ArgAction::Append)
+    matches!(a.get_action(), ArgAction::Set | ArgAction::Append) && !a.is_require_equals_set()
 }
 
 /// Commands whose first operand ends the options (pflag's interspersed off).

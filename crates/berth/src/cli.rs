@@ -306,6 +306,12 @@ pub struct RunArgs {
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Override the key sequence for detaching a container (default "ctrl-p,ctrl-q")
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Proxy received signals to the process (without a TTY)
+    #[arg(long = "sig-proxy", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -393,6 +399,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container (default "ctrl-p,ctrl-q")
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -494,6 +503,9 @@ pub struct AttachArgs {
     /// Proxy all received signals to the process
     #[arg(long = "sig-proxy", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container (default "ctrl-p,ctrl-q")
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     pub container: String,
 }
 
@@ -502,6 +514,9 @@ pub struct ExecArgs {
     /// Detached mode: run command in the background
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container (default "ctrl-p,ctrl-q")
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,

@@ -334,6 +334,8 @@ fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
 }
 
 fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
+    let detach_keys =
+        attach::parse_detach_keys(a.detach_keys.as_deref()).map_err(|m| anyhow!(m))?;
     if a.tty && a.interactive && !attach::is_terminal(std::io::stdin()) && !a.detach {
         // Docker's CLI refuses this itself, with 1 (not the daemon's 125).
         bail!(EngineError::Runtime {
@@ -370,13 +372,22 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
         Session {
             tty: a.tty,
             stdin: a.interactive,
-            proxy_pid: Some(v.state.pid),
+            proxy_pid: a.sig_proxy.then_some(v.state.pid),
+            detach_keys,
+            redraw: false,
         },
     );
     berth_runtime::trace::trace("cli: session ended");
     let code = finish_attached(e, &v, ended, a.rm);
     berth_runtime::trace::trace("cli: done");
     code
+}
+
+/// Detaching from `attach`, `start -a` or `exec` (not `run`), as the docker
+/// CLI does: its words, and 1.
+fn escaped() -> Result<i32> {
+    errln!("read escape sequence");
+    Ok(1)
 }
 
 /// After an attached session: the exit code, waiting for `--rm` to finish.
@@ -414,6 +425,8 @@ fn wait_removed(e: &Engine, v: &ContainerView) {
 }
 
 fn start(e: &mut Engine, a: &StartArgs) -> Result<i32> {
+    let detach_keys =
+        attach::parse_detach_keys(a.detach_keys.as_deref()).map_err(|m| anyhow!(m))?;
     if a.attach || a.interactive {
         let [c] = a.containers.as_slice() else {
             bail!("you cannot start and attach multiple containers at once");
@@ -435,8 +448,13 @@ fn start(e: &mut Engine, a: &StartArgs) -> Result<i32> {
                 tty: v.config.tty,
                 stdin: streams.stdin,
                 proxy_pid: Some(v.state.pid),
+                detach_keys,
+                redraw: false,
             },
         );
+        if matches!(ended, Ended::Detached) {
+            return escaped();
+        }
         return finish_attached(e, &v, ended, v.host_config.auto_remove);
     }
     let mut failed = Vec::new();
@@ -473,12 +491,20 @@ fn attach_cmd(e: &Engine, a: &AttachArgs) -> Result<i32> {
             tty: v.config.tty,
             stdin,
             proxy_pid: proxy,
+            detach_keys: attach::parse_detach_keys(a.detach_keys.as_deref())
+                .map_err(|m| anyhow!(m))?,
+            redraw: true,
         },
     );
+    if matches!(ended, Ended::Detached) {
+        return escaped();
+    }
     finish_attached(e, &v, ended, false)
 }
 
 fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
+    let detach_keys =
+        attach::parse_detach_keys(a.detach_keys.as_deref()).map_err(|m| anyhow!(m))?;
     // As Docker's: -t alone makes a terminal whatever stdin is; only -it
     // needs one to read from.
     if a.tty && a.interactive && !a.detach && !attach::is_terminal(std::io::stdin()) {
@@ -512,11 +538,13 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
             tty: a.tty,
             stdin: opts.stdin,
             proxy_pid: None,
+            detach_keys,
+            redraw: false,
         },
     );
     match ended {
         attach::Ended::Exited(code) => Ok(code),
-        attach::Ended::Detached => Ok(0),
+        attach::Ended::Detached => escaped(),
         attach::Ended::Lost => bail!("the exec'd process's monitor went away"),
         attach::Ended::OutputClosed => {
             Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into())

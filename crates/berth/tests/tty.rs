@@ -224,7 +224,9 @@ fn attach_and_detach_with_ctrl_p_ctrl_q() {
     t.send(b"echo attached-$((40+2))\r");
     t.expect("attached-42");
     t.send(b"\x10\x11");
-    assert_eq!(t.wait(), 0, "detaching exits berth attach with 0");
+    // As the docker CLI: `attach` says so and exits 1 when detached.
+    assert_eq!(t.wait(), 1, "detaching exits berth attach with 1");
+    t.expect("read escape sequence");
     let status = env.inspect("tty2")["State"]["Status"]
         .as_str()
         .unwrap()
@@ -298,4 +300,50 @@ fn exec_it_has_a_cooked_terminal() {
     t.expect("/dev/pts/0");
     t.send(b"exit 7\r");
     assert_eq!(t.wait(), 7);
+}
+
+/// `--detach-keys` on run, attach and exec; `run -it` detaches quietly with
+/// 0, `exec -it` with "read escape sequence" and 1 (the docker CLI's), and
+/// a key that only starts the sequence reaches the program.
+#[test]
+fn detach_keys_are_dockers() {
+    let env = TestEnv::with_busybox();
+    let mut t = Terminal::spawn(
+        env.berth(&[
+            "run",
+            "-it",
+            "--detach-keys=ctrl-x,x",
+            "--name",
+            "tty5",
+            "bb",
+            "sh",
+        ]),
+        24,
+        80,
+    );
+    t.expect("# ");
+    // ctrl-x then y: not the sequence, both go through (ctrl-x is nothing
+    // to the shell's line; y is typed).
+    t.send(b"echo a\x18y\r");
+    t.expect("ay");
+    t.send(b"\x18x");
+    assert_eq!(t.wait(), 0, "run -it detaches with 0");
+    assert_eq!(
+        env.inspect("tty5")["State"]["Status"].as_str(),
+        Some("running")
+    );
+    let mut t = Terminal::spawn(
+        env.berth(&["exec", "-it", "--detach-keys", "ctrl-a", "tty5", "sh"]),
+        24,
+        80,
+    );
+    t.expect("# ");
+    t.send(b"\x01");
+    assert_eq!(t.wait(), 1);
+    t.expect("read escape sequence");
+    let (_, err) = env.fails(&["attach", "--detach-keys", "ctrl-", "tty5"], 1);
+    assert!(
+        err.contains("Invalid detach keys (ctrl-) provided"),
+        "{err}"
+    );
 }
