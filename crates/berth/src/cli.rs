@@ -113,6 +113,30 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(RunArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Rename a container
+    Rename(RenameArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
     /// List containers
@@ -657,4 +681,27 @@ pub struct VolumeRmArgs {
     pub force: bool,
     #[arg(required = true)]
     pub volumes: Vec<String>,
+}
+
+impl Command {
+    /// `container VERB` is `VERB`: the same command under Docker's
+    /// management-command name.
+    pub fn flatten(self) -> Command {
+        use ContainerCommand as C;
+        match self {
+            Command::Container(C::Run(a)) => Command::Run(a),
+            Command::Container(C::Create(a)) => Command::Create(a),
+            Command::Container(C::Start(a)) => Command::Start(a),
+            Command::Container(C::Stop(a)) => Command::Stop(a),
+            Command::Container(C::Restart(a)) => Command::Restart(a),
+            Command::Container(C::Kill(a)) => Command::Kill(a),
+            Command::Container(C::Wait(a)) => Command::Wait(a),
+            Command::Container(C::Logs(a)) => Command::Logs(a),
+            Command::Container(C::Attach(a)) => Command::Attach(a),
+            Command::Container(C::Exec(a)) => Command::Exec(a),
+            Command::Container(C::Top(a)) => Command::Top(a),
+            Command::Container(C::Rename(a)) => Command::Rename(a),
+            other => other,
+        }
+    }
 }

@@ -119,6 +119,21 @@ pub fn dispatch(cli: Cli) -> Exit {
             Command::Image(ImageCommand::Prune(a)) => crate::cmd_fs::image_prune(&mut e, a),
             Command::System(SystemCommand::Df(a)) => crate::cmd_fs::system_df(&e, a),
             Command::System(SystemCommand::Prune(a)) => crate::cmd_fs::system_prune(&mut e, a),
+            // `Command::flatten` made these the top-level verbs.
+            Command::Container(
+                ContainerCommand::Run(_)
+                | ContainerCommand::Create(_)
+                | ContainerCommand::Start(_)
+                | ContainerCommand::Stop(_)
+                | ContainerCommand::Restart(_)
+                | ContainerCommand::Kill(_)
+                | ContainerCommand::Wait(_)
+                | ContainerCommand::Logs(_)
+                | ContainerCommand::Attach(_)
+                | ContainerCommand::Exec(_)
+                | ContainerCommand::Top(_)
+                | ContainerCommand::Rename(_),
+            ) => bail!("internal: container subcommand not flattened"),
             Command::Version => {
                 outln!("berth version {}", env!("CARGO_PKG_VERSION"))?;
                 Ok(0)

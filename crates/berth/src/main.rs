@@ -92,6 +92,8 @@ fn main() -> ExitCode {
             };
         }
     };
+    let mut parsed = parsed;
+    parsed.command = parsed.command.flatten();
     match commands::dispatch(parsed) {
         Exit::Code(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(125)),
         Exit::BrokenPipe => die_of_sigpipe(),
