@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! berth's engine: every verb, the one façade the CLI and the API service share.
 //!
 //! Owns: state transitions of images, containers and volumes; the on-disk
@@ -24,6 +25,8 @@ mod fsops;
 mod image;
 pub mod names;
 mod security;
+mod system;
+pub use system::API_VERSION;
 pub mod timeparse;
 mod volume;
 

@@ -200,6 +200,13 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_is_consistent() {
+        // clap's own checks (unique short flags per command, ...), which it
+        // otherwise makes only when a command is first parsed.
+        crate::cli::Cli::command().debug_assert();
+    }
+
+    #[test]
     fn a_bad_value_is_dockers_error() {
         assert_eq!(
             norm("run --rm=maybe bb").unwrap_err(),

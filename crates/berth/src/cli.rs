@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
-    version,
+    version = concat!("version ", env!("CARGO_PKG_VERSION")),
+    disable_version_flag = true,
     about = "A container engine that does what Docker does",
     disable_help_subcommand = true,
     arg_required_else_help = true
@@ -37,6 +38,15 @@ pub struct Cli {
         default_value = "berth"
     )]
     pub cgroup_parent: String,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: (),
+    /// Enable debug mode (accepted, as Docker's; before the command)
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal"; before the command)
+    #[arg(short = 'l', long = "log-level", default_value = "info", value_parser = ["debug", "info", "warn", "error", "fatal"])]
+    pub log_level: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -108,7 +118,16 @@ pub enum Command {
     #[command(subcommand)]
     System(SystemCommand),
     /// Show the berth version information
-    Version,
+    Version(FormatArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FormatArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -187,6 +206,8 @@ pub enum SystemCommand {
     Df(SystemDfArgs),
     /// Remove unused data
     Prune(SystemPruneArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
 }
 
 #[derive(Args, Debug)]

@@ -134,9 +134,9 @@ pub fn dispatch(cli: Cli) -> Exit {
                 | ContainerCommand::Top(_)
                 | ContainerCommand::Rename(_),
             ) => bail!("internal: container subcommand not flattened"),
-            Command::Version => {
-                outln!("berth version {}", env!("CARGO_PKG_VERSION"))?;
-                Ok(0)
+            Command::Version(a) => crate::cmd_system::version(&e, a.format.as_deref()),
+            Command::Info(a) | Command::System(SystemCommand::Info(a)) => {
+                crate::cmd_system::info(&e, a.format.as_deref())
             }
         }
     })();

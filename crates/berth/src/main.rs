@@ -38,6 +38,7 @@ mod cli;
 mod cmd_archive;
 mod cmd_commit;
 mod cmd_fs;
+mod cmd_system;
 mod commands;
 mod format;
 mod output;

@@ -1475,3 +1475,62 @@ fn exit_codes_and_words_are_the_docker_clis() {
         "Error: Cannot kill container: nosuch: No such container: nosuch\n"
     );
 }
+
+/// `info`, `system info`, `version` (with `--format` over the Engine API's
+/// shapes), `-v`, the `container VERB` forms and Docker's top-level `-D`
+/// and `-l LEVEL`.
+#[test]
+fn info_version_and_management_verbs() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "box",
+        BB,
+        "sleep",
+        "1000",
+    ]);
+    env.ok(&["container", "create", "--name", "idle", BB, "true"]);
+    assert_eq!(
+        env.ok(&[
+            "info",
+            "--format",
+            "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Images}} {{.OSType}}"
+        ]),
+        "2 1 1 1 linux\n"
+    );
+    assert_eq!(
+        env.ok(&["system", "info", "--format", "{{.DockerRootDir}}"])
+            .trim(),
+        env.root.path().display().to_string()
+    );
+    let text = env.ok(&["info"]);
+    for line in [
+        " Containers: 2\n",
+        "  Running: 1\n",
+        " Images: 1\n",
+        " Logging Driver: json-file\n",
+    ] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+    assert_eq!(
+        env.ok(&[
+            "version",
+            "--format",
+            "{{.Client.ApiVersion}} {{.Server.ApiVersion}}"
+        ]),
+        "1.41 1.41\n"
+    );
+    assert!(env.ok(&["-v"]).starts_with("berth version "));
+    assert_eq!(env.ok(&["container", "exec", "box", "echo", "in"]), "in\n");
+    assert_eq!(env.ok(&["container", "top", "box"]).lines().count(), 2);
+    env.ok(&["container", "rename", "box", "box2"]);
+    env.ok(&["container", "kill", "box2"]);
+    assert_eq!(env.ok(&["container", "wait", "box2"]), "137\n");
+    assert_eq!(
+        env.ok(&["-D", "-l", "warn", "ps", "-aq"]).lines().count(),
+        2
+    );
+}
