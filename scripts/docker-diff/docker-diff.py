@@ -18,15 +18,18 @@ What one run does:
   3. runs every scenario (a shell snippet, see scenarios.txt) with bash, once per
      engine, both at the same time; captures stdout, stderr and the exit code of the
      snippet; normalises both (IDs full and short, generated names, times and
-     durations, the engine's name, Docker's "Error response from daemon: " prefix,
-     the private paths); prints SAME or a unified diff (--- docker, +++ berth);
+     durations, the engine's name, Docker's "Error response from daemon: " prefix
+     (read as berth's "Error: "), containerd's and runc's part of a message ("failed
+     to create shim task: OCI runtime create failed: ...: unknown"), the private paths); prints SAME or a unified diff (--- docker, +++ berth);
   4. after each scenario removes the containers, images (other than bb) and volumes it
      made, in both engines;
   5. at the end (also on Ctrl-C or SIGTERM) removes every container, stops dockerd by
      its PID, kills by PID whatever still names the temp dir, unmounts what is mounted
      under it, removes its cgroups and the temp dir.
 The host's network is never touched: docker containers get `--network none` ($RUN,
-$CREATE) and dockerd makes no bridge and no iptables rules.
+$CREATE), dockerd makes no bridge and no iptables rules, and its HTTP(S)_PROXY points at
+a closed loopback port, so that a pull (`run` of an image it lacks) fails at once
+instead of reaching out to a registry.
 
 Variables a scenario sees:
   $E       the engine's command (berth with its private roots, or the docker CLI)
@@ -166,6 +169,10 @@ UP = re.compile(r"\bUp (?:Less than a second|About an? (?:minute|hour)|\d+ (?:se
 DURATION = re.compile(r"\b\d+(?:\.\d+)?(?:ns|µs|us|ms|s|m|h)\b(?=[\s\",]|$)")
 HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 HEX12 = re.compile(r"(?<![0-9a-zA-Z])[0-9a-f]{12}(?![0-9a-zA-Z])")
+RUNC_NOISE = re.compile(
+    r"failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: "
+    r"|OCI runtime exec failed: exec failed: unable to start container process: "
+)
 UNIX_TS = re.compile(r"(?<![\d.])1[6-9]\d{8}(?:\.\d+)?(?![\d.])")
 
 
@@ -195,12 +202,18 @@ def normalise(text: str, eng: Engine, names: list[str], script: str) -> str:
     for nm in sorted(names, key=len, reverse=True):
         if nm and nm not in script:
             text = re.sub(rf"(?<![\w-]){re.escape(nm)}(?![\w-])", "<NAME>", text)
+    # the layers under dockerd (containerd's shim, runc) that berth does not have
+    text = RUNC_NOISE.sub("", text)
+    text = re.sub(r": unknown$", "", text, flags=re.M)
     text = RFC3339.sub("<TIME>", text)
     text = AGO.sub("<AGO>", text)
     text = UP.sub("Up <DURATION>", text)
     text = DURATION.sub("<DURATION>", text)
     text = UNIX_TS.sub("<UNIXTIME>", text)
-    text = text.replace("Error response from daemon: ", "")
+    # berth's CLI prints "Error: " (and "berth: " for run/create/start) where Docker's
+    # prints "Error response from daemon: " (and "docker: Error response from daemon: ")
+    text = re.sub(r"\b(docker|berth): Error response from daemon: ", r"\1: ", text)
+    text = text.replace("Error response from daemon: ", "Error: ")
     text = re.sub(r"\b(?:docker|berth)\b", "<ENGINE>", text)
     return text
 
@@ -231,6 +244,9 @@ class Session:
         subprocess.run(["bash", str(REPO / "scripts/mkbusybox.sh"), str(self.bbtar)], check=True)
         sock = self.tmp / "docker.sock"
         denv = dict(os.environ, DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=str(self.tmp / "docker-config"))
+        # no pull ever leaves the machine: the daemon's proxy is a closed loopback port
+        dd_env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
+        dd_env.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
         (self.tmp / "docker-config").mkdir()
         self.log("starting dockerd")
         dlog = open(self.tmp / "dockerd.log", "wb")
@@ -242,7 +258,7 @@ class Session:
                 "--pidfile", str(self.tmp / "docker.pid"), "--host", f"unix://{sock}",
                 "--cgroup-parent", f"{self.tag}-docker",
             ],
-            stdin=subprocess.DEVNULL, stdout=dlog, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, stdout=dlog, stderr=subprocess.STDOUT, env=dd_env,
             start_new_session=True,  # Ctrl-C reaches us, not dockerd: we stop it in order
         )
         berth = Engine(
