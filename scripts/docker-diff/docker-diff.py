@@ -13,7 +13,7 @@ What one run does:
   2. builds the busybox tarball (scripts/mkbusybox.sh) and starts a private dockerd
      (its own containerd) with --bridge=none --iptables=false --ip-masq=false
      --ip6tables=false --ip-forward=false, its own --data-root, --exec-root, --pidfile,
-     unix socket and cgroup parent, all under the temp dir; berth gets its own --root,
+     unix socket, cgroup parent and --config-file (which moves its trust key too), all under the temp dir; berth gets its own --root,
      --run-root and --cgroup-parent there too; `bb` is imported into both;
   3. runs every scenario (a shell snippet, see scenarios.txt) with bash, once per
      engine, both at the same time; captures stdout, stderr and the exit code of the
@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 import re
 import shutil
@@ -125,6 +126,10 @@ class Result:
     rc: int | str
 
 
+# process groups of the scenarios running now: killed first when the run is interrupted
+RUNNING: set[int] = set()
+
+
 def run_script(eng: Engine, sc: Scenario, work: Path, bbtar: Path, timeout: float) -> Result:
     work.mkdir(parents=True, exist_ok=True)
     env = dict(eng.env)
@@ -148,6 +153,7 @@ def run_script(eng: Engine, sc: Scenario, work: Path, bbtar: Path, timeout: floa
         errors="replace",
         start_new_session=True,  # its own process group: killed whole on timeout
     )
+    RUNNING.add(p.pid)
     try:
         out, err = p.communicate(timeout=timeout)
         return Result(out, err, p.returncode)
@@ -158,6 +164,8 @@ def run_script(eng: Engine, sc: Scenario, work: Path, bbtar: Path, timeout: floa
             pass
         out, err = p.communicate()
         return Result(out, err, f"timeout after {timeout:g} s")
+    finally:
+        RUNNING.discard(p.pid)
 
 
 # ---- normalisation ----------------------------------------------------------------------
@@ -248,6 +256,10 @@ class Session:
         dd_env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
         dd_env.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
         (self.tmp / "docker-config").mkdir()
+        # its own config file, so that nothing is read from or written to /etc/docker
+        # (dockerd 20.10 writes its trust key there unless told otherwise)
+        conf = self.tmp / "daemon.json"
+        conf.write_text(json.dumps({"deprecated-key-path": str(self.tmp / "docker-key.json")}))
         self.log("starting dockerd")
         dlog = open(self.tmp / "dockerd.log", "wb")
         self.dockerd = subprocess.Popen(
@@ -256,7 +268,7 @@ class Session:
                 "--ip6tables=false", "--ip-forward=false",
                 "--data-root", str(self.tmp / "docker"), "--exec-root", str(self.tmp / "dexec"),
                 "--pidfile", str(self.tmp / "docker.pid"), "--host", f"unix://{sock}",
-                "--cgroup-parent", f"{self.tag}-docker",
+                "--cgroup-parent", f"{self.tag}-docker", "--config-file", str(conf),
             ],
             stdin=subprocess.DEVNULL, stdout=dlog, stderr=subprocess.STDOUT, env=dd_env,
             start_new_session=True,  # Ctrl-C reaches us, not dockerd: we stop it in order
@@ -365,6 +377,11 @@ class Session:
 
     # -- cleanup
     def cleanup(self) -> None:
+        for pg in list(RUNNING):
+            try:
+                os.killpg(pg, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for e in self.engines:
             try:
                 ids = e.cmd("ps", "-aq", timeout=30).stdout.split()
@@ -472,6 +489,7 @@ def main() -> int:
     # SIGTERM and SIGHUP end the run as Ctrl-C does: through the cleanup below
     def stop(signum, _frame):
         raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, stop)  # also when started with SIGINT ignored (`cmd &`)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
     try:
