@@ -278,11 +278,12 @@ fn created_of(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
 }
 
 impl Engine {
-    /// `images [REPO[:TAG]] --filter …`: the images that pass `f`, each
-    /// with only its tags that match the `reference` filters (an image
-    /// with no tags left is listed untagged only when it is dangling and no
-    /// `reference` filter is given).
-    pub fn images_filtered(&self, f: &Filters) -> Result<Vec<ImageSummary>> {
+    /// `images [-a] [REPO[:TAG]] --filter …`: the images that pass `f`,
+    /// each with only its tags that match the `reference` filters. An
+    /// untagged image is listed only without a `reference` filter, and when
+    /// other images are built on it (an intermediate image) only with `all`
+    /// and not for `dangling=true`, as Docker's.
+    pub fn images_filtered(&self, f: &Filters, all: bool) -> Result<Vec<ImageSummary>> {
         f.check_keys(IMAGE_KEYS)?;
         let dangling_only = match f.get("dangling") {
             [] => None,
@@ -308,8 +309,10 @@ impl Engine {
         for p in f.get("reference") {
             glob_match(p, "")?;
         }
+        let images = self.images()?;
+        let parents: HashSet<Digest> = images.iter().filter_map(|i| i.parent.clone()).collect();
         let mut out = Vec::new();
-        for mut img in self.images()? {
+        for mut img in images {
             let created = created_of(&img.created);
             if before.is_some_and(|b| created.is_none_or(|c| c >= b))
                 || since.is_some_and(|s| created.is_none_or(|c| c <= s))
@@ -321,7 +324,11 @@ impl Engine {
                 continue;
             }
             if img.tags.is_empty() {
-                if dangling_only == Some(false) || f.contains("reference") {
+                let intermediate = parents.contains(&img.id);
+                if dangling_only == Some(false)
+                    || f.contains("reference")
+                    || (intermediate && (!all || dangling_only == Some(true)))
+                {
                     continue;
                 }
             } else {

@@ -783,7 +783,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
     let Some(filters) = parse_filters(&a.filter, a.reference.as_deref(), "images")? else {
         return Ok(125);
     };
-    for img in e.images_filtered(&filters)? {
+    for img in e.images_filtered(&filters, a.all)? {
         let created = parse_rfc3339(&img.created).unwrap_or(now);
         let id = if a.no_trunc {
             img.id.to_string()

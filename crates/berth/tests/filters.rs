@@ -286,3 +286,25 @@ fn ps_filter_errors_as_docker() {
         "{err}"
     );
 }
+
+#[test]
+fn images_hide_intermediate_images_without_all() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["create", "--name", "base", BB, "true"]);
+    env.ok(&["commit", "base", "p1"]);
+    env.ok(&["create", "--name", "onp1", "p1", "true"]);
+    env.ok(&["commit", "onp1", "c1"]);
+    env.ok(&["rm", "onp1"]);
+    // p1 loses its name but c1 is built on it: an intermediate image.
+    env.ok(&["rmi", "p1"]);
+    assert_eq!(images(&env, &[]), v(&["bb:latest", "c1:latest"]));
+    assert_eq!(
+        images(&env, &["-a"]),
+        v(&["<none>:<none>", "bb:latest", "c1:latest"])
+    );
+    assert!(images(&env, &["-a", "-f", "dangling=true"]).is_empty());
+    assert_eq!(
+        images(&env, &["-a", "-f", "dangling=false"]),
+        v(&["bb:latest", "c1:latest"])
+    );
+}
