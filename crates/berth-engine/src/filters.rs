@@ -117,17 +117,13 @@ impl Filters {
             .is_none_or(|vals| vals.iter().any(|v| v == value))
     }
 
-    /// Whether `key` is absent or one of its values, as a regular
-    /// expression, matches one of `sources` (an invalid expression matches
-    /// nothing, as Docker's).
-    fn regex_any(&self, key: &str, sources: &[&str]) -> bool {
-        self.args.get(key).is_none_or(|vals| {
-            vals.iter().any(|v| {
-                Regex::new(v)
-                    .map(|re| sources.iter().any(|s| re.is_match(s)))
-                    .unwrap_or(false)
-            })
-        })
+    /// The values of `key` as regular expressions, compiled once (`None`
+    /// without such a filter). An invalid expression matches nothing, as
+    /// Docker's, so it is left out.
+    fn regexes(&self, key: &str) -> Option<Vec<Regex>> {
+        self.args
+            .get(key)
+            .map(|vals| vals.iter().filter_map(|v| Regex::new(v).ok()).collect())
     }
 
     /// Docker's label match: every `label` value (`key` or `key=value`)
@@ -401,6 +397,11 @@ impl Engine {
         let since = position("since")?;
         let ancestors = self.ancestor_set(f.get("ancestor"))?;
         let all = all || f.contains("status");
+        let (ids, names, isolation) = (f.regexes("id"), f.regexes("name"), f.regexes("isolation"));
+        let any = |res: &Option<Vec<Regex>>, sources: &[&str]| {
+            res.as_ref()
+                .is_none_or(|res| res.iter().any(|re| sources.iter().any(|s| re.is_match(s))))
+        };
         let mut out = Vec::new();
         for (i, v) in list.into_iter().enumerate() {
             if !(all || v.running())
@@ -410,9 +411,9 @@ impl Engine {
                 continue;
             }
             let slashed = format!("/{}", v.name);
-            let keep = f.regex_any("id", &[v.id.as_str()])
-                && f.regex_any("name", &[&slashed, &v.name])
-                && f.regex_any("isolation", &["default"])
+            let keep = any(&ids, &[v.id.as_str()])
+                && any(&names, &[&slashed, &v.name])
+                && any(&isolation, &["default"])
                 && f.labels_match(&v.config.labels)
                 && f.exact("status", v.status_word())
                 && (exited.is_empty()
