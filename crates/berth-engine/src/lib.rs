@@ -21,6 +21,7 @@
 mod archive;
 mod commit;
 mod container;
+pub mod filters;
 mod fsops;
 mod image;
 pub mod names;

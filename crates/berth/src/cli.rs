@@ -503,7 +503,7 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
-    /// Filter output based on conditions provided (status=, name=, ancestor=, id=)
+    /// Filter output based on conditions provided
     #[arg(short = 'f', long = "filter")]
     pub filter: Vec<String>,
     /// Format output using a Go template, "table", or "json"
@@ -646,7 +646,7 @@ pub struct ImagesArgs {
     /// Format output using a Go template, "table", or "json"
     #[arg(long)]
     pub format: Option<String>,
-    /// Filter output based on conditions provided (dangling=, reference=)
+    /// Filter output based on conditions provided
     #[arg(short = 'f', long = "filter")]
     pub filter: Vec<String>,
     /// Show images as a tree of parent and child images

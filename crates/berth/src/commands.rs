@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{anyhow, bail, Context, Result};
+use berth_engine::filters::Filters;
 use berth_engine::{
     AttachStreams, ContainerView, CreateOptions, Engine, EngineError, ExecOptions, ExecSpec,
     LogOptions, Options, RemovedImage, Status,
@@ -699,49 +700,33 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("Size", "SIZE"),
 ];
 
-fn ps_filter(v: &ContainerView, e: &Engine, filters: &[(String, String)]) -> bool {
-    // Same key: any value matches (OR); different keys: all must (AND).
-    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (k, val) in filters {
-        by_key.entry(k.as_str()).or_default().push(val.as_str());
-    }
-    by_key.iter().all(|(k, vals)| {
-        vals.iter().any(|val| match *k {
-            "status" => v.status_word() == *val,
-            "name" => v.name.contains(val),
-            "id" => v.id.as_str().starts_with(val),
-            "ancestor" => {
-                v.image == *val
-                    || e.resolve_image(val)
-                        .map(|i| i.id == v.image_id)
-                        .unwrap_or(false)
+/// Parses `--filter` arguments; a malformed one is the docker CLI's flag
+/// error (exit 125, printed here).
+fn parse_filters(args: &[String], extra_ref: Option<&str>, cmd: &str) -> Result<Option<Filters>> {
+    match Filters::parse(args) {
+        Ok(mut f) => {
+            if let Some(r) = extra_ref {
+                f.add("reference", r);
             }
-            "label" => match val.split_once('=') {
-                Some((lk, lv)) => v.config.labels.get(lk).map(String::as_str) == Some(lv),
-                None => v.config.labels.contains_key(*val),
-            },
-            "exited" => v.state.status == Status::Exited && v.state.exit_code.to_string() == *val,
-            _ => false,
-        })
-    })
+            Ok(Some(f))
+        }
+        Err(e) => {
+            errln!(
+                "invalid argument \"{}\" for \"-f, --filter\" flag: {e}",
+                e.0
+            );
+            errln!("See 'berth {cmd} --help'.");
+            Ok(None)
+        }
+    }
 }
 
 fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
-    let mut filters = Vec::new();
-    for f in &a.filter {
-        let (k, v) = f
-            .split_once('=')
-            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
-        if !["status", "name", "id", "ancestor", "label", "exited"].contains(&k) {
-            bail!("invalid filter '{k}'");
-        }
-        filters.push((k.to_string(), v.to_string()));
-    }
-    let mut list = e.containers()?;
+    let Some(filters) = parse_filters(&a.filter, None, "ps")? else {
+        return Ok(125);
+    };
     let limit = if a.latest { Some(1) } else { a.last };
-    let all =
-        a.all || limit.is_some() || filters.iter().any(|(k, _)| k == "status" || k == "exited");
-    list.retain(|v| (all || v.running()) && ps_filter(v, e, &filters));
+    let mut list = e.containers_filtered(&filters, a.all || limit.is_some())?;
     if let Some(n) = limit {
         list.truncate(n);
     }
@@ -871,17 +856,10 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
     let now = Utc::now();
     let mut rows = Vec::new();
     let mut seen_ids = Vec::new();
-    let want_dangling = a
-        .filter
-        .iter()
-        .find_map(|f| f.strip_prefix("dangling="))
-        .map(|v| v == "true");
-    let want_ref = a.reference.clone().or_else(|| {
-        a.filter
-            .iter()
-            .find_map(|f| f.strip_prefix("reference=").map(str::to_string))
-    });
-    for img in e.images()? {
+    let Some(filters) = parse_filters(&a.filter, a.reference.as_deref(), "images")? else {
+        return Ok(125);
+    };
+    for img in e.images_filtered(&filters, a.all)? {
         let created = parse_rfc3339(&img.created).unwrap_or(now);
         let id = if a.no_trunc {
             img.id.to_string()
@@ -898,22 +876,10 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
                 )
             })
             .collect();
-        let dangling = entries.is_empty();
-        if dangling {
+        if entries.is_empty() {
             entries.push(("<none>".into(), "<none>".into()));
         }
-        if let Some(d) = want_dangling {
-            if d != dangling {
-                continue;
-            }
-        }
         for (repo, tag) in entries {
-            if let Some(r) = &want_ref {
-                let (rr, rt) = r.split_once(':').unwrap_or((r.as_str(), ""));
-                if repo != rr || (!rt.is_empty() && tag != rt) {
-                    continue;
-                }
-            }
             seen_ids.push(id.clone());
             rows.push(serde_json::json!({
                 "Repository": repo,
