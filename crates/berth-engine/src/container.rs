@@ -494,7 +494,7 @@ impl Engine {
             .or_else(|| Some(icfg.stop_signal.clone()).filter(|s| !s.is_empty()));
         if let Some(s) = &stop_signal {
             if parse_signal(s).is_none() {
-                return Err(EngineError::InvalidArgument(format!("invalid signal: {s}")));
+                return Err(EngineError::InvalidArgument(format!("Invalid signal: {s}")));
             }
         }
         let mut log_config = LogConfig {
@@ -1328,7 +1328,7 @@ impl Engine {
     /// `kill [-s SIG]`
     pub fn kill(&self, what: &str, signal: &str) -> Result<ContainerView> {
         let sig = parse_signal(signal)
-            .ok_or_else(|| EngineError::InvalidArgument(format!("invalid signal: {signal}")))?;
+            .ok_or_else(|| EngineError::InvalidArgument(format!("Invalid signal: {signal}")))?;
         let v = self.container(what)?;
         if !v.running() {
             return Err(EngineError::Conflict(format!(

@@ -632,7 +632,7 @@ fn in_ctr(name: &str) -> String {
 fn missing_in_container(e: Errno, path: &str, container: &str) -> ChildError {
     match e {
         Errno::NOENT | Errno::NOTDIR => ChildError::invalid(format!(
-            "could not find the file {path} in container {container}"
+            "Could not find the file {path} in container {container}"
         )),
         e => ChildError::other(format!(
             "cannot resolve {path} in container {container}: {}",

@@ -54,7 +54,7 @@ pub enum EngineError {
     ImageNotFoundLocally(String),
     #[error("No such container: {0}")]
     NoSuchContainer(String),
-    #[error("no such volume: {0}")]
+    #[error("get {0}: no such volume")]
     NoSuchVolume(String),
     #[error("{0}")]
     Conflict(String),

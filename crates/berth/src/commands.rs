@@ -33,7 +33,10 @@ pub fn dispatch(cli: Cli) -> Exit {
     berth_runtime::trace::trace("cli: start");
     // Docker's `exec` fails with 1 (like other commands) unless the command
     // itself could not be run (126/127).
-    let run_like = matches!(cli.command, Command::Run(_) | Command::Create(_));
+    // Only `run` answers 125 for the engine's failures (and prefixes them
+    // with the program's name); `create` is 1 and "Error:", as the docker
+    // CLI's.
+    let run_like = matches!(cli.command, Command::Run(_));
     if matches!(
         cli.command,
         Command::Run(_) | Command::Start(_) | Command::Restart(_)
@@ -81,10 +84,14 @@ pub fn dispatch(cli: Cli) -> Exit {
             Command::Container(ContainerCommand::Inspect(a)) => inspect(&e, a, Some("container")),
             Command::Image(ImageCommand::Inspect(a)) => inspect(&e, a, Some("image")),
             Command::Top(a) => top(&e, a),
-            Command::Rename(a) => {
-                e.rename(&a.container, &a.new_name)?;
-                Ok(0)
-            }
+            Command::Rename(a) => match e.rename(&a.container, &a.new_name) {
+                Ok(()) => Ok(0),
+                Err(err) => {
+                    errln!("Error: {err}");
+                    errln!("Error: failed to rename container named {}", a.container);
+                    Ok(1)
+                }
+            },
             Command::Container(ContainerCommand::Prune(a)) => {
                 crate::cmd_fs::container_prune(&mut e, a)
             }
@@ -601,17 +608,24 @@ fn logs(e: &Engine, a: &LogsArgs) -> Result<i32> {
         Ok(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         Err(_) => bail!("invalid value for --tail: {}", a.tail),
     };
-    let time = |v: &Option<String>, what: &str| -> Result<Option<DateTime<Utc>>> {
+    let time = |v: &Option<String>, what: &str| {
         v.as_deref()
             .map(|s| berth_engine::timeparse::parse_time_arg(s, what, Utc::now()))
             .transpose()
-            .map_err(|m| anyhow!(m))
+    };
+    // The docker CLI checks these itself: its words alone, and 1.
+    let (since, until) = match (time(&a.since, "since"), time(&a.until, "until")) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(m), _) | (_, Err(m)) => {
+            errln!("{m}");
+            return Ok(1);
+        }
     };
     let o = LogOptions {
         follow: a.follow,
         tail,
-        since: time(&a.since, "since")?,
-        until: time(&a.until, "until")?,
+        since,
+        until,
     };
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();

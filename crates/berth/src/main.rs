@@ -70,6 +70,22 @@ fn main() -> ExitCode {
                     let _ = e.print();
                     ExitCode::SUCCESS
                 }
+                ErrorKind::InvalidSubcommand => {
+                    // Docker's words and code: `unknown command: docker x`, 1.
+                    let name = match e.get(ContextKind::InvalidSubcommand) {
+                        Some(ContextValue::String(s)) => s.clone(),
+                        _ => String::new(),
+                    };
+                    let prefix = if path.is_empty() {
+                        "berth".to_string()
+                    } else {
+                        format!("berth {}", path.join(" "))
+                    };
+                    eprintln!(
+                        "berth: unknown command: {prefix} {name}\n\nRun '{prefix} --help' for more information"
+                    );
+                    ExitCode::from(1)
+                }
                 ErrorKind::UnknownArgument => {
                     // Docker's words: `unknown flag: --bogus`.
                     match e.get(ContextKind::InvalidArg) {

@@ -424,7 +424,7 @@ fn cp_files_and_directories_into_and_out_of_containers() {
         let (_, err) = env.fails(&["cp", &at("/bin/nosuch"), out.s()], 1);
         assert!(
             err.contains(&format!(
-                "could not find the file /bin/nosuch in container {c}"
+                "Could not find the file /bin/nosuch in container {c}"
             )),
             "{err}"
         );
@@ -671,7 +671,7 @@ fn cp_refuses_bad_destinations_cleanly() {
         assert!(err.contains("could not find the parent directory"), "{err}");
         let (_, err) = env.fails(&["cp", &at("/no/such"), src.s()], 1);
         assert!(
-            err.contains("could not find the file /no/such in container"),
+            err.contains("Could not find the file /no/such in container"),
             "{err}"
         );
         let tar = HostPath::new("bad-check");

@@ -1408,7 +1408,8 @@ fn monitor_gives_up_when_its_starter_vanishes_before_attaching() {
     });
     assert_eq!(status.code(), Some(125));
     let v = env.inspect("orphan");
-    assert_eq!(v["State"]["Status"], "exited", "{v}");
+    // It never ran: `created`, with the error, as Docker's.
+    assert_eq!(v["State"]["Status"], "created", "{v}");
     assert!(
         v["State"]["Error"]
             .as_str()

@@ -318,7 +318,7 @@ fn duplicate_name_is_refused() {
     assert_eq!(status(&env, "dup"), "running");
     assert_eq!(inspect_f(&env, "{{.Id}}", "dup"), first.trim());
     // create refuses it too.
-    let (_, stderr) = env.fails(&["create", "--name", "dup", BB, "true"], 125);
+    let (_, stderr) = env.fails(&["create", "--name", "dup", BB, "true"], 1);
     assert!(stderr.contains("already in use"), "stderr: {stderr}");
 }
 

@@ -266,8 +266,9 @@ fn a_bad_profile_is_one_line_and_creates_nothing() {
         let profile = dir.path().join("bad.json");
         fs::write(&profile, json).unwrap_or_else(|e| panic!("write: {e}"));
         let opt = format!("seccomp={}", profile.display());
-        for verb in ["create", "run"] {
-            let (_, err) = env.fails(&[verb, "--security-opt", &opt, BB, "true"], 125);
+        // `create` answers 1, `run` 125, as the docker CLI's.
+        for (verb, code) in [("create", 1), ("run", 125)] {
+            let (_, err) = env.fails(&[verb, "--security-opt", &opt, BB, "true"], code);
             assert!(err.contains(want), "{verb}: {err}");
             assert_eq!(err.trim_end().lines().count(), 1, "{err}");
             assert_nothing_created(&env);

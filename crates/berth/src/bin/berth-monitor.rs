@@ -517,6 +517,8 @@ fn fail_start(
     code: i32,
     msg: &str,
 ) -> i32 {
+    // A container that never ran stays `created`, with the error and the
+    // code recorded, as Docker's does.
     state.status = if state.started_at.is_empty() {
         Status::Created
     } else {
@@ -525,9 +527,8 @@ fn fail_start(
     state.pid = 0;
     state.exit_code = code;
     state.error = msg.to_string();
-    state.finished_at = now();
-    if state.status == Status::Created {
-        state.status = Status::Exited;
+    if state.status == Status::Exited {
+        state.finished_at = now();
     }
     save_state(state, cfg);
     notify.say(&format!("err {code} {msg}"));
