@@ -761,7 +761,7 @@ impl Engine {
                 } else {
                     src.to_string()
                 };
-                let data = self.ensure_volume(&name)?;
+                let data = self.ensure_volume(&name, src.is_empty())?;
                 out.push(MountPoint {
                     kind: "volume".into(),
                     name,

@@ -98,7 +98,7 @@ impl Filters {
     }
 
     /// Refuses keys outside `accepted`: `Invalid filter 'bogus'`.
-    fn check_keys(&self, accepted: &[&str]) -> Result<()> {
+    pub(crate) fn check_keys(&self, accepted: &[&str]) -> Result<()> {
         match self.args.keys().find(|k| !accepted.contains(&k.as_str())) {
             Some(k) => Err(invalid(format!("Invalid filter '{k}'"))),
             None => Ok(()),

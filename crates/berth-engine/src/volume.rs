@@ -19,6 +19,9 @@ pub struct VolumeView {
     pub options: serde_json::Value,
 }
 
+/// Docker's label on a volume made for a bare `-v /path`.
+pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
+
 fn valid_volume_name(n: &str) -> bool {
     n.len() >= 2
         && n.as_bytes()[0].is_ascii_alphanumeric()
@@ -44,9 +47,15 @@ impl Engine {
     }
 
     /// Creates the volume if it does not exist; returns its data directory.
-    pub(crate) fn ensure_volume(&mut self, name: &str) -> Result<PathBuf> {
+    /// `anonymous` marks one made for a bare `-v /path` (Docker's label
+    /// `com.docker.volume.anonymous`: what `volume prune` takes without -a).
+    pub(crate) fn ensure_volume(&mut self, name: &str, anonymous: bool) -> Result<PathBuf> {
         if self.store.read().volume(name)?.is_none() {
-            match self.create_volume(Some(name)) {
+            let mut labels = std::collections::BTreeMap::new();
+            if anonymous {
+                labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+            }
+            match self.create_volume_with(Some(name), "local", &labels) {
                 Ok(_) | Err(EngineError::Store(berth_store::StoreError::VolumeExists(_))) => {}
                 Err(e) => return Err(e),
             }
@@ -56,6 +65,23 @@ impl Engine {
 
     /// `volume create [NAME]`
     pub fn create_volume(&mut self, name: Option<&str>) -> Result<VolumeView> {
+        self.create_volume_with(name, "local", &std::collections::BTreeMap::new())
+    }
+
+    /// `volume create [-d DRIVER] [--label K=V]... [NAME]`: the `local`
+    /// driver only.
+    pub fn create_volume_with(
+        &mut self,
+        name: Option<&str>,
+        driver: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<VolumeView> {
+        if driver != "local" {
+            return Err(EngineError::InvalidArgument(format!(
+                "create {}: error looking up volume plugin {driver}: plugin \"{driver}\" not found",
+                name.unwrap_or("")
+            )));
+        }
         let name = match name {
             Some(n) => n.to_string(),
             None => hex::encode(crate::random_bytes()),
@@ -73,7 +99,7 @@ impl Engine {
         let row = VolumeRow {
             name: name.clone(),
             created: now_rfc3339(),
-            labels: "{}".into(),
+            labels: serde_json::to_string(labels).unwrap_or_else(|_| "{}".into()),
         };
         self.store.transaction(|t| t.insert_volume(&row))?;
         Ok(self.volume_view(row))
@@ -95,6 +121,67 @@ impl Engine {
             .volume(name)?
             .map(|r| self.volume_view(r))
             .ok_or_else(|| EngineError::NoSuchVolume(name.to_string()))
+    }
+
+    /// The volumes any container (running or not) mounts.
+    fn volumes_in_use(&self) -> Result<std::collections::BTreeSet<String>> {
+        Ok(self
+            .containers()?
+            .into_iter()
+            .flat_map(|c| {
+                c.host_config
+                    .mounts
+                    .iter()
+                    .filter(|m| m.kind == "volume")
+                    .map(|m| m.name.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect())
+    }
+
+    /// `volume ls --filter`: `dangling=true|false`, `name=` (a substring, as
+    /// Docker's), `label=K` / `label=K=V`, `driver=`. Docker's errors.
+    pub fn volumes_filtered(&self, f: &crate::filters::Filters) -> Result<Vec<VolumeView>> {
+        f.check_keys(&["dangling", "name", "label", "driver"])?;
+        let dangling = match f.get("dangling") {
+            [] => None,
+            [v] => Some(match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "Invalid filter 'dangling={v}'"
+                    )))
+                }
+            }),
+            _ => None,
+        };
+        let used = self.volumes_in_use()?;
+        Ok(self
+            .volumes()?
+            .into_iter()
+            .filter(|v| dangling.is_none_or(|d| d != used.contains(&v.name)))
+            .filter(|v| {
+                let names = f.get("name");
+                names.is_empty() || names.iter().any(|n| v.name.contains(n.as_str()))
+            })
+            .filter(|v| {
+                let drivers = f.get("driver");
+                drivers.is_empty() || drivers.iter().any(|d| *d == v.driver)
+            })
+            .filter(|v| {
+                f.get("label").iter().all(|l| {
+                    let (k, want) = match l.split_once('=') {
+                        Some((k, w)) => (k, Some(w)),
+                        None => (l.as_str(), None),
+                    };
+                    match v.labels.get(k) {
+                        Some(val) => want.is_none_or(|w| val.as_str() == Some(w)),
+                        None => false,
+                    }
+                })
+            })
+            .collect())
     }
 
     /// `volume rm [-f]`: refuses while a container uses it.

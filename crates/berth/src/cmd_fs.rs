@@ -119,6 +119,29 @@ pub fn container_prune(e: &mut Engine, a: &PruneArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `volume prune [-a] [-f]`: Docker ≥ 23's meaning (API 1.42): anonymous
+/// volumes no container uses, every unused one with `-a`.
+pub fn volume_prune(e: &mut Engine, all: bool, force: bool) -> Result<i32> {
+    let what = if all { "all" } else { "anonymous" };
+    if !force
+        && !confirm(&format!(
+            "WARNING! This will remove {what} local volumes not used by at least one container."
+        ))?
+    {
+        return Ok(0);
+    }
+    let r = e.prune_volumes(all)?;
+    if !r.deleted.is_empty() {
+        outln!("Deleted Volumes:")?;
+        for n in &r.deleted {
+            outln!("{n}")?;
+        }
+        outln!()?;
+    }
+    outln!("Total reclaimed space: {}", human_size(r.space_reclaimed))?;
+    Ok(0)
+}
+
 fn print_removed_images(removed: &[RemovedImage]) -> Result<()> {
     if removed.is_empty() {
         return Ok(());

@@ -944,12 +944,20 @@ fn rmi(e: &mut Engine, a: &RmiArgs) -> Result<i32> {
 fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
     match v {
         VolumeCommand::Create(a) => {
-            let vol = e.create_volume(a.name.as_deref())?;
+            let mut labels = BTreeMap::new();
+            for l in &a.label {
+                let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                labels.insert(k.to_string(), v.to_string());
+            }
+            let vol = e.create_volume_with(a.name.as_deref(), &a.driver, &labels)?;
             outln!("{}", vol.name)?;
             Ok(0)
         }
         VolumeCommand::Ls(a) => {
-            let vols = e.volumes()?;
+            let Some(f) = parse_filters(&a.filter, None, "volume ls")? else {
+                return Ok(125);
+            };
+            let vols = e.volumes_filtered(&f)?;
             if a.quiet {
                 for v in vols {
                     outln!("{}", v.name)?;
@@ -996,5 +1004,6 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
             outln!("{n}")?;
             Ok(())
         }),
+        VolumeCommand::Prune(a) => crate::cmd_fs::volume_prune(e, a.all, a.force),
     }
 }

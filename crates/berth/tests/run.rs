@@ -1146,3 +1146,63 @@ fn volume_modes_are_dockers() {
     }
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
+
+/// `volume create -d/--label`, `volume ls -f dangling=|name=|label=|driver=`
+/// and `volume prune [-a] [-f]` (Docker ≥ 23: anonymous ones unless -a), in
+/// Docker's words.
+#[test]
+fn volume_labels_filters_and_prune() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "volume", "create", "--label", "tier=db", "--label", "x", "dbvol",
+    ]);
+    env.ok(&["volume", "create", "spare"]);
+    env.ok(&[
+        "run", "-d", "--name", "user", "-v", "dbvol:/d", "-v", "/anon", BB, "sleep", "1000",
+    ]);
+    env.ok(&["run", "--name", "gone", "-v", "/anon2", BB, "true"]);
+    env.ok(&["rm", "gone"]);
+    let ls = |f: &str| env.ok(&["volume", "ls", "-q", "-f", f]);
+    assert_eq!(ls("label=tier=db"), "dbvol\n");
+    assert_eq!(ls("label=x"), "dbvol\n");
+    assert_eq!(ls("name=spa"), "spare\n");
+    assert_eq!(ls("driver=local").lines().count(), 4);
+    let dangling = ls("dangling=true");
+    assert!(
+        dangling.contains("spare\n") && !dangling.contains("dbvol"),
+        "{dangling}"
+    );
+    assert_eq!(dangling.lines().count(), 2, "{dangling}");
+    let (_, err) = env.fails(&["volume", "ls", "-f", "bogus=1"], 1);
+    assert!(err.contains("Invalid filter 'bogus'"), "{err}");
+    let (_, err) = env.fails(&["volume", "create", "-d", "nfsx", "v9"], 1);
+    assert!(
+        err.contains("create v9: error looking up volume plugin nfsx: plugin \"nfsx\" not found"),
+        "{err}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["volume", "inspect", "dbvol"])).unwrap();
+    assert_eq!(v[0]["Labels"], serde_json::json!({"tier": "db", "x": ""}));
+
+    // No: nothing goes. Without -a: the unused anonymous one only.
+    let mut no = env.berth(&["volume", "prune"]);
+    no.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = no.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(
+        "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
+    ));
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).lines().count(), 4);
+    let out = env.ok(&["volume", "prune", "-f"]);
+    assert!(out.starts_with("Deleted Volumes:\n"), "{out}");
+    assert_eq!(out.lines().nth(1).map(str::len), Some(64), "{out}");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).lines().count(), 3);
+    let out = env.ok(&["volume", "prune", "-a", "-f"]);
+    assert!(out.contains("spare\n") && !out.contains("dbvol"), "{out}");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).lines().count(), 2);
+}
