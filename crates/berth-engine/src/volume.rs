@@ -167,7 +167,7 @@ impl Engine {
             })
             .filter(|v| {
                 let drivers = f.get("driver");
-                drivers.is_empty() || drivers.iter().any(|d| *d == v.driver)
+                drivers.is_empty() || drivers.contains(&v.driver)
             })
             .filter(|v| {
                 f.get("label").iter().all(|l| {
