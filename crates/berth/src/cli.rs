@@ -419,6 +419,12 @@ pub struct RunArgs {
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file")]
+    pub label_file: Vec<PathBuf>,
+    /// Write the container ID to the file
+    #[arg(long)]
+    pub cidfile: Option<PathBuf>,
     /// Add Linux capabilities (NET_ADMIN, CAP_SYS_TIME, ALL)
     #[arg(long = "cap-add")]
     pub cap_add: Vec<String>,

@@ -260,7 +260,23 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
         log_opts.insert(k.to_string(), v.to_string());
     }
     let mut labels = BTreeMap::new();
-    for l in &a.label {
+    // --label-file: env-file lines (a bare name takes our variable's value,
+    // or is left out), then the -l flags.
+    let mut from_files = Vec::new();
+    for f in &a.label_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let l = expand_env(line);
+            if l.contains('=') {
+                from_files.push(l);
+            }
+        }
+    }
+    for l in from_files.iter().chain(&a.label) {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         if k.is_empty() {
             bail!(EngineError::InvalidArgument(format!(
@@ -351,9 +367,41 @@ fn errno_text(e: &std::io::Error) -> String {
 }
 
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
-    let id = e.create(&create_options(a, false)?)?;
+    let id = create_with_cidfile(e, a, false)?;
     outln!("{id}")?;
     Ok(0)
+}
+
+/// `create`, honouring `--cidfile` as Docker does: refused if the file
+/// exists (checked first), the ID written once the container exists.
+fn create_with_cidfile(
+    e: &mut Engine,
+    a: &RunArgs,
+    attach: bool,
+) -> Result<berth_types::ContainerId> {
+    if let Some(f) = &a.cidfile {
+        if f.exists() {
+            bail!(EngineError::InvalidArgument(format!(
+                "container ID file found, make sure the other container isn't running or delete {}",
+                f.display()
+            )));
+        }
+    }
+    let id = e.create(&create_options(a, attach)?)?;
+    if let Some(f) = &a.cidfile {
+        use std::io::Write as _;
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(f)
+            .and_then(|mut file| file.write_all(id.as_str().as_bytes()));
+        if let Err(err) = written {
+            bail!(EngineError::InvalidArgument(format!(
+                "failed to create the container ID file: {err}"
+            )));
+        }
+    }
+    Ok(id)
 }
 
 fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
@@ -366,7 +414,7 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
             message: "the input device is not a TTY".into()
         });
     }
-    let id = e.create(&create_options(a, !a.detach)?)?;
+    let id = create_with_cidfile(e, a, !a.detach)?;
     berth_runtime::trace::trace("cli: created");
     if a.detach {
         e.start(id.as_str())?;

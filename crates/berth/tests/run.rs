@@ -1206,3 +1206,43 @@ fn volume_labels_filters_and_prune() {
     assert!(out.contains("spare\n") && !out.contains("dbvol"), "{out}");
     assert_eq!(env.ok(&["volume", "ls", "-q"]).lines().count(), 2);
 }
+
+/// `--cidfile` (refused when the file exists, the full ID written) and
+/// `--label-file` (env-file lines; a bare name only with our variable).
+#[test]
+fn cidfile_and_label_file() {
+    let env = TestEnv::with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let cid = dir.path().join("cid");
+    let cid_s = cid.to_str().unwrap();
+    let id = env.ok(&["create", "--cidfile", cid_s, BB, "true"]);
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id.trim());
+    let (_, err) = env.fails(&["create", "--cidfile", cid_s, BB, "true"], 1);
+    assert!(
+        err.contains(
+            "container ID file found, make sure the other container isn't running or delete"
+        ),
+        "{err}"
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
+    let lf = dir.path().join("labels");
+    std::fs::write(&lf, "a=1\n# c\n\nb\nFROM_ENV\n").unwrap();
+    let mut cmd = env.berth(&[
+        "create",
+        "--label-file",
+        lf.to_str().unwrap(),
+        "-l",
+        "c=3",
+        "--name",
+        "lab",
+        BB,
+        "true",
+    ]);
+    cmd.env("FROM_ENV", "yes");
+    let out = output_with_timeout(cmd, COMMAND_TIMEOUT);
+    assert!(out.status.success());
+    assert_eq!(
+        inspect_f(&env, "{{json .Config.Labels}}", "lab").trim(),
+        r#"{"FROM_ENV":"yes","a":"1","c":"3"}"#
+    );
+}
