@@ -290,17 +290,14 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
 
     let prepared = prepare(&spec.args, &spec.env, &spec.user)?;
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
+    // A missing working directory is made, owned by root (0755), as
+    // Docker's daemon makes it whatever `-u` says.
     if std::fs::metadata(cwd).is_err() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
             .create(cwd)
             .map_err(|e| format!("creating working directory {cwd}: {e}"))?;
-        let _ = rustix::fs::chown(
-            cwd,
-            Some(rustix::fs::Uid::from_raw(prepared.user.uid)),
-            Some(rustix::fs::Gid::from_raw(prepared.user.gid)),
-        );
     }
     enter_cwd(cwd)?;
     Ok(prepared)

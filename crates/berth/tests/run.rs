@@ -262,6 +262,11 @@ fn workdir_is_created_and_used() {
     assert_eq!(env.ok(&["run", "-w", "/etc", BB, "pwd"]), "/etc\n");
     // Docker refuses a relative working directory.
     env.fails(&["run", "-w", "relative", BB, "pwd"], 125);
+    // Made by root whatever -u says, as Docker's daemon makes it.
+    assert_eq!(
+        env.ok(&["run", "-u", "1000", "-w", "/newdir", BB, "stat", "-c", "%U %a", "/newdir"]),
+        "root 755\n"
+    );
 }
 
 #[test]
