@@ -19,6 +19,20 @@ pub struct VolumeView {
     pub options: serde_json::Value,
 }
 
+impl Engine {
+    /// Docker's `SizeRw` and `SizeRootFs` of a container: the bytes its
+    /// writable layer holds, and those plus its image's.
+    pub fn container_size(&self, v: &crate::ContainerView) -> Result<(u64, u64)> {
+        let rw = berth_layers::dir_size(&v.dir.join("upper"));
+        let image = self
+            .store
+            .read()
+            .image(&v.image_id)?
+            .map_or(0, |row| row.size);
+        Ok((rw, rw + image))
+    }
+}
+
 /// Docker's label on a volume made for a bare `-v /path`.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 

@@ -806,8 +806,21 @@ fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let rows: Vec<serde_json::Value> = list.iter().map(|v| ps_row(v, a.no_trunc, now)).collect();
-    let fmt = a.format.as_deref().unwrap_or("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}");
+    let mut rows: Vec<serde_json::Value> =
+        list.iter().map(|v| ps_row(v, a.no_trunc, now)).collect();
+    // -s: "10B (virtual 1.99MB)", the writable layer and all of it.
+    if a.size {
+        for (row, v) in rows.iter_mut().zip(&list) {
+            let (rw, all) = e.container_size(v)?;
+            row["Size"] = format!("{} (virtual {})", human_size(rw), human_size(all)).into();
+        }
+    }
+    let default = if a.size {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+    } else {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    };
+    let fmt = a.format.as_deref().unwrap_or(default);
     print_rows(fmt, &rows, PS_HEADERS)?;
     Ok(0)
 }

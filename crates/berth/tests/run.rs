@@ -1251,3 +1251,31 @@ fn cidfile_and_label_file() {
         r#"{"FROM_ENV":"yes","a":"1","c":"3"}"#
     );
 }
+
+/// `ps -s`: the SIZE column, `10B (virtual 1.98MB)` as Docker's.
+#[test]
+fn ps_size_shows_the_writable_layer_and_the_whole() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sz",
+        BB,
+        "sh",
+        "-c",
+        "echo 123456789 > /f; sleep 1000",
+    ]);
+    let image = env.ok(&["images", "--format", "{{.Size}}", BB]);
+    let size = poll("the write to show", Duration::from_secs(20), || {
+        let s = env.ok(&["ps", "-s", "--format", "{{.Size}}"]);
+        s.starts_with("10B ").then_some(s)
+    });
+    assert_eq!(size, format!("10B (virtual {})\n", image.trim()));
+    let table = env.ok(&["ps", "-s"]);
+    assert!(
+        table.lines().next().is_some_and(|h| h.ends_with("SIZE")),
+        "{table}"
+    );
+    assert_eq!(env.ok(&["ps", "--format", "{{.Size}}"]), "\n");
+}
