@@ -709,6 +709,21 @@ fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The COMMAND of `ps`, as Docker's daemon joins it: an argument with
+/// whitespace in single quotes, the others as they are.
+fn ps_command(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.contains(char::is_whitespace) {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn ps_row(v: &ContainerView, no_trunc: bool, now: DateTime<Utc>) -> serde_json::Value {
     let created = parse_rfc3339(&v.created).unwrap_or(now);
     let status = if v.removing {
@@ -732,7 +747,7 @@ fn ps_row(v: &ContainerView, no_trunc: bool, now: DateTime<Utc>) -> serde_json::
     serde_json::json!({
         "ID": id,
         "Image": v.image,
-        "Command": command_column(&v.command_line().join(" "), !no_trunc),
+        "Command": command_column(&ps_command(&v.command_line()), !no_trunc),
         "CreatedAt": created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
         "RunningFor": ago(created, now),
         "Status": status,

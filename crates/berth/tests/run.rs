@@ -1279,3 +1279,29 @@ fn ps_size_shows_the_writable_layer_and_the_whole() {
     );
     assert_eq!(env.ok(&["ps", "--format", "{{.Size}}"]), "\n");
 }
+
+/// `ps` COMMAND joins the arguments as Docker's daemon does: one with
+/// whitespace in single quotes, the rest as they are; then Go-quoted.
+#[test]
+fn ps_command_is_quoted_as_dockers() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "q3",
+        BB,
+        "sh",
+        "-c",
+        "sleep 100",
+        "a\"b",
+        "x=1",
+        "$H",
+        "",
+        "it's",
+    ]);
+    assert_eq!(
+        env.ok(&["ps", "--no-trunc", "--format", "{{.Command}}"]),
+        "\"sh -c 'sleep 100' a\\\"b x=1 $H  it's\"\n"
+    );
+}
