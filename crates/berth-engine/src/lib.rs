@@ -22,6 +22,7 @@ mod commit;
 mod container;
 mod fsops;
 mod image;
+mod inspect;
 pub mod names;
 mod security;
 mod volume;
