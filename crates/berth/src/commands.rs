@@ -298,7 +298,8 @@ fn errno_text(e: &std::io::Error) -> String {
 }
 
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
-    let id = e.create(&create_options(a, false)?)?;
+    // Docker's `create` records the streams `run` would attach (without -d).
+    let id = e.create(&create_options(a, !a.detach)?)?;
     outln!("{id}")?;
     Ok(0)
 }

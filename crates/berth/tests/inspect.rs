@@ -537,6 +537,21 @@ fn container_inspect_has_dockers_key_tree() {
     assert_eq!(v["Config"]["Volumes"], Value::Null, "{v}");
     assert_eq!(v["Config"]["Labels"], serde_json::json!({}), "{v}");
     assert_eq!(inspect_f(&env, "{{len .Config.Env}}", "c1"), "0");
+    // `create` records the streams `run` would attach, as Docker's.
+    let attach = "{{.Config.AttachStdin}} {{.Config.AttachStdout}} {{.Config.AttachStderr}} \
+                  {{.Config.OpenStdin}} {{.Config.StdinOnce}}";
+    assert_eq!(inspect_f(&env, attach, "c1"), "false true true false false");
+    env.ok(&[
+        "create",
+        "-i",
+        "--network",
+        "none",
+        "--name",
+        "ci",
+        BB,
+        "sh",
+    ]);
+    assert_eq!(inspect_f(&env, attach, "ci"), "true true true true true");
 
     env.ok(&["start", "c1"]);
     assert_eq!(env.ok(&["wait", "c1"]), "0\n");
