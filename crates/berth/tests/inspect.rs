@@ -717,3 +717,38 @@ fn a_field_the_object_lacks_is_a_template_error() {
     ]);
     env.ok(&["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", "c4"]);
 }
+
+#[test]
+fn nil_fields_print_as_dockers_typed_structs() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["create", "--network", "none", "--name", "c1", BB, "true"]);
+    // What Docker 20.10 printed here for each template on such a container.
+    for (template, docker) in [
+        ("{{.Config.Env}}", "[]"),
+        ("{{json .Config.Env}}", "null"),
+        ("{{.HostConfig.Binds}}", "[]"),
+        ("{{len .HostConfig.Binds}}", "0"),
+        ("{{.Config.Volumes}}", "map[]"),
+        ("{{.Config.Labels}}", "map[]"),
+        ("{{.HostConfig.CapAdd}}", "[]"),
+        ("{{.ExecIDs}}", "[]"),
+        ("{{.HostConfig.MemorySwappiness}}", "<nil>"),
+        ("{{.HostConfig.Tmpfs}}", "map[]"),
+        ("{{.HostConfig.Init}}", "<nil>"),
+        ("{{.HostConfig.Mounts}}", "[]"),
+        ("{{.Config.Entrypoint}}", "[]"),
+        ("{{.Config.StopSignal}}", ""),
+        ("{{.State.Health}}", "<nil>"),
+        ("{{.NetworkSettings.Networks.none.Aliases}}", "[]"),
+    ] {
+        assert_eq!(inspect_f(&env, template, "c1"), docker, "{template}");
+    }
+    for (template, docker) in [
+        ("{{.Config.Env}}", "[]"),
+        ("{{.ContainerConfig.Cmd}}", "[]"),
+        ("{{.Config.Labels}}", "map[]"),
+    ] {
+        let out = env.ok(&["image", "inspect", "-f", template, BB]);
+        assert_eq!(out.trim_end(), docker, "{template}");
+    }
+}

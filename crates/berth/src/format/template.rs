@@ -1541,6 +1541,76 @@ fn is_data_map(name: &str, parent: Option<&str>) -> bool {
     ) || (name == "Config" && parent == Some("LogConfig"))
 }
 
+/// How docker prints a field of its typed `inspect` structs that is nil or
+/// left out of the JSON, when the action `pipe` is just that field: `[]` for
+/// a slice, `map[]` for a map, `<nil>` for a pointer, the zero value for the
+/// others; `<no value>` for anything else (a missing key of a data map).
+fn typed_zero(pipe: &Pipe) -> &'static str {
+    let names = match pipe.cmds.as_slice() {
+        [cmd] => match cmd.args.as_slice() {
+            [Arg::Field { names, .. }] => names.as_slice(),
+            [Arg::Var { fields, .. }] | [Arg::Chain { fields, .. }] => fields.as_slice(),
+            _ => &[],
+        },
+        _ => &[],
+    };
+    let Some((last, rest)) = names.split_last() else {
+        return "<no value>";
+    };
+    if let Some(parent) = rest.last() {
+        let grandparent = rest.len().checked_sub(2).map(|i| rest[i].as_str());
+        if is_data_map(parent, grandparent) {
+            return "<no value>";
+        }
+    }
+    match last.as_str() {
+        "Env"
+        | "Cmd"
+        | "Entrypoint"
+        | "OnBuild"
+        | "Shell"
+        | "Args"
+        | "Binds"
+        | "CapAdd"
+        | "CapDrop"
+        | "SecurityOpt"
+        | "Dns"
+        | "DnsOptions"
+        | "DnsSearch"
+        | "ExecIDs"
+        | "Links"
+        | "VolumesFrom"
+        | "ExtraHosts"
+        | "GroupAdd"
+        | "DeviceCgroupRules"
+        | "DeviceRequests"
+        | "Ulimits"
+        | "BlkioWeightDevice"
+        | "BlkioDeviceReadBps"
+        | "BlkioDeviceWriteBps"
+        | "BlkioDeviceReadIOps"
+        | "BlkioDeviceWriteIOps"
+        | "Devices"
+        | "MaskedPaths"
+        | "ReadonlyPaths"
+        | "Mounts"
+        | "RepoTags"
+        | "RepoDigests"
+        | "Layers"
+        | "Aliases"
+        | "SecondaryIPAddresses"
+        | "SecondaryIPv6Addresses" => "[]",
+        "Volumes" | "Labels" | "ExposedPorts" | "Tmpfs" | "Sysctls" | "StorageOpt" | "Ports"
+        | "PortBindings" | "DriverOpts" | "Options" | "Data" => "map[]",
+        "Init" | "MemorySwappiness" | "PidsLimit" | "OomKillDisable" | "Healthcheck" | "Health"
+        | "StopTimeout" | "IPAMConfig" | "Node" | "SizeRw" => "<nil>",
+        "StopSignal" | "MacAddress" | "Variant" | "Name" | "Driver" => "",
+        "ArgsEscaped" | "NetworkDisabled" => "false",
+        "SizeRootFs" => "0",
+        _ => "<no value>",
+    }
+}
+
 /// Whether `names[i]`, missing from `m`, is a field the object lacks (an
 /// error in `inspect`) rather than an empty one docker leaves out or a key of
 /// a data map.
@@ -1641,7 +1711,14 @@ impl<'a> Exec<'a> {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
                     match v {
-                        Val::Missing | Val::V(Value::Null) => self.emit("<no value>")?,
+                        Val::Missing | Val::V(Value::Null) => {
+                            let text = if self.strict {
+                                typed_zero(pipe)
+                            } else {
+                                "<no value>"
+                            };
+                            self.emit(text)?
+                        }
                         Val::V(v) => {
                             let mut text = Text::new(self.room());
                             write_v(&mut text, &v);
