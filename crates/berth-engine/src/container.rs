@@ -424,12 +424,19 @@ impl Engine {
         if entrypoint.as_ref().is_none_or(|e| e.is_empty()) && cmd.is_empty() {
             return Err(EngineError::InvalidArgument("no command specified".into()));
         }
-        // What `Config.Env` records: the image's variables and the user's, as
-        // Docker's; PATH, HOSTNAME and TERM are added when a process starts.
-        let mut env: Vec<String> = icfg.env.clone().unwrap_or_default();
-        for e in &o.env {
-            set_env(&mut env, e);
-        }
+        // What `Config.Env` records, as Docker's: the user's variables as
+        // given, then the image's that the user did not set. PATH, HOSTNAME
+        // and TERM are added when a process starts.
+        let key = |kv: &str| kv.split_once('=').map_or(kv, |(k, _)| k).to_string();
+        let user_keys: std::collections::HashSet<String> = o.env.iter().map(|e| key(e)).collect();
+        let mut env = o.env.clone();
+        env.extend(
+            icfg.env
+                .iter()
+                .flatten()
+                .filter(|e| !user_keys.contains(&key(e)))
+                .cloned(),
+        );
         let working_dir = o
             .workdir
             .clone()

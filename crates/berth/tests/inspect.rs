@@ -752,3 +752,45 @@ fn nil_fields_print_as_dockers_typed_structs() {
         assert_eq!(out.trim_end(), docker, "{template}");
     }
 }
+
+#[test]
+fn config_env_is_the_users_then_the_images_as_dockers() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["create", "--network", "none", "--name", "base", BB, "true"]);
+    env.ok(&[
+        "commit", "-c", "ENV P1=a", "-c", "ENV P2=b", "base", "bbenv",
+    ]);
+    env.ok(&[
+        "create",
+        "--network",
+        "none",
+        "-e",
+        "A=1",
+        "-e",
+        "P2=x",
+        "--name",
+        "ce",
+        "bbenv",
+        "sh",
+    ]);
+    // Docker 20.10 recorded ["A=1","P2=x","P1=a"] for the same image and flags.
+    assert_eq!(
+        inspect_f(&env, "{{json .Config.Env}}", "ce"),
+        r#"["A=1","P2=x","P1=a"]"#
+    );
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-e",
+        "A=1",
+        "-e",
+        "P2=x",
+        "bbenv",
+        "sh",
+        "-c",
+        "echo $A $P1 $P2",
+    ]);
+    assert_eq!(out, "1 a x\n");
+}
