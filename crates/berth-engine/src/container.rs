@@ -402,6 +402,31 @@ fn process_env(env: &[String]) -> Vec<String> {
     env.iter().filter(|e| e.contains('=')).cloned().collect()
 }
 
+/// The environment a container's processes start with, as Docker's daemon
+/// makes it: PATH (unless the container sets one), HOSTNAME, TERM with a
+/// terminal, then the container's `Config.Env` over them. (Containers made
+/// before `Config.Env` left these out have them in it already: the same.)
+fn daemon_env(config: &ContainerConfig) -> Vec<String> {
+    let mut env = vec![
+        DEFAULT_PATH_ENV.to_string(),
+        format!("HOSTNAME={}", config.hostname),
+    ];
+    if config.tty {
+        env.push("TERM=xterm".into());
+    }
+    for kv in &config.env {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
+            Some(slot) => *slot = kv.clone(),
+            None => env.push(kv.clone()),
+        }
+    }
+    env
+}
+
 fn set_env(env: &mut Vec<String>, kv: &str) {
     let key = kv.split_once('=').map_or(kv, |(k, _)| k);
     env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
@@ -467,17 +492,19 @@ impl Engine {
         if entrypoint.as_ref().is_none_or(|e| e.is_empty()) && cmd.is_empty() {
             return Err(EngineError::InvalidArgument("no command specified".into()));
         }
-        let mut env: Vec<String> = icfg.env.clone().unwrap_or_default();
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(0, DEFAULT_PATH_ENV.to_string());
-        }
-        set_env(&mut env, &format!("HOSTNAME={hostname}"));
-        if o.tty {
-            set_env(&mut env, "TERM=xterm");
-        }
-        for e in &o.env {
-            set_env(&mut env, e);
-        }
+        // What `Config.Env` records, as Docker's: the user's variables as
+        // given, then the image's that the user did not set. PATH, HOSTNAME
+        // and TERM are added when a process starts.
+        let key = |kv: &str| kv.split_once('=').map_or(kv, |(k, _)| k).to_string();
+        let user_keys: std::collections::HashSet<String> = o.env.iter().map(|e| key(e)).collect();
+        let mut env = o.env.clone();
+        env.extend(
+            icfg.env
+                .iter()
+                .flatten()
+                .filter(|e| !user_keys.contains(&key(e)))
+                .cloned(),
+        );
         let working_dir = o
             .workdir
             .clone()
@@ -853,7 +880,7 @@ impl Engine {
         args.extend(config.cmd.iter().cloned());
         let spec = ContainerSpec {
             args,
-            env: process_env(&config.env),
+            env: process_env(&daemon_env(config)),
             cwd: config.working_dir.clone(),
             user: config.user.clone(),
             hostname: hostname.to_string(),
@@ -1575,7 +1602,7 @@ impl Engine {
                 v.id
             )));
         }
-        let mut env = v.config.env.clone();
+        let mut env = daemon_env(&v.config);
         for e in &spec.env {
             set_env(&mut env, e);
         }
@@ -1711,87 +1738,6 @@ impl Engine {
             }
         }
         Ok((headers, rows))
-    }
-
-    /// `inspect`, shaped as Docker's.
-    pub fn inspect_container(&self, what: &str) -> Result<serde_json::Value> {
-        let v = self.container(what)?;
-        let s = &v.state;
-        let status = v.status_word();
-        let path = v.command_line().first().cloned().unwrap_or_default();
-        let args: Vec<String> = v.command_line().into_iter().skip(1).collect();
-        let upper = v.dir.join("upper");
-        let image = self.store.read().image(&v.image_id)?;
-        let lower: Vec<String> = image
-            .map(|i| {
-                self.lower_dirs(&i)
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mounts: Vec<serde_json::Value> = v
-            .host_config
-            .mounts
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "Type": m.kind, "Name": if m.name.is_empty() { None } else { Some(&m.name) },
-                    "Source": m.source, "Destination": m.destination,
-                    "Driver": if m.kind == "volume" { "local" } else { "" },
-                    "Mode": m.mode, "RW": m.rw, "Propagation": if m.kind == "bind" { "rprivate" } else { "" }
-                })
-            })
-            .collect();
-        let zero = "0001-01-01T00:00:00Z".to_string();
-        Ok(serde_json::json!({
-            "Id": v.id.as_str(),
-            "Created": v.created,
-            "Path": path,
-            "Args": args,
-            "State": {
-                "Status": status,
-                "Running": status == "running",
-                "Paused": false,
-                "Restarting": status == "restarting",
-                "OOMKilled": s.oom_killed,
-                "Dead": false,
-                "Pid": if status == "running" { s.pid } else { 0 },
-                "ExitCode": s.exit_code,
-                "Error": s.error,
-                "StartedAt": if s.started_at.is_empty() { zero.clone() } else { s.started_at.clone() },
-                "FinishedAt": if s.finished_at.is_empty() { zero.clone() } else { s.finished_at.clone() },
-            },
-            "Image": v.image_id.as_str(),
-            "ResolvConfPath": v.dir.join("resolv.conf"),
-            "HostnamePath": v.dir.join("hostname"),
-            "HostsPath": v.dir.join("hosts"),
-            "LogPath": v.dir.join(format!("{}-json.log", v.id)),
-            "Name": format!("/{}", v.name),
-            "RestartCount": s.restart_count,
-            "Driver": "overlay2",
-            "Platform": "linux",
-            "MountLabel": "",
-            "ProcessLabel": "",
-            "AppArmorProfile": "",
-            "HostConfig": v.host_config,
-            "GraphDriver": {
-                "Name": "overlay2",
-                "Data": {
-                    "LowerDir": lower.join(":"),
-                    "UpperDir": upper,
-                    "WorkDir": v.dir.join("work"),
-                    "MergedDir": v.dir.join("merged"),
-                }
-            },
-            "Mounts": mounts,
-            "Config": v.config,
-            "NetworkSettings": {
-                "Networks": { v.host_config.network_mode.clone(): { "IPAddress": "", "Gateway": "", "MacAddress": "" } },
-                "IPAddress": "",
-                "Ports": {},
-            }
-        }))
     }
 }
 

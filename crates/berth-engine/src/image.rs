@@ -298,47 +298,6 @@ impl Engine {
     pub(crate) fn lower_dirs(&self, row: &ImageRow) -> Vec<std::path::PathBuf> {
         row.layers.iter().rev().map(|l| self.layer_dir(l)).collect()
     }
-
-    /// `image inspect`, shaped as Docker's.
-    pub fn inspect_image(&self, what: &str) -> Result<serde_json::Value> {
-        let s = self.image_summary(what)?;
-        let row = self.resolve_image(what)?;
-        let raw: serde_json::Value = serde_json::from_slice(&row.config).unwrap_or_default();
-        let layers: Vec<String> = s
-            .config
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(|d| d.to_string())
-            .collect();
-        let lower: Vec<String> = self
-            .lower_dirs(&row)
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        Ok(serde_json::json!({
-            "Id": s.id.as_str(),
-            "RepoTags": s.tags.iter().map(|r| r.familiar()).collect::<Vec<_>>(),
-            "RepoDigests": [],
-            "Parent": s.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            "Comment": s.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
-            "Created": s.created,
-            "Container": "",
-            "DockerVersion": "",
-            "Author": s.config.author.clone().unwrap_or_default(),
-            "Config": raw.get("config").cloned().unwrap_or(serde_json::Value::Null),
-            "Architecture": s.config.architecture,
-            "Os": s.config.os,
-            "Size": s.size,
-            "VirtualSize": s.size,
-            "GraphDriver": {
-                "Name": "overlay2",
-                "Data": { "LowerDir": lower.join(":") }
-            },
-            "RootFS": { "Type": "layers", "Layers": layers },
-            "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" }
-        }))
-    }
 }
 
 /// Resolves what a user typed (a reference, a full or short image ID) with

@@ -24,6 +24,7 @@ mod container;
 pub mod filters;
 mod fsops;
 mod image;
+mod inspect;
 pub mod names;
 mod security;
 mod system;

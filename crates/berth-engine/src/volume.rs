@@ -7,16 +7,17 @@ use serde::Serialize;
 
 use crate::{io_ctx, now_rfc3339, Engine, EngineError, Result};
 
+/// A volume as `volume inspect` shows it: Docker's keys, in Docker's order.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct VolumeView {
-    pub name: String,
-    pub driver: String,
-    pub mountpoint: PathBuf,
     pub created_at: String,
+    pub driver: String,
     pub labels: serde_json::Value,
-    pub scope: String,
+    pub mountpoint: PathBuf,
+    pub name: String,
     pub options: serde_json::Value,
+    pub scope: String,
 }
 
 impl Engine {

@@ -367,7 +367,8 @@ fn errno_text(e: &std::io::Error) -> String {
 }
 
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
-    let id = create_with_cidfile(e, a, false)?;
+    // Docker's `create` records the streams `run` would attach (without -d).
+    let id = create_with_cidfile(e, a, !a.detach)?;
     outln!("{id}")?;
     Ok(0)
 }
@@ -858,6 +859,7 @@ fn print_rows(fmt: &str, rows: &[serde_json::Value], headers: &[(&str, &str)]) -
 fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
     let kind = kind.or(a.kind.as_deref());
     let mut values = Vec::new();
+    let mut strict = Vec::new();
     let mut code = 0;
     for o in &a.objects {
         let v = match kind {
@@ -877,7 +879,13 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
                 }),
         };
         match v {
-            Ok(v) => values.push(v),
+            Ok(v) => {
+                // Volumes are no containers or images: docker reads them
+                // through its typed struct only.
+                let volume = kind == Some("volume") || v.get("Mountpoint").is_some();
+                strict.push(!volume);
+                values.push(v)
+            }
             Err(err) => {
                 let msg = match (&err, kind) {
                     (EngineError::NoSuchContainer(_), None) => format!("No such object: {o}"),
@@ -888,23 +896,60 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
             }
         }
     }
-    print_inspect(a.format.as_deref(), &values)?;
+    if !print_inspect(a.format.as_deref(), &values, &strict)? {
+        code = 1;
+    }
     Ok(code)
 }
 
-fn print_inspect(format: Option<&str>, values: &[serde_json::Value]) -> Result<()> {
-    match format {
-        Some(f) => {
-            let f = Format::parse(f).map_err(|e| anyhow!("{e}"))?;
-            for v in values {
-                outln!("{}", f.render(v).map_err(|e| anyhow!("{e}"))?)?;
+/// Prints what `inspect` found: JSON as docker's, or each object through
+/// `--format`. `strict[i]` says object `i` is a container or an image, where
+/// a field it does not have is an error (see `Template::execute_inspect`).
+/// A template error is printed for its object, as docker's; the others are
+/// printed still. False if there was one.
+fn print_inspect(
+    format: Option<&str>,
+    values: &[serde_json::Value],
+    strict: &[bool],
+) -> Result<bool> {
+    let Some(f) = format else {
+        outln!("{}", json_indented(&values)?)?;
+        return Ok(true);
+    };
+    let f = Format::parse(f).map_err(|e| anyhow!("{e}"))?;
+    let mut ok = true;
+    let mut printed = false;
+    for (i, v) in values.iter().enumerate() {
+        let out = if strict.get(i).copied().unwrap_or(false) {
+            f.render_inspect(v)
+        } else {
+            f.render(v)
+        };
+        match out {
+            Ok(s) => {
+                outln!("{s}")?;
+                printed = true;
+            }
+            Err(e) => {
+                errln!("template parsing error: {e}");
+                ok = false;
             }
         }
-        None => {
-            outln!("{}", serde_json::to_string_pretty(&values)?)?;
-        }
     }
-    Ok(())
+    if !printed && !ok {
+        // Docker's CLI ends its empty output with a newline.
+        outln!()?;
+    }
+    Ok(ok)
+}
+
+/// JSON as the docker CLI prints `inspect`: indented with 4 spaces.
+fn json_indented(v: &impl serde::Serialize) -> Result<String> {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    v.serialize(&mut ser)?;
+    Ok(String::from_utf8(out)?)
 }
 
 fn top(e: &Engine, a: &TopArgs) -> Result<i32> {
@@ -1072,7 +1117,9 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
                     }
                 }
             }
-            print_inspect(a.format.as_deref(), &values)?;
+            if !print_inspect(a.format.as_deref(), &values, &[])? {
+                code = 1;
+            }
             Ok(code)
         }
         VolumeCommand::Rm(a) => each(&a.volumes, |n| {

@@ -67,12 +67,21 @@ fn image_ids(env: &TestEnv) -> Vec<String> {
     v
 }
 
+/// The directories of an image's layers, topmost first: its `UpperDir`,
+/// then its `LowerDir`s (Docker's shape: no LowerDir for one layer).
 fn lower_dirs(env: &TestEnv, image: &str) -> Vec<String> {
     let v = env.inspect(image);
-    v["GraphDriver"]["Data"]["LowerDir"]
+    let data = &v["GraphDriver"]["Data"];
+    let upper = data["UpperDir"]
         .as_str()
-        .unwrap_or_else(|| panic!("{image}: no LowerDir in {v}"))
-        .split(':')
+        .unwrap_or_else(|| panic!("{image}: no UpperDir in {v}"));
+    std::iter::once(upper)
+        .chain(
+            data["LowerDir"]
+                .as_str()
+                .into_iter()
+                .flat_map(|l| l.split(':')),
+        )
         .map(str::to_string)
         .collect()
 }

@@ -68,6 +68,21 @@ impl Template {
         Ok(exec.out)
     }
 
+    /// Execute the template as `docker inspect --format` does over a
+    /// container's or an image's JSON: a field that the object does not
+    /// have is an error, `map has no entry for key "Bogus"` (docker falls
+    /// back to the raw JSON with Go's `missingkey=error` when the template
+    /// does not fit its typed struct). A key missing from a map of data
+    /// (`Labels`, `Networks`, ...) or a struct field docker leaves out when
+    /// empty (`HostConfig.Init`, `Config.StopSignal`, ...) is no error, as
+    /// with docker's typed structs.
+    pub fn execute_inspect(&self, data: &Value) -> Result<String, String> {
+        let mut exec = Exec::new(&self.src, data, None);
+        exec.strict = true;
+        exec.walk_list(&Val::V(data.clone()), &self.root)?;
+        Ok(exec.out)
+    }
+
     /// Execute the template in "header mode", as docker renders a table's
     /// header: every field evaluates to its header text (looked up in
     /// `names` by dotted path, then by last segment, exact then ignoring
@@ -155,6 +170,11 @@ impl Format {
     /// still contain their tabs; [`Format::render_table`] aligns them.
     pub fn render(&self, v: &Value) -> Result<String, String> {
         self.template()?.execute(v)
+    }
+
+    /// Render one object of `inspect` (see [`Template::execute_inspect`]).
+    pub fn render_inspect(&self, v: &Value) -> Result<String, String> {
+        self.template()?.execute_inspect(v)
     }
 
     /// The header line of a table format (no trailing newline); `None` for
@@ -1495,7 +1515,146 @@ struct Exec<'a> {
     /// Bytes produced so far: the output and every function's result
     /// (at most [`BUDGET`]).
     spent: usize,
+    /// A missing field is an error, as in `inspect` (see
+    /// [`Template::execute_inspect`]).
+    strict: bool,
 }
+
+/// Objects of `inspect` whose keys are data, not struct fields: a key
+/// missing from one is no error (docker's typed structs hold maps there).
+/// `Config` is the data map of `LogConfig`; the other `Config`s are structs.
+fn is_data_map(name: &str, parent: Option<&str>) -> bool {
+    matches!(
+        name,
+        "Labels"
+            | "Networks"
+            | "Tmpfs"
+            | "Volumes"
+            | "ExposedPorts"
+            | "Ports"
+            | "PortBindings"
+            | "DriverOpts"
+            | "Data"
+            | "Options"
+            | "Sysctls"
+            | "StorageOpt"
+    ) || (name == "Config" && parent == Some("LogConfig"))
+}
+
+/// How docker prints a field of its typed `inspect` structs that is nil or
+/// left out of the JSON, when the action `pipe` is just that field: `[]` for
+/// a slice, `map[]` for a map, `<nil>` for a pointer, the zero value for the
+/// others; `<no value>` for anything else (a missing key of a data map).
+fn typed_zero(pipe: &Pipe) -> &'static str {
+    let names = match pipe.cmds.as_slice() {
+        [cmd] => match cmd.args.as_slice() {
+            [Arg::Field { names, .. }] => names.as_slice(),
+            [Arg::Var { fields, .. }] | [Arg::Chain { fields, .. }] => fields.as_slice(),
+            _ => &[],
+        },
+        _ => &[],
+    };
+    let Some((last, rest)) = names.split_last() else {
+        return "<no value>";
+    };
+    if let Some(parent) = rest.last() {
+        let grandparent = rest.len().checked_sub(2).map(|i| rest[i].as_str());
+        if is_data_map(parent, grandparent) {
+            return "<no value>";
+        }
+    }
+    match last.as_str() {
+        "Env"
+        | "Cmd"
+        | "Entrypoint"
+        | "OnBuild"
+        | "Shell"
+        | "Args"
+        | "Binds"
+        | "CapAdd"
+        | "CapDrop"
+        | "SecurityOpt"
+        | "Dns"
+        | "DnsOptions"
+        | "DnsSearch"
+        | "ExecIDs"
+        | "Links"
+        | "VolumesFrom"
+        | "ExtraHosts"
+        | "GroupAdd"
+        | "DeviceCgroupRules"
+        | "DeviceRequests"
+        | "Ulimits"
+        | "BlkioWeightDevice"
+        | "BlkioDeviceReadBps"
+        | "BlkioDeviceWriteBps"
+        | "BlkioDeviceReadIOps"
+        | "BlkioDeviceWriteIOps"
+        | "Devices"
+        | "MaskedPaths"
+        | "ReadonlyPaths"
+        | "Mounts"
+        | "RepoTags"
+        | "RepoDigests"
+        | "Layers"
+        | "Aliases"
+        | "SecondaryIPAddresses"
+        | "SecondaryIPv6Addresses" => "[]",
+        "Volumes" | "Labels" | "ExposedPorts" | "Tmpfs" | "Sysctls" | "StorageOpt" | "Ports"
+        | "PortBindings" | "DriverOpts" | "Options" | "Data" => "map[]",
+        "Init" | "MemorySwappiness" | "PidsLimit" | "OomKillDisable" | "Healthcheck" | "Health"
+        | "StopTimeout" | "IPAMConfig" | "Node" | "SizeRw" => "<nil>",
+        "StopSignal" | "MacAddress" | "Variant" | "Name" | "Driver" => "",
+        "ArgsEscaped" | "NetworkDisabled" => "false",
+        "SizeRootFs" => "0",
+        _ => "<no value>",
+    }
+}
+
+/// Whether `names[i]`, missing from `m`, is a field the object lacks (an
+/// error in `inspect`) rather than an empty one docker leaves out or a key of
+/// a data map.
+fn missing_is_error(m: &Map<String, Value>, names: &[String], i: usize) -> bool {
+    let name = names[i].as_str();
+    if OMITTED_WHEN_EMPTY.contains(&name) {
+        return false;
+    }
+    // A bind mount has no Name nor Driver.
+    if matches!(name, "Name" | "Driver") && m.contains_key("Destination") {
+        return false;
+    }
+    let parent = i.checked_sub(1).map(|p| names[p].as_str());
+    let grandparent = i.checked_sub(2).map(|p| names[p].as_str());
+    !parent.is_some_and(|p| is_data_map(p, grandparent))
+}
+
+/// Struct fields docker's `inspect` JSON leaves out when they are empty:
+/// reading one is no error.
+const OMITTED_WHEN_EMPTY: &[&str] = &[
+    "Init",
+    "Tmpfs",
+    "Mounts",
+    "Sysctls",
+    "StorageOpt",
+    "ExposedPorts",
+    "Healthcheck",
+    "ArgsEscaped",
+    "NetworkDisabled",
+    "MacAddress",
+    "StopSignal",
+    "StopTimeout",
+    "Shell",
+    "Health",
+    "Node",
+    "SizeRw",
+    "SizeRootFs",
+    "Variant",
+    "BindOptions",
+    "VolumeOptions",
+    "TmpfsOptions",
+    "ReadOnly",
+    "Consistency",
+];
 
 impl<'a> Exec<'a> {
     fn new(src: &'a str, data: &Value, header: Option<&'a [(&'a str, &'a str)]>) -> Exec<'a> {
@@ -1505,6 +1664,7 @@ impl<'a> Exec<'a> {
             out: String::new(),
             header,
             spent: 0,
+            strict: false,
         }
     }
 
@@ -1551,7 +1711,14 @@ impl<'a> Exec<'a> {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
                     match v {
-                        Val::Missing | Val::V(Value::Null) => self.emit("<no value>")?,
+                        Val::Missing | Val::V(Value::Null) => {
+                            let text = if self.strict {
+                                typed_zero(pipe)
+                            } else {
+                                "<no value>"
+                            };
+                            self.emit(text)?
+                        }
                         Val::V(v) => {
                             let mut text = Text::new(self.room());
                             write_v(&mut text, &v);
@@ -1905,7 +2072,17 @@ impl<'a> Exec<'a> {
                             format_args!("{name} is not a method but has arguments"),
                         ));
                     }
-                    lookup(&m, name).map_or(Val::Missing, |v| Val::V(v.clone()))
+                    match lookup(&m, name) {
+                        Some(v) => Val::V(v.clone()),
+                        None if self.strict && missing_is_error(&m, names, i) => {
+                            return Err(self.err(
+                                pos,
+                                node,
+                                format_args!("map has no entry for key {name:?}"),
+                            ));
+                        }
+                        None => Val::Missing,
+                    }
                 }
                 Val::V(_) => {
                     return Err(self.err(
@@ -2067,7 +2244,7 @@ impl<'a> Exec<'a> {
                 return Ok(Val::V(Value::String(self.header_text(&[key]))));
             }
         }
-        let v = call(name, &argv, self.room())
+        let v = call(name, &argv, self.room(), self.strict)
             .map_err(|e| self.err(pos, node, format_args!("error calling {name}: {e}")))?;
         self.spend(approx_size(&v)).map_err(|_| {
             self.err(
@@ -2190,7 +2367,11 @@ fn approx_size(v: &Value) -> usize {
 }
 
 /// Calls a template function; what it makes may take at most `room` bytes.
-fn call(name: &str, argv: &[Value], room: usize) -> Result<Value, String> {
+///
+/// `typed`: the data is an `inspect` object, whose `json` keeps the key
+/// order (docker's typed structs); otherwise objects print with sorted keys,
+/// as Go's maps do.
+fn call(name: &str, argv: &[Value], room: usize, typed: bool) -> Result<Value, String> {
     let arg = |i: usize| argv.get(i).unwrap_or(&Value::Null);
     let s = |i: usize| arg(i).as_str().unwrap_or("");
     let int = |i: usize| arg(i).as_i64().unwrap_or(0);
@@ -2200,7 +2381,8 @@ fn call(name: &str, argv: &[Value], room: usize) -> Result<Value, String> {
             Value::String(s) => Value::from(s.len()),
             Value::Array(a) => Value::from(a.len()),
             Value::Object(m) => Value::from(m.len()),
-            Value::Null => return Err("len of nil pointer".to_string()),
+            // A null is a nil slice or map in docker's structs: length 0.
+            Value::Null => Value::from(0),
             other => return Err(format!("len of type {}", go_type(other))),
         },
         "index" => index(arg(0), argv.get(1..).unwrap_or(&[]))?,
@@ -2226,7 +2408,8 @@ fn call(name: &str, argv: &[Value], room: usize) -> Result<Value, String> {
         "le" => Value::Bool(less(arg(0), arg(1))? || equal(arg(0), arg(1))?),
         "gt" => Value::Bool(!(less(arg(0), arg(1))? || equal(arg(0), arg(1))?)),
         "ge" => Value::Bool(!less(arg(0), arg(1))?),
-        "json" => Value::String(json(arg(0))),
+        "json" if typed => Value::String(json(arg(0))),
+        "json" => Value::String(json(&sorted_keys(arg(0)))),
         "split" => {
             let pieces = if s(1).is_empty() {
                 s(0).chars().count()
@@ -2336,6 +2519,23 @@ fn go_split(s: &str, sep: &str) -> Vec<String> {
 
 /// Docker's `json`: compact, HTML left alone, U+2028/U+2029 escaped as Go's
 /// encoder does.
+/// `v` with the keys of every object in sorted order.
+fn sorted_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_keys(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
+}
+
 fn json(v: &Value) -> String {
     serde_json::to_string(v)
         .unwrap_or_else(|_| "null".to_string())

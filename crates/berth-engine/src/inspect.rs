@@ -1,0 +1,453 @@
+//! `inspect` of containers and images, shaped as Docker's: the same key
+//! tree, in the same order, with `null` where Docker has null and empty
+//! values where Docker has them (the shapes were taken from Docker 20.10).
+//!
+//! What berth records (berth-types) stays as it is on disk; this module
+//! turns it into Docker's view, filling what berth does not support with
+//! Docker's defaults.
+
+use serde_json::{json, Map, Value};
+
+use crate::{ContainerView, Engine, Result};
+
+/// Docker's zero time, for times that never happened.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// A list, or `null` when it is empty (Go's nil slice).
+fn list_or_null(v: &[String]) -> Value {
+    if v.is_empty() {
+        Value::Null
+    } else {
+        json!(v)
+    }
+}
+
+/// A string field of `raw`, or `""`.
+fn string_field(raw: &Map<String, Value>, key: &str) -> Value {
+    match raw.get(key) {
+        Some(Value::String(s)) => Value::String(s.clone()),
+        _ => Value::String(String::new()),
+    }
+}
+
+/// A boolean field of `raw`, or `false`.
+fn bool_field(raw: &Map<String, Value>, key: &str) -> Value {
+    Value::Bool(raw.get(key).and_then(Value::as_bool).unwrap_or(false))
+}
+
+/// A list field of `raw`, with an empty list as `null`.
+fn nullable_list(raw: &Map<String, Value>, key: &str) -> Value {
+    match raw.get(key) {
+        Some(Value::Array(a)) if !a.is_empty() => Value::Array(a.clone()),
+        _ => Value::Null,
+    }
+}
+
+/// A map field of `raw`, with an empty map as `null`.
+fn nullable_map(raw: &Map<String, Value>, key: &str) -> Value {
+    match raw.get(key) {
+        Some(Value::Object(m)) if !m.is_empty() => Value::Object(m.clone()),
+        _ => Value::Null,
+    }
+}
+
+/// Docker's `container.Config` (the `Config` of an image or a container and
+/// an image's `ContainerConfig`) from the fields of `raw`, in Docker's key
+/// order. The 17 keys Docker always shows are always there; the ones Docker
+/// omits when empty are there only when `raw` has them.
+pub(crate) fn docker_config(raw: &Map<String, Value>, labels_empty_map: bool) -> Value {
+    let mut m = Map::new();
+    m.insert("Hostname".into(), string_field(raw, "Hostname"));
+    m.insert("Domainname".into(), string_field(raw, "Domainname"));
+    m.insert("User".into(), string_field(raw, "User"));
+    m.insert("AttachStdin".into(), bool_field(raw, "AttachStdin"));
+    m.insert("AttachStdout".into(), bool_field(raw, "AttachStdout"));
+    m.insert("AttachStderr".into(), bool_field(raw, "AttachStderr"));
+    if let v @ Value::Object(_) = nullable_map(raw, "ExposedPorts") {
+        m.insert("ExposedPorts".into(), v);
+    }
+    m.insert("Tty".into(), bool_field(raw, "Tty"));
+    m.insert("OpenStdin".into(), bool_field(raw, "OpenStdin"));
+    m.insert("StdinOnce".into(), bool_field(raw, "StdinOnce"));
+    m.insert("Env".into(), nullable_list(raw, "Env"));
+    m.insert("Cmd".into(), nullable_list(raw, "Cmd"));
+    for k in ["Healthcheck", "ArgsEscaped"] {
+        match raw.get(k) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(v) => {
+                m.insert(k.into(), v.clone());
+            }
+        }
+    }
+    m.insert("Image".into(), string_field(raw, "Image"));
+    m.insert("Volumes".into(), nullable_map(raw, "Volumes"));
+    m.insert("WorkingDir".into(), string_field(raw, "WorkingDir"));
+    m.insert("Entrypoint".into(), nullable_list(raw, "Entrypoint"));
+    m.insert("OnBuild".into(), nullable_list(raw, "OnBuild"));
+    let labels = match raw.get("Labels") {
+        Some(Value::Object(l)) if !l.is_empty() || labels_empty_map => Value::Object(l.clone()),
+        _ if labels_empty_map => json!({}),
+        _ => Value::Null,
+    };
+    m.insert("Labels".into(), labels);
+    for k in ["StopSignal", "StopTimeout", "Shell"] {
+        match raw.get(k) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.is_empty() => {}
+            Some(v) => {
+                m.insert(k.into(), v.clone());
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+/// The `Networks` entry of a container's network (`none` or `host`).
+fn endpoint() -> Value {
+    json!({
+        "IPAMConfig": null,
+        "Links": null,
+        "Aliases": null,
+        "NetworkID": "",
+        "EndpointID": "",
+        "Gateway": "",
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "MacAddress": "",
+        "DriverOpts": null
+    })
+}
+
+/// Whether a `-v` spec names a source (a bind or a named volume): only
+/// those are in `HostConfig.Binds`; `-v /dst` makes an anonymous volume,
+/// which Docker records in `Config.Volumes` instead.
+fn has_source(spec: &str) -> bool {
+    spec.contains(':')
+}
+
+/// The destination of a `-v` spec.
+fn spec_destination(spec: &str) -> &str {
+    let mut parts = spec.split(':');
+    match (parts.next(), parts.next()) {
+        (Some(_), Some(dst)) => dst,
+        (Some(dst), None) => dst,
+        _ => spec,
+    }
+}
+
+fn host_config(v: &ContainerView) -> Value {
+    let h = &v.host_config;
+    let binds: Vec<String> = h.binds.iter().filter(|b| has_source(b)).cloned().collect();
+    let mut m = Map::new();
+    let mut put = |k: &str, val: Value| {
+        m.insert(k.to_string(), val);
+    };
+    put("Binds", list_or_null(&binds));
+    put("ContainerIDFile", json!(""));
+    put("LogConfig", json!(h.log_config));
+    put("NetworkMode", json!(h.network_mode));
+    put("PortBindings", json!({}));
+    put("RestartPolicy", json!(h.restart_policy));
+    put("AutoRemove", json!(h.auto_remove));
+    put("VolumeDriver", json!(""));
+    put("VolumesFrom", Value::Null);
+    put("CapAdd", json!(h.cap_add));
+    put("CapDrop", json!(h.cap_drop));
+    // berth gives every container its own cgroup namespace.
+    put("CgroupnsMode", json!("private"));
+    put("Dns", json!([]));
+    put("DnsOptions", json!([]));
+    put("DnsSearch", json!([]));
+    put("ExtraHosts", Value::Null);
+    put("GroupAdd", Value::Null);
+    put("IpcMode", json!("private"));
+    put("Cgroup", json!(""));
+    put("Links", Value::Null);
+    put("OomScoreAdj", json!(0));
+    put("PidMode", json!(""));
+    put("Privileged", json!(h.privileged));
+    put("PublishAllPorts", json!(false));
+    put("ReadonlyRootfs", json!(h.readonly_rootfs));
+    put("SecurityOpt", json!(h.security_opt));
+    if !h.tmpfs.is_empty() {
+        put("Tmpfs", json!(h.tmpfs));
+    }
+    put("UTSMode", json!(""));
+    put("UsernsMode", json!(""));
+    // The size of the container's /dev/shm (65536k).
+    put("ShmSize", json!(67_108_864u64));
+    put("Runtime", json!("runc"));
+    put("ConsoleSize", json!([0, 0]));
+    put("Isolation", json!(""));
+    for k in ["CpuShares", "Memory", "NanoCpus"] {
+        put(k, json!(0));
+    }
+    put("CgroupParent", json!(""));
+    put("BlkioWeight", json!(0));
+    put("BlkioWeightDevice", json!([]));
+    for k in [
+        "BlkioDeviceReadBps",
+        "BlkioDeviceWriteBps",
+        "BlkioDeviceReadIOps",
+        "BlkioDeviceWriteIOps",
+    ] {
+        put(k, Value::Null);
+    }
+    for k in [
+        "CpuPeriod",
+        "CpuQuota",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+    ] {
+        put(k, json!(0));
+    }
+    put("CpusetCpus", json!(""));
+    put("CpusetMems", json!(""));
+    put("Devices", json!([]));
+    put("DeviceCgroupRules", Value::Null);
+    put("DeviceRequests", Value::Null);
+    for k in [
+        "KernelMemory",
+        "KernelMemoryTCP",
+        "MemoryReservation",
+        "MemorySwap",
+    ] {
+        put(k, json!(0));
+    }
+    put("MemorySwappiness", Value::Null);
+    put("OomKillDisable", json!(false));
+    put("PidsLimit", Value::Null);
+    put("Ulimits", Value::Null);
+    for k in [
+        "CpuCount",
+        "CpuPercent",
+        "IOMaximumIOps",
+        "IOMaximumBandwidth",
+    ] {
+        put(k, json!(0));
+    }
+    // `HostConfig.Mounts` holds `--mount`s only, which berth does not take:
+    // absent, as Docker's is without `--mount`.
+    put("MaskedPaths", json!(h.masked_paths));
+    put("ReadonlyPaths", json!(h.readonly_paths));
+    if h.init {
+        put("Init", json!(true));
+    }
+    Value::Object(m)
+}
+
+/// `Mounts`: one entry per `-v`, with Docker's keys for its type.
+fn mounts(v: &ContainerView) -> Value {
+    let list: Vec<Value> = v
+        .host_config
+        .mounts
+        .iter()
+        .map(|mp| {
+            let mut m = Map::new();
+            m.insert("Type".into(), json!(mp.kind));
+            let volume = mp.kind == "volume";
+            if volume {
+                m.insert("Name".into(), json!(mp.name));
+            }
+            m.insert("Source".into(), json!(mp.source));
+            m.insert("Destination".into(), json!(mp.destination));
+            if volume {
+                m.insert("Driver".into(), json!("local"));
+            }
+            // Docker records a named volume given without a mode as `z`.
+            let named = volume
+                && v.host_config
+                    .binds
+                    .iter()
+                    .any(|b| has_source(b) && spec_destination(b) == mp.destination);
+            let mode = if named && mp.mode.is_empty() {
+                "z"
+            } else {
+                mp.mode.as_str()
+            };
+            m.insert("Mode".into(), json!(mode));
+            m.insert("RW".into(), json!(mp.rw));
+            let propagation = if mp.kind == "bind" { "rprivate" } else { "" };
+            m.insert("Propagation".into(), json!(propagation));
+            Value::Object(m)
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// `Config` of a container: as recorded, with `Volumes` (the anonymous
+/// volumes' destinations, as Docker records them) and Docker's keys.
+fn container_config(v: &ContainerView) -> Value {
+    let mut raw = match serde_json::to_value(&v.config) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let volumes: Map<String, Value> = v
+        .host_config
+        .binds
+        .iter()
+        .filter(|b| !has_source(b))
+        .map(|b| (spec_destination(b).to_string(), json!({})))
+        .collect();
+    raw.insert("Volumes".into(), Value::Object(volumes));
+    docker_config(&raw, true)
+}
+
+/// `NetworkSettings` of a container on the `none` or `host` network.
+fn network_settings(network: &str) -> Value {
+    json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": {},
+        "SandboxKey": "",
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": "",
+        "Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "MacAddress": "",
+        "Networks": { network: endpoint() }
+    })
+}
+
+impl Engine {
+    /// `inspect`, shaped as Docker's.
+    pub fn inspect_container(&self, what: &str) -> Result<Value> {
+        let v = self.container(what)?;
+        let s = &v.state;
+        let status = v.status_word();
+        let path = v.command_line().first().cloned().unwrap_or_default();
+        let args: Vec<String> = v.command_line().into_iter().skip(1).collect();
+        let image = self.store.read().image(&v.image_id)?;
+        let lower: Vec<String> = image
+            .map(|i| {
+                self.lower_dirs(&i)
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let time = |t: &str| {
+            if t.is_empty() {
+                ZERO_TIME.to_string()
+            } else {
+                t.to_string()
+            }
+        };
+        let network = v.host_config.network_mode.clone();
+        Ok(json!({
+            "Id": v.id.as_str(),
+            "Created": v.created,
+            "Path": path,
+            "Args": args,
+            "State": {
+                "Status": status,
+                "Running": status == "running",
+                "Paused": false,
+                "Restarting": status == "restarting",
+                "OOMKilled": s.oom_killed,
+                "Dead": false,
+                "Pid": if status == "running" { s.pid } else { 0 },
+                "ExitCode": s.exit_code,
+                "Error": s.error,
+                "StartedAt": time(&s.started_at),
+                "FinishedAt": time(&s.finished_at),
+            },
+            "Image": v.image_id.as_str(),
+            "ResolvConfPath": v.dir.join("resolv.conf"),
+            "HostnamePath": v.dir.join("hostname"),
+            "HostsPath": v.dir.join("hosts"),
+            "LogPath": v.dir.join(format!("{}-json.log", v.id)),
+            "Name": format!("/{}", v.name),
+            "RestartCount": s.restart_count,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": null,
+            "HostConfig": host_config(&v),
+            "GraphDriver": {
+                "Data": {
+                    "LowerDir": lower.join(":"),
+                    "MergedDir": v.dir.join("merged"),
+                    "UpperDir": v.dir.join("upper"),
+                    "WorkDir": v.dir.join("work"),
+                },
+                "Name": "overlay2"
+            },
+            "Mounts": mounts(&v),
+            "Config": container_config(&v),
+            "NetworkSettings": network_settings(&network),
+        }))
+    }
+
+    /// `image inspect`, shaped as Docker's.
+    pub fn inspect_image(&self, what: &str) -> Result<Value> {
+        let s = self.image_summary(what)?;
+        let row = self.resolve_image(what)?;
+        let raw: Map<String, Value> = serde_json::from_slice(&row.config).unwrap_or_default();
+        let section = |k: &str| match raw.get(k) {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        let layers: Vec<String> = s
+            .config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        // The image's layers, topmost first: the top one is its upper
+        // directory, the others its lower ones. berth mounts no image on its
+        // own, so it has no merged or work directory.
+        let dirs: Vec<String> = self
+            .lower_dirs(&row)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut data = Map::new();
+        if dirs.len() > 1 {
+            data.insert("LowerDir".into(), json!(dirs[1..].join(":")));
+        }
+        data.insert("MergedDir".into(), json!(""));
+        data.insert(
+            "UpperDir".into(),
+            json!(dirs.first().cloned().unwrap_or_default()),
+        );
+        data.insert("WorkDir".into(), json!(""));
+        Ok(json!({
+            "Id": s.id.as_str(),
+            "RepoTags": s.tags.iter().map(|r| r.familiar()).collect::<Vec<_>>(),
+            "RepoDigests": [],
+            "Parent": s.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            "Comment": s.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+            "Created": s.created,
+            "Container": string_field(&raw, "container"),
+            "ContainerConfig": docker_config(&section("container_config"), false),
+            "DockerVersion": string_field(&raw, "docker_version"),
+            "Author": s.config.author.clone().unwrap_or_default(),
+            "Config": docker_config(&section("config"), false),
+            "Architecture": s.config.architecture,
+            "Os": s.config.os,
+            "Size": s.size,
+            "VirtualSize": s.size,
+            "GraphDriver": {
+                "Data": data,
+                "Name": "overlay2"
+            },
+            "RootFS": { "Type": "layers", "Layers": layers },
+            "Metadata": { "LastTagTime": ZERO_TIME }
+        }))
+    }
+}
