@@ -40,6 +40,20 @@ impl Engine {
         reference: Option<&str>,
         message: &str,
     ) -> Result<Digest> {
+        self.import_with_changes(input, reference, message, &[])
+    }
+
+    /// `import -c INSTRUCTION...`: the image's config gets the Dockerfile
+    /// instructions `commit -c` takes, checked before anything is stored.
+    pub fn import_with_changes(
+        &mut self,
+        input: impl Read + Send,
+        reference: Option<&str>,
+        message: &str,
+        changes: &[String],
+    ) -> Result<Digest> {
+        let mut run_config = RunConfig::default();
+        crate::commit::apply_changes(&mut run_config, changes)?;
         let reference = reference
             .map(Reference::parse)
             .transpose()
@@ -107,7 +121,7 @@ impl Engine {
             os: "linux".to_string(),
             created: Some(created.clone()),
             author: None,
-            config: RunConfig::default(),
+            config: run_config,
             rootfs: RootFs {
                 kind: "layers".into(),
                 diff_ids: vec![stats.diff_id.clone()],

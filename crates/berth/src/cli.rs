@@ -631,6 +631,9 @@ pub struct ImportArgs {
     /// Set commit message for imported image
     #[arg(short = 'm', long)]
     pub message: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    pub change: Vec<String>,
     /// A tarball (.tar, .tar.gz, .tar.zst) or - for standard input
     pub file: String,
     /// REPOSITORY[:TAG]

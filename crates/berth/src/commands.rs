@@ -965,10 +965,11 @@ fn import(e: &mut Engine, a: &ImportArgs) -> Result<i32> {
     } else {
         Box::new(std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?)
     };
-    let id = e.import(
+    let id = e.import_with_changes(
         input,
         a.reference.as_deref(),
         a.message.as_deref().unwrap_or(""),
+        &a.change,
     )?;
     outln!("{id}")?;
     Ok(0)

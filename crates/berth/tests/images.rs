@@ -795,3 +795,29 @@ fn corrupt_or_truncated_compressed_tarballs_are_refused() {
     // The intact one still imports, under the same name.
     assert_image_id_line(&env.ok(&["import", path_str(&gz), "bad"]));
 }
+
+/// `import -c`: the image gets the instructions (`commit -c`'s set); a bad
+/// one is refused before anything is stored.
+#[test]
+fn import_applies_changes() {
+    let env = TestEnv::new();
+    let tar = busybox_tar();
+    let tar = tar.to_str().unwrap();
+    env.ok(&[
+        "import",
+        "-c",
+        "CMD [\"echo\",\"imported\"]",
+        "--change",
+        "ENV A=1",
+        tar,
+        "bbc",
+    ]);
+    assert_eq!(env.ok(&["run", "--rm", "bbc"]), "imported\n");
+    assert_eq!(
+        env.ok(&["run", "--rm", "bbc", "sh", "-c", "echo $A"]),
+        "1\n"
+    );
+    let (_, err) = env.fails(&["import", "-c", "BOGUS x", tar, "bad"], 1);
+    assert!(err.contains("BOGUS is not a valid change command"), "{err}");
+    assert_eq!(env.ok(&["images", "-q"]).lines().count(), 1);
+}
