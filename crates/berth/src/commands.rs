@@ -198,8 +198,13 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> 
 }
 
 fn parse_env_files(a: &RunArgs) -> Result<Vec<String>> {
+    environment(&a.env_file, &a.env)
+}
+
+/// `--env-file F`... then `-e K=V`..., with Docker's rules for both.
+fn environment(files: &[std::path::PathBuf], flags: &[String]) -> Result<Vec<String>> {
     let mut env = Vec::new();
-    for f in &a.env_file {
+    for f in files {
         let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
         for line in text.lines() {
             let line = line.trim_start();
@@ -224,7 +229,7 @@ fn parse_env_files(a: &RunArgs) -> Result<Vec<String>> {
             env.push(expand_env(line));
         }
     }
-    for e in &a.env {
+    for e in flags {
         if e.starts_with('=') {
             bail!(EngineError::InvalidArgument(format!(
                 "invalid argument \"{e}\" for \"-e, --env\" flag: invalid environment variable: {e}"
@@ -584,7 +589,7 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
             "the input device is not a TTY".into()
         ));
     }
-    let env: Vec<String> = a.env.iter().map(|s| expand_env(s)).collect();
+    let env = environment(&a.env_file, &a.env)?;
     let spec = ExecSpec {
         args: a.command.clone(),
         env,

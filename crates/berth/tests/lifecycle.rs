@@ -907,6 +907,25 @@ fn exec_runs_commands_in_the_container() {
         "none\n"
     );
     env.fails(&["exec", "-it", "ex", "true"], 1);
+    // --env-file, then -e, with run's rules.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("env");
+    fs::write(&f, "Q=1\nR=from-file\n").unwrap();
+    let f = f.to_str().unwrap();
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "--env-file",
+            f,
+            "-e",
+            "R=2",
+            "ex",
+            "sh",
+            "-c",
+            "echo $Q$R"
+        ]),
+        "12\n"
+    );
 }
 
 #[test]
