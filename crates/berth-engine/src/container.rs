@@ -35,6 +35,10 @@ pub struct CreateOptions {
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub hostname: Option<String>,
+    /// `--domainname`: the NIS domain name of the container's UTS namespace.
+    pub domainname: Option<String>,
+    /// `--group-add`: more supplementary groups (names or numbers).
+    pub group_add: Vec<String>,
     pub tty: bool,
     pub open_stdin: bool,
     /// The caller attaches (foreground `run`, `start -a`).
@@ -561,7 +565,7 @@ impl Engine {
 
         let config = ContainerConfig {
             hostname: hostname.clone(),
-            domainname: String::new(),
+            domainname: o.domainname.clone().unwrap_or_default(),
             user: user.clone(),
             attach_stdin: o.attach && o.open_stdin,
             attach_stdout: o.attach,
@@ -582,6 +586,7 @@ impl Engine {
             check_tmpfs_options(t.split_once(':').map_or("", |(_, opts)| opts))?;
         }
         let host_config = HostConfig {
+            group_add: (!o.group_add.is_empty()).then(|| o.group_add.clone()),
             binds: o.volumes.clone(),
             network_mode: network.to_string(),
             restart_policy: o.restart.clone(),
@@ -884,6 +889,8 @@ impl Engine {
             cwd: config.working_dir.clone(),
             user: config.user.clone(),
             hostname: hostname.to_string(),
+            domainname: config.domainname.clone(),
+            group_add: host.group_add.clone().unwrap_or_default(),
             rootfs: RootFs {
                 lower: self.lower_dirs(image),
                 upper: dir.join("upper"),

@@ -162,7 +162,7 @@ fn host_config(v: &ContainerView) -> Value {
     put("DnsOptions", json!([]));
     put("DnsSearch", json!([]));
     put("ExtraHosts", Value::Null);
-    put("GroupAdd", Value::Null);
+    put("GroupAdd", json!(h.group_add));
     put("IpcMode", json!("private"));
     put("Cgroup", json!(""));
     put("Links", Value::Null);

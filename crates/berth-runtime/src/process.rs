@@ -284,11 +284,20 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
     if !spec.hostname.is_empty() {
         sys::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
     }
+    if !spec.domainname.is_empty() {
+        sys::setdomainname(&spec.domainname).map_err(|e| format!("setdomainname: {e}"))?;
+    }
     if spec.network == NetworkMode::None {
         sys::loopback_up().map_err(|e| format!("loopback: {e}"))?;
     }
 
-    let prepared = prepare(&spec.args, &spec.env, &spec.user)?;
+    let mut prepared = prepare(&spec.args, &spec.env, &spec.user)?;
+    for g in &spec.group_add {
+        let gid = resolve_group(g)?;
+        if !prepared.user.groups.contains(&gid) {
+            prepared.user.groups.push(gid);
+        }
+    }
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
     // A missing working directory is made, owned by root (0755), as
     // Docker's daemon makes it whatever `-u` says.
@@ -949,6 +958,19 @@ fn resolve_user(spec: &str) -> Result<ResolvedUser, String> {
         groups,
         home,
     })
+}
+
+/// A group name (looked up in the container's /etc/group) or number.
+fn resolve_group(g: &str) -> Result<u32, String> {
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let found = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == g)
+        .and_then(|f| f[2].parse().ok());
+    found
+        .or_else(|| g.parse().ok())
+        .ok_or_else(|| format!("Unable to find group {g}: no matching entries in group file"))
 }
 
 fn switch_user(u: &ResolvedUser) -> Result<(), String> {

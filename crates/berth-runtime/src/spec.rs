@@ -92,6 +92,13 @@ pub struct ContainerSpec {
     pub tty: bool,
     /// Run a tiny init as PID 1 that reaps zombies and forwards signals.
     pub init: bool,
+    /// The NIS domain name (`--domainname`); empty leaves the kernel's.
+    #[serde(default)]
+    pub domainname: String,
+    /// Supplementary groups added to the user's (`--group-add`), names
+    /// resolved in the container's /etc/group.
+    #[serde(default)]
+    pub group_add: Vec<String>,
     /// The cgroup of this container, relative to each hierarchy's root
     /// (`berth/<id>`).
     pub cgroup_path: String,

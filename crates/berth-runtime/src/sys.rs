@@ -351,6 +351,16 @@ pub(crate) fn sethostname(name: &str) -> io::Result<()> {
     }
 }
 
+pub(crate) fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length describe the bytes of `name`.
+    let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 pub(crate) fn unshare(flags: libc::c_int) -> io::Result<()> {
     // SAFETY: plain syscall with an integer argument.
     let r = unsafe { libc::unshare(flags) };

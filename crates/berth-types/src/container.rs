@@ -134,6 +134,9 @@ pub struct HostConfig {
     /// Paths made read-only in the container; likewise.
     #[serde(default)]
     pub readonly_paths: Option<Vec<String>>,
+    /// `--group-add`; null when none.
+    #[serde(default)]
+    pub group_add: Option<Vec<String>>,
 }
 
 #[cfg(test)]

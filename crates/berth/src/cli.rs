@@ -419,6 +419,12 @@ pub struct RunArgs {
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
     /// Read in a line delimited file of labels
     #[arg(long = "label-file")]
     pub label_file: Vec<PathBuf>,

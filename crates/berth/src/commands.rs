@@ -301,6 +301,8 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
         workdir: a.workdir.clone(),
         user: a.user.clone(),
         hostname: a.hostname.clone(),
+        domainname: a.domainname.clone(),
+        group_add: a.group_add.clone(),
         tty: a.tty,
         open_stdin: a.interactive,
         attach,

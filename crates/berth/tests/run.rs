@@ -1305,3 +1305,63 @@ fn ps_command_is_quoted_as_dockers() {
         "\"sh -c 'sleep 100' a\\\"b x=1 $H  it's\"\n"
     );
 }
+
+/// `--group-add` (names from the container's /etc/group, or numbers) and
+/// `--domainname`, as Docker's, and in `inspect`.
+#[test]
+fn group_add_and_domainname() {
+    let env = TestEnv::with_busybox();
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "-u",
+            "1000",
+            "--group-add",
+            "1234",
+            "--group-add",
+            "root",
+            "--domainname",
+            "example.org",
+            BB,
+            "sh",
+            "-c",
+            "id -G; cat /proc/sys/kernel/domainname",
+        ]),
+        // The primary group, then the others (root sorts first).
+        "1000 0 1234\nexample.org\n"
+    );
+    let (_, err) = env.fails(
+        &["run", "--rm", "--group-add", "nosuchgrp", BB, "true"],
+        125,
+    );
+    assert!(
+        err.contains("Unable to find group nosuchgrp: no matching entries in group file"),
+        "{err}"
+    );
+    env.ok(&[
+        "create",
+        "--name",
+        "ga",
+        "--group-add",
+        "7",
+        "--domainname",
+        "d.x",
+        BB,
+        "true",
+    ]);
+    assert_eq!(
+        inspect_f(
+            &env,
+            "{{json .HostConfig.GroupAdd}} {{.Config.Domainname}}",
+            "ga"
+        )
+        .trim(),
+        "[\"7\"] d.x"
+    );
+    env.ok(&["create", "--name", "plain", BB, "true"]);
+    assert_eq!(
+        inspect_f(&env, "{{json .HostConfig.GroupAdd}}", "plain").trim(),
+        "null"
+    );
+}
