@@ -545,6 +545,9 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Show extra details provided to logs
+    #[arg(long)]
+    pub details: bool,
     /// Show logs since a timestamp (2013-01-02T13:23:37Z) or relative (42m)
     #[arg(long, allow_hyphen_values = true)]
     pub since: Option<String>,

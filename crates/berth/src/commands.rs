@@ -687,10 +687,13 @@ fn logs(e: &Engine, a: &LogsArgs) -> Result<i32> {
     let mut err = std::io::stderr();
     let mut failed = None;
     e.logs(&a.container, &o, |entry| {
+        // --details: the entry's attributes (berth records none yet) and
+        // a space before the line, as Docker's.
+        let details = if a.details { " " } else { "" };
         let line = if a.timestamps {
-            format!("{} {}", entry.time, entry.log)
+            format!("{} {details}{}", entry.time, entry.log)
         } else {
-            entry.log.clone()
+            format!("{details}{}", entry.log)
         };
         let r = if entry.stream == "stderr" {
             err.write_all(line.as_bytes())

@@ -1069,6 +1069,8 @@ fn logs_times_tail_and_environment_checks_are_dockers() {
     ] {
         assert_eq!(env.ok(&args), "", "{args:?}");
     }
+    // --details: (no attributes) a space before each line, as Docker's.
+    assert_eq!(env.ok(&["logs", "--details", "talk"]), " one\n two\n");
     let (_, err) = env.fails(&["logs", "--since", "10parsecs", "talk"], 1);
     assert!(
         err.contains(
