@@ -39,6 +39,8 @@ pub struct CreateOptions {
     pub domainname: Option<String>,
     /// `--group-add`: more supplementary groups (names or numbers).
     pub group_add: Vec<String>,
+    /// `--pid`, `--ipc`, `--uts`, `--cgroupns`, `--userns` as given.
+    pub namespaces: NamespaceOptions,
     pub tty: bool,
     pub open_stdin: bool,
     /// The caller attaches (foreground `run`, `start -a`).
@@ -322,6 +324,74 @@ fn exec_start_failure(e: EngineError) -> EngineError {
     }
 }
 
+/// Docker's namespace options, as given (`None`: the default).
+#[derive(Clone, Debug, Default)]
+pub struct NamespaceOptions {
+    pub pid: Option<String>,
+    pub ipc: Option<String>,
+    pub uts: Option<String>,
+    pub cgroupns: Option<String>,
+    pub userns: Option<String>,
+}
+
+/// The modes as `inspect` shows them.
+pub struct NamespaceModes {
+    pub pid_mode: String,
+    pub ipc_mode: String,
+    pub uts_mode: String,
+    pub cgroupns_mode: String,
+    pub userns_mode: String,
+}
+
+impl NamespaceOptions {
+    /// Docker's values and words; sharing another container's namespace
+    /// (`container:NAME`) is not supported yet.
+    fn check(&self) -> Result<NamespaceModes> {
+        let bad = |m: &str| Err(EngineError::InvalidArgument(m.to_string()));
+        let unsupported = |flag: &str, v: &str| {
+            Err(EngineError::InvalidArgument(format!(
+                "--{flag} {v}: sharing another container's namespace is not supported by berth yet"
+            )))
+        };
+        let pid = self.pid.clone().unwrap_or_default();
+        match pid.as_str() {
+            "" | "host" => {}
+            v if v.starts_with("container:") => return unsupported("pid", v),
+            _ => return bad("--pid: invalid PID mode"),
+        }
+        let ipc = self.ipc.clone().unwrap_or_else(|| "private".into());
+        match ipc.as_str() {
+            "private" | "shareable" | "host" | "none" => {}
+            "" => {}
+            v if v.starts_with("container:") => return unsupported("ipc", v),
+            v => return bad(&format!("Invalid IPC mode: {v}")),
+        }
+        let uts = self.uts.clone().unwrap_or_default();
+        if !matches!(uts.as_str(), "" | "host") {
+            return bad("--uts: invalid UTS mode");
+        }
+        let cgroupns = self.cgroupns.clone().unwrap_or_else(|| "private".into());
+        if !matches!(cgroupns.as_str(), "private" | "host") {
+            return bad("--cgroupns: invalid CGROUP mode");
+        }
+        let userns = self.userns.clone().unwrap_or_default();
+        if !matches!(userns.as_str(), "" | "host") {
+            return bad("--userns: invalid USER mode");
+        }
+        Ok(NamespaceModes {
+            pid_mode: pid,
+            ipc_mode: if ipc.is_empty() {
+                "private".into()
+            } else {
+                ipc
+            },
+            uts_mode: uts,
+            cgroupns_mode: cgroupns,
+            userns_mode: userns,
+        })
+    }
+}
+
 /// How `exec` connects the command's streams.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ExecOptions {
@@ -585,7 +655,13 @@ impl Engine {
         for t in &o.tmpfs {
             check_tmpfs_options(t.split_once(':').map_or("", |(_, opts)| opts))?;
         }
+        let ns = o.namespaces.check()?;
         let host_config = HostConfig {
+            pid_mode: ns.pid_mode.clone(),
+            ipc_mode: ns.ipc_mode.clone(),
+            uts_mode: ns.uts_mode.clone(),
+            cgroupns_mode: ns.cgroupns_mode.clone(),
+            userns_mode: ns.userns_mode.clone(),
             group_add: (!o.group_add.is_empty()).then(|| o.group_add.clone()),
             binds: o.volumes.clone(),
             network_mode: network.to_string(),
@@ -891,6 +967,12 @@ impl Engine {
             hostname: hostname.to_string(),
             domainname: config.domainname.clone(),
             group_add: host.group_add.clone().unwrap_or_default(),
+            host_namespaces: berth_runtime::HostNamespaces {
+                pid: host.pid_mode == "host",
+                ipc: host.ipc_mode == "host",
+                uts: host.uts_mode == "host",
+                cgroup: host.cgroupns_mode == "host",
+            },
             rootfs: RootFs {
                 lower: self.lower_dirs(image),
                 upper: dir.join("upper"),

@@ -138,6 +138,15 @@ fn spec_destination(spec: &str) -> &str {
     }
 }
 
+/// `s`, or `default` when it is empty (a container made before the field).
+fn or<'a>(s: &'a str, default: &'a str) -> &'a str {
+    if s.is_empty() {
+        default
+    } else {
+        s
+    }
+}
+
 fn host_config(v: &ContainerView) -> Value {
     let h = &v.host_config;
     let binds: Vec<String> = h.binds.iter().filter(|b| has_source(b)).cloned().collect();
@@ -156,18 +165,18 @@ fn host_config(v: &ContainerView) -> Value {
     put("VolumesFrom", Value::Null);
     put("CapAdd", json!(h.cap_add));
     put("CapDrop", json!(h.cap_drop));
-    // berth gives every container its own cgroup namespace.
-    put("CgroupnsMode", json!("private"));
+    // berth's default is a cgroup namespace of the container's own.
+    put("CgroupnsMode", json!(or(&h.cgroupns_mode, "private")));
     put("Dns", json!([]));
     put("DnsOptions", json!([]));
     put("DnsSearch", json!([]));
     put("ExtraHosts", Value::Null);
     put("GroupAdd", json!(h.group_add));
-    put("IpcMode", json!("private"));
+    put("IpcMode", json!(or(&h.ipc_mode, "private")));
     put("Cgroup", json!(""));
     put("Links", Value::Null);
     put("OomScoreAdj", json!(0));
-    put("PidMode", json!(""));
+    put("PidMode", json!(h.pid_mode));
     put("Privileged", json!(h.privileged));
     put("PublishAllPorts", json!(false));
     put("ReadonlyRootfs", json!(h.readonly_rootfs));
@@ -175,8 +184,8 @@ fn host_config(v: &ContainerView) -> Value {
     if !h.tmpfs.is_empty() {
         put("Tmpfs", json!(h.tmpfs));
     }
-    put("UTSMode", json!(""));
-    put("UsernsMode", json!(""));
+    put("UTSMode", json!(h.uts_mode));
+    put("UsernsMode", json!(h.userns_mode));
     // The size of the container's /dev/shm (65536k).
     put("ShmSize", json!(67_108_864u64));
     put("Runtime", json!("runc"));

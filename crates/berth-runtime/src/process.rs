@@ -106,8 +106,17 @@ pub fn create(
 ) -> Result<Created, ProcessError> {
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let host = spec.host_namespaces;
+    let mut flags = libc::CLONE_NEWNS;
+    for (shared, flag) in [
+        (host.uts, libc::CLONE_NEWUTS),
+        (host.ipc, libc::CLONE_NEWIPC),
+        (host.pid, libc::CLONE_NEWPID),
+    ] {
+        if !shared {
+            flags |= flag;
+        }
+    }
     if spec.network == NetworkMode::None {
         flags |= libc::CLONE_NEWNET;
     }
@@ -231,7 +240,9 @@ fn child_main(spec: &ContainerSpec, stdio: ChildStdio, mut go: File, mut rep: Fi
     if go.read_exact(&mut b).is_err() {
         return EXIT_ENGINE;
     }
-    if let Err(e) = sys::unshare(libc::CLONE_NEWCGROUP) {
+    if spec.host_namespaces.cgroup {
+        // --cgroupns host: the host's cgroup namespace.
+    } else if let Err(e) = sys::unshare(libc::CLONE_NEWCGROUP) {
         return fail(&mut rep, EXIT_ENGINE, &format!("cgroup namespace: {e}"));
     }
     let confine = Confinement {
@@ -281,10 +292,10 @@ fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared,
     // is closed when it returns: none may be open when the working
     // directory is resolved below.
     setup_rootfs(spec, stdio)?;
-    if !spec.hostname.is_empty() {
+    if !spec.hostname.is_empty() && !spec.host_namespaces.uts {
         sys::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
     }
-    if !spec.domainname.is_empty() {
+    if !spec.domainname.is_empty() && !spec.host_namespaces.uts {
         sys::setdomainname(&spec.domainname).map_err(|e| format!("setdomainname: {e}"))?;
     }
     if spec.network == NetworkMode::None {

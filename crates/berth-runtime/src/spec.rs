@@ -99,6 +99,10 @@ pub struct ContainerSpec {
     /// resolved in the container's /etc/group.
     #[serde(default)]
     pub group_add: Vec<String>,
+    /// Namespaces shared with the host instead of new ones (`--pid host`,
+    /// `--ipc host`, `--uts host`, `--cgroupns host`).
+    #[serde(default)]
+    pub host_namespaces: HostNamespaces,
     /// The cgroup of this container, relative to each hierarchy's root
     /// (`berth/<id>`).
     pub cgroup_path: String,
@@ -150,4 +154,14 @@ impl Default for Security {
             seccomp_filter: None,
         }
     }
+}
+
+/// Which of the host's namespaces a container shares (Docker's `--pid
+/// host`, `--ipc host`, `--uts host`, `--cgroupns host`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostNamespaces {
+    pub pid: bool,
+    pub ipc: bool,
+    pub uts: bool,
+    pub cgroup: bool,
 }

@@ -137,6 +137,21 @@ pub struct HostConfig {
     /// `--group-add`; null when none.
     #[serde(default)]
     pub group_add: Option<Vec<String>>,
+    /// `--pid`: "" (its own) or "host".
+    #[serde(default)]
+    pub pid_mode: String,
+    /// `--ipc`: "private" (Docker's default here), "shareable" or "host".
+    #[serde(default)]
+    pub ipc_mode: String,
+    /// `--uts`: "" or "host".
+    #[serde(default)]
+    pub uts_mode: String,
+    /// `--cgroupns`: "private" or "host".
+    #[serde(default)]
+    pub cgroupns_mode: String,
+    /// `--userns`: "" or "host" (berth has no user namespaces yet).
+    #[serde(default)]
+    pub userns_mode: String,
 }
 
 #[cfg(test)]

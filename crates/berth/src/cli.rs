@@ -422,6 +422,21 @@ pub struct RunArgs {
     /// Container NIS domain name
     #[arg(long)]
     pub domainname: Option<String>,
+    /// PID namespace to use ("host" shares the host's)
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use ("private", "shareable", "host", "none")
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use ("host" shares the host's)
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Cgroup namespace to use (host|private)
+    #[arg(long)]
+    pub cgroupns: Option<String>,
+    /// User namespace to use ("host")
+    #[arg(long)]
+    pub userns: Option<String>,
     /// Add additional groups to join
     #[arg(long = "group-add")]
     pub group_add: Vec<String>,

@@ -303,6 +303,13 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
         hostname: a.hostname.clone(),
         domainname: a.domainname.clone(),
         group_add: a.group_add.clone(),
+        namespaces: berth_engine::NamespaceOptions {
+            pid: a.pid.clone(),
+            ipc: a.ipc.clone(),
+            uts: a.uts.clone(),
+            cgroupns: a.cgroupns.clone(),
+            userns: a.userns.clone(),
+        },
         tty: a.tty,
         open_stdin: a.interactive,
         attach,

@@ -1367,3 +1367,82 @@ fn group_add_and_domainname() {
         "null"
     );
 }
+
+/// `--pid/--ipc/--uts/--cgroupns host` share the host's namespace (the same
+/// /proc/self/ns links as ours), Docker's words for bad values, and inspect.
+#[test]
+fn host_namespace_options() {
+    let env = TestEnv::with_busybox();
+    let ours = |ns: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{ns}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    for (flag, ns) in [
+        ("--pid", "pid"),
+        ("--ipc", "ipc"),
+        ("--uts", "uts"),
+        ("--cgroupns", "cgroup"),
+    ] {
+        let inside = env.ok(&[
+            "run",
+            "--rm",
+            flag,
+            "host",
+            BB,
+            "readlink",
+            &format!("/proc/self/ns/{ns}"),
+        ]);
+        assert_eq!(inside.trim(), ours(ns), "{flag} host");
+        let own = env.ok(&[
+            "run",
+            "--rm",
+            BB,
+            "readlink",
+            &format!("/proc/self/ns/{ns}"),
+        ]);
+        assert_ne!(own.trim(), ours(ns), "{ns} is shared by default");
+    }
+    assert_eq!(
+        env.ok(&["run", "--rm", "--uts", "host", BB, "hostname"]),
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap()
+    );
+    for (opts, err) in [
+        (["--pid", "bogus"], "--pid: invalid PID mode"),
+        (["--ipc", "bogus"], "Invalid IPC mode: bogus"),
+        (["--uts", "bogus"], "--uts: invalid UTS mode"),
+        (["--cgroupns", "bogus"], "--cgroupns: invalid CGROUP mode"),
+        (["--userns", "bogus"], "--userns: invalid USER mode"),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(opts);
+        args.extend([BB, "true"]);
+        let (_, e) = env.fails(&args, 125);
+        assert!(e.contains(err), "{opts:?}: {e}");
+    }
+    env.ok(&[
+        "create",
+        "--name",
+        "nsx",
+        "--pid",
+        "host",
+        "--ipc",
+        "host",
+        "--uts",
+        "host",
+        "--cgroupns",
+        "host",
+        BB,
+        "true",
+    ]);
+    assert_eq!(
+        inspect_f(&env, "{{.HostConfig.PidMode}}|{{.HostConfig.IpcMode}}|{{.HostConfig.UTSMode}}|{{.HostConfig.CgroupnsMode}}", "nsx").trim(),
+        "host|host|host|host"
+    );
+    env.ok(&["create", "--name", "nsy", BB, "true"]);
+    assert_eq!(
+        inspect_f(&env, "{{.HostConfig.PidMode}}|{{.HostConfig.IpcMode}}|{{.HostConfig.UTSMode}}|{{.HostConfig.CgroupnsMode}}", "nsy").trim(),
+        "|private||private"
+    );
+}
