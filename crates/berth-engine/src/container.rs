@@ -41,6 +41,8 @@ pub struct CreateOptions {
     pub group_add: Vec<String>,
     /// `--pid`, `--ipc`, `--uts`, `--cgroupns`, `--userns` as given.
     pub namespaces: NamespaceOptions,
+    /// `--sysctl NAME=VALUE` (checked by the caller: namespaced names).
+    pub sysctls: BTreeMap<String, String>,
     pub tty: bool,
     pub open_stdin: bool,
     /// The caller attaches (foreground `run`, `start -a`).
@@ -663,6 +665,7 @@ impl Engine {
             cgroupns_mode: ns.cgroupns_mode.clone(),
             userns_mode: ns.userns_mode.clone(),
             group_add: (!o.group_add.is_empty()).then(|| o.group_add.clone()),
+            sysctls: o.sysctls.clone(),
             binds: o.volumes.clone(),
             network_mode: network.to_string(),
             restart_policy: o.restart.clone(),
@@ -967,6 +970,7 @@ impl Engine {
             hostname: hostname.to_string(),
             domainname: config.domainname.clone(),
             group_add: host.group_add.clone().unwrap_or_default(),
+            sysctls: host.sysctls.clone(),
             host_namespaces: berth_runtime::HostNamespaces {
                 pid: host.pid_mode == "host",
                 ipc: host.ipc_mode == "host",

@@ -184,6 +184,9 @@ fn host_config(v: &ContainerView) -> Value {
     if !h.tmpfs.is_empty() {
         put("Tmpfs", json!(h.tmpfs));
     }
+    if !h.sysctls.is_empty() {
+        put("Sysctls", json!(h.sysctls));
+    }
     put("UTSMode", json!(h.uts_mode));
     put("UsernsMode", json!(h.userns_mode));
     // The size of the container's /dev/shm (65536k).

@@ -390,6 +390,8 @@ fn setup_rootfs(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<(), String> 
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
 
     mount_special(console.as_ref(), spec.privileged)?;
+    // Before /proc/sys is made read-only.
+    set_sysctls(spec)?;
     for (m, src) in spec.mounts.iter().zip(&sources) {
         mount_user(m, src.as_ref())?;
     }
@@ -848,6 +850,55 @@ fn mount_user(m: &crate::spec::Mount, src: Option<&File>) -> Result<(), String> 
             m.destination.display()
         )),
     }
+}
+
+/// Writes `--sysctl` values into the container's own /proc/sys: only the
+/// kernel's namespaced settings, and not those of a namespace shared with
+/// the host (runc's rule, in its words).
+fn set_sysctls(spec: &ContainerSpec) -> Result<(), String> {
+    for (name, value) in &spec.sysctls {
+        if !sysctl_is_namespaced(name) {
+            return Err(format!("sysctl {name:?} is not namespaced"));
+        }
+        if name.starts_with("net.") && spec.network == NetworkMode::Host {
+            return Err(format!(
+                "sysctl {name:?} not allowed in host network namespace"
+            ));
+        }
+        if !name.starts_with("net.") && spec.host_namespaces.ipc {
+            return Err(format!("sysctl {name:?} not allowed in host IPC namespace"));
+        }
+    }
+    // Every name checked before anything is written.
+    for (name, value) in &spec.sysctls {
+        let path = format!("/proc/sys/{}", name.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|e| format!("writing sysctl {name:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The settings a container may change (Docker's list): the IPC ones,
+/// `fs.mqueue.*` and `net.*`; each part a plain name (no `/`, no `..`).
+pub fn sysctl_is_namespaced(name: &str) -> bool {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let plain = name.split('.').all(|p| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
+    plain
+        && (IPC.contains(&name)
+            || (name.starts_with("fs.mqueue.") && name.len() > "fs.mqueue.".len())
+            || (name.starts_with("net.") && name.len() > "net.".len()))
 }
 
 /// Docker's default masked and read-only paths.

@@ -103,6 +103,9 @@ pub struct ContainerSpec {
     /// `--ipc host`, `--uts host`, `--cgroupns host`).
     #[serde(default)]
     pub host_namespaces: HostNamespaces,
+    /// `--sysctl` (namespaced ones only; the engine checked the names).
+    #[serde(default)]
+    pub sysctls: std::collections::BTreeMap<String, String>,
     /// The cgroup of this container, relative to each hierarchy's root
     /// (`berth/<id>`).
     pub cgroup_path: String,

@@ -152,6 +152,9 @@ pub struct HostConfig {
     /// `--userns`: "" or "host" (berth has no user namespaces yet).
     #[serde(default)]
     pub userns_mode: String,
+    /// `--sysctl`.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
 }
 
 #[cfg(test)]

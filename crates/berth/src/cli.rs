@@ -437,6 +437,9 @@ pub struct RunArgs {
     /// User namespace to use ("host")
     #[arg(long)]
     pub userns: Option<String>,
+    /// Sysctl options (namespaced ones: net.*, fs.mqueue.*, kernel IPC)
+    #[arg(long)]
+    pub sysctl: Vec<String>,
     /// Add additional groups to join
     #[arg(long = "group-add")]
     pub group_add: Vec<String>,

@@ -303,6 +303,19 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
         hostname: a.hostname.clone(),
         domainname: a.domainname.clone(),
         group_add: a.group_add.clone(),
+        sysctls: {
+            let mut m = BTreeMap::new();
+            for s in &a.sysctl {
+                let (k, v) = s.split_once('=').unwrap_or((s, ""));
+                if !s.contains('=') || !berth_runtime::process::sysctl_is_namespaced(k) {
+                    bail!(EngineError::InvalidArgument(format!(
+                        "invalid argument \"{s}\" for \"--sysctl\" flag: sysctl '{s}' is not whitelisted"
+                    )));
+                }
+                m.insert(k.to_string(), v.to_string());
+            }
+            m
+        },
         namespaces: berth_engine::NamespaceOptions {
             pid: a.pid.clone(),
             ipc: a.ipc.clone(),

@@ -1446,3 +1446,78 @@ fn host_namespace_options() {
         "|private||private"
     );
 }
+
+/// `--sysctl`: namespaced settings land in the container's own namespace
+/// (never the host's); others, and net.* with the host's network, are
+/// refused in Docker's (and runc's) words.
+#[test]
+fn sysctls_are_namespaced_only() {
+    let env = TestEnv::with_busybox();
+    let host_shmmax = std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap();
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--sysctl",
+            "kernel.shmmax=1000000",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            BB,
+            "sh",
+            "-c",
+            "cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward"
+        ]),
+        "1000000\n1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(),
+        host_shmmax
+    );
+    for bad in [
+        "vm.swappiness=10",
+        "bogus",
+        "net.../x=1",
+        "kernel.hostname=x",
+    ] {
+        let (_, err) = env.fails(&["run", "--rm", "--sysctl", bad, BB, "true"], 125);
+        assert!(
+            err.contains(&format!("sysctl '{bad}' is not whitelisted")),
+            "{bad}: {err}"
+        );
+    }
+    let (_, err) = env.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            BB,
+            "true",
+        ],
+        125,
+    );
+    assert!(
+        err.contains("sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace"),
+        "{err}"
+    );
+    let (_, err) = env.fails(
+        &[
+            "run",
+            "--rm",
+            "--ipc",
+            "host",
+            "--sysctl",
+            "kernel.shmmax=1",
+            BB,
+            "true",
+        ],
+        125,
+    );
+    assert!(err.contains("not allowed in host IPC namespace"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(),
+        host_shmmax
+    );
+}
