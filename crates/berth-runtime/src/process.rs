@@ -856,7 +856,7 @@ fn mount_user(m: &crate::spec::Mount, src: Option<&File>) -> Result<(), String> 
 /// kernel's namespaced settings, and not those of a namespace shared with
 /// the host (runc's rule, in its words).
 fn set_sysctls(spec: &ContainerSpec) -> Result<(), String> {
-    for (name, value) in &spec.sysctls {
+    for name in spec.sysctls.keys() {
         if !sysctl_is_namespaced(name) {
             return Err(format!("sysctl {name:?} is not namespaced"));
         }
