@@ -984,8 +984,14 @@ fn json_indented(v: &impl serde::Serialize) -> Result<String> {
 
 fn top(e: &Engine, a: &TopArgs) -> Result<i32> {
     let (headers, rows) = e.top(&a.container, &a.ps_args)?;
-    let h: Vec<&str> = headers.iter().map(String::as_str).collect();
-    out!("{}", table::render(&h, &rows))?;
+    let mut text = headers.join("\t");
+    text.push('\n');
+    for r in &rows {
+        text.push_str(&r.join("\t"));
+        text.push('\n');
+    }
+    // Docker's `top` aligns with a wider minimum than its other tables.
+    out!("{}", table::TabWriter::DOCKER_TOP.format(&text))?;
     Ok(0)
 }
 

@@ -28,6 +28,13 @@ impl TabWriter {
         pad_char: ' ',
     };
 
+    /// `docker top`'s writer: min width 20, padding 3, spaces.
+    pub const DOCKER_TOP: TabWriter = TabWriter {
+        min_width: 20,
+        padding: 3,
+        pad_char: ' ',
+    };
+
     /// Align tab-separated `text` (lines separated by `\n`) as Go's tabwriter
     /// would after writing `text` and flushing.
     pub fn format(&self, text: &str) -> String {
