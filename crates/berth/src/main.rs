@@ -45,11 +45,12 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (args, path) = boolflags::normalize(&<cli::Cli as clap::CommandFactory>::command(), args);
+    // One command tree for both the flag rewrite and the parse.
+    let command = <cli::Cli as clap::CommandFactory>::command();
+    let (args, path) = boolflags::normalize(&command, args);
     let see = format!("See 'berth {} --help'.", path.join(" "));
     let args = match args {
         Ok(a) => a,
@@ -58,7 +59,10 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
-    let parsed = match cli::Cli::try_parse_from(&args) {
+    let parsed = match command
+        .try_get_matches_from(&args)
+        .and_then(|m| <cli::Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
         Ok(c) => c,
         Err(e) => {
             use clap::error::{ContextKind, ContextValue, ErrorKind};
