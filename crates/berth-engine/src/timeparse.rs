@@ -25,8 +25,12 @@ fn parse(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if let Some(t) = parse_unix(s) {
         return Some(t);
     }
+    // Docker turns a duration into a Unix time in whole seconds
+    // (`reference.Add(-d).Unix()`): `--until 0s` excludes what was logged
+    // within the current second.
     let d = go_duration(s)?;
-    now.checked_sub_signed(chrono::Duration::nanoseconds(d))
+    let t = now.checked_sub_signed(chrono::Duration::nanoseconds(d))?;
+    DateTime::from_timestamp(t.timestamp(), 0)
 }
 
 /// `2006-01-02`, `2006-01-02T15:04`, `2006-01-02T15:04:05[.999]`, each
@@ -181,19 +185,12 @@ mod tests {
             parse("1700000000", n),
             DateTime::from_timestamp(1_700_000_000, 0)
         );
-        assert_eq!(
-            parse("10ms", n),
-            Some(n - chrono::Duration::milliseconds(10))
-        );
+        // Durations count back from now, to the whole second (Docker's).
+        assert_eq!(parse("10ms", n), Some(n - chrono::Duration::seconds(1)));
         assert_eq!(parse("1h30m", n), Some(n - chrono::Duration::minutes(90)));
-        assert_eq!(
-            parse("1.5s", n),
-            Some(n - chrono::Duration::milliseconds(1500))
-        );
-        assert_eq!(
-            parse("300us", n),
-            Some(n - chrono::Duration::microseconds(300))
-        );
+        assert_eq!(parse("1.5s", n), Some(n - chrono::Duration::seconds(2)));
+        assert_eq!(parse("300us", n), Some(n - chrono::Duration::seconds(1)));
+        assert_eq!(parse("0s", n), Some(n));
         assert_eq!(parse("-1h", n), Some(n + chrono::Duration::hours(1)));
         // Without a zone: local time (this test's machines run in UTC or not;
         // compare through the same rule).

@@ -45,7 +45,6 @@ mod output;
 
 use std::process::ExitCode;
 
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // One command tree for both the flag rewrite and the parse.

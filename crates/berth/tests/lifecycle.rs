@@ -1151,7 +1151,10 @@ fn top_lists_the_containers_processes() {
         .unwrap_or_else(|| panic!("{out}"));
     assert_eq!(header.last(), Some(&"CMD"), "{out}");
     // Docker's `top` columns are at least 20 wide.
-    assert!(out.starts_with("UID                 PID                 PPID"), "{out}");
+    assert!(
+        out.starts_with("UID                 PID                 PPID"),
+        "{out}"
+    );
     let pids: Vec<u32> = rows
         .map(|r| r.split_whitespace().nth(pid_col).unwrap().parse().unwrap())
         .collect();
