@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use berth_runtime::cgroups::{self, Cgroup};
 use berth_runtime::monitor::{self as proto, MonitorConfig};
 use berth_runtime::process::ExecSpec;
+use berth_runtime::spec::BindRecursive;
 use berth_runtime::{ContainerSpec, Mount, MountKind, NetworkMode, RootFs};
 use berth_store::ContainerRow;
 use berth_types::{ContainerConfig, ContainerId, HostConfig, LogConfig, MountPoint, RestartPolicy};
@@ -45,6 +46,8 @@ pub struct CreateOptions {
     pub tmpfs: Vec<String>,
     /// `-v SRC:DST[:ro|rw]`, `-v NAME:DST`, `-v DST`
     pub volumes: Vec<String>,
+    /// `--mount`s, as [`crate::mountopt::parse`] reads them.
+    pub mounts: Vec<berth_types::MountSpec>,
     /// `none` (the default for now) or `host`.
     pub network: Option<String>,
     pub stop_signal: Option<String>,
@@ -557,7 +560,11 @@ impl Engine {
             _ => None,
         };
         let dir = self.container_dir(&id);
-        let mounts = self.parse_mounts(o)?;
+        let mount_specs = o.mounts.clone();
+        for m in &mount_specs {
+            crate::mountopt::validate(m)?;
+        }
+        let mounts = self.parse_mounts(o, &mount_specs)?;
 
         let config = ContainerConfig {
             hostname: hostname.clone(),
@@ -598,6 +605,7 @@ impl Engine {
                 .collect(),
             log_config,
             mounts: mounts.clone(),
+            mount_specs,
             cap_add: security.cap_add.clone(),
             cap_drop: security.cap_drop.clone(),
             privileged: o.privileged,
@@ -748,7 +756,11 @@ impl Engine {
         }
     }
 
-    fn parse_mounts(&mut self, o: &CreateOptions) -> Result<Vec<MountPoint>> {
+    fn parse_mounts(
+        &mut self,
+        o: &CreateOptions,
+        specs: &[berth_types::MountSpec],
+    ) -> Result<Vec<MountPoint>> {
         let mut out = Vec::new();
         for v in &o.volumes {
             let parts: Vec<&str> = v.split(':').collect();
@@ -799,6 +811,29 @@ impl Engine {
                 });
             }
         }
+        for m in specs {
+            let (name, source) = match m.kind.as_str() {
+                "volume" => {
+                    let name = if m.source.is_empty() {
+                        hex::encode(random_bytes())
+                    } else {
+                        m.source.clone()
+                    };
+                    let data = self.ensure_volume(&name, m.source.is_empty())?;
+                    (name, data.display().to_string())
+                }
+                _ => (String::new(), m.source.clone()),
+            };
+            out.push(MountPoint {
+                // Docker records a volume's mode as `z`, the others' empty.
+                mode: if m.kind == "volume" { "z" } else { "" }.into(),
+                kind: m.kind.clone(),
+                name,
+                source,
+                destination: m.target.clone(),
+                rw: !m.read_only,
+            });
+        }
         Ok(out)
     }
 
@@ -846,13 +881,38 @@ impl Engine {
         let mut mounts: Vec<Mount> = host
             .mounts
             .iter()
-            .map(|m| Mount {
-                kind: MountKind::Bind,
-                source: PathBuf::from(&m.source),
-                destination: PathBuf::from(&m.destination),
-                readonly: !m.rw,
-                options: String::new(),
-                recursive: Default::default(),
+            .map(|m| {
+                // A `--mount` has its options in `mount_specs`.
+                let spec = host
+                    .mount_specs
+                    .iter()
+                    .find(|s| s.target == m.destination && s.kind == m.kind);
+                let bind = spec.and_then(|s| s.bind_options.as_ref());
+                let recursive = match bind {
+                    Some(b) if b.non_recursive => BindRecursive::Disabled,
+                    Some(b) if b.read_only_non_recursive => BindRecursive::Writable,
+                    Some(b) if b.read_only_force_recursive => BindRecursive::Readonly,
+                    _ => BindRecursive::Enabled,
+                };
+                if m.kind == "tmpfs" {
+                    Mount {
+                        kind: MountKind::Tmpfs,
+                        source: PathBuf::new(),
+                        destination: PathBuf::from(&m.destination),
+                        readonly: !m.rw,
+                        options: spec.map(crate::mountopt::tmpfs_options).unwrap_or_default(),
+                        recursive,
+                    }
+                } else {
+                    Mount {
+                        kind: MountKind::Bind,
+                        source: PathBuf::from(&m.source),
+                        destination: PathBuf::from(&m.destination),
+                        readonly: !m.rw,
+                        options: String::new(),
+                        recursive,
+                    }
+                }
             })
             .collect();
         for (path, opts) in &host.tmpfs {

@@ -401,6 +401,9 @@ pub struct RunArgs {
     /// Bind mount a volume (HOST:CONTAINER[:ro], NAME:CONTAINER, CONTAINER)
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,target=PATH,…)
+    #[arg(long)]
+    pub mount: Vec<String>,
     /// Connect a container to a network (none, host)
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
