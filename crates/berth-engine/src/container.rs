@@ -819,7 +819,12 @@ impl Engine {
                     } else {
                         m.source.clone()
                     };
-                    let data = self.ensure_volume(&name, m.source.is_empty())?;
+                    let labels = m
+                        .volume_options
+                        .as_ref()
+                        .and_then(|v| v.labels.clone())
+                        .unwrap_or_default();
+                    let data = self.ensure_volume_labeled(&name, m.source.is_empty(), &labels)?;
                     (name, data.display().to_string())
                 }
                 _ => (String::new(), m.source.clone()),

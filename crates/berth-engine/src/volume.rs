@@ -65,8 +65,19 @@ impl Engine {
     /// `anonymous` marks one made for a bare `-v /path` (Docker's label
     /// `com.docker.volume.anonymous`: what `volume prune` takes without -a).
     pub(crate) fn ensure_volume(&mut self, name: &str, anonymous: bool) -> Result<PathBuf> {
+        self.ensure_volume_labeled(name, anonymous, &std::collections::BTreeMap::new())
+    }
+
+    /// Likewise, a new volume getting `labels` (`--mount …,volume-label=`;
+    /// an existing one keeps its own, as Docker's).
+    pub(crate) fn ensure_volume_labeled(
+        &mut self,
+        name: &str,
+        anonymous: bool,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<PathBuf> {
         if self.store.read().volume(name)?.is_none() {
-            let mut labels = std::collections::BTreeMap::new();
+            let mut labels = labels.clone();
             if anonymous {
                 labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
             }

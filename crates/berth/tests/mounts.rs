@@ -97,6 +97,9 @@ fn inspect_shows_the_mounts_as_docker() {
             {"Type": "volume", "Target": "/anon"},
         ])
     );
+    // The new volume has the labels.
+    let vol = env.ok(&["volume", "inspect", "-f", "{{json .Labels}}", "vv"]);
+    assert_eq!(vol.trim(), r#"{"a":"b"}"#);
     assert_eq!(v["HostConfig"]["Binds"], json!(null));
     assert_eq!(v["HostConfig"].get("Tmpfs"), None);
     let mounts = v["Mounts"].as_array().cloned().unwrap_or_default();
