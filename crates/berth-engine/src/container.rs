@@ -48,6 +48,8 @@ pub struct CreateOptions {
     pub volumes: Vec<String>,
     /// `--mount`s, as [`crate::mountopt::parse`] reads them.
     pub mounts: Vec<berth_types::MountSpec>,
+    /// `--volumes-from CONTAINER[:ro|:rw]`
+    pub volumes_from: Vec<String>,
     /// `none` (the default for now) or `host`.
     pub network: Option<String>,
     pub stop_signal: Option<String>,
@@ -564,7 +566,14 @@ impl Engine {
         for m in &mount_specs {
             crate::mountopt::validate(m)?;
         }
-        let mounts = self.parse_mounts(o, &mount_specs)?;
+        let from = self.volumes_from(&o.volumes_from)?;
+        let mut mounts = self.parse_mounts(o, &mount_specs)?;
+        // `-v` and `--mount` win over another container's at the same path.
+        for m in from {
+            if !mounts.iter().any(|x| x.destination == m.destination) {
+                mounts.push(m);
+            }
+        }
 
         let config = ContainerConfig {
             hostname: hostname.clone(),
@@ -606,6 +615,7 @@ impl Engine {
             log_config,
             mounts: mounts.clone(),
             mount_specs,
+            volumes_from: (!o.volumes_from.is_empty()).then(|| o.volumes_from.clone()),
             cap_add: security.cap_add.clone(),
             cap_drop: security.cap_drop.clone(),
             privileged: o.privileged,
@@ -754,6 +764,36 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The binds and volumes of the `--volumes-from` containers, at the
+    /// same destinations (read-only with `:ro`), as Docker copies them.
+    fn volumes_from(&self, from: &[String]) -> Result<Vec<MountPoint>> {
+        let mut out = Vec::new();
+        for f in from {
+            let (name, mode) = f.split_once(':').unwrap_or((f, ""));
+            let mut ro = false;
+            for m in mode.split(',').filter(|m| !m.is_empty()) {
+                match m {
+                    "ro" => ro = true,
+                    "rw" | "z" | "Z" => {}
+                    _ => {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "invalid mode: {mode}"
+                        )))
+                    }
+                }
+            }
+            let c = self.container(name)?;
+            for m in c.host_config.mounts.iter().filter(|m| m.kind != "tmpfs") {
+                out.push(MountPoint {
+                    mode: String::new(),
+                    rw: m.rw && !ro,
+                    ..m.clone()
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn parse_mounts(
@@ -1475,7 +1515,8 @@ impl Engine {
                     && m.name.len() == 64
                     && m.name.bytes().all(|b| b.is_ascii_hexdigit())
                 {
-                    let _ = self.remove_volume(&m.name, true);
+                    // Not one another container still mounts (`--volumes-from`).
+                    let _ = self.remove_volume(&m.name, false);
                 }
             }
         }

@@ -153,7 +153,7 @@ fn host_config(v: &ContainerView) -> Value {
     put("RestartPolicy", json!(h.restart_policy));
     put("AutoRemove", json!(h.auto_remove));
     put("VolumeDriver", json!(""));
-    put("VolumesFrom", Value::Null);
+    put("VolumesFrom", json!(h.volumes_from));
     put("CapAdd", json!(h.cap_add));
     put("CapDrop", json!(h.cap_drop));
     // berth gives every container its own cgroup namespace.

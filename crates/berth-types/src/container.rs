@@ -191,6 +191,9 @@ pub struct HostConfig {
     /// they make are in `mounts` with the `-v` ones.
     #[serde(default, rename = "MountSpecs", skip_serializing_if = "Vec::is_empty")]
     pub mount_specs: Vec<MountSpec>,
+    /// `--volumes-from CONTAINER[:MODE]` as given; null when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes_from: Option<Vec<String>>,
     /// `--cap-add`, normalised (`CAP_NET_ADMIN`, `ALL`); null when none.
     #[serde(default)]
     pub cap_add: Option<Vec<String>>,

@@ -303,6 +303,7 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
         read_only: a.read_only,
         tmpfs: a.tmpfs.clone(),
         volumes: a.volume.clone(),
+        volumes_from: a.volumes_from.clone(),
         mounts: a
             .mount
             .iter()

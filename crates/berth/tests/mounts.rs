@@ -310,3 +310,87 @@ fn bind_recursive_disabled_leaves_the_submounts_out() {
     );
     assert_eq!(without, "0\n");
 }
+
+#[test]
+fn volumes_from_shares_the_other_containers_binds_and_volumes() {
+    let env = TestEnv::with_busybox();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let other = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let src = dir.path().display().to_string();
+    env.ok(&[
+        "create",
+        "--name",
+        "src",
+        "-v",
+        &format!("{src}:/b"),
+        "-v",
+        "named:/n",
+        "-v",
+        "/anon",
+        "--mount",
+        "type=tmpfs,dst=/t",
+        BB,
+        "true",
+    ]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src",
+        BB,
+        "sh",
+        "-c",
+        "echo b > /b/f && echo n > /n/f && echo a > /anon/f && echo ok; grep -c ' /t ' /proc/mounts; true",
+    ]);
+    assert_eq!(out, "ok\n0\n");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("f")).ok().as_deref(),
+        Some("b\n")
+    );
+    // :ro makes them read-only; a -v at the same path wins.
+    env.ok(&[
+        "create",
+        "--name",
+        "dst",
+        "--volumes-from",
+        "src:ro",
+        "-v",
+        &format!("{}:/n", other.path().display()),
+        BB,
+        "sh",
+        "-c",
+        "cat /b/f /anon/f; touch /b/x 2>&1; touch /anon/x 2>&1; touch /n/x && echo wrote",
+    ]);
+    let out = env.ok(&["start", "-a", "dst"]);
+    assert!(out.starts_with("b\na\n"), "{out}");
+    assert!(out.contains("touch: /b/x: Read-only file system"), "{out}");
+    assert!(
+        out.contains("touch: /anon/x: Read-only file system"),
+        "{out}"
+    );
+    assert!(out.ends_with("wrote\n"), "{out}");
+    let v = env.inspect("dst");
+    assert_eq!(v["HostConfig"]["VolumesFrom"], json!(["src:ro"]));
+    assert_eq!(v["HostConfig"].get("Mounts"), None);
+    let mounts = v["Mounts"].as_array().cloned().unwrap_or_default();
+    let at = |d: &str| mounts.iter().find(|m| m["Destination"] == d).cloned();
+    assert_eq!(
+        at("/b"),
+        Some(
+            json!({"Type": "bind", "Source": src, "Destination": "/b", "Mode": "",
+                    "RW": false, "Propagation": "rprivate"})
+        )
+    );
+    assert_eq!(at("/n").map(|m| m["Type"].clone()), Some(json!("bind")));
+    assert_eq!(at("/anon").map(|m| m["RW"].clone()), Some(json!(false)));
+    assert_eq!(at("/t"), None);
+    // Removing the borrower with -v leaves the lender's anonymous volume.
+    env.ok(&["rm", "-v", "dst"]);
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).lines().count(), 2);
+    // Errors as Docker's, nothing made.
+    let (_, err) = env.fails(&["create", "--volumes-from", "nosuch", BB, "true"], 1);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+    let (_, err) = env.fails(&["run", "--volumes-from", "src:bogus", BB, "true"], 125);
+    assert!(err.contains("invalid mode: bogus"), "{err}");
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
+}
