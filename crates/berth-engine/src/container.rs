@@ -801,6 +801,23 @@ impl Engine {
         o: &CreateOptions,
         specs: &[berth_types::MountSpec],
     ) -> Result<Vec<MountPoint>> {
+        // One mount per destination (checked before any is made).
+        let mut seen = std::collections::HashSet::new();
+        let dsts = o.volumes.iter().map(|v| {
+            let parts: Vec<&str> = v.split(':').collect();
+            if parts.len() == 1 {
+                parts[0]
+            } else {
+                parts[1]
+            }
+        });
+        for d in dsts.chain(specs.iter().map(|m| m.target.as_str())) {
+            if !seen.insert(d.trim_end_matches('/')) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "Duplicate mount point: {d}"
+                )));
+            }
+        }
         let mut out = Vec::new();
         for v in &o.volumes {
             let parts: Vec<&str> = v.split(':').collect();

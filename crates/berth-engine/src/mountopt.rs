@@ -110,6 +110,18 @@ pub fn parse(csv: &str) -> Result<MountSpec> {
             )));
         }
     }
+    if let Some(b) = &bind {
+        for (set, what) in [
+            (b.read_only_force_recursive, "readonly"),
+            (b.read_only_non_recursive, "writable"),
+        ] {
+            if set && !m.read_only {
+                return Err(fail(format!(
+                    "option 'bind-recursive={what}' requires 'readonly' to be specified in conjunction"
+                )));
+            }
+        }
+    }
     m.bind_options = bind;
     m.volume_options = volume;
     m.tmpfs_options = tmpfs;
@@ -227,5 +239,8 @@ mod tests {
             .ends_with("cannot mix 'volume-*' options with mount type 'bind'"));
         assert!(err("dst=/x,bogus").ends_with("invalid field 'bogus' must be a key=value pair"));
         assert!(err("type=tmpfs,dst=/x,tmpfs-mode=9").ends_with("invalid value for tmpfs-mode: 9"));
+        assert!(err("type=bind,dst=/x,bind-recursive=writable").ends_with(
+            "option 'bind-recursive=writable' requires 'readonly' to be specified in conjunction"
+        ));
     }
 }

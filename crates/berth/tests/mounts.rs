@@ -182,6 +182,18 @@ fn bad_mounts_are_refused_with_dockers_words_and_nothing_made() {
             "invalid mount config for type \"tmpfs\": field Source must not be specified".to_string(),
         ),
         (
+            format!("type=bind,src={src},dst=/x,bind-recursive=readonly"),
+            "flag: option 'bind-recursive=readonly' requires 'readonly' to be specified in conjunction".to_string(),
+        ),
+        (
+            format!("type=bind,src={src},dst=/x,bind-propagation=bogus"),
+            "invalid mount config for type \"bind\": invalid propagation mode: bogus".to_string(),
+        ),
+        (
+            format!("type=bind,src={src},dst=/m"),
+            "Duplicate mount point: /m".to_string(),
+        ),
+        (
             format!("type=bind,src={src},dst=/x,bind-propagation=rshared"),
             "propagation rshared is not supported".to_string(),
         ),
