@@ -406,3 +406,29 @@ fn volumes_from_shares_the_other_containers_binds_and_volumes() {
     assert!(err.contains("invalid mode: bogus"), "{err}");
     assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
 }
+
+#[test]
+fn bind_recursive_writable_keeps_the_submounts_writable() {
+    let env = TestEnv::with_busybox();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let sub = dir.path().join("sub");
+    fs::create_dir(&sub).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let seen = run_with_submount(
+        &env,
+        &sub,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            &format!(
+                "type=bind,src={},dst=/h,readonly,bind-recursive=writable",
+                dir.path().display()
+            ),
+            BB,
+            "sh",
+            "-c",
+            "touch /h/sub/x && echo wrote; touch /h/y 2>&1; true",
+        ],
+    );
+    assert_eq!(seen, "wrote\ntouch: /h/y: Read-only file system\n");
+}
