@@ -173,7 +173,9 @@ pub fn validate(m: &MountSpec) -> Result<()> {
             }
         }
         "volume" => {
-            if m.source.starts_with('/') {
+            // Checked here, so that no volume of an earlier `--mount` is
+            // made (Docker's daemon makes those before it refuses).
+            if !m.source.is_empty() && !crate::volume::valid_volume_name(&m.source) {
                 return Err(EngineError::InvalidArgument(format!(
                     "create {0}: \"{0}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path",
                     m.source

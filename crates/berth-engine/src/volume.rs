@@ -37,7 +37,7 @@ impl Engine {
 /// Docker's label on a volume made for a bare `-v /path`.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 
-fn valid_volume_name(n: &str) -> bool {
+pub(crate) fn valid_volume_name(n: &str) -> bool {
     n.len() >= 2
         && n.as_bytes()[0].is_ascii_alphanumeric()
         && n.bytes()
@@ -114,7 +114,7 @@ impl Engine {
         };
         if !valid_volume_name(&name) {
             return Err(EngineError::InvalidArgument(format!(
-                "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed"
+                "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
             )));
         }
         if let Some(r) = self.store.read().volume(&name)? {

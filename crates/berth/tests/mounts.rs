@@ -190,6 +190,10 @@ fn bad_mounts_are_refused_with_dockers_words_and_nothing_made() {
             "invalid mount config for type \"bind\": invalid propagation mode: bogus".to_string(),
         ),
         (
+            "type=volume,src=bad@name,dst=/x".to_string(),
+            "create bad@name: \"bad@name\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path".to_string(),
+        ),
+        (
             format!("type=bind,src={src},dst=/m"),
             "Duplicate mount point: /m".to_string(),
         ),
