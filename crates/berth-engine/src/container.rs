@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use berth_runtime::cgroups::{self, Cgroup};
 use berth_runtime::monitor::{self as proto, MonitorConfig};
 use berth_runtime::process::ExecSpec;
+use berth_runtime::spec::BindRecursive;
 use berth_runtime::{ContainerSpec, Mount, MountKind, NetworkMode, RootFs};
 use berth_store::ContainerRow;
 use berth_types::{ContainerConfig, ContainerId, HostConfig, LogConfig, MountPoint, RestartPolicy};
@@ -53,6 +54,10 @@ pub struct CreateOptions {
     pub tmpfs: Vec<String>,
     /// `-v SRC:DST[:ro|rw]`, `-v NAME:DST`, `-v DST`
     pub volumes: Vec<String>,
+    /// `--mount`s, as [`crate::mountopt::parse`] reads them.
+    pub mounts: Vec<berth_types::MountSpec>,
+    /// `--volumes-from CONTAINER[:ro|:rw]`
+    pub volumes_from: Vec<String>,
     /// `none` (the default for now) or `host`.
     pub network: Option<String>,
     pub stop_signal: Option<String>,
@@ -633,7 +638,18 @@ impl Engine {
             _ => None,
         };
         let dir = self.container_dir(&id);
-        let mounts = self.parse_mounts(o)?;
+        let mount_specs = o.mounts.clone();
+        for m in &mount_specs {
+            crate::mountopt::validate(m)?;
+        }
+        let from = self.volumes_from(&o.volumes_from)?;
+        let mut mounts = self.parse_mounts(o, &mount_specs)?;
+        // `-v` and `--mount` win over another container's at the same path.
+        for m in from {
+            if !mounts.iter().any(|x| x.destination == m.destination) {
+                mounts.push(m);
+            }
+        }
 
         let config = ContainerConfig {
             hostname: hostname.clone(),
@@ -682,6 +698,8 @@ impl Engine {
                 .collect(),
             log_config,
             mounts: mounts.clone(),
+            mount_specs,
+            volumes_from: (!o.volumes_from.is_empty()).then(|| o.volumes_from.clone()),
             cap_add: security.cap_add.clone(),
             cap_drop: security.cap_drop.clone(),
             privileged: o.privileged,
@@ -832,7 +850,58 @@ impl Engine {
         }
     }
 
-    fn parse_mounts(&mut self, o: &CreateOptions) -> Result<Vec<MountPoint>> {
+    /// The binds and volumes of the `--volumes-from` containers, at the
+    /// same destinations (read-only with `:ro`), as Docker copies them.
+    fn volumes_from(&self, from: &[String]) -> Result<Vec<MountPoint>> {
+        let mut out = Vec::new();
+        for f in from {
+            let (name, mode) = f.split_once(':').unwrap_or((f, ""));
+            let mut ro = false;
+            for m in mode.split(',').filter(|m| !m.is_empty()) {
+                match m {
+                    "ro" => ro = true,
+                    "rw" | "z" | "Z" => {}
+                    _ => {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "invalid mode: {mode}"
+                        )))
+                    }
+                }
+            }
+            let c = self.container(name)?;
+            for m in c.host_config.mounts.iter().filter(|m| m.kind != "tmpfs") {
+                out.push(MountPoint {
+                    mode: String::new(),
+                    rw: m.rw && !ro,
+                    ..m.clone()
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn parse_mounts(
+        &mut self,
+        o: &CreateOptions,
+        specs: &[berth_types::MountSpec],
+    ) -> Result<Vec<MountPoint>> {
+        // One mount per destination (checked before any is made).
+        let mut seen = std::collections::HashSet::new();
+        let dsts = o.volumes.iter().map(|v| {
+            let parts: Vec<&str> = v.split(':').collect();
+            if parts.len() == 1 {
+                parts[0]
+            } else {
+                parts[1]
+            }
+        });
+        for d in dsts.chain(specs.iter().map(|m| m.target.as_str())) {
+            if !seen.insert(d.trim_end_matches('/')) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "Duplicate mount point: {d}"
+                )));
+            }
+        }
         let mut out = Vec::new();
         for v in &o.volumes {
             let parts: Vec<&str> = v.split(':').collect();
@@ -883,6 +952,34 @@ impl Engine {
                 });
             }
         }
+        for m in specs {
+            let (name, source) = match m.kind.as_str() {
+                "volume" => {
+                    let name = if m.source.is_empty() {
+                        hex::encode(random_bytes())
+                    } else {
+                        m.source.clone()
+                    };
+                    let labels = m
+                        .volume_options
+                        .as_ref()
+                        .and_then(|v| v.labels.clone())
+                        .unwrap_or_default();
+                    let data = self.ensure_volume_labeled(&name, m.source.is_empty(), &labels)?;
+                    (name, data.display().to_string())
+                }
+                _ => (String::new(), m.source.clone()),
+            };
+            out.push(MountPoint {
+                // Docker records a volume's mode as `z`, the others' empty.
+                mode: if m.kind == "volume" { "z" } else { "" }.into(),
+                kind: m.kind.clone(),
+                name,
+                source,
+                destination: m.target.clone(),
+                rw: !m.read_only,
+            });
+        }
         Ok(out)
     }
 
@@ -930,13 +1027,38 @@ impl Engine {
         let mut mounts: Vec<Mount> = host
             .mounts
             .iter()
-            .map(|m| Mount {
-                kind: MountKind::Bind,
-                source: PathBuf::from(&m.source),
-                destination: PathBuf::from(&m.destination),
-                readonly: !m.rw,
-                options: String::new(),
-                recursive: Default::default(),
+            .map(|m| {
+                // A `--mount` has its options in `mount_specs`.
+                let spec = host
+                    .mount_specs
+                    .iter()
+                    .find(|s| s.target == m.destination && s.kind == m.kind);
+                let bind = spec.and_then(|s| s.bind_options.as_ref());
+                let recursive = match bind {
+                    Some(b) if b.non_recursive => BindRecursive::Disabled,
+                    Some(b) if b.read_only_non_recursive => BindRecursive::Writable,
+                    Some(b) if b.read_only_force_recursive => BindRecursive::Readonly,
+                    _ => BindRecursive::Enabled,
+                };
+                if m.kind == "tmpfs" {
+                    Mount {
+                        kind: MountKind::Tmpfs,
+                        source: PathBuf::new(),
+                        destination: PathBuf::from(&m.destination),
+                        readonly: !m.rw,
+                        options: spec.map(crate::mountopt::tmpfs_options).unwrap_or_default(),
+                        recursive,
+                    }
+                } else {
+                    Mount {
+                        kind: MountKind::Bind,
+                        source: PathBuf::from(&m.source),
+                        destination: PathBuf::from(&m.destination),
+                        readonly: !m.rw,
+                        options: String::new(),
+                        recursive,
+                    }
+                }
             })
             .collect();
         for (path, opts) in &host.tmpfs {
@@ -1503,7 +1625,8 @@ impl Engine {
                     && m.name.len() == 64
                     && m.name.bytes().all(|b| b.is_ascii_hexdigit())
                 {
-                    let _ = self.remove_volume(&m.name, true);
+                    // Not one another container still mounts (`--volumes-from`).
+                    let _ = self.remove_volume(&m.name, false);
                 }
             }
         }

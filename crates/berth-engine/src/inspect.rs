@@ -162,7 +162,7 @@ fn host_config(v: &ContainerView) -> Value {
     put("RestartPolicy", json!(h.restart_policy));
     put("AutoRemove", json!(h.auto_remove));
     put("VolumeDriver", json!(""));
-    put("VolumesFrom", Value::Null);
+    put("VolumesFrom", json!(h.volumes_from));
     put("CapAdd", json!(h.cap_add));
     put("CapDrop", json!(h.cap_drop));
     // berth's default is a cgroup namespace of the container's own.
@@ -241,8 +241,11 @@ fn host_config(v: &ContainerView) -> Value {
     ] {
         put(k, json!(0));
     }
-    // `HostConfig.Mounts` holds `--mount`s only, which berth does not take:
-    // absent, as Docker's is without `--mount`.
+    // `HostConfig.Mounts` holds the `--mount`s only: absent without any,
+    // as Docker's.
+    if !h.mount_specs.is_empty() {
+        put("Mounts", json!(h.mount_specs));
+    }
     put("MaskedPaths", json!(h.masked_paths));
     put("ReadonlyPaths", json!(h.readonly_paths));
     if h.init {
@@ -251,7 +254,7 @@ fn host_config(v: &ContainerView) -> Value {
     Value::Object(m)
 }
 
-/// `Mounts`: one entry per `-v`, with Docker's keys for its type.
+/// `Mounts`: one entry per `-v` and `--mount`, with Docker's keys for its type.
 fn mounts(v: &ContainerView) -> Value {
     let list: Vec<Value> = v
         .host_config

@@ -25,6 +25,7 @@ pub mod filters;
 mod fsops;
 mod image;
 mod inspect;
+pub mod mountopt;
 pub mod names;
 mod security;
 mod system;

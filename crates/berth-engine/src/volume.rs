@@ -37,7 +37,7 @@ impl Engine {
 /// Docker's label on a volume made for a bare `-v /path`.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 
-fn valid_volume_name(n: &str) -> bool {
+pub(crate) fn valid_volume_name(n: &str) -> bool {
     n.len() >= 2
         && n.as_bytes()[0].is_ascii_alphanumeric()
         && n.bytes()
@@ -65,8 +65,19 @@ impl Engine {
     /// `anonymous` marks one made for a bare `-v /path` (Docker's label
     /// `com.docker.volume.anonymous`: what `volume prune` takes without -a).
     pub(crate) fn ensure_volume(&mut self, name: &str, anonymous: bool) -> Result<PathBuf> {
+        self.ensure_volume_labeled(name, anonymous, &std::collections::BTreeMap::new())
+    }
+
+    /// Likewise, a new volume getting `labels` (`--mount …,volume-label=`;
+    /// an existing one keeps its own, as Docker's).
+    pub(crate) fn ensure_volume_labeled(
+        &mut self,
+        name: &str,
+        anonymous: bool,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<PathBuf> {
         if self.store.read().volume(name)?.is_none() {
-            let mut labels = std::collections::BTreeMap::new();
+            let mut labels = labels.clone();
             if anonymous {
                 labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
             }
@@ -103,7 +114,7 @@ impl Engine {
         };
         if !valid_volume_name(&name) {
             return Err(EngineError::InvalidArgument(format!(
-                "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed"
+                "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
             )));
         }
         if let Some(r) = self.store.read().volume(&name)? {

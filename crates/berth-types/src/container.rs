@@ -100,6 +100,79 @@ pub struct MountPoint {
     pub rw: bool,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A `--mount` as Docker's `HostConfig.Mounts` records it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountSpec {
+    /// `bind`, `volume` or `tmpfs`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_options: Option<BindOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+/// `BindOptions` of a `--mount type=bind`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BindOptions {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub propagation: String,
+    /// `bind-recursive=disabled`: no submounts.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub non_recursive: bool,
+    /// `bind-recursive=writable`: submounts stay writable.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only_non_recursive: bool,
+    /// `bind-recursive=readonly`: read-only all the way down, or fail.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only_force_recursive: bool,
+}
+
+/// `VolumeOptions` of a `--mount type=volume`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeOptions {
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_copy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Always `{}`: the local driver, no options.
+    #[serde(default)]
+    pub driver_config: DriverConfig,
+}
+
+/// A volume's driver configuration (empty: the local driver).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriverConfig {}
+
+/// `TmpfsOptions` of a `--mount type=tmpfs`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TmpfsOptions {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size_bytes: u64,
+    /// The permission bits (`tmpfs-mode=1700` is 960).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mode: u64,
+}
+
 /// `HostConfig` in `docker inspect`: how the host runs the container.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -114,6 +187,13 @@ pub struct HostConfig {
     pub log_config: LogConfig,
     #[serde(default)]
     pub mounts: Vec<MountPoint>,
+    /// The `--mount`s as given (Docker's `HostConfig.Mounts`); the mounts
+    /// they make are in `mounts` with the `-v` ones.
+    #[serde(default, rename = "MountSpecs", skip_serializing_if = "Vec::is_empty")]
+    pub mount_specs: Vec<MountSpec>,
+    /// `--volumes-from CONTAINER[:MODE]` as given; null when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes_from: Option<Vec<String>>,
     /// `--cap-add`, normalised (`CAP_NET_ADMIN`, `ALL`); null when none.
     #[serde(default)]
     pub cap_add: Option<Vec<String>>,

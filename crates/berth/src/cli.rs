@@ -401,6 +401,12 @@ pub struct RunArgs {
     /// Bind mount a volume (HOST:CONTAINER[:ro], NAME:CONTAINER, CONTAINER)
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,target=PATH,…)
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s) (CONTAINER[:ro|:rw])
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
     /// Connect a container to a network (none, host)
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,

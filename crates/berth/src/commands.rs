@@ -330,6 +330,12 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
         read_only: a.read_only,
         tmpfs: a.tmpfs.clone(),
         volumes: a.volume.clone(),
+        volumes_from: a.volumes_from.clone(),
+        mounts: a
+            .mount
+            .iter()
+            .map(|m| berth_engine::mountopt::parse(m))
+            .collect::<std::result::Result<_, _>>()?,
         network: a.network.clone(),
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
@@ -393,7 +399,23 @@ fn errno_text(e: &std::io::Error) -> String {
         .unwrap_or_default()
 }
 
+/// Reads the `--mount`s first: a bad one is the docker CLI's flag error
+/// (exit 125 for `create` too, printed here).
+fn mount_flags_ok(a: &RunArgs, cmd: &str) -> bool {
+    for m in &a.mount {
+        if let Err(e) = berth_engine::mountopt::parse(m) {
+            errln!("{e}");
+            errln!("See 'berth {cmd} --help'.");
+            return false;
+        }
+    }
+    true
+}
+
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
+    if !mount_flags_ok(a, "create") {
+        return Ok(125);
+    }
     // Docker's `create` records the streams `run` would attach (without -d).
     let id = create_with_cidfile(e, a, !a.detach)?;
     outln!("{id}")?;
@@ -433,6 +455,9 @@ fn create_with_cidfile(
 }
 
 fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
+    if !mount_flags_ok(a, "run") {
+        return Ok(125);
+    }
     let detach_keys =
         attach::parse_detach_keys(a.detach_keys.as_deref()).map_err(|m| anyhow!(m))?;
     if a.tty && a.interactive && !attach::is_terminal(std::io::stdin()) && !a.detach {
