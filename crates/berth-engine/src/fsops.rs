@@ -400,6 +400,59 @@ impl Engine {
         }
     }
 
+    /// Docker's volume copy-up: fills the volume directory `data` with what
+    /// the container's image has at `path` (ownership, modes, symlinks,
+    /// xattrs kept), and gives `data` the mode and owner of that directory.
+    /// Nothing happens when `data` is not empty or the image has no
+    /// directory there. `path` is resolved in the image's root (a symlink
+    /// never leads out of it); the tar stream is applied inside `data` only.
+    pub(crate) fn copy_up_volume(&self, rootfs: &RootFs, path: &str, data: &Path) -> Result<()> {
+        let empty = std::fs::read_dir(data)
+            .map_err(io_ctx(format!("reading {}", data.display())))?
+            .next()
+            .is_none();
+        let rel = path.trim_start_matches('/');
+        if !empty || rel.is_empty() {
+            return Ok(());
+        }
+        // A detached, read-only overlay of the image's layers: no mount
+        // namespace to make, and it goes away when its descriptor closes.
+        let root = detached_overlay(rootfs)?;
+        let Ok(dir) = root.open(rel, true, true) else {
+            return Ok(());
+        };
+        let st = rfs::fstat(&dir).map_err(|e| io_ctx(format!("cannot stat {path}"))(e.into()))?;
+        let (pipe_r, pipe_w) = pipe()?;
+        let (written, applied) = std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                tarwriter::write_path(&root.path, Path::new(rel), "", true, File::from(pipe_w))
+            });
+            let mut input = File::from(pipe_r);
+            let applied = berth_layers::apply_layer(&mut input, data, &COPY_APPLY);
+            // Whatever is left, so that the writer never blocks.
+            let _ = io::copy(&mut input, &mut io::sink());
+            drop(input);
+            (writer.join(), applied)
+        });
+        match written {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(io_ctx("copying the image's content")(io::Error::other(
+                    "the tar writer panicked",
+                )))
+            }
+        };
+        applied?;
+        std::os::unix::fs::chown(data, Some(st.st_uid), Some(st.st_gid))
+            .map_err(io_ctx(format!("changing the owner of {}", data.display())))?;
+        std::fs::set_permissions(
+            data,
+            std::os::unix::fs::PermissionsExt::from_mode(st.st_mode & 0o7777),
+        )
+        .map_err(io_ctx(format!("changing the mode of {}", data.display())))?;
+        Ok(())
+    }
+
     /// How a worker reaches the container's files. A stopped container is
     /// locked (cannot start) until the returned guard drops.
     fn access(&self, v: &ContainerView) -> Result<(Access, Option<ContainerLock>)> {
@@ -1142,6 +1195,54 @@ fn enter(access: &Access, purpose: Purpose) -> std::result::Result<Root, ChildEr
         path,
         fd,
         _tree: tree,
+    })
+}
+
+/// A read-only overlay of a container's layers (its upper directory as the
+/// topmost lower one), mounted nowhere: reachable only through the returned
+/// root's descriptor, unmounted when that closes.
+fn detached_overlay(rootfs: &RootFs) -> Result<Root> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+        MountAttrFlags,
+    };
+    let fail = |e: rustix::io::Errno| io_ctx("cannot mount the image's layers")(e.into());
+    let mut lower = vec![rootfs.upper.display().to_string()];
+    lower.extend(rootfs.lower.iter().map(|p| p.display().to_string()));
+    // Layers one by one (`lowerdir+`, Linux 6.8); older kernels take the
+    // colon-separated list.
+    let configured = || -> rustix::io::Result<OwnedFd> {
+        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        for l in &lower {
+            fsconfig_set_string(&fs, "lowerdir+", l.as_str())?;
+        }
+        fsconfig_create(&fs)?;
+        Ok(fs)
+    };
+    let fs = match configured() {
+        Ok(fs) => fs,
+        Err(_) => {
+            let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail)?;
+            fsconfig_set_string(&fs, "lowerdir", lower.join(":")).map_err(fail)?;
+            fsconfig_create(&fs).map_err(fail)?;
+            fs
+        }
+    };
+    let mnt = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )
+    .map_err(fail)?;
+    let fd = mnt
+        .try_clone()
+        .map_err(io_ctx("cannot duplicate a descriptor"))?;
+    Ok(Root {
+        path: PathBuf::from(format!("/proc/self/fd/{}", mnt.as_raw_fd())),
+        fd,
+        _tree: Some(mnt),
     })
 }
 
