@@ -6,7 +6,8 @@
 //! running container's through its init's root (`/proc/<pid>/root`, with its
 //! volumes; for `export` a clone of its root mount alone), a stopped one's
 //! through an overlay of its layers that the worker mounts in a private mount
-//! namespace of its own, read-only unless files are copied in. The mount dies
+//! namespace of its own, read-only unless files are copied in, with its
+//! volumes and binds on it (not for `export`). The mount dies
 //! with the worker's namespace, even on `kill -9` of the worker or of `berth`
 //! (the worker has a parent-death signal), so the host never sees it. A
 //! stopped container stays locked (it cannot start) while a worker uses its
@@ -485,6 +486,7 @@ impl Engine {
         Ok((
             Access::Stopped {
                 rootfs: cfg.spec.rootfs,
+                mounts: cfg.spec.mounts,
             },
             Some(lock),
         ))
@@ -1147,7 +1149,11 @@ enum Access {
     /// Through its init's root.
     Running { pid: i32 },
     /// Through an overlay of its layers, mounted by the worker.
-    Stopped { rootfs: RootFs },
+    Stopped {
+        rootfs: RootFs,
+        /// Its volumes and binds, mounted on the overlay as when it runs.
+        mounts: Vec<berth_runtime::Mount>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1180,8 +1186,11 @@ fn enter(access: &Access, purpose: Purpose) -> std::result::Result<Root, ChildEr
             )
         }
         Access::Running { pid } => (PathBuf::from(format!("/proc/{pid}/root")), None),
-        Access::Stopped { rootfs } => {
+        Access::Stopped { rootfs, mounts } => {
             mount_private_overlay(rootfs, purpose == Purpose::Write)?;
+            if purpose != Purpose::Export {
+                mount_binds(&rootfs.merged, mounts, purpose == Purpose::Write)?;
+            }
             (rootfs.merged.clone(), None)
         }
     };
@@ -1319,6 +1328,84 @@ fn mount_private_overlay(rootfs: &RootFs, writable: bool) -> std::result::Result
         data.as_c_str(),
     )
     .map_err(|e| ChildError::sys("cannot mount the container's filesystem", e))
+}
+
+/// Mounts a stopped container's volumes and binds on its overlay at
+/// `merged` (in the worker's private mount namespace), each on its
+/// destination resolved in the container's root (`RESOLVE_IN_ROOT`: a
+/// symlinked destination never leads out of it). A destination the image
+/// lacks is left out (the runtime makes it when the container starts).
+/// Read-only unless `writable` and the mount is.
+fn mount_binds(
+    merged: &Path,
+    mounts: &[berth_runtime::Mount],
+    writable: bool,
+) -> std::result::Result<(), ChildError> {
+    use rustix::mount::{
+        mount_remount, move_mount, open_tree, MountFlags, MoveMountFlags, OpenTreeFlags,
+    };
+    let root = rfs::open(
+        merged,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ChildError::sys("cannot open the container's root filesystem", e))?;
+    let at_dest = |rel: &str| {
+        rfs::openat2(
+            &root,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+    };
+    for m in mounts
+        .iter()
+        .filter(|m| m.kind == berth_runtime::MountKind::Bind)
+    {
+        let rel = m.destination.to_string_lossy();
+        let rel = rel.trim_start_matches('/');
+        if rel.is_empty() {
+            continue;
+        }
+        let Ok(dest) = at_dest(rel) else {
+            continue;
+        };
+        let tree = open_tree(
+            rfs::CWD,
+            &m.source,
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_RECURSIVE,
+        )
+        .map_err(|e| ChildError::sys(&format!("cannot open {}", m.source.display()), e))?;
+        move_mount(
+            &tree,
+            "",
+            &dest,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| ChildError::sys(&format!("cannot mount {}", m.destination.display()), e))?;
+        if m.readonly || !writable {
+            // The mount just made, reached again through the same path.
+            let top = at_dest(rel).map_err(|e| {
+                ChildError::sys(&format!("cannot open {}", m.destination.display()), e)
+            })?;
+            mount_remount(
+                format!("/proc/self/fd/{}", top.as_raw_fd()).as_str(),
+                MountFlags::BIND | MountFlags::RDONLY,
+                "",
+            )
+            .map_err(|e| {
+                ChildError::sys(
+                    &format!("cannot make {} read-only", m.destination.display()),
+                    e,
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 impl Root {

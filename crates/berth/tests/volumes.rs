@@ -188,3 +188,39 @@ fn symlinked_volume_path_stays_in_the_image() {
     assert!(meta.file_type().is_symlink());
     assert_eq!(std::fs::read_to_string(&marker).unwrap_or_default(), "host");
 }
+
+#[test]
+fn cp_with_a_stopped_container_sees_its_volumes() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "--name",
+        "st",
+        "-v",
+        "cpv:/data",
+        "-v",
+        "cpro:/ro:ro",
+        BB,
+        "sh",
+        "-c",
+        "echo in > /data/x",
+    ]);
+    let host = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = host.path().join("x");
+    env.ok(&["cp", "st:/data/x", &out.display().to_string()]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), "in\n");
+    let src = host.path().join("h.txt");
+    std::fs::write(&src, "hello\n").unwrap_or_else(|e| panic!("{e}"));
+    env.ok(&["cp", &src.display().to_string(), "st:/data/h.txt"]);
+    let data = mountpoint(&env, "cpv");
+    assert_eq!(
+        std::fs::read_to_string(data.join("h.txt")).unwrap_or_default(),
+        "hello\n"
+    );
+    // Not into the container's own layer.
+    let diff = env.ok(&["diff", "st"]);
+    assert!(!diff.contains("h.txt"), "{diff}");
+    // A read-only volume stays unchanged.
+    env.fails(&["cp", &src.display().to_string(), "st:/ro/h.txt"], 1);
+    assert!(entries(&mountpoint(&env, "cpro")).is_empty());
+}
