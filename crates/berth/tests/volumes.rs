@@ -66,6 +66,10 @@ fn image_volume_is_an_anonymous_volume() {
     assert!(is_full_id(&name), "anonymous volume name {name}");
     assert!(v["Config"]["Volumes"].get("/vv").is_some(), "{v}");
     assert!(env.ok(&["volume", "ls", "-q"]).contains(&name));
+    // `rm -v` (and `--rm`) removes it with the container.
+    env.ok(&["rm", "-v", "rr"]);
+    env.ok(&["run", "--rm", "vimg", "true"]);
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
     // A mount of the user's at that path replaces it.
     let host = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let bind = format!("{}:/vv/", host.path().display());
