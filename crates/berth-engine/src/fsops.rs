@@ -1187,8 +1187,11 @@ fn enter(access: &Access, purpose: Purpose) -> std::result::Result<Root, ChildEr
         }
         Access::Running { pid } => (PathBuf::from(format!("/proc/{pid}/root")), None),
         Access::Stopped { rootfs, mounts } => {
-            mount_private_overlay(rootfs, purpose == Purpose::Write)?;
-            if purpose != Purpose::Export {
+            let with_binds = purpose != Purpose::Export && !mounts.is_empty();
+            // Writable to make missing mount points (as the runtime would
+            // at start), then read-only again unless writing.
+            mount_private_overlay(rootfs, purpose == Purpose::Write || with_binds)?;
+            if with_binds {
                 mount_binds(&rootfs.merged, mounts, purpose == Purpose::Write)?;
             }
             (rootfs.merged.clone(), None)
@@ -1359,10 +1362,22 @@ fn mount_binds(
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         )
     };
-    for m in mounts
+    let binds: Vec<&berth_runtime::Mount> = mounts
         .iter()
         .filter(|m| m.kind == berth_runtime::MountKind::Bind)
-    {
+        .collect();
+    for m in &binds {
+        let rel = m.destination.to_string_lossy();
+        if at_dest(rel.trim_start_matches('/')).is_err() {
+            // Best effort: a path that cannot be made is left out below.
+            let _ = make_mount_point(&root, &rel, m.source.is_dir());
+        }
+    }
+    if !writable {
+        mount_remount(merged, MountFlags::BIND | MountFlags::RDONLY, "")
+            .map_err(|e| ChildError::sys("cannot make the container's filesystem read-only", e))?;
+    }
+    for m in binds {
         let rel = m.destination.to_string_lossy();
         let rel = rel.trim_start_matches('/');
         if rel.is_empty() {
@@ -1404,6 +1419,48 @@ fn mount_binds(
                 )
             })?;
         }
+    }
+    Ok(())
+}
+
+/// Makes the mount point `path` in the container's root `root` (a
+/// directory, or an empty file for a file bind), with its missing parents,
+/// every component resolved in the root.
+fn make_mount_point(root: &OwnedFd, path: &str, dir: bool) -> rustix::io::Result<()> {
+    let comps: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if comps.contains(&"..") {
+        return Err(Errno::INVAL);
+    }
+    let mut parent = String::from(".");
+    for (i, c) in comps.iter().enumerate() {
+        let pfd = rfs::openat2(
+            root,
+            parent.as_str(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )?;
+        let last = i + 1 == comps.len();
+        let made = if last && !dir {
+            rfs::openat(
+                &pfd,
+                *c,
+                OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o755),
+            )
+            .map(drop)
+        } else {
+            rfs::mkdirat(&pfd, *c, Mode::from_raw_mode(0o755))
+        };
+        match made {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e),
+        }
+        parent.push('/');
+        parent.push_str(c);
     }
     Ok(())
 }

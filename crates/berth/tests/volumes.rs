@@ -228,3 +228,22 @@ fn cp_with_a_stopped_container_sees_its_volumes() {
     env.fails(&["cp", &src.display().to_string(), "st:/ro/h.txt"], 1);
     assert!(entries(&mountpoint(&env, "cpro")).is_empty());
 }
+
+#[test]
+fn cp_with_a_created_container_sees_its_volumes() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["run", "--rm", "-v", "pre:/x", BB, "sh", "-c", "echo old > /x/o"]);
+    // Mount points the image lacks: made as the runtime would make them.
+    env.ok(&["create", "--name", "cr", "-v", "pre:/new/deep", BB, "true"]);
+    let out = env.ok(&["cp", "cr:/new/deep/o", "-"]);
+    assert!(out.contains("old\n"), "{out}");
+    let host = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let src = host.path().join("f");
+    std::fs::write(&src, "hi\n").unwrap_or_else(|e| panic!("{e}"));
+    env.ok(&["cp", &src.display().to_string(), "cr:/new/deep/f"]);
+    assert_eq!(
+        std::fs::read_to_string(mountpoint(&env, "pre").join("f")).unwrap_or_default(),
+        "hi\n"
+    );
+    env.ok(&["start", "-a", "cr"]);
+}
