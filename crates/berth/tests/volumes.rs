@@ -232,7 +232,16 @@ fn cp_with_a_stopped_container_sees_its_volumes() {
 #[test]
 fn cp_with_a_created_container_sees_its_volumes() {
     let env = TestEnv::with_busybox();
-    env.ok(&["run", "--rm", "-v", "pre:/x", BB, "sh", "-c", "echo old > /x/o"]);
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "pre:/x",
+        BB,
+        "sh",
+        "-c",
+        "echo old > /x/o",
+    ]);
     // Mount points the image lacks: made as the runtime would make them.
     env.ok(&["create", "--name", "cr", "-v", "pre:/new/deep", BB, "true"]);
     let out = env.ok(&["cp", "cr:/new/deep/o", "-"]);
