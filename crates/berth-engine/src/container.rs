@@ -247,6 +247,19 @@ fn volume_mode(spec: &str, mode: &str, bind: bool) -> Result<bool> {
     Ok(rw)
 }
 
+/// A container path as Docker compares mount points: `/a//b/` is `/a/b`.
+fn clean_container_path(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if p.starts_with('/') {
+        format!("/{}", parts.join("/"))
+    } else {
+        parts.join("/")
+    }
+}
+
 /// Refuses `--tmpfs` options that Docker refuses (it accepts the mount
 /// flags and tmpfs's own `size`, `mode`, `uid`, `gid`, `nr_inodes`,
 /// `nr_blocks`, `mpol`).
@@ -643,7 +656,7 @@ impl Engine {
             crate::mountopt::validate(m)?;
         }
         let from = self.volumes_from(&o.volumes_from)?;
-        let mut mounts = self.parse_mounts(o, &mount_specs)?;
+        let mut mounts = self.parse_mounts(o, &mount_specs, icfg.volumes.as_ref())?;
         // `-v` and `--mount` win over another container's at the same path.
         for m in from {
             if !mounts.iter().any(|x| x.destination == m.destination) {
@@ -669,6 +682,7 @@ impl Engine {
             labels: o.labels.clone(),
             stop_signal: stop_signal.clone(),
             stop_timeout: o.stop_timeout,
+            volumes: icfg.volumes.clone().unwrap_or_default(),
         };
         for t in &o.tmpfs {
             check_tmpfs_options(t.split_once(':').map_or("", |(_, opts)| opts))?;
@@ -798,6 +812,20 @@ impl Engine {
             host_config,
             security,
         )?;
+        // Docker's copy-up: new (empty) volumes get the image's content at
+        // their mount point, unless mounted `nocopy`.
+        let rootfs = RootFs {
+            lower: self.lower_dirs(image),
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            readonly: true,
+        };
+        for m in &host_config.mounts {
+            if m.kind == "volume" && !m.mode.split(',').any(|x| x == "nocopy") {
+                self.copy_up_volume(&rootfs, &m.destination, Path::new(&m.source))?;
+            }
+        }
         // … the row last. A random name may collide: pick another.
         let config_json = serde_json::to_string(config)
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
@@ -884,6 +912,7 @@ impl Engine {
         &mut self,
         o: &CreateOptions,
         specs: &[berth_types::MountSpec],
+        image_volumes: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
     ) -> Result<Vec<MountPoint>> {
         // One mount per destination (checked before any is made).
         let mut seen = std::collections::HashSet::new();
@@ -978,6 +1007,31 @@ impl Engine {
                 source,
                 destination: m.target.clone(),
                 rw: !m.read_only,
+            });
+        }
+        // The image's `VOLUME`s: a new anonymous volume each, unless the user
+        // mounts something (a volume, a bind, a tmpfs) at that path.
+        for path in image_volumes.into_iter().flat_map(|v| v.keys()) {
+            let dst = clean_container_path(path);
+            let taken = out
+                .iter()
+                .map(|m| clean_container_path(&m.destination))
+                .chain(o.tmpfs.iter().map(|t| {
+                    clean_container_path(t.split_once(':').map_or(t.as_str(), |(p, _)| p))
+                }))
+                .any(|d| d == dst);
+            if taken || !dst.starts_with('/') {
+                continue;
+            }
+            let name = hex::encode(random_bytes());
+            let data = self.ensure_volume(&name, true)?;
+            out.push(MountPoint {
+                kind: "volume".into(),
+                name,
+                source: data.display().to_string(),
+                destination: dst,
+                mode: String::new(),
+                rw: true,
             });
         }
         Ok(out)

@@ -6,7 +6,8 @@
 //! running container's through its init's root (`/proc/<pid>/root`, with its
 //! volumes; for `export` a clone of its root mount alone), a stopped one's
 //! through an overlay of its layers that the worker mounts in a private mount
-//! namespace of its own, read-only unless files are copied in. The mount dies
+//! namespace of its own, read-only unless files are copied in, with its
+//! volumes and binds on it (not for `export`). The mount dies
 //! with the worker's namespace, even on `kill -9` of the worker or of `berth`
 //! (the worker has a parent-death signal), so the host never sees it. A
 //! stopped container stays locked (it cannot start) while a worker uses its
@@ -400,6 +401,59 @@ impl Engine {
         }
     }
 
+    /// Docker's volume copy-up: fills the volume directory `data` with what
+    /// the container's image has at `path` (ownership, modes, symlinks,
+    /// xattrs kept), and gives `data` the mode and owner of that directory.
+    /// Nothing happens when `data` is not empty or the image has no
+    /// directory there. `path` is resolved in the image's root (a symlink
+    /// never leads out of it); the tar stream is applied inside `data` only.
+    pub(crate) fn copy_up_volume(&self, rootfs: &RootFs, path: &str, data: &Path) -> Result<()> {
+        let empty = std::fs::read_dir(data)
+            .map_err(io_ctx(format!("reading {}", data.display())))?
+            .next()
+            .is_none();
+        let rel = path.trim_start_matches('/');
+        if !empty || rel.is_empty() {
+            return Ok(());
+        }
+        // A detached, read-only overlay of the image's layers: no mount
+        // namespace to make, and it goes away when its descriptor closes.
+        let root = detached_overlay(rootfs)?;
+        let Ok(dir) = root.open(rel, true, true) else {
+            return Ok(());
+        };
+        let st = rfs::fstat(&dir).map_err(|e| io_ctx(format!("cannot stat {path}"))(e.into()))?;
+        let (pipe_r, pipe_w) = pipe()?;
+        let (written, applied) = std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                tarwriter::write_path(&root.path, Path::new(rel), "", true, File::from(pipe_w))
+            });
+            let mut input = File::from(pipe_r);
+            let applied = berth_layers::apply_layer(&mut input, data, &COPY_APPLY);
+            // Whatever is left, so that the writer never blocks.
+            let _ = io::copy(&mut input, &mut io::sink());
+            drop(input);
+            (writer.join(), applied)
+        });
+        match written {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(io_ctx("copying the image's content")(io::Error::other(
+                    "the tar writer panicked",
+                )))
+            }
+        };
+        applied?;
+        std::os::unix::fs::chown(data, Some(st.st_uid), Some(st.st_gid))
+            .map_err(io_ctx(format!("changing the owner of {}", data.display())))?;
+        std::fs::set_permissions(
+            data,
+            std::os::unix::fs::PermissionsExt::from_mode(st.st_mode & 0o7777),
+        )
+        .map_err(io_ctx(format!("changing the mode of {}", data.display())))?;
+        Ok(())
+    }
+
     /// How a worker reaches the container's files. A stopped container is
     /// locked (cannot start) until the returned guard drops.
     fn access(&self, v: &ContainerView) -> Result<(Access, Option<ContainerLock>)> {
@@ -432,6 +486,7 @@ impl Engine {
         Ok((
             Access::Stopped {
                 rootfs: cfg.spec.rootfs,
+                mounts: cfg.spec.mounts,
             },
             Some(lock),
         ))
@@ -1094,7 +1149,11 @@ enum Access {
     /// Through its init's root.
     Running { pid: i32 },
     /// Through an overlay of its layers, mounted by the worker.
-    Stopped { rootfs: RootFs },
+    Stopped {
+        rootfs: RootFs,
+        /// Its volumes and binds, mounted on the overlay as when it runs.
+        mounts: Vec<berth_runtime::Mount>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1127,8 +1186,14 @@ fn enter(access: &Access, purpose: Purpose) -> std::result::Result<Root, ChildEr
             )
         }
         Access::Running { pid } => (PathBuf::from(format!("/proc/{pid}/root")), None),
-        Access::Stopped { rootfs } => {
-            mount_private_overlay(rootfs, purpose == Purpose::Write)?;
+        Access::Stopped { rootfs, mounts } => {
+            let with_binds = purpose != Purpose::Export && !mounts.is_empty();
+            // Writable to make missing mount points (as the runtime would
+            // at start), then read-only again unless writing.
+            mount_private_overlay(rootfs, purpose == Purpose::Write || with_binds)?;
+            if with_binds {
+                mount_binds(&rootfs.merged, mounts, purpose == Purpose::Write)?;
+            }
             (rootfs.merged.clone(), None)
         }
     };
@@ -1142,6 +1207,54 @@ fn enter(access: &Access, purpose: Purpose) -> std::result::Result<Root, ChildEr
         path,
         fd,
         _tree: tree,
+    })
+}
+
+/// A read-only overlay of a container's layers (its upper directory as the
+/// topmost lower one), mounted nowhere: reachable only through the returned
+/// root's descriptor, unmounted when that closes.
+fn detached_overlay(rootfs: &RootFs) -> Result<Root> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+        MountAttrFlags,
+    };
+    let fail = |e: rustix::io::Errno| io_ctx("cannot mount the image's layers")(e.into());
+    let mut lower = vec![rootfs.upper.display().to_string()];
+    lower.extend(rootfs.lower.iter().map(|p| p.display().to_string()));
+    // Layers one by one (`lowerdir+`, Linux 6.8); older kernels take the
+    // colon-separated list.
+    let configured = || -> rustix::io::Result<OwnedFd> {
+        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        for l in &lower {
+            fsconfig_set_string(&fs, "lowerdir+", l.as_str())?;
+        }
+        fsconfig_create(&fs)?;
+        Ok(fs)
+    };
+    let fs = match configured() {
+        Ok(fs) => fs,
+        Err(_) => {
+            let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail)?;
+            fsconfig_set_string(&fs, "lowerdir", lower.join(":")).map_err(fail)?;
+            fsconfig_create(&fs).map_err(fail)?;
+            fs
+        }
+    };
+    let mnt = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )
+    .map_err(fail)?;
+    let fd = mnt
+        .try_clone()
+        .map_err(io_ctx("cannot duplicate a descriptor"))?;
+    Ok(Root {
+        path: PathBuf::from(format!("/proc/self/fd/{}", mnt.as_raw_fd())),
+        fd,
+        _tree: Some(mnt),
     })
 }
 
@@ -1218,6 +1331,138 @@ fn mount_private_overlay(rootfs: &RootFs, writable: bool) -> std::result::Result
         data.as_c_str(),
     )
     .map_err(|e| ChildError::sys("cannot mount the container's filesystem", e))
+}
+
+/// Mounts a stopped container's volumes and binds on its overlay at
+/// `merged` (in the worker's private mount namespace), each on its
+/// destination resolved in the container's root (`RESOLVE_IN_ROOT`: a
+/// symlinked destination never leads out of it). A destination the image
+/// lacks is left out (the runtime makes it when the container starts).
+/// Read-only unless `writable` and the mount is.
+fn mount_binds(
+    merged: &Path,
+    mounts: &[berth_runtime::Mount],
+    writable: bool,
+) -> std::result::Result<(), ChildError> {
+    use rustix::mount::{
+        mount_remount, move_mount, open_tree, MountFlags, MoveMountFlags, OpenTreeFlags,
+    };
+    let root = rfs::open(
+        merged,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ChildError::sys("cannot open the container's root filesystem", e))?;
+    let at_dest = |rel: &str| {
+        rfs::openat2(
+            &root,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+    };
+    let binds: Vec<&berth_runtime::Mount> = mounts
+        .iter()
+        .filter(|m| m.kind == berth_runtime::MountKind::Bind)
+        .collect();
+    for m in &binds {
+        let rel = m.destination.to_string_lossy();
+        if at_dest(rel.trim_start_matches('/')).is_err() {
+            // Best effort: a path that cannot be made is left out below.
+            let _ = make_mount_point(&root, &rel, m.source.is_dir());
+        }
+    }
+    if !writable {
+        mount_remount(merged, MountFlags::BIND | MountFlags::RDONLY, "")
+            .map_err(|e| ChildError::sys("cannot make the container's filesystem read-only", e))?;
+    }
+    for m in binds {
+        let rel = m.destination.to_string_lossy();
+        let rel = rel.trim_start_matches('/');
+        if rel.is_empty() {
+            continue;
+        }
+        let Ok(dest) = at_dest(rel) else {
+            continue;
+        };
+        let tree = open_tree(
+            rfs::CWD,
+            &m.source,
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_RECURSIVE,
+        )
+        .map_err(|e| ChildError::sys(&format!("cannot open {}", m.source.display()), e))?;
+        move_mount(
+            &tree,
+            "",
+            &dest,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| ChildError::sys(&format!("cannot mount {}", m.destination.display()), e))?;
+        if m.readonly || !writable {
+            // The mount just made, reached again through the same path.
+            let top = at_dest(rel).map_err(|e| {
+                ChildError::sys(&format!("cannot open {}", m.destination.display()), e)
+            })?;
+            mount_remount(
+                format!("/proc/self/fd/{}", top.as_raw_fd()).as_str(),
+                MountFlags::BIND | MountFlags::RDONLY,
+                "",
+            )
+            .map_err(|e| {
+                ChildError::sys(
+                    &format!("cannot make {} read-only", m.destination.display()),
+                    e,
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes the mount point `path` in the container's root `root` (a
+/// directory, or an empty file for a file bind), with its missing parents,
+/// every component resolved in the root.
+fn make_mount_point(root: &OwnedFd, path: &str, dir: bool) -> rustix::io::Result<()> {
+    let comps: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if comps.contains(&"..") {
+        return Err(Errno::INVAL);
+    }
+    let mut parent = String::from(".");
+    for (i, c) in comps.iter().enumerate() {
+        let pfd = rfs::openat2(
+            root,
+            parent.as_str(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )?;
+        let last = i + 1 == comps.len();
+        let made = if last && !dir {
+            rfs::openat(
+                &pfd,
+                *c,
+                OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o755),
+            )
+            .map(drop)
+        } else {
+            rfs::mkdirat(&pfd, *c, Mode::from_raw_mode(0o755))
+        };
+        match made {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e),
+        }
+        parent.push('/');
+        parent.push_str(c);
+    }
+    Ok(())
 }
 
 impl Root {

@@ -301,11 +301,18 @@ fn container_config(v: &ContainerView) -> Value {
         _ => Map::new(),
     };
     let volumes: Map<String, Value> = v
-        .host_config
-        .binds
-        .iter()
-        .filter(|b| !has_source(b))
-        .map(|b| (spec_destination(b).to_string(), json!({})))
+        .config
+        .volumes
+        .keys()
+        .map(String::as_str)
+        .chain(
+            v.host_config
+                .binds
+                .iter()
+                .filter(|b| !has_source(b))
+                .map(|b| spec_destination(b)),
+        )
+        .map(|d| (d.to_string(), json!({})))
         .collect();
     raw.insert("Volumes".into(), Value::Object(volumes));
     docker_config(&raw, true)

@@ -28,6 +28,10 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    /// The image's `VOLUME`s (as Docker merges them into the container's
+    /// config); the anonymous `-v` destinations are added at inspect.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
