@@ -55,7 +55,11 @@ impl Engine {
             name: r.name,
             driver: "local".into(),
             created_at: r.created,
-            labels: serde_json::from_str(&r.labels).unwrap_or(serde_json::Value::Null),
+            // Docker shows a volume without labels as `"Labels": null`.
+            labels: match serde_json::from_str(&r.labels) {
+                Ok(serde_json::Value::Object(m)) if !m.is_empty() => serde_json::Value::Object(m),
+                _ => serde_json::Value::Null,
+            },
             scope: "local".into(),
             options: serde_json::Value::Null,
         }
