@@ -8,38 +8,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use common::*;
 
 /// Docker's default capability set (CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID
 /// SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP).
 const DOCKER_CAPS: &str = "00000000a80425fb";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `berth run --rm OPTS bb sh -c SCRIPT`, whatever its exit code.
-fn run_sh(env: &TestEnv, opts: &[&str], script: &str) -> Output {
-    let mut args = vec!["run", "--rm"];
-    args.extend_from_slice(opts);
-    args.extend_from_slice(&[BB, "sh", "-c", script]);
-    env.run(&args)
-}
-
-/// `berth run --rm OPTS bb sh -c SCRIPT`; asserts exit code 0 and returns stdout.
-fn sh(env: &TestEnv, opts: &[&str], script: &str) -> String {
-    let out = run_sh(env, opts, script);
-    assert!(
-        out.status.success(),
-        "sh -c {script:?} (options {opts:?}) failed: {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 /// The value of `Field:` in a /proc/PID/status text.
 fn status_field<'a>(status: &'a str, field: &str) -> &'a str {

@@ -10,10 +10,6 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::json;
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 #[test]
 fn binds_volumes_and_tmpfs_are_mounted() {
     let env = TestEnv::with_busybox();

@@ -99,10 +99,6 @@ fn probe() -> String {
     probe_volume(&static_probe("security-probe", PROBE))
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// `cmd` run from a shell that has opened the host's `/` as descriptor 7
 /// (not close-on-exec), as `exec 7</` leaves it in an interactive shell.
 fn with_fd7(cmd: &Command) -> Command {

@@ -7,34 +7,8 @@ mod common;
 // make of them. Reference: Docker 20.10 on this machine (see README).
 
 use std::fs;
-use std::process::Output;
 
 use common::*;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `berth run --rm OPTS bb sh -c SCRIPT`, whatever its exit code.
-fn run_sh(env: &TestEnv, opts: &[&str], script: &str) -> Output {
-    let mut args = vec!["run", "--rm"];
-    args.extend_from_slice(opts);
-    args.extend_from_slice(&[BB, "sh", "-c", script]);
-    env.run(&args)
-}
-
-/// `berth run --rm OPTS bb sh -c SCRIPT`; asserts exit code 0, returns stdout.
-fn sh(env: &TestEnv, opts: &[&str], script: &str) -> String {
-    let out = run_sh(env, opts, script);
-    assert!(
-        out.status.success(),
-        "sh -c {script:?} (options {opts:?}) failed: {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 /// The value of `Field:` in a /proc/PID/status text.
 fn status_field(status: &str, field: &str) -> String {

@@ -666,3 +666,29 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let f: Vec<&str> = rest.split(' ').collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
+
+/// Bytes as text (lossy).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `berth run --rm OPTS bb sh -c SCRIPT`, whatever its exit code.
+pub fn run_sh(env: &TestEnv, opts: &[&str], script: &str) -> Output {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&[BB, "sh", "-c", script]);
+    env.run(&args)
+}
+
+/// `berth run --rm OPTS bb sh -c SCRIPT`; asserts exit code 0, returns stdout.
+pub fn sh(env: &TestEnv, opts: &[&str], script: &str) -> String {
+    let out = run_sh(env, opts, script);
+    assert!(
+        out.status.success(),
+        "sh -c {script:?} (options {opts:?}) failed: {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
