@@ -1320,8 +1320,13 @@ impl Engine {
         // The monitor moves itself there; making it is ours (the monitor
         // keeps every page it touches for the container's life). Best
         // effort: without it the monitor stays in our cgroup.
+        // Made once: later starts only look (a stat instead of a mkdir in
+        // every hierarchy on the start path).
         if let Ok(layout) = cgroups::detect() {
-            let _ = Cgroup::new(&layout, &self.monitor_cgroup()).create();
+            let cg = Cgroup::new(&layout, &self.monitor_cgroup());
+            if !cg.dirs().iter().all(|d| d.is_dir()) {
+                let _ = cg.create();
+            }
         }
         let mut cmd = std::process::Command::new(&self.opts.monitor);
         cmd.args(args)
