@@ -24,7 +24,7 @@ use berth_layers::{ApplyOptions, WhiteoutMode};
 use berth_runtime::cgroups::{self, Cgroup};
 use berth_runtime::trace::trace;
 use berth_store::{ImageRow, LayerRow};
-use berth_types::{History, Reference, RunConfig};
+use berth_types::{Healthcheck, History, Reference, RunConfig};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 use serde::Serialize;
@@ -997,10 +997,87 @@ fn apply_change(
                 None => *list = serde_json::json!([args]),
             }
         }
+        "HEALTHCHECK" => {
+            need_args()?;
+            config.healthcheck = Some(parse_healthcheck(args)?);
+        }
         "" => return Err("no instruction".into()),
         other => return Err(format!("{other} is not a valid change command")),
     }
     Ok(())
+}
+
+/// The arguments of a Dockerfile `HEALTHCHECK`: `NONE`, or
+/// `[--interval=D] [--timeout=D] [--start-period=D] [--start-interval=D]
+/// [--retries=N] CMD command` (shell form: `CMD-SHELL`; a JSON array: `CMD`).
+pub(crate) fn parse_healthcheck(args: &str) -> std::result::Result<Healthcheck, String> {
+    let mut rest = args.trim_start();
+    let mut h = Healthcheck::default();
+    while let Some(flag) = rest.strip_prefix("--") {
+        let end = flag.find(char::is_whitespace).unwrap_or(flag.len());
+        let (name, value) = match flag[..end].split_once('=') {
+            Some((n, v)) => (n, v),
+            None => (&flag[..end], ""),
+        };
+        rest = flag[end..].trim_start();
+        let duration = |field: &str| -> std::result::Result<i64, String> {
+            if value.is_empty() {
+                return Ok(0);
+            }
+            let d = crate::timeparse::go_duration(value)
+                .ok_or_else(|| format!("time: invalid duration \"{value}\""))?;
+            if d < 1_000_000 {
+                return Err(format!("{field} \"{name}\" cannot be less than 1ms"));
+            }
+            Ok(d)
+        };
+        match name {
+            "interval" => h.interval = duration("Interval")?,
+            "timeout" => h.timeout = duration("Timeout")?,
+            "start-period" => h.start_period = duration("StartPeriod")?,
+            "start-interval" => h.start_interval = duration("StartInterval")?,
+            "retries" => {
+                let n: i64 = if value.is_empty() {
+                    0
+                } else {
+                    value.parse().map_err(|_| {
+                        format!("strconv.ParseInt: parsing \"{value}\": invalid syntax")
+                    })?
+                };
+                if n < 1 && !value.is_empty() {
+                    return Err(format!("--retries must be at least 1 (not {n})"));
+                }
+                h.retries = n;
+            }
+            other => return Err(format!("Unknown flag: {other}")),
+        }
+    }
+    let (kind, cmd) = match rest.split_once(char::is_whitespace) {
+        Some((k, c)) => (k, c.trim()),
+        None => (rest, ""),
+    };
+    let kind = kind.to_ascii_uppercase();
+    match kind.as_str() {
+        "" => Err("HEALTHCHECK requires at least one argument".into()),
+        "NONE" => {
+            if !cmd.is_empty() || h != Healthcheck::default() {
+                return Err("HEALTHCHECK NONE takes no arguments".into());
+            }
+            h.test = vec!["NONE".into()];
+            Ok(h)
+        }
+        "CMD" => {
+            if cmd.is_empty() {
+                return Err("Missing command after HEALTHCHECK CMD".into());
+            }
+            h.test = match json_array(cmd) {
+                Some(argv) => std::iter::once("CMD".to_string()).chain(argv).collect(),
+                None => vec!["CMD-SHELL".into(), cmd.into()],
+            };
+            Ok(h)
+        }
+        other => Err(format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)")),
+    }
 }
 
 /// `["a","b"]` (exec form) or anything else (shell form: `/bin/sh -c ARGS`).
@@ -1306,5 +1383,49 @@ mod tests {
         let mut v = vec!["/a.txt", "/a/b", "/a", "/b", "/a/b/c", "/a-"];
         v.sort_by(|a, b| walk_order(a, b));
         assert_eq!(v, ["/a", "/a/b", "/a/b/c", "/a-", "/a.txt", "/b"]);
+    }
+}
+
+#[cfg(test)]
+mod healthcheck_tests {
+    use super::parse_healthcheck;
+
+    #[test]
+    fn healthcheck_forms() {
+        let h =
+            parse_healthcheck("--interval=2s --retries=4 CMD curl -f http://x/ || exit 1").unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "curl -f http://x/ || exit 1"]);
+        assert_eq!((h.interval, h.retries, h.timeout), (2_000_000_000, 4, 0));
+        let h = parse_healthcheck(r#"cmd ["true","x"]"#).unwrap();
+        assert_eq!(h.test, ["CMD", "true", "x"]);
+        assert_eq!(parse_healthcheck("NONE").unwrap().test, ["NONE"]);
+        let h =
+            parse_healthcheck("--start-period=1m30s --start-interval=1s --timeout=500ms CMD true")
+                .unwrap();
+        assert_eq!(
+            (h.start_period, h.start_interval, h.timeout),
+            (90_000_000_000, 1_000_000_000, 500_000_000)
+        );
+    }
+
+    #[test]
+    fn healthcheck_errors_in_dockers_words() {
+        let err = |a: &str| parse_healthcheck(a).unwrap_err();
+        assert_eq!(err("NONE x"), "HEALTHCHECK NONE takes no arguments");
+        assert_eq!(err("CMD"), "Missing command after HEALTHCHECK CMD");
+        assert_eq!(
+            err("BOGUS true"),
+            "Unknown type \"BOGUS\" in HEALTHCHECK (try CMD)"
+        );
+        assert_eq!(err("--bogus=1 CMD true"), "Unknown flag: bogus");
+        assert_eq!(
+            err("--retries=-1 CMD true"),
+            "--retries must be at least 1 (not -1)"
+        );
+        assert_eq!(
+            err("--interval=100us CMD true"),
+            "Interval \"interval\" cannot be less than 1ms"
+        );
+        assert_eq!(err(""), "HEALTHCHECK requires at least one argument");
     }
 }

@@ -73,6 +73,9 @@ pub struct CreateOptions {
     /// `--security-opt`, with a `seccomp=` profile's JSON inline (the CLI
     /// reads the file, as Docker's does).
     pub security_opt: Vec<String>,
+    /// `--health-*` (`Test: ["NONE"]` for `--no-healthcheck`), merged over
+    /// the image's `HEALTHCHECK`.
+    pub healthcheck: Option<berth_types::Healthcheck>,
 }
 
 /// A container as `ps` and `inspect` see it.
@@ -86,6 +89,8 @@ pub struct ContainerView {
     pub config: ContainerConfig,
     pub host_config: HostConfig,
     pub state: State,
+    /// `State.Health`: present once a container with a healthcheck started.
+    pub health: Option<berth_runtime::health::Health>,
     pub removing: bool,
     pub dir: PathBuf,
 }
@@ -618,6 +623,9 @@ impl Engine {
                 return Err(EngineError::InvalidArgument(format!("Invalid signal: {s}")));
             }
         }
+        if let Some(h) = &o.healthcheck {
+            validate_healthcheck(h)?;
+        }
         let mut log_config = LogConfig {
             kind: "json-file".into(),
             config: BTreeMap::new(),
@@ -683,6 +691,11 @@ impl Engine {
             stop_signal: stop_signal.clone(),
             stop_timeout: o.stop_timeout,
             volumes: icfg.volumes.clone().unwrap_or_default(),
+            healthcheck: match (&o.healthcheck, &icfg.healthcheck) {
+                (Some(mine), Some(theirs)) => Some(mine.merged_over(theirs)),
+                (Some(mine), None) => Some(mine.clone()),
+                (None, theirs) => theirs.clone(),
+            },
         };
         for t in &o.tmpfs {
             check_tmpfs_options(t.split_once(':').map_or("", |(_, opts)| opts))?;
@@ -1182,8 +1195,20 @@ impl Engine {
             unmask_system_paths: security.unmask_system_paths,
         };
         let log = &host.log_config.config;
+        let health = match config.healthcheck.as_ref().filter(|h| h.is_active()) {
+            Some(h) => Some(health_config(
+                h,
+                config,
+                &spec,
+                self.container_filter_path(&spec)?,
+                dir.join("health.json"),
+                image_shell(image),
+            )),
+            None => None,
+        };
         let mon = MonitorConfig {
             id: id.to_string(),
+            health,
             cgroup_path: spec.cgroup_path.clone(),
             monitor_cgroup: self.monitor_cgroup(),
             spec,
@@ -1239,6 +1264,7 @@ impl Engine {
             ))
         })?;
         let state = load_state(&dir);
+        let health = load_health(&dir, &config, &state);
         Ok(ContainerView {
             id: row.id,
             name: row.name,
@@ -1248,6 +1274,7 @@ impl Engine {
             config,
             host_config,
             state,
+            health,
             removing: row.removing,
             dir,
         })
@@ -2175,6 +2202,113 @@ pub(crate) fn collect_orphans(engine: &Engine) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The container's `health.json` (written by its monitor and probes), for
+/// a container whose healthcheck runs. One that is not running reads as
+/// unhealthy, as Docker's — also when its monitor died without saying so.
+fn load_health(
+    dir: &Path,
+    config: &ContainerConfig,
+    state: &State,
+) -> Option<berth_runtime::health::Health> {
+    use berth_runtime::health;
+    if !config.healthcheck.as_ref().is_some_and(|h| h.is_active()) {
+        return None;
+    }
+    let mut h = health::Health::load(&dir.join("health.json"))
+        .ok()
+        .flatten()?;
+    if state.status != Status::Running {
+        h.status = health::UNHEALTHY.into();
+    }
+    Some(h)
+}
+
+/// Docker's check of a healthcheck's settings (the daemon's, at create).
+pub fn validate_healthcheck(h: &berth_types::Healthcheck) -> Result<()> {
+    const MIN: i64 = 1_000_000;
+    for (name, v) in [
+        ("Interval", h.interval),
+        ("Timeout", h.timeout),
+        ("StartPeriod", h.start_period),
+        ("StartInterval", h.start_interval),
+    ] {
+        if v != 0 && v < MIN {
+            return Err(EngineError::InvalidArgument(format!(
+                "{name} in Healthcheck cannot be less than 1ms"
+            )));
+        }
+    }
+    if h.retries < 0 {
+        return Err(EngineError::InvalidArgument(
+            "Retries in Healthcheck cannot be negative".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The image's `SHELL` (Docker runs a `CMD-SHELL` healthcheck with it).
+fn image_shell(image: &berth_store::ImageRow) -> Option<Vec<String>> {
+    let cfg: berth_types::ImageConfig = serde_json::from_slice(&image.config).ok()?;
+    let shell = cfg.config.extra.get("Shell")?;
+    let shell: Vec<String> = serde_json::from_value(shell.clone()).ok()?;
+    (!shell.is_empty()).then_some(shell)
+}
+
+/// What the monitor runs as the container's healthcheck: the test as
+/// `exec` would run it (the container's environment, user, working
+/// directory and confinement; never privileged), durations defaulted.
+fn health_config(
+    h: &berth_types::Healthcheck,
+    config: &ContainerConfig,
+    spec: &ContainerSpec,
+    seccomp_filter: Option<PathBuf>,
+    state_path: PathBuf,
+    shell: Option<Vec<String>>,
+) -> berth_runtime::health::HealthConfig {
+    use berth_runtime::health as hc;
+    let mut args: Vec<String> = Vec::new();
+    if h.test.first().map(String::as_str) == Some("CMD-SHELL") {
+        args.extend(shell.unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]));
+    }
+    args.extend(h.test.iter().skip(1).cloned());
+    let ns = |v: i64, default: std::time::Duration| {
+        if v > 0 {
+            v as u64
+        } else {
+            default.as_nanos() as u64
+        }
+    };
+    let mut security = spec.security.clone();
+    if spec.privileged {
+        security.capabilities = None;
+    }
+    hc::HealthConfig {
+        exec: ExecSpec {
+            args,
+            env: spec.env.clone(),
+            cwd: if config.working_dir.is_empty() {
+                "/".into()
+            } else {
+                config.working_dir.clone()
+            },
+            user: config.user.clone(),
+            privileged: false,
+            security,
+        },
+        interval_ns: ns(h.interval, hc::DEFAULT_INTERVAL),
+        timeout_ns: ns(h.timeout, hc::DEFAULT_TIMEOUT),
+        start_period_ns: h.start_period.max(0) as u64,
+        start_interval_ns: ns(h.start_interval, hc::DEFAULT_START_INTERVAL),
+        retries: if h.retries > 0 {
+            u32::try_from(h.retries).unwrap_or(u32::MAX)
+        } else {
+            hc::DEFAULT_RETRIES
+        },
+        seccomp_filter,
+        state_path,
+    }
 }
 
 #[cfg(test)]

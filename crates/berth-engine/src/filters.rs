@@ -427,7 +427,10 @@ impl Engine {
                             .any(|mp| mp.destination == *m || (!mp.name.is_empty() && mp.name == *m))
                     }))
                 && f.exact("network", &v.host_config.network_mode)
-                && f.exact("health", "none")
+                && f.exact(
+                    "health",
+                    v.health.as_ref().map_or("none", |h| h.status.as_str()),
+                )
                 && is_task != Some(true)
                 // berth publishes and exposes no ports yet.
                 && !f.contains("publish")

@@ -367,24 +367,28 @@ impl Engine {
             }
         };
         let network = v.host_config.network_mode.clone();
+        let mut state = json!({
+            "Status": status,
+            "Running": status == "running",
+            "Paused": false,
+            "Restarting": status == "restarting",
+            "OOMKilled": s.oom_killed,
+            "Dead": false,
+            "Pid": if status == "running" { s.pid } else { 0 },
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": time(&s.started_at),
+            "FinishedAt": time(&s.finished_at),
+        });
+        if let (Some(h), Value::Object(m)) = (&v.health, &mut state) {
+            m.insert("Health".into(), json!(h));
+        }
         Ok(json!({
             "Id": v.id.as_str(),
             "Created": v.created,
             "Path": path,
             "Args": args,
-            "State": {
-                "Status": status,
-                "Running": status == "running",
-                "Paused": false,
-                "Restarting": status == "restarting",
-                "OOMKilled": s.oom_killed,
-                "Dead": false,
-                "Pid": if status == "running" { s.pid } else { 0 },
-                "ExitCode": s.exit_code,
-                "Error": s.error,
-                "StartedAt": time(&s.started_at),
-                "FinishedAt": time(&s.finished_at),
-            },
+            "State": state,
             "Image": v.image_id.as_str(),
             "ResolvConfPath": v.dir.join("resolv.conf"),
             "HostnamePath": v.dir.join("hostname"),

@@ -107,7 +107,7 @@ fn parse_unix(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Go's `time.ParseDuration`, in nanoseconds.
-fn go_duration(s: &str) -> Option<i64> {
+pub fn go_duration(s: &str) -> Option<i64> {
     let (neg, mut rest) = match s.as_bytes().first()? {
         b'-' => (true, &s[1..]),
         b'+' => (false, &s[1..]),

@@ -53,6 +53,9 @@ pub struct MonitorConfig {
     /// a service or a session outlives it.
     #[serde(default)]
     pub monitor_cgroup: String,
+    /// The healthcheck the monitor runs (None: the container has none).
+    #[serde(default)]
+    pub health: Option<crate::health::HealthConfig>,
 }
 
 /// What an exec monitor (`berth-monitor --exec FILE`) runs: written by the

@@ -32,6 +32,64 @@ pub struct ContainerConfig {
     /// config); the anonymous `-v` destinations are added at inspect.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub volumes: BTreeMap<String, serde_json::Value>,
+    /// `--health-*` merged over the image's `HEALTHCHECK`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// Docker's `HealthConfig` (the image's `HEALTHCHECK`, the container's
+/// `--health-*`): durations in nanoseconds, zero meaning "the default" (or
+/// "inherit" when merged over an image's).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Healthcheck {
+    /// `[]` inherit, `["NONE"]` disabled, `["CMD", args...]`,
+    /// `["CMD-SHELL", command]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub interval: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub timeout: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub start_period: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub start_interval: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub retries: i64,
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
+
+impl Healthcheck {
+    /// Docker's merge of a container's healthcheck over its image's: an
+    /// empty test and zero durations and retries are taken from the image.
+    pub fn merged_over(&self, image: &Healthcheck) -> Healthcheck {
+        let pick = |mine: i64, theirs: i64| if mine == 0 { theirs } else { mine };
+        Healthcheck {
+            test: if self.test.is_empty() {
+                image.test.clone()
+            } else {
+                self.test.clone()
+            },
+            interval: pick(self.interval, image.interval),
+            timeout: pick(self.timeout, image.timeout),
+            start_period: pick(self.start_period, image.start_period),
+            start_interval: pick(self.start_interval, image.start_interval),
+            retries: pick(self.retries, image.retries),
+        }
+    }
+
+    /// Whether a probe runs: a `CMD` or `CMD-SHELL` test (`NONE`, an empty
+    /// test and unknown kinds run nothing, as Docker's).
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.test.first().map(String::as_str),
+            Some("CMD" | "CMD-SHELL")
+        ) && self.test.len() > 1
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,9 +32,23 @@ pub struct RunConfig {
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stop_signal: String,
+    /// `HEALTHCHECK`; one that is not Docker's shape reads as none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_healthcheck"
+    )]
+    pub healthcheck: Option<crate::Healthcheck>,
     /// Fields berth does not interpret, kept so a config round-trips.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+fn lenient_healthcheck<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::Healthcheck>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

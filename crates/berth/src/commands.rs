@@ -252,6 +252,79 @@ fn expand_env(e: &str) -> String {
     }
 }
 
+/// `--health-*` and `--no-healthcheck`, checked as the docker CLI checks
+/// them (the daemon's checks are the engine's).
+fn healthcheck_options(a: &RunArgs) -> Result<Option<berth_types::Healthcheck>> {
+    let duration = |v: &Option<String>, flag: &str| -> Result<i64> {
+        match v {
+            None => Ok(0),
+            Some(s) => berth_engine::timeparse::go_duration(s).ok_or_else(|| {
+                anyhow!(EngineError::InvalidArgument(format!(
+                    "invalid argument \"{s}\" for \"--{flag}\" flag: time: invalid duration \"{s}\""
+                )))
+            }),
+        }
+    };
+    let interval = duration(&a.health_interval, "health-interval")?;
+    let timeout = duration(&a.health_timeout, "health-timeout")?;
+    let start_period = duration(&a.health_start_period, "health-start-period")?;
+    let start_interval = duration(&a.health_start_interval, "health-start-interval")?;
+    let retries: i64 = match &a.health_retries {
+        None => 0,
+        Some(s) => s.parse::<i32>().map(i64::from).map_err(|_| {
+            anyhow!(EngineError::InvalidArgument(format!(
+                "invalid argument \"{s}\" for \"--health-retries\" flag: strconv.ParseInt: parsing \"{s}\": invalid syntax"
+            )))
+        })?,
+    };
+    let cmd = a.health_cmd.clone().unwrap_or_default();
+    let any = !cmd.is_empty()
+        || interval != 0
+        || timeout != 0
+        || start_period != 0
+        || start_interval != 0
+        || retries != 0;
+    if a.no_healthcheck {
+        if any {
+            bail!(EngineError::InvalidArgument(
+                "--no-healthcheck conflicts with --health-* options".into()
+            ));
+        }
+        return Ok(Some(berth_types::Healthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
+    }
+    if !any {
+        return Ok(None);
+    }
+    for (v, flag) in [
+        (interval, "health-interval"),
+        (timeout, "health-timeout"),
+        (start_period, "health-start-period"),
+        (start_interval, "health-start-interval"),
+        (retries, "health-retries"),
+    ] {
+        if v < 0 {
+            bail!(EngineError::InvalidArgument(format!(
+                "--{flag} cannot be negative"
+            )));
+        }
+    }
+    Ok(Some(berth_types::Healthcheck {
+        test: if cmd.is_empty() {
+            Vec::new()
+        } else {
+            vec!["CMD-SHELL".into(), cmd]
+        },
+        interval,
+        timeout,
+        start_period,
+        start_interval,
+        retries,
+    }))
+}
+
 fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
     let restart =
         RestartPolicy::parse(&a.restart).map_err(|e| anyhow!(EngineError::InvalidArgument(e)))?;
@@ -292,7 +365,9 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
     }
     let env =
         parse_env_files(a).map_err(|e| anyhow!(EngineError::InvalidArgument(format!("{e:#}"))))?;
+    let healthcheck = healthcheck_options(a)?;
     Ok(CreateOptions {
+        healthcheck,
         image: a.image.clone(),
         name: a.name.clone(),
         cmd: a.command.clone(),
@@ -794,6 +869,17 @@ fn ps_row(v: &ContainerView, no_trunc: bool, now: DateTime<Utc>) -> serde_json::
             false,
             v.state.status == Status::Restarting,
         )
+    };
+    // moby's State.String(): a running container shows its health.
+    let status = match &v.health {
+        Some(h) if v.state.status == Status::Running && !v.removing => {
+            if h.status == "starting" {
+                format!("{status} (health: starting)")
+            } else {
+                format!("{status} ({})", h.status)
+            }
+        }
+        _ => status,
     };
     let id = if no_trunc {
         v.id.to_string()

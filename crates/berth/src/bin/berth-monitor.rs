@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use berth_runtime::cgroups::{self, Cgroup};
+use berth_runtime::health::{self, HealthConfig, Probe};
 use berth_runtime::monitor::{self as proto, ExecConfig, MonitorConfig, State, Status};
 use berth_runtime::process::{self, ChildStdio};
 use rustix::event::{poll, PollFd, PollFlags};
@@ -185,6 +186,10 @@ fn run() -> Res<i32> {
         notify.say(&format!("ok {pid}"));
         notify.close();
         first = false;
+        let mut prober = cfg
+            .health
+            .as_ref()
+            .map(|h| Prober::start(h, &cgroup, &cfg.cgroup_path, pid));
 
         release_free_memory();
         let code = serve(
@@ -194,7 +199,11 @@ fn run() -> Res<i32> {
             &mut log,
             &mut clients,
             cfg.stdin_once,
+            prober.as_mut(),
         )?;
+        if let Some(p) = prober {
+            p.stop();
+        }
         berth_runtime::trace::trace("monitor: reaped");
         let oom = cgroup.memory_events_oom();
         let _ = cgroup.remove();
@@ -394,6 +403,7 @@ fn run_exec(path: PathBuf) -> Res<i32> {
         &mut log,
         &mut clients,
         true,
+        None,
     )?;
     finish_clients(&mut clients, code);
     remove_socket();
@@ -816,6 +826,7 @@ fn serve(
     log: &mut Log,
     clients: &mut Vec<Client>,
     stdin_once: bool,
+    mut prober: Option<&mut Prober>,
 ) -> Res<i32> {
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid).ok_or("bad pid")?,
@@ -841,7 +852,16 @@ fn serve(
         for c in clients.iter() {
             fds.push(PollFd::new(&c.stream, PollFlags::IN));
         }
-        match poll(&mut fds, None) {
+        // The healthcheck: its runner's exit, or the time the next is due.
+        let probe_at = fds.len();
+        let mut timeout = None;
+        if let Some(p) = prober.as_deref() {
+            match &p.running {
+                Some(r) => fds.push(PollFd::new(r.pidfd(), PollFlags::IN)),
+                None => timeout = Some(p.wait()),
+            }
+        }
+        match poll(&mut fds, timeout.as_ref()) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(format!("poll: {e}")),
@@ -855,7 +875,11 @@ fn serve(
         let client_ready: Vec<bool> = (0..clients.len())
             .map(|i| !fds[base + polled.len() + i].revents().is_empty())
             .collect();
+        let probe_done = fds.len() > probe_at && !fds[probe_at].revents().is_empty();
         drop(fds);
+        if let Some(p) = prober.as_deref_mut() {
+            p.tick(probe_done);
+        }
 
         for (i, ready) in out_ready.iter().enumerate() {
             if !*ready {
@@ -895,6 +919,95 @@ fn serve(
             let code = process::wait_exit_code(pid).map_err(|e| format!("wait: {e}"))?;
             io.drain(log, clients);
             return Ok(code);
+        }
+    }
+}
+
+/// A container's healthcheck while it runs: when the next probe is due,
+/// and the probe runner in flight (see `berth_runtime::health`). The idle
+/// monitor only sleeps until `due`.
+struct Prober<'a> {
+    cfg: &'a HealthConfig,
+    cgroup: &'a Cgroup,
+    cgroup_path: &'a str,
+    pid: i32,
+    started: Instant,
+    starting: bool,
+    due: Instant,
+    running: Option<Probe>,
+}
+
+impl<'a> Prober<'a> {
+    #[inline(never)]
+    fn start(cfg: &'a HealthConfig, cgroup: &'a Cgroup, cgroup_path: &'a str, pid: i32) -> Self {
+        if let Err(e) = health::reset_for_start(&cfg.state_path) {
+            eprintln!("berth-monitor: health state: {e}");
+        }
+        let started = Instant::now();
+        Prober {
+            cfg,
+            cgroup,
+            cgroup_path,
+            pid,
+            started,
+            starting: true,
+            due: started + cfg.next_wait(Duration::ZERO, true),
+            running: None,
+        }
+    }
+
+    /// How long the poll may sleep.
+    fn wait(&self) -> rustix::event::Timespec {
+        let d = self.due.saturating_duration_since(Instant::now());
+        rustix::event::Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        }
+    }
+
+    /// After each wake-up: reap a finished runner (the next probe is due an
+    /// interval after it ended), start one that is due.
+    #[inline(never)]
+    fn tick(&mut self, runner_done: bool) {
+        if runner_done {
+            if let Some(r) = self.running.take() {
+                self.starting = r.finish();
+                let wait = self.cfg.next_wait(self.started.elapsed(), self.starting);
+                self.due = Instant::now() + wait;
+            }
+        }
+        if self.running.is_some() || Instant::now() < self.due {
+            return;
+        }
+        let cgroup = self.cgroup;
+        let place = move |pid: i32| cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
+        match health::spawn_probe(
+            self.cfg,
+            self.pid,
+            self.cgroup_path,
+            self.started,
+            now,
+            &place,
+        ) {
+            Ok(r) => self.running = Some(r),
+            Err(e) => {
+                eprintln!("berth-monitor: healthcheck: {e}");
+                self.due =
+                    Instant::now() + self.cfg.next_wait(self.started.elapsed(), self.starting);
+            }
+        }
+        release_free_memory();
+    }
+
+    /// The container stopped: no probe outlives it, and it reads as
+    /// unhealthy until it runs again (as Docker's).
+    #[inline(never)]
+    fn stop(self) {
+        if let Some(r) = self.running {
+            r.kill();
+        }
+        if let Err(e) = health::mark_stopped(&self.cfg.state_path) {
+            eprintln!("berth-monitor: health state: {e}");
         }
     }
 }
