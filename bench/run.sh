@@ -7,7 +7,9 @@
 #   a2. `exec CTR true` latency (hyperfine medians) for berth, docker, podman;
 #   b. create / start / stop / rm, each timed on its own, for berth, docker, podman;
 #   c. idle memory: the PSS of the per-container monitor (berth-monitor,
-#      containerd-shim-runc-v2, conmon) with N containers running.
+#      containerd-shim-runc-v2, conmon) with N containers running;
+#   c2. the same with a healthcheck every 30 s in each container, measured
+#      once every container has run its first probe.
 # Results go to bench/results/<date>.md (gitignored) and to stdout. See bench/README.md.
 #
 # Every engine runs on private paths under one temp dir, with --network none; the host's
@@ -21,7 +23,7 @@ RUNS=${RUNS:-50}               # hyperfine runs per command (section a)
 WARMUP=${WARMUP:-3}            # hyperfine warmup runs
 N_LIFE=${N_LIFE:-20}           # containers for create/start/stop/rm (section b)
 N_IDLE=${N_IDLE:-50}           # idle containers per engine (section c)
-SECTIONS=${SECTIONS:-"run exec lifecycle idle"}
+SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health"}
 ENGINES=${ENGINES:-"berth docker podman runc crun floor"}
 BUILD=${BUILD:-1}              # 0: do not run `cargo build --release`
 INSTALL=${INSTALL:-1}          # 0: do not apt-get install missing tools
@@ -242,8 +244,11 @@ fi
 # rows: engine<TAB>status<TAB>n<TAB>start_ms<TAB>monitors<TAB>monitor<TAB>pss_total_kib<TAB>per_container_kib<TAB>daemons_kib<TAB>note
 pss_kib() { awk '/^Pss:/ { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 
+# idle ENGINE TSV [RUN OPTIONS...]: with options (a healthcheck), PSS is
+# measured once every container's first probe has run.
 idle() {
-    local e=$1 i t0 t1 pid ppid
+    local e=$1 tsv=$2 i t0 t1 pid ppid n
+    shift 2
     engine_argv "$e"
     local -a E=("${ENGINE_ARGV[@]}")
     local s=$BENCH_TMP/samples/idle-$e
@@ -251,10 +256,19 @@ idle() {
     : >"$s.monitors"
     for ((i = 1; i <= N_IDLE; i++)); do
         t0=$EPOCHREALTIME
-        "${E[@]}" run -d --network none --name "bi$i" bb sleep 100000 >/dev/null 2>"$BENCH_TMP/idle.err"
+        "${E[@]}" run -d --network none --name "bi$i" "$@" bb sleep 100000 >/dev/null 2>"$BENCH_TMP/idle.err"
         t1=$EPOCHREALTIME
         echo $((${t1/./} - ${t0/./})) >>"$s.start"
     done
+    if [ $# -gt 0 ]; then
+        local deadline=$((SECONDS + 180))
+        for ((i = 1; i <= N_IDLE; i++)); do
+            until n=$("${E[@]}" inspect -f '{{len .State.Health.Log}}' "bi$i" 2>/dev/null) && [ "${n:-0}" -ge 1 ]; do
+                [ "$SECONDS" -lt "$deadline" ] || { echo "bi$i: no healthcheck result after 180 s" >"$BENCH_TMP/idle.err"; return 1; }
+                sleep 0.5
+            done
+        done
+    fi
     for ((i = 1; i <= N_IDLE; i++)); do
         pid=$("${E[@]}" inspect -f '{{.State.Pid}}' "bi$i" 2>/dev/null) ||
             pid=$("${E[@]}" inspect "bi$i" 2>"$BENCH_TMP/idle.err" |
@@ -277,28 +291,35 @@ idle() {
         done
     fi
     printf '%s\tok\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n' "$e" "$N_IDLE" "$(median_ms "$s.start")" \
-        "$count" "$name" "$total" "$((total / N_IDLE))" "$daemons" >>"$RES/idle.tsv"
+        "$count" "$name" "$total" "$((total / N_IDLE))" "$daemons" >>"$RES/$tsv"
 }
 
-if want_section idle; then
-    section "c. idle memory ($N_IDLE containers each)"
-    : >"$RES/idle.tsv"
+# idle_section SECTION TITLE TSV [RUN OPTIONS...]
+idle_section() {
+    local sec=$1 title=$2 tsv=$3 e
+    shift 3
+    want_section "$sec" || return 0
+    section "$title"
+    : >"$RES/$tsv"
     for e in berth docker podman; do
         want_engine "$e" || continue
         if eval "[ \"\${${e}_ok}\" = 1 ]"; then
-            log "bench: idle: $e"
+            log "bench: $sec: $e"
             : >"$BENCH_TMP/idle.err"
-            try idle "$e"
+            try idle "$e" "$tsv" "$@"
             if [ "$TRY_RC" != 0 ]; then
-                printf '%s\tfailed\t%s\t\t\t\t\t\t\t%s\n' "$e" "$N_IDLE" "$(first_line "$BENCH_TMP/idle.err")" >>"$RES/idle.tsv"
+                printf '%s\tfailed\t%s\t\t\t\t\t\t\t%s\n' "$e" "$N_IDLE" "$(first_line "$BENCH_TMP/idle.err")" >>"$RES/$tsv"
             fi
-            log "bench: idle: removing $e's containers"
+            log "bench: $sec: removing $e's containers"
             remove_containers_of "$e"
         else
-            printf '%s\tfailed\t%s\t\t\t\t\t\t\t%s\n' "$e" "$N_IDLE" "$(first_line "$BENCH_TMP/$e.why")" >>"$RES/idle.tsv"
+            printf '%s\tfailed\t%s\t\t\t\t\t\t\t%s\n' "$e" "$N_IDLE" "$(first_line "$BENCH_TMP/$e.why")" >>"$RES/$tsv"
         fi
     done
-fi
+}
+idle_section idle "c. idle memory ($N_IDLE containers each)" idle.tsv
+idle_section idle-health "c2. idle memory with a 30 s healthcheck ($N_IDLE containers each)" idle-health.tsv \
+    --health-cmd true --health-interval 30s --health-start-period 0s
 
 # ---- report ----------------------------------------------------------------------------
 section "report"
@@ -387,9 +408,12 @@ if life is not None:
     for e, ops in by.items():
         lines.append("| " + " | ".join([e] + [ops.get(op, "–") for op in ("create", "start", "stop", "rm")]) + " |")
 
-idle = rows("idle.tsv")
-if idle is not None:
-    lines += ["", "## c. idle containers (`run -d bb sleep 100000`)", "",
+for tsv, title in (("idle.tsv", "c. idle containers (`run -d bb sleep 100000`)"),
+                   ("idle-health.tsv", "c2. idle containers with a healthcheck (`--health-cmd true --health-interval 30s`, after each one's first probe)")):
+    idle = rows(tsv)
+    if idle is None:
+        continue
+    lines += ["", "## " + title, "",
               "Monitor = the parent of each container's process; PSS from smaps_rollup after sync.", "",
               "| engine | containers | start median ms | monitor | monitor processes | monitors' PSS KiB | per container KiB | daemons' PSS KiB |",
               "|---|---:|---:|---|---:|---:|---:|---:|"]
