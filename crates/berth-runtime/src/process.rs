@@ -700,6 +700,11 @@ fn mount_special(console: Option<&File>, sys_rw: bool) -> Result<(), String> {
         ("/dev/ptmx", "pts/ptmx"),
         ("/dev/core", "/proc/kcore"),
     ] {
+        // As runc: /dev/core only where the kernel has a /proc/kcore
+        // (CONFIG_PROC_KCORE), never a dangling link.
+        if link == "/dev/core" && !Path::new("/proc/kcore").exists() {
+            continue;
+        }
         std::os::unix::fs::symlink(target, link).map_err(|e| format!("creating {link}: {e}"))?;
     }
     sys::umask(0o022);

@@ -172,6 +172,35 @@ fn sys_is_read_only() {
     );
 }
 
+/// Docker's (runc's) /dev: its nodes and links, and `/dev/core` only where
+/// the kernel has a /proc/kcore, never a dangling link.
+#[test]
+fn dev_has_dockers_entries() {
+    let env = TestEnv::with_busybox();
+    let listing = sh(&env, &[], "ls -A /dev");
+    let mut want = vec![
+        "console", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr",
+        "stdin", "stdout", "tty", "urandom", "zero",
+    ];
+    if Path::new("/proc/kcore").exists() {
+        want.push("core");
+    }
+    want.sort_unstable();
+    let mut got: Vec<&str> = listing
+        .split_whitespace()
+        .filter(|e| *e != "console")
+        .collect();
+    got.sort_unstable();
+    want.retain(|e| *e != "console");
+    assert_eq!(got, want, "ls -A /dev:\n{listing}");
+    let dangling = sh(
+        &env,
+        &[],
+        "for l in /dev/*; do [ -L \"$l\" ] && [ ! -e \"$l\" ] && echo \"$l\"; done; true",
+    );
+    assert_eq!(dangling.trim(), "", "dangling links in /dev");
+}
+
 #[test]
 fn proc_kcore_and_timer_list_are_masked() {
     let env = TestEnv::with_busybox();
