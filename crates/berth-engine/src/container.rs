@@ -1196,14 +1196,18 @@ impl Engine {
         };
         let log = &host.log_config.config;
         let health = match config.healthcheck.as_ref().filter(|h| h.is_active()) {
-            Some(h) => Some(health_config(
-                h,
-                config,
-                &spec,
-                self.container_filter_path(&spec)?,
-                dir.join("health.json"),
-                image_shell(image),
-            )),
+            Some(h) => {
+                let hc = health_config(
+                    h,
+                    config,
+                    &spec,
+                    self.container_filter_path(&spec)?,
+                    image_shell(image),
+                );
+                hc.save(dir)
+                    .map_err(io_ctx("writing the healthcheck's configuration"))?;
+                Some(hc.schedule)
+            }
             None => None,
         };
         let mon = MonitorConfig {
@@ -2264,7 +2268,6 @@ fn health_config(
     config: &ContainerConfig,
     spec: &ContainerSpec,
     seccomp_filter: Option<PathBuf>,
-    state_path: PathBuf,
     shell: Option<Vec<String>>,
 ) -> berth_runtime::health::HealthConfig {
     use berth_runtime::health as hc;
@@ -2297,17 +2300,18 @@ fn health_config(
             privileged: false,
             security,
         },
-        interval_ns: ns(h.interval, hc::DEFAULT_INTERVAL),
+        schedule: hc::HealthSchedule {
+            interval_ns: ns(h.interval, hc::DEFAULT_INTERVAL),
+            start_period_ns: h.start_period.max(0) as u64,
+            start_interval_ns: ns(h.start_interval, hc::DEFAULT_START_INTERVAL),
+        },
         timeout_ns: ns(h.timeout, hc::DEFAULT_TIMEOUT),
-        start_period_ns: h.start_period.max(0) as u64,
-        start_interval_ns: ns(h.start_interval, hc::DEFAULT_START_INTERVAL),
         retries: if h.retries > 0 {
             u32::try_from(h.retries).unwrap_or(u32::MAX)
         } else {
             hc::DEFAULT_RETRIES
         },
         seccomp_filter,
-        state_path,
     }
 }
 

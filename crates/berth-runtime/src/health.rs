@@ -32,34 +32,26 @@ pub const MAX_OUTPUT: usize = 4096;
 /// Results kept in the log.
 pub const MAX_LOG: usize = 5;
 
-/// What a container's monitor needs to run its healthcheck (in
-/// `monitor.json`). Durations are already defaulted.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct HealthConfig {
-    /// The probe as `exec` runs it: the command (a `CMD-SHELL` test already
-    /// behind the shell), the container's environment, user, working
-    /// directory and confinement.
-    pub exec: ExecSpec,
+/// The container directory's files: the probe's configuration (written by
+/// the engine at create, read by each probe runner) and the state.
+pub const CONFIG_FILE: &str = "healthcheck.json";
+pub const STATE_FILE: &str = "health.json";
+
+/// When probes run: all that a container's monitor keeps of its
+/// healthcheck (in `monitor.json`; no heap). Durations are defaulted.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct HealthSchedule {
     pub interval_ns: u64,
-    pub timeout_ns: u64,
     pub start_period_ns: u64,
     pub start_interval_ns: u64,
-    pub retries: u32,
-    /// The container's compiled seccomp filter (None: unconfined).
-    pub seccomp_filter: Option<PathBuf>,
-    /// `<dir>/health.json`
-    pub state_path: PathBuf,
 }
 
-impl HealthConfig {
+impl HealthSchedule {
     fn interval(&self) -> Duration {
         Duration::from_nanos(self.interval_ns)
     }
     fn start_period(&self) -> Duration {
         Duration::from_nanos(self.start_period_ns)
-    }
-    fn timeout(&self) -> Duration {
-        Duration::from_nanos(self.timeout_ns)
     }
 
     /// How long to wait before the next probe, `elapsed` after the
@@ -81,6 +73,42 @@ impl HealthConfig {
         } else {
             interval
         }
+    }
+}
+
+/// What a probe runner needs (`healthcheck.json` in the container's
+/// directory, written by the engine; the monitor itself never reads it).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HealthConfig {
+    /// The probe as `exec` runs it: the command (a `CMD-SHELL` test already
+    /// behind the shell), the container's environment, user, working
+    /// directory and confinement.
+    pub exec: ExecSpec,
+    pub schedule: HealthSchedule,
+    pub timeout_ns: u64,
+    pub retries: u32,
+    /// The container's compiled seccomp filter (None: unconfined).
+    pub seccomp_filter: Option<PathBuf>,
+}
+
+impl HealthConfig {
+    pub fn load(dir: &Path) -> io::Result<HealthConfig> {
+        let b = std::fs::read(dir.join(CONFIG_FILE))?;
+        serde_json::from_slice(&b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Written once, at create (0600: the environment may hold secrets).
+    pub fn save(&self, dir: &Path) -> io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let data =
+            serde_json::to_vec(self).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dir.join(CONFIG_FILE))?;
+        f.write_all(&data)
     }
 }
 
@@ -169,7 +197,8 @@ impl Health {
 }
 
 /// A (re)started container: `starting`, no failures, the log kept.
-pub fn reset_for_start(path: &Path) -> io::Result<()> {
+pub fn reset_for_start(dir: &Path) -> io::Result<()> {
+    let path = &dir.join(STATE_FILE);
     let mut h = Health::load(path).ok().flatten().unwrap_or_default();
     h.status = STARTING.into();
     h.failing_streak = 0;
@@ -177,7 +206,8 @@ pub fn reset_for_start(path: &Path) -> io::Result<()> {
 }
 
 /// A container that stopped is `unhealthy` until it runs again, as Docker's.
-pub fn mark_stopped(path: &Path) -> io::Result<()> {
+pub fn mark_stopped(dir: &Path) -> io::Result<()> {
+    let path = &dir.join(STATE_FILE);
     let Some(mut h) = Health::load(path).ok().flatten() else {
         return Ok(());
     };
@@ -210,12 +240,12 @@ impl Probe {
     }
 }
 
-/// Forks a probe runner for the container whose first process is `pid`,
-/// in the cgroup `cgroup_path` (relative, as `exec_in` checks it);
+/// Forks a probe runner for the container in `dir` whose first process is
+/// `pid`, in the cgroup `cgroup_path` (relative, as `exec_in` checks it);
 /// `started` is when the container started. `place` puts a process into
 /// the container's cgroup. The caller must be single-threaded.
 pub fn spawn_probe(
-    cfg: &HealthConfig,
+    dir: &Path,
     pid: i32,
     cgroup_path: &str,
     started: Instant,
@@ -229,16 +259,33 @@ pub fn spawn_probe(
             // listener) stays open here, and the runner dies with it.
             sys::set_pdeathsig(libc::SIGKILL);
             sys::close_fds_from(3);
-            let result = run_probe(cfg, pid, cgroup_path, now, place);
-            let mut h = Health::load(&cfg.state_path)
+            let state_path = dir.join(STATE_FILE);
+            let mut h = Health::load(&state_path)
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| Health {
                     status: STARTING.into(),
                     ..Health::default()
                 });
-            h.record(result, cfg.retries, began_after, cfg.start_period());
-            let _ = h.save(&cfg.state_path);
+            let (result, retries, period) = match HealthConfig::load(dir) {
+                Ok(cfg) => (
+                    run_probe(&cfg, pid, cgroup_path, now, place),
+                    cfg.retries,
+                    cfg.schedule.start_period(),
+                ),
+                Err(e) => {
+                    let at = now();
+                    let r = HealthResult {
+                        start: at.clone(),
+                        end: at,
+                        exit_code: -1,
+                        output: format!("reading {CONFIG_FILE}: {e}"),
+                    };
+                    (r, DEFAULT_RETRIES, Duration::ZERO)
+                }
+            };
+            h.record(result, retries, began_after, period);
+            let _ = h.save(&state_path);
             sys::exit_now(h.code())
         }
         Forked::Parent(child) => {
@@ -314,7 +361,7 @@ fn run_probe(
         };
     drop(filters);
     let mut out = Output::default();
-    let deadline = Instant::now() + cfg.timeout();
+    let deadline = Instant::now() + Duration::from_nanos(cfg.timeout_ns);
     let code = collect(waiter, File::from(out_r), &mut out, deadline);
     match code {
         Some(code) => HealthResult {
@@ -563,22 +610,20 @@ mod tests {
 
     #[test]
     fn waits_follow_the_start_period() {
-        let cfg = HealthConfig {
+        let cfg = HealthSchedule {
             interval_ns: 60_000_000_000,
             start_period_ns: 30_000_000_000,
             start_interval_ns: 5_000_000_000,
-            ..HealthConfig::default()
         };
         let s = Duration::from_secs;
         // The rest of the start period is shorter than the interval.
         assert_eq!(cfg.next_wait(s(0), true), s(30));
         assert_eq!(cfg.next_wait(s(28), true), s(2));
         assert_eq!(cfg.next_wait(s(31), true), s(60));
-        let short = HealthConfig {
+        let short = HealthSchedule {
             interval_ns: 1_000_000_000,
             start_period_ns: 60_000_000_000,
             start_interval_ns: 5_000_000_000,
-            ..HealthConfig::default()
         };
         // Within a long start period: the start interval while starting.
         assert_eq!(short.next_wait(s(1), true), s(5));

@@ -53,9 +53,11 @@ pub struct MonitorConfig {
     /// a service or a session outlives it.
     #[serde(default)]
     pub monitor_cgroup: String,
-    /// The healthcheck the monitor runs (None: the container has none).
+    /// When the monitor runs the container's healthcheck (None: it has
+    /// none); the probe itself is `healthcheck.json` in the container's
+    /// directory, which only the probe runner reads.
     #[serde(default)]
-    pub health: Option<crate::health::HealthConfig>,
+    pub health: Option<crate::health::HealthSchedule>,
 }
 
 /// What an exec monitor (`berth-monitor --exec FILE`) runs: written by the

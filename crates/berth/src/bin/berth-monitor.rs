@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use berth_runtime::cgroups::{self, Cgroup};
-use berth_runtime::health::{self, HealthConfig, Probe};
+use berth_runtime::health::{self, HealthSchedule, Probe};
 use berth_runtime::monitor::{self as proto, ExecConfig, MonitorConfig, State, Status};
 use berth_runtime::process::{self, ChildStdio};
 use rustix::event::{poll, PollFd, PollFlags};
@@ -188,8 +188,7 @@ fn run() -> Res<i32> {
         first = false;
         let mut prober = cfg
             .health
-            .as_ref()
-            .map(|h| Prober::start(h, &cgroup, &cfg.cgroup_path, pid));
+            .map(|h| Prober::start(h, &dir, &cgroup, &cfg.cgroup_path, pid));
 
         release_free_memory();
         let code = serve(
@@ -927,7 +926,8 @@ fn serve(
 /// and the probe runner in flight (see `berth_runtime::health`). The idle
 /// monitor only sleeps until `due`.
 struct Prober<'a> {
-    cfg: &'a HealthConfig,
+    schedule: HealthSchedule,
+    dir: &'a std::path::Path,
     cgroup: &'a Cgroup,
     cgroup_path: &'a str,
     pid: i32,
@@ -939,19 +939,26 @@ struct Prober<'a> {
 
 impl<'a> Prober<'a> {
     #[inline(never)]
-    fn start(cfg: &'a HealthConfig, cgroup: &'a Cgroup, cgroup_path: &'a str, pid: i32) -> Self {
-        if let Err(e) = health::reset_for_start(&cfg.state_path) {
+    fn start(
+        schedule: HealthSchedule,
+        dir: &'a std::path::Path,
+        cgroup: &'a Cgroup,
+        cgroup_path: &'a str,
+        pid: i32,
+    ) -> Self {
+        if let Err(e) = health::reset_for_start(dir) {
             eprintln!("berth-monitor: health state: {e}");
         }
         let started = Instant::now();
         Prober {
-            cfg,
+            schedule,
+            dir,
             cgroup,
             cgroup_path,
             pid,
             started,
             starting: true,
-            due: started + cfg.next_wait(Duration::ZERO, true),
+            due: started + schedule.next_wait(Duration::ZERO, true),
             running: None,
         }
     }
@@ -972,7 +979,9 @@ impl<'a> Prober<'a> {
         if runner_done {
             if let Some(r) = self.running.take() {
                 self.starting = r.finish();
-                let wait = self.cfg.next_wait(self.started.elapsed(), self.starting);
+                let wait = self
+                    .schedule
+                    .next_wait(self.started.elapsed(), self.starting);
                 self.due = Instant::now() + wait;
             }
         }
@@ -982,7 +991,7 @@ impl<'a> Prober<'a> {
         let cgroup = self.cgroup;
         let place = move |pid: i32| cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
         match health::spawn_probe(
-            self.cfg,
+            self.dir,
             self.pid,
             self.cgroup_path,
             self.started,
@@ -992,11 +1001,12 @@ impl<'a> Prober<'a> {
             Ok(r) => self.running = Some(r),
             Err(e) => {
                 eprintln!("berth-monitor: healthcheck: {e}");
-                self.due =
-                    Instant::now() + self.cfg.next_wait(self.started.elapsed(), self.starting);
+                self.due = Instant::now()
+                    + self
+                        .schedule
+                        .next_wait(self.started.elapsed(), self.starting);
             }
         }
-        release_free_memory();
     }
 
     /// The container stopped: no probe outlives it, and it reads as
@@ -1006,7 +1016,7 @@ impl<'a> Prober<'a> {
         if let Some(r) = self.running {
             r.kill();
         }
-        if let Err(e) = health::mark_stopped(&self.cfg.state_path) {
+        if let Err(e) = health::mark_stopped(self.dir) {
             eprintln!("berth-monitor: health state: {e}");
         }
     }
