@@ -598,6 +598,10 @@ fn container_run_config(image: &RunConfig, v: &ContainerView) -> RunConfig {
     if let Some(s) = &c.stop_signal {
         out.stop_signal = s.clone();
     }
+    // The container's (merged) healthcheck becomes the image's, as Docker's.
+    if c.healthcheck.is_some() {
+        out.healthcheck = c.healthcheck.clone();
+    }
     out
 }
 

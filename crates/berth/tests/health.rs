@@ -352,6 +352,12 @@ fn the_images_healthcheck_is_inherited_and_merged() {
         env.inspect_image("none")["Config"]["Healthcheck"],
         serde_json::json!({"Test": ["NONE"]})
     );
+    // A container's healthcheck goes into the image it is committed to.
+    env.ok(&["commit", "cc", "again"]);
+    assert_eq!(
+        env.inspect_image("again")["Config"]["Healthcheck"],
+        serde_json::json!({"Test": ["CMD", "sh", "-c", "echo from-image"], "Interval": 50_000_000, "Retries": 7})
+    );
     let (_, err) = env.fails(&["commit", "-c", "HEALTHCHECK BOGUS x", "src", "bad"], 1);
     assert!(
         err.contains("Unknown type \"BOGUS\" in HEALTHCHECK (try CMD)"),
