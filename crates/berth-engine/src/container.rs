@@ -835,7 +835,14 @@ impl Engine {
             readonly: true,
         };
         for m in &host_config.mounts {
-            if m.kind == "volume" && !m.mode.split(',').any(|x| x == "nocopy") {
+            // A volume with local-driver options is the file system it names
+            // (mounted for each container): nothing is copied into it.
+            let own_fs = !m.name.is_empty()
+                && !matches!(
+                    self.volume_source(&m.name)?,
+                    crate::volume::VolumeSource::Dir(_)
+                );
+            if m.kind == "volume" && !own_fs && !m.mode.split(',').any(|x| x == "nocopy") {
                 self.copy_up_volume(&rootfs, &m.destination, Path::new(&m.source))?;
             }
         }
@@ -1128,6 +1135,38 @@ impl Engine {
                 }
             })
             .collect();
+        // Volumes with local-driver options (`volume create -o`): their own
+        // file system, or a bind of their device.
+        for (mount, m) in mounts.iter_mut().zip(&host.mounts) {
+            if m.kind != "volume" || m.name.is_empty() {
+                continue;
+            }
+            match self.volume_source(&m.name)? {
+                crate::volume::VolumeSource::Dir(_) => {}
+                crate::volume::VolumeSource::Bind {
+                    path,
+                    recursive,
+                    readonly,
+                } => {
+                    mount.source = path;
+                    mount.readonly |= readonly;
+                    mount.recursive = if recursive {
+                        BindRecursive::Enabled
+                    } else {
+                        BindRecursive::Disabled
+                    };
+                }
+                crate::volume::VolumeSource::Fs {
+                    fstype,
+                    device,
+                    options,
+                } => {
+                    mount.kind = MountKind::Filesystem { fstype };
+                    mount.source = PathBuf::from(device);
+                    mount.options = options;
+                }
+            }
+        }
         for (path, opts) in &host.tmpfs {
             let options = if opts.is_empty() {
                 "mode=1777".to_string()

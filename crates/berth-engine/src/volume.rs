@@ -54,15 +54,36 @@ impl Engine {
             mountpoint: self.volume_data(&r.name),
             name: r.name,
             driver: "local".into(),
-            created_at: r.created,
+            // RFC 3339 to the second, as Docker shows it.
+            created_at: chrono::DateTime::parse_from_rfc3339(&r.created)
+                .map(|t| {
+                    t.with_timezone(&chrono::Utc)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                })
+                .unwrap_or(r.created),
             // Docker shows a volume without labels as `"Labels": null`.
             labels: match serde_json::from_str(&r.labels) {
                 Ok(serde_json::Value::Object(m)) if !m.is_empty() => serde_json::Value::Object(m),
                 _ => serde_json::Value::Null,
             },
             scope: "local".into(),
-            options: serde_json::Value::Null,
+            // Docker shows a volume without options as `"Options": null`.
+            options: match serde_json::from_str(&r.options) {
+                Ok(serde_json::Value::Object(m)) if !m.is_empty() => serde_json::Value::Object(m),
+                _ => serde_json::Value::Null,
+            },
         }
+    }
+
+    /// What a container mounts for the volume `name`: its directory, or
+    /// what its local-driver options describe.
+    pub(crate) fn volume_source(&self, name: &str) -> Result<VolumeSource> {
+        let opts: std::collections::BTreeMap<String, String> =
+            match self.store.read().volume(name)? {
+                Some(r) => serde_json::from_str(&r.options).unwrap_or_default(),
+                None => Default::default(),
+            };
+        Ok(VolumeSource::of(&opts).unwrap_or_else(|| VolumeSource::Dir(self.volume_data(name))))
     }
 
     /// Creates the volume if it does not exist; returns its data directory.
@@ -106,6 +127,20 @@ impl Engine {
         driver: &str,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<VolumeView> {
+        self.create_volume_opts(name, driver, labels, &std::collections::BTreeMap::new())
+    }
+
+    /// `volume create [-d local] [--label K=V]... [-o KEY=VALUE]... [NAME]`:
+    /// the local driver's options (`type`, `device`, `o`), checked as
+    /// Docker's driver checks them; the file system is mounted for each
+    /// container that uses the volume (see [`VolumeSource`]).
+    pub fn create_volume_opts(
+        &mut self,
+        name: Option<&str>,
+        driver: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<VolumeView> {
         if driver != "local" {
             return Err(EngineError::InvalidArgument(format!(
                 "create {}: error looking up volume plugin {driver}: plugin \"{driver}\" not found",
@@ -124,12 +159,15 @@ impl Engine {
         if let Some(r) = self.store.read().volume(&name)? {
             return Ok(self.volume_view(r));
         }
+        check_local_options(options)
+            .map_err(|e| EngineError::InvalidArgument(format!("create {name}: {e}")))?;
         let data = self.volume_data(&name);
         std::fs::create_dir_all(&data).map_err(io_ctx(format!("creating {}", data.display())))?;
         let row = VolumeRow {
             name: name.clone(),
             created: now_rfc3339(),
             labels: serde_json::to_string(labels).unwrap_or_else(|_| "{}".into()),
+            options: serde_json::to_string(options).unwrap_or_else(|_| "{}".into()),
         };
         self.store.transaction(|t| t.insert_volume(&row))?;
         Ok(self.volume_view(row))
@@ -237,5 +275,141 @@ impl Engine {
         self.store.transaction(|t| t.delete_volume(name))?;
         let _ = std::fs::remove_dir_all(self.opts.root.join("volumes").join(name));
         Ok(())
+    }
+}
+
+/// The local driver's options, as Docker's checks them at `volume create`:
+/// only `type`, `device`, `o` (and `size`, which needs quota support berth
+/// does not have); `type` and `device` together.
+fn check_local_options(
+    o: &std::collections::BTreeMap<String, String>,
+) -> std::result::Result<(), String> {
+    for k in o.keys() {
+        if !matches!(k.as_str(), "type" | "device" | "o" | "size") {
+            return Err(format!("invalid option: {k:?}"));
+        }
+    }
+    if o.contains_key("size") {
+        return Err("quota size requested but no quota support".into());
+    }
+    if o.is_empty() {
+        return Ok(());
+    }
+    if !o.contains_key("device") {
+        return Err("missing required option: \"device\"".into());
+    }
+    if !o.contains_key("type") {
+        return Err("missing required option: \"type\"".into());
+    }
+    Ok(())
+}
+
+/// What a container mounts for a volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum VolumeSource {
+    /// `<root>/volumes/<name>/_data`.
+    Dir(PathBuf),
+    /// `-o type=none -o o=bind -o device=PATH`: a bind of PATH (`rbind`:
+    /// with its submounts).
+    Bind {
+        path: PathBuf,
+        recursive: bool,
+        readonly: bool,
+    },
+    /// `-o type=T -o device=D [-o o=OPTS]`: a file system mounted for the
+    /// container (made in the host's namespaces, so an `nfs` server is
+    /// reached over the host's network).
+    Fs {
+        fstype: String,
+        device: String,
+        options: String,
+    },
+}
+
+impl VolumeSource {
+    fn of(o: &std::collections::BTreeMap<String, String>) -> Option<VolumeSource> {
+        let fstype = o.get("type")?;
+        let device = o.get("device")?;
+        let opts = o.get("o").cloned().unwrap_or_default();
+        let words: Vec<&str> = opts.split(',').filter(|w| !w.is_empty()).collect();
+        let bind = words.iter().any(|w| *w == "bind" || *w == "rbind");
+        if bind {
+            return Some(VolumeSource::Bind {
+                path: PathBuf::from(device),
+                recursive: words.contains(&"rbind"),
+                readonly: words.contains(&"ro"),
+            });
+        }
+        Some(VolumeSource::Fs {
+            fstype: fstype.clone(),
+            device: device.clone(),
+            options: opts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod option_tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn local_options_are_checked_as_dockers() {
+        assert_eq!(
+            check_local_options(&opts(&[("foo", "bar")])).unwrap_err(),
+            "invalid option: \"foo\""
+        );
+        assert_eq!(
+            check_local_options(&opts(&[("type", "tmpfs")])).unwrap_err(),
+            "missing required option: \"device\""
+        );
+        assert_eq!(
+            check_local_options(&opts(&[("o", "size=1m")])).unwrap_err(),
+            "missing required option: \"device\""
+        );
+        assert_eq!(
+            check_local_options(&opts(&[("device", "/tmp")])).unwrap_err(),
+            "missing required option: \"type\""
+        );
+        assert_eq!(
+            check_local_options(&opts(&[("size", "1m")])).unwrap_err(),
+            "quota size requested but no quota support"
+        );
+        assert!(check_local_options(&opts(&[])).is_ok());
+        assert!(check_local_options(&opts(&[("type", "tmpfs"), ("device", "tmpfs")])).is_ok());
+    }
+
+    #[test]
+    fn sources() {
+        assert_eq!(
+            VolumeSource::of(&opts(&[
+                ("type", "none"),
+                ("device", "/srv"),
+                ("o", "rbind,ro")
+            ])),
+            Some(VolumeSource::Bind {
+                path: "/srv".into(),
+                recursive: true,
+                readonly: true
+            })
+        );
+        assert_eq!(
+            VolumeSource::of(&opts(&[
+                ("type", "tmpfs"),
+                ("device", "tmpfs"),
+                ("o", "size=1m")
+            ])),
+            Some(VolumeSource::Fs {
+                fstype: "tmpfs".into(),
+                device: "tmpfs".into(),
+                options: "size=1m".into()
+            })
+        );
+        assert_eq!(VolumeSource::of(&opts(&[])), None);
     }
 }

@@ -104,6 +104,13 @@ pub fn create(
     stdio: ChildStdio,
     place: impl FnOnce(i32) -> Result<(), String>,
 ) -> Result<Created, ProcessError> {
+    // Volumes with local-driver options: their file systems are made here,
+    // in the host's namespaces (an nfs server is reached over the host's
+    // network), and attached by the child like binds.
+    let filesystems = open_filesystems(spec).map_err(|message| ProcessError::Container {
+        code: EXIT_ENGINE,
+        message,
+    })?;
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
     let host = spec.host_namespaces;
@@ -124,13 +131,14 @@ pub fn create(
         Forked::Child => {
             drop(go_w);
             drop(rep_r);
-            let code = child_main(spec, stdio, go_r, rep_w);
+            let code = child_main(spec, stdio, &filesystems, go_r, rep_w);
             sys::exit_now(code)
         }
         Forked::Parent(pid) => {
             drop(go_r);
             drop(rep_w);
             drop(stdio);
+            drop(filesystems);
             let mut created = Created {
                 pid,
                 go: go_w,
@@ -213,7 +221,13 @@ fn fail(rep: &mut File, code: i32, message: &str) -> i32 {
     code
 }
 
-fn child_main(spec: &ContainerSpec, stdio: ChildStdio, mut go: File, mut rep: File) -> i32 {
+fn child_main(
+    spec: &ContainerSpec,
+    stdio: ChildStdio,
+    filesystems: &[Option<File>],
+    mut go: File,
+    mut rep: File,
+) -> i32 {
     sys::set_pdeathsig(libc::SIGKILL);
     // Read before pivot_root: the filter file is a host path.
     let filters = match load_filters(spec) {
@@ -223,7 +237,7 @@ fn child_main(spec: &ContainerSpec, stdio: ChildStdio, mut go: File, mut rep: Fi
     // The root filesystem is set up while the parent moves us into our
     // cgroup (a cgroup v1 migration waits for an RCU grace period, ~10 ms
     // here): only the cgroup namespace and the exec must come after it.
-    let prepared = match setup_container(spec, &stdio) {
+    let prepared = match setup_container(spec, &stdio, filesystems) {
         Ok(p) => p,
         Err(e) => return fail(&mut rep, EXIT_ENGINE, &e),
     };
@@ -286,12 +300,16 @@ struct Prepared {
     path_env: String,
 }
 
-fn setup_container(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<Prepared, String> {
+fn setup_container(
+    spec: &ContainerSpec,
+    stdio: &ChildStdio,
+    filesystems: &[Option<File>],
+) -> Result<Prepared, String> {
     own_session_and_stdio(stdio)?;
     // Every host-side descriptor this sets up (mount sources, the console)
     // is closed when it returns: none may be open when the working
     // directory is resolved below.
-    setup_rootfs(spec, stdio)?;
+    setup_rootfs(spec, stdio, filesystems)?;
     if !spec.hostname.is_empty() && !spec.host_namespaces.uts {
         sys::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
     }
@@ -345,14 +363,25 @@ fn enter_cwd(cwd: &str) -> Result<(), String> {
 
 /// The overlay root, pivot_root, the kernel file systems, the user's mounts
 /// and the masks.
-fn setup_rootfs(spec: &ContainerSpec, stdio: &ChildStdio) -> Result<(), String> {
+fn setup_rootfs(
+    spec: &ContainerSpec,
+    stdio: &ChildStdio,
+    filesystems: &[Option<File>],
+) -> Result<(), String> {
     sys::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")
         .map_err(|e| format!("making / private: {e}"))?;
 
     // Host-side sources must be opened before the host root goes away.
     let mut sources: Vec<Option<File>> = Vec::with_capacity(spec.mounts.len());
-    for m in &spec.mounts {
+    for (i, m) in spec.mounts.iter().enumerate() {
         sources.push(match m.kind {
+            MountKind::Filesystem { .. } => match filesystems.get(i) {
+                Some(Some(f)) => Some(
+                    f.try_clone()
+                        .map_err(|e| format!("volume at {}: {e}", m.destination.display()))?,
+                ),
+                _ => None,
+            },
             MountKind::Bind => Some(
                 open_tree(&m.source, m.recursive != BindRecursive::Disabled).map_err(|e| {
                     format!(
@@ -584,6 +613,68 @@ fn open_tree(p: &Path, recursive: bool) -> io::Result<File> {
         p,
         flags,
     )?))
+}
+
+/// The file systems of volumes with local-driver options, one slot per
+/// mount of `spec` (None for the others): `fsopen(type)`, `source` = the
+/// device, each word of the `o` option (`ro`, `nosuid`, `nodev`, `noexec`,
+/// `noatime`, `relatime`, `strictatime`, `nodiratime` become mount
+/// attributes; `rw`, `suid`, `dev`, `exec`, `atime`, `defaults` are the
+/// defaults; `key=value` and other flags go to the file system), then a
+/// detached mount (`fsmount`). Errors name the volume's mount point and the
+/// file system's own complaint.
+fn open_filesystems(spec: &ContainerSpec) -> Result<Vec<Option<File>>, String> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, FsMountFlags,
+        FsOpenFlags, MountAttrFlags,
+    };
+    let mut out = Vec::with_capacity(spec.mounts.len());
+    for m in &spec.mounts {
+        let MountKind::Filesystem { fstype } = &m.kind else {
+            out.push(None);
+            continue;
+        };
+        let fail = |what: &str, e: rustix::io::Errno| {
+            format!(
+                "error while mounting volume at {}: {fstype} {}: {what}: {}",
+                m.destination.display(),
+                m.source.display(),
+                io::Error::from(e)
+            )
+        };
+        let fs =
+            fsopen(fstype.as_str(), FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("type", e))?;
+        let mut attrs = MountAttrFlags::empty();
+        for word in m.options.split(',').filter(|w| !w.is_empty()) {
+            let attr = match word {
+                "ro" => Some(MountAttrFlags::MOUNT_ATTR_RDONLY),
+                "nosuid" => Some(MountAttrFlags::MOUNT_ATTR_NOSUID),
+                "nodev" => Some(MountAttrFlags::MOUNT_ATTR_NODEV),
+                "noexec" => Some(MountAttrFlags::MOUNT_ATTR_NOEXEC),
+                "noatime" => Some(MountAttrFlags::MOUNT_ATTR_NOATIME),
+                "relatime" => Some(MountAttrFlags::MOUNT_ATTR_RELATIME),
+                "strictatime" => Some(MountAttrFlags::MOUNT_ATTR_STRICTATIME),
+                "nodiratime" => Some(MountAttrFlags::MOUNT_ATTR_NODIRATIME),
+                "rw" | "suid" | "dev" | "exec" | "atime" | "defaults" => {
+                    Some(MountAttrFlags::empty())
+                }
+                _ => None,
+            };
+            match (attr, word.split_once('=')) {
+                (Some(a), _) => attrs |= a,
+                (None, Some((k, v))) => {
+                    fsconfig_set_string(&fs, k, v).map_err(|e| fail(word, e))?
+                }
+                (None, None) => fsconfig_set_flag(&fs, word).map_err(|e| fail(word, e))?,
+            }
+        }
+        fsconfig_set_string(&fs, "source", m.source.as_os_str()).map_err(|e| fail("source", e))?;
+        fsconfig_create(&fs).map_err(|e| fail("mount", e))?;
+        let mnt =
+            fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| fail("mount", e))?;
+        out.push(Some(File::from(mnt)));
+    }
+    Ok(out)
 }
 
 /// Docker's tmpfs options: `nosuid,nodev,noexec` unless `suid`, `dev` or
@@ -850,10 +941,12 @@ fn mount_user(m: &crate::spec::Mount, src: Option<&File>) -> Result<(), String> 
             sys::mount("tmpfs", &via, "tmpfs", flags, &data)
                 .map_err(|e| format!("mounting tmpfs at {}: {e}", m.destination.display()))
         }
-        (MountKind::Bind, None) => Err(format!(
-            "bind mount {} has no source",
-            m.destination.display()
-        )),
+        (MountKind::Filesystem { .. }, Some(f)) => {
+            bind_fd(f, &m.destination, m.readonly, BindRecursive::Disabled, true)
+        }
+        (MountKind::Bind | MountKind::Filesystem { .. }, None) => {
+            Err(format!("mount {} has no source", m.destination.display()))
+        }
     }
 }
 

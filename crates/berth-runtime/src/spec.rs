@@ -22,6 +22,10 @@ pub enum MountKind {
     Bind,
     /// A tmpfs at `destination`, `options` as for mount(8) (`size=64m`, `mode=1777`).
     Tmpfs,
+    /// A volume with local-driver options: a new `fstype` file system from
+    /// `source` (the device) with `options` (the `o` option), made by the
+    /// monitor in the host's namespaces before the container is cloned.
+    Filesystem { fstype: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

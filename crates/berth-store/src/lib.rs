@@ -36,7 +36,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -82,7 +82,8 @@ CREATE INDEX IF NOT EXISTS image_claims_by_image ON image_claims(image_id);
 CREATE TABLE IF NOT EXISTS volumes (
     name      TEXT PRIMARY KEY,
     created   TEXT NOT NULL,
-    labels    TEXT NOT NULL DEFAULT '{}'
+    labels    TEXT NOT NULL DEFAULT '{}',
+    options   TEXT NOT NULL DEFAULT '{}'  -- version 3: the local driver's -o
 );
 ";
 
@@ -132,6 +133,8 @@ pub struct VolumeRow {
     pub name: String,
     pub created: String,
     pub labels: String,
+    /// The local driver's options (`-o type=… device=… o=…`), a JSON object.
+    pub options: String,
 }
 
 /// An image row as SQLite returns it, before validation.
@@ -165,6 +168,17 @@ impl Store {
         if version < SCHEMA_VERSION {
             let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
             tx.execute_batch(SCHEMA)?;
+            // Version 3: a volumes table of version 2 gets its options column.
+            let has_options: bool = tx.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('volumes') WHERE name = 'options'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )?;
+            if !has_options {
+                tx.execute_batch(
+                    "ALTER TABLE volumes ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+                )?;
+            }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             tx.commit()?;
         }
@@ -591,8 +605,8 @@ impl Tx<'_> {
     // ---- volumes ----
     pub fn insert_volume(&self, v: &VolumeRow) -> Result<()> {
         let res = self.c.execute(
-            "INSERT INTO volumes (name, created, labels) VALUES (?1, ?2, ?3)",
-            params![v.name, v.created, v.labels],
+            "INSERT INTO volumes (name, created, labels, options) VALUES (?1, ?2, ?3, ?4)",
+            params![v.name, v.created, v.labels, v.options],
         );
         match res {
             Err(e) if is_unique_violation(&e) => Err(StoreError::VolumeExists(v.name.clone())),
@@ -604,13 +618,14 @@ impl Tx<'_> {
         Ok(self
             .c
             .query_row(
-                "SELECT name, created, labels FROM volumes WHERE name = ?1",
+                "SELECT name, created, labels, options FROM volumes WHERE name = ?1",
                 [name],
                 |r| {
                     Ok(VolumeRow {
                         name: r.get(0)?,
                         created: r.get(1)?,
                         labels: r.get(2)?,
+                        options: r.get(3)?,
                     })
                 },
             )
@@ -619,12 +634,13 @@ impl Tx<'_> {
     pub fn volumes(&self) -> Result<Vec<VolumeRow>> {
         let mut st = self
             .c
-            .prepare("SELECT name, created, labels FROM volumes ORDER BY name")?;
+            .prepare("SELECT name, created, labels, options FROM volumes ORDER BY name")?;
         let rows = st.query_map([], |r| {
             Ok(VolumeRow {
                 name: r.get(0)?,
                 created: r.get(1)?,
                 labels: r.get(2)?,
+                options: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -710,6 +726,30 @@ mod tests {
         }
         let s = Store::open(dir.path()).unwrap();
         assert!(s.read().claims().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_2_database_gains_volume_options() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("berth.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE volumes (name TEXT PRIMARY KEY, created TEXT NOT NULL, labels TEXT NOT NULL DEFAULT '{}'); \
+                 INSERT INTO volumes (name, created) VALUES ('old', 'then'); PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let old = s.read().volume("old").unwrap().unwrap();
+        assert_eq!(old.options, "{}");
+        let new = VolumeRow {
+            name: "new".into(),
+            created: "now".into(),
+            labels: "{}".into(),
+            options: r#"{"type":"tmpfs"}"#.into(),
+        };
+        s.read().insert_volume(&new).unwrap();
+        assert_eq!(s.read().volume("new").unwrap(), Some(new));
     }
 
     #[test]

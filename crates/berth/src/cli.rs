@@ -747,6 +747,9 @@ pub struct VolumeCreateArgs {
     /// Set metadata for a volume
     #[arg(long)]
     pub label: Vec<String>,
+    /// Set driver specific options (type=, device=, o=)
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
     pub name: Option<String>,
 }
 

@@ -1218,7 +1218,12 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
                 let (k, v) = l.split_once('=').unwrap_or((l, ""));
                 labels.insert(k.to_string(), v.to_string());
             }
-            let vol = e.create_volume_with(a.name.as_deref(), &a.driver, &labels)?;
+            let mut opts = BTreeMap::new();
+            for o in &a.opt {
+                let (k, v) = o.split_once('=').unwrap_or((o, ""));
+                opts.insert(k.to_string(), v.to_string());
+            }
+            let vol = e.create_volume_opts(a.name.as_deref(), &a.driver, &labels, &opts)?;
             outln!("{}", vol.name)?;
             Ok(0)
         }
