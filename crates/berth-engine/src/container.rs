@@ -1014,7 +1014,14 @@ impl Engine {
                         .as_ref()
                         .and_then(|v| v.labels.clone())
                         .unwrap_or_default();
-                    let data = self.ensure_volume_labeled(&name, m.source.is_empty(), &labels)?;
+                    let driver = m.volume_options.as_ref().map(|v| &v.driver_config);
+                    let data = self.ensure_volume_full(
+                        &name,
+                        m.source.is_empty(),
+                        &labels,
+                        driver.map_or("", |d| d.name.as_str()),
+                        &driver.map(|d| d.options.clone()).unwrap_or_default(),
+                    )?;
                     (name, data.display().to_string())
                 }
                 _ => (String::new(), m.source.clone()),

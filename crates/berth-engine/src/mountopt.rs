@@ -79,6 +79,20 @@ pub fn parse(csv: &str) -> Result<MountSpec> {
                     .get_or_insert_with(BTreeMap::new)
                     .insert(k.to_string(), val.to_string());
             }
+            ("volume-driver", Some(v)) => {
+                volume
+                    .get_or_insert_with(Default::default)
+                    .driver_config
+                    .name = v.to_string()
+            }
+            ("volume-opt", Some(v)) => {
+                let (k, val) = v.split_once('=').unwrap_or((v, ""));
+                volume
+                    .get_or_insert_with(Default::default)
+                    .driver_config
+                    .options
+                    .insert(k.to_string(), val.to_string());
+            }
             ("tmpfs-size", Some(v)) => {
                 let size = crate::container::parse_size(v)
                     .ok_or_else(|| fail(format!("invalid value for {key}: {v}")))?;

@@ -101,12 +101,26 @@ impl Engine {
         anonymous: bool,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<PathBuf> {
+        self.ensure_volume_full(name, anonymous, labels, "", &Default::default())
+    }
+
+    /// Likewise, with a driver (`local` or empty) and its options
+    /// (`--mount …,volume-driver=,volume-opt=`), for a new volume.
+    pub(crate) fn ensure_volume_full(
+        &mut self,
+        name: &str,
+        anonymous: bool,
+        labels: &std::collections::BTreeMap<String, String>,
+        driver: &str,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<PathBuf> {
         if self.store.read().volume(name)?.is_none() {
             let mut labels = labels.clone();
             if anonymous {
                 labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
             }
-            match self.create_volume_with(Some(name), "local", &labels) {
+            let driver = if driver.is_empty() { "local" } else { driver };
+            match self.create_volume_opts(Some(name), driver, &labels, options) {
                 Ok(_) | Err(EngineError::Store(berth_store::StoreError::VolumeExists(_))) => {}
                 Err(e) => return Err(e),
             }

@@ -215,14 +215,21 @@ pub struct VolumeOptions {
     pub no_copy: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
-    /// Always `{}`: the local driver, no options.
+    /// The volume's driver and options (`{}`: the local driver, none).
     #[serde(default)]
     pub driver_config: DriverConfig,
 }
 
-/// A volume's driver configuration (empty: the local driver).
+/// A volume's driver configuration (`--mount …,volume-driver=,volume-opt=`):
+/// `{}` when neither is given.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct DriverConfig {}
+#[serde(rename_all = "PascalCase")]
+pub struct DriverConfig {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
 
 /// `TmpfsOptions` of a `--mount type=tmpfs`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

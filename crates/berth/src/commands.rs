@@ -484,6 +484,12 @@ fn mount_flags_ok(a: &RunArgs, cmd: &str) -> bool {
             return false;
         }
     }
+    // The healthcheck flags are the CLI's to check as well.
+    if let Err(e) = healthcheck_options(a) {
+        errln!("{}", error_chain(&e));
+        errln!("See 'berth {cmd} --help'.");
+        return false;
+    }
     true
 }
 

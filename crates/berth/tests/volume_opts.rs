@@ -144,3 +144,49 @@ fn bad_options_are_refused_in_dockers_words_and_create_nothing() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn mount_volume_opt_creates_the_volume_with_its_options() {
+    let env = TestEnv::with_busybox();
+    let spec = "type=volume,src=mv,dst=/d,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-driver=local";
+    let out = sh(
+        &env,
+        &["--mount", spec],
+        "grep ' /d ' /proc/mounts | cut -d' ' -f1-3",
+    );
+    assert_eq!(out.trim(), "tmpfs /d tmpfs");
+    assert_eq!(
+        env.ok(&["volume", "inspect", "-f", "{{json .Options}}", "mv"])
+            .trim(),
+        r#"{"device":"tmpfs","type":"tmpfs"}"#
+    );
+    let spec = "type=volume,src=mv2,dst=/d,volume-opt=type=tmpfs,volume-opt=device=tmpfs";
+    env.ok(&["create", "--name", "mvc", "--mount", spec, BB, "true"]);
+    assert_eq!(
+        inspect_f(&env, "{{json .HostConfig.Mounts}}", "mvc"),
+        r#"[{"Type":"volume","Source":"mv2","Target":"/d","VolumeOptions":{"DriverConfig":{"Options":{"device":"tmpfs","type":"tmpfs"}}}}]"#
+    );
+    let (_, err) = env.fails(
+        &[
+            "create",
+            "--mount",
+            "type=volume,src=mv5,dst=/d,volume-opt=foo=bar",
+            BB,
+            "true",
+        ],
+        1,
+    );
+    assert_eq!(err.trim(), "Error: create mv5: invalid option: \"foo\"");
+    let (_, err) = env.fails(
+        &[
+            "create",
+            "--mount",
+            "type=volume,src=mv3,dst=/d,volume-driver=bogus",
+            BB,
+            "true",
+        ],
+        1,
+    );
+    assert!(err.contains("plugin \"bogus\" not found"), "{err}");
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
+}
