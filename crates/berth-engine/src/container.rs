@@ -1513,13 +1513,25 @@ impl Engine {
             let a = self.attach(v.id.as_str(), streams)?;
             return Ok((v, a));
         }
-        let (a, _pid) = self.spawn_monitor(&v, Some(streams))?;
+        let (a, pid) = self.spawn_monitor(&v, Some(streams))?;
         drop(lock);
         let a = a.ok_or_else(|| EngineError::Runtime {
             code: 125,
             message: "the monitor did not offer an attach socket".into(),
         })?;
-        let v = self.container(v.id.as_str())?;
+        let v = match self.container(v.id.as_str()) {
+            Ok(v) => v,
+            // A quick command under `--rm` may already have run and been
+            // removed by its monitor: the attachment still holds its output
+            // and exit code.
+            Err(EngineError::NoSuchContainer(_)) => {
+                let mut v = v;
+                v.state.status = Status::Running;
+                v.state.pid = pid;
+                v
+            }
+            Err(e) => return Err(e),
+        };
         Ok((v, a))
     }
 

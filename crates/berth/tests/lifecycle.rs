@@ -1563,3 +1563,32 @@ fn info_version_and_management_verbs() {
         2
     );
 }
+
+/// A command that is over before `run --rm` looks at its container again
+/// (its monitor has removed it already) still reports its output and code;
+/// it once failed with "No such container" now and then.
+#[test]
+fn run_rm_of_a_quick_command_never_loses_its_container() {
+    let env = TestEnv::with_busybox();
+    for i in 0..60 {
+        let out = env.run(&[
+            "run",
+            "--rm",
+            "--ipc",
+            "host",
+            BB,
+            "sh",
+            "-c",
+            "echo hi; exit 3",
+        ]);
+        assert_eq!(
+            (
+                out.status.code(),
+                text(&out.stdout).as_str(),
+                text(&out.stderr).as_str()
+            ),
+            (Some(3), "hi\n", ""),
+            "run {i}"
+        );
+    }
+}
