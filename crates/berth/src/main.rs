@@ -38,6 +38,7 @@ mod cli;
 mod cmd_archive;
 mod cmd_commit;
 mod cmd_fs;
+mod cmd_help;
 mod cmd_system;
 mod commands;
 mod format;
@@ -72,6 +73,12 @@ fn main() -> ExitCode {
                     // Bare `berth` prints its help and succeeds, as `docker` does.
                     let _ = e.print();
                     ExitCode::SUCCESS
+                }
+                ErrorKind::InvalidSubcommand if path == ["completion"] => {
+                    // Docker's `completion` prints its help for a shell it
+                    // does not know, and succeeds.
+                    let root = <cli::Cli as clap::CommandFactory>::command();
+                    cmd_help::print_help_of(root, ["berth", "completion", "--help"].into_iter())
                 }
                 ErrorKind::InvalidSubcommand => {
                     // Docker's words and code: `unknown command: docker x`, 1.
@@ -114,6 +121,22 @@ fn main() -> ExitCode {
     };
     let mut parsed = parsed;
     parsed.command = parsed.command.flatten();
+    match &parsed.command {
+        cli::Command::Help(h) => return cmd_help::help(&h.command),
+        cli::Command::Completion(shell) => {
+            return match cmd_help::completion(*shell) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && stdout_reader_gone() => {
+                    die_of_sigpipe()
+                }
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        _ => {}
+    }
     match commands::dispatch(parsed) {
         Exit::Code(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(125)),
         Exit::BrokenPipe => die_of_sigpipe(),
