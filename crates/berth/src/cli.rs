@@ -122,11 +122,22 @@ pub enum Command {
     /// Display system-wide information
     Info(FormatArgs),
     /// Generate the autocompletion script for the specified shell
-    #[command(subcommand)]
-    Completion(CompletionCommand),
+    Completion(CompletionArgs),
     /// Help about the command
     #[command(hide = true)]
     Help(HelpArgs),
+}
+
+/// `berth completion [SHELL]`: without a shell it knows, its help (as
+/// Docker's).
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CompletionArgs {
+    #[command(subcommand)]
+    pub shell: Option<CompletionCommand>,
+    /// A shell berth has no script for
+    #[arg(hide = true)]
+    pub other: Option<String>,
 }
 
 /// `berth completion SHELL`: the script for that shell on stdout.
@@ -445,7 +456,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "no")]
     pub restart: String,
     /// Attach to STDIN, STDOUT or STDERR
-    #[arg(short = 'a', long)]
+    #[arg(short = 'a', long, value_parser = attach_stream)]
     pub attach: Vec<String>,
     /// Logging driver for the container (json-file, local, none)
     #[arg(long = "log-driver")]
@@ -509,6 +520,15 @@ pub struct RunArgs {
     /// The command and its arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// A `-a` value, as Docker's `ValidateAttach`: any case, kept lower-cased.
+fn attach_stream(s: &str) -> Result<String, String> {
+    let l = s.to_ascii_lowercase();
+    match l.as_str() {
+        "stdin" | "stdout" | "stderr" => Ok(l),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".into()),
+    }
 }
 
 #[derive(Args, Debug)]

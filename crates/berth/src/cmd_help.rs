@@ -1,50 +1,53 @@
 //! `berth help [COMMAND...]` and `berth completion SHELL`: answered from
 //! clap's command tree alone, before (and without) opening the store.
 
-use std::io::Write;
-use std::process::ExitCode;
-
 use clap::CommandFactory;
+use std::io::Write;
 
-use crate::cli::{Cli, CompletionCommand};
+use crate::cli::{Cli, CompletionArgs, CompletionCommand};
 
 /// `berth help run` prints what `berth run --help` prints (as `docker help
 /// run`); a topic that is not a command is Docker's `unknown help topic:
 /// …`, exit 1.
-pub fn help(topic: &[String]) -> ExitCode {
+pub fn help(topic: &[String]) -> i32 {
     let root = Cli::command();
     let mut cmd = &root;
     for (i, t) in topic.iter().enumerate() {
         match cmd.find_subcommand(t) {
             Some(c) => cmd = c,
             None => {
-                eprintln!("unknown help topic: {}", topic[i..].join(" "));
-                return ExitCode::from(1);
+                errln!("unknown help topic: {}", topic[i..].join(" "));
+                return 1;
             }
         }
     }
-    let args = std::iter::once("berth")
-        .chain(topic.iter().map(String::as_str))
-        .chain(std::iter::once("--help"));
-    print_help_of(root, args)
+    print_help_of(topic.iter().map(String::as_str))
 }
 
-/// Parses `args` (which end in `--help`) and prints the help clap answers.
-pub fn print_help_of<'a>(root: clap::Command, args: impl Iterator<Item = &'a str>) -> ExitCode {
-    match root.try_get_matches_from(args) {
+/// Prints what `berth PATH... --help` prints (on stdout).
+fn print_help_of<'a>(path: impl Iterator<Item = &'a str>) -> i32 {
+    let args = std::iter::once("berth")
+        .chain(path)
+        .chain(std::iter::once("--help"));
+    match Cli::command().try_get_matches_from(args) {
         Err(e) => {
             let _ = e.print();
-            ExitCode::from(u8::from(e.exit_code() != 0))
+            e.exit_code()
         }
         // Not reached: every command has --help.
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(_) => 0,
     }
 }
 
 /// `berth completion bash|fish|powershell|zsh`: the completion script,
-/// made from the same command tree the parser uses.
-pub fn completion(shell: CompletionCommand) -> std::io::Result<()> {
+/// made from the same command tree the parser uses; without a shell, or
+/// with one it has no script for, its help, as Docker's.
+pub fn completion(a: &CompletionArgs) -> std::io::Result<()> {
     use clap_complete::Shell;
+    let Some(shell) = a.shell else {
+        print_help_of(std::iter::once("completion"));
+        return Ok(());
+    };
     let shell = match shell {
         CompletionCommand::Bash => Shell::Bash,
         CompletionCommand::Fish => Shell::Fish,

@@ -36,6 +36,21 @@ pub fn dispatch(cli: Cli) -> Exit {
     // Only `run` answers 125 for the engine's failures (and prefixes them
     // with the program's name); `create` is 1 and "Error:", as the docker
     // CLI's.
+    // Answered from the command tree alone, without a store.
+    match &cli.command {
+        Command::Help(h) => return Exit::Code(crate::cmd_help::help(&h.command)),
+        Command::Completion(c) => {
+            return match crate::cmd_help::completion(c) {
+                Ok(()) => Exit::Code(0),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::BrokenPipe,
+                Err(e) => {
+                    errln!("Error: {e}");
+                    Exit::Code(1)
+                }
+            }
+        }
+        _ => {}
+    }
     let run_like = matches!(cli.command, Command::Run(_));
     if matches!(
         cli.command,
@@ -428,7 +443,7 @@ fn attach_streams(a: &RunArgs) -> AttachStreams {
     if a.detach {
         return AttachStreams::default();
     }
-    let has = |s: &str| a.attach.iter().any(|x| x.eq_ignore_ascii_case(s));
+    let has = |s: &str| a.attach.iter().any(|x| x == s);
     AttachStreams {
         stdin: a.interactive || has("stdin"),
         stdout: a.attach.is_empty() || has("stdout"),
@@ -437,19 +452,9 @@ fn attach_streams(a: &RunArgs) -> AttachStreams {
 }
 
 /// What the docker CLI refuses before it asks its daemon, in its words and
-/// with its 125 (for `create` too), printed here: a bad `-a` or `--mount`
-/// value, log options for the `none` driver.
+/// with its 125 (for `create` too), printed here: a bad `--mount` value,
+/// log options for the `none` driver.
 fn flags_ok(a: &RunArgs, cmd: &str) -> bool {
-    for s in &a.attach {
-        if !["stdin", "stdout", "stderr"]
-            .iter()
-            .any(|v| s.eq_ignore_ascii_case(v))
-        {
-            errln!("invalid argument \"{s}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR");
-            errln!("See 'berth {cmd} --help'.");
-            return false;
-        }
-    }
     if a.log_driver.as_deref() == Some("none") && !a.log_opt.is_empty() {
         errln!("berth: invalid logging opts for driver none.");
         errln!("See 'berth {cmd} --help'.");
@@ -514,8 +519,8 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
     let detach_keys =
         attach::parse_detach_keys(a.detach_keys.as_deref()).map_err(|m| anyhow!(m))?;
     if a.detach && !a.attach.is_empty() {
-        // The docker CLI's own check: its words, 1, nothing created.
-        errln!("Conflicting options: -a and -d");
+        // The docker CLI's own check: its (28's) words, 1, nothing created.
+        errln!("conflicting options: cannot specify both --attach and --detach");
         return Ok(1);
     }
     let recorded = attach_streams(a);

@@ -74,12 +74,6 @@ fn main() -> ExitCode {
                     let _ = e.print();
                     ExitCode::SUCCESS
                 }
-                ErrorKind::InvalidSubcommand if path == ["completion"] => {
-                    // Docker's `completion` prints its help for a shell it
-                    // does not know, and succeeds.
-                    let root = <cli::Cli as clap::CommandFactory>::command();
-                    cmd_help::print_help_of(root, ["berth", "completion", "--help"].into_iter())
-                }
                 ErrorKind::InvalidSubcommand => {
                     // Docker's words and code: `unknown command: docker x`, 1.
                     let name = match e.get(ContextKind::InvalidSubcommand) {
@@ -95,6 +89,30 @@ fn main() -> ExitCode {
                         "berth: unknown command: {prefix} {name}\n\nRun '{prefix} --help' for more information"
                     );
                     ExitCode::from(1)
+                }
+                ErrorKind::ValueValidation => {
+                    // pflag's words for a value its flag refuses (`-a bogus`).
+                    match (
+                        e.get(ContextKind::InvalidArg),
+                        e.get(ContextKind::InvalidValue),
+                    ) {
+                        (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) => {
+                            let long = arg.split_whitespace().next().unwrap_or(arg);
+                            let name = match long {
+                                "--attach" => "-a, --attach",
+                                other => other,
+                            };
+                            let reason = std::error::Error::source(&e)
+                                .map_or_else(|| "invalid value".to_string(), |s| s.to_string());
+                            eprintln!(
+                                "invalid argument \"{value}\" for \"{name}\" flag: {reason}\n{see}"
+                            );
+                        }
+                        _ => {
+                            let _ = e.print();
+                        }
+                    }
+                    ExitCode::from(125)
                 }
                 ErrorKind::UnknownArgument => {
                     // Docker's words: `unknown flag: --bogus`.
@@ -121,22 +139,6 @@ fn main() -> ExitCode {
     };
     let mut parsed = parsed;
     parsed.command = parsed.command.flatten();
-    match &parsed.command {
-        cli::Command::Help(h) => return cmd_help::help(&h.command),
-        cli::Command::Completion(shell) => {
-            return match cmd_help::completion(*shell) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && stdout_reader_gone() => {
-                    die_of_sigpipe()
-                }
-                Err(e) => {
-                    eprintln!("Error: {e}");
-                    ExitCode::from(1)
-                }
-            };
-        }
-        _ => {}
-    }
     match commands::dispatch(parsed) {
         Exit::Code(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(125)),
         Exit::BrokenPipe => die_of_sigpipe(),
