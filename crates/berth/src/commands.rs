@@ -456,8 +456,8 @@ fn attach_streams(a: &RunArgs) -> AttachStreams {
 /// log options for the `none` driver.
 fn flags_ok(a: &RunArgs, cmd: &str) -> bool {
     if a.log_driver.as_deref() == Some("none") && !a.log_opt.is_empty() {
-        errln!("berth: invalid logging opts for driver none.");
-        errln!("See 'berth {cmd} --help'.");
+        // docker 28's form: the error, then where the help is.
+        errln!("berth: invalid logging opts for driver none\n\nRun 'berth {cmd} --help' for more information");
         return false;
     }
     for m in &a.mount {
