@@ -14,7 +14,7 @@ use berth_runtime::process::ExecSpec;
 use berth_runtime::spec::BindRecursive;
 use berth_runtime::{ContainerSpec, Mount, MountKind, NetworkMode, RootFs};
 use berth_store::ContainerRow;
-use berth_types::{ContainerConfig, ContainerId, HostConfig, LogConfig, MountPoint, RestartPolicy};
+use berth_types::{ContainerConfig, ContainerId, HostConfig, MountPoint, RestartPolicy};
 use serde::Serialize;
 
 use crate::{io_ctx, now_rfc3339, random_bytes, Engine, EngineError, Result, State, Status};
@@ -46,8 +46,9 @@ pub struct CreateOptions {
     pub sysctls: BTreeMap<String, String>,
     pub tty: bool,
     pub open_stdin: bool,
-    /// The caller attaches (foreground `run`, `start -a`).
-    pub attach: bool,
+    /// The streams the caller attaches (foreground `run`: stdout and
+    /// stderr, or the `-a` ones; stdin too with `-i`); none for `run -d`.
+    pub attach: AttachStreams,
     pub init: bool,
     pub read_only: bool,
     /// `--tmpfs PATH[:OPTIONS]`
@@ -64,6 +65,8 @@ pub struct CreateOptions {
     pub stop_timeout: Option<i64>,
     pub restart: RestartPolicy,
     pub auto_remove: bool,
+    /// `--log-driver`: `json-file` (the default), `local` or `none`.
+    pub log_driver: Option<String>,
     pub log_opts: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub privileged: bool,
@@ -76,6 +79,10 @@ pub struct CreateOptions {
     /// `--health-*` (`Test: ["NONE"]` for `--no-healthcheck`), merged over
     /// the image's `HEALTHCHECK`.
     pub healthcheck: Option<berth_types::Healthcheck>,
+    /// `--platform`, parsed: the image must be of this platform.
+    pub platform: Option<berth_types::Platform>,
+    /// `--runtime`: only names of berth's own runtime are accepted.
+    pub runtime: Option<String>,
 }
 
 /// A container as `ps` and `inspect` see it.
@@ -549,8 +556,31 @@ const HOSTS_BASE: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6
 impl Engine {
     /// `create`: records the container and lays out its files; starts nothing.
     pub fn create(&mut self, o: &CreateOptions) -> Result<ContainerId> {
+        // Docker's daemon checks the settings before it looks for the image.
+        let runtime = crate::logdriver::check_runtime(o.runtime.as_deref())?;
+        let log_config = crate::logdriver::check(o.log_driver.as_deref(), &o.log_opts)?;
         let image = self.resolve_image_for_run(&o.image)?;
-        let icfg = Self::image_config(&image)?.config;
+        let full_config = Self::image_config(&image)?;
+        if let Some(want) = &o.platform {
+            let have = berth_types::Platform {
+                os: full_config.os.clone(),
+                architecture: full_config.architecture.clone(),
+                variant: full_config
+                    .extra
+                    .get("variant")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            if !have.serves(want) {
+                return Err(EngineError::PlatformMismatch {
+                    reference: o.image.clone(),
+                    wanted: want.to_string(),
+                    actual: have.to_string(),
+                });
+            }
+        }
+        let icfg = full_config.config;
         if let Some(n) = &o.name {
             if !crate::names::valid_name(n) {
                 return Err(EngineError::InvalidArgument(format!(
@@ -626,30 +656,6 @@ impl Engine {
         if let Some(h) = &o.healthcheck {
             validate_healthcheck(h)?;
         }
-        let mut log_config = LogConfig {
-            kind: "json-file".into(),
-            config: BTreeMap::new(),
-        };
-        for (k, v) in &o.log_opts {
-            match k.as_str() {
-                "max-size" => {
-                    parse_size(v).ok_or_else(|| {
-                        EngineError::InvalidArgument(format!("invalid max-size: {v}"))
-                    })?;
-                }
-                "max-file" => {
-                    v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                        EngineError::InvalidArgument(format!("invalid max-file: {v}"))
-                    })?;
-                }
-                _ => {
-                    return Err(EngineError::InvalidArgument(format!(
-                        "unknown log opt '{k}' for json-file log driver"
-                    )))
-                }
-            }
-            log_config.config.insert(k.clone(), v.clone());
-        }
 
         let security =
             crate::security::parse(&o.cap_add, &o.cap_drop, o.privileged, &o.security_opt)?;
@@ -676,12 +682,12 @@ impl Engine {
             hostname: hostname.clone(),
             domainname: o.domainname.clone().unwrap_or_default(),
             user: user.clone(),
-            attach_stdin: o.attach && o.open_stdin,
-            attach_stdout: o.attach,
-            attach_stderr: o.attach,
+            attach_stdin: o.attach.stdin,
+            attach_stdout: o.attach.stdout,
+            attach_stderr: o.attach.stderr,
             tty: o.tty,
             open_stdin: o.open_stdin,
-            stdin_once: o.open_stdin && o.attach,
+            stdin_once: o.open_stdin && o.attach.stdin,
             env: env.clone(),
             cmd: cmd.clone(),
             image: o.image.clone(),
@@ -724,6 +730,7 @@ impl Engine {
                 })
                 .collect(),
             log_config,
+            runtime,
             mounts: mounts.clone(),
             mount_specs,
             volumes_from: (!o.volumes_from.is_empty()).then(|| o.volumes_from.clone()),
@@ -1240,7 +1247,6 @@ impl Engine {
             },
             unmask_system_paths: security.unmask_system_paths,
         };
-        let log = &host.log_config.config;
         let health = match config.healthcheck.as_ref().filter(|h| h.is_active()) {
             Some(h) => {
                 let hc = health_config(
@@ -1264,11 +1270,9 @@ impl Engine {
             spec,
             state_path: dir.join("state.json"),
             log_path: dir.join(format!("{id}-json.log")),
-            log_max_size: log.get("max-size").and_then(|s| parse_size(s)).unwrap_or(0),
-            log_max_files: log
-                .get("max-file")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1),
+            log_disabled: host.log_config.kind == "none",
+            log_max_size: crate::logdriver::max_size(&host.log_config),
+            log_max_files: crate::logdriver::max_files(&host.log_config),
             attach_socket: self.attach_socket(id),
             open_stdin: config.open_stdin,
             stdin_once: config.stdin_once,
@@ -1866,6 +1870,11 @@ impl Engine {
         mut sink: impl FnMut(&LogEntry) -> bool,
     ) -> Result<()> {
         let v = self.container(what)?;
+        if v.host_config.log_config.kind == "none" {
+            return Err(EngineError::InvalidArgument(
+                "configured logging driver does not support reading".into(),
+            ));
+        }
         let since = o
             .since
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));

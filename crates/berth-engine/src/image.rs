@@ -1,12 +1,12 @@
 //! Image verbs: import, list, tag, remove, inspect, and resolving a name.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
 use berth_layers::{ApplyOptions, WhiteoutMode};
 use berth_store::{ImageRow, LayerRow, Tx};
-use berth_types::{host_architecture, History, ImageConfig, Reference, RootFs, RunConfig};
+use berth_types::{History, ImageConfig, Reference, RootFs, RunConfig};
 use serde::Serialize;
 
 use crate::{now_rfc3339, Digest, Engine, EngineError, Result, Status};
@@ -40,18 +40,29 @@ impl Engine {
         reference: Option<&str>,
         message: &str,
     ) -> Result<Digest> {
-        self.import_with_changes(input, reference, message, &[])
+        self.import_with_changes(input, reference, message, &[], None)
     }
 
-    /// `import -c INSTRUCTION...`: the image's config gets the Dockerfile
-    /// instructions `commit -c` takes, checked before anything is stored.
+    /// `import -c INSTRUCTION... [--platform P]`: the image's config gets
+    /// the Dockerfile instructions `commit -c` takes, checked before
+    /// anything is stored, and the platform given (the host's without).
     pub fn import_with_changes(
         &mut self,
         input: impl Read + Send,
         reference: Option<&str>,
         message: &str,
         changes: &[String],
+        platform: Option<&berth_types::Platform>,
     ) -> Result<Digest> {
+        let platform = platform
+            .cloned()
+            .unwrap_or_else(berth_types::Platform::host);
+        if platform.os != "linux" {
+            // Docker's daemon on Linux: its words.
+            return Err(EngineError::InvalidArgument(
+                "operating system is not supported".into(),
+            ));
+        }
         let mut run_config = RunConfig::default();
         crate::commit::apply_changes(&mut run_config, changes)?;
         let reference = reference
@@ -116,9 +127,13 @@ impl Engine {
             return Err(e.into());
         }
         let created = now_rfc3339();
+        let mut extra = BTreeMap::new();
+        if !platform.variant.is_empty() {
+            extra.insert("variant".to_string(), platform.variant.clone().into());
+        }
         let config = ImageConfig {
-            architecture: host_architecture().to_string(),
-            os: "linux".to_string(),
+            architecture: platform.architecture.clone(),
+            os: platform.os.clone(),
             created: Some(created.clone()),
             author: None,
             config: run_config,
@@ -136,7 +151,7 @@ impl Engine {
                 }),
                 ..Default::default()
             }],
-            extra: Default::default(),
+            extra,
         };
         let bytes =
             serde_json::to_vec(&config).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;

@@ -191,7 +191,14 @@ fn host_config(v: &ContainerView) -> Value {
     put("UsernsMode", json!(h.userns_mode));
     // The size of the container's /dev/shm (65536k).
     put("ShmSize", json!(67_108_864u64));
-    put("Runtime", json!("runc"));
+    put(
+        "Runtime",
+        json!(if h.runtime.is_empty() {
+            crate::logdriver::DEFAULT_RUNTIME
+        } else {
+            h.runtime.as_str()
+        }),
+    );
     put("ConsoleSize", json!([0, 0]));
     put("Isolation", json!(""));
     for k in ["CpuShares", "Memory", "NanoCpus"] {
@@ -393,7 +400,12 @@ impl Engine {
             "ResolvConfPath": v.dir.join("resolv.conf"),
             "HostnamePath": v.dir.join("hostname"),
             "HostsPath": v.dir.join("hosts"),
-            "LogPath": v.dir.join(format!("{}-json.log", v.id)),
+            // Docker shows the file of the json-file driver only.
+            "LogPath": if v.host_config.log_config.kind == "json-file" {
+                v.dir.join(format!("{}-json.log", v.id))
+            } else {
+                std::path::PathBuf::new()
+            },
             "Name": format!("/{}", v.name),
             "RestartCount": s.restart_count,
             "Driver": "overlay2",

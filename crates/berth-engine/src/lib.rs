@@ -25,6 +25,7 @@ pub mod filters;
 mod fsops;
 mod image;
 mod inspect;
+mod logdriver;
 pub mod mountopt;
 pub mod names;
 mod security;
@@ -54,6 +55,13 @@ pub enum EngineError {
     NoSuchImage(String),
     #[error("Unable to find image '{0}' locally")]
     ImageNotFoundLocally(String),
+    /// Docker's daemon treats it as a missing image (its CLI then pulls).
+    #[error("image with reference {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
+    PlatformMismatch {
+        reference: String,
+        wanted: String,
+        actual: String,
+    },
     #[error("No such container: {0}")]
     NoSuchContainer(String),
     #[error("get {0}: no such volume")]
@@ -90,6 +98,7 @@ impl EngineError {
         match self {
             EngineError::NoSuchImage(_)
             | EngineError::ImageNotFoundLocally(_)
+            | EngineError::PlatformMismatch { .. }
             | EngineError::NoSuchContainer(_)
             | EngineError::NoSuchVolume(_) => 404,
             EngineError::Conflict(_) => 409,

@@ -32,7 +32,11 @@ pub struct MonitorConfig {
     /// `<dir>/state.json`
     pub state_path: PathBuf,
     pub log_path: PathBuf,
-    /// Rotate the log when it grows past this many bytes (0 = never).
+    /// `--log-driver none`: nothing is logged (no file is made).
+    #[serde(default)]
+    pub log_disabled: bool,
+    /// Rotate the log before a write once it holds this many bytes (0 =
+    /// never), as Docker's json-file driver counts.
     pub log_max_size: u64,
     /// Keep at most this many log files, the live one included.
     pub log_max_files: u32,

@@ -304,6 +304,9 @@ pub struct HostConfig {
     /// `--sysctl`.
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
+    /// `--runtime` as given; empty is Docker's default (`runc`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
 }
 
 #[cfg(test)]

@@ -11,9 +11,11 @@
 mod container;
 mod digest;
 mod image;
+mod platform;
 mod reference;
 
 pub use container::*;
 pub use digest::{ContainerId, Digest, DigestError};
 pub use image::*;
+pub use platform::Platform;
 pub use reference::{Reference, ReferenceError};

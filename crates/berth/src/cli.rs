@@ -121,6 +121,42 @@ pub enum Command {
     Version(FormatArgs),
     /// Display system-wide information
     Info(FormatArgs),
+    /// Generate the autocompletion script for the specified shell
+    Completion(CompletionArgs),
+    /// Help about the command
+    #[command(hide = true)]
+    Help(HelpArgs),
+}
+
+/// `berth completion [SHELL]`: without a shell it knows, its help (as
+/// Docker's).
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CompletionArgs {
+    #[command(subcommand)]
+    pub shell: Option<CompletionCommand>,
+    /// A shell berth has no script for
+    #[arg(hide = true)]
+    pub other: Option<String>,
+}
+
+/// `berth completion SHELL`: the script for that shell on stdout.
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum CompletionCommand {
+    /// Generate the autocompletion script for bash
+    Bash,
+    /// Generate the autocompletion script for fish
+    Fish,
+    /// Generate the autocompletion script for powershell
+    Powershell,
+    /// Generate the autocompletion script for zsh
+    Zsh,
+}
+
+#[derive(Args, Debug)]
+pub struct HelpArgs {
+    /// The command (and subcommand) to show the help of
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -419,9 +455,21 @@ pub struct RunArgs {
     /// Restart policy to apply when a container exits (no, on-failure[:N], always, unless-stopped)
     #[arg(long, default_value = "no")]
     pub restart: String,
-    /// Log driver options (max-size=, max-file=)
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long, value_parser = attach_stream)]
+    pub attach: Vec<String>,
+    /// Logging driver for the container (json-file, local, none)
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options (max-size=, max-file=, compress=, tag=)
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Runtime to use for this container (runc, berth)
+    #[arg(long)]
+    pub runtime: Option<String>,
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
@@ -493,6 +541,15 @@ pub struct RunArgs {
     /// The command and its arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// A `-a` value, as Docker's `ValidateAttach`: any case, kept lower-cased.
+fn attach_stream(s: &str) -> Result<String, String> {
+    let l = s.to_ascii_lowercase();
+    match l.as_str() {
+        "stdin" | "stdout" | "stderr" => Ok(l),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".into()),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -691,6 +748,9 @@ pub struct ImportArgs {
     /// Apply Dockerfile instruction to the created image
     #[arg(short = 'c', long = "change")]
     pub change: Vec<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
     /// A tarball (.tar, .tar.gz, .tar.zst) or - for standard input
     pub file: String,
     /// REPOSITORY[:TAG]

@@ -36,6 +36,21 @@ pub fn dispatch(cli: Cli) -> Exit {
     // Only `run` answers 125 for the engine's failures (and prefixes them
     // with the program's name); `create` is 1 and "Error:", as the docker
     // CLI's.
+    // Answered from the command tree alone, without a store.
+    match &cli.command {
+        Command::Help(h) => return Exit::Code(crate::cmd_help::help(&h.command)),
+        Command::Completion(c) => {
+            return match crate::cmd_help::completion(c) {
+                Ok(()) => Exit::Code(0),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::BrokenPipe,
+                Err(e) => {
+                    errln!("Error: {e}");
+                    Exit::Code(1)
+                }
+            }
+        }
+        _ => {}
+    }
     let run_like = matches!(cli.command, Command::Run(_));
     if matches!(
         cli.command,
@@ -142,6 +157,9 @@ pub fn dispatch(cli: Cli) -> Exit {
                 | ContainerCommand::Top(_)
                 | ContainerCommand::Rename(_),
             ) => bail!("internal: container subcommand not flattened"),
+            Command::Help(_) | Command::Completion(_) => {
+                bail!("internal: help and completion are answered before the engine opens")
+            }
             Command::Version(a) => crate::cmd_system::version(&e, a.format.as_deref()),
             Command::Info(a) | Command::System(SystemCommand::Info(a)) => {
                 crate::cmd_system::info(&e, a.format.as_deref())
@@ -156,6 +174,15 @@ pub fn dispatch(cli: Cli) -> Exit {
             if let Some(EngineError::ImageNotFoundLocally(n)) = err.downcast_ref::<EngineError>() {
                 errln!("Unable to find image '{n}' locally");
                 errln!("{prefix}No such image: {n}");
+            } else if let Some(EngineError::PlatformMismatch { reference, .. }) =
+                err.downcast_ref::<EngineError>()
+            {
+                // Docker's daemon calls this "not found" and its CLI goes
+                // on to pull; berth has no pull, so that is where it ends.
+                let n = berth_types::Reference::parse(reference)
+                    .map_or_else(|_| reference.clone(), |r| r.familiar());
+                errln!("Unable to find image '{n}' locally");
+                errln!("{prefix}{err}");
             } else {
                 errln!("{prefix}{}", error_chain(&err));
             }
@@ -325,18 +352,26 @@ fn healthcheck_options(a: &RunArgs) -> Result<Option<berth_types::Healthcheck>> 
     }))
 }
 
-fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
+fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
     let restart =
         RestartPolicy::parse(&a.restart).map_err(|e| anyhow!(EngineError::InvalidArgument(e)))?;
-    let mut log_opts = BTreeMap::new();
-    for o in &a.log_opt {
-        let (k, v) = o.split_once('=').ok_or_else(|| {
+    // As the docker CLI reads them: a name without `=` has the value "".
+    let log_opts = a
+        .log_opt
+        .iter()
+        .map(|o| {
+            let (k, v) = o.split_once('=').unwrap_or((o, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let platform = match a.platform.as_deref() {
+        None | Some("") => None,
+        Some(p) => Some(berth_types::Platform::parse(p).map_err(|e| {
             anyhow!(EngineError::InvalidArgument(format!(
-                "invalid log opt '{o}'"
+                "error parsing specified platform: {e}"
             )))
-        })?;
-        log_opts.insert(k.to_string(), v.to_string());
-    }
+        })?),
+    };
     let mut labels = BTreeMap::new();
     // --label-file: env-file lines (a bare name takes our variable's value,
     // or is left out), then the -l flags.
@@ -422,6 +457,9 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         security_opt: security_opts(&a.security_opt)?,
+        log_driver: a.log_driver.clone(),
+        platform,
+        runtime: a.runtime.clone(),
     })
 }
 
@@ -474,9 +512,29 @@ fn errno_text(e: &std::io::Error) -> String {
         .unwrap_or_default()
 }
 
-/// Reads the `--mount`s first: a bad one is the docker CLI's flag error
-/// (exit 125 for `create` too, printed here).
-fn mount_flags_ok(a: &RunArgs, cmd: &str) -> bool {
+/// The streams `run`/`create` attach, as the docker CLI decides: the `-a`
+/// ones (stdout and stderr without any), stdin too with `-i`; none with `-d`.
+fn attach_streams(a: &RunArgs) -> AttachStreams {
+    if a.detach {
+        return AttachStreams::default();
+    }
+    let has = |s: &str| a.attach.iter().any(|x| x == s);
+    AttachStreams {
+        stdin: a.interactive || has("stdin"),
+        stdout: a.attach.is_empty() || has("stdout"),
+        stderr: a.attach.is_empty() || has("stderr"),
+    }
+}
+
+/// What the docker CLI refuses before it asks its daemon, in its words and
+/// with its 125 (for `create` too), printed here: a bad `--mount` value,
+/// log options for the `none` driver.
+fn flags_ok(a: &RunArgs, cmd: &str) -> bool {
+    if a.log_driver.as_deref() == Some("none") && !a.log_opt.is_empty() {
+        // docker 28's form: the error, then where the help is.
+        errln!("berth: invalid logging opts for driver none\n\nRun 'berth {cmd} --help' for more information");
+        return false;
+    }
     for m in &a.mount {
         if let Err(e) = berth_engine::mountopt::parse(m) {
             errln!("{e}");
@@ -494,11 +552,11 @@ fn mount_flags_ok(a: &RunArgs, cmd: &str) -> bool {
 }
 
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
-    if !mount_flags_ok(a, "create") {
+    if !flags_ok(a, "create") {
         return Ok(125);
     }
     // Docker's `create` records the streams `run` would attach (without -d).
-    let id = create_with_cidfile(e, a, !a.detach)?;
+    let id = create_with_cidfile(e, a, attach_streams(a))?;
     outln!("{id}")?;
     Ok(0)
 }
@@ -508,7 +566,7 @@ fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
 fn create_with_cidfile(
     e: &mut Engine,
     a: &RunArgs,
-    attach: bool,
+    attach: AttachStreams,
 ) -> Result<berth_types::ContainerId> {
     if let Some(f) = &a.cidfile {
         if f.exists() {
@@ -536,29 +594,36 @@ fn create_with_cidfile(
 }
 
 fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
-    if !mount_flags_ok(a, "run") {
+    if !flags_ok(a, "run") {
         return Ok(125);
     }
     let detach_keys =
         attach::parse_detach_keys(a.detach_keys.as_deref()).map_err(|m| anyhow!(m))?;
-    if a.tty && a.interactive && !attach::is_terminal(std::io::stdin()) && !a.detach {
+    if a.detach && !a.attach.is_empty() {
+        // The docker CLI's own check: its (28's) words, 1, nothing created.
+        errln!("conflicting options: cannot specify both --attach and --detach");
+        return Ok(1);
+    }
+    let recorded = attach_streams(a);
+    if a.tty && recorded.stdin && !attach::is_terminal(std::io::stdin()) && !a.detach {
         // Docker's CLI refuses this itself, with 1 (not the daemon's 125).
         bail!(EngineError::Runtime {
             code: 1,
             message: "the input device is not a TTY".into()
         });
     }
-    let id = create_with_cidfile(e, a, !a.detach)?;
+    let id = create_with_cidfile(e, a, recorded)?;
     berth_runtime::trace::trace("cli: created");
     if a.detach {
         e.start(id.as_str())?;
         outln!("{id}")?;
         return Ok(0);
     }
+    // Stdin is read only when the container keeps it open (`-i`): `-a
+    // stdin` alone attaches a closed stream, as Docker's.
     let streams = AttachStreams {
-        stdin: a.interactive,
-        stdout: true,
-        stderr: true,
+        stdin: recorded.stdin && a.interactive,
+        ..recorded
     };
     let (v, att) = match e.start_attached(id.as_str(), streams) {
         Ok(x) => x,
@@ -576,7 +641,7 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
         att,
         Session {
             tty: a.tty,
-            stdin: a.interactive,
+            stdin: streams.stdin,
             proxy_pid: a.sig_proxy.then_some(v.state.pid),
             detach_keys,
             redraw: false,
@@ -1118,11 +1183,19 @@ fn import(e: &mut Engine, a: &ImportArgs) -> Result<i32> {
     } else {
         Box::new(std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?)
     };
+    let platform = match a.platform.as_deref() {
+        None | Some("") => None,
+        Some(p) => Some(
+            berth_types::Platform::parse(p)
+                .map_err(|e| anyhow!(EngineError::InvalidArgument(e)))?,
+        ),
+    };
     let id = e.import_with_changes(
         input,
         a.reference.as_deref(),
         a.message.as_deref().unwrap_or(""),
         &a.change,
+        platform.as_ref(),
     )?;
     outln!("{id}")?;
     Ok(0)

@@ -38,6 +38,7 @@ mod cli;
 mod cmd_archive;
 mod cmd_commit;
 mod cmd_fs;
+mod cmd_help;
 mod cmd_system;
 mod commands;
 mod format;
@@ -88,6 +89,30 @@ fn main() -> ExitCode {
                         "berth: unknown command: {prefix} {name}\n\nRun '{prefix} --help' for more information"
                     );
                     ExitCode::from(1)
+                }
+                ErrorKind::ValueValidation => {
+                    // pflag's words for a value its flag refuses (`-a bogus`).
+                    match (
+                        e.get(ContextKind::InvalidArg),
+                        e.get(ContextKind::InvalidValue),
+                    ) {
+                        (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) => {
+                            let long = arg.split_whitespace().next().unwrap_or(arg);
+                            let name = match long {
+                                "--attach" => "-a, --attach",
+                                other => other,
+                            };
+                            let reason = std::error::Error::source(&e)
+                                .map_or_else(|| "invalid value".to_string(), |s| s.to_string());
+                            eprintln!(
+                                "invalid argument \"{value}\" for \"{name}\" flag: {reason}\n{see}"
+                            );
+                        }
+                        _ => {
+                            let _ = e.print();
+                        }
+                    }
+                    ExitCode::from(125)
                 }
                 ErrorKind::UnknownArgument => {
                     // Docker's words: `unknown flag: --bogus`.

@@ -113,7 +113,11 @@ fn run() -> Res<i32> {
     // exited (restart) binds a new one at the same path.
     let socket_id = socket_identity(&cfg.attach_socket);
 
-    let mut log = Log::open(&cfg)?;
+    let mut log = if cfg.log_disabled {
+        Log::none()
+    } else {
+        Log::open(&cfg)?
+    };
     let mut state = State::load(&cfg.state_path)
         .ok()
         .flatten()
@@ -1127,7 +1131,7 @@ impl Client {
     }
 }
 
-/// The json-file log with size-based rotation.
+/// The json-file log with size-based rotation (or none: `--log-driver none`).
 struct Log {
     path: PathBuf,
     /// None: output is not logged (an exec's).
@@ -1204,7 +1208,9 @@ impl Log {
         });
         let mut bytes = rec.to_string().into_bytes();
         bytes.push(b'\n');
-        if self.max_size > 0 && self.size + bytes.len() as u64 > self.max_size && self.size > 0 {
+        // Docker's json-file driver: a file that has reached max-size is
+        // rotated before the next entry (so a file ends just past it).
+        if self.max_size > 0 && self.size >= self.max_size {
             self.rotate();
         }
         if let Some(f) = &mut self.file {
