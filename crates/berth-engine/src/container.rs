@@ -559,6 +559,9 @@ impl Engine {
         // Docker's daemon checks the settings before it looks for the image.
         let runtime = crate::logdriver::check_runtime(o.runtime.as_deref())?;
         let log_config = crate::logdriver::check(o.log_driver.as_deref(), &o.log_opts)?;
+        if let Some(h) = &o.healthcheck {
+            validate_healthcheck(h)?;
+        }
         let image = self.resolve_image_for_run(&o.image)?;
         let full_config = Self::image_config(&image)?;
         if let Some(want) = &o.platform {
@@ -652,9 +655,6 @@ impl Engine {
             if parse_signal(s).is_none() {
                 return Err(EngineError::InvalidArgument(format!("Invalid signal: {s}")));
             }
-        }
-        if let Some(h) = &o.healthcheck {
-            validate_healthcheck(h)?;
         }
 
         let security =
