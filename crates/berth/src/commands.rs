@@ -17,6 +17,7 @@ use crate::cli::*;
 use crate::format::human::{ago, command_column, human_size, status_line};
 use crate::format::table;
 use crate::format::template::Format;
+use crate::usage::CliError;
 use crate::Exit;
 
 fn open(cli: &Cli) -> Result<Engine> {
@@ -29,7 +30,7 @@ fn open(cli: &Cli) -> Result<Engine> {
 }
 
 /// Runs the command; says how the process ends.
-pub fn dispatch(cli: Cli) -> Exit {
+pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
     berth_runtime::trace::trace("cli: start");
     // Docker's `exec` fails with 1 (like other commands) unless the command
     // itself could not be run (126/127).
@@ -152,12 +153,29 @@ pub fn dispatch(cli: Cli) -> Exit {
         Ok(code) => Exit::Code(code),
         Err(err) if crate::is_closed_stdout(&err) => Exit::BrokenPipe,
         Err(err) => {
+            match err.downcast_ref::<CliError>() {
+                Some(CliError::Flag(msg)) => {
+                    errln!("{}", crate::usage::flag_error(path, msg));
+                    return Exit::Code(125);
+                }
+                Some(CliError::Bare { message, code }) => {
+                    errln!("{message}");
+                    return Exit::Code(*code);
+                }
+                None => {}
+            }
             let prefix = if run_like { "berth: " } else { "Error: " };
+            // docker's `run` ends each of its errors with where to read more.
+            let trailer = if run_like {
+                crate::usage::run_trailer(path)
+            } else {
+                String::new()
+            };
             if let Some(EngineError::ImageNotFoundLocally(n)) = err.downcast_ref::<EngineError>() {
                 errln!("Unable to find image '{n}' locally");
-                errln!("{prefix}No such image: {n}");
+                errln!("{prefix}No such image: {n}{trailer}");
             } else {
-                errln!("{prefix}{}", error_chain(&err));
+                errln!("{prefix}{}{trailer}", error_chain(&err));
             }
             Exit::Code(crate::exit_code(&err, run_like))
         }
@@ -231,7 +249,7 @@ fn environment(files: &[std::path::PathBuf], flags: &[String]) -> Result<Vec<Str
     }
     for e in flags {
         if e.starts_with('=') {
-            bail!(EngineError::InvalidArgument(format!(
+            bail!(CliError::Flag(format!(
                 "invalid argument \"{e}\" for \"-e, --env\" flag: invalid environment variable: {e}"
             )));
         }
@@ -284,14 +302,19 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
     for l in from_files.iter().chain(&a.label) {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         if k.is_empty() {
-            bail!(EngineError::InvalidArgument(format!(
+            bail!(CliError::Flag(format!(
                 "invalid argument \"{l}\" for \"-l, --label\" flag: invalid label '{l}': empty name"
             )));
         }
         labels.insert(k.to_string(), v.to_string());
     }
-    let env =
-        parse_env_files(a).map_err(|e| anyhow!(EngineError::InvalidArgument(format!("{e:#}"))))?;
+    let env = parse_env_files(a).map_err(|e| {
+        if e.is::<CliError>() {
+            e
+        } else {
+            anyhow!(EngineError::InvalidArgument(format!("{e:#}")))
+        }
+    })?;
     Ok(CreateOptions {
         image: a.image.clone(),
         name: a.name.clone(),
@@ -308,7 +331,7 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
             for s in &a.sysctl {
                 let (k, v) = s.split_once('=').unwrap_or((s, ""));
                 if !s.contains('=') || !berth_runtime::process::sysctl_is_namespaced(k) {
-                    bail!(EngineError::InvalidArgument(format!(
+                    bail!(CliError::Flag(format!(
                         "invalid argument \"{s}\" for \"--sysctl\" flag: sysctl '{s}' is not whitelisted"
                     )));
                 }
@@ -401,21 +424,17 @@ fn errno_text(e: &std::io::Error) -> String {
 
 /// Reads the `--mount`s first: a bad one is the docker CLI's flag error
 /// (exit 125 for `create` too, printed here).
-fn mount_flags_ok(a: &RunArgs, cmd: &str) -> bool {
+fn mount_flags_ok(a: &RunArgs) -> Result<()> {
     for m in &a.mount {
         if let Err(e) = berth_engine::mountopt::parse(m) {
-            errln!("{e}");
-            errln!("See 'berth {cmd} --help'.");
-            return false;
+            bail!(CliError::Flag(e.to_string()));
         }
     }
-    true
+    Ok(())
 }
 
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
-    if !mount_flags_ok(a, "create") {
-        return Ok(125);
-    }
+    mount_flags_ok(a)?;
     // Docker's `create` records the streams `run` would attach (without -d).
     let id = create_with_cidfile(e, a, !a.detach)?;
     outln!("{id}")?;
@@ -455,14 +474,13 @@ fn create_with_cidfile(
 }
 
 fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
-    if !mount_flags_ok(a, "run") {
-        return Ok(125);
-    }
+    mount_flags_ok(a)?;
     let detach_keys =
         attach::parse_detach_keys(a.detach_keys.as_deref()).map_err(|m| anyhow!(m))?;
     if a.tty && a.interactive && !attach::is_terminal(std::io::stdin()) && !a.detach {
-        // Docker's CLI refuses this itself, with 1 (not the daemon's 125).
-        bail!(EngineError::Runtime {
+        // Docker's CLI refuses this itself, with 1 (not the daemon's 125)
+        // and no "docker:" before it.
+        bail!(CliError::Bare {
             code: 1,
             message: "the input device is not a TTY".into()
         });
@@ -835,7 +853,7 @@ const PS_HEADERS: &[(&str, &str)] = &[
 
 /// Parses `--filter` arguments; a malformed one is the docker CLI's flag
 /// error (exit 125, printed here).
-fn parse_filters(args: &[String], extra_ref: Option<&str>, cmd: &str) -> Result<Option<Filters>> {
+fn parse_filters(args: &[String], extra_ref: Option<&str>) -> Result<Option<Filters>> {
     match Filters::parse(args) {
         Ok(mut f) => {
             if let Some(r) = extra_ref {
@@ -843,19 +861,15 @@ fn parse_filters(args: &[String], extra_ref: Option<&str>, cmd: &str) -> Result<
             }
             Ok(Some(f))
         }
-        Err(e) => {
-            errln!(
-                "invalid argument \"{}\" for \"-f, --filter\" flag: {e}",
-                e.0
-            );
-            errln!("See 'berth {cmd} --help'.");
-            Ok(None)
-        }
+        Err(e) => bail!(CliError::Flag(format!(
+            "invalid argument \"{}\" for \"-f, --filter\" flag: {e}",
+            e.0
+        ))),
     }
 }
 
 fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
-    let Some(filters) = parse_filters(&a.filter, None, "ps")? else {
+    let Some(filters) = parse_filters(&a.filter, None)? else {
         return Ok(125);
     };
     let limit = if a.latest { Some(1) } else { a.last };
@@ -1053,7 +1067,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
     let now = Utc::now();
     let mut rows = Vec::new();
     let mut seen_ids = Vec::new();
-    let Some(filters) = parse_filters(&a.filter, a.reference.as_deref(), "images")? else {
+    let Some(filters) = parse_filters(&a.filter, a.reference.as_deref())? else {
         return Ok(125);
     };
     for img in e.images_filtered(&filters, a.all)? {
@@ -1137,7 +1151,7 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
             Ok(0)
         }
         VolumeCommand::Ls(a) => {
-            let Some(f) = parse_filters(&a.filter, None, "volume ls")? else {
+            let Some(f) = parse_filters(&a.filter, None)? else {
                 return Ok(125);
             };
             let vols = e.volumes_filtered(&f)?;

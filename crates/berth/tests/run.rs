@@ -1025,14 +1025,14 @@ fn boolean_flags_take_values_and_unknown_flags_are_dockers_words() {
     let (_, err) = env.fails(&["run", "--rm=maybe", BB, "true"], 125);
     assert_eq!(
         err,
-        "invalid argument \"maybe\" for \"--rm\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax\nSee 'berth run --help'.\n"
+        "invalid argument \"maybe\" for \"--rm\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax\n\nUsage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'berth run --help' for more information\n"
     );
     let (_, err) = env.fails(&["run", "--bogus", BB, "true"], 125);
-    assert_eq!(err, "unknown flag: --bogus\nSee 'berth run --help'.\n");
+    assert_eq!(err, "unknown flag: --bogus\n\nUsage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'berth run --help' for more information\n");
     let (_, err) = env.fails(&["container", "ls", "--bogus"], 125);
     assert_eq!(
         err,
-        "unknown flag: --bogus\nSee 'berth container ls --help'.\n"
+        "unknown flag: --bogus\n\nUsage:  berth container ls [OPTIONS]\n\nRun 'berth container ls --help' for more information\n"
     );
 }
 
