@@ -221,12 +221,9 @@ fn host_config(v: &ContainerView) -> Value {
     put("Devices", json!([]));
     put("DeviceCgroupRules", Value::Null);
     put("DeviceRequests", Value::Null);
-    for k in [
-        "KernelMemory",
-        "KernelMemoryTCP",
-        "MemoryReservation",
-        "MemorySwap",
-    ] {
+    // No `KernelMemory`/`KernelMemoryTCP`: gone from Docker's API since
+    // 25 (20.10 still sends zeros).
+    for k in ["MemoryReservation", "MemorySwap"] {
         put(k, json!(0));
     }
     put("MemorySwappiness", Value::Null);

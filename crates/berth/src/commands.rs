@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 
 use crate::attach::{self, Ended, Session};
 use crate::cli::*;
-use crate::format::human::{ago, command_column, human_size, status_line};
+use crate::format::human::{
+    ago, command_column, ellipsis, human_size, human_size_with_precision, status_line,
+};
 use crate::format::table;
 use crate::format::template::Format;
 use crate::usage::CliError;
@@ -99,6 +101,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut e, a),
             Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&e, a),
             Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
+                tag_references_ok(&a.source, &a.target)?;
                 e.tag(&a.source, &a.target)?;
                 Ok(0)
             }
@@ -108,6 +111,9 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 crate::cmd_commit::diff(&e, a)
             }
             Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+                if let Some(r) = &a.reference {
+                    client_reference(r)?;
+                }
                 crate::cmd_commit::commit(&mut e, a)
             }
             Command::History(a) | Command::Image(ImageCommand::History(a)) => {
@@ -422,6 +428,36 @@ fn errno_text(e: &std::io::Error) -> String {
         .unwrap_or_default()
 }
 
+/// The docker CLI's own check of a reference it is about to send (`commit`,
+/// `import`, `create`): a bad one is its error, printed bare, exit 1.
+fn client_reference(s: &str) -> Result<berth_types::Reference> {
+    berth_types::Reference::parse(s).map_err(|e| {
+        anyhow!(CliError::Bare {
+            message: e.to_string(),
+            code: 1
+        })
+    })
+}
+
+/// `tag`'s checks in the docker client, in its words: both references
+/// parse, and the new one has no digest.
+fn tag_references_ok(source: &str, target: &str) -> Result<()> {
+    let bare = |message: String| anyhow!(CliError::Bare { message, code: 1 });
+    for r in [source, target] {
+        if let Err(e) = berth_types::Reference::parse(r) {
+            return Err(bare(format!(
+                "Error parsing reference: {r:?} is not a valid repository/tag: {e}"
+            )));
+        }
+    }
+    if target.contains('@') {
+        return Err(bare(
+            "refusing to create a tag with a digest reference".to_string(),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads the `--mount`s first: a bad one is the docker CLI's flag error
 /// (exit 125 for `create` too, printed here).
 fn mount_flags_ok(a: &RunArgs) -> Result<()> {
@@ -435,6 +471,7 @@ fn mount_flags_ok(a: &RunArgs) -> Result<()> {
 
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
     mount_flags_ok(a)?;
+    client_reference(&a.image)?;
     // Docker's `create` records the streams `run` would attach (without -d).
     let id = create_with_cidfile(e, a, !a.detach)?;
     outln!("{id}")?;
@@ -475,6 +512,9 @@ fn create_with_cidfile(
 
 fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
     mount_flags_ok(a)?;
+    // The docker CLI checks the image's name before anything else; for
+    // `run` its error is the engine's ("berth: ..." and the help hint).
+    berth_types::Reference::parse(&a.image)?;
     let detach_keys =
         attach::parse_detach_keys(a.detach_keys.as_deref()).map_err(|m| anyhow!(m))?;
     if a.tty && a.interactive && !attach::is_terminal(std::io::stdin()) && !a.detach {
@@ -650,9 +690,10 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
     // As Docker's: -t alone makes a terminal whatever stdin is; only -it
     // needs one to read from.
     if a.tty && a.interactive && !a.detach && !attach::is_terminal(std::io::stdin()) {
-        bail!(EngineError::InvalidArgument(
-            "the input device is not a TTY".into()
-        ));
+        bail!(CliError::Bare {
+            code: 1,
+            message: "the input device is not a TTY".into()
+        });
     }
     let env = environment(&a.env_file, &a.env)?;
     let spec = ExecSpec {
@@ -671,8 +712,21 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         stdin: a.interactive && !a.detach,
         detach: a.detach,
     };
-    let Some(attachment) = e.exec(&a.container, spec, opts)? else {
-        return Ok(0);
+    let attachment = match e.exec(&a.container, spec, opts) {
+        Ok(Some(attachment)) => attachment,
+        Ok(None) => return Ok(0),
+        // A command that cannot start: docker's daemon reports it on the
+        // exec's own output stream (a terminal's line end, exit 126); a
+        // detached exec gets it as an ordinary error (exit 1).
+        Err(EngineError::Runtime { message, .. }) if a.detach => bail!("{message}"),
+        Err(EngineError::Runtime {
+            message,
+            code: 126 | 127,
+        }) => {
+            out!("{message}\r\n")?;
+            return Ok(126);
+        }
+        Err(err) => return Err(err.into()),
     };
     let ended = attach::run(
         attachment,
@@ -829,9 +883,17 @@ fn ps_row(v: &ContainerView, no_trunc: bool, now: DateTime<Utc>) -> serde_json::
         "Ports": "",
         "Names": v.name,
         "Labels": v.config.labels.iter().map(|(k, val)| format!("{k}={val}")).collect::<Vec<_>>().join(","),
-        "Mounts": v.host_config.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
+        "LocalVolumes": v.host_config.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
+        "Mounts": v.host_config.mounts.iter().map(|m| {
+            let name = if m.name.is_empty() { &m.source } else { &m.name };
+            if no_trunc { name.clone() } else { ellipsis(name, 15) }
+        }).collect::<Vec<_>>().join(","),
         "Networks": v.host_config.network_mode,
-        "Size": "",
+        // The image's platform (API 1.48): docker has none for images
+        // without a manifest, as berth's.
+        "Platform": null,
+        // Until measured (`-s`, or a format that shows it): nothing.
+        "Size": "0B",
     })
 }
 
@@ -848,6 +910,8 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("Labels", "LABELS"),
     ("Mounts", "MOUNTS"),
     ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Platform", "PLATFORM"),
     ("Size", "SIZE"),
 ];
 
@@ -893,8 +957,10 @@ fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
     }
     let mut rows: Vec<serde_json::Value> =
         list.iter().map(|v| ps_row(v, a.no_trunc, now)).collect();
-    // -s: "10B (virtual 1.99MB)", the writable layer and all of it.
-    if a.size {
+    // -s: "10B (virtual 1.99MB)", the writable layer and all of it. As
+    // docker's, also measured when the format shows `.Size` (`{{json .}}`
+    // does).
+    if a.size || a.format.as_deref().is_some_and(format_shows_size) {
         for (row, v) in rows.iter_mut().zip(&list) {
             let (rw, all) = e.container_size(v)?;
             row["Size"] = format!("{} (virtual {})", human_size(rw), human_size(all)).into();
@@ -908,6 +974,13 @@ fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
     let fmt = a.format.as_deref().unwrap_or(default);
     print_rows(fmt, &rows, PS_HEADERS)?;
     Ok(0)
+}
+
+/// Whether a `ps --format` template shows the size: it names `.Size` or
+/// prints the whole row as JSON.
+fn format_shows_size(fmt: &str) -> bool {
+    let squeezed: String = fmt.split_whitespace().collect::<Vec<_>>().join(" ");
+    squeezed.contains(".Size") || squeezed.contains("json .}}") || squeezed.contains("json . ")
 }
 
 fn print_rows(fmt: &str, rows: &[serde_json::Value], headers: &[(&str, &str)]) -> Result<()> {
@@ -929,6 +1002,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
     let kind = kind.or(a.kind.as_deref());
     let mut values = Vec::new();
     let mut strict = Vec::new();
+    let mut typed = Vec::new();
     let mut code = 0;
     for o in &a.objects {
         let v = match kind {
@@ -953,11 +1027,21 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
                 // through its typed struct only.
                 let volume = kind == Some("volume") || v.get("Mountpoint").is_some();
                 strict.push(!volume);
+                let image = v.get("RootFS").is_some() && v.get("State").is_none();
+                typed.push(if image {
+                    Some(typed_image_view(&v))
+                } else {
+                    None
+                });
                 values.push(v)
             }
             Err(err) => {
                 let msg = match (&err, kind) {
                     (EngineError::NoSuchContainer(_), None) => format!("No such object: {o}"),
+                    // Docker's image lookup says it twice: as typed, then in full.
+                    (EngineError::NoSuchImage(_), Some("image")) => {
+                        format!("no such image: {o}: {err}")
+                    }
                     _ => err.to_string(),
                 };
                 errln!("Error: {msg}");
@@ -965,7 +1049,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
             }
         }
     }
-    if !print_inspect(a.format.as_deref(), &values, &strict)? {
+    if !print_inspect(a.format.as_deref(), &values, &strict, &typed)? {
         code = 1;
     }
     Ok(code)
@@ -976,10 +1060,15 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
 /// a field it does not have is an error (see `Template::execute_inspect`).
 /// A template error is printed for its object, as docker's; the others are
 /// printed still. False if there was one.
+///
+/// `typed[i]`, when there is one, is object `i` as the docker CLI's typed
+/// struct holds it (see [`typed_image_view`]): the template runs on it
+/// first and, if it fails there, on the JSON, as docker's does.
 fn print_inspect(
     format: Option<&str>,
     values: &[serde_json::Value],
     strict: &[bool],
+    typed: &[Option<serde_json::Value>],
 ) -> Result<bool> {
     let Some(f) = format else {
         outln!("{}", json_indented(&values)?)?;
@@ -989,7 +1078,9 @@ fn print_inspect(
     let mut ok = true;
     let mut printed = false;
     for (i, v) in values.iter().enumerate() {
-        let out = if strict.get(i).copied().unwrap_or(false) {
+        let out = if let Some(Some(t)) = typed.get(i) {
+            f.render_inspect(t).or_else(|_| f.render_inspect(v))
+        } else if strict.get(i).copied().unwrap_or(false) {
             f.render_inspect(v)
         } else {
             f.render(v)
@@ -1010,6 +1101,63 @@ fn print_inspect(
         outln!()?;
     }
     Ok(ok)
+}
+
+/// An image's inspect JSON as the docker (28) CLI decodes it into its typed
+/// struct before running a `--format` template on it: `Config` is an OCI
+/// image config (`User`, `ExposedPorts`, `Env`, `Entrypoint`, `Cmd`,
+/// `Volumes`, `WorkingDir`, `Labels`, `StopSignal`, `ArgsEscaped`,
+/// `Healthcheck`, `OnBuild`, `Shell`) whose empty fields are left out, so an
+/// imported image's `{{json .Config}}` is `{}`; an empty `Container` is left
+/// out too. A template that needs anything else fails on this view and runs
+/// on the JSON itself (`{{.Config.Hostname}}`), as docker's falls back.
+fn typed_image_view(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const OCI_CONFIG: &[&str] = &[
+        "User",
+        "ExposedPorts",
+        "Env",
+        "Entrypoint",
+        "Cmd",
+        "Volumes",
+        "WorkingDir",
+        "Labels",
+        "StopSignal",
+        "ArgsEscaped",
+        "Healthcheck",
+        "OnBuild",
+        "Shell",
+    ];
+    let empty = |x: &Value| match x {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        // A healthcheck is a pointer in docker's struct: kept when set.
+        Value::Object(_) => false,
+        Value::Number(_) => false,
+    };
+    let mut out = v.clone();
+    let Some(obj) = out.as_object_mut() else {
+        return out;
+    };
+    if obj.get("Container").is_some_and(empty) {
+        obj.remove("Container");
+    }
+    if let Some(Value::Object(config)) = obj.get("Config") {
+        let mut oci = serde_json::Map::new();
+        for k in OCI_CONFIG {
+            match config.get(*k) {
+                Some(Value::Object(m)) if m.is_empty() && *k != "Healthcheck" => {}
+                Some(x) if !empty(x) => {
+                    oci.insert((*k).to_string(), x.clone());
+                }
+                _ => {}
+            }
+        }
+        obj.insert("Config".to_string(), Value::Object(oci));
+    }
+    out
 }
 
 /// JSON as the docker CLI prints `inspect`: indented with 4 spaces.
@@ -1035,6 +1183,9 @@ fn top(e: &Engine, a: &TopArgs) -> Result<i32> {
 }
 
 fn import(e: &mut Engine, a: &ImportArgs) -> Result<i32> {
+    if let Some(r) = &a.reference {
+        client_reference(r)?;
+    }
     let input: Box<dyn std::io::Read + Send> = if a.file == "-" {
         Box::new(std::io::stdin())
     } else {
@@ -1058,6 +1209,10 @@ const IMAGE_HEADERS: &[(&str, &str)] = &[
     ("CreatedAt", "CREATED AT"),
     ("Size", "SIZE"),
     ("Digest", "DIGEST"),
+    ("Containers", "CONTAINERS"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "SIZE"),
 ];
 
 fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
@@ -1100,6 +1255,12 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
                 "CreatedAt": created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
                 "Size": human_size(img.size),
                 "Digest": "<none>",
+                // What only `system df` computes: "N/A" here, as docker's.
+                "Containers": "N/A",
+                "SharedSize": "N/A",
+                "UniqueSize": "N/A",
+                // go-units' HumanSize: 4 significant digits.
+                "VirtualSize": human_size_with_precision(img.size as f64, 4),
             }));
         }
     }
@@ -1193,7 +1354,7 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
                     }
                 }
             }
-            if !print_inspect(a.format.as_deref(), &values, &[])? {
+            if !print_inspect(a.format.as_deref(), &values, &[], &[])? {
                 code = 1;
             }
             Ok(code)

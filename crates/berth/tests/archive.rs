@@ -370,7 +370,8 @@ fn save_refuses_a_terminal_and_unknown_images() {
 
     let target = dir.path().join("nope.tar");
     let (_, stderr) = env.fails(&["save", "-o", path_str(&target), BB, "nope"], 1);
-    assert_eq!(stderr, "Error: No such image: nope:latest\n");
+    // A bare name as typed, as Docker's.
+    assert_eq!(stderr, "Error: No such image: nope\n");
     assert!(
         fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0) == 0,
         "a failed save left a file"

@@ -305,8 +305,12 @@ fn bad_change_or_reference_fails_and_creates_nothing() {
         assert!(err.contains(reason), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
+    // The docker CLI's words: the repository as it would be stored.
     let (_, err) = env.fails(&["commit", "cc", "Bad:Ref"], 1);
-    assert!(err.contains("Bad:Ref"), "{err}");
+    assert!(
+        err.contains("repository name (library/Bad) must be lowercase"),
+        "{err}"
+    );
     let (_, err) = env.fails(&["commit", "nope"], 1);
     assert!(err.contains("No such container: nope"), "{err}");
     assert_eq!(image_ids(&env), images);
