@@ -311,6 +311,12 @@ impl Engine {
                 EngineError::NoSuchImage(_) if is_name_only(name) => {
                     EngineError::NoSuchImage(name.clone())
                 }
+                // Docker's reference store's words for a tag it lacks.
+                EngineError::NoSuchImage(_)
+                    if !name.starts_with("sha256:") && Reference::parse(name).is_ok() =>
+                {
+                    EngineError::InvalidArgument("reference does not exist".into())
+                }
                 other => other,
             })?;
             add(row, None);

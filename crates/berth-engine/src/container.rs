@@ -1718,9 +1718,12 @@ impl Engine {
     /// `rename OLD NEW`
     pub fn rename(&mut self, what: &str, new_name: &str) -> Result<()> {
         let row = self.find_container(what)?;
+        // Docker's words: "Error when allocating new name: ..." and the name
+        // with its leading slash.
         if !crate::names::valid_name(new_name) {
             return Err(EngineError::InvalidArgument(format!(
-                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                "Error when allocating new name: Invalid container name (/{}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                new_name.trim_start_matches('/')
             )));
         }
         let new_name = new_name.trim_start_matches('/');
@@ -1730,9 +1733,17 @@ impl Engine {
             ));
         }
         match self.store.read().rename_container(&row.id, new_name) {
-            Err(berth_store::StoreError::NameInUse(n)) => Err(EngineError::Conflict(format!(
-                "Conflict. The container name \"/{n}\" is already in use"
-            ))),
+            Err(berth_store::StoreError::NameInUse(n)) => {
+                let holder = self
+                    .store
+                    .read()
+                    .container_by_name(&n)?
+                    .map(|r| r.id.to_string())
+                    .unwrap_or_default();
+                Err(EngineError::Conflict(format!(
+                    "Error when allocating new name: Conflict. The container name \"/{n}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+                )))
+            }
             other => Ok(other?),
         }
     }

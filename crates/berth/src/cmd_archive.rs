@@ -42,7 +42,7 @@ pub fn save(e: &Engine, a: &SaveArgs) -> Result<i32> {
 pub fn load(e: &mut Engine, a: &LoadArgs) -> Result<i32> {
     let loaded = match &a.input {
         Some(path) => {
-            let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
+            let file = File::open(path).map_err(|err| crate::commands::open_error(path, &err))?;
             e.load(file)?
         }
         None => {

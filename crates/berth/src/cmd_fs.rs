@@ -55,8 +55,15 @@ pub fn cp(e: &Engine, a: &CpArgs) -> Result<i32> {
         follow_link: a.follow_link,
     };
     match (container_path(&a.source), container_path(&a.destination)) {
-        (Some(_), Some(_)) => bail!("copying between containers is not supported"),
-        (None, None) => bail!("must specify at least one container source"),
+        // The docker CLI's own checks: its words alone, exit 1.
+        (Some(_), Some(_)) => bail!(crate::usage::CliError::Bare {
+            message: "copying between containers is not supported".into(),
+            code: 1
+        }),
+        (None, None) => bail!(crate::usage::CliError::Bare {
+            message: "must specify at least one container source".into(),
+            code: 1
+        }),
         (Some((c, src)), None) => {
             if a.destination == "-" {
                 let out = std::io::stdout();

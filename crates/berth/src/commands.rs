@@ -418,6 +418,15 @@ fn security_opts(opts: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A file the docker CLI itself could not open (`load -i`, `import`): Go's
+/// words, printed bare, exit 1.
+pub(crate) fn open_error(path: &std::path::Path, err: &std::io::Error) -> anyhow::Error {
+    anyhow!(CliError::Bare {
+        message: format!("open {}: {}", path.display(), errno_text(err)),
+        code: 1
+    })
+}
+
 /// An I/O error as Go words it: "no such file or directory".
 fn errno_text(e: &std::io::Error) -> String {
     let s = e.to_string();
@@ -987,11 +996,11 @@ fn print_rows(fmt: &str, rows: &[serde_json::Value], headers: &[(&str, &str)]) -
     let f = Format::parse(fmt).map_err(|e| anyhow!("{e}"))?;
     let mut out = std::io::stdout().lock();
     if f.is_table() {
-        let s = f.render_table(rows, headers).map_err(|e| anyhow!("{e}"))?;
+        let s = f.render_rows(rows, headers).map_err(|e| anyhow!("{e}"))?;
         out.write_all(s.as_bytes())?;
     } else {
         for r in rows {
-            let s = f.render(r).map_err(|e| anyhow!("{e}"))?;
+            let s = f.render_row(r).map_err(|e| anyhow!("{e}"))?;
             writeln!(out, "{s}")?;
         }
     }
@@ -1011,7 +1020,12 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
             Some("volume") => e
                 .volume(o)
                 .map(|v| serde_json::to_value(v).unwrap_or_default()),
-            Some(k) => bail!("\"{k}\" is not a valid value for --type"),
+            Some(k) => bail!(CliError::Bare {
+                message: format!(
+                    "unknown type: {k:?}: must be one of \"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\""
+                ),
+                code: 1
+            }),
             None => e
                 .inspect_container(o)
                 .or_else(|_| e.inspect_image(o))
@@ -1189,7 +1203,10 @@ fn import(e: &mut Engine, a: &ImportArgs) -> Result<i32> {
     let input: Box<dyn std::io::Read + Send> = if a.file == "-" {
         Box::new(std::io::stdin())
     } else {
-        Box::new(std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?)
+        Box::new(
+            std::fs::File::open(&a.file)
+                .map_err(|err| open_error(std::path::Path::new(&a.file), &err))?,
+        )
     };
     let id = e.import_with_changes(
         input,
@@ -1324,7 +1341,32 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
             }
             let rows: Vec<serde_json::Value> = vols
                 .iter()
-                .map(|v| serde_json::json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": v.scope}))
+                .map(|v| {
+                    let labels = v
+                        .labels
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, val)| format!("{k}={}", val.as_str().unwrap_or_default()))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .unwrap_or_default();
+                    // Docker's keys; what only cluster volumes or `system df`
+                    // have is "N/A".
+                    serde_json::json!({
+                        "Availability": "N/A",
+                        "Driver": v.driver,
+                        "Group": "N/A",
+                        "Labels": labels,
+                        "Links": "N/A",
+                        "Mountpoint": v.mountpoint,
+                        "Name": v.name,
+                        "Scope": v.scope,
+                        "Size": "N/A",
+                        "Status": "N/A",
+                    })
+                })
                 .collect();
             let fmt = a
                 .format
@@ -1338,6 +1380,12 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
                     ("Name", "VOLUME NAME"),
                     ("Mountpoint", "MOUNTPOINT"),
                     ("Scope", "SCOPE"),
+                    ("Labels", "LABELS"),
+                    ("Size", "SIZE"),
+                    ("Links", "LINKS"),
+                    ("Status", "STATUS"),
+                    ("Group", "GROUP"),
+                    ("Availability", "AVAILABILITY"),
                 ],
             )?;
             Ok(0)
@@ -1359,6 +1407,7 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
             }
             Ok(code)
         }
+        // `-f`: a missing volume is no error, and is printed as removed.
         VolumeCommand::Rm(a) => each(&a.volumes, |n| {
             e.remove_volume(n, a.force)?;
             outln!("{n}")?;

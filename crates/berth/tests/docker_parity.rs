@@ -241,7 +241,8 @@ fn missing_images_in_dockers_words() {
     let (_, err) = env.fails(&["save", "-o", out.to_str().unwrap(), "nosuch"], 1);
     assert_eq!(err, "Error: No such image: nosuch\n");
     let (_, err) = env.fails(&["save", "-o", out.to_str().unwrap(), BB, "nosuch:v1"], 1);
-    assert_eq!(err, "Error: No such image: nosuch:v1\n");
+    // A tag the image store lacks, in its words.
+    assert_eq!(err, "Error: reference does not exist\n");
     assert!(!out.exists());
     let (stdout, err) = env.fails(&["image", "inspect", "nosuch"], 1);
     assert_eq!(stdout, "[]\n");
@@ -256,4 +257,100 @@ fn missing_images_in_dockers_words() {
     );
     let (_, err) = env.fails(&["inspect", "nosuch"], 1);
     assert_eq!(err, "Error: No such object: nosuch\n");
+}
+
+/// `volume rm`: a volume in use is refused even with `-f` (Docker's); `-f`
+/// makes a missing one no error, printed as removed.
+#[test]
+fn volume_rm_force_keeps_volumes_in_use() {
+    let env = TestEnv::with_busybox();
+    assert_eq!(env.ok(&["volume", "rm", "-f", "nosuch"]), "nosuch\n");
+    let (_, err) = env.fails(&["volume", "rm", "nosuch"], 1);
+    assert_eq!(err, "Error: get nosuch: no such volume\n");
+    env.ok(&["create", "--name", "c1", "-v", "v1:/d", BB, "true"]);
+    let (_, err) = env.fails(&["volume", "rm", "-f", "v1"], 1);
+    assert!(
+        err.starts_with("Error: remove v1: volume is in use - ["),
+        "{err}"
+    );
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "v1\n");
+}
+
+/// `volume ls --format`: Docker's keys, "N/A" for what cluster volumes
+/// have, labels as `k=v,...`; a list's nil pointer (`ps`'s `.Platform`)
+/// prints `<nil>`.
+#[test]
+fn volume_ls_keys_and_nil_in_rows() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["volume", "create", "--label", "a=1", "--label", "b=2", "v1"]);
+    let row = json_line(&env.ok(&["volume", "ls", "--format", "{{json .}}"]));
+    assert_eq!(
+        keys(&row),
+        [
+            "Availability",
+            "Driver",
+            "Group",
+            "Labels",
+            "Links",
+            "Mountpoint",
+            "Name",
+            "Scope",
+            "Size",
+            "Status"
+        ]
+    );
+    assert_eq!(row["Labels"], "a=1,b=2");
+    assert_eq!(
+        env.ok(&[
+            "volume",
+            "ls",
+            "--format",
+            "table {{.Name}}\t{{.Links}}\t{{.Availability}}"
+        ]),
+        "VOLUME NAME   LINKS     AVAILABILITY\nv1            N/A       N/A\n"
+    );
+    env.ok(&["create", "--name", "c1", BB, "true"]);
+    assert_eq!(
+        env.ok(&["ps", "-a", "--format", "{{.Platform}} {{json .Platform}}"]),
+        "<nil> null\n"
+    );
+}
+
+/// What the docker CLI says itself: files it cannot open, `cp` without a
+/// container, `inspect --type` it does not know; `save` of a missing tag;
+/// `rename` in the daemon's words.
+#[test]
+fn client_side_and_rename_errors_in_dockers_words() {
+    let env = TestEnv::with_busybox();
+    let (_, err) = env.fails(&["load", "-i", "/nonexistent.tar"], 1);
+    assert_eq!(err, "open /nonexistent.tar: no such file or directory\n");
+    let (_, err) = env.fails(&["import", "/nonexistent/x.tar"], 1);
+    assert_eq!(err, "open /nonexistent/x.tar: no such file or directory\n");
+    let (_, err) = env.fails(&["cp", "a", "b"], 1);
+    assert_eq!(err, "must specify at least one container source\n");
+    let (_, err) = env.fails(&["inspect", "--type", "bogus", "x"], 1);
+    assert_eq!(
+        err,
+        "unknown type: \"bogus\": must be one of \"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\"\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.tar");
+    let (_, err) = env.fails(&["save", "-o", out.to_str().unwrap(), "nosuch:v1"], 1);
+    assert_eq!(err, "Error: reference does not exist\n");
+
+    env.ok(&["create", "--name", "c1", BB, "true"]);
+    let id = env.ok(&["create", "--name", "c2", BB, "true"]);
+    let (_, err) = env.fails(&["rename", "c1", "c2"], 1);
+    assert_eq!(
+        err,
+        format!(
+            "Error: Error when allocating new name: Conflict. The container name \"/c2\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.\nError: failed to rename container named c1\n",
+            id.trim()
+        )
+    );
+    let (_, err) = env.fails(&["rename", "c1", "bad name"], 1);
+    assert!(
+        err.starts_with("Error: Error when allocating new name: Invalid container name (/bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed\n"),
+        "{err}"
+    );
 }
