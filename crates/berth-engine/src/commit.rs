@@ -28,6 +28,7 @@ use berth_types::{History, Reference, RunConfig};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::{now_rfc3339, ContainerView, Digest, Engine, EngineError, Result};
 
@@ -270,6 +271,23 @@ impl Engine {
             .ok_or_else(|| EngineError::NoSuchImage(v.image_id.to_string()))?;
         let mut config = Self::image_config(&parent)?;
         config.config = container_run_config(&config.config, &v);
+        // As Docker's commit: the container's ID and its config as it ran
+        // (`Container`, `ContainerConfig`), and the container's own fields
+        // in the image's config (`Hostname`, `Attach*`, `Image`, ...).
+        let ran = crate::inspect::container_config(&v);
+        for k in CONTAINER_ONLY_FIELDS {
+            match ran.get(*k) {
+                Some(Value::Bool(false)) | Some(Value::Null) | None => {}
+                Some(Value::String(s)) if s.is_empty() => {}
+                Some(val) => {
+                    config.config.extra.insert((*k).to_string(), val.clone());
+                }
+            }
+        }
+        config
+            .extra
+            .insert("container".into(), Value::String(v.id.to_string()));
+        config.extra.insert("container_config".into(), ran);
         apply_changes(&mut config.config, &o.changes)?;
 
         let frozen = if o.pause && v.running() {
@@ -577,6 +595,20 @@ fn familiar_tags(refs: &[String]) -> Vec<String> {
 
 /// The config a committed image runs with: the container's own (as Docker commits
 /// `container.Config`), over what the image had for what a container does not record.
+/// What a container's config has that an image's run config does not:
+/// Docker's commit keeps them in the image's `Config` all the same.
+const CONTAINER_ONLY_FIELDS: &[&str] = &[
+    "Hostname",
+    "Domainname",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "Image",
+];
+
 fn container_run_config(image: &RunConfig, v: &ContainerView) -> RunConfig {
     let c = &v.config;
     let mut out = image.clone();
@@ -592,9 +624,9 @@ fn container_run_config(image: &RunConfig, v: &ContainerView) -> RunConfig {
     out.cmd = (!c.cmd.is_empty()).then(|| c.cmd.clone());
     out.entrypoint = c.entrypoint.clone().filter(|e| !e.is_empty());
     out.working_dir = c.working_dir.clone();
-    if !c.labels.is_empty() {
-        out.labels = Some(c.labels.clone());
-    }
+    // The container's labels (the image's and its own), `{}` if none, as
+    // Docker's commit records them.
+    out.labels = Some(c.labels.clone());
     if let Some(s) = &c.stop_signal {
         out.stop_signal = s.clone();
     }

@@ -354,3 +354,47 @@ fn client_side_and_rename_errors_in_dockers_words() {
         "{err}"
     );
 }
+
+/// A committed image records its container as Docker's commit does: the
+/// container's ID and config (`Container`, `ContainerConfig`), and its own
+/// fields (`Hostname`, `Attach*`, `Image`, `Labels`) in `Config`.
+#[test]
+fn commit_records_the_container_as_docker() {
+    let env = TestEnv::with_busybox();
+    let id = env.ok(&[
+        "run", "--name", "c1", "-e", "A=1", "-w", "/tmp", "-h", "hh", BB, "true",
+    ]);
+    assert_eq!(id, "");
+    let cid = env.inspect("c1")["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    env.ok(&["commit", "-c", "CMD [\"sh\"]", "c1", "img"]);
+    let img = env.inspect_image("img");
+    assert_eq!(img["Container"], cid.as_str());
+    let cfg = &img["Config"];
+    assert_eq!(cfg["Hostname"], "hh");
+    assert_eq!(cfg["AttachStdout"], true);
+    assert_eq!(cfg["AttachStderr"], true);
+    assert_eq!(cfg["Image"], BB);
+    assert_eq!(cfg["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(cfg["Labels"], serde_json::json!({}));
+    let ran = &img["ContainerConfig"];
+    assert_eq!(ran["Hostname"], "hh");
+    assert_eq!(ran["Cmd"], serde_json::json!(["true"]));
+    assert_eq!(ran["Labels"], serde_json::json!({}));
+    // `--format` falls back to the JSON for what the typed view lacks.
+    assert_eq!(
+        env.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.Hostname}} {{.Config.AttachStdout}} {{if .Container}}has{{end}}",
+            "img"
+        ]),
+        "hh true has\n"
+    );
+    // A container of the image still gets a hostname of its own.
+    let out = env.ok(&["run", "--rm", "img", "hostname"]);
+    assert_ne!(out.trim(), "hh");
+}
