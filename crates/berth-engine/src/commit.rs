@@ -906,8 +906,8 @@ fn walk_order(a: &str, b: &str) -> std::cmp::Ordering {
 pub(crate) fn apply_changes(config: &mut RunConfig, changes: &[String]) -> Result<()> {
     let mut cmd_set = false;
     for change in changes {
-        apply_change(config, change, &mut cmd_set)
-            .map_err(|e| EngineError::InvalidArgument(format!("invalid change {change:?}: {e}")))?;
+        // Docker's words alone, without the change they are about.
+        apply_change(config, change, &mut cmd_set).map_err(EngineError::InvalidArgument)?;
     }
     Ok(())
 }
@@ -1030,7 +1030,13 @@ fn apply_change(
             }
         }
         "" => return Err("no instruction".into()),
-        other => return Err(format!("{other} is not a valid change command")),
+        // Docker names it in lower case.
+        other => {
+            return Err(format!(
+                "{} is not a valid change command",
+                other.to_ascii_lowercase()
+            ))
+        }
     }
     Ok(())
 }
@@ -1173,13 +1179,47 @@ fn words(s: &str, env: &[String]) -> std::result::Result<Vec<String>, String> {
             }
         }
     }
-    if quote.is_some() {
-        return Err("unexpected end of statement while looking for matching quote".into());
+    if let Some(q) = quote {
+        let which = if q == '"' { "double" } else { "single" };
+        return Err(format!(
+            "failed to process {:?}: unexpected end of statement while looking for matching {which}-quote",
+            unterminated_word(s)
+        ));
     }
     if in_word {
         out.push(cur);
     }
     Ok(out)
+}
+
+/// The word of `s` (as typed) whose quote is never closed, from after its
+/// `NAME=` if it has one: what Docker's error quotes.
+fn unterminated_word(s: &str) -> &str {
+    let mut open: Option<(usize, char)> = None;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (open, c) {
+            (Some((_, q)), c) if c == q => open = None,
+            // Nothing escapes inside single quotes.
+            (Some((_, '\'')), _) => {}
+            (_, '\\') => escaped = true,
+            (None, '\'' | '"') => open = Some((i, c)),
+            _ => {}
+        }
+    }
+    let Some((at, _)) = open else {
+        return s;
+    };
+    let start = s[..at].rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    let word = &s[start..];
+    match word.find('=') {
+        Some(eq) if eq < at - start => &word[eq + 1..],
+        _ => word,
+    }
 }
 
 /// `80`, `80/udp`, `8000-8002/tcp` as Docker's `nat.ParsePortSpecs` keys.
@@ -1191,7 +1231,7 @@ fn expand_port(spec: &str) -> std::result::Result<Vec<String>, String> {
     }
     let port = |p: &str| {
         p.parse::<u16>()
-            .map_err(|_| format!("invalid containerPort: {spec}"))
+            .map_err(|_| format!("Invalid containerPort: {spec}"))
     };
     let (lo, hi) = match range.split_once('-') {
         Some((a, b)) => (port(a)?, port(b)?),
@@ -1318,18 +1358,24 @@ mod tests {
     #[test]
     fn bad_changes_are_refused_with_a_reason() {
         for (change, reason) in [
-            ("FROM busybox", "FROM is not a valid change command"),
-            ("RUN echo", "RUN is not a valid change command"),
+            ("FROM busybox", "from is not a valid change command"),
+            ("RUN echo", "run is not a valid change command"),
             ("", "no instruction"),
             ("CMD", "CMD requires at least one argument"),
-            ("EXPOSE http", "invalid containerPort: http"),
+            ("EXPOSE http", "Invalid containerPort: http"),
             ("STOPSIGNAL SIGNOPE", "invalid signal: SIGNOPE"),
-            ("ENV A=\"open", "matching quote"),
+            (
+                "ENV A=\"open",
+                "failed to process \"\\\"open\": unexpected end of statement while looking for matching double-quote",
+            ),
+            (
+                "LABEL a=b c='x y",
+                "failed to process \"'x y\": unexpected end of statement while looking for matching single-quote",
+            ),
             ("WORKDIR a b", "exactly one argument"),
         ] {
             let err = apply(&[change]).unwrap_err();
             assert!(err.contains(reason), "{change:?}: {err}");
-            assert!(err.starts_with("invalid change"), "{err}");
         }
     }
 
