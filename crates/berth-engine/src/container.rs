@@ -1749,13 +1749,23 @@ impl Engine {
     }
 
     /// `container prune`: removes every stopped container.
-    pub fn prune_containers(&mut self) -> Result<PruneReport> {
+    /// `container prune [--filter until=|label=|label!=]`: removes every
+    /// stopped container that `f` takes (all of them with no filter).
+    pub fn prune_containers(&mut self, f: &crate::filters::Filters) -> Result<PruneReport> {
+        let until = f.prune_until(chrono::Utc::now())?;
         let mut report = PruneReport {
             deleted: Vec::new(),
             space_reclaimed: 0,
         };
         for v in self.containers()? {
             if matches!(v.state.status, Status::Running | Status::Restarting) {
+                continue;
+            }
+            let made = chrono::DateTime::parse_from_rfc3339(&v.created)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .ok();
+            let too_new = until.is_some_and(|u| made.is_none_or(|m| m >= u));
+            if too_new || !f.prune_labels_match(&v.config.labels) {
                 continue;
             }
             let size = berth_layers::dir_size(&v.dir.join("upper"));

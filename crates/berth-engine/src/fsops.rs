@@ -560,7 +560,7 @@ impl Engine {
     /// `volumes`) anonymous volumes no container mounts, then dangling images
     /// (every unused image with `all_images`).
     pub fn prune_system(&mut self, all_images: bool, volumes: bool) -> Result<SystemPruneReport> {
-        let containers = self.prune_containers()?;
+        let containers = self.prune_containers(&crate::filters::Filters::default())?;
         let volumes = if volumes {
             Some(self.prune_volumes(false)?)
         } else {

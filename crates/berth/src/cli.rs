@@ -660,6 +660,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -114,7 +114,13 @@ pub fn container_prune(e: &mut Engine, a: &PruneArgs) -> Result<i32> {
     if !a.force && !confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(0);
     }
-    let r = e.prune_containers()?;
+    let filters = berth_engine::filters::Filters::parse(&a.filter).map_err(|err| {
+        anyhow::anyhow!(crate::usage::CliError::Flag(format!(
+            "invalid argument \"{}\" for \"--filter\" flag: {err}",
+            err.0
+        )))
+    })?;
+    let r = e.prune_containers(&filters)?;
     if !r.deleted.is_empty() {
         outln!("Deleted Containers:")?;
         for id in &r.deleted {

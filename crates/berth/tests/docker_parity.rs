@@ -398,3 +398,29 @@ fn commit_records_the_container_as_docker() {
     let out = env.ok(&["run", "--rm", "img", "hostname"]);
     assert_ne!(out.trim(), "hh");
 }
+
+/// `container prune --filter`: `until=` (a time or a duration ago),
+/// `label=`, `label!=`; anything else refused in Docker's words.
+#[test]
+fn container_prune_takes_dockers_filters() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["create", "--name", "keep", "-l", "keep=1", BB, "true"]);
+    env.ok(&["create", "--name", "plain", BB, "true"]);
+    let (_, err) = env.fails(&["container", "prune", "-f", "--filter", "bogus=1"], 1);
+    assert_eq!(err, "Error: Invalid filter 'bogus'\n");
+    let (_, err) = env.fails(&["container", "prune", "-f", "--filter", "until=soon"], 1);
+    assert_eq!(
+        err,
+        "Error: failed to parse value as time or duration: \"soon\"\n"
+    );
+    // Made less than an hour ago: nothing goes.
+    assert_eq!(
+        env.ok(&["container", "prune", "-f", "--filter", "until=1h"]),
+        "Total reclaimed space: 0B\n"
+    );
+    let out = env.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Names}}"]), "keep\n");
+    env.ok(&["container", "prune", "-f", "--filter", "label=keep=1"]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
