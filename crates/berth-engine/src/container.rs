@@ -1450,9 +1450,7 @@ impl Engine {
     pub fn attach(&self, what: &str, streams: AttachStreams) -> Result<Attachment> {
         let v = self.container(what)?;
         if !v.running() {
-            return Err(EngineError::Conflict(
-                "You cannot attach to a stopped container, start it first".into(),
-            ));
+            return Err(EngineError::NotRunningToAttach);
         }
         Attachment::connect(&self.attach_socket(&v.id), streams)
             .map_err(io_ctx("attaching to the container"))

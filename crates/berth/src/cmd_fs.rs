@@ -29,7 +29,12 @@ pub fn export(e: &Engine, a: &ExportArgs) -> Result<i32> {
         None => {
             let out = std::io::stdout();
             if rustix::termios::isatty(&out) {
-                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+                // The docker CLI's own check: its words alone, exit 1.
+                bail!(crate::usage::CliError::Bare {
+                    message: "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+                        .into(),
+                    code: 1
+                });
             }
             out.lock().flush()?;
             e.export(&a.container, out.as_fd())?;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use berth_engine::filters::Filters;
 use berth_engine::{
     AttachStreams, ContainerView, CreateOptions, Engine, EngineError, ExecOptions, ExecSpec,
@@ -170,6 +170,10 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 }
                 None => {}
             }
+            if let Some(e @ EngineError::NotRunningToAttach) = err.downcast_ref::<EngineError>() {
+                errln!("{e}");
+                return Exit::Code(1);
+            }
             let prefix = if run_like { "berth: " } else { "Error: " };
             // docker's `run` ends each of its errors with where to read more.
             let trailer = if run_like {
@@ -229,7 +233,8 @@ fn parse_env_files(a: &RunArgs) -> Result<Vec<String>> {
 fn environment(files: &[std::path::PathBuf], flags: &[String]) -> Result<Vec<String>> {
     let mut env = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow!("open {}: {}", f.display(), errno_text(&e)))?;
         for line in text.lines() {
             let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
@@ -293,7 +298,8 @@ fn create_options(a: &RunArgs, attach: bool) -> Result<CreateOptions> {
     // or is left out), then the -l flags.
     let mut from_files = Vec::new();
     for f in &a.label_file {
-        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow!("open {}: {}", f.display(), errno_text(&e)))?;
         for line in text.lines() {
             let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
@@ -1097,7 +1103,8 @@ fn print_inspect(
         } else if strict.get(i).copied().unwrap_or(false) {
             f.render_inspect(v)
         } else {
-            f.render(v)
+            // A volume: docker's typed struct prints a nil map as `map[]`.
+            f.render_inspect(v).or_else(|_| f.render(v))
         };
         match out {
             Ok(s) => {

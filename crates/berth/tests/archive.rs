@@ -363,8 +363,10 @@ fn save_refuses_a_terminal_and_unknown_images() {
         .unwrap_or_else(|e| panic!("cannot run script: {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("cowardly refusing to save to a terminal. Use the -o flag or redirect"),
+    // The docker CLI's own check: its words alone, no "Error:".
+    assert_eq!(
+        text.trim_end(),
+        "cowardly refusing to save to a terminal. Use the -o flag or redirect",
         "{text:?}"
     );
 

@@ -424,3 +424,34 @@ fn container_prune_takes_dockers_filters() {
     env.ok(&["container", "prune", "-f", "--filter", "label=keep=1"]);
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
+
+/// More of Docker's words: `attach` to a stopped container (the CLI's own
+/// check, bare), files `run` cannot read, a volume's nil maps in
+/// `inspect --format`, the storage driver's name.
+#[test]
+fn attach_files_volume_maps_and_driver_in_dockers_words() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["create", "--name", "c1", BB, "true"]);
+    let (_, err) = env.fails(&["attach", "c1"], 1);
+    assert_eq!(
+        err,
+        "You cannot attach to a stopped container, start it first\n"
+    );
+    for flag in ["--env-file", "--label-file"] {
+        let (_, err) = env.fails(&["run", "--rm", flag, "/nonexistent", BB, "true"], 125);
+        assert_eq!(
+            err,
+            "berth: open /nonexistent: no such file or directory\n\nRun 'berth run --help' for more information\n"
+        );
+    }
+    env.ok(&["volume", "create", "v1"]);
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Name}} {{.Labels}} {{.Options}}", "v1"]),
+        "v1 map[] map[]\n"
+    );
+    assert_eq!(
+        env.ok(&["volume", "inspect", "-f", "{{.Labels}}", "v1"]),
+        "map[]\n"
+    );
+    assert_eq!(env.ok(&["info", "--format", "{{.Driver}}"]), "overlay2\n");
+}
