@@ -494,8 +494,8 @@ pub struct StopArgs {
     /// Seconds to wait before killing the container
     #[arg(
         short = 't',
-        long = "time",
-        alias = "timeout",
+        long = "timeout",
+        alias = "time",
         allow_negative_numbers = true
     )]
     pub time: Option<i64>,

@@ -1289,7 +1289,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
         }
     }
     if a.quiet {
-        seen_ids.dedup();
+        // One line per row, as docker's: an image with two tags twice.
         for id in seen_ids {
             outln!("{id}")?;
         }

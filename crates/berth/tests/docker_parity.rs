@@ -455,3 +455,27 @@ fn attach_files_volume_maps_and_driver_in_dockers_words() {
     );
     assert_eq!(env.ok(&["info", "--format", "{{.Driver}}"]), "overlay2\n");
 }
+
+/// `images -q` prints one ID per row, as docker's (an image with two tags
+/// twice); `stop`/`restart` name their flag `-t, --timeout` (`--time`
+/// still works).
+#[test]
+fn images_quiet_rows_and_stop_timeout_flag() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["tag", BB, "second:v1"]);
+    let ids = env.ok(&["images", "-q"]);
+    let lines: Vec<&str> = ids.lines().collect();
+    assert_eq!(lines.len(), 2, "{ids}");
+    assert_eq!(lines[0], lines[1]);
+    let (_, err) = env.fails(&["stop", "-t", "x", "c1"], 125);
+    assert!(
+        err.starts_with(
+            "invalid argument \"x\" for \"-t, --timeout\" flag: strconv.ParseInt: parsing \"x\": invalid syntax\n"
+        ),
+        "{err}"
+    );
+    env.ok(&["run", "-d", "--name", "c1", BB, "sleep", "300"]);
+    assert_eq!(env.ok(&["stop", "--time", "0", "c1"]), "c1\n");
+    assert_eq!(env.ok(&["restart", "--timeout", "0", "c1"]), "c1\n");
+    env.ok(&["rm", "-f", "c1"]);
+}
