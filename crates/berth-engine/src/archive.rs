@@ -305,7 +305,21 @@ impl Engine {
                     }
                 }
             }
-            add(self.resolve_image(name)?, None);
+            // Docker names a missing bare name as typed (`No such image:
+            // nosuch`), a tagged one in full.
+            let row = self.resolve_image(name).map_err(|e| match e {
+                EngineError::NoSuchImage(_) if is_name_only(name) => {
+                    EngineError::NoSuchImage(name.clone())
+                }
+                // Docker's reference store's words for a tag it lacks.
+                EngineError::NoSuchImage(_)
+                    if !name.starts_with("sha256:") && Reference::parse(name).is_ok() =>
+                {
+                    EngineError::InvalidArgument("reference does not exist".into())
+                }
+                other => other,
+            })?;
+            add(row, None);
         }
         Ok(out)
     }

@@ -28,6 +28,7 @@ use berth_types::{Healthcheck, History, Reference, RunConfig};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::{now_rfc3339, ContainerView, Digest, Engine, EngineError, Result};
 
@@ -270,6 +271,23 @@ impl Engine {
             .ok_or_else(|| EngineError::NoSuchImage(v.image_id.to_string()))?;
         let mut config = Self::image_config(&parent)?;
         config.config = container_run_config(&config.config, &v);
+        // As Docker's commit: the container's ID and its config as it ran
+        // (`Container`, `ContainerConfig`), and the container's own fields
+        // in the image's config (`Hostname`, `Attach*`, `Image`, ...).
+        let ran = crate::inspect::container_config(&v);
+        for k in CONTAINER_ONLY_FIELDS {
+            match ran.get(*k) {
+                Some(Value::Bool(false)) | Some(Value::Null) | None => {}
+                Some(Value::String(s)) if s.is_empty() => {}
+                Some(val) => {
+                    config.config.extra.insert((*k).to_string(), val.clone());
+                }
+            }
+        }
+        config
+            .extra
+            .insert("container".into(), Value::String(v.id.to_string()));
+        config.extra.insert("container_config".into(), ran);
         apply_changes(&mut config.config, &o.changes)?;
 
         let frozen = if o.pause && v.running() {
@@ -577,6 +595,20 @@ fn familiar_tags(refs: &[String]) -> Vec<String> {
 
 /// The config a committed image runs with: the container's own (as Docker commits
 /// `container.Config`), over what the image had for what a container does not record.
+/// What a container's config has that an image's run config does not:
+/// Docker's commit keeps them in the image's `Config` all the same.
+const CONTAINER_ONLY_FIELDS: &[&str] = &[
+    "Hostname",
+    "Domainname",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "Image",
+];
+
 fn container_run_config(image: &RunConfig, v: &ContainerView) -> RunConfig {
     let c = &v.config;
     let mut out = image.clone();
@@ -592,9 +624,9 @@ fn container_run_config(image: &RunConfig, v: &ContainerView) -> RunConfig {
     out.cmd = (!c.cmd.is_empty()).then(|| c.cmd.clone());
     out.entrypoint = c.entrypoint.clone().filter(|e| !e.is_empty());
     out.working_dir = c.working_dir.clone();
-    if !c.labels.is_empty() {
-        out.labels = Some(c.labels.clone());
-    }
+    // The container's labels (the image's and its own), `{}` if none, as
+    // Docker's commit records them.
+    out.labels = Some(c.labels.clone());
     if let Some(s) = &c.stop_signal {
         out.stop_signal = s.clone();
     }
@@ -878,8 +910,8 @@ fn walk_order(a: &str, b: &str) -> std::cmp::Ordering {
 pub(crate) fn apply_changes(config: &mut RunConfig, changes: &[String]) -> Result<()> {
     let mut cmd_set = false;
     for change in changes {
-        apply_change(config, change, &mut cmd_set)
-            .map_err(|e| EngineError::InvalidArgument(format!("invalid change {change:?}: {e}")))?;
+        // Docker's words alone, without the change they are about.
+        apply_change(config, change, &mut cmd_set).map_err(EngineError::InvalidArgument)?;
     }
     Ok(())
 }
@@ -1006,7 +1038,13 @@ fn apply_change(
             config.healthcheck = Some(parse_healthcheck(args)?);
         }
         "" => return Err("no instruction".into()),
-        other => return Err(format!("{other} is not a valid change command")),
+        // Docker names it in lower case.
+        other => {
+            return Err(format!(
+                "{} is not a valid change command",
+                other.to_ascii_lowercase()
+            ))
+        }
     }
     Ok(())
 }
@@ -1222,13 +1260,47 @@ fn words(s: &str, env: &[String]) -> std::result::Result<Vec<String>, String> {
             }
         }
     }
-    if quote.is_some() {
-        return Err("unexpected end of statement while looking for matching quote".into());
+    if let Some(q) = quote {
+        let which = if q == '"' { "double" } else { "single" };
+        return Err(format!(
+            "failed to process {:?}: unexpected end of statement while looking for matching {which}-quote",
+            unterminated_word(s)
+        ));
     }
     if in_word {
         out.push(cur);
     }
     Ok(out)
+}
+
+/// The word of `s` (as typed) whose quote is never closed, from after its
+/// `NAME=` if it has one: what Docker's error quotes.
+fn unterminated_word(s: &str) -> &str {
+    let mut open: Option<(usize, char)> = None;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (open, c) {
+            (Some((_, q)), c) if c == q => open = None,
+            // Nothing escapes inside single quotes.
+            (Some((_, '\'')), _) => {}
+            (_, '\\') => escaped = true,
+            (None, '\'' | '"') => open = Some((i, c)),
+            _ => {}
+        }
+    }
+    let Some((at, _)) = open else {
+        return s;
+    };
+    let start = s[..at].rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    let word = &s[start..];
+    match word.find('=') {
+        Some(eq) if eq < at - start => &word[eq + 1..],
+        _ => word,
+    }
 }
 
 /// `80`, `80/udp`, `8000-8002/tcp` as Docker's `nat.ParsePortSpecs` keys.
@@ -1240,7 +1312,7 @@ fn expand_port(spec: &str) -> std::result::Result<Vec<String>, String> {
     }
     let port = |p: &str| {
         p.parse::<u16>()
-            .map_err(|_| format!("invalid containerPort: {spec}"))
+            .map_err(|_| format!("Invalid containerPort: {spec}"))
     };
     let (lo, hi) = match range.split_once('-') {
         Some((a, b)) => (port(a)?, port(b)?),
@@ -1367,18 +1439,24 @@ mod tests {
     #[test]
     fn bad_changes_are_refused_with_a_reason() {
         for (change, reason) in [
-            ("FROM busybox", "FROM is not a valid change command"),
-            ("RUN echo", "RUN is not a valid change command"),
+            ("FROM busybox", "from is not a valid change command"),
+            ("RUN echo", "run is not a valid change command"),
             ("", "no instruction"),
             ("CMD", "CMD requires at least one argument"),
-            ("EXPOSE http", "invalid containerPort: http"),
+            ("EXPOSE http", "Invalid containerPort: http"),
             ("STOPSIGNAL SIGNOPE", "invalid signal: SIGNOPE"),
-            ("ENV A=\"open", "matching quote"),
+            (
+                "ENV A=\"open",
+                "failed to process \"\\\"open\": unexpected end of statement while looking for matching double-quote",
+            ),
+            (
+                "LABEL a=b c='x y",
+                "failed to process \"'x y\": unexpected end of statement while looking for matching single-quote",
+            ),
             ("WORKDIR a b", "exactly one argument"),
         ] {
             let err = apply(&[change]).unwrap_err();
             assert!(err.contains(reason), "{change:?}: {err}");
-            assert!(err.starts_with("invalid change"), "{err}");
         }
     }
 

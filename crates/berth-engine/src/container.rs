@@ -1543,9 +1543,7 @@ impl Engine {
     pub fn attach(&self, what: &str, streams: AttachStreams) -> Result<Attachment> {
         let v = self.container(what)?;
         if !v.running() {
-            return Err(EngineError::Conflict(
-                "You cannot attach to a stopped container, start it first".into(),
-            ));
+            return Err(EngineError::NotRunningToAttach);
         }
         Attachment::connect(&self.attach_socket(&v.id), streams)
             .map_err(io_ctx("attaching to the container"))
@@ -1811,9 +1809,12 @@ impl Engine {
     /// `rename OLD NEW`
     pub fn rename(&mut self, what: &str, new_name: &str) -> Result<()> {
         let row = self.find_container(what)?;
+        // Docker's words: "Error when allocating new name: ..." and the name
+        // with its leading slash.
         if !crate::names::valid_name(new_name) {
             return Err(EngineError::InvalidArgument(format!(
-                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                "Error when allocating new name: Invalid container name (/{}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                new_name.trim_start_matches('/')
             )));
         }
         let new_name = new_name.trim_start_matches('/');
@@ -1823,21 +1824,39 @@ impl Engine {
             ));
         }
         match self.store.read().rename_container(&row.id, new_name) {
-            Err(berth_store::StoreError::NameInUse(n)) => Err(EngineError::Conflict(format!(
-                "Conflict. The container name \"/{n}\" is already in use"
-            ))),
+            Err(berth_store::StoreError::NameInUse(n)) => {
+                let holder = self
+                    .store
+                    .read()
+                    .container_by_name(&n)?
+                    .map(|r| r.id.to_string())
+                    .unwrap_or_default();
+                Err(EngineError::Conflict(format!(
+                    "Error when allocating new name: Conflict. The container name \"/{n}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+                )))
+            }
             other => Ok(other?),
         }
     }
 
     /// `container prune`: removes every stopped container.
-    pub fn prune_containers(&mut self) -> Result<PruneReport> {
+    /// `container prune [--filter until=|label=|label!=]`: removes every
+    /// stopped container that `f` takes (all of them with no filter).
+    pub fn prune_containers(&mut self, f: &crate::filters::Filters) -> Result<PruneReport> {
+        let until = f.prune_until(chrono::Utc::now())?;
         let mut report = PruneReport {
             deleted: Vec::new(),
             space_reclaimed: 0,
         };
         for v in self.containers()? {
             if matches!(v.state.status, Status::Running | Status::Restarting) {
+                continue;
+            }
+            let made = chrono::DateTime::parse_from_rfc3339(&v.created)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .ok();
+            let too_new = until.is_some_and(|u| made.is_none_or(|m| m >= u));
+            if too_new || !f.prune_labels_match(&v.config.labels) {
                 continue;
             }
             let size = berth_layers::dir_size(&v.dir.join("upper"));

@@ -129,12 +129,44 @@ impl Filters {
     /// Docker's label match: every `label` value (`key` or `key=value`)
     /// must be among `labels`.
     fn labels_match(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.get("label").iter().all(|l| match l.split_once('=') {
+        self.labels_match_key("label", labels)
+    }
+
+    fn labels_match_key(&self, key: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.get(key).iter().all(|l| match l.split_once('=') {
             Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
             None => labels.contains_key(l.as_str()),
         })
     }
+
+    /// Checks a prune's filters (`until`, `label`, `label!`) and returns the
+    /// latest time an object may have been made to go: `until`'s (a time or
+    /// a duration before `now`), or `None` for no limit.
+    pub(crate) fn prune_until(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        self.check_keys(PRUNE_KEYS)?;
+        let mut until = None;
+        for u in self.get("until") {
+            let t = crate::timeparse::parse_time_arg(u, "until", now).map_err(|_| {
+                invalid(format!("failed to parse value as time or duration: {u:?}"))
+            })?;
+            until = Some(until.map_or(t, |prev: chrono::DateTime<chrono::Utc>| prev.min(t)));
+        }
+        Ok(until)
+    }
+
+    /// Whether a prune takes an object with `labels`: every `label` present
+    /// and, when `label!` is given, not every `label!` present (Docker's).
+    pub(crate) fn prune_labels_match(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.labels_match(labels)
+            && (!self.contains("label!") || !self.labels_match_key("label!", labels))
+    }
 }
+
+/// What `container prune --filter` accepts.
+const PRUNE_KEYS: &[&str] = &["until", "label", "label!"];
 
 fn invalid(msg: String) -> EngineError {
     EngineError::InvalidArgument(msg)

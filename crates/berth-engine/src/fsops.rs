@@ -560,7 +560,7 @@ impl Engine {
     /// `volumes`) anonymous volumes no container mounts, then dangling images
     /// (every unused image with `all_images`).
     pub fn prune_system(&mut self, all_images: bool, volumes: bool) -> Result<SystemPruneReport> {
-        let containers = self.prune_containers()?;
+        let containers = self.prune_containers(&crate::filters::Filters::default())?;
         let volumes = if volumes {
             Some(self.prune_volumes(false)?)
         } else {
@@ -826,6 +826,8 @@ struct Dest {
     kind: Kind,
     /// When missing: its parent exists and is a directory.
     parent_is_dir: bool,
+    /// When missing: a directory on its path is not one (`ENOTDIR`).
+    parent_not_dir: bool,
     dir_syntax: bool,
     /// Its name (empty for a root).
     base: String,
@@ -836,7 +838,11 @@ impl Dest {
         format!(
             "{}{}",
             self.kind.code(),
-            if self.parent_is_dir { "p" } else { "-" }
+            match (self.parent_is_dir, self.parent_not_dir) {
+                (true, _) => "p",
+                (false, true) => "n",
+                (false, false) => "-",
+            }
         )
     }
 
@@ -844,6 +850,7 @@ impl Dest {
         Ok(Dest {
             kind: Kind::decode(s)?,
             parent_is_dir: s.get(1..2) == Some("p"),
+            parent_not_dir: s.get(1..2) == Some("n"),
             dir_syntax: spec.dir_syntax,
             base: spec.base().to_string(),
         })
@@ -876,6 +883,8 @@ enum PlanError {
     NoSuchDirectory,
     /// The destination and its parent do not exist.
     NoParent,
+    /// A directory on the destination's path is not one.
+    ParentNotDir,
 }
 
 impl PlanError {
@@ -888,7 +897,19 @@ impl PlanError {
             PlanError::NoSuchDirectory => {
                 format!("destination directory {dest} {location} does not exist")
             }
-            PlanError::NoParent => {
+            // Docker's daemon names the missing directory.
+            PlanError::NoParent if location.starts_with("in container") => {
+                let trimmed = dest.trim_end_matches('/');
+                let parent = match trimmed.rsplit_once('/') {
+                    Some(("", _)) | None => "/",
+                    Some((p, _)) => p,
+                };
+                format!("Could not find the file {parent} {location}")
+            }
+            PlanError::ParentNotDir if location.starts_with("in container") => {
+                "extraction point is not a directory".to_string()
+            }
+            PlanError::NoParent | PlanError::ParentNotDir => {
                 format!("could not find the parent directory of {dest} {location}")
             }
         }
@@ -904,6 +925,7 @@ fn plan(src: &Source, dest: &Dest) -> std::result::Result<Plan, PlanError> {
         }),
         (Kind::Dir, Kind::NonDir) => Err(PlanError::DirOntoFile),
         (_, Kind::NonDir) if dest.dir_syntax => Err(PlanError::NotADirectory),
+        (_, Kind::Missing) if dest.parent_not_dir => Err(PlanError::ParentNotDir),
         (_, Kind::Missing) if !dest.parent_is_dir => Err(PlanError::NoParent),
         (Kind::NonDir, Kind::Missing) if dest.dir_syntax => Err(PlanError::NoSuchDirectory),
         _ => Ok(Plan {
@@ -1072,6 +1094,7 @@ impl HostDest {
             dest: Dest {
                 kind,
                 parent_is_dir,
+                parent_not_dir: false,
                 dir_syntax: spec.dir_syntax,
                 base,
             },
@@ -1500,13 +1523,14 @@ impl Root {
 
     /// What the destination of a copy is, a final symlink followed.
     fn dest_info(&self, spec: &PathSpec) -> std::result::Result<Dest, ChildError> {
-        let (kind, parent_is_dir) = match self.kind_of(&spec.rel(), true) {
-            Ok(k) => (k, true),
+        let (kind, parent_is_dir, parent_not_dir) = match self.kind_of(&spec.rel(), true) {
+            Ok(k) => (k, true, false),
             Err(Errno::NOENT) => (
                 Kind::Missing,
                 self.open(&spec.parent_rel(), true, true).is_ok(),
+                false,
             ),
-            Err(Errno::NOTDIR) => (Kind::Missing, false),
+            Err(Errno::NOTDIR) => (Kind::Missing, false, true),
             Err(e) => {
                 return Err(ChildError::sys(
                     &format!("cannot resolve {}", spec.shown),
@@ -1517,6 +1541,7 @@ impl Root {
         Ok(Dest {
             kind,
             parent_is_dir,
+            parent_not_dir,
             dir_syntax: spec.dir_syntax,
             base: spec.base().to_string(),
         })
@@ -2051,6 +2076,7 @@ mod tests {
         Dest {
             kind,
             parent_is_dir,
+            parent_not_dir: false,
             dir_syntax,
             base: base.into(),
         }

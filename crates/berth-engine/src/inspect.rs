@@ -84,8 +84,10 @@ pub(crate) fn docker_config(raw: &Map<String, Value>, labels_empty_map: bool) ->
     m.insert("WorkingDir".into(), string_field(raw, "WorkingDir"));
     m.insert("Entrypoint".into(), nullable_list(raw, "Entrypoint"));
     m.insert("OnBuild".into(), nullable_list(raw, "OnBuild"));
+    // Labels as stored, even empty (a committed image's are the
+    // container's `{}`); none stored is `null`, or `{}` for a container.
     let labels = match raw.get("Labels") {
-        Some(Value::Object(l)) if !l.is_empty() || labels_empty_map => Value::Object(l.clone()),
+        Some(Value::Object(l)) => Value::Object(l.clone()),
         _ if labels_empty_map => json!({}),
         _ => Value::Null,
     };
@@ -228,12 +230,9 @@ fn host_config(v: &ContainerView) -> Value {
     put("Devices", json!([]));
     put("DeviceCgroupRules", Value::Null);
     put("DeviceRequests", Value::Null);
-    for k in [
-        "KernelMemory",
-        "KernelMemoryTCP",
-        "MemoryReservation",
-        "MemorySwap",
-    ] {
+    // No `KernelMemory`/`KernelMemoryTCP`: gone from Docker's API since
+    // 25 (20.10 still sends zeros).
+    for k in ["MemoryReservation", "MemorySwap"] {
         put(k, json!(0));
     }
     put("MemorySwappiness", Value::Null);
@@ -302,7 +301,7 @@ fn mounts(v: &ContainerView) -> Value {
 
 /// `Config` of a container: as recorded, with `Volumes` (the anonymous
 /// volumes' destinations, as Docker records them) and Docker's keys.
-fn container_config(v: &ContainerView) -> Value {
+pub(crate) fn container_config(v: &ContainerView) -> Value {
     let mut raw = match serde_json::to_value(&v.config) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),

@@ -68,6 +68,10 @@ pub enum EngineError {
     NoSuchVolume(String),
     #[error("{0}")]
     Conflict(String),
+    /// `attach` to a container that is not running: the docker CLI's own
+    /// check (its words alone, exit 1).
+    #[error("You cannot attach to a stopped container, start it first")]
+    NotRunningToAttach,
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{message}")]
@@ -101,7 +105,7 @@ impl EngineError {
             | EngineError::PlatformMismatch { .. }
             | EngineError::NoSuchContainer(_)
             | EngineError::NoSuchVolume(_) => 404,
-            EngineError::Conflict(_) => 409,
+            EngineError::Conflict(_) | EngineError::NotRunningToAttach => 409,
             EngineError::InvalidArgument(_) => 400,
             _ => 500,
         }

@@ -75,7 +75,9 @@ impl Engine {
             "ContainersPaused": 0,
             "ContainersStopped": containers.len() - running,
             "Images": images,
-            "Driver": "overlay",
+            // Docker's name for layers on overlayfs (as `inspect`'s
+            // `GraphDriver.Name`).
+            "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "overlayfs layers"]],
             "Plugins": {
                 "Volume": ["local"],

@@ -267,8 +267,13 @@ impl Engine {
     }
 
     /// `volume rm [-f]`: refuses while a container uses it.
+    /// `volume rm [-f] NAME`: a volume a container uses is refused, `-f`
+    /// or not (as Docker's); `-f` only makes a missing one no error.
     pub fn remove_volume(&mut self, name: &str, force: bool) -> Result<()> {
-        self.volume(name)?;
+        match self.volume(name) {
+            Err(EngineError::NoSuchVolume(_)) if force => return Ok(()),
+            r => r?,
+        };
         let users: Vec<String> = self
             .containers()?
             .into_iter()
@@ -280,7 +285,7 @@ impl Engine {
             })
             .map(|c| c.id.to_string())
             .collect();
-        if !users.is_empty() && !force {
+        if !users.is_empty() {
             return Err(EngineError::Conflict(format!(
                 "remove {name}: volume is in use - [{}]",
                 users.join(", ")

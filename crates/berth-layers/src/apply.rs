@@ -51,7 +51,9 @@ pub struct ApplyOptions {
 pub struct LayerStats {
     /// sha256 of the whole uncompressed tar stream, as read to its end.
     pub diff_id: Digest,
-    /// Bytes of regular file content.
+    /// Bytes of regular file content plus the length of each symlink's
+    /// target: what Docker counts as a layer's size (the `st_size` of every
+    /// entry that is not a directory).
     pub size: u64,
     /// Tar members (extension headers not counted).
     pub entries: u64,
@@ -377,6 +379,7 @@ impl<'a> Applier<'a> {
         // The target is stored as-is: it is only ever interpreted inside the container
         // (or by our own in-root resolution).
         rfs::symlinkat(target, &parent, name).map_err(t.err("create"))?;
+        self.size += target.len() as u64;
         rfs::chownat(
             &parent,
             name,

@@ -280,8 +280,10 @@ fn process_alive(pid: i32) -> bool {
     !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH))
 }
 
-/// Sum of the sizes of the regular files under `dir` (each hard-linked inode once),
-/// without following symlinks. Unreadable parts count as empty.
+/// Sum of the sizes (`st_size`) of what is under `dir` except directories,
+/// each hard-linked inode once, without following symlinks: a symlink counts
+/// the length of its target, as with Docker's. Unreadable parts count as
+/// empty.
 pub fn dir_size(dir: &Path) -> u64 {
     let Ok(fd) = rfs::open(
         dir,
@@ -324,13 +326,12 @@ fn tree_size(fd: OwnedFd, seen: &mut HashSet<(u64, u64)>) -> u64 {
                     total += tree_size(sub, seen);
                 }
             }
-            FileType::RegularFile => {
+            _ => {
                 if st.st_nlink > 1 && !seen.insert((st.st_dev, st.st_ino)) {
                     continue;
                 }
                 total += u64::try_from(st.st_size).unwrap_or(0);
             }
-            _ => {}
         }
     }
     total

@@ -9,9 +9,13 @@ pub const DEFAULT_TAG: &str = "latest";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReferenceError {
-    #[error("invalid reference format: {0:?}")]
+    /// Docker's words, without the reference (callers quote it where
+    /// Docker does).
+    #[error("invalid reference format")]
     Invalid(String),
-    #[error("invalid reference format: repository name must be lowercase: {0:?}")]
+    /// The repository's path as Docker names it (`library/Bad`, or `Foo`
+    /// of `localhost:5000/Foo`).
+    #[error("invalid reference format: repository name ({0}) must be lowercase")]
     Uppercase(String),
     #[error("repository name must not be more than {NAME_MAX} characters")]
     NameTooLong,
@@ -128,17 +132,17 @@ impl Reference {
         if !valid_domain(&domain) {
             return Err(invalid());
         }
-        if path.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(ReferenceError::Uppercase(s.to_string()));
-        }
-        if !path.split('/').all(valid_component) {
-            return Err(invalid());
-        }
         let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
             format!("library/{path}")
         } else {
             path
         };
+        if path.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(ReferenceError::Uppercase(path));
+        }
+        if !path.split('/').all(valid_component) {
+            return Err(invalid());
+        }
         // Counted on the fully qualified name, as Docker does: whatever
         // parses prints (`to_string`) as a reference that parses again.
         if domain.len() + 1 + path.len() > NAME_MAX {
@@ -285,5 +289,23 @@ mod tests {
             Reference::parse("Busybox"),
             Err(ReferenceError::Uppercase(_))
         ));
+    }
+
+    #[test]
+    fn errors_in_dockers_words() {
+        let msg = |s: &str| Reference::parse(s).err().map(|e| e.to_string());
+        assert_eq!(
+            msg("Bad:Ref").as_deref(),
+            Some("invalid reference format: repository name (library/Bad) must be lowercase")
+        );
+        assert_eq!(
+            msg("x/Y").as_deref(),
+            Some("invalid reference format: repository name (x/Y) must be lowercase")
+        );
+        assert_eq!(
+            msg("localhost:5000/Foo").as_deref(),
+            Some("invalid reference format: repository name (Foo) must be lowercase")
+        );
+        assert_eq!(msg("a:b:c").as_deref(), Some("invalid reference format"));
     }
 }

@@ -572,8 +572,8 @@ pub struct StopArgs {
     /// Seconds to wait before killing the container
     #[arg(
         short = 't',
-        long = "time",
-        alias = "timeout",
+        long = "timeout",
+        alias = "time",
         allow_negative_numbers = true
     )]
     pub time: Option<i64>,
@@ -738,6 +738,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]

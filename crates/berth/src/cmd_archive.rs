@@ -20,7 +20,12 @@ pub fn save(e: &Engine, a: &SaveArgs) -> Result<i32> {
     // `-o ""` is standard output, as with Docker.
     let Some(path) = a.output.as_ref().filter(|p| !p.as_os_str().is_empty()) else {
         if rustix::termios::isatty(io::stdout()) {
-            bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            // The docker CLI's own check: its words alone, exit 1.
+            bail!(crate::usage::CliError::Bare {
+                message: "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+                    .into(),
+                code: 1
+            });
         }
         let stdout = io::stdout();
         let mut out = BufWriter::with_capacity(BUF, stdout.lock());
@@ -42,7 +47,7 @@ pub fn save(e: &Engine, a: &SaveArgs) -> Result<i32> {
 pub fn load(e: &mut Engine, a: &LoadArgs) -> Result<i32> {
     let loaded = match &a.input {
         Some(path) => {
-            let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
+            let file = File::open(path).map_err(|err| crate::commands::open_error(path, &err))?;
             e.load(file)?
         }
         None => {

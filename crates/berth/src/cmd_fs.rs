@@ -29,7 +29,12 @@ pub fn export(e: &Engine, a: &ExportArgs) -> Result<i32> {
         None => {
             let out = std::io::stdout();
             if rustix::termios::isatty(&out) {
-                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+                // The docker CLI's own check: its words alone, exit 1.
+                bail!(crate::usage::CliError::Bare {
+                    message: "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+                        .into(),
+                    code: 1
+                });
             }
             out.lock().flush()?;
             e.export(&a.container, out.as_fd())?;
@@ -55,8 +60,15 @@ pub fn cp(e: &Engine, a: &CpArgs) -> Result<i32> {
         follow_link: a.follow_link,
     };
     match (container_path(&a.source), container_path(&a.destination)) {
-        (Some(_), Some(_)) => bail!("copying between containers is not supported"),
-        (None, None) => bail!("must specify at least one container source"),
+        // The docker CLI's own checks: its words alone, exit 1.
+        (Some(_), Some(_)) => bail!(crate::usage::CliError::Bare {
+            message: "copying between containers is not supported".into(),
+            code: 1
+        }),
+        (None, None) => bail!(crate::usage::CliError::Bare {
+            message: "must specify at least one container source".into(),
+            code: 1
+        }),
         (Some((c, src)), None) => {
             if a.destination == "-" {
                 let out = std::io::stdout();
@@ -107,7 +119,13 @@ pub fn container_prune(e: &mut Engine, a: &PruneArgs) -> Result<i32> {
     if !a.force && !confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(0);
     }
-    let r = e.prune_containers()?;
+    let filters = berth_engine::filters::Filters::parse(&a.filter).map_err(|err| {
+        anyhow::anyhow!(crate::usage::CliError::Flag(format!(
+            "invalid argument \"{}\" for \"--filter\" flag: {err}",
+            err.0
+        )))
+    })?;
+    let r = e.prune_containers(&filters)?;
     if !r.deleted.is_empty() {
         outln!("Deleted Containers:")?;
         for id in &r.deleted {

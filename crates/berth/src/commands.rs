@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use berth_engine::filters::Filters;
 use berth_engine::{
     AttachStreams, ContainerView, CreateOptions, Engine, EngineError, ExecOptions, ExecSpec,
@@ -14,9 +14,12 @@ use chrono::{DateTime, Utc};
 
 use crate::attach::{self, Ended, Session};
 use crate::cli::*;
-use crate::format::human::{ago, command_column, human_size, status_line};
+use crate::format::human::{
+    ago, command_column, ellipsis, human_size, human_size_with_precision, status_line,
+};
 use crate::format::table;
 use crate::format::template::Format;
+use crate::usage::CliError;
 use crate::Exit;
 
 fn open(cli: &Cli) -> Result<Engine> {
@@ -29,7 +32,7 @@ fn open(cli: &Cli) -> Result<Engine> {
 }
 
 /// Runs the command; says how the process ends.
-pub fn dispatch(cli: Cli) -> Exit {
+pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
     berth_runtime::trace::trace("cli: start");
     // Docker's `exec` fails with 1 (like other commands) unless the command
     // itself could not be run (126/127).
@@ -113,6 +116,7 @@ pub fn dispatch(cli: Cli) -> Exit {
             Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut e, a),
             Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&e, a),
             Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
+                tag_references_ok(&a.source, &a.target)?;
                 e.tag(&a.source, &a.target)?;
                 Ok(0)
             }
@@ -122,6 +126,9 @@ pub fn dispatch(cli: Cli) -> Exit {
                 crate::cmd_commit::diff(&e, a)
             }
             Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+                if let Some(r) = &a.reference {
+                    client_reference(r)?;
+                }
                 crate::cmd_commit::commit(&mut e, a)
             }
             Command::History(a) | Command::Image(ImageCommand::History(a)) => {
@@ -170,10 +177,35 @@ pub fn dispatch(cli: Cli) -> Exit {
         Ok(code) => Exit::Code(code),
         Err(err) if crate::is_closed_stdout(&err) => Exit::BrokenPipe,
         Err(err) => {
+            match err.downcast_ref::<CliError>() {
+                Some(CliError::Flag(msg)) => {
+                    errln!("{}", crate::usage::flag_error(path, msg));
+                    return Exit::Code(125);
+                }
+                Some(CliError::Bare { message, code }) => {
+                    errln!("{message}");
+                    return Exit::Code(*code);
+                }
+                Some(CliError::Opts(msg)) => {
+                    errln!("berth: {msg}{}", crate::usage::run_trailer(path));
+                    return Exit::Code(125);
+                }
+                None => {}
+            }
+            if let Some(e @ EngineError::NotRunningToAttach) = err.downcast_ref::<EngineError>() {
+                errln!("{e}");
+                return Exit::Code(1);
+            }
             let prefix = if run_like { "berth: " } else { "Error: " };
+            // docker's `run` ends each of its errors with where to read more.
+            let trailer = if run_like {
+                crate::usage::run_trailer(path)
+            } else {
+                String::new()
+            };
             if let Some(EngineError::ImageNotFoundLocally(n)) = err.downcast_ref::<EngineError>() {
                 errln!("Unable to find image '{n}' locally");
-                errln!("{prefix}No such image: {n}");
+                errln!("{prefix}No such image: {n}{trailer}");
             } else if let Some(EngineError::PlatformMismatch { reference, .. }) =
                 err.downcast_ref::<EngineError>()
             {
@@ -182,9 +214,9 @@ pub fn dispatch(cli: Cli) -> Exit {
                 let n = berth_types::Reference::parse(reference)
                     .map_or_else(|_| reference.clone(), |r| r.familiar());
                 errln!("Unable to find image '{n}' locally");
-                errln!("{prefix}{err}");
+                errln!("{prefix}{err}{trailer}");
             } else {
-                errln!("{prefix}{}", error_chain(&err));
+                errln!("{prefix}{}{trailer}", error_chain(&err));
             }
             Exit::Code(crate::exit_code(&err, run_like))
         }
@@ -232,7 +264,8 @@ fn parse_env_files(a: &RunArgs) -> Result<Vec<String>> {
 fn environment(files: &[std::path::PathBuf], flags: &[String]) -> Result<Vec<String>> {
     let mut env = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow!("open {}: {}", f.display(), errno_text(&e)))?;
         for line in text.lines() {
             let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
@@ -258,7 +291,7 @@ fn environment(files: &[std::path::PathBuf], flags: &[String]) -> Result<Vec<Str
     }
     for e in flags {
         if e.starts_with('=') {
-            bail!(EngineError::InvalidArgument(format!(
+            bail!(CliError::Flag(format!(
                 "invalid argument \"{e}\" for \"-e, --env\" flag: invalid environment variable: {e}"
             )));
         }
@@ -286,7 +319,7 @@ fn healthcheck_options(a: &RunArgs) -> Result<Option<berth_types::Healthcheck>> 
         match v {
             None => Ok(0),
             Some(s) => berth_engine::timeparse::go_duration(s).ok_or_else(|| {
-                anyhow!(EngineError::InvalidArgument(format!(
+                anyhow!(CliError::Flag(format!(
                     "invalid argument \"{s}\" for \"--{flag}\" flag: time: invalid duration \"{s}\""
                 )))
             }),
@@ -299,7 +332,7 @@ fn healthcheck_options(a: &RunArgs) -> Result<Option<berth_types::Healthcheck>> 
     let retries: i64 = match &a.health_retries {
         None => 0,
         Some(s) => s.parse::<i32>().map(i64::from).map_err(|_| {
-            anyhow!(EngineError::InvalidArgument(format!(
+            anyhow!(CliError::Flag(format!(
                 "invalid argument \"{s}\" for \"--health-retries\" flag: strconv.ParseInt: parsing \"{s}\": invalid syntax"
             )))
         })?,
@@ -313,7 +346,7 @@ fn healthcheck_options(a: &RunArgs) -> Result<Option<berth_types::Healthcheck>> 
         || retries != 0;
     if a.no_healthcheck {
         if any {
-            bail!(EngineError::InvalidArgument(
+            bail!(CliError::Opts(
                 "--no-healthcheck conflicts with --health-* options".into()
             ));
         }
@@ -333,9 +366,7 @@ fn healthcheck_options(a: &RunArgs) -> Result<Option<berth_types::Healthcheck>> 
         (retries, "health-retries"),
     ] {
         if v < 0 {
-            bail!(EngineError::InvalidArgument(format!(
-                "--{flag} cannot be negative"
-            )));
+            bail!(CliError::Opts(format!("--{flag} cannot be negative")));
         }
     }
     Ok(Some(berth_types::Healthcheck {
@@ -377,7 +408,8 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
     // or is left out), then the -l flags.
     let mut from_files = Vec::new();
     for f in &a.label_file {
-        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow!("open {}: {}", f.display(), errno_text(&e)))?;
         for line in text.lines() {
             let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
@@ -392,14 +424,19 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
     for l in from_files.iter().chain(&a.label) {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         if k.is_empty() {
-            bail!(EngineError::InvalidArgument(format!(
+            bail!(CliError::Flag(format!(
                 "invalid argument \"{l}\" for \"-l, --label\" flag: invalid label '{l}': empty name"
             )));
         }
         labels.insert(k.to_string(), v.to_string());
     }
-    let env =
-        parse_env_files(a).map_err(|e| anyhow!(EngineError::InvalidArgument(format!("{e:#}"))))?;
+    let env = parse_env_files(a).map_err(|e| {
+        if e.is::<CliError>() {
+            e
+        } else {
+            anyhow!(EngineError::InvalidArgument(format!("{e:#}")))
+        }
+    })?;
     let healthcheck = healthcheck_options(a)?;
     Ok(CreateOptions {
         healthcheck,
@@ -418,7 +455,7 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
             for s in &a.sysctl {
                 let (k, v) = s.split_once('=').unwrap_or((s, ""));
                 if !s.contains('=') || !berth_runtime::process::sysctl_is_namespaced(k) {
-                    bail!(EngineError::InvalidArgument(format!(
+                    bail!(CliError::Flag(format!(
                         "invalid argument \"{s}\" for \"--sysctl\" flag: sysctl '{s}' is not whitelisted"
                     )));
                 }
@@ -502,6 +539,15 @@ fn security_opts(opts: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A file the docker CLI itself could not open (`load -i`, `import`): Go's
+/// words, printed bare, exit 1.
+pub(crate) fn open_error(path: &std::path::Path, err: &std::io::Error) -> anyhow::Error {
+    anyhow!(CliError::Bare {
+        message: format!("open {}: {}", path.display(), errno_text(err)),
+        code: 1
+    })
+}
+
 /// An I/O error as Go words it: "no such file or directory".
 fn errno_text(e: &std::io::Error) -> String {
     let s = e.to_string();
@@ -526,35 +572,57 @@ fn attach_streams(a: &RunArgs) -> AttachStreams {
     }
 }
 
-/// What the docker CLI refuses before it asks its daemon, in its words and
-/// with its 125 (for `create` too), printed here: a bad `--mount` value,
-/// log options for the `none` driver.
-fn flags_ok(a: &RunArgs, cmd: &str) -> bool {
-    if a.log_driver.as_deref() == Some("none") && !a.log_opt.is_empty() {
-        // docker 28's form: the error, then where the help is.
-        errln!("berth: invalid logging opts for driver none\n\nRun 'berth {cmd} --help' for more information");
-        return false;
-    }
-    for m in &a.mount {
-        if let Err(e) = berth_engine::mountopt::parse(m) {
-            errln!("{e}");
-            errln!("See 'berth {cmd} --help'.");
-            return false;
+/// The docker CLI's own check of a reference it is about to send (`commit`,
+/// `import`, `create`): a bad one is its error, printed bare, exit 1.
+fn client_reference(s: &str) -> Result<berth_types::Reference> {
+    berth_types::Reference::parse(s).map_err(|e| {
+        anyhow!(CliError::Bare {
+            message: e.to_string(),
+            code: 1
+        })
+    })
+}
+
+/// `tag`'s checks in the docker client, in its words: both references
+/// parse, and the new one has no digest.
+fn tag_references_ok(source: &str, target: &str) -> Result<()> {
+    let bare = |message: String| anyhow!(CliError::Bare { message, code: 1 });
+    for r in [source, target] {
+        if let Err(e) = berth_types::Reference::parse(r) {
+            return Err(bare(format!(
+                "Error parsing reference: {r:?} is not a valid repository/tag: {e}"
+            )));
         }
     }
-    // The healthcheck flags are the CLI's to check as well.
-    if let Err(e) = healthcheck_options(a) {
-        errln!("{}", error_chain(&e));
-        errln!("See 'berth {cmd} --help'.");
-        return false;
+    if target.contains('@') {
+        return Err(bare(
+            "refusing to create a tag with a digest reference".to_string(),
+        ));
     }
-    true
+    Ok(())
+}
+
+/// What the docker CLI refuses before it asks its daemon (exit 125, for
+/// `create` too): a bad `--mount` value (a flag error), log options for
+/// the `none` driver and the healthcheck flags (its option checks).
+fn flags_ok(a: &RunArgs) -> Result<()> {
+    for m in &a.mount {
+        if let Err(e) = berth_engine::mountopt::parse(m) {
+            bail!(CliError::Flag(e.to_string()));
+        }
+    }
+    if a.log_driver.as_deref() == Some("none") && !a.log_opt.is_empty() {
+        bail!(CliError::Opts(
+            "invalid logging opts for driver none".into()
+        ));
+    }
+    healthcheck_options(a)?;
+    Ok(())
 }
 
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
-    if !flags_ok(a, "create") {
-        return Ok(125);
-    }
+    flags_ok(a)?;
+    client_reference(&a.image)?;
     // Docker's `create` records the streams `run` would attach (without -d).
     let id = create_with_cidfile(e, a, attach_streams(a))?;
     outln!("{id}")?;
@@ -594,20 +662,24 @@ fn create_with_cidfile(
 }
 
 fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
-    if !flags_ok(a, "run") {
-        return Ok(125);
-    }
+    flags_ok(a)?;
+    // The docker CLI checks the image's name before anything else; for
+    // `run` its error is the engine's ("berth: ..." and the help hint).
+    berth_types::Reference::parse(&a.image)?;
     let detach_keys =
         attach::parse_detach_keys(a.detach_keys.as_deref()).map_err(|m| anyhow!(m))?;
     if a.detach && !a.attach.is_empty() {
         // The docker CLI's own check: its (28's) words, 1, nothing created.
-        errln!("conflicting options: cannot specify both --attach and --detach");
-        return Ok(1);
+        bail!(CliError::Bare {
+            message: "conflicting options: cannot specify both --attach and --detach".into(),
+            code: 1
+        });
     }
     let recorded = attach_streams(a);
     if a.tty && recorded.stdin && !attach::is_terminal(std::io::stdin()) && !a.detach {
-        // Docker's CLI refuses this itself, with 1 (not the daemon's 125).
-        bail!(EngineError::Runtime {
+        // Docker's CLI refuses this itself, with 1 (not the daemon's 125)
+        // and no "docker:" before it.
+        bail!(CliError::Bare {
             code: 1,
             message: "the input device is not a TTY".into()
         });
@@ -778,9 +850,10 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
     // As Docker's: -t alone makes a terminal whatever stdin is; only -it
     // needs one to read from.
     if a.tty && a.interactive && !a.detach && !attach::is_terminal(std::io::stdin()) {
-        bail!(EngineError::InvalidArgument(
-            "the input device is not a TTY".into()
-        ));
+        bail!(CliError::Bare {
+            code: 1,
+            message: "the input device is not a TTY".into()
+        });
     }
     let env = environment(&a.env_file, &a.env)?;
     let spec = ExecSpec {
@@ -799,8 +872,21 @@ fn exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         stdin: a.interactive && !a.detach,
         detach: a.detach,
     };
-    let Some(attachment) = e.exec(&a.container, spec, opts)? else {
-        return Ok(0);
+    let attachment = match e.exec(&a.container, spec, opts) {
+        Ok(Some(attachment)) => attachment,
+        Ok(None) => return Ok(0),
+        // A command that cannot start: docker's daemon reports it on the
+        // exec's own output stream (a terminal's line end, exit 126); a
+        // detached exec gets it as an ordinary error (exit 1).
+        Err(EngineError::Runtime { message, .. }) if a.detach => bail!("{message}"),
+        Err(EngineError::Runtime {
+            message,
+            code: 126 | 127,
+        }) => {
+            out!("{message}\r\n")?;
+            return Ok(126);
+        }
+        Err(err) => return Err(err.into()),
     };
     let ended = attach::run(
         attachment,
@@ -968,9 +1054,17 @@ fn ps_row(v: &ContainerView, no_trunc: bool, now: DateTime<Utc>) -> serde_json::
         "Ports": "",
         "Names": v.name,
         "Labels": v.config.labels.iter().map(|(k, val)| format!("{k}={val}")).collect::<Vec<_>>().join(","),
-        "Mounts": v.host_config.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
+        "LocalVolumes": v.host_config.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
+        "Mounts": v.host_config.mounts.iter().map(|m| {
+            let name = if m.name.is_empty() { &m.source } else { &m.name };
+            if no_trunc { name.clone() } else { ellipsis(name, 15) }
+        }).collect::<Vec<_>>().join(","),
         "Networks": v.host_config.network_mode,
-        "Size": "",
+        // The image's platform (API 1.48): docker has none for images
+        // without a manifest, as berth's.
+        "Platform": null,
+        // Until measured (`-s`, or a format that shows it): nothing.
+        "Size": "0B",
     })
 }
 
@@ -987,12 +1081,14 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("Labels", "LABELS"),
     ("Mounts", "MOUNTS"),
     ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Platform", "PLATFORM"),
     ("Size", "SIZE"),
 ];
 
 /// Parses `--filter` arguments; a malformed one is the docker CLI's flag
 /// error (exit 125, printed here).
-fn parse_filters(args: &[String], extra_ref: Option<&str>, cmd: &str) -> Result<Option<Filters>> {
+fn parse_filters(args: &[String], extra_ref: Option<&str>) -> Result<Option<Filters>> {
     match Filters::parse(args) {
         Ok(mut f) => {
             if let Some(r) = extra_ref {
@@ -1000,19 +1096,15 @@ fn parse_filters(args: &[String], extra_ref: Option<&str>, cmd: &str) -> Result<
             }
             Ok(Some(f))
         }
-        Err(e) => {
-            errln!(
-                "invalid argument \"{}\" for \"-f, --filter\" flag: {e}",
-                e.0
-            );
-            errln!("See 'berth {cmd} --help'.");
-            Ok(None)
-        }
+        Err(e) => bail!(CliError::Flag(format!(
+            "invalid argument \"{}\" for \"-f, --filter\" flag: {e}",
+            e.0
+        ))),
     }
 }
 
 fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
-    let Some(filters) = parse_filters(&a.filter, None, "ps")? else {
+    let Some(filters) = parse_filters(&a.filter, None)? else {
         return Ok(125);
     };
     let limit = if a.latest { Some(1) } else { a.last };
@@ -1036,8 +1128,10 @@ fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
     }
     let mut rows: Vec<serde_json::Value> =
         list.iter().map(|v| ps_row(v, a.no_trunc, now)).collect();
-    // -s: "10B (virtual 1.99MB)", the writable layer and all of it.
-    if a.size {
+    // -s: "10B (virtual 1.99MB)", the writable layer and all of it. As
+    // docker's, also measured when the format shows `.Size` (`{{json .}}`
+    // does).
+    if a.size || a.format.as_deref().is_some_and(format_shows_size) {
         for (row, v) in rows.iter_mut().zip(&list) {
             let (rw, all) = e.container_size(v)?;
             row["Size"] = format!("{} (virtual {})", human_size(rw), human_size(all)).into();
@@ -1053,15 +1147,22 @@ fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// Whether a `ps --format` template shows the size: it names `.Size` or
+/// prints the whole row as JSON.
+fn format_shows_size(fmt: &str) -> bool {
+    let squeezed: String = fmt.split_whitespace().collect::<Vec<_>>().join(" ");
+    squeezed.contains(".Size") || squeezed.contains("json .}}") || squeezed.contains("json . ")
+}
+
 fn print_rows(fmt: &str, rows: &[serde_json::Value], headers: &[(&str, &str)]) -> Result<()> {
     let f = Format::parse(fmt).map_err(|e| anyhow!("{e}"))?;
     let mut out = std::io::stdout().lock();
     if f.is_table() {
-        let s = f.render_table(rows, headers).map_err(|e| anyhow!("{e}"))?;
+        let s = f.render_rows(rows, headers).map_err(|e| anyhow!("{e}"))?;
         out.write_all(s.as_bytes())?;
     } else {
         for r in rows {
-            let s = f.render(r).map_err(|e| anyhow!("{e}"))?;
+            let s = f.render_row(r).map_err(|e| anyhow!("{e}"))?;
             writeln!(out, "{s}")?;
         }
     }
@@ -1072,6 +1173,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
     let kind = kind.or(a.kind.as_deref());
     let mut values = Vec::new();
     let mut strict = Vec::new();
+    let mut typed = Vec::new();
     let mut code = 0;
     for o in &a.objects {
         let v = match kind {
@@ -1080,7 +1182,12 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
             Some("volume") => e
                 .volume(o)
                 .map(|v| serde_json::to_value(v).unwrap_or_default()),
-            Some(k) => bail!("\"{k}\" is not a valid value for --type"),
+            Some(k) => bail!(CliError::Bare {
+                message: format!(
+                    "unknown type: {k:?}: must be one of \"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\""
+                ),
+                code: 1
+            }),
             None => e
                 .inspect_container(o)
                 .or_else(|_| e.inspect_image(o))
@@ -1096,11 +1203,21 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
                 // through its typed struct only.
                 let volume = kind == Some("volume") || v.get("Mountpoint").is_some();
                 strict.push(!volume);
+                let image = v.get("RootFS").is_some() && v.get("State").is_none();
+                typed.push(if image {
+                    Some(typed_image_view(&v))
+                } else {
+                    None
+                });
                 values.push(v)
             }
             Err(err) => {
                 let msg = match (&err, kind) {
                     (EngineError::NoSuchContainer(_), None) => format!("No such object: {o}"),
+                    // Docker's image lookup says it twice: as typed, then in full.
+                    (EngineError::NoSuchImage(_), Some("image")) => {
+                        format!("no such image: {o}: {err}")
+                    }
                     _ => err.to_string(),
                 };
                 errln!("Error: {msg}");
@@ -1108,7 +1225,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
             }
         }
     }
-    if !print_inspect(a.format.as_deref(), &values, &strict)? {
+    if !print_inspect(a.format.as_deref(), &values, &strict, &typed)? {
         code = 1;
     }
     Ok(code)
@@ -1119,10 +1236,15 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
 /// a field it does not have is an error (see `Template::execute_inspect`).
 /// A template error is printed for its object, as docker's; the others are
 /// printed still. False if there was one.
+///
+/// `typed[i]`, when there is one, is object `i` as the docker CLI's typed
+/// struct holds it (see [`typed_image_view`]): the template runs on it
+/// first and, if it fails there, on the JSON, as docker's does.
 fn print_inspect(
     format: Option<&str>,
     values: &[serde_json::Value],
     strict: &[bool],
+    typed: &[Option<serde_json::Value>],
 ) -> Result<bool> {
     let Some(f) = format else {
         outln!("{}", json_indented(&values)?)?;
@@ -1132,10 +1254,13 @@ fn print_inspect(
     let mut ok = true;
     let mut printed = false;
     for (i, v) in values.iter().enumerate() {
-        let out = if strict.get(i).copied().unwrap_or(false) {
+        let out = if let Some(Some(t)) = typed.get(i) {
+            f.render_inspect(t).or_else(|_| f.render_inspect(v))
+        } else if strict.get(i).copied().unwrap_or(false) {
             f.render_inspect(v)
         } else {
-            f.render(v)
+            // A volume: docker's typed struct prints a nil map as `map[]`.
+            f.render_inspect(v).or_else(|_| f.render(v))
         };
         match out {
             Ok(s) => {
@@ -1153,6 +1278,63 @@ fn print_inspect(
         outln!()?;
     }
     Ok(ok)
+}
+
+/// An image's inspect JSON as the docker (28) CLI decodes it into its typed
+/// struct before running a `--format` template on it: `Config` is an OCI
+/// image config (`User`, `ExposedPorts`, `Env`, `Entrypoint`, `Cmd`,
+/// `Volumes`, `WorkingDir`, `Labels`, `StopSignal`, `ArgsEscaped`,
+/// `Healthcheck`, `OnBuild`, `Shell`) whose empty fields are left out, so an
+/// imported image's `{{json .Config}}` is `{}`; an empty `Container` is left
+/// out too. A template that needs anything else fails on this view and runs
+/// on the JSON itself (`{{.Config.Hostname}}`), as docker's falls back.
+fn typed_image_view(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const OCI_CONFIG: &[&str] = &[
+        "User",
+        "ExposedPorts",
+        "Env",
+        "Entrypoint",
+        "Cmd",
+        "Volumes",
+        "WorkingDir",
+        "Labels",
+        "StopSignal",
+        "ArgsEscaped",
+        "Healthcheck",
+        "OnBuild",
+        "Shell",
+    ];
+    let empty = |x: &Value| match x {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        // A healthcheck is a pointer in docker's struct: kept when set.
+        Value::Object(_) => false,
+        Value::Number(_) => false,
+    };
+    let mut out = v.clone();
+    let Some(obj) = out.as_object_mut() else {
+        return out;
+    };
+    if obj.get("Container").is_some_and(empty) {
+        obj.remove("Container");
+    }
+    if let Some(Value::Object(config)) = obj.get("Config") {
+        let mut oci = serde_json::Map::new();
+        for k in OCI_CONFIG {
+            match config.get(*k) {
+                Some(Value::Object(m)) if m.is_empty() && *k != "Healthcheck" => {}
+                Some(x) if !empty(x) => {
+                    oci.insert((*k).to_string(), x.clone());
+                }
+                _ => {}
+            }
+        }
+        obj.insert("Config".to_string(), Value::Object(oci));
+    }
+    out
 }
 
 /// JSON as the docker CLI prints `inspect`: indented with 4 spaces.
@@ -1178,10 +1360,16 @@ fn top(e: &Engine, a: &TopArgs) -> Result<i32> {
 }
 
 fn import(e: &mut Engine, a: &ImportArgs) -> Result<i32> {
+    if let Some(r) = &a.reference {
+        client_reference(r)?;
+    }
     let input: Box<dyn std::io::Read + Send> = if a.file == "-" {
         Box::new(std::io::stdin())
     } else {
-        Box::new(std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?)
+        Box::new(
+            std::fs::File::open(&a.file)
+                .map_err(|err| open_error(std::path::Path::new(&a.file), &err))?,
+        )
     };
     let platform = match a.platform.as_deref() {
         None | Some("") => None,
@@ -1209,6 +1397,10 @@ const IMAGE_HEADERS: &[(&str, &str)] = &[
     ("CreatedAt", "CREATED AT"),
     ("Size", "SIZE"),
     ("Digest", "DIGEST"),
+    ("Containers", "CONTAINERS"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "SIZE"),
 ];
 
 fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
@@ -1218,7 +1410,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
     let now = Utc::now();
     let mut rows = Vec::new();
     let mut seen_ids = Vec::new();
-    let Some(filters) = parse_filters(&a.filter, a.reference.as_deref(), "images")? else {
+    let Some(filters) = parse_filters(&a.filter, a.reference.as_deref())? else {
         return Ok(125);
     };
     for img in e.images_filtered(&filters, a.all)? {
@@ -1251,11 +1443,17 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
                 "CreatedAt": created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
                 "Size": human_size(img.size),
                 "Digest": "<none>",
+                // What only `system df` computes: "N/A" here, as docker's.
+                "Containers": "N/A",
+                "SharedSize": "N/A",
+                "UniqueSize": "N/A",
+                // go-units' HumanSize: 4 significant digits.
+                "VirtualSize": human_size_with_precision(img.size as f64, 4),
             }));
         }
     }
     if a.quiet {
-        seen_ids.dedup();
+        // One line per row, as docker's: an image with two tags twice.
         for id in seen_ids {
             outln!("{id}")?;
         }
@@ -1307,7 +1505,7 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
             Ok(0)
         }
         VolumeCommand::Ls(a) => {
-            let Some(f) = parse_filters(&a.filter, None, "volume ls")? else {
+            let Some(f) = parse_filters(&a.filter, None)? else {
                 return Ok(125);
             };
             let vols = e.volumes_filtered(&f)?;
@@ -1319,7 +1517,32 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
             }
             let rows: Vec<serde_json::Value> = vols
                 .iter()
-                .map(|v| serde_json::json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": v.scope}))
+                .map(|v| {
+                    let labels = v
+                        .labels
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, val)| format!("{k}={}", val.as_str().unwrap_or_default()))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .unwrap_or_default();
+                    // Docker's keys; what only cluster volumes or `system df`
+                    // have is "N/A".
+                    serde_json::json!({
+                        "Availability": "N/A",
+                        "Driver": v.driver,
+                        "Group": "N/A",
+                        "Labels": labels,
+                        "Links": "N/A",
+                        "Mountpoint": v.mountpoint,
+                        "Name": v.name,
+                        "Scope": v.scope,
+                        "Size": "N/A",
+                        "Status": "N/A",
+                    })
+                })
                 .collect();
             let fmt = a
                 .format
@@ -1333,6 +1556,12 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
                     ("Name", "VOLUME NAME"),
                     ("Mountpoint", "MOUNTPOINT"),
                     ("Scope", "SCOPE"),
+                    ("Labels", "LABELS"),
+                    ("Size", "SIZE"),
+                    ("Links", "LINKS"),
+                    ("Status", "STATUS"),
+                    ("Group", "GROUP"),
+                    ("Availability", "AVAILABILITY"),
                 ],
             )?;
             Ok(0)
@@ -1349,11 +1578,12 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
                     }
                 }
             }
-            if !print_inspect(a.format.as_deref(), &values, &[])? {
+            if !print_inspect(a.format.as_deref(), &values, &[], &[])? {
                 code = 1;
             }
             Ok(code)
         }
+        // `-f`: a missing volume is no error, and is printed as removed.
         VolumeCommand::Rm(a) => each(&a.volumes, |n| {
             e.remove_volume(n, a.force)?;
             outln!("{n}")?;

@@ -43,6 +43,7 @@ mod cmd_system;
 mod commands;
 mod format;
 mod output;
+mod usage;
 
 use std::process::ExitCode;
 
@@ -51,97 +52,162 @@ fn main() -> ExitCode {
     // One command tree for both the flag rewrite and the parse.
     let command = <cli::Cli as clap::CommandFactory>::command();
     let (args, path) = boolflags::normalize(&command, args);
-    let see = format!("See 'berth {} --help'.", path.join(" "));
     let args = match args {
         Ok(a) => a,
         Err(msg) => {
-            eprintln!("{msg}\n{see}");
+            errln!("{}", usage::flag_error(&path, &msg));
             return ExitCode::from(125);
         }
     };
     let parsed = match command
+        .clone()
         .try_get_matches_from(&args)
         .and_then(|m| <cli::Cli as clap::FromArgMatches>::from_arg_matches(&m))
     {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::{ContextKind, ContextValue, ErrorKind};
-            return match e.kind() {
-                ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    // Bare `berth` prints its help and succeeds, as `docker` does.
-                    let _ = e.print();
-                    ExitCode::SUCCESS
-                }
-                ErrorKind::InvalidSubcommand => {
-                    // Docker's words and code: `unknown command: docker x`, 1.
-                    let name = match e.get(ContextKind::InvalidSubcommand) {
-                        Some(ContextValue::String(s)) => s.clone(),
-                        _ => String::new(),
-                    };
-                    let prefix = if path.is_empty() {
-                        "berth".to_string()
-                    } else {
-                        format!("berth {}", path.join(" "))
-                    };
-                    eprintln!(
-                        "berth: unknown command: {prefix} {name}\n\nRun '{prefix} --help' for more information"
-                    );
-                    ExitCode::from(1)
-                }
-                ErrorKind::ValueValidation => {
-                    // pflag's words for a value its flag refuses (`-a bogus`).
-                    match (
-                        e.get(ContextKind::InvalidArg),
-                        e.get(ContextKind::InvalidValue),
-                    ) {
-                        (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) => {
-                            let long = arg.split_whitespace().next().unwrap_or(arg);
-                            let name = match long {
-                                "--attach" => "-a, --attach",
-                                other => other,
-                            };
-                            let reason = std::error::Error::source(&e)
-                                .map_or_else(|| "invalid value".to_string(), |s| s.to_string());
-                            eprintln!(
-                                "invalid argument \"{value}\" for \"{name}\" flag: {reason}\n{see}"
-                            );
-                        }
-                        _ => {
-                            let _ = e.print();
-                        }
-                    }
-                    ExitCode::from(125)
-                }
-                ErrorKind::UnknownArgument => {
-                    // Docker's words: `unknown flag: --bogus`.
-                    match e.get(ContextKind::InvalidArg) {
-                        Some(ContextValue::String(flag)) if flag.starts_with("--") => {
-                            eprintln!("unknown flag: {flag}\n{see}");
-                        }
-                        Some(ContextValue::String(flag)) => {
-                            let c = flag.trim_start_matches('-').chars().next().unwrap_or('?');
-                            eprintln!("unknown shorthand flag: '{c}' in {flag}\n{see}");
-                        }
-                        _ => {
-                            let _ = e.print();
-                        }
-                    }
-                    ExitCode::from(125)
-                }
-                _ => {
-                    let _ = e.print();
-                    ExitCode::from(125)
-                }
-            };
-        }
+        Err(e) => return clap_error(&command, &e, &path, &args),
     };
     let mut parsed = parsed;
     parsed.command = parsed.command.flatten();
-    match commands::dispatch(parsed) {
+    match commands::dispatch(parsed, &path) {
         Exit::Code(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(125)),
         Exit::BrokenPipe => die_of_sigpipe(),
+    }
+}
+
+/// Reports clap's refusal of the command line as the docker CLI reports
+/// its own: Docker's words, the usage block, its exit codes.
+fn clap_error(
+    command: &clap::Command,
+    e: &clap::Error,
+    path: &[String],
+    args: &[String],
+) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let ctx = |k: ContextKind| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let flag_error = |msg: String| {
+        errln!("{}", usage::flag_error(path, &msg));
+        ExitCode::from(125)
+    };
+    let arity_error = || match usage::arity_error(path) {
+        Some(msg) => {
+            errln!("{msg}");
+            ExitCode::from(1)
+        }
+        None => {
+            let _ = e.print();
+            ExitCode::from(125)
+        }
+    };
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // Bare `berth` prints its help and succeeds, as `docker` does.
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::InvalidSubcommand => {
+            // Docker's words and code: `unknown command: docker x`, 1.
+            let name = ctx(ContextKind::InvalidSubcommand).unwrap_or_default();
+            let prefix = if path.is_empty() {
+                "berth".to_string()
+            } else {
+                format!("berth {}", path.join(" "))
+            };
+            errln!(
+                "berth: unknown command: {prefix} {name}\n\nRun '{prefix} --help' for more information"
+            );
+            ExitCode::from(1)
+        }
+        ErrorKind::UnknownArgument => match ctx(ContextKind::InvalidArg) {
+            // Docker's words: `unknown flag: --bogus`.
+            Some(flag) if flag.starts_with("--") => flag_error(format!("unknown flag: {flag}")),
+            Some(flag) if flag.starts_with('-') && flag.len() > 1 => {
+                let c = flag.trim_start_matches('-').chars().next().unwrap_or('?');
+                flag_error(format!("unknown shorthand flag: '{c}' in {flag}"))
+            }
+            // An operand too many.
+            Some(_) => arity_error(),
+            None => {
+                let _ = e.print();
+                ExitCode::from(125)
+            }
+        },
+        ErrorKind::MissingRequiredArgument | ErrorKind::TooManyValues => arity_error(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let Some(arg) = ctx(ContextKind::InvalidArg) else {
+                let _ = e.print();
+                return ExitCode::from(125);
+            };
+            let value = ctx(ContextKind::InvalidValue).unwrap_or_default();
+            let (long, short) = flag_names(command, path, &arg);
+            let typed_long = long.as_ref().is_some_and(|l| {
+                args.iter()
+                    .any(|a| a == &format!("--{l}") || a.starts_with(&format!("--{l}=")))
+            });
+            if value.is_empty() && e.kind() == ErrorKind::InvalidValue {
+                // A flag at the end of the line, without its value.
+                return match (short, typed_long) {
+                    (Some(c), false) => {
+                        flag_error(format!("flag needs an argument: '{c}' in -{c}"))
+                    }
+                    _ => flag_error(format!(
+                        "flag needs an argument: --{}",
+                        long.unwrap_or_default()
+                    )),
+                };
+            }
+            let name = match (short, long) {
+                (Some(c), Some(l)) => format!("-{c}, --{l}"),
+                (None, Some(l)) => format!("--{l}"),
+                (Some(c), None) => format!("-{c}"),
+                (None, None) => arg,
+            };
+            // pflag's reasons for the value types berth has: integers.
+            let reason = match std::error::Error::source(e).map(|s| s.to_string()) {
+                Some(s) if s.contains("digit") || s.contains("integer") => {
+                    format!("strconv.ParseInt: parsing \"{value}\": invalid syntax")
+                }
+                Some(s) => s,
+                None => "invalid value".to_string(),
+            };
+            flag_error(format!(
+                "invalid argument \"{value}\" for \"{name}\" flag: {reason}"
+            ))
+        }
+        _ => {
+            let _ = e.print();
+            ExitCode::from(125)
+        }
+    }
+}
+
+/// The long name and the short letter of the flag clap names as `arg`
+/// (`--tail <TAIL>`), looked up in the command at `path`.
+fn flag_names(
+    command: &clap::Command,
+    path: &[String],
+    arg: &str,
+) -> (Option<String>, Option<char>) {
+    let mut cur = command;
+    for p in path {
+        match cur.find_subcommand(p) {
+            Some(c) => cur = c,
+            None => break,
+        }
+    }
+    let word = arg.split_whitespace().next().unwrap_or(arg);
+    let found = cur.get_arguments().find(|a| {
+        a.get_long().is_some_and(|l| word == format!("--{l}"))
+            || a.get_short().is_some_and(|c| word == format!("-{c}"))
+    });
+    match found {
+        Some(a) => (a.get_long().map(String::from), a.get_short()),
+        None => (Some(word.trim_start_matches('-').to_string()), None),
     }
 }
 

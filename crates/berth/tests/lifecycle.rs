@@ -860,21 +860,31 @@ fn exec_runs_commands_in_the_container() {
     assert_eq!(fs::read_to_string(upper.join("made")).unwrap(), "made\n");
 
     // Docker's exec answers 126 for whatever keeps the process from
-    // starting (its `run` keeps 127 for a missing command), in runc's words.
-    let (_, stderr) = env.fails(&["exec", "ex", "no-such-command"], 126);
-    assert!(
-        stderr.contains("OCI runtime exec failed: exec failed: unable to start container process: exec: \"no-such-command\": executable file not found in $PATH: unknown"),
-        "stderr: {stderr}"
+    // starting (its `run` keeps 127 for a missing command), in runc's words,
+    // on the exec's stdout with a terminal's line end (the daemon writes it
+    // into the attached stream); stderr stays empty.
+    let (stdout, stderr) = env.fails(&["exec", "ex", "no-such-command"], 126);
+    assert_eq!(
+        stdout,
+        "OCI runtime exec failed: exec failed: unable to start container process: exec: \"no-such-command\": executable file not found in $PATH: unknown\r\n"
     );
+    assert_eq!(stderr, "");
     env.fails(&["exec", "ex", "/etc/passwd"], 126);
-    let (_, stderr) = env.fails(&["exec", "-w", "/nope", "ex", "true"], 126);
+    let (stdout, _) = env.fails(&["exec", "-w", "/nope", "ex", "true"], 126);
     assert!(
-        stderr.contains("chdir to cwd (\"/nope\") set in config.json failed: no such file or directory: unknown"),
-        "stderr: {stderr}"
+        stdout.contains("chdir to cwd (\"/nope\") set in config.json failed: no such file or directory: unknown"),
+        "stdout: {stdout}"
     );
-    let (_, stderr) = env.fails(&["exec", "-u", "nobody2", "ex", "true"], 126);
+    let (stdout, _) = env.fails(&["exec", "-u", "nobody2", "ex", "true"], 126);
+    assert_eq!(
+        stdout,
+        "unable to find user nobody2: no matching entries in passwd file\r\n"
+    );
+    // Detached, it is an ordinary error: stderr, exit 1.
+    let (stdout, stderr) = env.fails(&["exec", "-d", "ex", "no-such-command"], 1);
+    assert_eq!(stdout, "");
     assert!(
-        stderr.contains("unable to find user nobody2: no matching entries in passwd file"),
+        stderr.starts_with("Error: OCI runtime exec failed: "),
         "stderr: {stderr}"
     );
     // A command that itself exits 127 is not a start failure.
@@ -906,7 +916,8 @@ fn exec_runs_commands_in_the_container() {
         env.ok(&["exec", "ex", "sh", "-c", "echo ${TERM:-none}"]),
         "none\n"
     );
-    env.fails(&["exec", "-it", "ex", "true"], 1);
+    let (_, stderr) = env.fails(&["exec", "-it", "ex", "true"], 1);
+    assert_eq!(stderr, "the input device is not a TTY\n");
     // --env-file, then -e, with run's rules.
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("env");

@@ -241,7 +241,11 @@ fn log_driver_refusals_are_dockers() {
         a.extend_from_slice(args);
         a.extend_from_slice(&[BB, "true"]);
         let (_, err) = env.fails(&a, 125);
-        assert_eq!(err, format!("berth: {msg}\n"), "{args:?}");
+        assert_eq!(
+            err,
+            format!("berth: {msg}\n\nRun 'berth run --help' for more information\n"),
+            "{args:?}"
+        );
         a[0] = "create";
         a.remove(1);
         let (_, err) = env.fails(&a, 1);
@@ -387,7 +391,7 @@ fn platform_of_another_kind_is_refused_as_docker_refuses_it() {
     let (_, err) = env.fails(&["run", "--rm", "--platform", &want, BB, "true"], 125);
     assert_eq!(
         err,
-        format!("Unable to find image 'bb:latest' locally\nberth: {msg}\n")
+        format!("Unable to find image 'bb:latest' locally\nberth: {msg}\n\nRun 'berth run --help' for more information\n")
     );
     let (_, err) = env.fails(&["create", "--platform", &want, BB, "true"], 1);
     assert_eq!(
@@ -397,7 +401,7 @@ fn platform_of_another_kind_is_refused_as_docker_refuses_it() {
     let (_, err) = env.fails(&["run", "--rm", "--platform", "bogus", BB, "true"], 125);
     assert_eq!(
         err,
-        "berth: error parsing specified platform: \"bogus\": unknown operating system or architecture: invalid argument\n"
+        "berth: error parsing specified platform: \"bogus\": unknown operating system or architecture: invalid argument\n\nRun 'berth run --help' for more information\n"
     );
     let (_, err) = env.fails(
         &["run", "--rm", "--platform", "bogus/x/y/z", BB, "true"],
@@ -405,7 +409,7 @@ fn platform_of_another_kind_is_refused_as_docker_refuses_it() {
     );
     assert_eq!(
         err,
-        "berth: error parsing specified platform: \"bogus/x/y/z\": cannot parse platform specifier: invalid argument\n"
+        "berth: error parsing specified platform: \"bogus/x/y/z\": cannot parse platform specifier: invalid argument\n\nRun 'berth run --help' for more information\n"
     );
     no_containers(&env);
 }
@@ -458,7 +462,10 @@ fn runtime_takes_the_default_names_only() {
     env.ok(&["rm", "dflt", "runc", "own"]);
 
     let (_, err) = env.fails(&["run", "--rm", "--runtime", "crun", BB, "true"], 125);
-    assert_eq!(err, "berth: Unknown runtime specified crun\n");
+    assert_eq!(
+        err,
+        "berth: Unknown runtime specified crun\n\nRun 'berth run --help' for more information\n"
+    );
     let (_, err) = env.fails(&["create", "--runtime", "RUNC", BB, "true"], 1);
     assert_eq!(err, "Error: Unknown runtime specified RUNC\n");
     no_containers(&env);

@@ -83,6 +83,16 @@ impl Template {
         Ok(exec.out)
     }
 
+    /// Execute the template over one row of a list (`ps`, `images`,
+    /// `volume ls`): docker's rows are typed, and a `null` there is a nil
+    /// pointer, printed `<nil>`.
+    pub fn execute_row(&self, data: &Value) -> Result<String, String> {
+        let mut exec = Exec::new(&self.src, data, None);
+        exec.nil_pointers = true;
+        exec.walk_list(&Val::V(data.clone()), &self.root)?;
+        Ok(exec.out)
+    }
+
     /// Execute the template in "header mode", as docker renders a table's
     /// header: every field evaluates to its header text (looked up in
     /// `names` by dotted path, then by last segment, exact then ignoring
@@ -172,6 +182,17 @@ impl Format {
         self.template()?.execute(v)
     }
 
+    /// Render one row of a list (see [`Template::execute_row`]).
+    pub fn render_row(&self, v: &Value) -> Result<String, String> {
+        self.template()?.execute_row(v)
+    }
+
+    /// A whole listing as [`Format::render_table`], each row rendered as
+    /// [`Format::render_row`] does.
+    pub fn render_rows(&self, rows: &[Value], names: &[(&str, &str)]) -> Result<String, String> {
+        self.render_listing(rows, names, true)
+    }
+
     /// Render one object of `inspect` (see [`Template::execute_inspect`]).
     pub fn render_inspect(&self, v: &Value) -> Result<String, String> {
         self.template()?.execute_inspect(v)
@@ -191,6 +212,15 @@ impl Format {
     /// aligned like the docker CLI. Other formats: one rendered item per
     /// line. Every line ends in `\n`.
     pub fn render_table(&self, rows: &[Value], names: &[(&str, &str)]) -> Result<String, String> {
+        self.render_listing(rows, names, false)
+    }
+
+    fn render_listing(
+        &self,
+        rows: &[Value],
+        names: &[(&str, &str)],
+        typed_rows: bool,
+    ) -> Result<String, String> {
         let template = self.template()?;
         let mut text = String::new();
         if let Kind::Table(_) = self.kind {
@@ -198,7 +228,12 @@ impl Format {
             text.push('\n');
         }
         for row in rows {
-            text.push_str(&template.execute(row)?);
+            let line = if typed_rows {
+                template.execute_row(row)?
+            } else {
+                template.execute(row)?
+            };
+            text.push_str(&line);
             text.push('\n');
         }
         if self.is_table() {
@@ -1518,6 +1553,9 @@ struct Exec<'a> {
     /// A missing field is an error, as in `inspect` (see
     /// [`Template::execute_inspect`]).
     strict: bool,
+    /// A `null` is a nil pointer of a list's typed row (`ps`'s
+    /// `.Platform`) and prints `<nil>` (see [`Template::execute_row`]).
+    nil_pointers: bool,
 }
 
 /// Objects of `inspect` whose keys are data, not struct fields: a key
@@ -1665,6 +1703,7 @@ impl<'a> Exec<'a> {
             header,
             spent: 0,
             strict: false,
+            nil_pointers: false,
         }
     }
 
@@ -1711,6 +1750,7 @@ impl<'a> Exec<'a> {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
                     match v {
+                        Val::V(Value::Null) if self.nil_pointers => self.emit("<nil>")?,
                         Val::Missing | Val::V(Value::Null) => {
                             let text = if self.strict {
                                 typed_zero(pipe)
@@ -1861,9 +1901,10 @@ impl<'a> Exec<'a> {
         let mut value: Option<Val> = None;
         for cmd in &pipe.cmds {
             let v = self.eval_command(dot, cmd, value.take())?;
-            // Go digs the value out of its interface{}: a nil becomes invalid.
+            // Go digs the value out of its interface{}: a nil becomes
+            // invalid (a typed row's nil pointer stays one).
             value = Some(match v {
-                Val::V(Value::Null) => Val::Missing,
+                Val::V(Value::Null) if !self.nil_pointers => Val::Missing,
                 v => v,
             });
         }
