@@ -364,26 +364,28 @@ pub struct NamespaceModes {
 }
 
 impl NamespaceOptions {
-    /// Docker's values and words; sharing another container's namespace
-    /// (`container:NAME`) is not supported yet.
-    fn check(&self) -> Result<NamespaceModes> {
+    /// Docker's values and words. `container:NAME` must name an existing
+    /// container (`resolve` gives its full ID, which is what is recorded,
+    /// as Docker records it); whether it runs is checked at each start.
+    fn check(&self, resolve: impl Fn(&str) -> Result<String>) -> Result<NamespaceModes> {
         let bad = |m: &str| Err(EngineError::InvalidArgument(m.to_string()));
-        let unsupported = |flag: &str, v: &str| {
-            Err(EngineError::InvalidArgument(format!(
-                "--{flag} {v}: sharing another container's namespace is not supported by berth yet"
-            )))
-        };
-        let pid = self.pid.clone().unwrap_or_default();
+        let mut pid = self.pid.clone().unwrap_or_default();
         match pid.as_str() {
             "" | "host" => {}
-            v if v.starts_with("container:") => return unsupported("pid", v),
+            v if v.starts_with("container:") && v.len() > "container:".len() => {
+                pid = format!("container:{}", resolve(&v["container:".len()..])?);
+            }
             _ => return bad("--pid: invalid PID mode"),
         }
-        let ipc = self.ipc.clone().unwrap_or_else(|| "private".into());
+        let mut ipc = self.ipc.clone().unwrap_or_else(|| "private".into());
         match ipc.as_str() {
             "private" | "shareable" | "host" | "none" => {}
             "" => {}
-            v if v.starts_with("container:") => return unsupported("ipc", v),
+            // Docker's daemon takes an empty name here and fails at start.
+            "container:" => {}
+            v if v.starts_with("container:") => {
+                ipc = format!("container:{}", resolve(&v["container:".len()..])?);
+            }
             v => return bad(&format!("Invalid IPC mode: {v}")),
         }
         let uts = self.uts.clone().unwrap_or_default();
@@ -687,7 +689,9 @@ impl Engine {
         for t in &o.tmpfs {
             check_tmpfs_options(t.split_once(':').map_or("", |(_, opts)| opts))?;
         }
-        let ns = o.namespaces.check()?;
+        let ns = o
+            .namespaces
+            .check(|what| Ok(self.find_container(what)?.id.to_string()))?;
         let host_config = HostConfig {
             pid_mode: ns.pid_mode.clone(),
             ipc_mode: ns.ipc_mode.clone(),
@@ -1147,6 +1151,8 @@ impl Engine {
             domainname: config.domainname.clone(),
             group_add: host.group_add.clone().unwrap_or_default(),
             sysctls: host.sysctls.clone(),
+            no_dev_shm: host.ipc_mode == "none",
+            join: Default::default(),
             host_namespaces: berth_runtime::HostNamespaces {
                 pid: host.pid_mode == "host",
                 ipc: host.ipc_mode == "host",
@@ -1281,6 +1287,7 @@ impl Engine {
         if !v.dir.join("seccomp.bpf").exists() {
             self.upgrade_legacy_spec(&v.dir)?;
         }
+        self.write_join(v)?;
         let mut args = vec![v.dir.clone().into_os_string()];
         if attach.is_some() {
             args.push("--attach-first".into());
@@ -1306,6 +1313,82 @@ impl Engine {
             }
             Err(MonitorFailure::Engine(e)) => Err(e),
         }
+    }
+
+    /// `--ipc container:X`, `--pid container:X`: which running containers
+    /// this start joins, checked as Docker's daemon checks them (IPC first,
+    /// in its words), handed to the monitor in `join.json` (no file: none).
+    fn write_join(&self, v: &ContainerView) -> Result<()> {
+        let h = &v.host_config;
+        let path = v.dir.join("join.json");
+        let ipc = h.ipc_mode.strip_prefix("container:");
+        let pid = h.pid_mode.strip_prefix("container:");
+        if ipc.is_none() && pid.is_none() {
+            let _ = std::fs::remove_file(&path);
+            return Ok(());
+        }
+        let mut join = berth_runtime::JoinNamespaces::default();
+        if let Some(x) = ipc {
+            let wrap = |m: String| {
+                EngineError::InvalidArgument(format!("can't join IPC of container {x}: {m}"))
+            };
+            if x.is_empty() {
+                return Err(wrap("invalid name or ID supplied: \"\"".into()));
+            }
+            let d = self.container(x).map_err(|e| wrap(e.to_string()))?;
+            if !d.running() {
+                return Err(EngineError::Conflict(format!(
+                    "can't join IPC of container {x}: container {} is not running",
+                    d.id
+                )));
+            }
+            // Docker: the donor must have a /dev/shm to share.
+            let ok = matches!(d.host_config.ipc_mode.as_str(), "shareable" | "host")
+                || d.host_config.ipc_mode.starts_with("container:");
+            if !ok {
+                return Err(wrap(
+                    "non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+                        .into(),
+                ));
+            }
+            join.ipc = Some(Self::join_target(&d)?);
+        }
+        if let Some(x) = pid {
+            let d = self.container(x).map_err(|e| {
+                EngineError::InvalidArgument(format!(
+                    "cannot join PID of a non running container: {x}: {e}"
+                ))
+            })?;
+            if !d.running() {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is not running",
+                    d.id
+                )));
+            }
+            join.pid = Some(Self::join_target(&d)?);
+        }
+        let data = serde_json::to_vec(&join).map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: format!("serializing join.json: {e}"),
+        })?;
+        std::fs::write(&path, data).map_err(io_ctx("writing join.json"))
+    }
+
+    /// A running container's first process and its cgroup (from its
+    /// `monitor.json`); the monitor proves the one is in the other.
+    fn join_target(d: &ContainerView) -> Result<berth_runtime::JoinTarget> {
+        let mon: MonitorConfig = std::fs::read(d.dir.join("monitor.json"))
+            .map_err(io_ctx("reading monitor.json"))
+            .and_then(|b| {
+                serde_json::from_slice(&b).map_err(|e| EngineError::Runtime {
+                    code: 125,
+                    message: format!("parsing monitor.json: {e}"),
+                })
+            })?;
+        Ok(berth_runtime::JoinTarget {
+            pid: d.state.pid,
+            cgroup: mon.cgroup_path,
+        })
     }
 
     /// Starts `berth-monitor ARGS` as a daemon (its own session, not our
