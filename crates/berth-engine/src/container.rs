@@ -826,7 +826,14 @@ impl Engine {
             readonly: true,
         };
         for m in &host_config.mounts {
-            if m.kind == "volume" && !m.mode.split(',').any(|x| x == "nocopy") {
+            // `-v NAME:/path:nocopy`, `--mount type=volume,…,volume-nocopy`.
+            let no_copy = m.mode.split(',').any(|x| x == "nocopy")
+                || host_config.mount_specs.iter().any(|s| {
+                    s.kind == "volume"
+                        && s.target == m.destination
+                        && s.volume_options.as_ref().is_some_and(|v| v.no_copy)
+                });
+            if m.kind == "volume" && !no_copy {
                 self.copy_up_volume(&rootfs, &m.destination, Path::new(&m.source))?;
             }
         }

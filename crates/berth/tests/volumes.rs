@@ -123,6 +123,17 @@ fn nocopy_leaves_the_volume_empty() {
     ]);
     assert_eq!(out, "");
     assert!(entries(&mountpoint(&env, "nc")).is_empty());
+    // `--mount`'s `volume-nocopy`, for a named and an anonymous volume;
+    // `volume-nocopy=false` copies.
+    for (spec, want) in [
+        ("type=volume,src=nc2,dst=/seed,volume-nocopy", ""),
+        ("type=volume,dst=/seed,volume-nocopy=true", ""),
+        ("type=volume,src=nc3,dst=/seed,volume-nocopy=false", "f\nl\nsub\n"),
+    ] {
+        let out = env.ok(&["run", "--rm", "--mount", spec, "seed-img", "ls", "-A", "/seed"]);
+        assert_eq!(out, want, "{spec}");
+    }
+    assert!(entries(&mountpoint(&env, "nc2")).is_empty());
 }
 
 #[test]
