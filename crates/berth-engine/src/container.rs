@@ -658,10 +658,14 @@ impl Engine {
             crate::mountopt::validate(m)?;
         }
         let from = self.volumes_from(&o.volumes_from)?;
-        let mut mounts = self.parse_mounts(o, &mount_specs, icfg.volumes.as_ref())?;
+        let (mut mounts, config_volumes) =
+            self.parse_mounts(o, &mount_specs, icfg.volumes.as_ref(), &from)?;
         // `-v` and `--mount` win over another container's at the same path.
+        // Docker copies nothing into another container's volumes.
+        let mut shared = Vec::new();
         for m in from {
             if !mounts.iter().any(|x| x.destination == m.destination) {
+                shared.push(m.destination.clone());
                 mounts.push(m);
             }
         }
@@ -781,12 +785,21 @@ impl Engine {
             &config,
             &host_config,
             (&security, seccomp_cached.as_deref()),
+            (&config_volumes, &shared),
         );
         if made.is_err() {
             // Files first, then the claim: a crash in between leaves a claim
             // without a lock holder, which the next collection takes.
             let _ = std::fs::remove_dir_all(&dir);
             let _ = self.store.transaction(|t| t.delete_claim(&id));
+            // The anonymous volumes made for it (not another container's).
+            for m in &host_config.mounts {
+                if m.kind == "volume"
+                    && config_volumes.contains(&clean_container_path(&m.destination))
+                {
+                    let _ = self.remove_volume(&m.name, false);
+                }
+            }
         }
         drop(lock);
         made.map(|()| id)
@@ -804,6 +817,7 @@ impl Engine {
         config: &ContainerConfig,
         host_config: &HostConfig,
         security: (&crate::security::SecuritySetup, Option<&Path>),
+        (config_volumes, shared): (&[String], &[String]),
     ) -> Result<()> {
         // Files first …
         self.lay_out_container(
@@ -825,6 +839,9 @@ impl Engine {
             merged: dir.join("merged"),
             readonly: true,
         };
+        // Docker refuses a config volume (the image's `VOLUME`, a bare
+        // `-v /path`) where the image has a file, before any copy-up.
+        self.refuse_volumes_over_files(&rootfs, config_volumes)?;
         for m in &host_config.mounts {
             // `-v NAME:/path:nocopy`, `--mount type=volume,…,volume-nocopy`.
             let no_copy = m.mode.split(',').any(|x| x == "nocopy")
@@ -833,7 +850,7 @@ impl Engine {
                         && s.target == m.destination
                         && s.volume_options.as_ref().is_some_and(|v| v.no_copy)
                 });
-            if m.kind == "volume" && !no_copy {
+            if m.kind == "volume" && !no_copy && !shared.contains(&m.destination) {
                 self.copy_up_volume(&rootfs, &m.destination, Path::new(&m.source))?;
             }
         }
@@ -924,7 +941,16 @@ impl Engine {
         o: &CreateOptions,
         specs: &[berth_types::MountSpec],
         image_volumes: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
-    ) -> Result<Vec<MountPoint>> {
+        from: &[MountPoint],
+    ) -> Result<(Vec<MountPoint>, Vec<String>)> {
+        // Docker's order: `--volumes-from` first, then `-v NAME|/SRC:…` and
+        // `--mount` over them, then the "config volumes" (the image's
+        // `VOLUME`s and bare `-v /path`) where nothing is mounted yet.
+        let from_dsts: std::collections::HashSet<String> = from
+            .iter()
+            .map(|m| clean_container_path(&m.destination))
+            .collect();
+        let mut config_volumes = Vec::new();
         // One mount per destination (checked before any is made).
         let mut seen = std::collections::HashSet::new();
         let dsts = o.volumes.iter().map(|v| {
@@ -976,7 +1002,11 @@ impl Engine {
                     rw,
                 });
             } else {
+                if src.is_empty() && from_dsts.contains(&clean_container_path(dst)) {
+                    continue;
+                }
                 let name = if src.is_empty() {
+                    config_volumes.push(clean_container_path(dst));
                     hex::encode(random_bytes())
                 } else {
                     src.to_string()
@@ -1030,10 +1060,12 @@ impl Engine {
                 .chain(o.tmpfs.iter().map(|t| {
                     clean_container_path(t.split_once(':').map_or(t.as_str(), |(p, _)| p))
                 }))
+                .chain(from_dsts.iter().cloned())
                 .any(|d| d == dst);
             if taken || !dst.starts_with('/') {
                 continue;
             }
+            config_volumes.push(dst.clone());
             let name = hex::encode(random_bytes());
             let data = self.ensure_volume(&name, true)?;
             out.push(MountPoint {
@@ -1045,7 +1077,7 @@ impl Engine {
                 rw: true,
             });
         }
-        Ok(out)
+        Ok((out, config_volumes))
     }
 
     #[allow(clippy::too_many_arguments)]
