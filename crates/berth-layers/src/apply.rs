@@ -51,7 +51,8 @@ pub struct ApplyOptions {
 pub struct LayerStats {
     /// sha256 of the whole uncompressed tar stream, as read to its end.
     pub diff_id: Digest,
-    /// Bytes of regular file content.
+    /// Bytes of regular file content, plus each symlink's target length
+    /// (Docker's layer size, an `lstat` walk of the layer).
     pub size: u64,
     /// Tar members (extension headers not counted).
     pub entries: u64,
@@ -377,6 +378,8 @@ impl<'a> Applier<'a> {
         // The target is stored as-is: it is only ever interpreted inside the container
         // (or by our own in-root resolution).
         rfs::symlinkat(target, &parent, name).map_err(t.err("create"))?;
+        // Docker's layer size counts a symlink as its target's length.
+        self.size += target.len() as u64;
         rfs::chownat(
             &parent,
             name,

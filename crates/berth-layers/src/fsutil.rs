@@ -280,8 +280,10 @@ fn process_alive(pid: i32) -> bool {
     !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH))
 }
 
-/// Sum of the sizes of the regular files under `dir` (each hard-linked inode once),
-/// without following symlinks. Unreadable parts count as empty.
+/// Sum of the sizes of the regular files and symlinks (the length of their
+/// target) under `dir`, each hard-linked inode once, without following
+/// symlinks: Docker's `directory.Size` (`SizeRw`, volume sizes). Unreadable
+/// parts count as empty.
 pub fn dir_size(dir: &Path) -> u64 {
     let Ok(fd) = rfs::open(
         dir,
@@ -330,6 +332,7 @@ fn tree_size(fd: OwnedFd, seen: &mut HashSet<(u64, u64)>) -> u64 {
                 }
                 total += u64::try_from(st.st_size).unwrap_or(0);
             }
+            FileType::Symlink => total += u64::try_from(st.st_size).unwrap_or(0),
             _ => {}
         }
     }

@@ -191,9 +191,12 @@ fn rootfs_round_trip_with_diff_id_over_the_whole_stream() {
         b"ping",
         b"written after its directory",
     ];
+    // Symlinks count as their targets' lengths (Docker's layer size).
+    let links = ["/proc/mounts", "usr/bin"];
     assert_eq!(
         stats.size,
         content.iter().map(|c| c.len() as u64).sum::<u64>()
+            + links.iter().map(|l| l.len() as u64).sum::<u64>()
     );
 
     assert_eq!(fs::read(dest.join("bin/sh")).unwrap(), b"#!busybox\n");
@@ -670,7 +673,7 @@ fn collect_garbage_removes_only_dead_leftovers() {
 }
 
 #[test]
-fn dir_size_counts_regular_files_once() {
+fn dir_size_counts_files_once_and_symlinks_as_their_length() {
     let dir = TempDir::new().unwrap();
     fs::create_dir(dir.path().join("sub")).unwrap();
     fs::write(dir.path().join("a"), vec![0u8; 1000]).unwrap();
@@ -679,6 +682,8 @@ fn dir_size_counts_regular_files_once() {
     let outside = TempDir::new().unwrap();
     fs::write(outside.path().join("huge"), vec![0u8; 1 << 20]).unwrap();
     std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
-    assert_eq!(dir_size(dir.path()), 1024);
+    // A symlink counts as its target's length (Docker's lstat size).
+    let link_len = outside.path().as_os_str().len() as u64;
+    assert_eq!(dir_size(dir.path()), 1024 + link_len);
     assert_eq!(dir_size(&dir.path().join("missing")), 0);
 }

@@ -82,7 +82,16 @@ pub fn dispatch(cli: Cli) -> Exit {
             Command::Exec(a) => exec(&e, a),
             Command::Inspect(a) => inspect(&e, a, None),
             Command::Container(ContainerCommand::Inspect(a)) => inspect(&e, a, Some("container")),
-            Command::Image(ImageCommand::Inspect(a)) => inspect(&e, a, Some("image")),
+            Command::Image(ImageCommand::Inspect(a)) => inspect(
+                &e,
+                &InspectArgs {
+                    format: a.format.clone(),
+                    size: false,
+                    kind: None,
+                    objects: a.objects.clone(),
+                },
+                Some("image"),
+            ),
             Command::Top(a) => top(&e, a),
             Command::Rename(a) => match e.rename(&a.container, &a.new_name) {
                 Ok(()) => Ok(0),
@@ -918,14 +927,14 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
     let mut code = 0;
     for o in &a.objects {
         let v = match kind {
-            Some("container") => e.inspect_container(o),
+            Some("container") => e.inspect_container_sized(o, a.size),
             Some("image") => e.inspect_image(o),
             Some("volume") => e
                 .volume(o)
                 .map(|v| serde_json::to_value(v).unwrap_or_default()),
             Some(k) => bail!("\"{k}\" is not a valid value for --type"),
             None => e
-                .inspect_container(o)
+                .inspect_container_sized(o, a.size)
                 .or_else(|_| e.inspect_image(o))
                 .or_else(|_| {
                     e.volume(o)
