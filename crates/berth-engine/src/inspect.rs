@@ -425,7 +425,7 @@ impl Engine {
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": null,
-            "HostConfig": host_config(&v),
+            "HostConfig": host_config(v),
             "GraphDriver": {
                 "Data": {
                     "LowerDir": lower.join(":"),
@@ -435,8 +435,8 @@ impl Engine {
                 },
                 "Name": "overlay2"
             },
-            "Mounts": mounts(&v),
-            "Config": container_config(&v),
+            "Mounts": mounts(v),
+            "Config": container_config(v),
             "NetworkSettings": network_settings(&network),
         }))
     }
