@@ -802,13 +802,17 @@ fn busybox_layer_size() -> u64 {
         .arg("tvf")
         .arg(busybox_tar())
         .output()
-        .expect("tar tvf");
+        .unwrap_or_else(|e| panic!("tar tvf: {e}"));
     let mut size = 0;
     for line in text(&out.stdout).lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         match line.chars().next() {
-            Some('-') => size += f[2].parse::<u64>().expect("size"),
-            Some('l') => size += line.rsplit(" -> ").next().expect("target").len() as u64,
+            Some('-') => {
+                size += f[2]
+                    .parse::<u64>()
+                    .unwrap_or_else(|e| panic!("{line}: {e}"))
+            }
+            Some('l') => size += line.rsplit(" -> ").next().map_or(0, str::len) as u64,
             _ => {}
         }
     }

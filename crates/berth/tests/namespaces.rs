@@ -68,7 +68,9 @@ fn pid_container_sees_the_other_containers_processes() {
     assert_ne!(ns_of(jpid, "pid"), our_ns("pid"));
     let mon = inspect_f(&env, "{{.State.Pid}}", "jj");
     assert_eq!(mon, jpid.to_string());
-    let monitor: u32 = proc_stat_of(jpid).expect("joiner's stat").1;
+    let monitor: u32 = proc_stat_of(jpid)
+        .unwrap_or_else(|| panic!("no stat of {jpid}"))
+        .1;
     assert_eq!(ns_of(monitor, "pid_for_children"), our_ns("pid"));
     assert_eq!(ns_of(monitor, "ipc"), our_ns("ipc"));
     assert_eq!(
@@ -232,7 +234,7 @@ fn a_recycled_donor_pid_never_joins_the_host() {
     let mut host = std::process::Command::new("sleep")
         .arg("1000")
         .spawn()
-        .expect("sleep");
+        .unwrap_or_else(|e| panic!("sleep: {e}"));
     let state = std::fs::read_to_string(dir.join("state.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&state).unwrap();
     v["Pid"] = serde_json::json!(host.id());
