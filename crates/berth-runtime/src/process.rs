@@ -254,6 +254,12 @@ fn child_main(
     joined: Joined,
 ) -> i32 {
     sys::set_pdeathsig(libc::SIGKILL);
+    if joined.pid.is_some() {
+        // Visible in the other container's pid namespace from now on: its
+        // processes must not reach our descriptors (host paths, namespace
+        // files) through /proc/PID before the exec makes us dumpable again.
+        sys::set_not_dumpable();
+    }
     // Another container's IPC namespace and /dev/shm, before anything is
     // mounted (/dev/mqueue belongs to the IPC namespace of its mounter).
     let shm = match joined.enter_ipc() {
