@@ -247,6 +247,24 @@ fn volume_mode(spec: &str, mode: &str, bind: bool) -> Result<bool> {
     Ok(rw)
 }
 
+/// Whether `m` is a `-v` mode as Docker's parser recognises one (known
+/// words, at most one of each kind), whatever berth then supports.
+fn is_mode(m: &str) -> bool {
+    let mut seen = [false; 5];
+    !m.is_empty()
+        && m.split(',').all(|w| {
+            let kind = match w {
+                "rw" | "ro" => 0,
+                "z" | "Z" => 1,
+                "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => 2,
+                "consistent" | "cached" | "delegated" => 3,
+                "nocopy" => 4,
+                _ => return false,
+            };
+            !std::mem::replace(&mut seen[kind], true)
+        })
+}
+
 /// A container path as Docker compares mount points: `/a//b/` is `/a/b`.
 fn clean_container_path(p: &str) -> String {
     let parts: Vec<&str> = p
@@ -982,8 +1000,20 @@ impl Engine {
                 }
             };
             if !dst.starts_with('/') {
+                // `/path:MODE`: Docker's parser reads a mode, not a
+                // destination, and refuses the spec as a whole.
+                if parts.len() == 2 && is_mode(dst) {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid volume specification: '{v}'"
+                    )));
+                }
+                let kind = if src.starts_with('/') {
+                    "bind"
+                } else {
+                    "volume"
+                };
                 return Err(EngineError::InvalidArgument(format!(
-                    "invalid volume specification: '{v}': invalid mount config for type \"volume\": invalid mount path: '{dst}' mount path must be absolute"
+                    "invalid volume specification: '{v}': invalid mount config for type \"{kind}\": invalid mount path: '{dst}' mount path must be absolute"
                 )));
             }
             let rw = volume_mode(v, mode, src.starts_with('/'))?;

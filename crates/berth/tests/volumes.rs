@@ -139,6 +139,23 @@ fn nocopy_leaves_the_volume_empty() {
         assert_eq!(out, want, "{spec}");
     }
     assert!(entries(&mountpoint(&env, "nc2")).is_empty());
+    // `-v /path:MODE` is a mode without a destination: Docker refuses the
+    // spec as a whole; a relative destination names the mount's type.
+    for (spec, want) in [
+        ("/seed:nocopy", "berth: invalid volume specification: '/seed:nocopy'\n"),
+        ("/seed:ro,z", "berth: invalid volume specification: '/seed:ro,z'\n"),
+        (
+            "/a:b",
+            "berth: invalid volume specification: '/a:b': invalid mount config for type \"bind\": invalid mount path: 'b' mount path must be absolute\n",
+        ),
+        (
+            "a:b",
+            "berth: invalid volume specification: 'a:b': invalid mount config for type \"volume\": invalid mount path: 'b' mount path must be absolute\n",
+        ),
+    ] {
+        let (_, e) = env.fails(&["run", "--rm", "-v", spec, "seed-img", "true"], 125);
+        assert_eq!(e, want, "{spec}");
+    }
 }
 
 #[test]
