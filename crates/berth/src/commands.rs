@@ -479,7 +479,12 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
     let id = create_with_cidfile(e, a, !a.detach)?;
     berth_runtime::trace::trace("cli: created");
     if a.detach {
-        e.start(id.as_str())?;
+        if let Err(err) = e.start(id.as_str()) {
+            if a.rm {
+                remove_unstarted(e, &id, &err);
+            }
+            return Err(err.into());
+        }
         outln!("{id}")?;
         return Ok(0);
     }
@@ -492,9 +497,7 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
         Ok(x) => x,
         Err(err) => {
             if a.rm {
-                if let Ok(v) = e.container(id.as_str()) {
-                    wait_removed(e, &v);
-                }
+                remove_unstarted(e, &id, &err);
             }
             return Err(err.into());
         }
@@ -543,6 +546,21 @@ fn finish_attached(e: &Engine, v: &ContainerView, ended: Ended, auto_remove: boo
                 .unwrap_or(125);
             Ok(code)
         }
+    }
+}
+
+/// `run --rm` whose start failed: a monitor that failed hands over to
+/// `berth rm` (wait for it); a start the engine refused before any monitor
+/// ran (another container's namespace to join is not there) leaves the
+/// container to us, and Docker's daemon removes it.
+fn remove_unstarted(e: &mut Engine, id: &berth_types::ContainerId, err: &EngineError) {
+    let Ok(v) = e.container(id.as_str()) else {
+        return;
+    };
+    if matches!(err, EngineError::Runtime { .. }) {
+        wait_removed(e, &v);
+    } else {
+        let _ = e.remove(id.as_str(), true, true);
     }
 }
 

@@ -207,6 +207,14 @@ fn joining_is_refused_as_docker_refuses_it() {
     );
     let (_, e) = env.fails(&["run", "--rm", "--pid", "container:", BB, "true"], 125);
     assert!(e.contains("--pid: invalid PID mode"), "{e}");
+    // `--rm`: a container whose start was refused is removed, as Docker's.
+    let before = env.ok(&["ps", "-aq"]);
+    env.fails(&["run", "--rm", "--ipc", "container:priv", BB, "true"], 125);
+    env.fails(
+        &["run", "-d", "--rm", "--ipc", "container:priv", BB, "true"],
+        125,
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]), before);
 
     let out = run_sh(&env, &["--ipc", "none"], "ls -d /dev/shm");
     assert_eq!(out.status.code(), Some(1));
@@ -263,6 +271,8 @@ fn a_recycled_donor_pid_never_joins_the_host() {
             text(&out.stderr)
         );
     }
+    // Back to the truth, so that the teardown stops the real container.
+    std::fs::write(dir.join("state.json"), state).unwrap();
     let _ = host.kill();
     let _ = host.wait();
 }
