@@ -149,8 +149,8 @@ fn nocopy_leaves_the_volume_empty() {
             "berth: invalid volume specification: '/a:b': invalid mount config for type \"bind\": invalid mount path: 'b' mount path must be absolute\n",
         ),
         (
-            "a:b",
-            "berth: invalid volume specification: 'a:b': invalid mount config for type \"volume\": invalid mount path: 'b' mount path must be absolute\n",
+            "foo:bar",
+            "berth: invalid volume specification: 'foo:bar': invalid mount config for type \"volume\": invalid mount path: 'bar' mount path must be absolute\n",
         ),
     ] {
         let (_, e) = env.fails(&["run", "--rm", "-v", spec, "seed-img", "true"], 125);
