@@ -202,13 +202,17 @@ fn sys_err(context: impl Into<String>) -> impl FnOnce(Errno) -> EngineError {
 
 impl Engine {
     /// `diff`: what the container changed, from its upper directory only, in the order
-    /// `docker diff` prints (a directory before what is inside it, names sorted).
+    /// `docker diff` prints: a directory before what is inside it, and in a directory
+    /// first what is there (names sorted, each followed by its contents), then what
+    /// was deleted from it (Docker's daemon walks the new tree, then lists what is
+    /// missing from the old one; its order among siblings is a Go map's, so berth's
+    /// sorted order is one of Docker's).
     ///
     /// A whiteout is `D`; a path in the upper directory is `C` if the image has it, else
     /// `A`. A directory that exists below is listed (`C`) when its own metadata changed
-    /// or, as Docker does, when something was added or deleted inside it. A directory
-    /// the container replaced (opaque) is `C` if the image had it, and what it replaced
-    /// is not listed entry by entry.
+    /// or, as Docker does, when anything changed inside it, however deep. A directory
+    /// the container replaced (opaque) is `C` if the image had it, and each entry of the
+    /// image's that it lacks is `D`, as Docker's daemon lists them.
     pub fn diff(&self, container: &str) -> Result<Vec<Change>> {
         let v = self.container(container)?;
         let upper = v.dir.join("upper");
@@ -224,10 +228,8 @@ impl Engine {
             );
         }
         let mut walk = DiffWalk::default();
-        walk.walk(upper_fd, "", &lower)?;
-        let mut changes = walk.changes;
-        changes.sort_by(|a, b| walk_order(&a.path, &b.path));
-        Ok(changes)
+        walk.walk(upper_fd, "", &lower, false)?;
+        Ok(walk.changes)
     }
 
     /// `commit`: a new image whose top layer is the container's changes (deletions as
@@ -706,33 +708,27 @@ enum Contents {
 #[derive(Default)]
 struct DiffWalk {
     changes: Vec<Change>,
-    /// Directories already listed, so a parent is listed once.
-    listed_dirs: HashSet<String>,
 }
 
 impl DiffWalk {
-    /// Lists `path`; an addition or deletion lists its parent as changed too (Docker).
     fn record(&mut self, path: String, kind: ChangeKind) {
-        if kind != ChangeKind::Changed {
-            let parent = match path.rfind('/') {
-                Some(0) | None => "/",
-                Some(i) => &path[..i],
-            };
-            if parent != "/" && !self.listed_dirs.contains(parent) {
-                self.listed_dirs.insert(parent.to_string());
-                self.changes.push(Change {
-                    kind: ChangeKind::Changed,
-                    path: parent.to_string(),
-                });
-            }
-        }
         self.changes.push(Change { kind, path });
     }
 
     /// Walks one directory of the upper layer (`prefix` is its path, "" for the root)
     /// with `lower`: the same directory in each lower layer where it is visible,
     /// topmost first.
-    fn walk(&mut self, upper: OwnedFd, prefix: &str, lower: &[OwnedFd]) -> Result<Contents> {
+    ///
+    /// `replaced`: the directory replaced the image's (it or a parent is opaque), so
+    /// what the image had there and the upper directory lacks is deleted (Docker's
+    /// daemon compares the two trees and lists each such entry).
+    fn walk(
+        &mut self,
+        upper: OwnedFd,
+        prefix: &str,
+        lower: &[OwnedFd],
+        replaced: bool,
+    ) -> Result<Contents> {
         let shown = if prefix.is_empty() { "/" } else { prefix };
         let read_err = || sys_err(format!("cannot read {shown} in the upper directory"));
         let mut dir = rfs::Dir::new(upper).map_err(read_err())?;
@@ -745,9 +741,12 @@ impl DiffWalk {
             }
         }
         names.sort_unstable();
+        let names_seen = names.clone();
         let upper = dir.fd().map_err(read_err())?;
         let mut saw_mount_point = false;
         let mut saw_other = false;
+        // Docker lists a directory's deletions after everything else in it.
+        let mut deleted = Vec::new();
         for name in names {
             let path = format!("{prefix}/{}", String::from_utf8_lossy(name.to_bytes()));
             if is_runtime_mount_point(&path.as_bytes()[1..]) {
@@ -763,7 +762,7 @@ impl DiffWalk {
             saw_other = true;
             let kind = FileType::from_raw_mode(st.st_mode);
             if kind == FileType::CharacterDevice && st.st_rdev == 0 {
-                self.record(path, ChangeKind::Deleted);
+                deleted.push(path);
                 continue;
             }
             let below = lookup(lower, &name).map_err(sys_err(format!("cannot look up {path}")))?;
@@ -781,7 +780,7 @@ impl DiffWalk {
                 Err(Errno::NOENT | Errno::NOTDIR) => continue,
                 Err(e) => return Err(sys_err(format!("cannot open {path}"))(e)),
             };
-            let opaque = is_opaque(fd.as_fd());
+            let opaque = replaced || is_opaque(fd.as_fd());
             let below_dir =
                 below.filter(|b| FileType::from_raw_mode(b.st_mode) == FileType::Directory);
             let change = match (&below, &below_dir) {
@@ -793,15 +792,14 @@ impl DiffWalk {
             let mark = self.changes.len();
             if let Some(c) = change {
                 self.record(path.clone(), c);
-                self.listed_dirs.insert(path.clone());
             }
-            let child_lower = match (&below_dir, opaque) {
-                (Some(_), false) => {
+            let child_lower = match &below_dir {
+                Some(_) => {
                     descend(lower, &name).map_err(sys_err(format!("cannot look up {path}")))?
                 }
-                _ => Vec::new(),
+                None => Vec::new(),
             };
-            let contents = self.walk(fd, &path, &child_lower)?;
+            let contents = self.walk(fd, &path, &child_lower, opaque)?;
             // A directory that holds nothing but the runtime's mount points (which
             // changed its mtime) is not a change of the container's.
             let only_runtime = contents == Contents::OnlyMountPoints
@@ -811,10 +809,33 @@ impl DiffWalk {
                     (Some(_), None) => false,
                 };
             if change.is_some() && only_runtime {
-                for c in self.changes.drain(mark..) {
-                    self.listed_dirs.remove(&c.path);
+                self.changes.truncate(mark);
+            } else if change.is_none() && self.changes.len() > mark {
+                // As Docker's: a directory with any change inside it is
+                // listed (`C`), right before what changed in it.
+                self.changes.insert(
+                    mark,
+                    Change {
+                        kind: ChangeKind::Changed,
+                        path: path.clone(),
+                    },
+                );
+            }
+        }
+        if replaced {
+            for name in visible_names(lower).map_err(sys_err(format!("cannot read {shown}")))? {
+                if names_seen.binary_search(&name).is_err() {
+                    let path = format!("{prefix}/{}", String::from_utf8_lossy(name.to_bytes()));
+                    if !is_runtime_mount_point(&path.as_bytes()[1..]) {
+                        deleted.push(path);
+                    }
                 }
             }
+            deleted.sort_unstable();
+        }
+        saw_other |= !deleted.is_empty();
+        for path in deleted {
+            self.record(path, ChangeKind::Deleted);
         }
         Ok(match (saw_other, saw_mount_point) {
             (true, _) => Contents::Changes,
@@ -851,6 +872,41 @@ fn lookup(lower: &[OwnedFd], name: &CString) -> rustix::io::Result<Option<Stat>>
         }
     }
     Ok(None)
+}
+
+/// The names a directory shows through its lower layers `lower` (topmost first,
+/// as [`descend`] gives them): a whiteout hides the name in the layers below it.
+fn visible_names(lower: &[OwnedFd]) -> rustix::io::Result<Vec<CString>> {
+    let mut decided: std::collections::BTreeMap<CString, bool> = Default::default();
+    for dir in lower {
+        let fd = rfs::openat(
+            dir,
+            c".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut entries = rfs::Dir::new(fd)?;
+        while let Some(entry) = entries.read() {
+            let entry = entry?;
+            let n = entry.file_name();
+            if n.to_bytes() == b"." || n.to_bytes() == b".." || decided.contains_key(n) {
+                continue;
+            }
+            let whiteout = match rfs::statat(dir, n, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => {
+                    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                        && st.st_rdev == 0
+                }
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(e),
+            };
+            decided.insert(n.to_owned(), !whiteout);
+        }
+    }
+    Ok(decided
+        .into_iter()
+        .filter_map(|(n, visible)| visible.then_some(n))
+        .collect())
 }
 
 /// The directory `name` in each lower layer where it is visible: down from the top
@@ -896,12 +952,6 @@ fn open_dir_at(dir: BorrowedFd<'_>, name: &CString) -> rustix::io::Result<OwnedF
 fn is_opaque(fd: BorrowedFd<'_>) -> bool {
     let mut v = [0u8; 2];
     matches!(rfs::fgetxattr(fd, OVERLAY_OPAQUE_XATTR, &mut v[..]), Ok(1) if v[0] == b'y')
-}
-
-/// The order of a depth-first walk with sorted names: `/a`, `/a/b`, `/a.txt`.
-fn walk_order(a: &str, b: &str) -> std::cmp::Ordering {
-    let key = |c: u8| if c == b'/' { 0 } else { c };
-    a.bytes().map(key).cmp(b.bytes().map(key))
 }
 
 // ---- commit -c ----
@@ -1458,13 +1508,6 @@ mod tests {
             let err = apply(&[change]).unwrap_err();
             assert!(err.contains(reason), "{change:?}: {err}");
         }
-    }
-
-    #[test]
-    fn walk_order_puts_a_directory_before_its_siblings_with_longer_names() {
-        let mut v = vec!["/a.txt", "/a/b", "/a", "/b", "/a/b/c", "/a-"];
-        v.sort_by(|a, b| walk_order(a, b));
-        assert_eq!(v, ["/a", "/a/b", "/a/b/c", "/a-", "/a.txt", "/b"]);
     }
 }
 

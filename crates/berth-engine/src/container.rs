@@ -259,6 +259,24 @@ fn volume_mode(spec: &str, mode: &str, bind: bool) -> Result<bool> {
     Ok(rw)
 }
 
+/// Whether `m` is a `-v` mode as Docker's parser recognises one (known
+/// words, at most one of each kind), whatever berth then supports.
+fn is_mode(m: &str) -> bool {
+    let mut seen = [false; 5];
+    !m.is_empty()
+        && m.split(',').all(|w| {
+            let kind = match w {
+                "rw" | "ro" => 0,
+                "z" | "Z" => 1,
+                "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => 2,
+                "consistent" | "cached" | "delegated" => 3,
+                "nocopy" => 4,
+                _ => return false,
+            };
+            !std::mem::replace(&mut seen[kind], true)
+        })
+}
+
 /// A container path as Docker compares mount points: `/a//b/` is `/a/b`.
 fn clean_container_path(p: &str) -> String {
     let parts: Vec<&str> = p
@@ -376,26 +394,28 @@ pub struct NamespaceModes {
 }
 
 impl NamespaceOptions {
-    /// Docker's values and words; sharing another container's namespace
-    /// (`container:NAME`) is not supported yet.
-    fn check(&self) -> Result<NamespaceModes> {
+    /// Docker's values and words. `container:NAME` must name an existing
+    /// container (`resolve` gives its full ID, which is what is recorded,
+    /// as Docker records it); whether it runs is checked at each start.
+    fn check(&self, resolve: impl Fn(&str) -> Result<String>) -> Result<NamespaceModes> {
         let bad = |m: &str| Err(EngineError::InvalidArgument(m.to_string()));
-        let unsupported = |flag: &str, v: &str| {
-            Err(EngineError::InvalidArgument(format!(
-                "--{flag} {v}: sharing another container's namespace is not supported by berth yet"
-            )))
-        };
-        let pid = self.pid.clone().unwrap_or_default();
+        let mut pid = self.pid.clone().unwrap_or_default();
         match pid.as_str() {
             "" | "host" => {}
-            v if v.starts_with("container:") => return unsupported("pid", v),
+            v if v.starts_with("container:") && v.len() > "container:".len() => {
+                pid = format!("container:{}", resolve(&v["container:".len()..])?);
+            }
             _ => return bad("--pid: invalid PID mode"),
         }
-        let ipc = self.ipc.clone().unwrap_or_else(|| "private".into());
+        let mut ipc = self.ipc.clone().unwrap_or_else(|| "private".into());
         match ipc.as_str() {
             "private" | "shareable" | "host" | "none" => {}
             "" => {}
-            v if v.starts_with("container:") => return unsupported("ipc", v),
+            // Docker's daemon takes an empty name here and fails at start.
+            "container:" => {}
+            v if v.starts_with("container:") => {
+                ipc = format!("container:{}", resolve(&v["container:".len()..])?);
+            }
             v => return bad(&format!("Invalid IPC mode: {v}")),
         }
         let uts = self.uts.clone().unwrap_or_default();
@@ -670,10 +690,14 @@ impl Engine {
             crate::mountopt::validate(m)?;
         }
         let from = self.volumes_from(&o.volumes_from)?;
-        let mut mounts = self.parse_mounts(o, &mount_specs, icfg.volumes.as_ref())?;
+        let (mut mounts, config_volumes) =
+            self.parse_mounts(o, &mount_specs, icfg.volumes.as_ref(), &from)?;
         // `-v` and `--mount` win over another container's at the same path.
+        // Docker copies nothing into another container's volumes.
+        let mut shared = Vec::new();
         for m in from {
             if !mounts.iter().any(|x| x.destination == m.destination) {
+                shared.push(m.destination.clone());
                 mounts.push(m);
             }
         }
@@ -706,7 +730,9 @@ impl Engine {
         for t in &o.tmpfs {
             check_tmpfs_options(t.split_once(':').map_or("", |(_, opts)| opts))?;
         }
-        let ns = o.namespaces.check()?;
+        let ns = o
+            .namespaces
+            .check(|what| Ok(self.find_container(what)?.id.to_string()))?;
         let host_config = HostConfig {
             pid_mode: ns.pid_mode.clone(),
             ipc_mode: ns.ipc_mode.clone(),
@@ -797,12 +823,21 @@ impl Engine {
             &config,
             &host_config,
             (&security, seccomp_cached.as_deref()),
+            (&config_volumes, &shared),
         );
         if made.is_err() {
             // Files first, then the claim: a crash in between leaves a claim
             // without a lock holder, which the next collection takes.
             let _ = std::fs::remove_dir_all(&dir);
             let _ = self.store.transaction(|t| t.delete_claim(&id));
+            // The anonymous volumes made for it (not another container's).
+            for m in &host_config.mounts {
+                if m.kind == "volume"
+                    && config_volumes.contains(&clean_container_path(&m.destination))
+                {
+                    let _ = self.remove_volume(&m.name, false);
+                }
+            }
         }
         drop(lock);
         made.map(|()| id)
@@ -820,6 +855,7 @@ impl Engine {
         config: &ContainerConfig,
         host_config: &HostConfig,
         security: (&crate::security::SecuritySetup, Option<&Path>),
+        (config_volumes, shared): (&[String], &[String]),
     ) -> Result<()> {
         // Files first …
         self.lay_out_container(
@@ -841,15 +877,26 @@ impl Engine {
             merged: dir.join("merged"),
             readonly: true,
         };
+        // Docker refuses a config volume (the image's `VOLUME`, a bare
+        // `-v /path`) where the image has a file, before any copy-up.
+        self.refuse_volumes_over_files(&rootfs, config_volumes)?;
         for m in &host_config.mounts {
+            // `-v NAME:/path:nocopy`, `--mount type=volume,…,volume-nocopy`.
+            let no_copy = m.mode.split(',').any(|x| x == "nocopy")
+                || host_config.mount_specs.iter().any(|s| {
+                    s.kind == "volume"
+                        && s.target == m.destination
+                        && s.volume_options.as_ref().is_some_and(|v| v.no_copy)
+                });
             // A volume with local-driver options is the file system it names
             // (mounted for each container): nothing is copied into it.
-            let own_fs = !m.name.is_empty()
+            let own_fs = m.kind == "volume"
+                && !m.name.is_empty()
                 && !matches!(
                     self.volume_source(&m.name)?,
                     crate::volume::VolumeSource::Dir(_)
                 );
-            if m.kind == "volume" && !own_fs && !m.mode.split(',').any(|x| x == "nocopy") {
+            if m.kind == "volume" && !no_copy && !own_fs && !shared.contains(&m.destination) {
                 self.copy_up_volume(&rootfs, &m.destination, Path::new(&m.source))?;
             }
         }
@@ -940,7 +987,16 @@ impl Engine {
         o: &CreateOptions,
         specs: &[berth_types::MountSpec],
         image_volumes: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
-    ) -> Result<Vec<MountPoint>> {
+        from: &[MountPoint],
+    ) -> Result<(Vec<MountPoint>, Vec<String>)> {
+        // Docker's order: `--volumes-from` first, then `-v NAME|/SRC:…` and
+        // `--mount` over them, then the "config volumes" (the image's
+        // `VOLUME`s and bare `-v /path`) where nothing is mounted yet.
+        let from_dsts: std::collections::HashSet<String> = from
+            .iter()
+            .map(|m| clean_container_path(&m.destination))
+            .collect();
+        let mut config_volumes = Vec::new();
         // One mount per destination (checked before any is made).
         let mut seen = std::collections::HashSet::new();
         let dsts = o.volumes.iter().map(|v| {
@@ -972,8 +1028,20 @@ impl Engine {
                 }
             };
             if !dst.starts_with('/') {
+                // `/path:MODE`: Docker's parser reads a mode, not a
+                // destination, and refuses the spec as a whole.
+                if parts.len() == 2 && is_mode(dst) {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid volume specification: '{v}'"
+                    )));
+                }
+                let kind = if src.starts_with('/') {
+                    "bind"
+                } else {
+                    "volume"
+                };
                 return Err(EngineError::InvalidArgument(format!(
-                    "invalid volume specification: '{v}': invalid mount config for type \"volume\": invalid mount path: '{dst}' mount path must be absolute"
+                    "invalid volume specification: '{v}': invalid mount config for type \"{kind}\": invalid mount path: '{dst}' mount path must be absolute"
                 )));
             }
             let rw = volume_mode(v, mode, src.starts_with('/'))?;
@@ -992,7 +1060,11 @@ impl Engine {
                     rw,
                 });
             } else {
+                if src.is_empty() && from_dsts.contains(&clean_container_path(dst)) {
+                    continue;
+                }
                 let name = if src.is_empty() {
+                    config_volumes.push(clean_container_path(dst));
                     hex::encode(random_bytes())
                 } else {
                     src.to_string()
@@ -1053,10 +1125,12 @@ impl Engine {
                 .chain(o.tmpfs.iter().map(|t| {
                     clean_container_path(t.split_once(':').map_or(t.as_str(), |(p, _)| p))
                 }))
+                .chain(from_dsts.iter().cloned())
                 .any(|d| d == dst);
             if taken || !dst.starts_with('/') {
                 continue;
             }
+            config_volumes.push(dst.clone());
             let name = hex::encode(random_bytes());
             let data = self.ensure_volume(&name, true)?;
             out.push(MountPoint {
@@ -1068,7 +1142,7 @@ impl Engine {
                 rw: true,
             });
         }
-        Ok(out)
+        Ok((out, config_volumes))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1213,6 +1287,8 @@ impl Engine {
             domainname: config.domainname.clone(),
             group_add: host.group_add.clone().unwrap_or_default(),
             sysctls: host.sysctls.clone(),
+            no_dev_shm: host.ipc_mode == "none",
+            join: Default::default(),
             host_namespaces: berth_runtime::HostNamespaces {
                 pid: host.pid_mode == "host",
                 ipc: host.ipc_mode == "host",
@@ -1362,6 +1438,7 @@ impl Engine {
         if !v.dir.join("seccomp.bpf").exists() {
             self.upgrade_legacy_spec(&v.dir)?;
         }
+        self.write_join(v)?;
         let mut args = vec![v.dir.clone().into_os_string()];
         if attach.is_some() {
             args.push("--attach-first".into());
@@ -1387,6 +1464,82 @@ impl Engine {
             }
             Err(MonitorFailure::Engine(e)) => Err(e),
         }
+    }
+
+    /// `--ipc container:X`, `--pid container:X`: which running containers
+    /// this start joins, checked as Docker's daemon checks them (IPC first,
+    /// in its words), handed to the monitor in `join.json` (no file: none).
+    fn write_join(&self, v: &ContainerView) -> Result<()> {
+        let h = &v.host_config;
+        let path = v.dir.join("join.json");
+        let ipc = h.ipc_mode.strip_prefix("container:");
+        let pid = h.pid_mode.strip_prefix("container:");
+        if ipc.is_none() && pid.is_none() {
+            let _ = std::fs::remove_file(&path);
+            return Ok(());
+        }
+        let mut join = berth_runtime::JoinNamespaces::default();
+        if let Some(x) = ipc {
+            let wrap = |m: String| {
+                EngineError::InvalidArgument(format!("can't join IPC of container {x}: {m}"))
+            };
+            if x.is_empty() {
+                return Err(wrap("invalid name or ID supplied: \"\"".into()));
+            }
+            let d = self.container(x).map_err(|e| wrap(e.to_string()))?;
+            if !d.running() {
+                return Err(EngineError::Conflict(format!(
+                    "can't join IPC of container {x}: container {} is not running",
+                    d.id
+                )));
+            }
+            // Docker: the donor must have a /dev/shm to share.
+            let ok = matches!(d.host_config.ipc_mode.as_str(), "shareable" | "host")
+                || d.host_config.ipc_mode.starts_with("container:");
+            if !ok {
+                return Err(wrap(
+                    "non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+                        .into(),
+                ));
+            }
+            join.ipc = Some(Self::join_target(&d)?);
+        }
+        if let Some(x) = pid {
+            let d = self.container(x).map_err(|e| {
+                EngineError::InvalidArgument(format!(
+                    "cannot join PID of a non running container: {x}: {e}"
+                ))
+            })?;
+            if !d.running() {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is not running",
+                    d.id
+                )));
+            }
+            join.pid = Some(Self::join_target(&d)?);
+        }
+        let data = serde_json::to_vec(&join).map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: format!("serializing join.json: {e}"),
+        })?;
+        std::fs::write(&path, data).map_err(io_ctx("writing join.json"))
+    }
+
+    /// A running container's first process and its cgroup (from its
+    /// `monitor.json`); the monitor proves the one is in the other.
+    fn join_target(d: &ContainerView) -> Result<berth_runtime::JoinTarget> {
+        let mon: MonitorConfig = std::fs::read(d.dir.join("monitor.json"))
+            .map_err(io_ctx("reading monitor.json"))
+            .and_then(|b| {
+                serde_json::from_slice(&b).map_err(|e| EngineError::Runtime {
+                    code: 125,
+                    message: format!("parsing monitor.json: {e}"),
+                })
+            })?;
+        Ok(berth_runtime::JoinTarget {
+            pid: d.state.pid,
+            cgroup: mon.cgroup_path,
+        })
     }
 
     /// Starts `berth-monitor ARGS` as a daemon (its own session, not our

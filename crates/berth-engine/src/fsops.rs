@@ -419,9 +419,17 @@ impl Engine {
         // A detached, read-only overlay of the image's layers: no mount
         // namespace to make, and it goes away when its descriptor closes.
         let root = detached_overlay(rootfs)?;
-        let Ok(dir) = root.open(rel, true, true) else {
+        let Ok(found) = root.open(rel, true, false) else {
             return Ok(());
         };
+        // Docker's words for an empty volume over a file of the image.
+        if !rfs::fstat(&found).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) {
+            return Err(EngineError::InvalidArgument(format!(
+                "source {} is not directory",
+                shown_in_merged(rootfs, &found, path)
+            )));
+        }
+        let dir = found;
         let st = rfs::fstat(&dir).map_err(|e| io_ctx(format!("cannot stat {path}"))(e.into()))?;
         let (pipe_r, pipe_w) = pipe()?;
         let (written, applied) = std::thread::scope(|s| {
@@ -451,6 +459,36 @@ impl Engine {
             std::os::unix::fs::PermissionsExt::from_mode(st.st_mode & 0o7777),
         )
         .map_err(io_ctx(format!("changing the mode of {}", data.display())))?;
+        Ok(())
+    }
+
+    /// Docker's check of the "config volumes" (the image's `VOLUME`s and
+    /// bare `-v /path`s) at `create`: none may sit on a file of the image
+    /// (a symlink followed inside the image's root).
+    pub(crate) fn refuse_volumes_over_files(
+        &self,
+        rootfs: &RootFs,
+        paths: &[String],
+    ) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let root = detached_overlay(rootfs)?;
+        for path in paths {
+            let rel = path.trim_start_matches('/');
+            if rel.is_empty() {
+                continue;
+            }
+            let Ok(found) = root.open(rel, true, false) else {
+                continue;
+            };
+            if !rfs::fstat(&found).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "cannot mount volume over existing file, file exists {}",
+                    shown_in_merged(rootfs, &found, path)
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -2058,6 +2096,19 @@ fn filter_pax(data: &[u8]) -> (Vec<u8>, Option<u64>) {
     // Whatever could not be parsed goes on as it was.
     kept.extend_from_slice(rest);
     (kept, size)
+}
+
+/// Where `found` (opened in the detached overlay of `rootfs`) is, as the
+/// container's merged directory shows it on Docker's host: symlinks
+/// resolved, as Docker's error messages name it. `path` when the kernel
+/// cannot tell.
+fn shown_in_merged(rootfs: &RootFs, found: &OwnedFd, path: &str) -> String {
+    let inside = std::fs::read_link(format!("/proc/self/fd/{}", found.as_raw_fd()))
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or_else(|| path.to_string());
+    format!("{}{inside}", rootfs.merged.display())
 }
 
 #[cfg(test)]

@@ -351,7 +351,34 @@ fn network_settings(network: &str) -> Value {
 impl Engine {
     /// `inspect`, shaped as Docker's.
     pub fn inspect_container(&self, what: &str) -> Result<Value> {
+        self.inspect_container_sized(what, false)
+    }
+
+    /// `inspect --size`: with Docker's `SizeRw` and `SizeRootFs` (after
+    /// `GraphDriver`, as Docker's), computed as `ps -s` computes them.
+    pub fn inspect_container_sized(&self, what: &str, size: bool) -> Result<Value> {
         let v = self.container(what)?;
+        let value = self.container_json(&v)?;
+        if !size {
+            return Ok(value);
+        }
+        let (rw, root) = self.container_size(&v)?;
+        let Value::Object(map) = value else {
+            return Ok(value);
+        };
+        let mut out = Map::new();
+        for (k, val) in map {
+            let after = k == "GraphDriver";
+            out.insert(k, val);
+            if after {
+                out.insert("SizeRw".into(), json!(rw));
+                out.insert("SizeRootFs".into(), json!(root));
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn container_json(&self, v: &crate::ContainerView) -> Result<Value> {
         let s = &v.state;
         let status = v.status_word();
         let path = v.command_line().first().cloned().unwrap_or_default();
@@ -413,7 +440,7 @@ impl Engine {
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": null,
-            "HostConfig": host_config(&v),
+            "HostConfig": host_config(v),
             "GraphDriver": {
                 "Data": {
                     "LowerDir": lower.join(":"),
@@ -423,8 +450,8 @@ impl Engine {
                 },
                 "Name": "overlay2"
             },
-            "Mounts": mounts(&v),
-            "Config": container_config(&v),
+            "Mounts": mounts(v),
+            "Config": container_config(v),
             "NetworkSettings": network_settings(&network),
         }))
     }

@@ -114,11 +114,12 @@ pub fn create(
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
     let host = spec.host_namespaces;
+    let joined = Joined::open(&spec.join)?;
     let mut flags = libc::CLONE_NEWNS;
     for (shared, flag) in [
         (host.uts, libc::CLONE_NEWUTS),
-        (host.ipc, libc::CLONE_NEWIPC),
-        (host.pid, libc::CLONE_NEWPID),
+        (host.ipc || joined.ipc.is_some(), libc::CLONE_NEWIPC),
+        (host.pid || joined.pid.is_some(), libc::CLONE_NEWPID),
     ] {
         if !shared {
             flags |= flag;
@@ -127,14 +128,46 @@ pub fn create(
     if spec.network == NetworkMode::None {
         flags |= libc::CLONE_NEWNET;
     }
-    match sys::clone_process(flags).map_err(io_err("clone"))? {
+    // A pid namespace is entered by the children of whoever joins it: the
+    // monitor joins for the clone only, then goes back to its own (later
+    // forks — a restart, `--rm` — must not land in the other container).
+    let own_pid_ns = match &joined.pid {
+        Some(ns) => {
+            let own =
+                File::open("/proc/self/ns/pid").map_err(io_err("opening our pid namespace"))?;
+            sys::setns(ns, libc::CLONE_NEWPID).map_err(|e| ProcessError::Container {
+                code: EXIT_ENGINE,
+                message: format!("joining the PID namespace of the other container: {e}"),
+            })?;
+            Some(own)
+        }
+        None => None,
+    };
+    let forked = sys::clone_process(flags);
+    if let Some(own) = &own_pid_ns {
+        if !matches!(forked, Ok(Forked::Child)) {
+            if let Err(e) = sys::setns(own, libc::CLONE_NEWPID) {
+                if let Ok(Forked::Parent(pid)) = forked {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                    let _ = sys::waitpid_blocking(pid);
+                }
+                return Err(ProcessError::Container {
+                    code: EXIT_ENGINE,
+                    message: format!("going back to our pid namespace: {e}"),
+                });
+            }
+        }
+    }
+    drop(own_pid_ns);
+    match forked.map_err(io_err("clone"))? {
         Forked::Child => {
             drop(go_w);
             drop(rep_r);
-            let code = child_main(spec, stdio, &filesystems, go_r, rep_w);
+            let code = child_main(spec, stdio, &filesystems, go_r, rep_w, joined);
             sys::exit_now(code)
         }
         Forked::Parent(pid) => {
+            drop(joined);
             drop(go_r);
             drop(rep_w);
             drop(stdio);
@@ -227,8 +260,26 @@ fn child_main(
     filesystems: &[Option<File>],
     mut go: File,
     mut rep: File,
+    joined: Joined,
 ) -> i32 {
     sys::set_pdeathsig(libc::SIGKILL);
+    if joined.pid.is_some() {
+        // Visible in the other container's pid namespace from now on: its
+        // processes must not reach our descriptors (host paths, namespace
+        // files) through /proc/PID before the exec makes us dumpable again.
+        sys::set_not_dumpable();
+    }
+    // Another container's IPC namespace and /dev/shm, before anything is
+    // mounted (/dev/mqueue belongs to the IPC namespace of its mounter).
+    let shm = match joined.enter_ipc() {
+        Ok(s) => s,
+        Err(e) => return fail(&mut rep, EXIT_ENGINE, &e),
+    };
+    let shm = match (&shm, spec.no_dev_shm) {
+        (Some(tree), _) => Shm::Joined(tree),
+        (None, true) => Shm::None,
+        (None, false) => Shm::New,
+    };
     // Read before pivot_root: the filter file is a host path.
     let filters = match load_filters(spec) {
         Ok(f) => f,
@@ -237,7 +288,7 @@ fn child_main(
     // The root filesystem is set up while the parent moves us into our
     // cgroup (a cgroup v1 migration waits for an RCU grace period, ~10 ms
     // here): only the cgroup namespace and the exec must come after it.
-    let prepared = match setup_container(spec, &stdio, filesystems) {
+    let prepared = match setup_container(spec, &stdio, filesystems, shm) {
         Ok(p) => p,
         Err(e) => return fail(&mut rep, EXIT_ENGINE, &e),
     };
@@ -304,12 +355,13 @@ fn setup_container(
     spec: &ContainerSpec,
     stdio: &ChildStdio,
     filesystems: &[Option<File>],
+    shm: Shm,
 ) -> Result<Prepared, String> {
     own_session_and_stdio(stdio)?;
     // Every host-side descriptor this sets up (mount sources, the console)
     // is closed when it returns: none may be open when the working
     // directory is resolved below.
-    setup_rootfs(spec, stdio, filesystems)?;
+    setup_rootfs(spec, stdio, filesystems, shm)?;
     if !spec.hostname.is_empty() && !spec.host_namespaces.uts {
         sys::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
     }
@@ -367,6 +419,7 @@ fn setup_rootfs(
     spec: &ContainerSpec,
     stdio: &ChildStdio,
     filesystems: &[Option<File>],
+    shm: Shm,
 ) -> Result<(), String> {
     sys::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")
         .map_err(|e| format!("making / private: {e}"))?;
@@ -418,7 +471,7 @@ fn setup_rootfs(
     sys::umount_detach(Path::new(".")).map_err(|e| format!("detaching the old root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
 
-    mount_special(console.as_ref(), spec.privileged)?;
+    mount_special(console.as_ref(), spec.privileged, shm)?;
     // Before /proc/sys is made read-only.
     set_sysctls(spec)?;
     for (m, src) in spec.mounts.iter().zip(&sources) {
@@ -738,7 +791,7 @@ fn mkdir_p(p: &str) -> Result<(), String> {
 }
 
 /// /proc, /sys, /dev and friends, inside the new root.
-fn mount_special(console: Option<&File>, sys_rw: bool) -> Result<(), String> {
+fn mount_special(console: Option<&File>, sys_rw: bool, shm: Shm) -> Result<(), String> {
     // The kernel's file systems go where the image cannot redirect them.
     for dir in ["/proc", "/sys", "/dev"] {
         if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -814,6 +867,18 @@ fn mount_special(console: Option<&File>, sys_rw: bool) -> Result<(), String> {
         ),
         ("/dev/mqueue", "mqueue", NOSUID_NODEV_NOEXEC, ""),
     ] {
+        if dir == "/dev/shm" {
+            match shm {
+                Shm::New => {}
+                // `--ipc none`: no /dev/shm, as Docker's.
+                Shm::None => continue,
+                Shm::Joined(tree) => {
+                    mkdir_p(dir)?;
+                    bind_fd(tree, Path::new(dir), false, BindRecursive::Disabled, true)?;
+                    continue;
+                }
+            }
+        }
         mkdir_p(dir)?;
         sys::mount(fstype, Path::new(dir), fstype, flags, data)
             .map_err(|e| format!("mounting {dir}: {e}"))?;
@@ -1198,6 +1263,157 @@ pub struct ExecSpec {
     pub security: Security,
 }
 
+/// The container's /dev/shm.
+#[derive(Clone, Copy)]
+enum Shm<'a> {
+    /// Its own tmpfs.
+    New,
+    /// None at all (`--ipc none`).
+    None,
+    /// The one of the container whose IPC namespace it joined (a detached
+    /// copy of that mount).
+    Joined(&'a File),
+}
+
+/// Another container's namespaces (`--pid container:X`, `--ipc
+/// container:X`), opened and checked by the monitor before the clone.
+struct Joined {
+    pid: Option<File>,
+    /// Its IPC namespace, mount namespace and root.
+    ipc: Option<[File; 3]>,
+}
+
+impl Joined {
+    fn open(j: &crate::JoinNamespaces) -> Result<Joined, ProcessError> {
+        let fail = |what: &str, e: String| ProcessError::Container {
+            code: EXIT_ENGINE,
+            message: format!("cannot join {what} of the other container: {e}"),
+        };
+        let pid = match &j.pid {
+            Some(t) => pin_process(t.pid, &t.cgroup, &["ns/pid"])
+                .map_err(|e| fail("PID", e))?
+                .pop(),
+            None => None,
+        };
+        let ipc = match &j.ipc {
+            Some(t) => {
+                let files = pin_process(t.pid, &t.cgroup, &["ns/ipc", "ns/mnt", "root"])
+                    .map_err(|e| fail("IPC", e))?;
+                let [a, b, c]: [File; 3] = files
+                    .try_into()
+                    .map_err(|_| fail("IPC", "namespace files missing".into()))?;
+                Some([a, b, c])
+            }
+            None => None,
+        };
+        Ok(Joined { pid, ipc })
+    }
+
+    /// In the container's child: enters the other container's IPC
+    /// namespace and takes a detached copy of its /dev/shm (a tmpfs),
+    /// going through its mount namespace and back to our own.
+    fn enter_ipc(self) -> Result<Option<File>, String> {
+        let Some([ipc, mnt, root]) = self.ipc else {
+            return Ok(None);
+        };
+        drop(self.pid);
+        sys::setns(&ipc, libc::CLONE_NEWIPC)
+            .map_err(|e| format!("joining the IPC namespace of the other container: {e}"))?;
+        let own =
+            File::open("/proc/self/ns/mnt").map_err(|e| format!("our mount namespace: {e}"))?;
+        sys::setns(&mnt, libc::CLONE_NEWNS)
+            .map_err(|e| format!("entering the other container's mount namespace: {e}"))?;
+        let tree = other_shm(&root);
+        // Without the way back, nothing else may happen in this process.
+        sys::setns(&own, libc::CLONE_NEWNS)
+            .map_err(|e| format!("going back to our mount namespace: {e}"))?;
+        tree.map(Some)
+    }
+}
+
+/// The other container's /dev/shm, resolved inside its root (the
+/// container controls every component), which must be a tmpfs: a detached
+/// copy of that one mount, without what is mounted below it.
+fn other_shm(root: &File) -> Result<File, String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::mount::OpenTreeFlags;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let fd = rustix::fs::openat2(
+        root,
+        "dev/shm",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| format!("the other container's /dev/shm: {e}"))?;
+    let fs =
+        rustix::fs::fstatfs(&fd).map_err(|e| format!("the other container's /dev/shm: {e}"))?;
+    // The root of a tmpfs mount: not a directory of its /dev (also a
+    // tmpfs), whose mount allows device nodes.
+    let mount_root = rustix::fs::statx(
+        &fd,
+        "",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::BASIC_STATS,
+    )
+    .is_ok_and(|st| {
+        let root = rustix::fs::StatxAttributes::MOUNT_ROOT;
+        st.stx_attributes_mask.contains(root) && st.stx_attributes.contains(root)
+    });
+    if fs.f_type as i64 != TMPFS_MAGIC || !mount_root {
+        return Err("the other container's /dev/shm is not a tmpfs mount".into());
+    }
+    rustix::mount::open_tree(
+        &fd,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .map(File::from)
+    .map_err(|e| format!("copying the other container's /dev/shm mount: {e}"))
+}
+
+/// Opens `/proc/PID/<path>` for each of `paths` (namespace files, `root`)
+/// of a container's first process, and proves they were that process's:
+/// a pidfd pins it first, and once everything is open it must still be
+/// alive and in the cgroup `expect_cgroup` (relative to each hierarchy's
+/// root). A PID recycled by any other process fails the check, so nothing
+/// of the host is ever taken for a container's.
+fn pin_process(pid: i32, expect_cgroup: &str, paths: &[&str]) -> Result<Vec<File>, String> {
+    let pidfd = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| format!("bad pid {pid}"))
+        .and_then(|p| {
+            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                .map_err(|e| e.to_string())
+        })?;
+    let files = paths
+        .iter()
+        .map(|p| File::open(format!("/proc/{pid}/{p}")).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let want = format!("/{}", expect_cgroup.trim_matches('/'));
+    let in_cgroup = cgroups
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .any(|p| p == want);
+    let alive = rustix::event::poll(
+        &mut [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )],
+        Some(&rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        }),
+    )
+    .is_ok_and(|n| n == 0);
+    if !in_cgroup || !alive {
+        return Err(format!("process {pid} is not the container's"));
+    }
+    Ok(files)
+}
+
 /// Runs `spec` inside the namespaces of the running container whose init is
 /// `pid`, in a new session, with `stdio` as its descriptors 0-2 (with
 /// `stdio.tty_path`, that terminal becomes its controlling terminal).
@@ -1218,52 +1434,30 @@ pub fn exec_in(
         code: EXIT_ENGINE,
         message: format!("container is not running: {what}"),
     };
-    // The pidfd pins the process: if it is still alive once its namespaces
-    // are open, the /proc entries read were its own and not a recycled
-    // PID's; and it must be in the container's cgroup.
-    let pidfd = rustix::process::Pid::from_raw(pid)
-        .ok_or_else(|| gone(format!("bad pid {pid}")))
-        .and_then(|p| {
-            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
-                .map_err(|e| gone(e.to_string()))
-        })?;
-    let mut nsfds = Vec::new();
-    for (ns, flag) in [
-        ("ipc", libc::CLONE_NEWIPC),
-        ("uts", libc::CLONE_NEWUTS),
-        ("net", libc::CLONE_NEWNET),
-        ("pid", libc::CLONE_NEWPID),
-        ("cgroup", libc::CLONE_NEWCGROUP),
-        ("mnt", libc::CLONE_NEWNS),
-    ] {
-        let f =
-            File::open(format!("/proc/{pid}/ns/{ns}")).map_err(|e| ProcessError::Container {
-                code: EXIT_ENGINE,
-                message: format!("container is not running: {e}"),
-            })?;
-        nsfds.push((f, flag));
-    }
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let want = format!("/{}", expect_cgroup.trim_matches('/'));
-    let in_cgroup = cgroups
-        .lines()
-        .filter_map(|l| l.splitn(3, ':').nth(2))
-        .any(|p| p == want);
-    let alive = rustix::event::poll(
-        &mut [rustix::event::PollFd::new(
-            &pidfd,
-            rustix::event::PollFlags::IN,
-        )],
-        Some(&rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        }),
+    let files = pin_process(
+        pid,
+        expect_cgroup,
+        &[
+            "ns/ipc",
+            "ns/uts",
+            "ns/net",
+            "ns/pid",
+            "ns/cgroup",
+            "ns/mnt",
+        ],
     )
-    .is_ok_and(|n| n == 0);
-    if !in_cgroup || !alive {
-        return Err(gone(format!("process {pid} is not the container's")));
-    }
-    drop(pidfd);
+    .map_err(gone)?;
+    let nsfds: Vec<(File, i32)> = files
+        .into_iter()
+        .zip([
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWCGROUP,
+            libc::CLONE_NEWNS,
+        ])
+        .collect();
     let (rep_r, rep_w) = pipe()?;
     match sys::fork().map_err(io_err("fork"))? {
         Forked::Child => {

@@ -107,6 +107,13 @@ pub struct ContainerSpec {
     /// `--ipc host`, `--uts host`, `--cgroupns host`).
     #[serde(default)]
     pub host_namespaces: HostNamespaces,
+    /// Namespaces of another running container to join (`--pid
+    /// container:X`, `--ipc container:X`); filled in at each start.
+    #[serde(default)]
+    pub join: JoinNamespaces,
+    /// `--ipc none`: no /dev/shm at all.
+    #[serde(default)]
+    pub no_dev_shm: bool,
     /// `--sysctl` (namespaced ones only; the engine checked the names).
     #[serde(default)]
     pub sysctls: std::collections::BTreeMap<String, String>,
@@ -171,4 +178,22 @@ pub struct HostNamespaces {
     pub ipc: bool,
     pub uts: bool,
     pub cgroup: bool,
+}
+
+/// A running container whose namespace another one joins: its first
+/// process and the cgroup that process must be in (checked through a pidfd,
+/// so a recycled PID is never taken for it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTarget {
+    pub pid: i32,
+    /// Relative to each hierarchy's root, as [`ContainerSpec::cgroup_path`].
+    pub cgroup: String,
+}
+
+/// Which namespaces come from another container (Docker's `--pid
+/// container:X`, `--ipc container:X`; the IPC one brings its /dev/shm).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinNamespaces {
+    pub pid: Option<JoinTarget>,
+    pub ipc: Option<JoinTarget>,
 }

@@ -218,7 +218,7 @@ pub enum ImageCommand {
     #[command(alias = "list")]
     Ls(ImagesArgs),
     /// Display detailed information on one or more images
-    Inspect(InspectArgs),
+    Inspect(ImageInspectArgs),
     /// Remove one or more images
     #[command(alias = "remove")]
     Rm(RmiArgs),
@@ -712,9 +712,22 @@ pub struct InspectArgs {
     /// Format output using a Go template
     #[arg(short = 'f', long)]
     pub format: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short = 's', long)]
+    pub size: bool,
     /// Only inspect objects of the given type (container, image, volume)
     #[arg(long = "type")]
     pub kind: Option<String>,
+    #[arg(required = true)]
+    pub objects: Vec<String>,
+}
+
+/// `image inspect`: no `--size`, no `--type` (as docker's).
+#[derive(Args, Debug)]
+pub struct ImageInspectArgs {
+    /// Format output using a Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
     #[arg(required = true)]
     pub objects: Vec<String>,
 }

@@ -100,7 +100,16 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Exec(a) => exec(&e, a),
             Command::Inspect(a) => inspect(&e, a, None),
             Command::Container(ContainerCommand::Inspect(a)) => inspect(&e, a, Some("container")),
-            Command::Image(ImageCommand::Inspect(a)) => inspect(&e, a, Some("image")),
+            Command::Image(ImageCommand::Inspect(a)) => inspect(
+                &e,
+                &InspectArgs {
+                    format: a.format.clone(),
+                    size: false,
+                    kind: None,
+                    objects: a.objects.clone(),
+                },
+                Some("image"),
+            ),
             Command::Top(a) => top(&e, a),
             Command::Rename(a) => match e.rename(&a.container, &a.new_name) {
                 Ok(()) => Ok(0),
@@ -687,7 +696,12 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
     let id = create_with_cidfile(e, a, recorded)?;
     berth_runtime::trace::trace("cli: created");
     if a.detach {
-        e.start(id.as_str())?;
+        if let Err(err) = e.start(id.as_str()) {
+            if a.rm {
+                remove_unstarted(e, &id, &err);
+            }
+            return Err(err.into());
+        }
         outln!("{id}")?;
         return Ok(0);
     }
@@ -701,9 +715,7 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
         Ok(x) => x,
         Err(err) => {
             if a.rm {
-                if let Ok(v) = e.container(id.as_str()) {
-                    wait_removed(e, &v);
-                }
+                remove_unstarted(e, &id, &err);
             }
             return Err(err.into());
         }
@@ -752,6 +764,21 @@ fn finish_attached(e: &Engine, v: &ContainerView, ended: Ended, auto_remove: boo
                 .unwrap_or(125);
             Ok(code)
         }
+    }
+}
+
+/// `run --rm` whose start failed: a monitor that failed hands over to
+/// `berth rm` (wait for it); a start the engine refused before any monitor
+/// ran (another container's namespace to join is not there) leaves the
+/// container to us, and Docker's daemon removes it.
+fn remove_unstarted(e: &mut Engine, id: &berth_types::ContainerId, err: &EngineError) {
+    let Ok(v) = e.container(id.as_str()) else {
+        return;
+    };
+    if matches!(err, EngineError::Runtime { .. }) {
+        wait_removed(e, &v);
+    } else {
+        let _ = e.remove(id.as_str(), true, true);
     }
 }
 
@@ -1177,7 +1204,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
     let mut code = 0;
     for o in &a.objects {
         let v = match kind {
-            Some("container") => e.inspect_container(o),
+            Some("container") => e.inspect_container_sized(o, a.size),
             Some("image") => e.inspect_image(o),
             Some("volume") => e
                 .volume(o)
@@ -1189,7 +1216,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
                 code: 1
             }),
             None => e
-                .inspect_container(o)
+                .inspect_container_sized(o, a.size)
                 .or_else(|_| e.inspect_image(o))
                 .or_else(|_| {
                     e.volume(o)

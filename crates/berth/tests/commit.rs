@@ -100,26 +100,79 @@ fn diff_lists_added_changed_and_deleted_paths() {
          && mkdir /new && echo n > /new/f \
          && rm -rf /usr/bin && mkdir /usr/bin && touch /usr/bin/zz",
     ]);
-    assert_eq!(
-        lines(&env.ok(&["diff", "cc"])),
-        [
-            "C /etc",
-            "D /etc/group",
-            "C /etc/passwd",
-            "D /home",
-            "A /new",
-            "A /new/f",
-            "C /usr",
-            // Replaced: the old applets are not listed one by one, and what is in
-            // the new directory is new.
-            "C /usr/bin",
-            "A /usr/bin/zz",
-        ]
-    );
+    // Docker's order: a directory, then what is in it (sorted here; Docker's
+    // daemon walks a Go map), then what was deleted from it.
+    let mut want: Vec<String> = [
+        "C /etc",
+        "C /etc/passwd",
+        "D /etc/group",
+        "A /new",
+        "A /new/f",
+        "C /usr",
+        // Replaced: what is in the new directory is new, and every entry of
+        // the image's is deleted, one by one.
+        "C /usr/bin",
+        "A /usr/bin/zz",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut applets: Vec<String> = lines(&env.ok(&["run", "--rm", BB, "ls", "-A", "/usr/bin"]))
+        .into_iter()
+        .map(|a| format!("D /usr/bin/{a}"))
+        .collect();
+    applets.sort();
+    assert!(applets.len() > 10, "{applets:?}");
+    want.extend(applets);
+    want.push("D /home".into());
+    assert_eq!(lines(&env.ok(&["diff", "cc"])), want);
     // The same through `container diff`.
     assert_eq!(
         env.ok(&["container", "diff", "cc"]),
         env.ok(&["diff", "cc"])
+    );
+}
+
+/// Docker's walk: a directory with any change inside it, however deep, is
+/// listed before it; deletions come after everything else in their
+/// directory, nested ones included.
+#[test]
+fn diff_walks_in_dockers_order() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "--name",
+        "dw",
+        BB,
+        "sh",
+        "-c",
+        "rm /bin/ls /bin/cat && touch /bin/new && mkdir /bin/zz && touch /bin/zz/a \
+         && mkdir -p /home/app/x/y && rm /etc/group && touch /etc/Z /etc/_u \
+         && mkdir /a /a-b /a.b && touch /a/f /a-b/f /a.b/f",
+    ]);
+    assert_eq!(
+        lines(&env.ok(&["diff", "dw"])),
+        [
+            "A /a",
+            "A /a/f",
+            "A /a-b",
+            "A /a-b/f",
+            "A /a.b",
+            "A /a.b/f",
+            "C /bin",
+            "A /bin/new",
+            "A /bin/zz",
+            "A /bin/zz/a",
+            "D /bin/cat",
+            "D /bin/ls",
+            "C /etc",
+            "A /etc/Z",
+            "A /etc/_u",
+            "D /etc/group",
+            "C /home",
+            "C /home/app",
+            "A /home/app/x",
+            "A /home/app/x/y",
+        ]
     );
 }
 
@@ -191,6 +244,8 @@ fn commit_makes_an_image_with_the_changes_and_deletions_stay_deleted() {
         [
             "C /etc",
             "A /etc/group",
+            // Something changed inside it (Docker's daemon lists it too).
+            "C /usr",
             "C /usr/bin",
             "A /usr/bin/ls",
             "C /usr/bin/zz"

@@ -792,3 +792,76 @@ fn config_env_is_the_users_then_the_images_as_dockers() {
     ]);
     assert_eq!(out, "1 a x\n");
 }
+
+/// The bytes of the busybox tarball as Docker counts a layer: regular files'
+/// content (each hard link once) plus each symlink's target length.
+fn busybox_layer_size() -> u64 {
+    let out = std::process::Command::new("tar")
+        .arg("tvf")
+        .arg(busybox_tar())
+        .output()
+        .unwrap_or_else(|e| panic!("tar tvf: {e}"));
+    let mut size = 0;
+    for line in text(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match line.chars().next() {
+            Some('-') => {
+                size += f[2]
+                    .parse::<u64>()
+                    .unwrap_or_else(|e| panic!("{line}: {e}"))
+            }
+            Some('l') => size += line.rsplit(" -> ").next().map_or(0, str::len) as u64,
+            _ => {}
+        }
+    }
+    size
+}
+
+/// `inspect -s`: Docker's `SizeRw` (regular files and symlinks of the
+/// writable layer, a hard-linked file once, directories and whiteouts 0) and
+/// `SizeRootFs` (that plus the image's size), after `GraphDriver`; without
+/// `-s` neither key is there.
+#[test]
+fn inspect_size_shows_size_rw_and_size_root_fs() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "--name",
+        "sz",
+        BB,
+        "sh",
+        "-c",
+        "head -c 12345 /dev/zero > /f; mkdir /d; echo hi > /d/g; ln /f /d/hard; ln -s /f /sl; rm /bin/ls",
+    ]);
+    env.ok(&["create", "--name", "sz0", BB, "true"]);
+    let image: u64 = inspect_f(&env, "{{.Size}}", BB).parse().unwrap();
+    assert_eq!(image, busybox_layer_size());
+    let plain = env.inspect("sz");
+    assert!(plain.get("SizeRw").is_none() && plain.get("SizeRootFs").is_none());
+    assert_eq!(inspect_f(&env, "{{.SizeRw}}", "sz"), "<nil>");
+
+    let v: Value = serde_json::from_str(&env.ok(&["inspect", "-s", "sz"])).unwrap();
+    let keys: Vec<&str> = v[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let at = keys.iter().position(|k| *k == "GraphDriver").unwrap();
+    assert_eq!(keys[at + 1..at + 4], ["SizeRw", "SizeRootFs", "Mounts"]);
+    assert_eq!(v[0]["SizeRw"], 12345 + 3 + 2);
+    assert_eq!(v[0]["SizeRootFs"], 12350 + image);
+    assert_eq!(
+        env.ok(&[
+            "container",
+            "inspect",
+            "--size",
+            "-f",
+            "{{.SizeRw}} {{.SizeRootFs}}",
+            "sz0"
+        ]),
+        format!("0 {image}\n")
+    );
+    let (_, e) = env.fails(&["image", "inspect", "-s", BB], 125);
+    assert!(e.contains("unknown shorthand flag: 's' in -s"), "{e}");
+}

@@ -123,6 +123,39 @@ fn nocopy_leaves_the_volume_empty() {
     ]);
     assert_eq!(out, "");
     assert!(entries(&mountpoint(&env, "nc")).is_empty());
+    // `--mount`'s `volume-nocopy`, for a named and an anonymous volume;
+    // `volume-nocopy=false` copies.
+    for (spec, want) in [
+        ("type=volume,src=nc2,dst=/seed,volume-nocopy", ""),
+        ("type=volume,dst=/seed,volume-nocopy=true", ""),
+        (
+            "type=volume,src=nc3,dst=/seed,volume-nocopy=false",
+            "f\nl\nsub\n",
+        ),
+    ] {
+        let out = env.ok(&[
+            "run", "--rm", "--mount", spec, "seed-img", "ls", "-A", "/seed",
+        ]);
+        assert_eq!(out, want, "{spec}");
+    }
+    assert!(entries(&mountpoint(&env, "nc2")).is_empty());
+    // `-v /path:MODE` is a mode without a destination: Docker refuses the
+    // spec as a whole; a relative destination names the mount's type.
+    for (spec, want) in [
+        ("/seed:nocopy", "berth: invalid volume specification: '/seed:nocopy'\n"),
+        ("/seed:ro,z", "berth: invalid volume specification: '/seed:ro,z'\n"),
+        (
+            "/a:b",
+            "berth: invalid volume specification: '/a:b': invalid mount config for type \"bind\": invalid mount path: 'b' mount path must be absolute\n",
+        ),
+        (
+            "foo:bar",
+            "berth: invalid volume specification: 'foo:bar': invalid mount config for type \"volume\": invalid mount path: 'bar' mount path must be absolute\n",
+        ),
+    ] {
+        let (_, e) = env.fails(&["run", "--rm", "-v", spec, "seed-img", "true"], 125);
+        assert_eq!(e, want, "{spec}");
+    }
 }
 
 #[test]
@@ -255,4 +288,180 @@ fn cp_with_a_created_container_sees_its_volumes() {
         "hi\n"
     );
     env.ok(&["start", "-a", "cr"]);
+}
+
+/// Docker refuses a "config volume" (the image's `VOLUME`, a bare `-v
+/// /path`) over a file of the image at `create` (a symlink followed in the
+/// image), and an empty named volume over one (`source … is not
+/// directory`); nothing is left behind.
+#[test]
+fn a_volume_over_a_file_of_the_image_is_refused() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "--name",
+        "fv0",
+        BB,
+        "sh",
+        "-c",
+        "echo file > /vfile && ln -s /vfile /vlink",
+    ]);
+    env.ok(&["commit", "-c", "VOLUME /vfile", "fv0", "fvimg"]);
+    env.ok(&["commit", "-c", "VOLUME /vlink", "fv0", "flimg"]);
+    env.ok(&["rm", "fv0"]);
+    let merged = format!("{}/containers/", env.root.path().display());
+    let over_file = "cannot mount volume over existing file, file exists ";
+    for (args, code, prefix, msg) in [
+        (vec!["create", "fvimg", "true"], 1, "Error: ", over_file),
+        (
+            vec!["run", "--rm", "flimg", "true"],
+            125,
+            "berth: ",
+            over_file,
+        ),
+        (
+            vec!["create", "-v", "/etc/passwd", BB, "true"],
+            1,
+            "Error: ",
+            over_file,
+        ),
+        (
+            vec!["create", "-v", "/vfile", "fvimg", "true"],
+            1,
+            "Error: ",
+            over_file,
+        ),
+        (
+            vec!["create", "-v", "named:/vfile", "fvimg", "true"],
+            1,
+            "Error: ",
+            "source ",
+        ),
+    ] {
+        let (_, e) = env.fails(&args, code);
+        let e = e.trim();
+        let rest = e
+            .strip_prefix(&format!("{prefix}{msg}{merged}"))
+            .unwrap_or_else(|| panic!("{args:?}: {e}"));
+        let want = if args.contains(&"/etc/passwd") {
+            "/etc/passwd"
+        } else {
+            "/vfile"
+        };
+        let tail = if msg == "source " {
+            format!("{want} is not directory")
+        } else {
+            want.to_string()
+        };
+        let (id, path) = rest.split_once("/merged").unwrap_or_else(|| panic!("{e}"));
+        assert!(is_full_id(id), "{e}");
+        assert_eq!(path, tail, "{args:?}");
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    // Only the named volume is left, as Docker leaves it.
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "named\n");
+    // Without the copy-up, a named volume goes there (the runtime decides).
+    env.ok(&[
+        "create",
+        "--mount",
+        "type=volume,src=nc,dst=/vfile,volume-nocopy",
+        "fvimg",
+        "true",
+    ]);
+}
+
+/// `--volumes-from` against the image's `VOLUME` at the same path: the
+/// other container's volume wins (also over a bare `-v /path`; a named
+/// `-v` wins over both), and nothing is copied into it.
+#[test]
+fn volumes_from_wins_over_the_image_volume() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "--name",
+        "mk",
+        BB,
+        "sh",
+        "-c",
+        "mkdir /data && echo img > /data/f",
+    ]);
+    env.ok(&["commit", "-c", "VOLUME /data", "mk", "vimg"]);
+    env.ok(&[
+        "run",
+        "--name",
+        "src",
+        "-v",
+        "shared:/data",
+        BB,
+        "sh",
+        "-c",
+        "echo s > /data/s",
+    ]);
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "src",
+            "vimg",
+            "ls",
+            "/data"
+        ]),
+        "s\n"
+    );
+    let names = |c: &str| {
+        inspect_f(
+            &env,
+            "{{range .Mounts}}{{.Name}} {{.Destination}};{{end}}",
+            c,
+        )
+    };
+    env.ok(&[
+        "create",
+        "--name",
+        "j1",
+        "--volumes-from",
+        "src",
+        "vimg",
+        "true",
+    ]);
+    assert_eq!(names("j1"), "shared /data;");
+    env.ok(&[
+        "create",
+        "--name",
+        "j2",
+        "--volumes-from",
+        "src",
+        "-v",
+        "/data",
+        "vimg",
+        "true",
+    ]);
+    assert_eq!(names("j2"), "shared /data;");
+    env.ok(&[
+        "create",
+        "--name",
+        "j3",
+        "--volumes-from",
+        "src",
+        "-v",
+        "own:/data",
+        "vimg",
+        "true",
+    ]);
+    assert_eq!(names("j3"), "own /data;");
+    // No anonymous volume was made for the image's VOLUME.
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "own\nshared\n");
+    // Another container's empty volume stays empty.
+    env.ok(&["create", "--name", "src2", "-v", "empty:/data", BB, "true"]);
+    env.ok(&[
+        "create",
+        "--name",
+        "j4",
+        "--volumes-from",
+        "src2",
+        "vimg",
+        "true",
+    ]);
+    assert!(entries(&mountpoint(&env, "empty")).is_empty());
 }

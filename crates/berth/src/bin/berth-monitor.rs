@@ -88,11 +88,17 @@ fn run() -> Res<i32> {
             .ok_or("usage: berth-monitor CONTAINER_DIR [--attach-first]")?,
     );
     let attach_first = args.any(|a| a == "--attach-first");
-    let cfg: MonitorConfig = serde_json::from_slice(
+    let mut cfg: MonitorConfig = serde_json::from_slice(
         &std::fs::read(dir.join("monitor.json"))
             .map_err(|e| format!("reading monitor.json: {e}"))?,
     )
     .map_err(|e| format!("parsing monitor.json: {e}"))?;
+    // Other containers' namespaces to join, as the engine found them at
+    // this start (`--pid container:X`, `--ipc container:X`).
+    if let Ok(j) = std::fs::read(dir.join("join.json")) {
+        cfg.spec.join =
+            serde_json::from_slice(&j).map_err(|e| format!("parsing join.json: {e}"))?;
+    }
 
     // fd 1 is the notify pipe: take it over as a File, keep fd 1 itself.
     let stdout_dup =
