@@ -1296,7 +1296,13 @@ impl Engine {
                 cgroup: host.cgroupns_mode == "host",
             },
             rootfs: RootFs {
-                lower: self.lower_dirs(image),
+                lower: {
+                    // Docker's init layer, shared, above the image's.
+                    let mut lower = self.lower_dirs(image);
+                    let init = crate::initlayer::init_layer(&self.opts.root.join("init"), &lower)?;
+                    lower.insert(0, init);
+                    lower
+                },
                 upper: dir.join("upper"),
                 work: dir.join("work"),
                 merged: dir.join("merged"),

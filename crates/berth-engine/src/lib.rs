@@ -31,6 +31,7 @@ pub mod names;
 mod security;
 mod system;
 pub use system::API_VERSION;
+mod initlayer;
 pub mod timeparse;
 mod volume;
 

@@ -4,7 +4,7 @@
 //! and missing-image errors in Docker's words.
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::Value;
@@ -478,4 +478,68 @@ fn images_quiet_rows_and_stop_timeout_flag() {
     assert_eq!(env.ok(&["stop", "--time", "0", "c1"]), "c1\n");
     assert_eq!(env.ok(&["restart", "--timeout", "0", "c1"]), "c1\n");
     env.ok(&["rm", "-f", "c1"]);
+}
+
+/// Docker's init layer: `/.dockerenv`, `/etc/mtab` and the mount points are
+/// there for the container and for `export` (Docker 20.10's list for a
+/// busybox image, created and never started), never in `diff` or a commit.
+#[test]
+fn the_init_layer_is_dockers() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["create", "--name", "c1", BB, "true"]);
+    let out = output_with_timeout(env.berth(&["export", "c1"]), COMMAND_TIMEOUT);
+    let listing = Command::new("tar")
+        .arg("-t")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut tar| {
+            use std::io::Write as _;
+            if let Some(mut i) = tar.stdin.take() {
+                i.write_all(&out.stdout)?;
+            }
+            tar.wait_with_output()
+        })
+        .unwrap_or_else(|e| panic!("tar -t: {e}"));
+    let mut names: Vec<String> = text(&listing.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("bin/") && !l.starts_with("usr/") && !l.starts_with("sbin/"))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ".dockerenv",
+            "dev/",
+            "dev/console",
+            "dev/pts/",
+            "dev/shm/",
+            "etc/",
+            "etc/group",
+            "etc/hostname",
+            "etc/hosts",
+            "etc/mtab",
+            "etc/passwd",
+            "etc/resolv.conf",
+            "home/",
+            "home/app/",
+            "proc/",
+            "root/",
+            "sys/",
+            "tmp/",
+            "var/",
+        ]
+    );
+    let inside = sh(
+        &env,
+        &[],
+        "stat -c '%a %s' /.dockerenv; readlink /etc/mtab; test -s /etc/hostname && echo named",
+    );
+    assert_eq!(inside, "755 0\n/proc/mounts\nnamed\n");
+    env.ok(&["run", "--name", "c2", BB, "touch", "/x"]);
+    assert_eq!(env.ok(&["diff", "c2"]), "A /x\n");
+    // Shared: every container of the image stands on the same one.
+    let init = env.root.path().join("init");
+    assert_eq!(std::fs::read_dir(&init).map(|d| d.count()).unwrap_or(0), 1);
 }

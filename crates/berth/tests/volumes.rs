@@ -154,6 +154,11 @@ fn nocopy_leaves_the_volume_empty() {
         ),
     ] {
         let (_, e) = env.fails(&["run", "--rm", "-v", spec, "seed-img", "true"], 125);
+        // `run`'s errors end with where its help is, as docker 28's.
+        let want = format!(
+            "{}\n\nRun 'berth run --help' for more information\n",
+            want.trim_end()
+        );
         assert_eq!(e, want, "{spec}");
     }
 }
@@ -340,6 +345,9 @@ fn a_volume_over_a_file_of_the_image_is_refused() {
     ] {
         let (_, e) = env.fails(&args, code);
         let e = e.trim();
+        let e = e
+            .strip_suffix("\n\nRun 'berth run --help' for more information")
+            .unwrap_or(e);
         let rest = e
             .strip_prefix(&format!("{prefix}{msg}{merged}"))
             .unwrap_or_else(|| panic!("{args:?}: {e}"));
