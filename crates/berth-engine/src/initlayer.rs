@@ -94,11 +94,10 @@ fn entries_for(layers: &[PathBuf]) -> Vec<(&'static str, Kind)> {
         {
             continue;
         }
-        let keep = match (found_in(layers, rel), kind) {
-            (Found::Nothing, _) => true,
-            (Found::Dir, Kind::Dir) => true,
-            _ => false,
-        };
+        let keep = matches!(
+            (found_in(layers, rel), kind),
+            (Found::Nothing, _) | (Found::Dir, Kind::Dir)
+        );
         if keep {
             out.push((rel, kind));
         } else {
