@@ -249,6 +249,11 @@ pss_kib() { awk '/^Pss:/ { print $2; found = 1 } END { if (!found) print 0 }' "/
 idle() {
     local e=$1 tsv=$2 i t0 t1 pid ppid n
     shift 2
+    if [ $# -gt 0 ] && [ "$e" = podman ] && [ ! -d /run/systemd/system ]; then
+        # podman runs healthchecks from systemd timers: none without systemd.
+        echo "podman runs healthchecks from systemd timers; this machine has no systemd" >"$BENCH_TMP/idle.err"
+        return 1
+    fi
     engine_argv "$e"
     local -a E=("${ENGINE_ARGV[@]}")
     local s=$BENCH_TMP/samples/idle-$e

@@ -50,7 +50,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // One command tree for both the flag rewrite and the parse.
-    let command = <cli::Cli as clap::CommandFactory>::command();
+    let mut command = <cli::Cli as clap::CommandFactory>::command();
     let (args, path) = boolflags::normalize(&command, args);
     let args = match args {
         Ok(a) => a,
@@ -59,9 +59,10 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    // Parsed in place (not a clone: the whole tree is most of the start-up
+    // cost of a command), kept for the error report.
     let parsed = match command
-        .clone()
-        .try_get_matches_from(&args)
+        .try_get_matches_from_mut(&args)
         .and_then(|m| <cli::Cli as clap::FromArgMatches>::from_arg_matches(&m))
     {
         Ok(c) => c,
