@@ -49,6 +49,15 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    // The `--rm` hand-over from a monitor skips clap: building the command
+    // tree is most of a command's start-up, and this one is on the path of
+    // every `run --rm`.
+    if let Some(cli) = monitor_rm(&args) {
+        return match commands::dispatch(cli, &["rm".to_string()]) {
+            Exit::Code(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(125)),
+            Exit::BrokenPipe => die_of_sigpipe(),
+        };
+    }
     // One command tree for both the flag rewrite and the parse.
     let mut command = <cli::Cli as clap::CommandFactory>::command();
     let (args, path) = boolflags::normalize(&command, args);
@@ -276,5 +285,69 @@ pub(crate) fn exit_code(e: &anyhow::Error, run_like: bool) -> i32 {
         125
     } else {
         1
+    }
+}
+
+/// `berth --root R --run-root RR --cgroup-parent P rm -f -v ID`, exactly as
+/// the engine writes a container's `--rm` command (`MonitorConfig::
+/// remove_command`): parsed without clap. Any other shape goes through clap.
+fn monitor_rm(args: &[String]) -> Option<cli::Cli> {
+    let [_, root_flag, root, run_flag, run_root, cg_flag, cgroup_parent, rm, f, v, id] = args
+    else {
+        return None;
+    };
+    let shape = [
+        root_flag.as_str(),
+        run_flag.as_str(),
+        cg_flag.as_str(),
+        rm.as_str(),
+        f.as_str(),
+        v.as_str(),
+    ];
+    if shape != ["--root", "--run-root", "--cgroup-parent", "rm", "-f", "-v"]
+        || id.len() != 64
+        || !id.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    Some(cli::Cli {
+        root: root.into(),
+        run_root: run_root.into(),
+        cgroup_parent: cgroup_parent.clone(),
+        version: (),
+        debug: false,
+        log_level: "info".into(),
+        command: cli::Command::Rm(cli::RmArgs {
+            force: true,
+            volumes: true,
+            containers: vec![id.clone()],
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::monitor_rm;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split(' ').map(String::from).collect()
+    }
+
+    #[test]
+    fn only_the_engines_rm_command_skips_clap() {
+        let id = "a".repeat(64);
+        let ok = v(&format!(
+            "berth --root /r --run-root /rr --cgroup-parent p rm -f -v {id}"
+        ));
+        let cli = monitor_rm(&ok).map(|c| (c.root, c.run_root, c.cgroup_parent));
+        assert_eq!(cli, Some(("/r".into(), "/rr".into(), "p".to_string())));
+        for other in [
+            format!("berth --root /r --run-root /rr --cgroup-parent p rm -f {id} x"),
+            "berth --root /r --run-root /rr --cgroup-parent p rm -f -v web".to_string(),
+            format!("berth --root /r --run-root /rr --cgroup-parent p stop -f -v {id}"),
+            format!("berth --run-root /r --root /rr --cgroup-parent p rm -f -v {id}"),
+        ] {
+            assert!(monitor_rm(&v(&other)).is_none(), "{other}");
+        }
     }
 }
