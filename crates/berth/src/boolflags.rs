@@ -156,9 +156,10 @@ mod tests {
         let args = std::iter::once("berth".to_string())
             .chain(s.split_whitespace().map(str::to_string))
             .collect();
-        normalize(&crate::cli::Cli::command(), args)
-            .0
-            .map(|v| v[1..].to_vec())
+        // Built in full, as main builds it for a `-x=VALUE` line.
+        let mut cmd = crate::cli::Cli::command();
+        cmd.build();
+        normalize(&cmd, args).0.map(|v| v[1..].to_vec())
     }
 
     #[test]

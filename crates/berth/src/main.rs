@@ -58,9 +58,23 @@ fn main() -> ExitCode {
             Exit::BrokenPipe => die_of_sigpipe(),
         };
     }
-    // One command tree for both the flag rewrite and the parse.
+    // Each command's flags are deferred (clap's `defer`): only the command
+    // used is built, by the parse. The flag rewrite needs every flag, so a
+    // command line that has a `-x=VALUE` gets a fully built tree of its
+    // own for it; the others find their command's path in this one (names
+    // and aliases are never deferred).
     let mut command = <cli::Cli as clap::CommandFactory>::command();
-    let (args, path) = boolflags::normalize(&command, args);
+    let (args, path) = if args
+        .iter()
+        .skip(1)
+        .any(|a| a.starts_with('-') && a.contains('='))
+    {
+        let mut full = <cli::Cli as clap::CommandFactory>::command();
+        full.build();
+        boolflags::normalize(&full, args)
+    } else {
+        boolflags::normalize(&command, args)
+    };
     let args = match args {
         Ok(a) => a,
         Err(msg) => {
