@@ -31,6 +31,7 @@ pub mod names;
 mod security;
 mod system;
 pub use system::API_VERSION;
+pub mod dockerfile;
 mod initlayer;
 pub mod timeparse;
 mod volume;
