@@ -586,7 +586,7 @@ fn char_boundaries(s: &str) -> Vec<usize> {
 }
 
 /// Shell pattern matching of the whole of `s`: `*`, `?`, `[...]`, `\x`.
-fn glob(pat: &str, s: &str) -> bool {
+pub(crate) fn glob(pat: &str, s: &str) -> bool {
     fn m(p: &[char], s: &[char]) -> bool {
         match p.first() {
             None => s.is_empty(),

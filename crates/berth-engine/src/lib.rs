@@ -32,6 +32,7 @@ mod security;
 mod system;
 pub use system::API_VERSION;
 pub mod dockerfile;
+pub mod dockerignore;
 mod initlayer;
 pub mod timeparse;
 mod volume;
