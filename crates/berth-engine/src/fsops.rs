@@ -1382,6 +1382,12 @@ fn mount_private_overlay(rootfs: &RootFs, writable: bool) -> std::result::Result
             MountFlags::RDONLY,
         )
     };
+    // mount(2)'s options are one page: a deeper image gives the overlay its
+    // layers one by one (the mount API's `lowerdir+`).
+    if data.len() >= 4095 {
+        return mount_overlay_layer_by_layer(rootfs, writable)
+            .map_err(|e| ChildError::sys("cannot mount the container's filesystem", e));
+    }
     let data = std::ffi::CString::new(data)
         .map_err(|_| ChildError::other("overlay options contain a NUL byte".into()))?;
     mount(
@@ -1392,6 +1398,39 @@ fn mount_private_overlay(rootfs: &RootFs, writable: bool) -> std::result::Result
         data.as_c_str(),
     )
     .map_err(|e| ChildError::sys("cannot mount the container's filesystem", e))
+}
+
+/// [`mount_private_overlay`] for images whose layers do not fit mount(2)'s
+/// options: `fsopen("overlay")`, one `lowerdir+` a layer, attached at `merged`.
+fn mount_overlay_layer_by_layer(rootfs: &RootFs, writable: bool) -> rustix::io::Result<()> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags,
+        FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    };
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    if !writable {
+        fsconfig_set_string(&fs, "lowerdir+", rootfs.upper.as_os_str())?;
+    }
+    for l in &rootfs.lower {
+        fsconfig_set_string(&fs, "lowerdir+", l.as_os_str())?;
+    }
+    if writable {
+        fsconfig_set_string(&fs, "upperdir", rootfs.upper.as_os_str())?;
+        fsconfig_set_string(&fs, "workdir", rootfs.work.as_os_str())?;
+    }
+    fsconfig_create(&fs)?;
+    let mut attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
+    if !writable {
+        attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+    }
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
+    move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        &rootfs.merged,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
 }
 
 /// Mounts a stopped container's volumes and binds on its overlay at

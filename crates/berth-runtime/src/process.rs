@@ -776,8 +776,47 @@ fn mount_rootfs(spec: &ContainerSpec) -> Result<(), String> {
         r.upper.display(),
         r.work.display()
     );
+    // mount(2)'s options are one page: about 40 layers. Deeper images (Docker
+    // allows 125) give the overlay its layers one by one (`lowerdir+`, the
+    // mount API, Linux ≥ 6.8).
+    if data.len() >= OPTIONS_MAX {
+        return mount_rootfs_layer_by_layer(r).map_err(|e| {
+            format!(
+                "mounting the rootfs overlay ({} layers): {e}",
+                r.lower.len()
+            )
+        });
+    }
     sys::mount("overlay", &r.merged, "overlay", 0, &data)
         .map_err(|e| format!("mounting the rootfs overlay: {e}"))
+}
+
+/// What mount(2) takes as options (a page, less the terminating NUL).
+const OPTIONS_MAX: usize = 4095;
+
+/// The overlay through the mount API: `fsopen("overlay")`, one `lowerdir+`
+/// per layer (topmost first), then attached at `merged`.
+fn mount_rootfs_layer_by_layer(r: &crate::spec::RootFs) -> io::Result<()> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags,
+        FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    };
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for l in &r.lower {
+        fsconfig_set_string(&fs, "lowerdir+", l.as_os_str())?;
+    }
+    fsconfig_set_string(&fs, "upperdir", r.upper.as_os_str())?;
+    fsconfig_set_string(&fs, "workdir", r.work.as_os_str())?;
+    fsconfig_create(&fs)?;
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+    move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        &r.merged,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
+    Ok(())
 }
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;

@@ -821,3 +821,31 @@ fn import_applies_changes() {
     assert_eq!(err, "Error: bogus is not a valid change command\n");
     assert_eq!(env.ok(&["images", "-q"]).lines().count(), 1);
 }
+
+/// An image deeper than mount(2)'s one page of options holds (about 40
+/// layers here): 70 layers, each committed on the last, run and exported
+/// (Docker's overlay2 allows 125).
+#[test]
+fn an_image_of_70_layers_runs_and_exports() {
+    let env = TestEnv::with_busybox();
+    let mut base = BB.to_string();
+    for i in 0..70 {
+        let c = format!("c{i}");
+        env.ok(&["run", "--name", &c, &base, "touch", &format!("/f{i}")]);
+        let img = format!("deep{i}");
+        env.ok(&["commit", &c, &img]);
+        env.ok(&["rm", &c]);
+        base = img;
+    }
+    let layers = env.inspect_image(&base)["RootFS"]["Layers"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(layers, 71);
+    let out = env.ok(&["run", "--rm", &base, "sh", "-c", "ls / | grep -c '^f'"]);
+    assert_eq!(out.trim(), "70");
+    env.ok(&["create", "--name", "stopped", &base, "true"]);
+    let exported = output_with_timeout(env.berth(&["export", "stopped"]), COMMAND_TIMEOUT);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    let names = String::from_utf8_lossy(&exported.stdout);
+    assert!(names.contains("f69") && names.contains("f0"));
+}
