@@ -767,3 +767,282 @@ mod tests {
         assert!(!glob("*.gz", "a.tar"));
     }
 }
+
+/// What a stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    Scratch,
+    /// An image reference (after the global ARGs were substituted).
+    Image(String),
+    /// An earlier stage, by index.
+    Stage(usize),
+}
+
+/// One `FROM … [AS name]` and the instructions under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// Lower-cased, as BuildKit compares stage names.
+    pub name: Option<String>,
+    pub base: Base,
+    pub platform: Option<String>,
+    pub line: usize,
+    pub instructions: Vec<Instruction>,
+    /// Stages this one needs besides its base (`COPY --from`,
+    /// `RUN --mount=…,from=`), by index.
+    pub deps: Vec<usize>,
+}
+
+/// The build's platform ARGs, predefined in the global scope (Docker's
+/// automatic `TARGETPLATFORM`, `BUILDPLATFORM`, … for the host).
+pub fn platform_args(os: &str, arch: &str, variant: &str) -> Vec<(String, String)> {
+    let platform = if variant.is_empty() {
+        format!("{os}/{arch}")
+    } else {
+        format!("{os}/{arch}/{variant}")
+    };
+    let mut v = Vec::new();
+    for side in ["TARGET", "BUILD"] {
+        v.push((format!("{side}PLATFORM"), platform.clone()));
+        v.push((format!("{side}OS"), os.to_string()));
+        v.push((format!("{side}ARCH"), arch.to_string()));
+        v.push((format!("{side}VARIANT"), variant.to_string()));
+    }
+    v
+}
+
+/// Splits a Dockerfile into stages. `build_args` are `--build-arg`s; the
+/// ARGs before the first FROM (and the platform ARGs) are what FROM lines
+/// may use.
+pub fn stages(
+    df: &Dockerfile,
+    build_args: &std::collections::BTreeMap<String, String>,
+    predefined: &[(String, String)],
+) -> Result<Vec<Stage>, ParseError> {
+    let err = |line: usize, message: String| ParseError { line, message };
+    let mut meta: std::collections::BTreeMap<String, String> = predefined.iter().cloned().collect();
+    let mut out: Vec<Stage> = Vec::new();
+    for ins in &df.instructions {
+        if ins.keyword == "FROM" {
+            let Args::Shell(text) = &ins.args else {
+                return Err(err(
+                    ins.line,
+                    "FROM requires either one or three arguments".into(),
+                ));
+            };
+            let lookup = |n: &str| meta.get(n).cloned();
+            let words = process_words(text, &lookup, df.escape).map_err(|m| err(ins.line, m))?;
+            let (image, name) = match words.as_slice() {
+                [image] => (image.clone(), None),
+                [image, kw, name] if kw.eq_ignore_ascii_case("as") => {
+                    (image.clone(), Some(name.to_ascii_lowercase()))
+                }
+                _ => {
+                    return Err(err(
+                        ins.line,
+                        "FROM requires either one or three arguments".into(),
+                    ))
+                }
+            };
+            if let Some(n) = &name {
+                if out.iter().any(|s| s.name.as_deref() == Some(n)) {
+                    return Err(err(ins.line, format!("duplicate stage name {n:?}")));
+                }
+            }
+            if image.is_empty() {
+                return Err(err(ins.line, "base name (${…}) should not be blank".into()));
+            }
+            let lowered = image.to_ascii_lowercase();
+            let base = if lowered == "scratch" {
+                Base::Scratch
+            } else if let Some(i) = out.iter().position(|s| s.name.as_deref() == Some(&lowered)) {
+                Base::Stage(i)
+            } else {
+                Base::Image(image)
+            };
+            let platform = ins
+                .flags
+                .iter()
+                .find(|(k, _)| k == "platform")
+                .and_then(|(_, v)| v.clone())
+                .map(|p| process_word(&p, &lookup, df.escape))
+                .transpose()
+                .map_err(|m| err(ins.line, m))?;
+            out.push(Stage {
+                name,
+                base,
+                platform,
+                line: ins.line,
+                instructions: Vec::new(),
+                deps: Vec::new(),
+            });
+            continue;
+        }
+        match out.last_mut() {
+            None if ins.keyword == "ARG" => {
+                // A global ARG: NAME[=default], the build arg winning.
+                let Args::Shell(text) = &ins.args else {
+                    continue;
+                };
+                for w in process_words(text, &|n| meta.get(n).cloned(), df.escape)
+                    .map_err(|m| err(ins.line, m))?
+                {
+                    let (k, default) = match w.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (w.clone(), None),
+                    };
+                    match build_args.get(&k).cloned().or(default) {
+                        Some(v) => {
+                            meta.insert(k, v);
+                        }
+                        None => {
+                            meta.entry(k).or_default();
+                        }
+                    }
+                }
+            }
+            None => {
+                return Err(err(
+                    ins.line,
+                    format!("{} instruction before the first FROM", ins.keyword),
+                ))
+            }
+            Some(stage) => stage.instructions.push(ins.clone()),
+        }
+    }
+    if out.is_empty() {
+        return Err(err(1, "the Dockerfile has no FROM".into()));
+    }
+    // Dependencies: COPY/ADD --from and RUN --mount=…,from= naming a stage
+    // (by name or index) that comes earlier.
+    for i in 0..out.len() {
+        let mut deps = Vec::new();
+        for ins in &out[i].instructions {
+            let mut froms: Vec<String> = Vec::new();
+            for (k, v) in &ins.flags {
+                match (k.as_str(), v) {
+                    ("from", Some(v)) => froms.push(v.clone()),
+                    ("mount", Some(v)) => froms.extend(
+                        v.split(',')
+                            .filter_map(|kv| kv.strip_prefix("from="))
+                            .map(str::to_string),
+                    ),
+                    _ => {}
+                }
+            }
+            for f in froms {
+                let lf = f.to_ascii_lowercase();
+                let hit = out[..i]
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(&lf))
+                    .or_else(|| f.parse::<usize>().ok().filter(|&n| n < i));
+                if let Some(d) = hit {
+                    if !deps.contains(&d) {
+                        deps.push(d);
+                    }
+                }
+            }
+        }
+        out[i].deps = deps;
+    }
+    Ok(out)
+}
+
+/// The stages a build of `target` (a stage name, or the last stage) needs,
+/// each after those it needs.
+pub fn needed(stages: &[Stage], target: Option<&str>) -> Result<Vec<usize>, String> {
+    let last = stages.len().checked_sub(1).ok_or("no stages")?;
+    let t = match target {
+        None => last,
+        Some(name) => {
+            let n = name.to_ascii_lowercase();
+            stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(&n))
+                .ok_or_else(|| format!("target stage \"{name}\" could not be found"))?
+        }
+    };
+    let mut order = Vec::new();
+    let mut seen = vec![false; stages.len()];
+    fn visit(i: usize, stages: &[Stage], seen: &mut Vec<bool>, order: &mut Vec<usize>) {
+        if seen[i] {
+            return;
+        }
+        seen[i] = true;
+        if let Base::Stage(b) = stages[i].base {
+            visit(b, stages, seen, order);
+        }
+        for &d in &stages[i].deps {
+            visit(d, stages, seen, order);
+        }
+        order.push(i);
+    }
+    visit(t, stages, &mut seen, &mut order);
+    Ok(order)
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const DF: &str = "ARG BASE=busybox\nARG TAG\nFROM ${BASE}:${TAG:-latest} AS Build\nRUN make\nFROM scratch AS assets\nCOPY x /x\nFROM build AS test\nRUN --mount=type=bind,from=assets,target=/a true\nFROM busybox\nCOPY --from=build /out /out\nCOPY --from=1 /x /x\n";
+
+    #[test]
+    fn stages_bases_and_global_args() {
+        let df = parse(DF).unwrap();
+        let mut args = BTreeMap::new();
+        args.insert("TAG".to_string(), "1.36".to_string());
+        let s = stages(&df, &args, &platform_args("linux", "amd64", "")).unwrap();
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[0].name.as_deref(), Some("build"));
+        assert_eq!(s[0].base, Base::Image("busybox:1.36".into()));
+        assert_eq!(s[1].base, Base::Scratch);
+        assert_eq!(s[2].base, Base::Stage(0));
+        assert_eq!(s[2].deps, [1]);
+        assert_eq!(s[3].deps, [0, 1]);
+        let s = stages(&df, &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(s[0].base, Base::Image("busybox:latest".into()));
+    }
+
+    #[test]
+    fn only_what_the_target_needs() {
+        let df = parse(DF).unwrap();
+        let s = stages(&df, &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(needed(&s, None).unwrap(), [0, 1, 3]);
+        assert_eq!(needed(&s, Some("TEST")).unwrap(), [0, 1, 2]);
+        assert_eq!(needed(&s, Some("assets")).unwrap(), [1]);
+        assert_eq!(
+            needed(&s, Some("nope")).unwrap_err(),
+            "target stage \"nope\" could not be found"
+        );
+    }
+
+    #[test]
+    fn stage_errors() {
+        let e = |t: &str| {
+            stages(&parse(t).unwrap(), &BTreeMap::new(), &[])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e("RUN x\nFROM a\n"),
+            "Dockerfile:1: RUN instruction before the first FROM"
+        );
+        assert_eq!(
+            e("FROM a AS x\nFROM b AS X\n"),
+            "Dockerfile:2: duplicate stage name \"x\""
+        );
+        assert_eq!(
+            e("FROM a b\n"),
+            "Dockerfile:1: FROM requires either one or three arguments"
+        );
+        assert_eq!(e("ARG X\n"), "Dockerfile:1: the Dockerfile has no FROM");
+        let s = stages(
+            &parse("FROM --platform=$BUILDPLATFORM busybox\n").unwrap(),
+            &BTreeMap::new(),
+            &platform_args("linux", "arm64", "v8"),
+        )
+        .unwrap();
+        assert_eq!(s[0].platform.as_deref(), Some("linux/arm64/v8"));
+    }
+}
