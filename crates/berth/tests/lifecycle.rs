@@ -726,7 +726,7 @@ fn logs_timestamps_tail_and_since() {
     ]);
     wait_for_log(&env, "ts", "early2");
     let between = Utc::now();
-    env.ok(&["exec", "ts", "touch", "/go"]);
+    release(&env, "ts", "/go");
     assert_eq!(env.ok(&["wait", "ts"]), "0\n");
     assert_eq!(env.ok(&["logs", "ts"]), "early1\nearly2\nlate\n");
     assert_eq!(env.ok(&["logs", "--tail", "2", "ts"]), "early2\nlate\n");
@@ -780,7 +780,7 @@ fn logs_follow_until_the_container_exits() {
         follower.still_running(),
         "logs -f ended while the container runs"
     );
-    env.ok(&["exec", "fo", "touch", "/go"]);
+    release(&env, "fo", "/go");
     let (st, out, stderr) = follower.finish("logs -f to end with the container");
     assert!(st.success(), "{st} {stderr}");
     assert_eq!(out, ["first", "second", "third"]);
@@ -797,7 +797,7 @@ fn attach_shows_new_output() {
     let mut att = Bg::spawn(&env, &["attach", "att"]);
     // Ticks printed after attaching arrive.
     att.wait_for_line("a tick through attach", |l| l.starts_with("tick"));
-    env.ok(&["exec", "att", "touch", "/stop"]);
+    release(&env, "att", "/stop");
     let (st, out, stderr) = att.finish("attach to end with the container");
     assert_eq!(st.code(), Some(4), "{st}: {out:?} {stderr}");
     // attach does not replay what was printed before it.
@@ -954,7 +954,7 @@ fn exec_detached_returns_at_once() {
     assert_eq!(out, "");
     // exec -d returned while its command still waits.
     env.fails(&["exec", "exd", "test", "-e", "/done"], 1);
-    env.ok(&["exec", "exd", "touch", "/go"]);
+    release(&env, "exd", "/go");
     poll("the detached exec to finish", DEADLINE, || {
         env.run(&["exec", "exd", "test", "-e", "/done"])
             .status

@@ -571,7 +571,7 @@ fn no_host_berth_binary_is_reachable_from_the_container() {
     for _ in 0..20 {
         env.ok(&["exec", "box", "true"]);
     }
-    env.ok(&["exec", "box", "touch", "/tmp/stop"]);
+    release(&env, "box", "/tmp/stop");
     let out = hunter
         .wait_with_output()
         .unwrap_or_else(|e| panic!("wait: {e}"));

@@ -692,3 +692,17 @@ pub fn sh(env: &TestEnv, opts: &[&str], script: &str) -> String {
     );
     text(&out.stdout)
 }
+
+/// Creates the empty file `path` in the running container `name` from the
+/// host (`berth cp`), to release a process that waits for it. Not `exec
+/// touch`: the released container may exit, and end the exec'd `touch`
+/// (137), before that has exited itself.
+pub fn release(env: &TestEnv, name: &str, path: &str) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let file = dir.path().join("release");
+    fs::write(&file, "").unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    let src = file
+        .to_str()
+        .unwrap_or_else(|| panic!("non-UTF-8 {}", file.display()));
+    env.ok(&["cp", src, &format!("{name}:{path}")]);
+}
