@@ -31,6 +31,7 @@ pub mod names;
 mod security;
 mod system;
 pub use system::API_VERSION;
+pub mod buildcontext;
 pub mod dockerfile;
 pub mod dockerignore;
 mod initlayer;
