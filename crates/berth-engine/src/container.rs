@@ -1534,14 +1534,7 @@ impl Engine {
     /// A running container's first process and its cgroup (from its
     /// `monitor.json`); the monitor proves the one is in the other.
     fn join_target(d: &ContainerView) -> Result<berth_runtime::JoinTarget> {
-        let mon: MonitorConfig = std::fs::read(d.dir.join("monitor.json"))
-            .map_err(io_ctx("reading monitor.json"))
-            .and_then(|b| {
-                serde_json::from_slice(&b).map_err(|e| EngineError::Runtime {
-                    code: 125,
-                    message: format!("parsing monitor.json: {e}"),
-                })
-            })?;
+        let mon = read_monitor_config(&d.dir)?;
         Ok(berth_runtime::JoinTarget {
             pid: d.state.pid,
             cgroup: mon.cgroup_path,
@@ -2169,14 +2162,7 @@ impl Engine {
             };
         }
         // The container's own confinement, as its monitor runs it.
-        let mon: MonitorConfig = std::fs::read(v.dir.join("monitor.json"))
-            .map_err(io_ctx("reading monitor.json"))
-            .and_then(|b| {
-                serde_json::from_slice(&b).map_err(|e| EngineError::Runtime {
-                    code: 125,
-                    message: format!("parsing monitor.json: {e}"),
-                })
-            })?;
+        let mon = read_monitor_config(&v.dir)?;
         spec.security = mon.spec.security.clone();
         if mon.spec.privileged {
             spec.security.capabilities = None;
@@ -2472,6 +2458,15 @@ fn load_health(
         h.status = health::UNHEALTHY.into();
     }
     Some(h)
+}
+
+/// A container's `monitor.json`.
+fn read_monitor_config(dir: &Path) -> Result<MonitorConfig> {
+    let b = std::fs::read(dir.join("monitor.json")).map_err(io_ctx("reading monitor.json"))?;
+    serde_json::from_slice(&b).map_err(|e| EngineError::Runtime {
+        code: 125,
+        message: format!("parsing monitor.json: {e}"),
+    })
 }
 
 /// Docker's check of a healthcheck's settings (the daemon's, at create).

@@ -138,23 +138,12 @@ pub const UNHEALTHY: &str = "unhealthy";
 
 impl Health {
     pub fn load(path: &Path) -> io::Result<Option<Health>> {
-        match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::monitor::load_json(path)
     }
 
     /// Writes atomically (temp file, rename): readers see one state or the other.
     pub fn save(&self, path: &Path) -> io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        let data =
-            serde_json::to_vec(self).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let mut f = File::create(&tmp)?;
-        f.write_all(&data)?;
-        std::fs::rename(&tmp, path)
+        crate::monitor::save_json(self, path)
     }
 
     /// Docker's rules for one result: a success makes the container

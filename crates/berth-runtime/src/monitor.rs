@@ -114,25 +114,35 @@ pub struct State {
 
 impl State {
     pub fn load(path: &Path) -> io::Result<Option<State>> {
-        match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        load_json(path)
     }
 
     /// Writes atomically: temp file, rename. Not fsynced: after a power
     /// loss a missing or old state reads as exited, which it then is.
     pub fn save(&self, path: &Path) -> io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        let data =
-            serde_json::to_vec(self).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&data)?;
-        std::fs::rename(&tmp, path)
+        save_json(self, path)
     }
+}
+
+/// A JSON state file (`state.json`, `health.json`); None when it is missing.
+pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a JSON state file atomically: temp file beside it, rename.
+pub fn save_json<T: Serialize>(value: &T, path: &Path) -> io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let data =
+        serde_json::to_vec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&data)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Writes one output frame (stdcopy layout).
