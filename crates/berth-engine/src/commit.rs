@@ -394,12 +394,38 @@ impl Engine {
     /// pipes (the tar writer, the blob store, the unpacker), so reading the container's
     /// files, hashing and syncing the blob and creating the layer's files overlap.
     /// `frozen` is released as soon as the upper directory has been read.
-    fn write_layer(
+    pub(crate) fn write_layer(
         &self,
         upper: &Path,
         lower: &[PathBuf],
         frozen: Option<Frozen>,
     ) -> Result<NewLayer> {
+        let tar_opts = TarOptions {
+            overlay_whiteouts: true,
+        };
+        // Decided when the walk gets there, so it sees what the walk then sees.
+        let skip = |path: &[u8]| {
+            is_runtime_mount_point(path)
+                || (RUNTIME_MOUNT_POINT_PARENTS.contains(&path)
+                    && holds_only_runtime_mount_points(upper, lower, path))
+        };
+        self.ingest_layer(move |tar_wr| {
+            let r = tarwriter::write_dir_filtered(upper, tar_wr, &tar_opts, &skip);
+            drop(frozen);
+            trace("engine: commit: upper directory read");
+            r.map(|_| ())
+        })
+    }
+
+    /// Stores the layer tar that `produce` writes (to the pipe it is given):
+    /// the blob store and an unpacker read it at the same time, in three
+    /// threads, so producing, hashing and syncing the blob and creating the
+    /// layer's files overlap. The unpacked directory is a temp directory the
+    /// caller renames ([`Engine::keep_layer`]) or removes.
+    pub(crate) fn ingest_layer<F>(&self, produce: F) -> Result<NewLayer>
+    where
+        F: FnOnce(File) -> std::result::Result<(), berth_layers::LayerError> + Send,
+    {
         let pipe = || -> Result<(File, File)> {
             let (rd, wr) = rustix::pipe::pipe().map_err(sys_err("cannot create a pipe"))?;
             // Fewer round trips between the threads; the default size works too.
@@ -408,27 +434,13 @@ impl Engine {
         };
         let (tar_rd, tar_wr) = pipe()?;
         let (copy_rd, copy_wr) = pipe()?;
-        let tar_opts = TarOptions {
-            overlay_whiteouts: true,
-        };
         let apply_opts = ApplyOptions {
             whiteouts: WhiteoutMode::Overlay,
             allow_devices: true,
         };
         let layers_root = self.layers_dir();
-        // Decided when the walk gets there, so it sees what the walk then sees.
-        let skip = |path: &[u8]| {
-            is_runtime_mount_point(path)
-                || (RUNTIME_MOUNT_POINT_PARENTS.contains(&path)
-                    && holds_only_runtime_mount_points(upper, lower, path))
-        };
         let (written, ingested, unpacked) = std::thread::scope(|s| {
-            let writer = s.spawn(move || {
-                let r = tarwriter::write_dir_filtered(upper, tar_wr, &tar_opts, &skip);
-                drop(frozen);
-                trace("engine: commit: upper directory read");
-                r
-            });
+            let writer = s.spawn(move || produce(tar_wr));
             let unpacker = s.spawn(move || {
                 let r = berth_layers::unpack_to_temp(copy_rd, &layers_root, &apply_opts);
                 trace("engine: commit: layer unpacked");
@@ -640,12 +652,12 @@ fn container_run_config(image: &RunConfig, v: &ContainerView) -> RunConfig {
 }
 
 /// A layer just written: its blob, and its unpacked temp directory.
-struct NewLayer {
-    blob: Digest,
+pub(crate) struct NewLayer {
+    pub(crate) blob: Digest,
     /// Whether a layer row already stored this blob (then it stays on failure).
-    had_blob: bool,
-    tmp: PathBuf,
-    stats: berth_layers::LayerStats,
+    pub(crate) had_blob: bool,
+    pub(crate) tmp: PathBuf,
+    pub(crate) stats: berth_layers::LayerStats,
 }
 
 /// Reads `inner` and writes what it read to `copy` as well.
@@ -672,7 +684,7 @@ fn is_broken_pipe(e: &berth_layers::LayerError) -> bool {
 }
 
 /// Keeps a container's cgroup frozen while alive; thaws it when dropped.
-struct Frozen(Cgroup);
+pub(crate) struct Frozen(Cgroup);
 
 impl Frozen {
     fn freeze(rel: &str) -> Result<Frozen> {
@@ -1354,7 +1366,7 @@ fn unterminated_word(s: &str) -> &str {
 }
 
 /// `80`, `80/udp`, `8000-8002/tcp` as Docker's `nat.ParsePortSpecs` keys.
-fn expand_port(spec: &str) -> std::result::Result<Vec<String>, String> {
+pub(crate) fn expand_port(spec: &str) -> std::result::Result<Vec<String>, String> {
     let (range, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
     let proto = proto.to_ascii_lowercase();
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {

@@ -879,26 +879,7 @@ pub fn stages(
         }
         match out.last_mut() {
             None if ins.keyword == "ARG" => {
-                // A global ARG: NAME[=default], the build arg winning.
-                let Args::Shell(text) = &ins.args else {
-                    continue;
-                };
-                for w in process_words(text, &|n| meta.get(n).cloned(), df.escape)
-                    .map_err(|m| err(ins.line, m))?
-                {
-                    let (k, default) = match w.split_once('=') {
-                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                        None => (w.clone(), None),
-                    };
-                    match build_args.get(&k).cloned().or(default) {
-                        Some(v) => {
-                            meta.insert(k, v);
-                        }
-                        None => {
-                            meta.entry(k).or_default();
-                        }
-                    }
-                }
+                global_arg(&mut meta, ins, build_args, df.escape)?;
             }
             None => {
                 return Err(err(
@@ -945,6 +926,55 @@ pub fn stages(
         out[i].deps = deps;
     }
     Ok(out)
+}
+
+/// A global ARG (before the first FROM): NAME[=default], the build arg
+/// winning.
+fn global_arg(
+    meta: &mut std::collections::BTreeMap<String, String>,
+    ins: &Instruction,
+    build_args: &std::collections::BTreeMap<String, String>,
+    escape: char,
+) -> Result<(), ParseError> {
+    let Args::Shell(text) = &ins.args else {
+        return Ok(());
+    };
+    let words = process_words(text, &|n| meta.get(n).cloned(), escape).map_err(|m| ParseError {
+        line: ins.line,
+        message: m,
+    })?;
+    for w in words {
+        let (k, default) = match w.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (w.clone(), None),
+        };
+        match build_args.get(&k).cloned().or(default) {
+            Some(v) => {
+                meta.insert(k, v);
+            }
+            None => {
+                meta.entry(k).or_default();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The global scope a stage's `ARG NAME` (without a value) inherits from:
+/// the predefined ARGs and those declared before the first FROM.
+pub fn global_args(
+    df: &Dockerfile,
+    build_args: &std::collections::BTreeMap<String, String>,
+    predefined: &[(String, String)],
+) -> Result<std::collections::BTreeMap<String, String>, ParseError> {
+    let mut meta: std::collections::BTreeMap<String, String> = predefined.iter().cloned().collect();
+    for ins in &df.instructions {
+        if ins.keyword != "ARG" {
+            break;
+        }
+        global_arg(&mut meta, ins, build_args, df.escape)?;
+    }
+    Ok(meta)
 }
 
 /// The stages a build of `target` (a stage name, or the last stage) needs,

@@ -19,6 +19,8 @@
 //! layer is unused is decided in the transaction that deletes it.
 
 mod archive;
+mod build;
+mod buildfs;
 mod commit;
 mod container;
 pub mod filters;
@@ -47,6 +49,7 @@ use berth_types::{ContainerId, Digest};
 pub use archive::*;
 pub use berth_runtime::monitor::{State, Status};
 pub use berth_runtime::process::ExecSpec;
+pub use build::*;
 pub use commit::*;
 pub use container::*;
 pub use fsops::*;
@@ -78,6 +81,9 @@ pub enum EngineError {
     NotRunningToAttach,
     #[error("{0}")]
     InvalidArgument(String),
+    /// A build that failed: its Dockerfile, a step, the context (exit 1).
+    #[error("{0}")]
+    Build(String),
     #[error("{message}")]
     Runtime { code: i32, message: String },
     #[error(transparent)]
@@ -98,6 +104,7 @@ impl EngineError {
     pub fn exit_code(&self) -> i32 {
         match self {
             EngineError::Runtime { code, .. } => *code,
+            EngineError::Build(_) => 1,
             _ => 125,
         }
     }

@@ -99,7 +99,9 @@ pub(crate) fn create_temp_file(dir: &Path) -> Result<(File, TempFile), LayerErro
     ))
 }
 
-fn create_temp_dir(dir: &Path) -> Result<PathBuf, LayerError> {
+/// Creates a new, uniquely named `tmp-<pid>-<random>` directory in `dir`
+/// (collected by [`collect_garbage`] once its process is gone).
+pub fn create_temp_dir(dir: &Path) -> Result<PathBuf, LayerError> {
     let err = |e| {
         io_err(
             format!("cannot create a temp directory in {}", dir.display()),

@@ -35,7 +35,9 @@ use berth_types::Digest;
 pub use apply::{apply_layer, ApplyOptions, LayerStats, WhiteoutMode};
 pub use blobs::BlobStore;
 pub use compress::{decompress, Compression};
-pub use fsutil::{collect_garbage, commit_temp, dir_size, remove_layer_dir, unpack_to_temp};
+pub use fsutil::{
+    collect_garbage, commit_temp, create_temp_dir, dir_size, remove_layer_dir, unpack_to_temp,
+};
 
 /// Everything that can go wrong in the content store or while applying a layer.
 #[derive(Debug, thiserror::Error)]

@@ -624,15 +624,32 @@ impl<'s, W: Write> TarWriter<'s, W> {
         st: &Stat,
         xattrs: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), LayerError> {
+        let owner = EntryMeta {
+            mode: head.mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mtime: st.st_mtime,
+            rdev: wide(st.st_rdev),
+        };
+        self.header_meta(head, &owner, xattrs)
+    }
+
+    /// [`Self::header`] from metadata that did not come from a stat.
+    fn header_meta(
+        &mut self,
+        head: &EntryHead<'_>,
+        st: &EntryMeta,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), LayerError> {
         let mut h = Header::new_ustar();
         h.set_entry_type(head.kind);
         h.set_mode(head.mode);
-        h.set_uid(u64::from(st.st_uid));
-        h.set_gid(u64::from(st.st_gid));
-        h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
+        h.set_uid(u64::from(st.uid));
+        h.set_gid(u64::from(st.gid));
+        h.set_mtime(u64::try_from(st.mtime).unwrap_or(0));
         h.set_size(head.size);
         if matches!(head.kind, EntryType::Char | EntryType::Block) {
-            let rdev = wide(st.st_rdev);
+            let rdev = st.rdev;
             // A ustar header has these fields: setting them cannot fail.
             let _ = h.set_device_major(rfs::major(rdev));
             let _ = h.set_device_minor(rfs::minor(rdev));
@@ -676,6 +693,113 @@ impl<'s, W: Write> TarWriter<'s, W> {
         }
         h.set_cksum();
         self.write_out(h.as_bytes())
+    }
+}
+
+/// The metadata of an entry [`TarBuilder`] writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Permission bits (with setuid, setgid, sticky).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+    /// Device number of a character or block device.
+    pub rdev: u64,
+}
+
+/// What kind of special file [`TarBuilder::special`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialKind {
+    Fifo,
+    Char,
+    Block,
+}
+
+/// A tar stream written entry by entry (a build step's files, which exist
+/// nowhere as one tree), in the same format as [`write_dir`], hashed as it
+/// goes. Names are relative, without a trailing `/`.
+pub struct TarBuilder<W: Write> {
+    w: TarWriter<'static, W>,
+}
+
+impl<W: Write> TarBuilder<W> {
+    pub fn new(out: W) -> Self {
+        TarBuilder {
+            w: TarWriter::new(out, true, TarOptions::default()),
+        }
+    }
+
+    pub fn dir(&mut self, name: &[u8], m: &EntryMeta) -> Result<(), LayerError> {
+        let mut n = name.to_vec();
+        n.push(b'/');
+        let head = EntryHead {
+            kind: EntryType::Directory,
+            name: &n,
+            link: None,
+            size: 0,
+            mode: m.mode & 0o7777,
+        };
+        self.w.header_meta(&head, m, &[])
+    }
+
+    /// A regular file of `size` bytes read from `content` (a file that
+    /// turns out shorter is padded with zeros, a longer one cut).
+    pub fn file(
+        &mut self,
+        name: &[u8],
+        m: &EntryMeta,
+        content: File,
+        size: u64,
+    ) -> Result<(), LayerError> {
+        let head = EntryHead {
+            kind: EntryType::Regular,
+            name,
+            link: None,
+            size,
+            mode: m.mode & 0o7777,
+        };
+        self.w.header_meta(&head, m, &[])?;
+        self.w.content(content, size, name)
+    }
+
+    pub fn symlink(&mut self, name: &[u8], m: &EntryMeta, target: &[u8]) -> Result<(), LayerError> {
+        let head = EntryHead {
+            kind: EntryType::Symlink,
+            name,
+            link: Some(target),
+            size: 0,
+            mode: m.mode & 0o7777,
+        };
+        self.w.header_meta(&head, m, &[])
+    }
+
+    pub fn special(
+        &mut self,
+        name: &[u8],
+        m: &EntryMeta,
+        kind: SpecialKind,
+    ) -> Result<(), LayerError> {
+        let kind = match kind {
+            SpecialKind::Fifo => EntryType::Fifo,
+            SpecialKind::Char => EntryType::Char,
+            SpecialKind::Block => EntryType::Block,
+        };
+        let head = EntryHead {
+            kind,
+            name,
+            link: None,
+            size: 0,
+            mode: m.mode & 0o7777,
+        };
+        self.w.header_meta(&head, m, &[])
+    }
+
+    /// Ends the stream; returns its sha256 and length.
+    pub fn finish(self) -> Result<(Digest, u64), LayerError> {
+        let (d, n) = self.w.finish()?;
+        Ok((d.unwrap_or_else(|| Digest::of_bytes(b"")), n))
     }
 }
 

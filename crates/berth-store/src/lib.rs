@@ -36,7 +36,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -85,6 +85,16 @@ CREATE TABLE IF NOT EXISTS volumes (
     labels    TEXT NOT NULL DEFAULT '{}',
     options   TEXT NOT NULL DEFAULT '{}'  -- version 3: the local driver's -o
 );
+-- Version 4: the build cache. A step of `berth build` is reused when its key
+-- (its parent's key, the instruction as expanded, the content of what it
+-- reads) is here and its image still exists.
+CREATE TABLE IF NOT EXISTS build_cache (
+    key       TEXT PRIMARY KEY,      -- sha256:… of the step
+    image_id  TEXT NOT NULL,         -- the image the step produced
+    created   INTEGER NOT NULL,      -- unix ns
+    last_used INTEGER NOT NULL       -- unix ns
+);
+CREATE INDEX IF NOT EXISTS build_cache_by_image ON build_cache(image_id);
 ";
 
 #[derive(Clone, Debug, PartialEq)]
@@ -286,6 +296,8 @@ impl Tx<'_> {
         self.c
             .execute("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
         self.c
+            .execute("DELETE FROM build_cache WHERE image_id = ?1", [id.as_str()])?;
+        self.c
             .execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
         Ok(())
     }
@@ -295,6 +307,76 @@ impl Tx<'_> {
         let mut st = self.c.prepare("SELECT id FROM images WHERE parent = ?1")?;
         let rows = st.query_map([id.as_str()], |r| r.get::<_, String>(0))?;
         rows.map(|r| digest(r?)).collect()
+    }
+
+    // ---- build cache ----
+    /// The image a build step with this key produced, if it still exists.
+    pub fn cached_step(&self, key: &Digest) -> Result<Option<Digest>> {
+        let id: Option<String> = self
+            .c
+            .query_row(
+                "SELECT c.image_id FROM build_cache c JOIN images i ON i.id = c.image_id WHERE c.key = ?1",
+                [key.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(digest).transpose()
+    }
+
+    /// Records (or moves) a step's result; `now` is unix ns.
+    pub fn cache_step(&self, key: &Digest, image: &Digest, now: i64) -> Result<()> {
+        self.c.execute(
+            "INSERT INTO build_cache (key, image_id, created, last_used) VALUES (?1, ?2, ?3, ?3) \
+             ON CONFLICT(key) DO UPDATE SET image_id = excluded.image_id, last_used = excluded.last_used",
+            params![key.as_str(), image.as_str(), now],
+        )?;
+        Ok(())
+    }
+
+    pub fn touch_cached_step(&self, key: &Digest, now: i64) -> Result<()> {
+        self.c.execute(
+            "UPDATE build_cache SET last_used = ?2 WHERE key = ?1",
+            params![key.as_str(), now],
+        )?;
+        Ok(())
+    }
+
+    /// Every cache row: (key, image, created, last used).
+    pub fn cache_rows(&self) -> Result<Vec<(Digest, Digest, i64, i64)>> {
+        let mut st = self.c.prepare(
+            "SELECT key, image_id, created, last_used FROM build_cache ORDER BY created",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (k, i, c, u) = r?;
+            Ok((digest(k)?, digest(i)?, c, u))
+        })
+        .collect()
+    }
+
+    /// Images that some cache row points at.
+    pub fn is_cached_image(&self, image: &Digest) -> Result<bool> {
+        let n: i64 = self.c.query_row(
+            "SELECT COUNT(*) FROM build_cache WHERE image_id = ?1",
+            [image.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn delete_cache_rows_of(&self, image: &Digest) -> Result<()> {
+        self.c.execute(
+            "DELETE FROM build_cache WHERE image_id = ?1",
+            [image.as_str()],
+        )?;
+        Ok(())
     }
 
     // ---- tags ----

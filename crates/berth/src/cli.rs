@@ -84,6 +84,8 @@ pub enum Command {
     Top(TopArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// List images
@@ -217,6 +219,8 @@ pub enum ContainerCommand {
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// List images
     #[command(alias = "list")]
     Ls(ImagesArgs),
@@ -248,6 +252,61 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
     /// Display system-wide information
     Info(FormatArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "list")]
+    pub build_arg: Vec<String>,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from", value_name = "strings")]
+    pub cache_from: Vec<String>,
+    /// Name of the Dockerfile (Default is "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file", value_name = "string")]
+    pub file: Option<String>,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "string")]
+    pub iidfile: Option<PathBuf>,
+    /// Set metadata for an image
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, value_name = "string", default_value = "default")]
+    pub network: String,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Set type of progress output (auto, plain, tty, quiet)
+    #[arg(long, value_name = "string", default_value = "auto")]
+    pub progress: String,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Remove intermediate containers after a successful build
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub rm: bool,
+    /// Always remove intermediate containers
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
+    /// Secret file to expose to the build: id=mysecret,src=/local/secret
+    #[arg(long, value_name = "stringArray")]
+    pub secret: Vec<String>,
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag", value_name = "list")]
+    pub tag: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long, value_name = "string")]
+    pub target: Option<String>,
+    /// PATH | URL | -
+    #[arg(value_name = "PATH | URL | -")]
+    pub context: String,
 }
 
 #[derive(Args, Debug)]

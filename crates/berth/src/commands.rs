@@ -122,6 +122,9 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Container(ContainerCommand::Prune(a)) => {
                 crate::cmd_fs::container_prune(&mut e, a)
             }
+            Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
+                crate::cmd_build::build(&mut e, a)
+            }
             Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut e, a),
             Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&e, a),
             Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
@@ -558,7 +561,7 @@ pub(crate) fn open_error(path: &std::path::Path, err: &std::io::Error) -> anyhow
 }
 
 /// An I/O error as Go words it: "no such file or directory".
-fn errno_text(e: &std::io::Error) -> String {
+pub(crate) fn errno_text(e: &std::io::Error) -> String {
     let s = e.to_string();
     let s = s.split(" (os error").next().unwrap_or(&s);
     let mut c = s.chars();
@@ -583,7 +586,7 @@ fn attach_streams(a: &RunArgs) -> AttachStreams {
 
 /// The docker CLI's own check of a reference it is about to send (`commit`,
 /// `import`, `create`): a bad one is its error, printed bare, exit 1.
-fn client_reference(s: &str) -> Result<berth_types::Reference> {
+pub(crate) fn client_reference(s: &str) -> Result<berth_types::Reference> {
     berth_types::Reference::parse(s).map_err(|e| {
         anyhow!(CliError::Bare {
             message: e.to_string(),

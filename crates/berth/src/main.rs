@@ -36,6 +36,7 @@ mod attach;
 mod boolflags;
 mod cli;
 mod cmd_archive;
+mod cmd_build;
 mod cmd_commit;
 mod cmd_fs;
 mod cmd_help;

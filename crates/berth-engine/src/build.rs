@@ -1,0 +1,1572 @@
+//! `berth build`: a Dockerfile's stages evaluated step by step, each RUN in a
+//! container made by the engine as `run` makes one (same runtime, same
+//! isolation), each COPY/ADD a layer written straight from its sources, and
+//! a cache that reuses a step whose inputs are unchanged.
+//!
+//! A step's state is the image it would produce: config, layers, the last
+//! image stored below it, and its cache key (the key of the state before,
+//! the instruction as expanded, and for COPY/ADD the hash of its sources'
+//! content and metadata, never their times). Metadata instructions (ENV,
+//! WORKDIR, …) change the state in memory only; an image row is stored when
+//! a RUN needs one to start from, after each RUN/COPY/ADD, and at the end of
+//! a stage, each recorded in the `build_cache` table under its key. A fully
+//! cached build therefore reads the database and hashes its COPY sources,
+//! and ends with the very image of the build before.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use berth_layers::tarwriter::{EntryMeta, SpecialKind, TarBuilder};
+use berth_store::{ImageRow, LayerRow};
+use berth_types::{History, ImageConfig, Reference, RootFs, RunConfig};
+use sha2::{Digest as _, Sha256};
+
+use crate::buildfs::{self, CopyAttrs, FKind, Layers, Plan, Tree};
+use crate::dockerfile::{self, Args, Base, Instruction, Stage};
+use crate::dockerignore::Ignore;
+use crate::{
+    now_rfc3339, AttachStreams, CreateOptions, Digest, Engine, EngineError, Output, Result,
+};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+/// The proxy ARGs every build knows without an ARG line (Docker's
+/// predefined ARGs): passed to RUN, never part of the cache key or history.
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// What `berth build` takes.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The context directory (a tar context is unpacked by the caller).
+    pub context: PathBuf,
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// How messages name the Dockerfile (`Dockerfile`).
+    pub dockerfile_name: String,
+    pub ignore: Ignore,
+    /// `-t`, as given.
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    /// `--label`: on the final image.
+    pub labels: BTreeMap<String, String>,
+    /// `--network`: `none` (the default), `host` or `default`.
+    pub network: Option<String>,
+    /// `--secret id=ID,src=PATH`: ID → file.
+    pub secrets: BTreeMap<String, PathBuf>,
+}
+
+/// What a build reports as it goes.
+#[derive(Debug)]
+pub enum BuildEvent<'a> {
+    /// How many steps the build has (each stage's FROM counts).
+    Plan {
+        steps: usize,
+    },
+    /// A step starts. `name` is BuildKit's (`[build 2/5] RUN make`).
+    Start {
+        step: usize,
+        name: &'a str,
+    },
+    /// Output of a RUN step.
+    Output {
+        step: usize,
+        data: &'a [u8],
+    },
+    /// The step's result came from the cache.
+    Cached {
+        step: usize,
+    },
+    Done {
+        step: usize,
+    },
+    /// The image is stored; `tags` were moved to it.
+    Finished {
+        image: &'a Digest,
+        tags: &'a [String],
+    },
+}
+
+pub trait BuildProgress {
+    fn event(&mut self, e: BuildEvent<'_>);
+}
+
+/// What a build leaves: the image and the references now pointing at it.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    pub image: Digest,
+    pub tags: Vec<String>,
+}
+
+/// The image a step would produce.
+#[derive(Debug, Clone)]
+struct State {
+    config: ImageConfig,
+    layers: Vec<Digest>,
+    size: u64,
+    /// The stored image equal to this state, if there is one.
+    image: Option<Digest>,
+    /// The last stored image below this state (the parent of the next).
+    parent: Option<Digest>,
+    key: Digest,
+}
+
+impl State {
+    fn step(&mut self, what: &str) {
+        self.key = Digest::of_bytes(format!("{}\n{what}", self.key).as_bytes());
+        self.image = None;
+    }
+    fn run_config(&mut self) -> &mut RunConfig {
+        &mut self.config.config
+    }
+    fn env(&self) -> Vec<String> {
+        self.config.config.env.clone().unwrap_or_default()
+    }
+    fn history(&mut self, created_by: String, empty_layer: bool) {
+        self.config.history.push(History {
+            created: Some(now_rfc3339()),
+            created_by: Some(created_by),
+            author: None,
+            comment: Some(HISTORY_COMMENT.into()),
+            empty_layer,
+        });
+    }
+}
+
+fn build_err(line: usize, message: impl std::fmt::Display) -> EngineError {
+    EngineError::Build(format!("Dockerfile:{line}: {message}"))
+}
+
+/// The instruction as written, for the progress view and `history`.
+fn instruction_text(ins: &Instruction) -> String {
+    let mut s = ins.keyword.clone();
+    for (k, v) in &ins.flags {
+        match v {
+            Some(v) => s.push_str(&format!(" --{k}={v}")),
+            None => s.push_str(&format!(" --{k}")),
+        }
+    }
+    match &ins.args {
+        Args::Exec(v) => {
+            s.push(' ');
+            s.push_str(&serde_json::to_string(v).unwrap_or_default());
+        }
+        Args::Shell(t) if !t.is_empty() => {
+            s.push(' ');
+            s.push_str(t);
+        }
+        Args::Shell(_) => {}
+    }
+    s
+}
+
+fn flag<'a>(ins: &'a Instruction, name: &str) -> Option<&'a str> {
+    ins.flags
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.as_deref())
+}
+
+/// The variables a stage's words expand from: ENV first, then its ARGs.
+struct Scope {
+    args: BTreeMap<String, String>,
+    escape: char,
+}
+
+impl Scope {
+    fn lookup<'a>(&'a self, st: &'a State) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name: &str| {
+            let prefix = format!("{name}=");
+            st.config
+                .config
+                .env
+                .as_ref()
+                .and_then(|env| {
+                    env.iter()
+                        .rev()
+                        .find_map(|e| e.strip_prefix(&prefix).map(str::to_string))
+                })
+                .or_else(|| self.args.get(name).cloned())
+        }
+    }
+    fn word(&self, st: &State, w: &str, line: usize) -> Result<String> {
+        dockerfile::process_word(w, &self.lookup(st), self.escape).map_err(|m| build_err(line, m))
+    }
+    fn words(&self, st: &State, w: &str, line: usize) -> Result<Vec<String>> {
+        dockerfile::process_words(w, &self.lookup(st), self.escape).map_err(|m| build_err(line, m))
+    }
+}
+
+/// `K=V K2="v 2"` or the old `K V…` form (ENV, LABEL).
+fn name_values(scope: &Scope, st: &State, ins: &Instruction) -> Result<Vec<(String, String)>> {
+    let Args::Shell(text) = &ins.args else {
+        return Err(build_err(
+            ins.line,
+            format!("{} requires arguments", ins.keyword),
+        ));
+    };
+    let words = scope.words(st, text, ins.line)?;
+    let Some(first) = words.first() else {
+        return Err(build_err(
+            ins.line,
+            format!("{} requires at least one argument", ins.keyword),
+        ));
+    };
+    if !first.contains('=') {
+        if ins.keyword == "LABEL" {
+            return Err(build_err(ins.line, "LABEL requires name=value pairs"));
+        }
+        // ENV NAME value with spaces
+        let rest = text.trim_start()[text
+            .trim_start()
+            .find(char::is_whitespace)
+            .unwrap_or(text.trim_start().len())..]
+            .trim_start();
+        if rest.is_empty() {
+            return Err(build_err(ins.line, "ENV must have two arguments"));
+        }
+        return Ok(vec![(first.clone(), scope.word(st, rest, ins.line)?)]);
+    }
+    words
+        .iter()
+        .map(|w| {
+            w.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    build_err(
+                        ins.line,
+                        format!("{}: {w:?} is not name=value", ins.keyword),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn set_env(env: &mut Vec<String>, k: &str, v: &str) {
+    let prefix = format!("{k}=");
+    let entry = format!("{k}={v}");
+    match env.iter_mut().find(|e| e.starts_with(&prefix)) {
+        Some(e) => *e = entry,
+        None => env.push(entry),
+    }
+}
+
+/// Shell-form arguments: the stage's SHELL (default `/bin/sh -c`) + text.
+fn shell_form(st: &State, text: String) -> Vec<String> {
+    let mut argv: Vec<String> = st
+        .config
+        .config
+        .extra
+        .get("Shell")
+        .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+    argv.push(text);
+    argv
+}
+
+/// A `RUN`'s command: exec form as is; shell form through the SHELL, its
+/// heredocs given to the shell with the line (a line that is only a heredoc
+/// runs the heredoc as the script).
+fn run_argv(st: &State, ins: &Instruction) -> Vec<String> {
+    match &ins.args {
+        Args::Exec(v) => v.clone(),
+        Args::Shell(text) => {
+            if ins.heredocs.len() == 1 {
+                let t = text.trim();
+                let h = &ins.heredocs[0];
+                let only = t
+                    .trim_start_matches("<<")
+                    .trim_start_matches('-')
+                    .trim_matches(['"', '\'']);
+                if only == h.name {
+                    return shell_form(st, h.content.clone());
+                }
+            }
+            let mut full = text.clone();
+            for h in &ins.heredocs {
+                full.push('\n');
+                full.push_str(&h.content);
+                full.push_str(&h.name);
+            }
+            shell_form(st, full)
+        }
+    }
+}
+
+/// `--chown=USER[:GROUP]` with names looked up in the image's
+/// `/etc/passwd` and `/etc/group`.
+fn resolve_chown(spec: &str, tree: &dyn Tree, line: usize) -> Result<(u32, u32)> {
+    let read = |path: &str| -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = tree.open(path) {
+            let _ = std::io::Read::read_to_string(&mut f, &mut s);
+        }
+        s
+    };
+    let find = |file: &str, name: &str| -> Option<(u32, u32)> {
+        read(file).lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4 && f[0] == name)
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+                .flatten()
+        })
+    };
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let (uid, primary) = match user.parse::<u32>() {
+        Ok(n) => (n, find("etc/passwd", user).map_or(n, |_| n)),
+        Err(_) => find("etc/passwd", user).ok_or_else(|| {
+            build_err(
+                line,
+                format!("unable to find user {user}: no matching entries in passwd file"),
+            )
+        })?,
+    };
+    let gid = match group {
+        None if user.parse::<u32>().is_ok() => uid,
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => find("etc/group", g)
+                .map(|(gid, _)| gid)
+                .or_else(|| {
+                    read("etc/group").lines().find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() >= 3 && f[0] == g)
+                            .then(|| f[2].parse().ok())
+                            .flatten()
+                    })
+                })
+                .ok_or_else(|| {
+                    build_err(
+                        line,
+                        format!("unable to find group {g}: no matching entries in group file"),
+                    )
+                })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// The stages done so far, by index.
+type Done = HashMap<usize, State>;
+
+struct Build<'o> {
+    o: &'o BuildOptions,
+    escape: char,
+    globals: BTreeMap<String, String>,
+    context: Option<buildfs::Context>,
+    step: usize,
+    total: usize,
+    stage_count: usize,
+}
+
+impl Engine {
+    /// `build`: evaluates the stages `o.target` needs and tags the result.
+    pub fn build(&mut self, o: &BuildOptions, p: &mut dyn BuildProgress) -> Result<BuildResult> {
+        let df = dockerfile::parse(&o.dockerfile).map_err(|e| EngineError::Build(e.to_string()))?;
+        let mut tags = Vec::new();
+        for t in &o.tags {
+            let r = Reference::parse(t)
+                .map_err(|e| EngineError::InvalidArgument(format!("invalid tag {t:?}: {e}")))?;
+            tags.push(r);
+        }
+        let plat = dockerfile::platform_args("linux", berth_types::host_architecture(), "");
+        let stages = dockerfile::stages(&df, &o.build_args, &plat)
+            .map_err(|e| EngineError::Build(e.to_string()))?;
+        let globals = dockerfile::global_args(&df, &o.build_args, &plat)
+            .map_err(|e| EngineError::Build(e.to_string()))?;
+        let order = dockerfile::needed(&stages, o.target.as_deref()).map_err(EngineError::Build)?;
+        let total = order
+            .iter()
+            .map(|&i| stages[i].instructions.len() + 1)
+            .sum();
+        let mut b = Build {
+            o,
+            escape: df.escape,
+            globals,
+            context: None,
+            step: 0,
+            total,
+            stage_count: stages.len(),
+        };
+        p.event(BuildEvent::Plan { steps: b.total });
+        let mut done: Done = HashMap::new();
+        let last = *order
+            .last()
+            .ok_or_else(|| EngineError::Build("no stage to build".into()))?;
+        for &i in &order {
+            let st = self.build_stage(&mut b, &stages, i, i == last, &done, p)?;
+            done.insert(i, st);
+        }
+        let fin = done
+            .remove(&last)
+            .and_then(|s| s.image)
+            .ok_or_else(|| EngineError::Build("the build produced no image".into()))?;
+        let names: Vec<String> = tags.iter().map(|r| r.familiar()).collect();
+        if !tags.is_empty() {
+            self.store.transaction(|t| -> Result<()> {
+                if t.image(&fin)?.is_none() {
+                    return Err(EngineError::NoSuchImage(fin.to_string()));
+                }
+                for r in &tags {
+                    t.set_tag(&r.to_string(), &fin)?;
+                }
+                Ok(())
+            })?;
+        }
+        p.event(BuildEvent::Finished {
+            image: &fin,
+            tags: &names,
+        });
+        Ok(BuildResult {
+            image: fin,
+            tags: names,
+        })
+    }
+
+    fn build_stage(
+        &mut self,
+        b: &mut Build<'_>,
+        stages: &[Stage],
+        index: usize,
+        is_last: bool,
+        done: &Done,
+        p: &mut dyn BuildProgress,
+    ) -> Result<State> {
+        let stage = &stages[index];
+        let label = match (&stage.name, b.stage_count) {
+            (_, 1) => String::new(),
+            (Some(n), _) => format!("{n} "),
+            (None, _) => format!("stage-{index} "),
+        };
+        let n = stage.instructions.len() + 1;
+        b.step += 1;
+        let from_text = match &stage.base {
+            Base::Scratch => "FROM scratch".to_string(),
+            Base::Image(r) => format!("FROM {r}"),
+            Base::Stage(j) => format!(
+                "FROM {}",
+                stages[*j].name.clone().unwrap_or_else(|| j.to_string())
+            ),
+        };
+        let from_name = format!("[{label}1/{n}] {from_text}");
+        let step = b.step;
+        p.event(BuildEvent::Start {
+            step,
+            name: &from_name,
+        });
+        let mut st = match &stage.base {
+            Base::Scratch => {
+                let config = ImageConfig {
+                    architecture: berth_types::host_architecture().to_string(),
+                    os: "linux".into(),
+                    created: None,
+                    author: None,
+                    config: RunConfig {
+                        env: Some(vec![DEFAULT_PATH.into()]),
+                        ..Default::default()
+                    },
+                    rootfs: RootFs {
+                        kind: "layers".into(),
+                        diff_ids: Vec::new(),
+                    },
+                    history: Vec::new(),
+                    extra: BTreeMap::new(),
+                };
+                State {
+                    config,
+                    layers: Vec::new(),
+                    size: 0,
+                    image: None,
+                    parent: None,
+                    key: Digest::of_bytes(b"FROM scratch"),
+                }
+            }
+            Base::Image(r) => {
+                let row = self.resolve_image(r).map_err(|e| match e {
+                    EngineError::NoSuchImage(_) => build_err(
+                        stage.line,
+                        format!(
+                            "{r}: No such image (berth build does not pull; tag or load it first)"
+                        ),
+                    ),
+                    e => e,
+                })?;
+                self.state_of(&row)?
+            }
+            Base::Stage(j) => done
+                .get(j)
+                .cloned()
+                .ok_or_else(|| build_err(stage.line, "base stage was not built"))?,
+        };
+        if st
+            .config
+            .config
+            .env
+            .as_ref()
+            .is_none_or(|e| !e.iter().any(|e| e.starts_with("PATH=")))
+        {
+            st.config
+                .config
+                .env
+                .get_or_insert_with(Vec::new)
+                .insert(0, DEFAULT_PATH.into());
+        }
+        p.event(BuildEvent::Done { step });
+        let mut scope = Scope {
+            args: BTreeMap::new(),
+            escape: b.escape,
+        };
+        // ONBUILD triggers of the base run first, then are gone.
+        let triggers: Vec<String> = st
+            .config
+            .config
+            .extra
+            .remove("OnBuild")
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        if !triggers.is_empty() {
+            st.step("ONBUILD cleared");
+        }
+        for t in triggers {
+            let parsed = dockerfile::parse(&t).map_err(|e| {
+                build_err(stage.line, format!("ONBUILD trigger {t:?}: {}", e.message))
+            })?;
+            for ins in parsed.instructions {
+                let mut ins = ins;
+                ins.line = stage.line;
+                self.step(b, &mut st, &mut scope, &ins, stages, done, p, None)?;
+            }
+        }
+        for (k, ins) in stage.instructions.iter().enumerate() {
+            b.step += 1;
+            let name = format!("[{label}{}/{n}] {}", k + 2, instruction_text(ins));
+            let step = b.step;
+            p.event(BuildEvent::Start { step, name: &name });
+            let cached = self.step(b, &mut st, &mut scope, ins, stages, done, p, Some(step))?;
+            if cached {
+                p.event(BuildEvent::Cached { step });
+            }
+            p.event(BuildEvent::Done { step });
+        }
+        if is_last && !b.o.labels.is_empty() {
+            let labels = st.run_config().labels.get_or_insert_with(BTreeMap::new);
+            for (k, v) in &b.o.labels {
+                labels.insert(k.clone(), v.clone());
+            }
+            st.step(&format!("LABEL {:?}", b.o.labels));
+        }
+        self.materialize(&mut st, b.o.no_cache)?;
+        Ok(st)
+    }
+
+    fn state_of(&self, row: &ImageRow) -> Result<State> {
+        Ok(State {
+            config: Self::image_config(row)?,
+            layers: row.layers.clone(),
+            size: row.size,
+            image: Some(row.id.clone()),
+            parent: Some(row.id.clone()),
+            key: Digest::of_bytes(format!("FROM {}", row.id).as_bytes()),
+        })
+    }
+
+    /// Stores the state as an image (unless it is one), cached under its key.
+    fn materialize(&mut self, st: &mut State, no_cache: bool) -> Result<Digest> {
+        if let Some(id) = &st.image {
+            return Ok(id.clone());
+        }
+        if !no_cache {
+            if let Some(id) = self.store.read().cached_step(&st.key)? {
+                if let Some(row) = self.store.read().image(&id)? {
+                    let key = st.key.clone();
+                    *st = self.state_of(&row)?;
+                    st.key = key;
+                    return Ok(id);
+                }
+            }
+        }
+        let created = now_rfc3339();
+        st.config.created = Some(created.clone());
+        let bytes = serde_json::to_vec(&st.config).map_err(|e| {
+            EngineError::InvalidArgument(format!("cannot encode the image config: {e}"))
+        })?;
+        let id = Digest::of_bytes(&bytes);
+        let row = ImageRow {
+            id: id.clone(),
+            config: bytes,
+            layers: st.layers.clone(),
+            size: st.size,
+            parent: st.parent.clone(),
+            created,
+            added: now_ns(),
+        };
+        let key = st.key.clone();
+        self.store.transaction(|t| -> Result<()> {
+            t.insert_image(&row)?;
+            t.cache_step(&key, &id, now_ns())?;
+            Ok(())
+        })?;
+        st.image = Some(id.clone());
+        st.parent = Some(id.clone());
+        Ok(id)
+    }
+
+    /// A cache hit for `key`: the state becomes that image. False when the
+    /// cache does not have it (or `--no-cache`).
+    fn reuse_cached(&self, st: &mut State, key: &Digest, no_cache: bool) -> Result<bool> {
+        if no_cache {
+            return Ok(false);
+        }
+        let Some(id) = self.store.read().cached_step(key)? else {
+            return Ok(false);
+        };
+        let Some(row) = self.store.read().image(&id)? else {
+            return Ok(false);
+        };
+        let _ = self.store.read().touch_cached_step(key, now_ns());
+        *st = self.state_of(&row)?;
+        st.key = key.clone();
+        Ok(true)
+    }
+
+    /// One instruction; true when its result came from the cache.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        b: &mut Build<'_>,
+        st: &mut State,
+        scope: &mut Scope,
+        ins: &Instruction,
+        stages: &[Stage],
+        done: &Done,
+        p: &mut dyn BuildProgress,
+        step: Option<usize>,
+    ) -> Result<bool> {
+        let line = ins.line;
+        let text = instruction_text(ins);
+        let shell_text = || match &ins.args {
+            Args::Shell(t) => Ok(t.clone()),
+            Args::Exec(_) => Err(build_err(
+                line,
+                format!("{} does not take a JSON array", ins.keyword),
+            )),
+        };
+        match ins.keyword.as_str() {
+            "ARG" => {
+                let t = shell_text()?;
+                let mut shown = Vec::new();
+                for w in scope.words(st, &t, line)? {
+                    let (k, default) = match w.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (w.clone(), None),
+                    };
+                    let value =
+                        b.o.build_args
+                            .get(&k)
+                            .cloned()
+                            .or(default.clone())
+                            .or_else(|| b.globals.get(&k).cloned());
+                    if let Some(v) = &value {
+                        scope.args.insert(k.clone(), v.clone());
+                    }
+                    shown.push(match default {
+                        Some(d) => format!("{k}={d}"),
+                        None => k.clone(),
+                    });
+                    st.step(&format!("ARG {k}={}", value.unwrap_or_default()));
+                }
+                st.history(format!("ARG {}", shown.join(" ")), true);
+            }
+            "ENV" => {
+                let pairs = name_values(scope, st, ins)?;
+                let mut env = st.env();
+                for (k, v) in &pairs {
+                    set_env(&mut env, k, v);
+                }
+                st.run_config().env = Some(env);
+                let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let shown = format!("ENV {}", shown.join(" "));
+                st.step(&shown);
+                st.history(shown, true);
+            }
+            "LABEL" => {
+                let pairs = name_values(scope, st, ins)?;
+                let labels = st.run_config().labels.get_or_insert_with(BTreeMap::new);
+                for (k, v) in &pairs {
+                    labels.insert(k.clone(), v.clone());
+                }
+                let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let shown = format!("LABEL {}", shown.join(" "));
+                st.step(&shown);
+                st.history(shown, true);
+            }
+            "MAINTAINER" => {
+                let t = scope.word(st, &shell_text()?, line)?;
+                st.config.author = Some(t.clone());
+                st.step(&format!("MAINTAINER {t}"));
+                st.history(format!("MAINTAINER {t}"), true);
+            }
+            "EXPOSE" => {
+                let words = scope.words(st, &shell_text()?, line)?;
+                if words.is_empty() {
+                    return Err(build_err(line, "EXPOSE requires at least one argument"));
+                }
+                let ports = st
+                    .run_config()
+                    .exposed_ports
+                    .get_or_insert_with(BTreeMap::new);
+                for w in &words {
+                    for port in crate::commit::expand_port(w).map_err(|m| build_err(line, m))? {
+                        ports.insert(port, serde_json::json!({}));
+                    }
+                }
+                let shown = format!("EXPOSE map[{}]", words.join(" "));
+                st.step(&format!("EXPOSE {}", words.join(" ")));
+                st.history(shown, true);
+            }
+            "CMD" | "ENTRYPOINT" => {
+                let argv = match &ins.args {
+                    Args::Exec(v) => v.clone(),
+                    Args::Shell(t) => shell_form(st, t.clone()),
+                };
+                let shown = format!(
+                    "{} {}",
+                    ins.keyword,
+                    serde_json::to_string(&argv).unwrap_or_default()
+                );
+                if ins.keyword == "CMD" {
+                    st.run_config().cmd = Some(argv);
+                    st.config
+                        .extra
+                        .insert("berth.cmd_set".into(), serde_json::Value::Bool(true));
+                } else {
+                    st.run_config().entrypoint = Some(argv);
+                    // A new entrypoint drops a CMD that came from the base.
+                    if st.config.extra.remove("berth.cmd_set").is_none() {
+                        st.run_config().cmd = None;
+                    } else {
+                        st.config
+                            .extra
+                            .insert("berth.cmd_set".into(), serde_json::Value::Bool(true));
+                    }
+                }
+                st.step(&shown);
+                st.history(shown, true);
+            }
+            "WORKDIR" => {
+                let w = scope.word(st, &shell_text()?, line)?;
+                if w.is_empty() {
+                    return Err(build_err(line, "WORKDIR requires exactly one argument"));
+                }
+                let cur = st.config.config.working_dir.clone();
+                let new = if w.starts_with('/') {
+                    format!("/{}", buildfs::clean(&w))
+                } else {
+                    format!("/{}", buildfs::clean(&format!("{cur}/{w}")))
+                };
+                st.run_config().working_dir = new.clone();
+                st.step(&format!("WORKDIR {new}"));
+                st.history(format!("WORKDIR {new}"), true);
+            }
+            "USER" => {
+                let u = scope.word(st, &shell_text()?, line)?;
+                if u.is_empty() {
+                    return Err(build_err(line, "USER requires exactly one argument"));
+                }
+                st.run_config().user = u.clone();
+                st.step(&format!("USER {u}"));
+                st.history(format!("USER {u}"), true);
+            }
+            "VOLUME" => {
+                let paths = match &ins.args {
+                    Args::Exec(v) => v.clone(),
+                    Args::Shell(t) => scope.words(st, t, line)?,
+                };
+                if paths.is_empty() || paths.iter().any(|p| p.trim().is_empty()) {
+                    return Err(build_err(
+                        line,
+                        "VOLUME specified can not be an empty string",
+                    ));
+                }
+                let vols = st.run_config().volumes.get_or_insert_with(BTreeMap::new);
+                for p in &paths {
+                    vols.insert(p.clone(), serde_json::json!({}));
+                }
+                let shown = format!(
+                    "VOLUME {}",
+                    serde_json::to_string(&paths).unwrap_or_default()
+                );
+                st.step(&shown);
+                st.history(shown, true);
+            }
+            "STOPSIGNAL" => {
+                let s = scope.word(st, &shell_text()?, line)?;
+                if crate::parse_signal(&s).is_none() {
+                    return Err(build_err(line, format!("invalid signal: {s}")));
+                }
+                st.run_config().stop_signal = s.clone();
+                st.step(&format!("STOPSIGNAL {s}"));
+                st.history(format!("STOPSIGNAL {s}"), true);
+            }
+            "HEALTHCHECK" => {
+                let mut t = String::new();
+                for (k, v) in &ins.flags {
+                    t.push_str(&format!("--{k}={} ", v.clone().unwrap_or_default()));
+                }
+                match &ins.args {
+                    Args::Shell(s) => t.push_str(s),
+                    Args::Exec(v) => t.push_str(&serde_json::to_string(v).unwrap_or_default()),
+                }
+                let h = crate::commit::parse_healthcheck(&t).map_err(|m| build_err(line, m))?;
+                st.run_config().healthcheck = Some(h);
+                st.step(&text);
+                st.history(text.clone(), true);
+            }
+            "SHELL" => {
+                let Args::Exec(v) = &ins.args else {
+                    return Err(build_err(
+                        line,
+                        "SHELL requires the arguments to be in JSON form",
+                    ));
+                };
+                if v.is_empty() {
+                    return Err(build_err(line, "SHELL requires at least one argument"));
+                }
+                st.config
+                    .config
+                    .extra
+                    .insert("Shell".into(), serde_json::json!(v));
+                st.step(&text);
+                st.history(text.clone(), true);
+            }
+            "ONBUILD" => {
+                let t = shell_text()?;
+                let trigger = t
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
+                if matches!(trigger.as_str(), "ONBUILD" | "FROM" | "MAINTAINER" | "") {
+                    return Err(build_err(
+                        line,
+                        format!("{trigger} isn't allowed as an ONBUILD trigger"),
+                    ));
+                }
+                let list = st
+                    .config
+                    .config
+                    .extra
+                    .entry("OnBuild".to_string())
+                    .or_insert_with(|| serde_json::json!([]));
+                if let Some(a) = list.as_array_mut() {
+                    a.push(serde_json::Value::String(t.clone()));
+                }
+                st.step(&format!("ONBUILD {t}"));
+                st.history(format!("ONBUILD {t}"), true);
+            }
+            "RUN" => return self.run_step(b, st, scope, ins, p, step),
+            "COPY" | "ADD" => return self.copy_step(b, st, scope, ins, stages, done),
+            "FROM" => return Err(build_err(line, "FROM is not allowed here")),
+            other => return Err(build_err(line, format!("{other} is not supported yet"))),
+        }
+        Ok(false)
+    }
+
+    fn run_step(
+        &mut self,
+        b: &mut Build<'_>,
+        st: &mut State,
+        scope: &Scope,
+        ins: &Instruction,
+        p: &mut dyn BuildProgress,
+        step: Option<usize>,
+    ) -> Result<bool> {
+        let line = ins.line;
+        let argv = run_argv(st, ins);
+        let network = flag(ins, "network")
+            .map(str::to_string)
+            .or_else(|| b.o.network.clone())
+            .unwrap_or_else(|| "none".into());
+        let network = match network.as_str() {
+            "default" | "none" => "none".to_string(),
+            "host" => "host".to_string(),
+            other => {
+                return Err(build_err(
+                    line,
+                    format!("network mode {other:?} not supported (none, host, default)"),
+                ))
+            }
+        };
+        for (k, _) in &ins.flags {
+            if k != "network" {
+                return Err(build_err(line, format!("RUN --{k} is not supported yet")));
+            }
+        }
+        // ARGs reach the command's environment; ENV wins over them.
+        let image_env = st.env();
+        let has = |k: &str| {
+            image_env
+                .iter()
+                .any(|e| e.split_once('=').map(|(n, _)| n) == Some(k))
+        };
+        let mut env: Vec<String> = scope
+            .args
+            .iter()
+            .filter(|(k, _)| !has(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let args_key = env.clone();
+        for k in PROXY_ARGS {
+            if let Some(v) = b.o.build_args.get(*k) {
+                if !has(k) && !scope.args.contains_key(*k) {
+                    env.push(format!("{k}={v}"));
+                }
+            }
+        }
+        let shown = match &ins.args {
+            Args::Exec(v) => format!("RUN {}", serde_json::to_string(v).unwrap_or_default()),
+            Args::Shell(_) => format!("RUN {} # buildkit", argv.join(" ")),
+        };
+        let key = Digest::of_bytes(
+            format!(
+                "{}\nRUN {}\nenv {}\nnetwork {network}",
+                st.key,
+                serde_json::to_string(&argv).unwrap_or_default(),
+                serde_json::to_string(&args_key).unwrap_or_default()
+            )
+            .as_bytes(),
+        );
+        if self.reuse_cached(st, &key, b.o.no_cache)? {
+            return Ok(true);
+        }
+        let image = self.materialize(st, b.o.no_cache)?;
+        let co = CreateOptions {
+            image: image.to_string(),
+            cmd: argv.clone(),
+            entrypoint: Some(String::new()),
+            env,
+            network: Some(network),
+            log_driver: Some("none".into()),
+            attach: AttachStreams {
+                stdin: false,
+                stdout: true,
+                stderr: true,
+            },
+            healthcheck: Some(berth_types::Healthcheck {
+                test: vec!["NONE".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self.create(&co)?;
+        let result = self.run_and_commit(&id, st, p, step, line, &argv);
+        let removed = self.remove(id.as_str(), true, true);
+        let (layer, new) = result?;
+        removed?;
+        self.add_layer(st, layer, new, shown, key)?;
+        Ok(false)
+    }
+
+    /// Runs the created container to its end, streaming its output; its
+    /// changes become a new layer (None when it changed nothing).
+    fn run_and_commit(
+        &mut self,
+        id: &berth_types::ContainerId,
+        st: &State,
+        p: &mut dyn BuildProgress,
+        step: Option<usize>,
+        line: usize,
+        argv: &[String],
+    ) -> Result<(Option<LayerRow>, bool)> {
+        let (_, mut a) = self.start_attached(
+            id.as_str(),
+            AttachStreams {
+                stdin: false,
+                stdout: true,
+                stderr: true,
+            },
+        )?;
+        let mut tail: Vec<u8> = Vec::new();
+        let code = loop {
+            match a.next_output() {
+                Ok(Some(Output::Stdout(d))) | Ok(Some(Output::Stderr(d))) => {
+                    if let Some(s) = step {
+                        p.event(BuildEvent::Output { step: s, data: &d });
+                    }
+                    tail.extend_from_slice(&d);
+                    if tail.len() > 64 * 1024 {
+                        tail.drain(..tail.len() - 16 * 1024);
+                    }
+                }
+                Ok(Some(Output::Exit(code))) => break code,
+                Ok(None) | Err(_) => break self.container(id.as_str())?.state.exit_code,
+            }
+        };
+        if code != 0 {
+            let text = String::from_utf8_lossy(&tail);
+            let last: Vec<&str> = text.lines().rev().take(10).collect();
+            let mut msg = format!(
+                "process {:?} did not complete successfully: exit code: {code}",
+                argv.join(" ")
+            );
+            if !last.is_empty() {
+                msg.push_str("\n  last output:");
+                for l in last.iter().rev() {
+                    msg.push_str("\n    ");
+                    msg.push_str(l);
+                }
+            }
+            return Err(build_err(line, msg));
+        }
+        let v = self.container(id.as_str())?;
+        let lower: Vec<PathBuf> = st.layers.iter().map(|l| self.layer_dir(l)).collect();
+        let upper = v.dir.join("upper");
+        let nl = self.write_container_layer(&upper, &lower)?;
+        self.keep_layer(nl, st.layers.last())
+    }
+
+    /// Puts a finished temp layer in place. None (and nothing kept) when it
+    /// is empty; the flag says whether this call created its directory.
+    pub(crate) fn keep_layer(
+        &self,
+        nl: crate::commit::NewLayer,
+        below: Option<&Digest>,
+    ) -> Result<(Option<LayerRow>, bool)> {
+        let empty_tar = Digest::of_bytes(&[0u8; 1024]);
+        let diff_id = nl.stats.diff_id.clone();
+        if diff_id == empty_tar {
+            let _ = berth_layers::remove_layer_dir(&nl.tmp);
+            if !nl.had_blob {
+                let _ = self.blobs.remove(&nl.blob);
+            }
+            return Ok((None, false));
+        }
+        let chain_id = match below {
+            Some(b) => Digest::of_bytes(format!("{b} {diff_id}").as_bytes()),
+            None => diff_id.clone(),
+        };
+        let dir = self.layer_dir(&chain_id);
+        let new = !dir.exists();
+        if new {
+            if let Err(e) = berth_layers::commit_temp(&nl.tmp, &dir) {
+                let _ = berth_layers::remove_layer_dir(&nl.tmp);
+                if !nl.had_blob {
+                    let _ = self.blobs.remove(&nl.blob);
+                }
+                return Err(e.into());
+            }
+        } else {
+            let _ = berth_layers::remove_layer_dir(&nl.tmp);
+        }
+        Ok((
+            Some(LayerRow {
+                chain_id,
+                diff_id,
+                parent: below.cloned(),
+                size: nl.stats.size,
+                blob: Some(nl.blob),
+            }),
+            new,
+        ))
+    }
+
+    /// The state gains `layer` (or an empty step) and is stored as an image
+    /// cached under `key`, the layer row in the same transaction.
+    fn add_layer(
+        &mut self,
+        st: &mut State,
+        layer: Option<LayerRow>,
+        new_dir: bool,
+        shown: String,
+        key: Digest,
+    ) -> Result<()> {
+        match &layer {
+            Some(l) => {
+                st.config.rootfs.diff_ids.push(l.diff_id.clone());
+                st.layers.push(l.chain_id.clone());
+                st.size += l.size;
+                st.history(shown, false);
+            }
+            None => st.history(shown, true),
+        }
+        st.key = key;
+        st.image = None;
+        let created = now_rfc3339();
+        st.config.created = Some(created.clone());
+        let bytes = serde_json::to_vec(&st.config).map_err(|e| {
+            EngineError::InvalidArgument(format!("cannot encode the image config: {e}"))
+        })?;
+        let id = Digest::of_bytes(&bytes);
+        let row = ImageRow {
+            id: id.clone(),
+            config: bytes,
+            layers: st.layers.clone(),
+            size: st.size,
+            parent: st.parent.clone(),
+            created,
+            added: now_ns(),
+        };
+        let key = st.key.clone();
+        let written = self.store.transaction(|t| -> Result<()> {
+            if let Some(l) = &layer {
+                t.insert_layer(l)?;
+            }
+            t.insert_image(&row)?;
+            t.cache_step(&key, &id, now_ns())?;
+            Ok(())
+        });
+        if let Err(e) = written {
+            if let Some(l) = &layer {
+                if new_dir && !matches!(self.store.read().layer(&l.chain_id), Ok(Some(_))) {
+                    let _ = berth_layers::remove_layer_dir(&self.layer_dir(&l.chain_id));
+                }
+            }
+            return Err(e);
+        }
+        st.image = Some(id.clone());
+        st.parent = Some(id);
+        Ok(())
+    }
+
+    fn copy_step(
+        &mut self,
+        b: &mut Build<'_>,
+        st: &mut State,
+        scope: &Scope,
+        ins: &Instruction,
+        stages: &[Stage],
+        done: &Done,
+    ) -> Result<bool> {
+        let line = ins.line;
+        let is_add = ins.keyword == "ADD";
+        for (k, _) in &ins.flags {
+            if !matches!(k.as_str(), "from" | "chown" | "chmod" | "link") {
+                return Err(build_err(
+                    line,
+                    format!("{} --{k} is not supported yet", ins.keyword),
+                ));
+            }
+        }
+        let mut words = match &ins.args {
+            Args::Exec(v) => v
+                .iter()
+                .map(|w| scope.word(st, w, line))
+                .collect::<Result<Vec<_>>>()?,
+            Args::Shell(t) => scope.words(st, t, line)?,
+        };
+        if words.len() < 2 {
+            return Err(build_err(
+                line,
+                format!("{} requires at least two arguments", ins.keyword),
+            ));
+        }
+        let dest_word = words.pop().unwrap_or_default();
+        let workdir = st.config.config.working_dir.clone();
+        let dest_is_dir_syntax =
+            dest_word.ends_with('/') || dest_word == "." || dest_word.ends_with("/.");
+        let dest = if dest_word.starts_with('/') {
+            buildfs::clean(&dest_word)
+        } else {
+            buildfs::clean(&format!("{workdir}/{dest_word}"))
+        };
+        // The image as it is now (for the destination and --chown names).
+        let image_tree = Layers::new(st.layers.iter().map(|l| self.layer_dir(l)).collect());
+        // Where the sources come from: the context, a stage or an image.
+        let from = flag(ins, "from")
+            .map(|f| scope.word(st, f, line))
+            .transpose()?;
+        let (src_tree, src_id): (Box<dyn Tree>, String) = match &from {
+            None => {
+                if b.context.is_none() {
+                    b.context = Some(buildfs::Context::open(&b.o.context, &b.o.ignore).map_err(
+                        |e| EngineError::Build(format!("reading the build context: {e}")),
+                    )?);
+                }
+                (Box::new(ContextRef(b.context.as_ref())), "context".into())
+            }
+            Some(f) => {
+                let lf = f.to_ascii_lowercase();
+                let stage = stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(&lf))
+                    .or_else(|| f.parse::<usize>().ok().filter(|n| *n < stages.len()));
+                let (layers, id) = match stage {
+                    Some(i) => {
+                        let s = done.get(&i).ok_or_else(|| {
+                            build_err(line, format!("stage {f} is not built before this one"))
+                        })?;
+                        (
+                            s.layers.clone(),
+                            s.image.clone().map(|d| d.to_string()).unwrap_or_default(),
+                        )
+                    }
+                    None => {
+                        let row = self.resolve_image(f).map_err(|_| {
+                            build_err(line, format!("COPY --from={f}: no such stage or image"))
+                        })?;
+                        (row.layers.clone(), row.id.to_string())
+                    }
+                };
+                let dirs = layers.iter().map(|l| self.layer_dir(l)).collect();
+                (Box::new(Layers::new(dirs)), id)
+            }
+        };
+        let attrs = CopyAttrs {
+            chown: flag(ins, "chown")
+                .map(|c| scope.word(st, c, line))
+                .transpose()?
+                .map(|c| resolve_chown(&c, &image_tree, line))
+                .transpose()?,
+            keep_owner: from.is_some(),
+            chmod: flag(ins, "chmod")
+                .map(|m| {
+                    u32::from_str_radix(m, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| build_err(line, format!("invalid chmod parameter {m:?}")))
+                })
+                .transpose()?,
+        };
+        // Heredoc sources (`COPY <<EOF /file`) are files of their own.
+        let heredoc_files = tempdir_in(&self.opts.root.join("tmp"))?;
+        let mut hd_names = Vec::new();
+        for h in &ins.heredocs {
+            let content = if h.quoted {
+                h.content.clone()
+            } else {
+                scope
+                    .word(st, &h.content, line)
+                    .unwrap_or_else(|_| h.content.clone())
+            };
+            std::fs::write(heredoc_files.path().join(&h.name), content)
+                .map_err(crate::io_ctx("writing a heredoc"))?;
+            hd_names.push(h.name.clone());
+        }
+        let hd_tree = buildfs::Context::open(heredoc_files.path(), &Ignore::default())
+            .map_err(crate::io_ctx("reading heredocs"))?;
+
+        let mut hasher = Sha256::new();
+        hasher.update(
+            format!(
+                "{}\n{}\n{src_id}\n{:?}\n{dest}\n{dest_is_dir_syntax}\n",
+                st.key, ins.keyword, attrs
+            )
+            .as_bytes(),
+        );
+        let mut plan = Plan::default();
+        let trees: [&dyn Tree; 2] = [src_tree.as_ref(), &hd_tree];
+        let multi = words.len() > 1;
+        let mut found_any = false;
+        for w in &words {
+            let (tree_no, pattern) = match w.strip_prefix("<<") {
+                Some(n)
+                    if hd_names
+                        .iter()
+                        .any(|h| h == n.trim_start_matches('-').trim_matches(['"', '\''])) =>
+                {
+                    (
+                        1usize,
+                        n.trim_start_matches('-')
+                            .trim_matches(['"', '\''])
+                            .to_string(),
+                    )
+                }
+                _ => (0usize, w.clone()),
+            };
+            let tree = trees[tree_no];
+            if is_add && (w.starts_with("http://") || w.starts_with("https://")) {
+                return Err(build_err(line, "ADD from a URL is not supported yet"));
+            }
+            if is_add && w.starts_with("git@") {
+                return Err(build_err(line, "ADD from git is not supported yet"));
+            }
+            let matches = buildfs::expand_source(tree, &pattern)
+                .map_err(|e| build_err(line, format!("{}: {e}", ins.keyword)))?;
+            let wildcard = matches.len() != 1 || pattern.contains(['*', '?', '[']);
+            if matches.is_empty() && !pattern.contains(['*', '?', '[']) {
+                return Err(build_err(line, format!("{} failed: file not found in build context or excluded by .dockerignore: stat {pattern}: file does not exist", ins.keyword)));
+            }
+            for m in matches {
+                let real = buildfs::resolve(tree, &m, true)
+                    .map_err(|e| build_err(line, format!("{}: {e}", ins.keyword)))?;
+                let Some(meta) = tree.lstat(&real) else {
+                    return Err(build_err(line, format!("{} failed: file not found in build context or excluded by .dockerignore: stat {m}: file does not exist", ins.keyword)));
+                };
+                found_any = true;
+                hasher.update(m.as_bytes());
+                hasher.update([0]);
+                let into_dir =
+                    multi || wildcard || dest_is_dir_syntax || image_is_dir(&image_tree, &dest);
+                let target = if meta.kind == FKind::Dir {
+                    dest.clone()
+                } else if into_dir {
+                    let base = m.rsplit('/').next().unwrap_or(&m);
+                    buildfs::clean(&format!("{dest}/{base}"))
+                } else {
+                    dest.clone()
+                };
+                if is_add && tree_no == 0 && meta.kind == FKind::File && is_archive(tree, &real) {
+                    return Err(build_err(
+                        line,
+                        "ADD of a local archive is not supported yet",
+                    ));
+                }
+                buildfs::plan_copy(
+                    &mut plan,
+                    tree,
+                    tree_no,
+                    &real,
+                    &target,
+                    &attrs,
+                    &mut hasher,
+                )
+                .map_err(|e| build_err(line, format!("{}: {e}", ins.keyword)))?;
+            }
+        }
+        if !found_any && !words.iter().any(|w| w.contains(['*', '?', '['])) {
+            return Err(build_err(
+                line,
+                format!("{}: no source files were specified", ins.keyword),
+            ));
+        }
+        if (multi || words.iter().any(|w| w.contains(['*', '?', '['])))
+            && !dest_is_dir_syntax
+            && !image_is_dir(&image_tree, &dest)
+            && plan.entries.len() > 1
+        {
+            return Err(build_err(line, format!("When using {} with more than one source file, the destination must be a directory and end with a /", ins.keyword)));
+        }
+        let key = Digest::from_hasher(hasher);
+        let shown = format!("{} # buildkit", instruction_text(ins));
+        if self.reuse_cached(st, &key, b.o.no_cache)? {
+            return Ok(true);
+        }
+        // The destination's parents, as the image has them or 0755 root.
+        let mut parents = Vec::new();
+        let mut acc = String::new();
+        for comp in dest.split('/').filter(|c| !c.is_empty()) {
+            acc = if acc.is_empty() {
+                comp.to_string()
+            } else {
+                format!("{acc}/{comp}")
+            };
+            parents.push(acc.clone());
+        }
+        // The image below is stored first: it is the new one's parent.
+        self.materialize(st, b.o.no_cache)?;
+        let mut full = Plan::default();
+        for d in &parents {
+            if plan.has(d) {
+                continue;
+            }
+            let meta = image_tree
+                .lstat(d)
+                .filter(|m| m.kind == FKind::Dir)
+                .unwrap_or(buildfs::Meta {
+                    kind: FKind::Dir,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    size: 0,
+                    mtime: now_secs(),
+                    rdev: 0,
+                });
+            // A file destination's own name is not a parent.
+            if plan
+                .entries
+                .iter()
+                .any(|e| e.dest == *d && e.meta.kind != FKind::Dir)
+            {
+                continue;
+            }
+            full.put(buildfs::PlanEntry {
+                dest: d.clone(),
+                meta,
+                source: None,
+            });
+        }
+        for e in plan.entries {
+            full.put(e);
+        }
+        let nl = self.ingest_layer(|out| write_plan(out, &full, &trees))?;
+        let (layer, new) = self.keep_layer(nl, st.layers.last())?;
+        drop(heredoc_files);
+        self.add_layer(st, layer, new, shown, key)?;
+        Ok(false)
+    }
+
+    /// A container's upper directory as a layer (the runtime's own mount
+    /// points left out), unpacked to a temp directory.
+    fn write_container_layer(
+        &self,
+        upper: &Path,
+        lower: &[PathBuf],
+    ) -> Result<crate::commit::NewLayer> {
+        self.write_layer(upper, lower, None)
+    }
+}
+
+/// The context, borrowed (so the walk is done once per build).
+struct ContextRef<'a>(Option<&'a buildfs::Context>);
+
+impl Tree for ContextRef<'_> {
+    fn lstat(&self, path: &str) -> Option<buildfs::Meta> {
+        self.0?.lstat(path)
+    }
+    fn read_link(&self, path: &str) -> std::io::Result<String> {
+        self.0.ok_or(std::io::ErrorKind::NotFound)?.read_link(path)
+    }
+    fn list(&self, path: &str) -> std::io::Result<Vec<String>> {
+        self.0.ok_or(std::io::ErrorKind::NotFound)?.list(path)
+    }
+    fn open(&self, path: &str) -> std::io::Result<File> {
+        self.0.ok_or(std::io::ErrorKind::NotFound)?.open(path)
+    }
+}
+
+fn image_is_dir(tree: &Layers, dest: &str) -> bool {
+    buildfs::resolve(tree, dest, true)
+        .ok()
+        .and_then(|r| tree.lstat(&r))
+        .is_some_and(|m| m.kind == FKind::Dir)
+}
+
+fn is_archive(tree: &dyn Tree, path: &str) -> bool {
+    let mut head = [0u8; 512];
+    let Ok(mut f) = tree.open(path) else {
+        return false;
+    };
+    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
+    let h = &head[..n];
+    h.starts_with(&[0x1f, 0x8b])
+        || h.starts_with(b"BZh")
+        || h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (n >= 262 && &h[257..262] == b"ustar")
+}
+
+fn write_plan(
+    out: File,
+    plan: &Plan,
+    trees: &[&dyn Tree],
+) -> std::result::Result<(), berth_layers::LayerError> {
+    let io = |e: std::io::Error| berth_layers::LayerError::Io {
+        context: "reading a COPY source".into(),
+        source: e,
+    };
+    let mut tb = TarBuilder::new(std::io::BufWriter::with_capacity(256 * 1024, out));
+    for e in &plan.entries {
+        let m = EntryMeta {
+            mode: e.meta.mode,
+            uid: e.meta.uid,
+            gid: e.meta.gid,
+            mtime: e.meta.mtime,
+            rdev: e.meta.rdev,
+        };
+        let name = e.dest.as_bytes();
+        match (e.meta.kind, &e.source) {
+            (FKind::Dir, _) => tb.dir(name, &m)?,
+            (FKind::File, Some((t, src))) => {
+                let f = trees[*t].open(src).map_err(io)?;
+                let size = f.metadata().map_err(io)?.len();
+                tb.file(name, &m, f, size)?
+            }
+            (FKind::Symlink, Some((t, src))) => {
+                let target = trees[*t].read_link(src).map_err(io)?;
+                tb.symlink(name, &m, target.as_bytes())?
+            }
+            (FKind::Fifo, _) => tb.special(name, &m, SpecialKind::Fifo)?,
+            (FKind::Char, _) => tb.special(name, &m, SpecialKind::Char)?,
+            (FKind::Block, _) => tb.special(name, &m, SpecialKind::Block)?,
+            _ => {}
+        }
+    }
+    tb.finish().map(|_| ())
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A temp directory under the store's `tmp/` (collected after a crash).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir_in(dir: &Path) -> Result<TempDir> {
+    std::fs::create_dir_all(dir).map_err(crate::io_ctx(format!("creating {}", dir.display())))?;
+    Ok(TempDir(berth_layers::create_temp_dir(dir)?))
+}
+
+/// A build context unpacked from a tar stream (`build -` or a tar file):
+/// removed when dropped.
+pub struct UnpackedContext {
+    dir: PathBuf,
+}
+
+impl UnpackedContext {
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for UnpackedContext {
+    fn drop(&mut self) {
+        let _ = berth_layers::remove_layer_dir(&self.dir);
+    }
+}
+
+impl Engine {
+    /// Unpacks a tar context (plain or compressed) as `import` reads a
+    /// tarball: confined to a fresh directory, `..` and links out refused,
+    /// no devices.
+    pub fn unpack_context(&self, input: impl std::io::Read + 'static) -> Result<UnpackedContext> {
+        let tmp = self.opts.root.join("tmp");
+        std::fs::create_dir_all(&tmp)
+            .map_err(crate::io_ctx(format!("creating {}", tmp.display())))?;
+        let (_, reader) = berth_layers::decompress(input)?;
+        let (dir, _) = berth_layers::unpack_to_temp(
+            reader,
+            &tmp,
+            &berth_layers::ApplyOptions {
+                whiteouts: berth_layers::WhiteoutMode::Skip,
+                allow_devices: false,
+            },
+        )
+        .map_err(|e| EngineError::Build(format!("the build context: {e}")))?;
+        Ok(UnpackedContext { dir })
+    }
+}
