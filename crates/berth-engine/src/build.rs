@@ -29,6 +29,10 @@ use crate::{
     now_rfc3339, AttachStreams, CreateOptions, Digest, Engine, EngineError, Output, Result,
 };
 
+/// The label on a RUN step's container: `PID:START` of its builder (the
+/// process and its start time, so a reused PID is not mistaken for it).
+pub const BUILD_STEP_LABEL: &str = "berth.build.step";
+
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 /// The proxy ARGs every build knows without an ARG line (Docker's
@@ -382,6 +386,7 @@ impl Engine {
     /// `build`: evaluates the stages `o.target` needs and tags the result.
     pub fn build(&mut self, o: &BuildOptions, p: &mut dyn BuildProgress) -> Result<BuildResult> {
         let df = dockerfile::parse(&o.dockerfile).map_err(|e| EngineError::Build(e.to_string()))?;
+        self.reap_dead_builds()?;
         let mut tags = Vec::new();
         for t in &o.tags {
             let r = Reference::parse(t)
@@ -421,17 +426,16 @@ impl Engine {
             .and_then(|s| s.image)
             .ok_or_else(|| EngineError::Build("the build produced no image".into()))?;
         let names: Vec<String> = tags.iter().map(|r| r.familiar()).collect();
-        if !tags.is_empty() {
-            self.store.transaction(|t| -> Result<()> {
-                if t.image(&fin)?.is_none() {
-                    return Err(EngineError::NoSuchImage(fin.to_string()));
-                }
-                for r in &tags {
-                    t.set_tag(&r.to_string(), &fin)?;
-                }
-                Ok(())
-            })?;
-        }
+        self.store.transaction(|t| -> Result<()> {
+            if t.image(&fin)?.is_none() {
+                return Err(EngineError::NoSuchImage(fin.to_string()));
+            }
+            t.mark_build_result(&fin)?;
+            for r in &tags {
+                t.set_tag(&r.to_string(), &fin)?;
+            }
+            Ok(())
+        })?;
         p.event(BuildEvent::Finished {
             image: &fin,
             tags: &names,
@@ -692,9 +696,12 @@ impl Engine {
                         Some(d) => format!("{k}={d}"),
                         None => k.clone(),
                     });
-                    st.step(&format!("ARG {k}={}", value.unwrap_or_default()));
                 }
-                st.history(format!("ARG {}", shown.join(" ")), true);
+                // The key sees the line, not the values: only a step that
+                // uses them (a RUN's environment, an expanded word) misses.
+                let shown = format!("ARG {}", shown.join(" "));
+                st.step(&shown);
+                st.history(shown, true);
             }
             "ENV" => {
                 let pairs = name_values(scope, st, ins)?;
@@ -976,6 +983,10 @@ impl Engine {
                 ..Default::default()
             }),
             ..Default::default()
+        };
+        let co = CreateOptions {
+            build_step: Some(builder_mark(std::process::id())),
+            ..co
         };
         let id = self.create(&co)?;
         let result = self.run_and_commit(&id, st, p, step, line, &argv);
@@ -1529,6 +1540,49 @@ impl Drop for TempDir {
 fn tempdir_in(dir: &Path) -> Result<TempDir> {
     std::fs::create_dir_all(dir).map_err(crate::io_ctx(format!("creating {}", dir.display())))?;
     Ok(TempDir(berth_layers::create_temp_dir(dir)?))
+}
+
+/// `PID:START` of a process (its start time in clock ticks since boot).
+fn builder_mark(pid: u32) -> String {
+    format!("{pid}:{}", process_start(pid).unwrap_or(0))
+}
+
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from
+    // the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Engine {
+    /// Removes the RUN containers of builds whose process is gone (killed
+    /// mid-step): a running one is killed first.
+    pub fn reap_dead_builds(&mut self) -> Result<()> {
+        let rows = self.store.read().containers()?;
+        for r in rows {
+            if !r.config.contains(BUILD_STEP_LABEL) {
+                continue;
+            }
+            let Ok(v) = self.view(r) else {
+                continue;
+            };
+            let Some(mark) = v.config.labels.get(BUILD_STEP_LABEL) else {
+                continue;
+            };
+            let alive = mark
+                .split_once(':')
+                .and_then(|(p, _)| p.parse::<u32>().ok())
+                .is_some_and(|pid| builder_mark(pid) == *mark);
+            if !alive {
+                match self.remove(v.id.as_str(), true, true) {
+                    Ok(_) | Err(EngineError::NoSuchContainer(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A build context unpacked from a tar stream (`build -` or a tar file):

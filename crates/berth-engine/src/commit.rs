@@ -538,13 +538,26 @@ impl Engine {
             });
         }
         rows.reverse();
-        // As Docker: the newest row is the image itself, the next its parent, and so
-        // on while the parent chain is known.
+        // The newest row is the image itself; along the parent chain each image
+        // owns the row of its own newest history entry (Docker's daemon gives
+        // each parent the next row, which is the same when every step made an
+        // image, as its classic builder does; a build stores fewer images).
+        let total = rows.len();
         let mut current = Some(row);
-        for r in rows.iter_mut() {
-            let Some(img) = current.take() else {
+        let mut first = true;
+        while let Some(img) = current.take() {
+            let n = if first {
+                total
+            } else {
+                Self::image_config(&img).map_or(0, |c| c.history.len())
+            };
+            first = false;
+            let Some(r) = total.checked_sub(n).and_then(|i| rows.get_mut(i)) else {
                 break;
             };
+            if r.id.is_some() {
+                break;
+            }
             r.tags = familiar_tags(&t.tags_of(&img.id)?);
             r.id = Some(img.id.clone());
             current = match &img.parent {

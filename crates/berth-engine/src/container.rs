@@ -83,6 +83,10 @@ pub struct CreateOptions {
     pub platform: Option<berth_types::Platform>,
     /// `--runtime`: only names of berth's own runtime are accepted.
     pub runtime: Option<String>,
+    /// A `berth build` RUN step's container (labelled with its builder, see
+    /// [`crate::BUILD_STEP_LABEL`]): `ps` never lists it, and it is removed
+    /// once its builder is gone. Not a user's option.
+    pub build_step: Option<String>,
 }
 
 /// A container as `ps` and `inspect` see it.
@@ -576,6 +580,12 @@ const HOSTS_BASE: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6
 impl Engine {
     /// `create`: records the container and lays out its files; starts nothing.
     pub fn create(&mut self, o: &CreateOptions) -> Result<ContainerId> {
+        if o.labels.contains_key(crate::BUILD_STEP_LABEL) {
+            return Err(EngineError::InvalidArgument(format!(
+                "the label {} is berth's own",
+                crate::BUILD_STEP_LABEL
+            )));
+        }
         // Docker's daemon checks the settings before it looks for the image.
         let runtime = crate::logdriver::check_runtime(o.runtime.as_deref())?;
         let log_config = crate::logdriver::check(o.log_driver.as_deref(), &o.log_opts)?;
@@ -717,7 +727,13 @@ impl Engine {
             image: o.image.clone(),
             working_dir: working_dir.clone(),
             entrypoint: entrypoint.clone(),
-            labels: o.labels.clone(),
+            labels: {
+                let mut l = o.labels.clone();
+                if let Some(b) = &o.build_step {
+                    l.insert(crate::BUILD_STEP_LABEL.to_string(), b.clone());
+                }
+                l
+            },
             stop_signal: stop_signal.clone(),
             stop_timeout: o.stop_timeout,
             volumes: icfg.volumes.clone().unwrap_or_default(),
@@ -1385,7 +1401,7 @@ impl Engine {
         Ok(())
     }
 
-    fn view(&self, row: ContainerRow) -> Result<ContainerView> {
+    pub(crate) fn view(&self, row: ContainerRow) -> Result<ContainerView> {
         let dir = self.container_dir(&row.id);
         let config: ContainerConfig = serde_json::from_str(&row.config).map_err(|e| {
             EngineError::InvalidArgument(format!(
@@ -1422,9 +1438,16 @@ impl Engine {
     }
 
     /// Every container, newest first.
+    /// (Not the containers of `build` steps, which are the builder's.)
     pub fn containers(&self) -> Result<Vec<ContainerView>> {
         let rows = self.store.read().containers()?;
-        rows.into_iter().map(|r| self.view(r)).collect()
+        rows.into_iter()
+            .map(|r| self.view(r))
+            .filter(|v| {
+                !v.as_ref()
+                    .is_ok_and(|v| v.config.labels.contains_key(crate::BUILD_STEP_LABEL))
+            })
+            .collect()
     }
 
     /// `<cgroup parent>/monitors`: where monitors live (see

@@ -339,6 +339,12 @@ impl Engine {
         }
         let images = self.images()?;
         let parents: HashSet<Digest> = images.iter().filter_map(|i| i.parent.clone()).collect();
+        // A build's steps are its cache, not images a user made.
+        let steps = if all {
+            HashSet::new()
+        } else {
+            self.store.read().cache_only_images()?
+        };
         let mut out = Vec::new();
         for mut img in images {
             let created = created_of(&img.created);
@@ -352,7 +358,7 @@ impl Engine {
                 continue;
             }
             if img.tags.is_empty() {
-                let intermediate = parents.contains(&img.id);
+                let intermediate = parents.contains(&img.id) || steps.contains(&img.id);
                 if dangling_only == Some(false)
                     || f.contains("reference")
                     || (intermediate && (!all || dangling_only == Some(true)))

@@ -92,7 +92,8 @@ CREATE TABLE IF NOT EXISTS build_cache (
     key       TEXT PRIMARY KEY,      -- sha256:… of the step
     image_id  TEXT NOT NULL,         -- the image the step produced
     created   INTEGER NOT NULL,      -- unix ns
-    last_used INTEGER NOT NULL       -- unix ns
+    last_used INTEGER NOT NULL,      -- unix ns
+    result    INTEGER NOT NULL DEFAULT 0  -- 1: a build ended on this image
 );
 CREATE INDEX IF NOT EXISTS build_cache_by_image ON build_cache(image_id);
 ";
@@ -359,6 +360,25 @@ impl Tx<'_> {
             Ok((digest(k)?, digest(i)?, c, u))
         })
         .collect()
+    }
+
+    /// Marks the image a build ended on (listed by `images` even untagged).
+    pub fn mark_build_result(&self, image: &Digest) -> Result<()> {
+        self.c.execute(
+            "UPDATE build_cache SET result = 1 WHERE image_id = ?1",
+            [image.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Images that exist only as build steps (not a build's result): what
+    /// `images` leaves out without `-a`, as BuildKit's cache is not listed.
+    pub fn cache_only_images(&self) -> Result<std::collections::HashSet<Digest>> {
+        let mut st = self
+            .c
+            .prepare("SELECT image_id FROM build_cache GROUP BY image_id HAVING MAX(result) = 0")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|r| digest(r?)).collect()
     }
 
     /// Images that some cache row points at.

@@ -87,7 +87,7 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         let n = read_full(&mut stdin, &mut head)?;
         head.truncate(n);
         if looks_like_archive(&head) {
-            let rest = std::io::Cursor::new(head).chain(std::io::stdin());
+            let rest = std::io::Cursor::new(head).chain(stdin);
             _unpacked = Some(e.unpack_context(rest).map_err(|err| anyhow!("{err}"))?);
         } else {
             let mut text = head;

@@ -90,7 +90,11 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 Ok(())
             }),
             Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => rm(&mut e, a),
-            Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps(&e, a),
+            Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => {
+                // A build killed mid-step leaves its RUN container: gone now.
+                e.reap_dead_builds()?;
+                ps(&e, a)
+            }
             Command::Wait(a) => each(&a.containers, |c| {
                 outln!("{}", e.wait(c)?)?;
                 Ok(())
@@ -160,7 +164,10 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             }
             Command::Image(ImageCommand::Prune(a)) => crate::cmd_fs::image_prune(&mut e, a),
             Command::System(SystemCommand::Df(a)) => crate::cmd_fs::system_df(&e, a),
-            Command::System(SystemCommand::Prune(a)) => crate::cmd_fs::system_prune(&mut e, a),
+            Command::System(SystemCommand::Prune(a)) => {
+                e.reap_dead_builds()?;
+                crate::cmd_fs::system_prune(&mut e, a)
+            }
             // `Command::flatten` made these the top-level verbs.
             Command::Container(
                 ContainerCommand::Run(_)
@@ -509,6 +516,7 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
         log_driver: a.log_driver.clone(),
         platform,
         runtime: a.runtime.clone(),
+        build_step: None,
     })
 }
 
