@@ -104,8 +104,19 @@ pub enum BuildEvent<'a> {
     },
 }
 
-pub trait BuildProgress {
+pub trait BuildProgress: Send {
     fn event(&mut self, e: BuildEvent<'_>);
+}
+
+/// The caller's progress sink, shared by the stages building at once.
+struct Shared<'p>(std::sync::Mutex<&'p mut dyn BuildProgress>);
+
+impl Shared<'_> {
+    fn event(&self, e: BuildEvent<'_>) {
+        if let Ok(mut p) = self.0.lock() {
+            p.event(e);
+        }
+    }
 }
 
 /// What a build leaves: the image and the references now pointing at it.
@@ -376,10 +387,26 @@ struct Build<'o> {
     o: &'o BuildOptions,
     escape: char,
     globals: BTreeMap<String, String>,
-    context: Option<buildfs::Context>,
-    step: usize,
+    /// The context, walked once, when a step first reads it.
+    context: std::sync::OnceLock<std::result::Result<buildfs::Context, String>>,
+    step: std::sync::atomic::AtomicUsize,
     total: usize,
     stage_count: usize,
+}
+
+impl Build<'_> {
+    fn next_step(&self) -> usize {
+        self.step.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    }
+    fn context(&self) -> Result<&buildfs::Context> {
+        self.context
+            .get_or_init(|| {
+                buildfs::Context::open(&self.o.context, &self.o.ignore)
+                    .map_err(|e| format!("reading the build context: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| EngineError::Build(e.clone()))
+    }
 }
 
 impl Engine {
@@ -403,23 +430,81 @@ impl Engine {
             .iter()
             .map(|&i| stages[i].instructions.len() + 1)
             .sum();
-        let mut b = Build {
+        let b = Build {
             o,
             escape: df.escape,
             globals,
-            context: None,
-            step: 0,
+            context: std::sync::OnceLock::new(),
+            step: std::sync::atomic::AtomicUsize::new(0),
             total,
             stage_count: stages.len(),
         };
+        let p = Shared(std::sync::Mutex::new(p));
         p.event(BuildEvent::Plan { steps: b.total });
         let mut done: Done = HashMap::new();
         let last = *order
             .last()
             .ok_or_else(|| EngineError::Build("no stage to build".into()))?;
-        for &i in &order {
-            let st = self.build_stage(&mut b, &stages, i, i == last, &done, p)?;
-            done.insert(i, st);
+        // In waves: every stage whose base and sources are built goes at
+        // once, each in a thread with an engine of its own.
+        let mut todo = order.clone();
+        while !todo.is_empty() {
+            let ready: Vec<usize> = todo
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let s = &stages[i];
+                    let base_ok = match s.base {
+                        Base::Stage(j) => done.contains_key(&j),
+                        _ => true,
+                    };
+                    base_ok && s.deps.iter().all(|d| done.contains_key(d))
+                })
+                .collect();
+            if ready.is_empty() {
+                return Err(EngineError::Build(
+                    "the stages depend on each other in a circle".into(),
+                ));
+            }
+            todo.retain(|i| !ready.contains(i));
+            if ready.len() == 1 {
+                let i = ready[0];
+                let st = self.build_stage(&b, &stages, i, i == last, &done, &p)?;
+                done.insert(i, st);
+                continue;
+            }
+            let opts = self.opts.clone();
+            let results: Vec<(usize, Result<State>)> = std::thread::scope(|sc| {
+                let handles: Vec<_> = ready
+                    .iter()
+                    .map(|&i| {
+                        let (b, stages, done, p, opts) = (&b, &stages, &done, &p, opts.clone());
+                        (
+                            i,
+                            sc.spawn(move || {
+                                let mut eng = Engine::open(opts)?;
+                                eng.build_stage(b, stages, i, i == last, done, p)
+                            }),
+                        )
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(i, h)| {
+                        (
+                            i,
+                            h.join().unwrap_or_else(|_| {
+                                Err(EngineError::Build(
+                                    "a stage's builder thread panicked".into(),
+                                ))
+                            }),
+                        )
+                    })
+                    .collect()
+            });
+            for (i, r) in results {
+                done.insert(i, r?);
+            }
         }
         let fin = done
             .remove(&last)
@@ -448,12 +533,12 @@ impl Engine {
 
     fn build_stage(
         &mut self,
-        b: &mut Build<'_>,
+        b: &Build<'_>,
         stages: &[Stage],
         index: usize,
         is_last: bool,
         done: &Done,
-        p: &mut dyn BuildProgress,
+        p: &Shared<'_>,
     ) -> Result<State> {
         let stage = &stages[index];
         let label = match (&stage.name, b.stage_count) {
@@ -462,7 +547,7 @@ impl Engine {
             (None, _) => format!("stage-{index} "),
         };
         let n = stage.instructions.len() + 1;
-        b.step += 1;
+        let step = b.next_step();
         let from_text = match &stage.base {
             Base::Scratch => "FROM scratch".to_string(),
             Base::Image(r) => format!("FROM {r}"),
@@ -472,7 +557,6 @@ impl Engine {
             ),
         };
         let from_name = format!("[{label}1/{n}] {from_text}");
-        let step = b.step;
         p.event(BuildEvent::Start {
             step,
             name: &from_name,
@@ -561,9 +645,8 @@ impl Engine {
             }
         }
         for (k, ins) in stage.instructions.iter().enumerate() {
-            b.step += 1;
+            let step = b.next_step();
             let name = format!("[{label}{}/{n}] {}", k + 2, instruction_text(ins));
-            let step = b.step;
             p.event(BuildEvent::Start { step, name: &name });
             let cached = self.step(b, &mut st, &mut scope, ins, stages, done, p, Some(step))?;
             if cached {
@@ -656,13 +739,13 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn step(
         &mut self,
-        b: &mut Build<'_>,
+        b: &Build<'_>,
         st: &mut State,
         scope: &mut Scope,
         ins: &Instruction,
         stages: &[Stage],
         done: &Done,
-        p: &mut dyn BuildProgress,
+        p: &Shared<'_>,
         step: Option<usize>,
     ) -> Result<bool> {
         let line = ins.line;
@@ -900,11 +983,11 @@ impl Engine {
 
     fn run_step(
         &mut self,
-        b: &mut Build<'_>,
+        b: &Build<'_>,
         st: &mut State,
         scope: &Scope,
         ins: &Instruction,
-        p: &mut dyn BuildProgress,
+        p: &Shared<'_>,
         step: Option<usize>,
     ) -> Result<bool> {
         let line = ins.line;
@@ -1003,7 +1086,7 @@ impl Engine {
         &mut self,
         id: &berth_types::ContainerId,
         st: &State,
-        p: &mut dyn BuildProgress,
+        p: &Shared<'_>,
         step: Option<usize>,
         line: usize,
         argv: &[String],
@@ -1160,7 +1243,7 @@ impl Engine {
 
     fn copy_step(
         &mut self,
-        b: &mut Build<'_>,
+        b: &Build<'_>,
         st: &mut State,
         scope: &Scope,
         ins: &Instruction,
@@ -1206,14 +1289,7 @@ impl Engine {
             .map(|f| scope.word(st, f, line))
             .transpose()?;
         let (src_tree, src_id): (Box<dyn Tree>, String) = match &from {
-            None => {
-                if b.context.is_none() {
-                    b.context = Some(buildfs::Context::open(&b.o.context, &b.o.ignore).map_err(
-                        |e| EngineError::Build(format!("reading the build context: {e}")),
-                    )?);
-                }
-                (Box::new(ContextRef(b.context.as_ref())), "context".into())
-            }
+            None => (Box::new(ContextRef(Some(b.context()?))), "context".into()),
             Some(f) => {
                 let lf = f.to_ascii_lowercase();
                 let stage = stages

@@ -639,3 +639,46 @@ fn a_build_killed_mid_step_leaves_a_store_the_next_build_accepts() {
     env.ok(&["system", "prune", "-f"]);
     assert_eq!(run_out(&env, "after", &["cat", "/f"]), "fine\n");
 }
+
+#[test]
+fn independent_stages_build_at_the_same_time() {
+    // Stage a's RUN waits for stage b's to talk to it: built one after the
+    // other, a would wait in vain (and give up after 30 s). Both RUNs use
+    // the host's network, which is a namespace of this test's own.
+    let env = TestEnv::with_busybox();
+    let ctx = context(
+        "FROM bb AS a\nRUN timeout 30 nc -l -p 41234 -e sh -c \"head -n1 > /got\" && grep -q hello /got\n\
+         FROM bb AS b\nRUN for i in $(seq 300); do echo hello | nc 127.0.0.1 41234 && exit 0; sleep 0.1; done; exit 1\n\
+         FROM bb\nCOPY --from=a /got /got\nCOPY --from=b /etc/passwd /b-passwd\n",
+        &[],
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--net",
+        "sh",
+        "-c",
+        "ip link set lo up && exec \"$@\"",
+        "sh",
+    ])
+    .arg(berth_bin())
+    .args([
+        "--root",
+        p(env.root.path()),
+        "--run-root",
+        p(env.run_root.path()),
+    ])
+    .args(["--cgroup-parent", &env.cgroup_parent])
+    .args([
+        "build",
+        "--network",
+        "host",
+        "-q",
+        "-t",
+        "together",
+        p(ctx.path()),
+    ])
+    .stdin(Stdio::null());
+    let out = output_with_timeout(cmd, COMMAND_TIMEOUT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(run_out(&env, "together", &["cat", "/got"]), "hello\n");
+}
