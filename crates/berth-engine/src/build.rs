@@ -1351,6 +1351,7 @@ impl Engine {
         let hd_tree = buildfs::Context::open(heredoc_files.path(), &Ignore::default())
             .map_err(crate::io_ctx("reading heredocs"))?;
 
+        let digests = StoreDigests(&self.store);
         let mut hasher = Sha256::new();
         hasher.update(
             format!(
@@ -1425,6 +1426,7 @@ impl Engine {
                     &target,
                     &attrs,
                     &mut hasher,
+                    &digests,
                 )
                 .map_err(|e| build_err(line, format!("{}: {e}", ins.keyword)))?;
             }
@@ -1512,6 +1514,18 @@ impl Engine {
     }
 }
 
+/// Context file digests kept in the store.
+struct StoreDigests<'s>(&'s berth_store::Store);
+
+impl buildfs::DigestCache for StoreDigests<'_> {
+    fn get(&self, path: &str, stat: &str) -> Option<String> {
+        self.0.read().file_digest(path, stat).ok().flatten()
+    }
+    fn put(&self, path: &str, stat: &str, digest: &str) {
+        let _ = self.0.read().set_file_digest(path, stat, digest);
+    }
+}
+
 /// The context, borrowed (so the walk is done once per build).
 struct ContextRef<'a>(Option<&'a buildfs::Context>);
 
@@ -1527,6 +1541,9 @@ impl Tree for ContextRef<'_> {
     }
     fn open(&self, path: &str) -> std::io::Result<File> {
         self.0.ok_or(std::io::ErrorKind::NotFound)?.open(path)
+    }
+    fn host_path(&self, path: &str) -> Option<String> {
+        self.0?.host_path(path)
     }
 }
 

@@ -82,6 +82,31 @@ pub(crate) trait Tree: Sync {
     /// The names in a directory, sorted.
     fn list(&self, path: &str) -> io::Result<Vec<String>>;
     fn open(&self, path: &str) -> io::Result<File>;
+    /// Where the file lives on the host, for [`DigestCache`]; None: its
+    /// content need not be hashed (an image's layers: the image's ID says it).
+    fn host_path(&self, _path: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Digests of context files already hashed, by host path and stat (device,
+/// inode, size, modification and change times): a file whose stat is
+/// unchanged is not read again.
+pub(crate) trait DigestCache {
+    fn get(&self, path: &str, stat: &str) -> Option<String>;
+    fn put(&self, path: &str, stat: &str, digest: &str);
+}
+
+/// A cache that remembers nothing.
+#[cfg(test)]
+pub(crate) struct NoDigests;
+
+#[cfg(test)]
+impl DigestCache for NoDigests {
+    fn get(&self, _: &str, _: &str) -> Option<String> {
+        None
+    }
+    fn put(&self, _: &str, _: &str, _: &str) {}
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -206,6 +231,7 @@ fn open_beneath(root: &OwnedFd, path: &str, flags: OFlags) -> io::Result<OwnedFd
 /// The context directory, as `.dockerignore` leaves it.
 pub(crate) struct Context {
     root: OwnedFd,
+    root_path: PathBuf,
     /// Every kept path (the root is `""`).
     kept: BTreeSet<String>,
     children: BTreeMap<String, Vec<String>>,
@@ -236,6 +262,7 @@ impl Context {
         }
         Ok(Context {
             root: fd,
+            root_path: root.to_path_buf(),
             kept,
             children,
         })
@@ -267,6 +294,9 @@ impl Tree for Context {
             return Err(io::ErrorKind::NotFound.into());
         }
         open_beneath(&self.root, path, OFlags::RDONLY | OFlags::NONBLOCK).map(File::from)
+    }
+    fn host_path(&self, path: &str) -> Option<String> {
+        Some(self.root_path.join(path).to_string_lossy().into_owned())
     }
 }
 
@@ -464,6 +494,7 @@ pub(crate) fn plan_copy(
     dest: &str,
     attrs: &CopyAttrs,
     hasher: &mut Sha256,
+    cache: &dyn DigestCache,
 ) -> io::Result<()> {
     let m = tree.lstat(src).ok_or(io::ErrorKind::NotFound)?;
     if m.kind == FKind::Dir {
@@ -472,7 +503,7 @@ pub(crate) fn plan_copy(
             d.kind = FKind::Dir;
             put_dir(plan, dest, d);
         }
-        hash_entry(hasher, "", &m, tree, src)?;
+        hash_entry(hasher, "", &m, tree, src, cache)?;
         for name in tree.list(src)? {
             walk(
                 plan,
@@ -483,11 +514,12 @@ pub(crate) fn plan_copy(
                 attrs,
                 hasher,
                 &name,
+                cache,
             )?;
         }
         Ok(())
     } else {
-        hash_entry(hasher, "", &m, tree, src)?;
+        hash_entry(hasher, "", &m, tree, src, cache)?;
         add_one(plan, tree, tree_no, src, dest, m, attrs)
     }
 }
@@ -502,11 +534,12 @@ fn walk(
     attrs: &CopyAttrs,
     hasher: &mut Sha256,
     rel: &str,
+    cache: &dyn DigestCache,
 ) -> io::Result<()> {
     let Some(m) = tree.lstat(src) else {
         return Ok(());
     };
-    hash_entry(hasher, rel, &m, tree, src)?;
+    hash_entry(hasher, rel, &m, tree, src, cache)?;
     if m.kind == FKind::Dir {
         put_dir(plan, dest, attrs.apply(m));
         for name in tree.list(src)? {
@@ -519,6 +552,7 @@ fn walk(
                 attrs,
                 hasher,
                 &join(rel, &name),
+                cache,
             )?;
         }
         Ok(())
@@ -557,16 +591,47 @@ fn add_one(
 
 /// What the cache key sees of an entry: its place, type, mode, owner and
 /// content (never its times).
-fn hash_entry(h: &mut Sha256, rel: &str, m: &Meta, tree: &dyn Tree, path: &str) -> io::Result<()> {
+fn hash_entry(
+    h: &mut Sha256,
+    rel: &str,
+    m: &Meta,
+    tree: &dyn Tree,
+    path: &str,
+    cache: &dyn DigestCache,
+) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
     h.update(rel.as_bytes());
     h.update([0]);
     h.update(format!("{:?} {:o} {} {} {}", m.kind, m.mode, m.uid, m.gid, m.rdev).as_bytes());
     h.update([0]);
     match m.kind {
         FKind::File => {
+            let Some(host) = tree.host_path(path) else {
+                return Ok(());
+            };
             let mut f = tree.open(path)?;
-            let mut w = HashWriter(h);
-            io::copy(&mut f, &mut w)?;
+            let st = f.metadata()?;
+            let sig = format!(
+                "{}:{}:{}:{}.{}:{}.{}",
+                st.dev(),
+                st.ino(),
+                st.size(),
+                st.mtime(),
+                st.mtime_nsec(),
+                st.ctime(),
+                st.ctime_nsec()
+            );
+            let digest = match cache.get(&host, &sig) {
+                Some(d) => d,
+                None => {
+                    let mut fh = Sha256::new();
+                    io::copy(&mut f, &mut HashWriter(&mut fh))?;
+                    let d = hex::encode(fh.finalize());
+                    cache.put(&host, &sig, &d);
+                    d
+                }
+            };
+            h.update(digest.as_bytes());
         }
         FKind::Symlink => h.update(tree.read_link(path)?.as_bytes()),
         _ => {}

@@ -96,6 +96,12 @@ CREATE TABLE IF NOT EXISTS build_cache (
     result    INTEGER NOT NULL DEFAULT 0  -- 1: a build ended on this image
 );
 CREATE INDEX IF NOT EXISTS build_cache_by_image ON build_cache(image_id);
+-- Digests of build context files, so an unchanged file is not read again.
+CREATE TABLE IF NOT EXISTS build_file_digests (
+    path    TEXT PRIMARY KEY,        -- the file on the host
+    stat    TEXT NOT NULL,           -- dev:ino:size:mtime:ctime when hashed
+    digest  TEXT NOT NULL            -- sha256 hex of its content
+);
 ";
 
 #[derive(Clone, Debug, PartialEq)]
@@ -360,6 +366,26 @@ impl Tx<'_> {
             Ok((digest(k)?, digest(i)?, c, u))
         })
         .collect()
+    }
+
+    /// The digest of a context file hashed before with the same stat.
+    pub fn file_digest(&self, path: &str, stat: &str) -> Result<Option<String>> {
+        Ok(self
+            .c
+            .query_row(
+                "SELECT digest FROM build_file_digests WHERE path = ?1 AND stat = ?2",
+                params![path, stat],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn set_file_digest(&self, path: &str, stat: &str, digest: &str) -> Result<()> {
+        self.c.execute(
+            "INSERT OR REPLACE INTO build_file_digests (path, stat, digest) VALUES (?1, ?2, ?3)",
+            params![path, stat, digest],
+        )?;
+        Ok(())
     }
 
     /// Marks the image a build ended on (listed by `images` even untagged).
