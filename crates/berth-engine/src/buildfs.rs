@@ -712,6 +712,7 @@ mod tests {
             "app",
             &CopyAttrs::default(),
             &mut h1,
+            &NoDigests,
         )
         .unwrap();
         let dests: Vec<&str> = plan.entries.iter().map(|e| e.dest.as_str()).collect();
@@ -742,6 +743,7 @@ mod tests {
             "app",
             &CopyAttrs::default(),
             &mut h2,
+            &NoDigests,
         )
         .unwrap();
         std::fs::write(d.path().join("src/a.txt"), "A").unwrap();
@@ -754,6 +756,7 @@ mod tests {
             "app",
             &CopyAttrs::default(),
             &mut h3,
+            &NoDigests,
         )
         .unwrap();
         let (h1, h2, h3) = (h1.finalize(), h2.finalize(), h3.finalize());
