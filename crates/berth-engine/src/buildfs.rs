@@ -486,6 +486,7 @@ impl CopyAttrs {
 /// Adds the tree under `src` (already resolved, existing) of tree number
 /// `tree_no` to `plan` at `dest`: a directory's contents (not the directory
 /// itself, as Docker copies), or the one entry.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_copy(
     plan: &mut Plan,
     tree: &dyn Tree,
