@@ -1029,6 +1029,17 @@ impl Engine {
         if self.reuse_cached(st, &key, b.o.no_cache)? {
             return Ok(true);
         }
+        // A required secret that was not given fails before anything is stored.
+        for m in &mounts {
+            if let MountKind::Secret {
+                id, required: true, ..
+            } = &m.kind
+            {
+                if !b.o.secrets.contains_key(id) {
+                    return Err(build_err(line, format!("secret {id}: not found")));
+                }
+            }
+        }
         let image = self.materialize(st, b.o.no_cache)?;
         let mut held = buildmount::Held::default();
         let (specs, tmpfs) = self.prepare_mounts(b.o, &mounts, &sources, &mut held, line)?;
