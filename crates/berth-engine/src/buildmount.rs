@@ -350,7 +350,11 @@ impl Engine {
             std::fs::create_dir_all(&parent)
                 .map_err(crate::io_ctx(format!("creating {}", parent.display())))?;
             let t = berth_layers::create_temp_dir(&parent)?;
-            let made = make(&t).and_then(|()| std::fs::rename(&t, &dir));
+            // Never over a directory another build made meanwhile.
+            let made = make(&t).and_then(|()| {
+                rfs::renameat_with(rfs::CWD, &t, rfs::CWD, &dir, rfs::RenameFlags::NOREPLACE)
+                    .map_err(std::io::Error::from)
+            });
             if made.is_err() {
                 let _ = std::fs::remove_dir(&t);
                 // Another build may have made it first.

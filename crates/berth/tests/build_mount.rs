@@ -316,3 +316,45 @@ fn bad_mounts_are_refused_with_one_line() {
     }
     assert!(!env.root.path().join("build-cache-mounts").exists());
 }
+
+#[test]
+fn a_private_cache_mount_in_use_elsewhere_gets_a_fresh_directory() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let env = TestEnv::with_busybox();
+    let df = "FROM bb\nRUN --mount=type=cache,target=/c,sharing=private \
+              echo got:$(ls /c) && touch /c/$(date +%s%N)\n";
+    let ctx = context(df, &[]);
+    assert_eq!(got(&build_ok(&env, ctx.path(), &[])), vec![String::new()]);
+    let locks: Vec<_> = fs::read_dir(env.root.path().join("build-cache-mounts"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "lock"))
+        .collect();
+    assert_eq!(locks.len(), 1);
+    // Another holder of the cache (flock(1), holding it until its stdin closes).
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(&locks[0])
+        .args(["-c", "echo held; cat >/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "held");
+    // In use: this RUN gets an empty cache of its own, thrown away after.
+    let busy = build_ok(&env, ctx.path(), &["--no-cache"]);
+    assert_eq!(got(&busy), vec![String::new()], "{busy}");
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    // Free again: the shared directory, with only the first build's file.
+    let free = build_ok(&env, ctx.path(), &["--no-cache"]);
+    let seen = got(&free);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].split_whitespace().count(), 1, "{free}");
+}
