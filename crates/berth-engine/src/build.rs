@@ -936,6 +936,7 @@ impl Engine {
                 _ => return Err(build_err(line, format!("RUN --{k} is not supported yet"))),
             }
         }
+        buildmount::check(&mounts).map_err(|m| build_err(line, format!("RUN --mount: {m}")))?;
         // Bind sources: their trees, resolved paths and content hashes (the
         // cache key sees what is bound, as BuildKit's does, never times).
         let mut mount_key = String::new();

@@ -259,6 +259,8 @@ impl Engine {
         let tmp = self.opts.root.join("tmp");
         let mut specs = Vec::new();
         let mut tmpfs = Vec::new();
+        // Bind copies by target, for the mount points of mounts inside them.
+        let mut copies: Vec<(String, PathBuf)> = Vec::new();
         let bind = |source: &Path, target: &str, ro: bool| MountSpec {
             kind: "bind".into(),
             source: source.display().to_string(),
@@ -271,11 +273,13 @@ impl Engine {
                 (MountKind::Bind { rw, .. }, Some((tree, real))) => {
                     let copy = copy_out(tree.as_ref(), real, &tmp, held)?;
                     specs.push(bind(&copy, &m.target, !rw));
+                    copies.push((m.target.clone(), copy));
                 }
                 (MountKind::Bind { .. }, None) => {}
+                // BuildKit's tmpfs: nosuid, the kernel's 1777, exec allowed.
                 (MountKind::Tmpfs { size }, _) => tmpfs.push(match size {
-                    Some(s) => format!("{}:size={s}", m.target),
-                    None => m.target.clone(),
+                    Some(s) => format!("{}:nosuid,mode=1777,size={s}", m.target),
+                    None => format!("{}:nosuid,mode=1777", m.target),
                 }),
                 (
                     MountKind::Cache {
@@ -328,6 +332,30 @@ impl Engine {
                 }
             }
         }
+        let under = |inner: &str, outer: &str| is_under(inner, outer);
+        // A mount inside a (read-only) bind copy gets its mount point made
+        // in the copy, which is thrown away; parents are mounted first.
+        for s in &specs {
+            if let Some((outer, copy)) = copies
+                .iter()
+                .filter(|(t, _)| under(&s.target, t))
+                .max_by_key(|(t, _)| t.len())
+            {
+                let is_dir = Path::new(&s.source).is_dir();
+                make_mount_point(copy, &s.target[outer.len() + 1..], is_dir);
+            }
+        }
+        for t in &tmpfs {
+            let target = t.split_once(':').map_or(t.as_str(), |(p, _)| p);
+            if let Some((outer, copy)) = copies
+                .iter()
+                .filter(|(o, _)| under(target, o))
+                .max_by_key(|(o, _)| o.len())
+            {
+                make_mount_point(copy, &target[outer.len() + 1..], true);
+            }
+        }
+        specs.sort_by_key(|s| s.target.matches('/').count());
         Ok((specs, tmpfs))
     }
 
@@ -392,6 +420,30 @@ impl Engine {
             )),
         }
     }
+}
+
+fn is_under(inner: &str, outer: &str) -> bool {
+    inner.len() > outer.len() && inner.starts_with(outer) && inner.as_bytes()[outer.len()] == b'/'
+}
+
+/// What the mounts of one RUN cannot be together: two at one target, or
+/// one under a tmpfs mount (binds are mounted before tmpfs mounts).
+pub(crate) fn check(mounts: &[RunMount]) -> std::result::Result<(), String> {
+    for (i, m) in mounts.iter().enumerate() {
+        if mounts[..i].iter().any(|o| o.target == m.target) {
+            return Err(format!("two mounts at {}", m.target));
+        }
+        if let Some(t) = mounts
+            .iter()
+            .find(|t| matches!(t.kind, MountKind::Tmpfs { .. }) && is_under(&m.target, &t.target))
+        {
+            return Err(format!(
+                "a mount at {} under the tmpfs mount at {} is not supported yet",
+                m.target, t.target
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where a cache mount with this id lives.
@@ -514,6 +566,37 @@ fn open_in(upper: &OwnedFd, rel: &str) -> std::io::Result<OwnedFd> {
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     )
     .map_err(std::io::Error::from)
+}
+
+/// Makes `rel` (missing directories, then a directory or an empty file) in
+/// the bind copy `root`, beneath it and through no symlink: where the copy
+/// has a link on the way, nothing is made (the runtime then decides).
+fn make_mount_point(root: &Path, rel: &str, dir: bool) {
+    let Ok(mut cur) = rfs::open(
+        root,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let parts: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    for (i, name) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        if last && !dir {
+            let _ = rfs::openat(
+                &cur,
+                *name,
+                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(0o644),
+            );
+            return;
+        }
+        let _ = rfs::mkdirat(&cur, *name, Mode::from_raw_mode(0o755));
+        match open_in(&cur, name) {
+            Ok(next) => cur = next,
+            Err(_) => return,
+        }
+    }
 }
 
 fn is_opaque(fd: &OwnedFd) -> bool {

@@ -129,7 +129,7 @@ fn a_rw_bind_mount_writes_to_a_copy_and_a_stage_can_be_the_source() {
     let df = "FROM bb AS gen\nRUN mkdir /out && echo from-stage > /out/f\n\
               FROM bb\n\
               RUN --mount=type=bind,from=gen,source=/out,target=/g echo got:$(cat /g/f) && \
-                  (echo x > /g/f 2>/dev/null && echo got:writable || echo got:ro)\n\
+                  (touch /g/f 2>/dev/null && echo got:writable || echo got:ro)\n\
               RUN --mount=type=bind,from=gen,source=/out,target=/g,rw echo changed > /g/f && echo got:$(cat /g/f)\n\
               RUN --mount=type=bind,from=gen,source=/out,target=/g echo got:$(cat /g/f)\n";
     let ctx = context(df, &[]);
@@ -307,6 +307,14 @@ fn bad_mounts_are_refused_with_one_line() {
             "type=bind,source=nothere,target=/x",
             "\"/nothere\" not found",
         ),
+        (
+            "type=tmpfs,target=/t --mount=type=cache,target=/t/c",
+            "under the tmpfs mount",
+        ),
+        (
+            "type=tmpfs,target=/t --mount=type=cache,target=/t",
+            "two mounts at /t",
+        ),
     ] {
         let ctx = context(&format!("FROM bb\nRUN --mount={mount} true\n"), &[]);
         let out = build(&env, ctx.path(), &[]);
@@ -357,4 +365,23 @@ fn a_private_cache_mount_in_use_elsewhere_gets_a_fresh_directory() {
     let seen = got(&free);
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].split_whitespace().count(), 1, "{free}");
+}
+
+#[test]
+fn mounts_nest_inside_a_read_only_bind_in_either_order() {
+    let env = TestEnv::with_busybox();
+    let df = "FROM bb\n\
+              RUN --mount=type=bind,target=/src --mount=type=cache,target=/src/out \
+                  echo got:$(cat /src/a) && touch /src/out/made && echo got:$(ls /src/out)\n\
+              RUN --mount=type=cache,target=/src/out --mount=type=bind,target=/src \
+                  --mount=type=tmpfs,target=/src/t echo got:$(ls /src/out)\n";
+    let ctx = context(df, &[("a", "ctx-file")]);
+    let log = build_ok(&env, ctx.path(), &["-t", "nest"]);
+    assert_eq!(got(&log), vec!["ctx-file", "made", "made"], "{log}");
+    // The mount points made in the copy never reached the context or image.
+    assert!(!ctx.path().join("out").exists());
+    assert!(!env
+        .run(&["run", "--rm", "nest", "ls", "/src"])
+        .status
+        .success());
 }
