@@ -323,6 +323,20 @@ fn bad_mounts_are_refused_with_one_line() {
         assert!(err.contains(want), "{mount}: {err}");
     }
     assert!(!env.root.path().join("build-cache-mounts").exists());
+    // A --secret whose file is missing or not a file stops the build first.
+    let ctx = context("FROM bb\nRUN true\n", &[]);
+    for src in [
+        "id=a,src=/nonexistent/x",
+        "id=a,src=/dev/null",
+        "id=a,env=HOME",
+    ] {
+        let out = build(&env, ctx.path(), &["--secret", src]);
+        assert!(!out.status.success(), "{src}");
+        let err = text(&out.stderr);
+        assert!(err.contains("invalid secret"), "{src}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{src}: {err}");
+    }
+    assert_eq!(env.ok(&["images", "-aq"]).lines().count(), 1);
 }
 
 #[test]
