@@ -23,6 +23,7 @@ use berth_types::{History, ImageConfig, Reference, RootFs, RunConfig};
 use sha2::{Digest as _, Sha256};
 
 use crate::buildfs::{self, CopyAttrs, FKind, Layers, Plan, Tree};
+use crate::buildmount::{self, MountKind};
 use crate::dockerfile::{self, Args, Base, Instruction, Stage};
 use crate::dockerignore::Ignore;
 use crate::{
@@ -973,7 +974,7 @@ impl Engine {
                 st.step(&format!("ONBUILD {t}"));
                 st.history(format!("ONBUILD {t}"), true);
             }
-            "RUN" => return self.run_step(b, st, scope, ins, p, step),
+            "RUN" => return self.run_step(b, st, scope, ins, stages, done, p, step),
             "COPY" | "ADD" => return self.copy_step(b, st, scope, ins, stages, done),
             "FROM" => return Err(build_err(line, "FROM is not allowed here")),
             other => return Err(build_err(line, format!("{other} is not supported yet"))),
@@ -981,12 +982,15 @@ impl Engine {
         Ok(false)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_step(
         &mut self,
         b: &Build<'_>,
         st: &mut State,
         scope: &Scope,
         ins: &Instruction,
+        stages: &[Stage],
+        done: &Done,
         p: &Shared<'_>,
         step: Option<usize>,
     ) -> Result<bool> {
@@ -1006,10 +1010,78 @@ impl Engine {
                 ))
             }
         };
-        for (k, _) in &ins.flags {
-            if k != "network" {
-                return Err(build_err(line, format!("RUN --{k} is not supported yet")));
+        let mut mounts = Vec::new();
+        for (k, v) in &ins.flags {
+            match k.as_str() {
+                "network" => {}
+                "mount" => {
+                    let v = v
+                        .as_deref()
+                        .ok_or_else(|| build_err(line, "RUN --mount requires a value"))?;
+                    let v = scope.word(st, v, line)?;
+                    let m = buildmount::parse(&v, &st.config.config.working_dir)
+                        .map_err(|m| build_err(line, format!("--mount={v}: {m}")))?;
+                    mounts.push(m);
+                }
+                _ => return Err(build_err(line, format!("RUN --{k} is not supported yet"))),
             }
+        }
+        buildmount::check(&mounts).map_err(|m| build_err(line, format!("RUN --mount: {m}")))?;
+        // Bind sources: their trees, resolved paths and content hashes (the
+        // cache key sees what is bound, as BuildKit's does, never times).
+        let mut mount_key = String::new();
+        let mut sources: Vec<Option<(Box<dyn Tree + '_>, String)>> = Vec::new();
+        let needs_context = mounts
+            .iter()
+            .any(|m| matches!(&m.kind, MountKind::Bind { from: None, .. }));
+        let context = if needs_context {
+            Some(b.context()?)
+        } else {
+            None
+        };
+        for m in &mounts {
+            mount_key.push_str(&format!("\nmount {} {:?}", m.target, m.kind));
+            let MountKind::Bind { source, from, .. } = &m.kind else {
+                sources.push(None);
+                continue;
+            };
+            let (tree, what): (Box<dyn Tree + '_>, String) = match from {
+                None => (Box::new(ContextRef(context)), "context".into()),
+                Some(f) => {
+                    let f = scope.word(st, f, line)?;
+                    let (layers, id) =
+                        self.layers_of_from(stages, done, &f, line, "RUN --mount")?;
+                    let dirs = layers.iter().map(|l| self.layer_dir(l)).collect();
+                    (Box::new(Layers::new(dirs)), id)
+                }
+            };
+            let real = buildfs::resolve(tree.as_ref(), source, true)
+                .map_err(|e| build_err(line, format!("--mount: {e}")))?;
+            if tree.lstat(&real).is_none() {
+                return Err(build_err(
+                    line,
+                    format!("failed to compute cache key: \"/{real}\" not found: not found"),
+                ));
+            }
+            let mut h = Sha256::new();
+            let mut plan = Plan::default();
+            buildfs::plan_copy(
+                &mut plan,
+                tree.as_ref(),
+                0,
+                &real,
+                "m",
+                &CopyAttrs {
+                    chown: None,
+                    keep_owner: true,
+                    chmod: None,
+                },
+                &mut h,
+                &StoreDigests(&self.store),
+            )
+            .map_err(|e| build_err(line, format!("--mount: {e}")))?;
+            mount_key.push_str(&format!(" {what} {}", Digest::from_hasher(h)));
+            sources.push(Some((tree, real)));
         }
         // ARGs reach the command's environment; ENV wins over them.
         let image_env = st.env();
@@ -1038,7 +1110,7 @@ impl Engine {
         };
         let key = Digest::of_bytes(
             format!(
-                "{}\nRUN {}\nenv {}\nnetwork {network}",
+                "{}\nRUN {}\nenv {}\nnetwork {network}{mount_key}",
                 st.key,
                 serde_json::to_string(&argv).unwrap_or_default(),
                 serde_json::to_string(&args_key).unwrap_or_default()
@@ -1048,8 +1120,28 @@ impl Engine {
         if self.reuse_cached(st, &key, b.o.no_cache)? {
             return Ok(true);
         }
+        // A required secret that was not given fails before anything is stored.
+        for m in &mounts {
+            if let MountKind::Secret {
+                id, required: true, ..
+            } = &m.kind
+            {
+                if !b.o.secrets.contains_key(id) {
+                    return Err(build_err(line, format!("secret {id}: not found")));
+                }
+            }
+        }
         let image = self.materialize(st, b.o.no_cache)?;
+        let mut held = buildmount::Held::default();
+        let (specs, tmpfs) = self.prepare_mounts(b.o, &mounts, &sources, &mut held, line)?;
+        let image_tree = Layers::new(st.layers.iter().map(|l| self.layer_dir(l)).collect());
+        let stubs: Vec<(String, bool)> = mounts
+            .iter()
+            .flat_map(|m| buildmount::stubs(&image_tree, &m.target))
+            .collect();
         let co = CreateOptions {
+            mounts: specs,
+            tmpfs,
             image: image.to_string(),
             cmd: argv.clone(),
             entrypoint: Some(String::new()),
@@ -1072,8 +1164,19 @@ impl Engine {
             ..co
         };
         let id = self.create(&co)?;
-        let result = self.run_and_commit(&id, st, p, step, line, &argv);
+        let result = self.run_and_commit(
+            &id,
+            st,
+            p,
+            step,
+            RunInfo {
+                line,
+                argv: &argv,
+                stubs: &stubs,
+            },
+        );
         let removed = self.remove(id.as_str(), true, true);
+        drop(held);
         let (layer, new) = result?;
         removed?;
         self.add_layer(st, layer, new, shown, key)?;
@@ -1088,8 +1191,7 @@ impl Engine {
         st: &State,
         p: &Shared<'_>,
         step: Option<usize>,
-        line: usize,
-        argv: &[String],
+        r: RunInfo<'_>,
     ) -> Result<(Option<LayerRow>, bool)> {
         let (_, mut a) = self.start_attached(
             id.as_str(),
@@ -1120,7 +1222,7 @@ impl Engine {
             let last: Vec<&str> = text.lines().rev().take(10).collect();
             let mut msg = format!(
                 "process {:?} did not complete successfully: exit code: {code}",
-                argv.join(" ")
+                r.argv.join(" ")
             );
             if !last.is_empty() {
                 msg.push_str("\n  last output:");
@@ -1129,11 +1231,14 @@ impl Engine {
                     msg.push_str(l);
                 }
             }
-            return Err(build_err(line, msg));
+            return Err(build_err(r.line, msg));
         }
         let v = self.container(id.as_str())?;
         let lower: Vec<PathBuf> = st.layers.iter().map(|l| self.layer_dir(l)).collect();
         let upper = v.dir.join("upper");
+        if !r.stubs.is_empty() {
+            buildmount::remove_stubs(&upper, &Layers::new(lower.clone()), r.stubs);
+        }
         let nl = self.write_container_layer(&upper, &lower)?;
         self.keep_layer(nl, st.layers.last())
     }
@@ -1291,28 +1396,7 @@ impl Engine {
         let (src_tree, src_id): (Box<dyn Tree>, String) = match &from {
             None => (Box::new(ContextRef(Some(b.context()?))), "context".into()),
             Some(f) => {
-                let lf = f.to_ascii_lowercase();
-                let stage = stages
-                    .iter()
-                    .position(|s| s.name.as_deref() == Some(&lf))
-                    .or_else(|| f.parse::<usize>().ok().filter(|n| *n < stages.len()));
-                let (layers, id) = match stage {
-                    Some(i) => {
-                        let s = done.get(&i).ok_or_else(|| {
-                            build_err(line, format!("stage {f} is not built before this one"))
-                        })?;
-                        (
-                            s.layers.clone(),
-                            s.image.clone().map(|d| d.to_string()).unwrap_or_default(),
-                        )
-                    }
-                    None => {
-                        let row = self.resolve_image(f).map_err(|_| {
-                            build_err(line, format!("COPY --from={f}: no such stage or image"))
-                        })?;
-                        (row.layers.clone(), row.id.to_string())
-                    }
-                };
+                let (layers, id) = self.layers_of_from(stages, done, f, line, "COPY")?;
                 let dirs = layers.iter().map(|l| self.layer_dir(l)).collect();
                 (Box::new(Layers::new(dirs)), id)
             }
@@ -1503,6 +1587,40 @@ impl Engine {
         Ok(false)
     }
 
+    /// The layers and identity of `--from=f`: a stage built before, by name
+    /// or index, else an image.
+    fn layers_of_from(
+        &self,
+        stages: &[Stage],
+        done: &Done,
+        f: &str,
+        line: usize,
+        what: &str,
+    ) -> Result<(Vec<Digest>, String)> {
+        let lf = f.to_ascii_lowercase();
+        let stage = stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(&lf))
+            .or_else(|| f.parse::<usize>().ok().filter(|n| *n < stages.len()));
+        match stage {
+            Some(i) => {
+                let s = done.get(&i).ok_or_else(|| {
+                    build_err(line, format!("stage {f} is not built before this one"))
+                })?;
+                Ok((
+                    s.layers.clone(),
+                    s.image.clone().map(|d| d.to_string()).unwrap_or_default(),
+                ))
+            }
+            None => {
+                let row = self.resolve_image(f).map_err(|_| {
+                    build_err(line, format!("{what} --from={f}: no such stage or image"))
+                })?;
+                Ok((row.layers.clone(), row.id.to_string()))
+            }
+        }
+    }
+
     /// A container's upper directory as a layer (the runtime's own mount
     /// points left out), unpacked to a temp directory.
     fn write_container_layer(
@@ -1515,7 +1633,7 @@ impl Engine {
 }
 
 /// Context file digests kept in the store.
-struct StoreDigests<'s>(&'s berth_store::Store);
+pub(crate) struct StoreDigests<'s>(pub(crate) &'s berth_store::Store);
 
 impl buildfs::DigestCache for StoreDigests<'_> {
     fn get(&self, path: &str, stat: &str) -> Option<String> {
@@ -1524,6 +1642,14 @@ impl buildfs::DigestCache for StoreDigests<'_> {
     fn put(&self, path: &str, stat: &str, digest: &str) {
         let _ = self.0.read().set_file_digest(path, stat, digest);
     }
+}
+
+/// What `run_and_commit` needs of the RUN: its line and command (for the
+/// error message) and its mounts' stubs (to keep out of the layer).
+struct RunInfo<'a> {
+    line: usize,
+    argv: &'a [String],
+    stubs: &'a [(String, bool)],
 }
 
 /// The context, borrowed (so the walk is done once per build).
@@ -1568,7 +1694,7 @@ fn is_archive(tree: &dyn Tree, path: &str) -> bool {
         || (n >= 262 && &h[257..262] == b"ustar")
 }
 
-fn write_plan(
+pub(crate) fn write_plan(
     out: File,
     plan: &Plan,
     trees: &[&dyn Tree],

@@ -21,6 +21,7 @@
 mod archive;
 mod build;
 mod buildfs;
+mod buildmount;
 mod commit;
 mod container;
 pub mod filters;

@@ -58,11 +58,27 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
             match kv.split_once('=') {
                 Some(("id", v)) => id = Some(v.to_string()),
                 Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("type", "file")) => {}
+                Some(("type" | "env", _)) => {
+                    bail!("invalid secret {s:?}: only file secrets (src=PATH) are supported")
+                }
                 _ => bail!("invalid secret {s:?}: want id=ID,src=PATH"),
             }
         }
         let id = id.ok_or_else(|| anyhow!("invalid secret {s:?}: no id"))?;
         let src = src.unwrap_or_else(|| PathBuf::from(&id));
+        // Checked before anything is built, as Docker's CLI does.
+        match std::fs::metadata(&src) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => bail!(
+                "invalid secret {s:?}: {} is not a regular file",
+                src.display()
+            ),
+            Err(e) => bail!(
+                "invalid secret {s:?}: failed to stat {}: {e}",
+                src.display()
+            ),
+        }
         o.secrets.insert(id, src);
     }
     if let Some(p) = a.platform.as_deref().filter(|p| !p.is_empty()) {
