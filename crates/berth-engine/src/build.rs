@@ -22,6 +22,7 @@ use berth_store::{ImageRow, LayerRow};
 use berth_types::{History, ImageConfig, Reference, RootFs, RunConfig};
 use sha2::{Digest as _, Sha256};
 
+use crate::buildadd;
 use crate::buildfs::{self, CopyAttrs, FKind, Layers, Plan, Tree};
 use crate::dockerfile::{self, Args, Base, Instruction, Stage};
 use crate::dockerignore::Ignore;
@@ -1159,7 +1160,9 @@ impl Engine {
         let line = ins.line;
         let is_add = ins.keyword == "ADD";
         for (k, _) in &ins.flags {
-            if !matches!(k.as_str(), "from" | "chown" | "chmod" | "link") {
+            let known = matches!(k.as_str(), "from" | "chown" | "chmod" | "link")
+                || (is_add && k == "checksum");
+            if !known {
                 return Err(build_err(
                     line,
                     format!("{} --{k} is not supported yet", ins.keyword),
@@ -1246,6 +1249,11 @@ impl Engine {
                 })
                 .transpose()?,
         };
+        let checksum = flag(ins, "checksum")
+            .map(|c| scope.word(st, c, line))
+            .transpose()?
+            .map(|c| buildadd::parse_checksum(&c).map_err(|e| build_err(line, e)))
+            .transpose()?;
         // Heredoc sources (`COPY <<EOF /file`) are files of their own.
         let heredoc_files = tempdir_in(&self.opts.root.join("tmp"))?;
         let mut hd_names = Vec::new();
@@ -1274,7 +1282,16 @@ impl Engine {
         );
         let mut plan = Plan::default();
         let trees: [&dyn Tree; 2] = [src_tree.as_ref(), &hd_tree];
+        // ADD's extracted archives and downloads: trees 2, 3, …
+        let mut extras: Vec<(buildadd::Scratch, buildfs::Context)> = Vec::new();
+        let tmp = self.opts.root.join("tmp");
         let multi = words.len() > 1;
+        if checksum.is_some() && !words.iter().all(|w| buildadd::is_url(w)) {
+            return Err(build_err(
+                line,
+                "checksum can't be specified for non-HTTP(S) sources",
+            ));
+        }
         let mut found_any = false;
         for w in &words {
             let (tree_no, pattern) = match w.strip_prefix("<<") {
@@ -1293,8 +1310,33 @@ impl Engine {
                 _ => (0usize, w.clone()),
             };
             let tree = trees[tree_no];
-            if is_add && (w.starts_with("http://") || w.starts_with("https://")) {
-                return Err(build_err(line, "ADD from a URL is not supported yet"));
+            if buildadd::is_url(w) {
+                if !is_add {
+                    return Err(build_err(line, "source can't be a URL for COPY"));
+                }
+                let name = buildadd::url_file_name(w);
+                let (scratch, got) = buildadd::download(w, &name, checksum.as_ref(), &tmp)
+                    .map_err(|e| build_err(line, format!("ADD failed: {w}: {e}")))?;
+                found_any = true;
+                hasher.update(format!("url {w}\0").as_bytes());
+                let into_dir = multi || dest_is_dir_syntax || image_is_dir(&image_tree, &dest);
+                let target = if into_dir {
+                    buildfs::clean(&format!("{dest}/{name}"))
+                } else {
+                    dest.clone()
+                };
+                buildfs::plan_copy(
+                    &mut plan,
+                    &got,
+                    2 + extras.len(),
+                    &name,
+                    &target,
+                    &attrs,
+                    &mut hasher,
+                )
+                .map_err(|e| build_err(line, format!("ADD: {e}")))?;
+                extras.push((scratch, got));
+                continue;
             }
             if is_add && w.starts_with("git@") {
                 return Err(build_err(line, "ADD from git is not supported yet"));
@@ -1324,11 +1366,52 @@ impl Engine {
                 } else {
                     dest.clone()
                 };
-                if is_add && tree_no == 0 && meta.kind == FKind::File && is_archive(tree, &real) {
-                    return Err(build_err(
-                        line,
-                        "ADD of a local archive is not supported yet",
-                    ));
+                if is_add
+                    && tree_no == 0
+                    && meta.kind == FKind::File
+                    && buildadd::is_archive(tree, &real)
+                {
+                    // Extracted into the destination, a directory: the
+                    // archive's owners and modes kept, --chown applied.
+                    let (scratch, got) = buildadd::extract(tree, &real, &tmp)
+                        .map_err(|e| build_err(line, format!("ADD failed: extracting {m}: {e}")))?;
+                    hasher.update(b"archive\0");
+                    let archive_attrs = CopyAttrs {
+                        chown: attrs.chown,
+                        keep_owner: true,
+                        chmod: None,
+                    };
+                    buildfs::plan_copy(
+                        &mut plan,
+                        &got,
+                        2 + extras.len(),
+                        "",
+                        &dest,
+                        &archive_attrs,
+                        &mut hasher,
+                    )
+                    .map_err(|e| build_err(line, format!("ADD: {e}")))?;
+                    // The destination directory itself is the image's, or
+                    // a new 0755 one (not the extraction directory's).
+                    if !dest.is_empty() {
+                        let existing = image_tree.lstat(&dest).filter(|m| m.kind == FKind::Dir);
+                        let (uid, gid) = attrs.chown.unwrap_or((0, 0));
+                        plan.put(buildfs::PlanEntry {
+                            dest: dest.clone(),
+                            meta: existing.unwrap_or(buildfs::Meta {
+                                kind: FKind::Dir,
+                                mode: 0o755,
+                                uid,
+                                gid,
+                                size: 0,
+                                mtime: now_secs(),
+                                rdev: 0,
+                            }),
+                            source: None,
+                        });
+                    }
+                    extras.push((scratch, got));
+                    continue;
                 }
                 buildfs::plan_copy(
                     &mut plan,
@@ -1407,9 +1490,12 @@ impl Engine {
         for e in plan.entries {
             full.put(e);
         }
-        let nl = self.ingest_layer(|out| write_plan(out, &full, &trees))?;
+        let mut all: Vec<&dyn Tree> = trees.to_vec();
+        all.extend(extras.iter().map(|(_, t)| t as &dyn Tree));
+        let nl = self.ingest_layer(|out| write_plan(out, &full, &all))?;
         let (layer, new) = self.keep_layer(nl, st.layers.last())?;
         drop(heredoc_files);
+        drop(extras);
         self.add_layer(st, layer, new, shown, key)?;
         Ok(false)
     }
@@ -1448,20 +1534,6 @@ fn image_is_dir(tree: &Layers, dest: &str) -> bool {
         .ok()
         .and_then(|r| tree.lstat(&r))
         .is_some_and(|m| m.kind == FKind::Dir)
-}
-
-fn is_archive(tree: &dyn Tree, path: &str) -> bool {
-    let mut head = [0u8; 512];
-    let Ok(mut f) = tree.open(path) else {
-        return false;
-    };
-    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
-    let h = &head[..n];
-    h.starts_with(&[0x1f, 0x8b])
-        || h.starts_with(b"BZh")
-        || h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
-        || h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || (n >= 262 && &h[257..262] == b"ustar")
 }
 
 fn write_plan(

@@ -35,9 +35,6 @@ pub enum WhiteoutMode {
     Overlay,
     /// Drop them (a single layer imported on its own has nothing below to hide).
     Skip,
-    /// They are names like any other: an archive that `ADD` extracts, as
-    /// Docker's untar does, keeps a `.wh.x` file as `.wh.x`.
-    Plain,
 }
 
 /// How [`apply_layer`] treats the entries of a layer.
@@ -206,7 +203,7 @@ impl<'a> Applier<'a> {
         let meta = read_meta(entry, &t)?;
 
         let (_, name) = split_parent(&path);
-        if name.starts_with(WHITEOUT_PREFIX) && self.opts.whiteouts != WhiteoutMode::Plain {
+        if name.starts_with(WHITEOUT_PREFIX) {
             return self.whiteout(&t, name, &meta);
         }
         // Old (v7) archives mark directories by a trailing slash on a regular entry.
