@@ -1160,6 +1160,10 @@ impl Engine {
         let line = ins.line;
         let is_add = ins.keyword == "ADD";
         for (k, _) in &ins.flags {
+            // ADD has no --from, in any Dockerfile syntax; COPY no --checksum.
+            if is_add && k == "from" {
+                return Err(build_err(line, "Unknown flag: from"));
+            }
             let known = matches!(k.as_str(), "from" | "chown" | "chmod" | "link")
                 || (is_add && k == "checksum");
             if !known {
@@ -1281,6 +1285,9 @@ impl Engine {
             .as_bytes(),
         );
         let mut plan = Plan::default();
+        // What the sources write, in order: ADD's archives are extracted
+        // only if the step has to run.
+        let mut segments: Vec<Segment> = Vec::new();
         let trees: [&dyn Tree; 2] = [src_tree.as_ref(), &hd_tree];
         // ADD's extracted archives and downloads: trees 2, 3, …
         let mut extras: Vec<(buildadd::Scratch, buildfs::Context)> = Vec::new();
@@ -1371,46 +1378,24 @@ impl Engine {
                     && meta.kind == FKind::File
                     && buildadd::is_archive(tree, &real)
                 {
-                    // Extracted into the destination, a directory: the
-                    // archive's owners and modes kept, --chown applied.
-                    let (scratch, got) = buildadd::extract(tree, &real, &tmp)
-                        .map_err(|e| build_err(line, format!("ADD failed: extracting {m}: {e}")))?;
+                    // The key has the archive as it is; it is extracted
+                    // only when the step is not in the cache.
                     hasher.update(b"archive\0");
-                    let archive_attrs = CopyAttrs {
-                        chown: attrs.chown,
-                        keep_owner: true,
-                        chmod: None,
-                    };
                     buildfs::plan_copy(
-                        &mut plan,
-                        &got,
-                        2 + extras.len(),
+                        &mut Plan::default(),
+                        tree,
+                        tree_no,
+                        &real,
                         "",
-                        &dest,
-                        &archive_attrs,
+                        &attrs,
                         &mut hasher,
                     )
                     .map_err(|e| build_err(line, format!("ADD: {e}")))?;
-                    // The destination directory itself is the image's, or
-                    // a new 0755 one (not the extraction directory's).
-                    if !dest.is_empty() {
-                        let existing = image_tree.lstat(&dest).filter(|m| m.kind == FKind::Dir);
-                        let (uid, gid) = attrs.chown.unwrap_or((0, 0));
-                        plan.put(buildfs::PlanEntry {
-                            dest: dest.clone(),
-                            meta: existing.unwrap_or(buildfs::Meta {
-                                kind: FKind::Dir,
-                                mode: 0o755,
-                                uid,
-                                gid,
-                                size: 0,
-                                mtime: now_secs(),
-                                rdev: 0,
-                            }),
-                            source: None,
-                        });
-                    }
-                    extras.push((scratch, got));
+                    segments.push(Segment::Copy(std::mem::take(&mut plan)));
+                    segments.push(Segment::Archive {
+                        path: real,
+                        shown: m,
+                    });
                     continue;
                 }
                 buildfs::plan_copy(
@@ -1434,7 +1419,7 @@ impl Engine {
         if (multi || words.iter().any(|w| w.contains(['*', '?', '['])))
             && !dest_is_dir_syntax
             && !image_is_dir(&image_tree, &dest)
-            && plan.entries.len() > 1
+            && plan.entries.len() + segments.len() > 1
         {
             return Err(build_err(line, format!("When using {} with more than one source file, the destination must be a directory and end with a /", ins.keyword)));
         }
@@ -1442,6 +1427,32 @@ impl Engine {
         let shown = format!("{} # buildkit", instruction_text(ins));
         if self.reuse_cached(st, &key, b.o.no_cache)? {
             return Ok(true);
+        }
+        segments.push(Segment::Copy(plan));
+        let mut plan = Plan::default();
+        for seg in segments {
+            match seg {
+                Segment::Copy(p) => {
+                    for e in p.entries {
+                        plan.put(e);
+                    }
+                }
+                Segment::Archive { path, shown } => {
+                    let got = self.extract_into(
+                        &mut plan,
+                        src_tree.as_ref(),
+                        &path,
+                        &dest,
+                        &attrs,
+                        &image_tree,
+                        2 + extras.len(),
+                    );
+                    let got = got.map_err(|e| {
+                        build_err(line, format!("ADD failed: extracting {shown}: {e}"))
+                    })?;
+                    extras.push(got);
+                }
+            }
         }
         // The destination's parents, as the image has them or 0755 root.
         let mut parents = Vec::new();
@@ -1500,6 +1511,57 @@ impl Engine {
         Ok(false)
     }
 
+    /// Extracts the archive at `path` of `tree` and adds its entries to
+    /// `plan` under `dest` as tree `tree_no`: the archive's owners and modes
+    /// kept, `--chown` applied, `--chmod` not (as BuildKit unpacks). The
+    /// destination directory itself is the image's, or a new 0755 one.
+    #[allow(clippy::too_many_arguments)]
+    fn extract_into(
+        &self,
+        plan: &mut Plan,
+        tree: &dyn Tree,
+        path: &str,
+        dest: &str,
+        attrs: &CopyAttrs,
+        image_tree: &Layers,
+        tree_no: usize,
+    ) -> std::result::Result<(buildadd::Scratch, buildfs::Context), String> {
+        let (scratch, got) = buildadd::extract(tree, path, &self.opts.root.join("tmp"))?;
+        let archive_attrs = CopyAttrs {
+            chown: attrs.chown,
+            keep_owner: true,
+            chmod: None,
+        };
+        buildfs::plan_copy(
+            plan,
+            &got,
+            tree_no,
+            "",
+            dest,
+            &archive_attrs,
+            &mut Sha256::new(),
+        )
+        .map_err(|e| e.to_string())?;
+        if !dest.is_empty() {
+            let existing = image_tree.lstat(dest).filter(|m| m.kind == FKind::Dir);
+            let (uid, gid) = attrs.chown.unwrap_or((0, 0));
+            plan.put(buildfs::PlanEntry {
+                dest: dest.to_string(),
+                meta: existing.unwrap_or(buildfs::Meta {
+                    kind: FKind::Dir,
+                    mode: 0o755,
+                    uid,
+                    gid,
+                    size: 0,
+                    mtime: now_secs(),
+                    rdev: 0,
+                }),
+                source: None,
+            });
+        }
+        Ok((scratch, got))
+    }
+
     /// A container's upper directory as a layer (the runtime's own mount
     /// points left out), unpacked to a temp directory.
     fn write_container_layer(
@@ -1509,6 +1571,16 @@ impl Engine {
     ) -> Result<crate::commit::NewLayer> {
         self.write_layer(upper, lower, None)
     }
+}
+
+/// A part of what a COPY/ADD writes, in source order.
+enum Segment {
+    Copy(Plan),
+    /// An archive of the source tree, extracted into the destination.
+    Archive {
+        path: String,
+        shown: String,
+    },
 }
 
 /// The context, borrowed (so the walk is done once per build).

@@ -242,6 +242,11 @@ fn hostile_archives_are_refused_or_kept_inside() {
     }
     assert!(!env.root.path().join("escaped").exists());
 
+    // ADD has no --from (Docker's parser knows none).
+    let ctx = context("FROM bb AS a\nFROM bb\nADD --from=a /bin/sh /x\n");
+    let err = build_fails(&env, "addfrom", ctx.path());
+    assert!(err.contains("Dockerfile:3: Unknown flag: from"), "{err}");
+
     // A symlink out and a write through it: the write stays in the image.
     let mut t = Vec::new();
     raw_entry(&mut t, "link", tar::EntryType::Symlink, &outside_dir, b"");
