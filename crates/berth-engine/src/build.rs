@@ -1322,8 +1322,6 @@ impl Engine {
                     return Err(build_err(line, "source can't be a URL for COPY"));
                 }
                 let name = buildadd::url_file_name(w);
-                let (scratch, got) = buildadd::download(w, &name, checksum.as_ref(), &tmp)
-                    .map_err(|e| build_err(line, format!("ADD failed: {w}: {e}")))?;
                 found_any = true;
                 hasher.update(format!("url {w}\0").as_bytes());
                 let into_dir = multi || dest_is_dir_syntax || image_is_dir(&image_tree, &dest);
@@ -1332,6 +1330,20 @@ impl Engine {
                 } else {
                     dest.clone()
                 };
+                if let Some(sum) = &checksum {
+                    // The checksum stands for the content, as in BuildKit:
+                    // downloaded only when the step is not in the cache.
+                    hasher.update(format!("sha256:{} {name}\0", hex::encode(sum)).as_bytes());
+                    segments.push(Segment::Copy(std::mem::take(&mut plan)));
+                    segments.push(Segment::Url {
+                        url: w.clone(),
+                        name,
+                        target,
+                    });
+                    continue;
+                }
+                let (scratch, got) = buildadd::download(w, &name, None, &tmp)
+                    .map_err(|e| build_err(line, format!("ADD failed: {w}: {e}")))?;
                 buildfs::plan_copy(
                     &mut plan,
                     &got,
@@ -1451,6 +1463,22 @@ impl Engine {
                         build_err(line, format!("ADD failed: extracting {shown}: {e}"))
                     })?;
                     extras.push(got);
+                }
+                Segment::Url { url, name, target } => {
+                    let (scratch, got) =
+                        buildadd::download(&url, &name, checksum.as_ref(), &tmp)
+                            .map_err(|e| build_err(line, format!("ADD failed: {url}: {e}")))?;
+                    buildfs::plan_copy(
+                        &mut plan,
+                        &got,
+                        2 + extras.len(),
+                        &name,
+                        &target,
+                        &attrs,
+                        &mut Sha256::new(),
+                    )
+                    .map_err(|e| build_err(line, format!("ADD: {e}")))?;
+                    extras.push((scratch, got));
                 }
             }
         }
@@ -1580,6 +1608,12 @@ enum Segment {
     Archive {
         path: String,
         shown: String,
+    },
+    /// A URL with `--checksum`, downloaded to `target`.
+    Url {
+        url: String,
+        name: String,
+        target: String,
     },
 }
 
