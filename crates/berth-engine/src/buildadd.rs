@@ -188,6 +188,37 @@ mod tests {
     }
 
     #[test]
+    fn archives_are_told_by_content() {
+        use std::io::Write as _;
+        let d = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "f", &b"hi"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        let long_text = "not a tar header\n".repeat(64);
+        for (name, data, want) in [
+            ("plain.txt", tar.clone(), true),
+            ("gz.bin", gz(&tar), true),
+            ("text.tar.gz", gz(long_text.as_bytes()), false),
+            ("text.tar", long_text.into_bytes(), false),
+            // An empty tar has no first entry: Docker copies it as a file.
+            ("empty.tar", vec![0u8; 1024], false),
+            ("short", b"BZh".to_vec(), false),
+        ] {
+            std::fs::write(d.path().join(name), data).unwrap();
+            let c = Context::open(d.path(), &Ignore::default()).unwrap();
+            assert_eq!(is_archive(&c, name), want, "{name}");
+        }
+    }
+
+    #[test]
     fn checksums_are_sha256_with_64_hex_digits() {
         let hex64 = "ab".repeat(32);
         assert_eq!(
