@@ -361,7 +361,8 @@ impl Engine {
         let media_type = match sniff(&head[..n]) {
             Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
             Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-            Compression::None => MT_OCI_LAYER,
+            // `sniff` tells only gzip and zstd apart from a plain tar.
+            Compression::None | Compression::Bzip2 | Compression::Xz => MT_OCI_LAYER,
         };
         Ok((blob, path, size, media_type))
     }

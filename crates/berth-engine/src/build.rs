@@ -22,6 +22,7 @@ use berth_store::{ImageRow, LayerRow};
 use berth_types::{History, ImageConfig, Reference, RootFs, RunConfig};
 use sha2::{Digest as _, Sha256};
 
+use crate::buildadd;
 use crate::buildfs::{self, CopyAttrs, FKind, Layers, Plan, Tree};
 use crate::buildmount::{self, MountKind};
 use crate::dockerfile::{self, Args, Base, Instruction, Stage};
@@ -1358,7 +1359,13 @@ impl Engine {
         let line = ins.line;
         let is_add = ins.keyword == "ADD";
         for (k, _) in &ins.flags {
-            if !matches!(k.as_str(), "from" | "chown" | "chmod" | "link") {
+            // ADD has no --from, in any Dockerfile syntax; COPY no --checksum.
+            if is_add && k == "from" {
+                return Err(build_err(line, "Unknown flag: from"));
+            }
+            let known = matches!(k.as_str(), "from" | "chown" | "chmod" | "link")
+                || (is_add && k == "checksum");
+            if !known {
                 return Err(build_err(
                     line,
                     format!("{} --{k} is not supported yet", ins.keyword),
@@ -1417,6 +1424,11 @@ impl Engine {
                 })
                 .transpose()?,
         };
+        let checksum = flag(ins, "checksum")
+            .map(|c| scope.word(st, c, line))
+            .transpose()?
+            .map(|c| buildadd::parse_checksum(&c).map_err(|e| build_err(line, e)))
+            .transpose()?;
         // Heredoc sources (`COPY <<EOF /file`) are files of their own.
         let heredoc_files = tempdir_in(&self.opts.root.join("tmp"))?;
         let mut hd_names = Vec::new();
@@ -1445,8 +1457,20 @@ impl Engine {
             .as_bytes(),
         );
         let mut plan = Plan::default();
+        // What the sources write, in order: ADD's archives are extracted
+        // only if the step has to run.
+        let mut segments: Vec<Segment> = Vec::new();
         let trees: [&dyn Tree; 2] = [src_tree.as_ref(), &hd_tree];
+        // ADD's extracted archives and downloads: trees 2, 3, …
+        let mut extras: Vec<(buildadd::Scratch, buildfs::Context)> = Vec::new();
+        let tmp = self.opts.root.join("tmp");
         let multi = words.len() > 1;
+        if checksum.is_some() && !words.iter().all(|w| buildadd::is_url(w)) {
+            return Err(build_err(
+                line,
+                "checksum can't be specified for non-HTTP(S) sources",
+            ));
+        }
         let mut found_any = false;
         for w in &words {
             let (tree_no, pattern) = match w.strip_prefix("<<") {
@@ -1465,8 +1489,47 @@ impl Engine {
                 _ => (0usize, w.clone()),
             };
             let tree = trees[tree_no];
-            if is_add && (w.starts_with("http://") || w.starts_with("https://")) {
-                return Err(build_err(line, "ADD from a URL is not supported yet"));
+            if buildadd::is_url(w) {
+                if !is_add {
+                    return Err(build_err(line, "source can't be a URL for COPY"));
+                }
+                let name = buildadd::url_file_name(w);
+                found_any = true;
+                hasher.update(format!("url {w}\0").as_bytes());
+                let into_dir = multi || dest_is_dir_syntax || image_is_dir(&image_tree, &dest);
+                let target = if into_dir {
+                    buildfs::clean(&format!("{dest}/{name}"))
+                } else {
+                    dest.clone()
+                };
+                if let Some(sum) = &checksum {
+                    // The checksum stands for the content, as in BuildKit:
+                    // downloaded only when the step is not in the cache.
+                    hasher.update(format!("sha256:{} {name}\0", hex::encode(sum)).as_bytes());
+                    segments.push(Segment::Copy(std::mem::take(&mut plan)));
+                    segments.push(Segment::Url {
+                        url: w.clone(),
+                        name,
+                        target,
+                    });
+                    continue;
+                }
+                let (scratch, got) = buildadd::download(w, &name, None, &tmp)
+                    .map_err(|e| build_err(line, format!("ADD failed: {w}: {e}")))?;
+                buildfs::plan_copy(
+                    &mut plan,
+                    &got,
+                    2 + extras.len(),
+                    &name,
+                    &target,
+                    &attrs,
+                    // A download's temp path is new each time: hashed, not remembered.
+                    &mut hasher,
+                    &buildfs::NoDigests,
+                )
+                .map_err(|e| build_err(line, format!("ADD: {e}")))?;
+                extras.push((scratch, got));
+                continue;
             }
             if is_add && w.starts_with("git@") {
                 return Err(build_err(line, "ADD from git is not supported yet"));
@@ -1496,11 +1559,31 @@ impl Engine {
                 } else {
                     dest.clone()
                 };
-                if is_add && tree_no == 0 && meta.kind == FKind::File && is_archive(tree, &real) {
-                    return Err(build_err(
-                        line,
-                        "ADD of a local archive is not supported yet",
-                    ));
+                if is_add
+                    && tree_no == 0
+                    && meta.kind == FKind::File
+                    && buildadd::is_archive(tree, &real)
+                {
+                    // The key has the archive as it is; it is extracted
+                    // only when the step is not in the cache.
+                    hasher.update(b"archive\0");
+                    buildfs::plan_copy(
+                        &mut Plan::default(),
+                        tree,
+                        tree_no,
+                        &real,
+                        "",
+                        &attrs,
+                        &mut hasher,
+                        &StoreDigests(&self.store),
+                    )
+                    .map_err(|e| build_err(line, format!("ADD: {e}")))?;
+                    segments.push(Segment::Copy(std::mem::take(&mut plan)));
+                    segments.push(Segment::Archive {
+                        path: real,
+                        shown: m,
+                    });
+                    continue;
                 }
                 buildfs::plan_copy(
                     &mut plan,
@@ -1524,7 +1607,7 @@ impl Engine {
         if (multi || words.iter().any(|w| w.contains(['*', '?', '['])))
             && !dest_is_dir_syntax
             && !image_is_dir(&image_tree, &dest)
-            && plan.entries.len() > 1
+            && plan.entries.len() + segments.len() > 1
         {
             return Err(build_err(line, format!("When using {} with more than one source file, the destination must be a directory and end with a /", ins.keyword)));
         }
@@ -1532,6 +1615,49 @@ impl Engine {
         let shown = format!("{} # buildkit", instruction_text(ins));
         if self.reuse_cached(st, &key, b.o.no_cache)? {
             return Ok(true);
+        }
+        segments.push(Segment::Copy(plan));
+        let mut plan = Plan::default();
+        for seg in segments {
+            match seg {
+                Segment::Copy(p) => {
+                    for e in p.entries {
+                        plan.put(e);
+                    }
+                }
+                Segment::Archive { path, shown } => {
+                    let got = self.extract_into(
+                        &mut plan,
+                        src_tree.as_ref(),
+                        &path,
+                        &dest,
+                        &attrs,
+                        &image_tree,
+                        2 + extras.len(),
+                    );
+                    let got = got.map_err(|e| {
+                        build_err(line, format!("ADD failed: extracting {shown}: {e}"))
+                    })?;
+                    extras.push(got);
+                }
+                Segment::Url { url, name, target } => {
+                    let (scratch, got) =
+                        buildadd::download(&url, &name, checksum.as_ref(), &tmp)
+                            .map_err(|e| build_err(line, format!("ADD failed: {url}: {e}")))?;
+                    buildfs::plan_copy(
+                        &mut plan,
+                        &got,
+                        2 + extras.len(),
+                        &name,
+                        &target,
+                        &attrs,
+                        &mut Sha256::new(),
+                        &buildfs::Unhashed,
+                    )
+                    .map_err(|e| build_err(line, format!("ADD: {e}")))?;
+                    extras.push((scratch, got));
+                }
+            }
         }
         // The destination's parents, as the image has them or 0755 root.
         let mut parents = Vec::new();
@@ -1580,9 +1706,12 @@ impl Engine {
         for e in plan.entries {
             full.put(e);
         }
-        let nl = self.ingest_layer(|out| write_plan(out, &full, &trees))?;
+        let mut all: Vec<&dyn Tree> = trees.to_vec();
+        all.extend(extras.iter().map(|(_, t)| t as &dyn Tree));
+        let nl = self.ingest_layer(|out| write_plan(out, &full, &all))?;
         let (layer, new) = self.keep_layer(nl, st.layers.last())?;
         drop(heredoc_files);
+        drop(extras);
         self.add_layer(st, layer, new, shown, key)?;
         Ok(false)
     }
@@ -1621,6 +1750,58 @@ impl Engine {
         }
     }
 
+    /// Extracts the archive at `path` of `tree` and adds its entries to
+    /// `plan` under `dest` as tree `tree_no`: the archive's owners and modes
+    /// kept, `--chown` applied, `--chmod` not (as BuildKit unpacks). The
+    /// destination directory itself is the image's, or a new 0755 one.
+    #[allow(clippy::too_many_arguments)]
+    fn extract_into(
+        &self,
+        plan: &mut Plan,
+        tree: &dyn Tree,
+        path: &str,
+        dest: &str,
+        attrs: &CopyAttrs,
+        image_tree: &Layers,
+        tree_no: usize,
+    ) -> std::result::Result<(buildadd::Scratch, buildfs::Context), String> {
+        let (scratch, got) = buildadd::extract(tree, path, &self.opts.root.join("tmp"))?;
+        let archive_attrs = CopyAttrs {
+            chown: attrs.chown,
+            keep_owner: true,
+            chmod: None,
+        };
+        buildfs::plan_copy(
+            plan,
+            &got,
+            tree_no,
+            "",
+            dest,
+            &archive_attrs,
+            &mut Sha256::new(),
+            &buildfs::Unhashed,
+        )
+        .map_err(|e| e.to_string())?;
+        if !dest.is_empty() {
+            let existing = image_tree.lstat(dest).filter(|m| m.kind == FKind::Dir);
+            let (uid, gid) = attrs.chown.unwrap_or((0, 0));
+            plan.put(buildfs::PlanEntry {
+                dest: dest.to_string(),
+                meta: existing.unwrap_or(buildfs::Meta {
+                    kind: FKind::Dir,
+                    mode: 0o755,
+                    uid,
+                    gid,
+                    size: 0,
+                    mtime: now_secs(),
+                    rdev: 0,
+                }),
+                source: None,
+            });
+        }
+        Ok((scratch, got))
+    }
+
     /// A container's upper directory as a layer (the runtime's own mount
     /// points left out), unpacked to a temp directory.
     fn write_container_layer(
@@ -1652,6 +1833,22 @@ struct RunInfo<'a> {
     stubs: &'a [(String, bool)],
 }
 
+/// A part of what a COPY/ADD writes, in source order.
+enum Segment {
+    Copy(Plan),
+    /// An archive of the source tree, extracted into the destination.
+    Archive {
+        path: String,
+        shown: String,
+    },
+    /// A URL with `--checksum`, downloaded to `target`.
+    Url {
+        url: String,
+        name: String,
+        target: String,
+    },
+}
+
 /// The context, borrowed (so the walk is done once per build).
 struct ContextRef<'a>(Option<&'a buildfs::Context>);
 
@@ -1678,20 +1875,6 @@ fn image_is_dir(tree: &Layers, dest: &str) -> bool {
         .ok()
         .and_then(|r| tree.lstat(&r))
         .is_some_and(|m| m.kind == FKind::Dir)
-}
-
-fn is_archive(tree: &dyn Tree, path: &str) -> bool {
-    let mut head = [0u8; 512];
-    let Ok(mut f) = tree.open(path) else {
-        return false;
-    };
-    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
-    let h = &head[..n];
-    h.starts_with(&[0x1f, 0x8b])
-        || h.starts_with(b"BZh")
-        || h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
-        || h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || (n >= 262 && &h[257..262] == b"ustar")
 }
 
 pub(crate) fn write_plan(

@@ -20,6 +20,7 @@
 
 mod archive;
 mod build;
+mod buildadd;
 mod buildfs;
 mod buildmount;
 mod commit;

@@ -420,17 +420,25 @@ fn device_nodes_are_refused_unless_allowed() {
 }
 
 #[test]
-fn decompress_detects_gzip_zstd_and_plain_tar() {
+fn decompress_detects_gzip_zstd_bzip2_xz_and_plain_tar() {
     let tar = Tar::new().file("hello", 0o644, b"hello world").bytes();
 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
     let gz = gz.finish().unwrap();
     let zst = zstd::encode_all(tar.as_slice(), 3).unwrap();
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    bz.write_all(&tar).unwrap();
+    let bz = bz.finish().unwrap();
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    xz.write_all(&tar).unwrap();
+    let xz = xz.finish().unwrap();
 
     for (input, kind) in [
         (gz, Compression::Gzip),
         (zst, Compression::Zstd),
+        (bz, Compression::Bzip2),
+        (xz, Compression::Xz),
         (tar.clone(), Compression::None),
     ] {
         let (found, mut r) = decompress(Cursor::new(input)).unwrap();
