@@ -20,6 +20,7 @@
 
 mod archive;
 mod build;
+mod buildcache;
 mod buildfs;
 mod commit;
 mod container;
@@ -50,6 +51,7 @@ pub use archive::*;
 pub use berth_runtime::monitor::{State, Status};
 pub use berth_runtime::process::ExecSpec;
 pub use build::*;
+pub use buildcache::{ram_in_bytes, BuildCachePruneOptions, BuildCachePruneReport, CacheRecord};
 pub use commit::*;
 pub use container::*;
 pub use fsops::*;

@@ -125,6 +125,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
                 crate::cmd_build::build(&mut e, a)
             }
+            Command::Builder(BuilderCommand::Build(a)) => crate::cmd_build::build(&mut e, a),
             Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut e, a),
             Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&e, a),
             Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
@@ -159,6 +160,8 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 crate::cmd_fs::cp(&e, a)
             }
             Command::Image(ImageCommand::Prune(a)) => crate::cmd_fs::image_prune(&mut e, a),
+            Command::Builder(BuilderCommand::Prune(a))
+            | Command::Buildx(BuildxCommand::Prune(a)) => crate::cmd_fs::builder_prune(&mut e, a),
             Command::System(SystemCommand::Df(a)) => crate::cmd_fs::system_df(&e, a),
             Command::System(SystemCommand::Prune(a)) => crate::cmd_fs::system_prune(&mut e, a),
             // `Command::flatten` made these the top-level verbs.
