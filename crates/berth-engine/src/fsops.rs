@@ -611,9 +611,9 @@ impl Engine {
     }
 
     /// `system prune [-a] [--volumes]`: stopped containers, then (with
-    /// `volumes`) anonymous volumes no container mounts, then dangling images
-    /// (every unused image with `all_images`), then the dangling build cache
-    /// (all of it not in use with `all_images`), as Docker's.
+    /// `volumes`) anonymous volumes no container mounts, the dangling build
+    /// cache (all of it not in use with `all_images`), then dangling images
+    /// (every unused image with `all_images`), as Docker's.
     pub fn prune_system(&mut self, all_images: bool, volumes: bool) -> Result<SystemPruneReport> {
         let containers = self.prune_containers(&crate::filters::Filters::default())?;
         let volumes = if volumes {
@@ -621,11 +621,13 @@ impl Engine {
         } else {
             None
         };
-        let images = self.prune_images(all_images)?;
+        // The build cache first: a build's own images go as cache records
+        // (Docker's report lists them there), the other images after.
         let build_cache = self.prune_build_cache(&crate::BuildCachePruneOptions {
             all: all_images,
             ..Default::default()
         })?;
+        let images = self.prune_images(all_images)?;
         // What interrupted operations left behind goes too.
         self.collect_garbage()?;
         Ok(SystemPruneReport {
