@@ -74,6 +74,31 @@ pub struct BuildCachePruneReport {
 /// The keys `builder prune --filter` accepts.
 const BUILD_PRUNE_KEYS: &[&str] = &["until"];
 
+/// The daemon's words for a refused filter.
+fn refused(msg: String) -> EngineError {
+    EngineError::InvalidArgument(format!("failed to prune build cache: {msg}"))
+}
+
+/// `--filter until=DURATION` (BuildKit's keep duration, a Go duration
+/// only): records used since `now - DURATION` stay.
+fn cache_until(f: &crate::filters::Filters, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    f.check_keys(BUILD_PRUNE_KEYS).map_err(|e| match e {
+        EngineError::InvalidArgument(m) => refused(m),
+        e => e,
+    })?;
+    let mut until = None;
+    for v in f.get("until") {
+        let ns = crate::timeparse::go_duration(v).ok_or_else(|| {
+            refused(format!(
+                "\"until\" filter expects a duration (e.g., '24h'): time: invalid duration \"{v}\""
+            ))
+        })?;
+        let t = now - chrono::Duration::nanoseconds(ns);
+        until = Some(until.map_or(t, |u: DateTime<Utc>| u.min(t)));
+    }
+    Ok(until)
+}
+
 fn time_of(ns: i64) -> DateTime<Utc> {
     Utc.timestamp_nanos(ns)
 }
@@ -177,8 +202,7 @@ impl Engine {
         &mut self,
         o: &BuildCachePruneOptions,
     ) -> Result<BuildCachePruneReport> {
-        o.filters.check_keys(BUILD_PRUNE_KEYS)?;
-        let until = o.filters.prune_until(Utc::now())?;
+        let until = cache_until(&o.filters, Utc::now())?;
         self.collect_stale_claims()?;
         let before = self.layer_sizes()?;
         let records = self.build_cache()?;
@@ -301,6 +325,26 @@ pub fn ram_in_bytes(s: &str) -> std::result::Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn until_is_a_duration() {
+        let now = Utc::now();
+        let f = crate::filters::Filters::parse(["until=1h"]).unwrap();
+        assert_eq!(
+            cache_until(&f, now).unwrap(),
+            Some(now - chrono::Duration::hours(1))
+        );
+        let f = crate::filters::Filters::parse(["until=yesterday"]).unwrap();
+        assert_eq!(
+            cache_until(&f, now).unwrap_err().to_string(),
+            "failed to prune build cache: \"until\" filter expects a duration (e.g., '24h'): time: invalid duration \"yesterday\""
+        );
+        let f = crate::filters::Filters::parse(["label=x"]).unwrap();
+        assert_eq!(
+            cache_until(&f, now).unwrap_err().to_string(),
+            "failed to prune build cache: Invalid filter 'label'"
+        );
+    }
 
     #[test]
     fn keep_storage_sizes_are_binary() {

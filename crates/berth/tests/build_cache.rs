@@ -247,7 +247,10 @@ fn a_container_keeps_its_cache_record_and_filters_are_checked() {
     assert_eq!(out, "Total reclaimed space: 0B\n");
     assert_eq!(count(&env), 1);
     let (_, err) = env.fails(&["builder", "prune", "-af", "--filter", "label=x"], 1);
-    assert!(err.contains("Invalid filter 'label'"), "{err}");
+    assert!(
+        err.contains("failed to prune build cache: Invalid filter 'label'"),
+        "{err}"
+    );
     let (_, err) = env.fails(&["builder", "prune", "-af", "--keep-storage", "lots"], 125);
     assert!(
         err.contains("invalid argument \"lots\" for \"--keep-storage\" flag"),
