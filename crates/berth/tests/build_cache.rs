@@ -2,6 +2,8 @@
 //! table, `builder prune` / `buildx prune`, `system prune`, and `images`
 //! hiding a build's intermediate images.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::fs::{self, File};
