@@ -913,6 +913,9 @@ pub struct RmiArgs {
     /// Force removal of the image
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Do not delete untagged parents
+    #[arg(long = "no-prune")]
+    pub no_prune: bool,
     #[arg(required = true)]
     pub images: Vec<String>,
 }

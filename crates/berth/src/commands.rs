@@ -1504,7 +1504,13 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
 fn rmi(e: &mut Engine, a: &RmiArgs) -> Result<i32> {
     let (mut failures, mut missing) = (0, 0);
     let code = each(&a.images, |i| {
-        let removed = e.remove_image(i, a.force);
+        let removed = e.remove_image_opts(
+            i,
+            &berth_engine::RmiOptions {
+                force: a.force,
+                no_prune: a.no_prune,
+            },
+        );
         if let Err(err) = &removed {
             failures += 1;
             missing += usize::from(matches!(err, EngineError::NoSuchImage(_)));

@@ -174,7 +174,7 @@ fn buildx_prune_removes_dangling_cache_with_its_images_and_layers() {
     let ctx = context(DOCKERFILE);
     build(&env, ctx.path(), Some("t1"));
     assert!(layer_dirs(&env) > base_layers);
-    env.ok(&["rmi", "t1"]);
+    env.ok(&["rmi", "--no-prune", "t1"]);
     // The RUN step's image is left, no image needs it: dangling.
     let (total, active, size, reclaimable) = cache_row(&env);
     assert_eq!((total.as_str(), active.as_str()), ("1", "0"));
@@ -301,7 +301,7 @@ fn system_prune_takes_the_dangling_build_cache() {
     assert!(deleted(&out).is_empty(), "{out}");
     assert_eq!(count(&env), 2);
 
-    env.ok(&["rmi", "t1"]);
+    env.ok(&["rmi", "--no-prune", "t1"]);
     let out = env.ok(&["system", "prune", "-f"]);
     // The RUN step's image goes as build cache, with its record.
     assert_eq!(deleted(&out).len(), 1, "{out}");
@@ -317,4 +317,36 @@ fn system_prune_takes_the_dangling_build_cache() {
     assert_eq!(count(&env), 0);
     assert_eq!(image_ids(&env, true), Vec::<String>::new());
     assert_eq!(layer_dirs(&env), 0);
+}
+
+#[test]
+fn rmi_takes_the_build_s_untagged_parents_as_docker_s_does() {
+    let env = TestEnv::with_busybox();
+    let base_layers = layer_dirs(&env);
+    let ctx = context(DOCKERFILE);
+    build(&env, ctx.path(), Some("t1"));
+    let all = image_ids(&env, true);
+    assert_eq!(all.len(), 3, "{all:?}");
+    let out = env.ok(&["rmi", "t1"]);
+    let lines: Vec<&str> = out.lines().collect();
+    // Untagged, the image, then its parent (the RUN step's image).
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], "Untagged: t1:latest");
+    for l in &lines[1..] {
+        let id = l
+            .strip_prefix("Deleted: ")
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(all.iter().any(|a| a == id), "{id} not in {all:?}");
+    }
+    assert_eq!(image_ids(&env, true).len(), 1, "only bb is left");
+    assert_eq!(count(&env), 0);
+    assert_eq!(layer_dirs(&env), base_layers);
+
+    // A tagged parent stays, and so does every parent with --no-prune.
+    build(&env, ctx.path(), Some("t1"));
+    let out = env.ok(&["rmi", BB]);
+    assert_eq!(out, "Untagged: bb:latest\n");
+    let out = env.ok(&["rmi", "--no-prune", "t1"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert_eq!(image_ids(&env, true).len(), 2);
 }
