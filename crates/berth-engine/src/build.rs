@@ -597,6 +597,9 @@ impl Engine {
         if !no_cache {
             if let Some(id) = self.store.read().cached_step(&st.key)? {
                 if let Some(row) = self.store.read().image(&id)? {
+                    // A reuse, as `reuse_cached`'s: `builder prune --filter
+                    // until=` and `system df -v` see it.
+                    let _ = self.store.read().touch_cached_step(&st.key, now_ns());
                     let key = st.key.clone();
                     *st = self.state_of(&row)?;
                     st.key = key;

@@ -350,3 +350,27 @@ fn rmi_takes_the_build_s_untagged_parents_as_docker_s_does() {
     assert_eq!(out.lines().count(), 2, "{out}");
     assert_eq!(image_ids(&env, true).len(), 2);
 }
+
+#[test]
+fn a_reused_stage_end_counts_as_a_use() {
+    let env = TestEnv::with_busybox();
+    // The ENV after the last RUN makes the stage's end a record of its own.
+    let ctx = context("FROM bb\nRUN echo hi > /x\nENV A=1\n");
+    build(&env, ctx.path(), Some("t1"));
+    build(&env, ctx.path(), Some("t1"));
+    let verbose = env.ok(&["system", "df", "-v"]);
+    let rows: Vec<Vec<&str>> = verbose
+        .lines()
+        .skip_while(|l| !l.starts_with("CACHE ID"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{verbose}");
+    for r in &rows {
+        assert_eq!(r[r.len() - 2], "2", "{verbose}");
+    }
+    // Just used: a prune of what was not used within the hour keeps both.
+    let out = env.ok(&["builder", "prune", "-af", "--filter", "until=1h"]);
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    assert_eq!(count(&env), 2);
+}
