@@ -11,8 +11,9 @@
 //!   cache (a tagged image, or one no cache row points at): it is one, or
 //!   one of its ancestors, or one of its own layers is in such an image.
 //!   Its size is then the image's, not the cache's.
-//! - **in use**: a container (or one being created) stands on the record's
-//!   image or on an image built on it.
+//! - **in use**: a container (or one being created, such as a build's RUN
+//!   step) stands on the record's image or on build cache built on it. A
+//!   container of a tagged image holds that image, not the cache.
 //!
 //! `builder prune` takes the records that are neither ("dangling"), or with
 //! `all` every record not in use. A record's image goes through
@@ -46,7 +47,7 @@ pub struct CacheRecord {
     pub usage: u64,
     /// An image that is not build cache needs it (see the module doc).
     pub shared: bool,
-    /// A container stands on its image.
+    /// A container stands on its image (or on build cache built on it).
     pub in_use: bool,
 }
 
@@ -147,13 +148,23 @@ impl Engine {
                 needed_layers.extend(img.layers.iter());
             }
         }
-        // Images containers stand on, with everything below them.
+        // Build cache images containers stand on, with the build cache
+        // below them (a container of a tagged image holds that image, not
+        // the cache, as with BuildKit).
         let mut used: HashSet<Digest> = HashSet::new();
-        for c in t.containers()? {
-            ancestors_of(&c.image_id, &mut used);
-        }
-        for c in t.claims()? {
-            ancestors_of(&c.image_id, &mut used);
+        let users = t
+            .containers()?
+            .into_iter()
+            .map(|c| c.image_id)
+            .chain(t.claims()?.into_iter().map(|c| c.image_id));
+        for image in users {
+            let mut cur = Some(image);
+            while let Some(id) = cur.filter(|id| !needed.contains(id)) {
+                if !used.insert(id.clone()) {
+                    break;
+                }
+                cur = by_id.get(&id).and_then(|i| i.parent.clone());
+            }
         }
         let sizes: HashMap<Digest, u64> = t
             .layers()?
