@@ -686,6 +686,9 @@ impl Engine {
         if !no_cache {
             if let Some(id) = self.store.read().cached_step(&st.key)? {
                 if let Some(row) = self.store.read().image(&id)? {
+                    // A reuse, as `reuse_cached`'s: `builder prune --filter
+                    // until=` and `system df -v` see it.
+                    let _ = self.store.read().touch_cached_step(&st.key, now_ns());
                     let key = st.key.clone();
                     *st = self.state_of(&row)?;
                     st.key = key;
@@ -1954,7 +1957,12 @@ fn process_start(pid: u32) -> Option<u64> {
     // The command name may hold spaces and parentheses: fields count from
     // the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    // A zombie (killed, its parent not reaping it) is gone as a builder.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 impl Engine {

@@ -89,6 +89,7 @@ pub struct SystemPruneReport {
     /// `None` unless volumes were pruned too (`--volumes`).
     pub volumes: Option<PruneReport>,
     pub images: ImagePruneReport,
+    pub build_cache: crate::BuildCachePruneReport,
 }
 
 impl SystemPruneReport {
@@ -96,6 +97,7 @@ impl SystemPruneReport {
         self.containers.space_reclaimed
             + self.volumes.as_ref().map_or(0, |v| v.space_reclaimed)
             + self.images.space_reclaimed
+            + self.build_cache.space_reclaimed
     }
 }
 
@@ -153,6 +155,8 @@ pub struct DiskUsage {
     pub volumes_size: u64,
     /// Volumes no container mounts.
     pub volumes_reclaimable: u64,
+    /// Every build cache record, oldest first.
+    pub build_cache: Vec<crate::CacheRecord>,
 }
 
 impl DiskUsage {
@@ -169,6 +173,18 @@ impl DiskUsage {
     /// Volumes at least one container mounts.
     pub fn active_volumes(&self) -> usize {
         self.volumes.iter().filter(|v| v.links > 0).count()
+    }
+    /// Cache records a container stands on.
+    pub fn active_build_cache(&self) -> usize {
+        self.build_cache.iter().filter(|r| r.in_use).count()
+    }
+    /// The build cache's own bytes: layers of records no other image needs.
+    pub fn build_cache_size(&self) -> u64 {
+        crate::buildcache::cache_size(&self.build_cache)
+    }
+    /// What `builder prune -a` would free of that.
+    pub fn build_cache_reclaimable(&self) -> u64 {
+        crate::buildcache::cache_size(self.build_cache.iter().filter(|r| !r.in_use))
     }
 }
 
@@ -595,8 +611,9 @@ impl Engine {
     }
 
     /// `system prune [-a] [--volumes]`: stopped containers, then (with
-    /// `volumes`) anonymous volumes no container mounts, then dangling images
-    /// (every unused image with `all_images`).
+    /// `volumes`) anonymous volumes no container mounts, the dangling build
+    /// cache (all of it not in use with `all_images`), then dangling images
+    /// (every unused image with `all_images`), as Docker's.
     pub fn prune_system(&mut self, all_images: bool, volumes: bool) -> Result<SystemPruneReport> {
         let containers = self.prune_containers(&crate::filters::Filters::default())?;
         let volumes = if volumes {
@@ -604,6 +621,12 @@ impl Engine {
         } else {
             None
         };
+        // The build cache first: a build's own images go as cache records
+        // (Docker's report lists them there), the other images after.
+        let build_cache = self.prune_build_cache(&crate::BuildCachePruneOptions {
+            all: all_images,
+            ..Default::default()
+        })?;
         let images = self.prune_images(all_images)?;
         // What interrupted operations left behind goes too.
         self.collect_garbage()?;
@@ -611,15 +634,19 @@ impl Engine {
             containers,
             volumes,
             images,
+            build_cache,
         })
     }
 
-    /// `system df`: images (their layers, shared ones counted once),
-    /// containers (their writable layers) and volumes.
+    /// `system df`: images (their layers, shared ones counted once; as
+    /// `images` lists them, without intermediate images), containers (their
+    /// writable layers), volumes and the build cache.
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         let sizes = self.layer_sizes()?;
         let containers = self.containers()?;
-        let images = self.images()?;
+        let mut images = self.images()?;
+        let parents: HashSet<Digest> = images.iter().filter_map(|i| i.parent.clone()).collect();
+        images.retain(|i| !i.tags.is_empty() || !parents.contains(&i.id));
 
         // Layers under a container: its image's, or (image gone) its own record.
         let mut used_layers: HashSet<Digest> = HashSet::new();
@@ -646,6 +673,7 @@ impl Engine {
                 .filter(|l| !used_layers.contains(**l))
                 .map(|l| size_of(l))
                 .sum(),
+            build_cache: self.build_cache()?,
             ..DiskUsage::default()
         };
         for img in &images {
@@ -693,7 +721,7 @@ impl Engine {
     }
 
     /// The size of every layer in the store.
-    fn layer_sizes(&self) -> Result<HashMap<Digest, u64>> {
+    pub(crate) fn layer_sizes(&self) -> Result<HashMap<Digest, u64>> {
         let t = self.store.read();
         let mut out = HashMap::new();
         for l in t.layers()? {

@@ -273,10 +273,31 @@ impl Engine {
     /// [`Engine::create`]). The checks, the delete and the choice of unused
     /// layers are one transaction, so a concurrent `create` either sees the
     /// image gone or is seen by it.
+    ///
+    /// As Docker's daemon, the untagged parents the deleted image leaves
+    /// without a child, a tag or a container go with it (`rmi --no-prune`:
+    /// [`Engine::remove_image_opts`]).
     pub fn remove_image(&mut self, what: &str, force: bool) -> Result<Vec<RemovedImage>> {
+        self.remove_image_opts(
+            what,
+            &RmiOptions {
+                force,
+                no_prune: false,
+            },
+        )
+    }
+
+    /// `rmi [-f] [--no-prune] IMAGE`.
+    pub fn remove_image_opts(&mut self, what: &str, o: &RmiOptions) -> Result<Vec<RemovedImage>> {
         self.collect_stale_claims()?;
         Ok(self
-            .remove_image_as(what, RemoveMode::Rmi { force })?
+            .remove_image_as(
+                what,
+                RemoveMode::Rmi {
+                    force: o.force,
+                    prune_parents: !o.no_prune,
+                },
+            )?
             .unwrap_or_default())
     }
 
@@ -359,11 +380,20 @@ fn resolve_image_in(t: &Tx<'_>, what: &str) -> Result<ImageRow> {
     }))
 }
 
+/// How `rmi` removes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RmiOptions {
+    /// `-f`.
+    pub force: bool,
+    /// `--no-prune`: untagged parents stay.
+    pub no_prune: bool,
+}
+
 /// Why an image is being removed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum RemoveMode {
-    /// `rmi [-f]`.
-    Rmi { force: bool },
+    /// `rmi [-f] [--no-prune]`.
+    Rmi { force: bool, prune_parents: bool },
     /// `image prune [-a]`: only an image that no container (nor one being
     /// created) uses, without child images, and untagged unless `all`.
     Prune { all: bool },
@@ -409,7 +439,7 @@ fn decide_removal(
     }
     let tags = t.tags_of(&row.id)?;
     let force = match mode {
-        RemoveMode::Rmi { force } => force,
+        RemoveMode::Rmi { force, .. } => force,
         RemoveMode::Prune { all } => {
             if !users.is_empty() || (!all && !tags.is_empty()) || !t.children(&row.id)?.is_empty() {
                 return Ok(None);
@@ -480,14 +510,46 @@ fn decide_removal(
         )));
     }
     t.delete_image(&row.id)?;
-    let layers = unused_layers(t, containers_dir)?;
     let mut printed: Vec<RemovedImage> = tags
         .iter()
         .filter_map(|tag| Reference::parse(tag).ok())
         .map(|r| RemovedImage::Untagged(r.familiar()))
         .collect();
     printed.push(RemovedImage::Deleted(row.id.clone()));
+    if matches!(
+        mode,
+        RemoveMode::Rmi {
+            prune_parents: true,
+            ..
+        }
+    ) {
+        printed.extend(prune_parents(t, row.parent.clone())?);
+    }
+    let layers = unused_layers(t, containers_dir)?;
     Ok(Some(Removal { printed, layers }))
+}
+
+/// Docker's parent pruning after an `rmi`: from `next` down, each untagged
+/// image without children, containers (nor one being created) goes, until
+/// one must stay.
+fn prune_parents(t: &Tx<'_>, mut next: Option<Digest>) -> Result<Vec<RemovedImage>> {
+    let mut out = Vec::new();
+    while let Some(id) = next {
+        let Some(row) = t.image(&id)? else {
+            break;
+        };
+        if !t.tags_of(&id)?.is_empty()
+            || !t.children(&id)?.is_empty()
+            || !t.containers_using_image(&id)?.is_empty()
+            || !t.claims_on_image(&id)?.is_empty()
+        {
+            break;
+        }
+        t.delete_image(&id)?;
+        out.push(RemovedImage::Deleted(id));
+        next = row.parent;
+    }
+    Ok(out)
 }
 
 /// Deletes the rows of the layers that no image, container or container

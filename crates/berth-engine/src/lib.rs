@@ -21,6 +21,7 @@
 mod archive;
 mod build;
 mod buildadd;
+mod buildcache;
 mod buildfs;
 mod buildmount;
 mod commit;
@@ -52,6 +53,7 @@ pub use archive::*;
 pub use berth_runtime::monitor::{State, Status};
 pub use berth_runtime::process::ExecSpec;
 pub use build::*;
+pub use buildcache::{ram_in_bytes, BuildCachePruneOptions, BuildCachePruneReport, CacheRecord};
 pub use commit::*;
 pub use container::*;
 pub use fsops::*;

@@ -36,7 +36,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -93,7 +93,8 @@ CREATE TABLE IF NOT EXISTS build_cache (
     image_id  TEXT NOT NULL,         -- the image the step produced
     created   INTEGER NOT NULL,      -- unix ns
     last_used INTEGER NOT NULL,      -- unix ns
-    result    INTEGER NOT NULL DEFAULT 0  -- 1: a build ended on this image
+    uses      INTEGER NOT NULL DEFAULT 1, -- version 5: made once, then each reuse
+    result    INTEGER NOT NULL DEFAULT 0  -- version 5: 1 when a build ended on this image
 );
 CREATE INDEX IF NOT EXISTS build_cache_by_image ON build_cache(image_id);
 -- Digests of build context files, so an unchanged file is not read again.
@@ -145,6 +146,20 @@ pub struct ClaimRow {
     pub layers: Vec<Digest>,
 }
 
+/// A step of `berth build` whose result is kept (the `build_cache` table).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheRow {
+    pub key: Digest,
+    /// The image the step produced.
+    pub image_id: Digest,
+    /// Unix ns.
+    pub created: i64,
+    /// Unix ns.
+    pub last_used: i64,
+    /// 1 when made, one more for each reuse.
+    pub uses: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VolumeRow {
     pub name: String,
@@ -194,6 +209,27 @@ impl Store {
             if !has_options {
                 tx.execute_batch(
                     "ALTER TABLE volumes ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+                )?;
+            }
+            // Version 5: a build_cache table of version 4 counts its uses.
+            let has_uses: bool = tx.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('build_cache') WHERE name = 'uses'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )?;
+            if !has_uses {
+                tx.execute_batch(
+                    "ALTER TABLE build_cache ADD COLUMN uses INTEGER NOT NULL DEFAULT 1",
+                )?;
+            }
+            let has_result: bool = tx.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('build_cache') WHERE name = 'result'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )?;
+            if !has_result {
+                tx.execute_batch(
+                    "ALTER TABLE build_cache ADD COLUMN result INTEGER NOT NULL DEFAULT 0",
                 )?;
             }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -340,18 +376,19 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// A reuse of a step's result: its last use and its count of uses.
     pub fn touch_cached_step(&self, key: &Digest, now: i64) -> Result<()> {
         self.c.execute(
-            "UPDATE build_cache SET last_used = ?2 WHERE key = ?1",
+            "UPDATE build_cache SET last_used = ?2, uses = uses + 1 WHERE key = ?1",
             params![key.as_str(), now],
         )?;
         Ok(())
     }
 
-    /// Every cache row: (key, image, created, last used).
-    pub fn cache_rows(&self) -> Result<Vec<(Digest, Digest, i64, i64)>> {
+    /// Every cache row, oldest first.
+    pub fn cache_rows(&self) -> Result<Vec<CacheRow>> {
         let mut st = self.c.prepare(
-            "SELECT key, image_id, created, last_used FROM build_cache ORDER BY created",
+            "SELECT key, image_id, created, last_used, uses FROM build_cache ORDER BY created, key",
         )?;
         let rows = st.query_map([], |r| {
             Ok((
@@ -359,11 +396,18 @@ impl Tx<'_> {
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })?;
         rows.map(|r| {
-            let (k, i, c, u) = r?;
-            Ok((digest(k)?, digest(i)?, c, u))
+            let (k, i, created, last_used, uses) = r?;
+            Ok(CacheRow {
+                key: digest(k)?,
+                image_id: digest(i)?,
+                created,
+                last_used,
+                uses: u64::try_from(uses).unwrap_or(0),
+            })
         })
         .collect()
     }
@@ -405,6 +449,13 @@ impl Tx<'_> {
             .prepare("SELECT image_id FROM build_cache GROUP BY image_id HAVING MAX(result) = 0")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         rows.map(|r| digest(r?)).collect()
+    }
+
+    /// Forgets one step (its image stays).
+    pub fn delete_cache_row(&self, key: &Digest) -> Result<()> {
+        self.c
+            .execute("DELETE FROM build_cache WHERE key = ?1", [key.as_str()])?;
+        Ok(())
     }
 
     /// Images that some cache row points at.
@@ -878,6 +929,29 @@ mod tests {
         };
         s.read().insert_volume(&new).unwrap();
         assert_eq!(s.read().volume("new").unwrap(), Some(new));
+    }
+
+    #[test]
+    fn a_version_4_build_cache_counts_its_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Digest::of_bytes(b"step");
+        let img = Digest::of_bytes(b"image");
+        {
+            let c = Connection::open(dir.path().join("berth.db")).unwrap();
+            c.execute_batch(&format!(
+                "CREATE TABLE build_cache (key TEXT PRIMARY KEY, image_id TEXT NOT NULL, created INTEGER NOT NULL, last_used INTEGER NOT NULL); \
+                 INSERT INTO build_cache VALUES ('{key}', '{img}', 5, 5); PRAGMA user_version = 4;"
+            ))
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let t = s.read();
+        assert_eq!(t.cache_rows().unwrap()[0].uses, 1);
+        t.touch_cached_step(&key, 9).unwrap();
+        let row = &t.cache_rows().unwrap()[0];
+        assert_eq!((row.uses, row.created, row.last_used), (2, 5, 9));
+        t.delete_cache_row(&key).unwrap();
+        assert!(t.cache_rows().unwrap().is_empty());
     }
 
     #[test]

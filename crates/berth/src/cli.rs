@@ -103,6 +103,12 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
+    /// The build cache commands of Docker Buildx
+    #[command(subcommand)]
+    Buildx(BuildxCommand),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
     /// Create a new image from a container's changes
@@ -241,6 +247,38 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Remove unused images
     Prune(ImagePruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+#[command(defer = true)]
+pub enum BuilderCommand {
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+#[command(defer = true)]
+pub enum BuildxCommand {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Amount of disk space to keep for cache
+    #[arg(long = "keep-storage", value_name = "bytes")]
+    pub keep_storage: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -875,6 +913,9 @@ pub struct RmiArgs {
     /// Force removal of the image
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Do not delete untagged parents
+    #[arg(long = "no-prune")]
+    pub no_prune: bool,
     #[arg(required = true)]
     pub images: Vec<String>,
 }

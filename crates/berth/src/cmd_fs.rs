@@ -10,7 +10,9 @@ use anyhow::{anyhow, bail, Result};
 use berth_engine::{CopyOptions, DiskUsage, Engine, HostPath, RemovedImage};
 use chrono::{DateTime, Utc};
 
-use crate::cli::{CpArgs, ExportArgs, ImagePruneArgs, PruneArgs, SystemDfArgs, SystemPruneArgs};
+use crate::cli::{
+    BuilderPruneArgs, CpArgs, ExportArgs, ImagePruneArgs, PruneArgs, SystemDfArgs, SystemPruneArgs,
+};
 use crate::format::human::{ago, command_column, human_size, status_line, truncate_id};
 use crate::format::table;
 use crate::format::template::Format;
@@ -106,7 +108,15 @@ fn report_copied(a: &CpArgs, bytes: u64, to: &str) {
 /// no input at all — is no, and the command then ends with 0 having printed
 /// nothing more.
 fn confirm(warning: &str) -> Result<bool> {
-    out!("{warning}\nAre you sure you want to continue? [y/N] ")?;
+    ask(&format!(
+        "{warning}\nAre you sure you want to continue? [y/N] "
+    ))
+}
+
+/// [`confirm`] with the whole question given (`builder prune` asks on one
+/// line).
+fn ask(question: &str) -> Result<bool> {
+    out!("{question}")?;
     std::io::stdout().lock().flush()?;
     let mut answer = String::new();
     // A read error (stdin closed) is no answer, so no.
@@ -191,11 +201,61 @@ pub fn image_prune(e: &mut Engine, a: &ImagePruneArgs) -> Result<i32> {
     Ok(0)
 }
 
+fn print_deleted_cache(ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    outln!("Deleted build cache objects:")?;
+    for id in ids {
+        outln!("{id}")?;
+    }
+    outln!()?;
+    Ok(())
+}
+
+/// `builder prune [-a] [-f] [--filter until=D] [--keep-storage SIZE]`, and
+/// `buildx prune`.
+pub fn builder_prune(e: &mut Engine, a: &BuilderPruneArgs) -> Result<i32> {
+    let filters = berth_engine::filters::Filters::parse(&a.filter).map_err(|err| {
+        anyhow::anyhow!(crate::usage::CliError::Flag(format!(
+            "invalid argument \"{}\" for \"--filter\" flag: {err}",
+            err.0
+        )))
+    })?;
+    let keep_storage = a
+        .keep_storage
+        .as_deref()
+        .map(|v| {
+            berth_engine::ram_in_bytes(v).map_err(|err| {
+                anyhow::anyhow!(crate::usage::CliError::Flag(format!(
+                    "invalid argument \"{v}\" for \"--keep-storage\" flag: {err}"
+                )))
+            })
+        })
+        .transpose()?;
+    let question = if a.all {
+        "WARNING! This will remove all build cache. Are you sure you want to continue? [y/N] "
+    } else {
+        "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] "
+    };
+    if !a.force && !ask(question)? {
+        return Ok(0);
+    }
+    let r = e.prune_build_cache(&berth_engine::BuildCachePruneOptions {
+        all: a.all,
+        filters,
+        keep_storage,
+    })?;
+    print_deleted_cache(&r.deleted)?;
+    outln!("Total reclaimed space: {}", human_size(r.space_reclaimed))?;
+    Ok(0)
+}
+
 /// `system prune [-a] [-f] [--volumes]`
 pub fn system_prune(e: &mut Engine, a: &SystemPruneArgs) -> Result<i32> {
     if !a.force {
-        // Docker's words, networks and build cache included: berth has
-        // neither to remove, so for it those lines promise nothing.
+        // Docker's words, networks included: berth has none to remove, so
+        // for it that line promises nothing.
         let mut w = String::from(
             "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n",
         );
@@ -227,6 +287,7 @@ pub fn system_prune(e: &mut Engine, a: &SystemPruneArgs) -> Result<i32> {
         outln!()?;
     }
     print_removed_images(&r.images.removed)?;
+    print_deleted_cache(&r.build_cache.deleted)?;
     outln!("Total reclaimed space: {}", human_size(r.space_reclaimed()))?;
     Ok(0)
 }
@@ -286,7 +347,14 @@ pub fn system_df(e: &Engine, a: &SystemDfArgs) -> Result<i32> {
             human_size(u.volumes_size),
             reclaimable(u.volumes_reclaimable, u.volumes_size),
         ),
-        row("Build Cache", 0, 0, human_size(0), human_size(0)),
+        // Docker's Build Cache row has no share in its RECLAIMABLE.
+        row(
+            "Build Cache",
+            u.build_cache.len(),
+            u.active_build_cache(),
+            human_size(u.build_cache_size()),
+            human_size(u.build_cache_reclaimable()),
+        ),
     ];
     let fmt = Format::parse(a.format.as_deref().unwrap_or("table"))
         .and_then(|f| {
@@ -428,7 +496,26 @@ fn print_df_verbose(u: &DiskUsage) -> Result<()> {
         table::render(&["VOLUME NAME", "LINKS", "SIZE"], &rows)
     )?;
 
-    outln!("\nBuild cache usage: 0B\n")?;
+    outln!(
+        "\nBuild cache usage: {}\n",
+        human_size(u.build_cache_size())
+    )?;
+    let rows: Vec<Vec<String>> = u
+        .build_cache
+        .iter()
+        .map(|r| {
+            vec![
+                truncate_id(&r.id).to_string(),
+                // BuildKit's type for a step's result.
+                "regular".to_string(),
+                human_size(r.size),
+                ago(r.created, now),
+                ago(r.last_used, now),
+                r.usage.to_string(),
+                r.shared.to_string(),
+            ]
+        })
+        .collect();
     out!(
         "{}",
         table::render(
@@ -441,7 +528,7 @@ fn print_df_verbose(u: &DiskUsage) -> Result<()> {
                 "USAGE",
                 "SHARED"
             ],
-            &[]
+            &rows
         )
     )?;
     Ok(())

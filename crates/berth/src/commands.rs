@@ -129,6 +129,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
                 crate::cmd_build::build(&mut e, a)
             }
+            Command::Builder(BuilderCommand::Build(a)) => crate::cmd_build::build(&mut e, a),
             Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut e, a),
             Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&e, a),
             Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
@@ -163,6 +164,8 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 crate::cmd_fs::cp(&e, a)
             }
             Command::Image(ImageCommand::Prune(a)) => crate::cmd_fs::image_prune(&mut e, a),
+            Command::Builder(BuilderCommand::Prune(a))
+            | Command::Buildx(BuildxCommand::Prune(a)) => crate::cmd_fs::builder_prune(&mut e, a),
             Command::System(SystemCommand::Df(a)) => crate::cmd_fs::system_df(&e, a),
             Command::System(SystemCommand::Prune(a)) => {
                 e.reap_dead_builds()?;
@@ -1509,7 +1512,13 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
 fn rmi(e: &mut Engine, a: &RmiArgs) -> Result<i32> {
     let (mut failures, mut missing) = (0, 0);
     let code = each(&a.images, |i| {
-        let removed = e.remove_image(i, a.force);
+        let removed = e.remove_image_opts(
+            i,
+            &berth_engine::RmiOptions {
+                force: a.force,
+                no_prune: a.no_prune,
+            },
+        );
         if let Err(err) = &removed {
             failures += 1;
             missing += usize::from(matches!(err, EngineError::NoSuchImage(_)));

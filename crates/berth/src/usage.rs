@@ -115,6 +115,10 @@ const TABLE: &[(&str, &str, Arity)] = &[
     ),
     ("volume rm", "[OPTIONS] VOLUME [VOLUME...]", Arity::Min(1)),
     ("volume prune", "[OPTIONS]", Arity::None),
+    ("builder", "COMMAND", Arity::Min(0)),
+    ("builder prune", "", Arity::None),
+    ("buildx", "COMMAND", Arity::Min(0)),
+    ("buildx prune", "", Arity::None),
     ("system", "COMMAND", Arity::Min(0)),
     ("system df", "[OPTIONS]", Arity::None),
     ("system prune", "[OPTIONS]", Arity::None),
@@ -146,7 +150,10 @@ fn usage_block(path: &[String], tail: &str) -> String {
     let name = command_name(path);
     match entry(path) {
         Some((usage, _)) => {
-            format!("\n\nUsage:  {name} {usage}\n\n{tail} '{name} --help' for more information")
+            // A command without operands or options shows its name alone.
+            let line = format!("{name} {usage}");
+            let line = line.trim_end();
+            format!("\n\nUsage:  {line}\n\n{tail} '{name} --help' for more information")
         }
         None => format!("\n\n{tail} '{name} --help' for more information"),
     }
