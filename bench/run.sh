@@ -482,6 +482,7 @@ ver() { "$@" 2>/dev/null | head -n 1 || echo "?"; }
 {
     echo "kernel	$(uname -r)"
     echo "cpus	$(nproc)"
+    echo "load average at the end	$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "berth	$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo 'no commit') ($BERTH)"
     echo "docker	$(ver dockerd --version)"
     echo "podman	$(ver podman --version)"
