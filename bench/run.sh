@@ -472,6 +472,7 @@ if want_section build; then
             remove_containers_of "$base"
         else
             printf '%s\tall\tfailed\t%s\n' "$e" "$(first_line "$BENCH_TMP/$base.why")" >>"$RES/build.tsv"
+            printf '%s\tfailed\t\t\t\n' "$e" >>"$RES/build-mem.tsv"
         fi
     done
 fi
