@@ -9,7 +9,10 @@
 #   c. idle memory: the PSS of the per-container monitor (berth-monitor,
 #      containerd-shim-runc-v2, conmon) with N containers running;
 #   c2. the same with a healthcheck every 30 s in each container, measured
-#      once every container has run its first probe.
+#      once every container has run its first probe;
+#   d. `build` (hyperfine medians) for berth, docker's classic builder, docker's
+#      BuildKit and podman: cold (--no-cache), fully cached, last step changed, and
+#      a two-stage build; plus the peak RSS of each engine's build processes.
 # Results go to bench/results/<date>.md (gitignored) and to stdout. See bench/README.md.
 #
 # Every engine runs on private paths under one temp dir, with --network none; the host's
@@ -23,7 +26,9 @@ RUNS=${RUNS:-50}               # hyperfine runs per command (section a)
 WARMUP=${WARMUP:-3}            # hyperfine warmup runs
 N_LIFE=${N_LIFE:-20}           # containers for create/start/stop/rm (section b)
 N_IDLE=${N_IDLE:-50}           # idle containers per engine (section c)
-SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health"}
+N_BUILD_COLD=${N_BUILD_COLD:-10}   # hyperfine runs of each cold build (section d)
+N_BUILD=${N_BUILD:-20}             # hyperfine runs of each cached / last-step-changed build
+SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health build"}
 ENGINES=${ENGINES:-"berth docker podman runc crun floor"}
 BUILD=${BUILD:-1}              # 0: do not run `cargo build --release`
 INSTALL=${INSTALL:-1}          # 0: do not apt-get install missing tools
@@ -326,12 +331,159 @@ idle_section idle "c. idle memory ($N_IDLE containers each)" idle.tsv
 idle_section idle-health "c2. idle memory with a 30 s healthcheck ($N_IDLE containers each)" idle-health.tsv \
     --health-cmd true --health-interval 30s --health-start-period 0s
 
+# ---- d. build ---------------------------------------------------------------------------
+# One context for every engine: a 10 MB random file and two Dockerfiles.
+#   Dockerfile        FROM bb, ENV, WORKDIR, COPY of the 10 MB file, 5 RUN steps each
+#                     writing a small file, CMD. Its last RUN line carries a counter that
+#                     $BENCH_TMP/build/bump.sh raises (hyperfine --prepare, untimed) for
+#                     "last step changed": only that RUN (and the CMD after it) is rebuilt.
+#   Dockerfile.multi  two independent stages (a: RUN writes /a; b: RUN writes /b) and a
+#                     final stage that COPYs --from both.
+# rows of build.tsv: engine<TAB>mode<TAB>median_ms|failed|skipped<TAB>note
+# rows of build-mem.tsv: engine<TAB>cli_kib<TAB>daemon_peak_kib<TAB>daemon_before_kib<TAB>note
+BUILD_ENGINES=(berth docker-classic docker-buildkit podman)
+
+setup_build_context() {
+    local d=$BENCH_TMP/build
+    mkdir -p "$d/ctx"
+    head -c 10485760 /dev/urandom >"$d/ctx/big.bin"
+    echo 0 >"$d/counter"
+    cat >"$d/bump.sh" <<EOF
+#!/bin/sh
+# Rewrites the last RUN of the Dockerfile with the next counter value.
+set -e
+n=\$(( \$(cat "$d/counter") + 1 ))
+echo "\$n" >"$d/counter"
+sed -i "s|^RUN echo last-.*|RUN echo last-\$n > /work/r5|" "$d/ctx/Dockerfile"
+EOF
+    chmod +x "$d/bump.sh"
+    cat >"$d/ctx/Dockerfile" <<'EOF'
+FROM bb
+ENV BENCH=1 GREETING=hello
+WORKDIR /work
+COPY big.bin /work/big.bin
+RUN echo one > /work/r1
+RUN echo two > /work/r2
+RUN echo three > /work/r3
+RUN echo four > /work/r4
+RUN echo last-0 > /work/r5
+CMD ["sh"]
+EOF
+    cat >"$d/ctx/Dockerfile.multi" <<'EOF'
+FROM bb AS a
+RUN echo a > /a
+FROM bb AS b
+RUN echo b > /b
+FROM bb
+COPY --from=a /a /a
+COPY --from=b /b /b
+CMD ["sh"]
+EOF
+}
+
+# build_argv ENGINE: BUILD_ARGV = the build command's argv up to its options;
+# BUILD_ENV = the environment it needs (DOCKER_BUILDKIT).
+build_argv() {
+    BUILD_ENV=()
+    case $1 in
+        berth) engine_argv berth; BUILD_ARGV=("${ENGINE_ARGV[@]}" build --network none) ;;
+        docker-classic) BUILD_ENV=(DOCKER_BUILDKIT=0); BUILD_ARGV=("$DOCKER_CLI" build --network none) ;;
+        docker-buildkit) BUILD_ENV=(DOCKER_BUILDKIT=1); BUILD_ARGV=("$DOCKER_CLI" build --network none) ;;
+        # podman build ignores containers.conf's runtime and would use crun (see the peers file)
+        podman) engine_argv podman; BUILD_ARGV=("${ENGINE_ARGV[@]}" build --runtime runc --network none) ;;
+    esac
+}
+
+# build_bench ENGINE MODE RUNS [PREPARE] -- BUILD OPTIONS...: one checked build (it also
+# fills the cache for the cached modes), then hyperfine; a row of build.tsv.
+build_bench() {
+    local e=$1 mode=$2 runs=$3 prep=$4
+    shift 5
+    local json=$BENCH_TMP/hf-build-$e-$mode.json err=$BENCH_TMP/build-check.err
+    local -a cmd=("${BUILD_ARGV[@]}" "$@") pa=()
+    [ -n "$prep" ] && { "$prep"; pa=(--prepare "$prep"); }
+    if ! env "${BUILD_ENV[@]}" "${cmd[@]}" >/dev/null 2>"$err"; then
+        printf '%s\t%s\tfailed\t%s\n' "$e" "$mode" "$(first_line "$err")" >>"$RES/build.tsv"
+        return 0
+    fi
+    if env "${BUILD_ENV[@]}" hyperfine -N --style basic --warmup 1 --runs "$runs" "${pa[@]}" \
+        --export-json "$json" "$(printf '%q ' "${cmd[@]}")" >&2; then
+        printf '%s\t%s\t%s\t\n' "$e" "$mode" "$(python3 -c '
+import json, sys
+print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["median"] * 1000))' "$json")" >>"$RES/build.tsv"
+    else
+        printf '%s\t%s\tfailed\thyperfine failed\n' "$e" "$mode" >>"$RES/build.tsv"
+    fi
+}
+
+status_kib() { awk -v k="$2:" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# build_mem ENGINE: one cold build under /usr/bin/time (the CLI's max RSS, which counts
+# the children it waited for); for docker also dockerd's and containerd's peak RSS during
+# the build (VmHWM, reset first through clear_refs) and their RSS before it.
+build_mem() {
+    local e=$1 t=$BENCH_TMP/build-time.out err=$BENCH_TMP/build-mem.err p
+    local -a daemons=() opts=(-q -t bench-build --no-cache -f "$BENCH_TMP/build/ctx/Dockerfile" "$BENCH_TMP/build/ctx")
+    local before=0 peak=0
+    if [ "$e" = docker-classic ] || [ "$e" = docker-buildkit ]; then
+        daemons=("$DOCKERD_PID" $(cat /proc/"$DOCKERD_PID"/task/*/children 2>/dev/null))
+        for p in "${daemons[@]}"; do
+            before=$((before + $(status_kib "$p" VmRSS)))
+            echo 5 >"/proc/$p/clear_refs"
+        done
+    fi
+    if ! env "${BUILD_ENV[@]}" /usr/bin/time -f %M -o "$t" "${BUILD_ARGV[@]}" "${opts[@]}" >/dev/null 2>"$err"; then
+        printf '%s\tfailed\t\t\t%s\n' "$e" "$(first_line "$err")" >>"$RES/build-mem.tsv"
+        return 0
+    fi
+    for p in "${daemons[@]}"; do peak=$((peak + $(status_kib "$p" VmHWM))); done
+    printf '%s\t%s\t%s\t%s\t\n' "$e" "$(tail -n 1 "$t")" "$peak" "$before" >>"$RES/build-mem.tsv"
+}
+
+build_engine() {
+    local e=$1 ctx=$BENCH_TMP/build/ctx
+    build_argv "$e"
+    local -a main=(-q -t bench-build -f "$ctx/Dockerfile") multi=(-q -t bench-multi -f "$ctx/Dockerfile.multi")
+    log "bench: build: $e"
+    build_bench "$e" cold "$N_BUILD_COLD" "" -- "${main[@]}" --no-cache "$ctx"
+    build_bench "$e" cached "$N_BUILD" "" -- "${main[@]}" "$ctx"
+    build_bench "$e" last "$N_BUILD" "$BENCH_TMP/build/bump.sh" -- "${main[@]}" "$ctx"
+    build_bench "$e" multi-cold "$N_BUILD_COLD" "" -- "${multi[@]}" --no-cache "$ctx"
+    build_bench "$e" multi-cached "$N_BUILD" "" -- "${multi[@]}" "$ctx"
+    build_mem "$e"
+}
+
+if want_section build; then
+    section "d. build (hyperfine: $N_BUILD_COLD runs cold, $N_BUILD cached / last step changed)"
+    : >"$RES/build.tsv"
+    : >"$RES/build-mem.tsv"
+    try setup_build_context
+    ctx_rc=$TRY_RC
+    for e in "${BUILD_ENGINES[@]}"; do
+        base=${e%%-*}
+        want_engine "$base" || continue
+        if [ "$ctx_rc" != 0 ]; then
+            printf '%s\tall\tfailed\tcould not make the build context\n' "$e" >>"$RES/build.tsv"
+            continue
+        fi
+        if eval "[ \"\${${base}_ok}\" = 1 ]"; then
+            try build_engine "$e"
+            [ "$TRY_RC" = 0 ] || printf '%s\tall\tfailed\texit %s\n' "$e" "$TRY_RC" >>"$RES/build.tsv"
+            remove_containers_of "$base"
+        else
+            printf '%s\tall\tfailed\t%s\n' "$e" "$(first_line "$BENCH_TMP/$base.why")" >>"$RES/build.tsv"
+            printf '%s\tfailed\t\t\t\n' "$e" >>"$RES/build-mem.tsv"
+        fi
+    done
+fi
+
 # ---- report ----------------------------------------------------------------------------
 section "report"
 ver() { "$@" 2>/dev/null | head -n 1 || echo "?"; }
 {
     echo "kernel	$(uname -r)"
     echo "cpus	$(nproc)"
+    echo "load average at the end	$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "berth	$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo 'no commit') ($BERTH)"
     echo "docker	$(ver dockerd --version)"
     echo "podman	$(ver podman --version)"
@@ -339,7 +491,7 @@ ver() { "$@" 2>/dev/null | head -n 1 || echo "?"; }
     echo "crun	$(ver crun --version)"
     echo "hyperfine	$(ver hyperfine --version)"
     echo "cgroups	$(if mountpoint -q /sys/fs/cgroup/unified; then echo 'v1 hybrid'; elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo v2; else echo v1; fi)"
-    echo "knobs	RUNS=$RUNS WARMUP=$WARMUP N_LIFE=$N_LIFE N_IDLE=$N_IDLE"
+    echo "knobs	RUNS=$RUNS WARMUP=$WARMUP N_LIFE=$N_LIFE N_IDLE=$N_IDLE N_BUILD_COLD=$N_BUILD_COLD N_BUILD=$N_BUILD"
 } >"$RES/machine.tsv"
 
 mkdir -p "$here/results"
@@ -430,6 +582,56 @@ for tsv, title in (("idle.tsv", "c. idle containers (`run -d bb sleep 100000`)")
                 notes.append(f"{e} idle: {note}")
         else:
             lines.append(f"| {e} | {n} | {start} | {mon} | {mons} | {total} | **{per}** | {daemons if daemons != '0' else '–'} |")
+
+build = rows("build.tsv")
+if build is not None:
+    modes = [("cold", "cold (`--no-cache`)"), ("cached", "fully cached"),
+             ("last", "last step changed"), ("multi-cold", "two-stage cold"),
+             ("multi-cached", "two-stage cached")]
+    names = {"berth": "**berth build**", "docker-classic": "docker build (classic, `DOCKER_BUILDKIT=0`)",
+             "docker-buildkit": "docker build (BuildKit, `DOCKER_BUILDKIT=1`)",
+             "podman": "podman build (runc)"}
+    lines += ["", "## d. `build` (hyperfine median ms)", "",
+              "Dockerfile: FROM bb, ENV, WORKDIR, COPY of a 10 MB random file, 5 RUN, CMD; "
+              "last step changed = the last RUN's text changes before each run. "
+              "Two-stage: two independent stages, each one RUN, and a final stage that COPYs from both.", "",
+              "| engine | " + " | ".join(t for _, t in modes) + " |",
+              "|---|" + "---:|" * len(modes)]
+    by = {}
+    for r in build:
+        e, mode, val, note = (r + [""] * 4)[:4]
+        by.setdefault(e, {})[mode] = val
+        if num(val) is None and note:
+            notes.append(f"{e} build {mode}: {note}")
+    for e, ms in by.items():
+        cells = []
+        for m, _ in modes:
+            v = ms.get(m, ms.get("all", "–"))
+            cells.append(f"**{v}**" if e == "berth" and num(v) is not None else v)
+        lines.append(f"| {names.get(e, e)} | " + " | ".join(cells) + " |")
+    lines.append("| target for berth | ≤ 165 | ≤ 25 | ≤ 50 | | |")
+    b, k = by.get("berth", {}), by.get("docker-buildkit", {})
+    cells = []
+    for m, _ in modes:
+        bv, kv = num(b.get(m)), num(k.get(m))
+        cells.append(f"{kv / bv:.1f}×" if bv and kv else "–")
+    lines.append("| BuildKit ÷ berth (target ≥ 3×) | " + " | ".join(cells) + " |")
+
+mem = rows("build-mem.tsv")
+if mem is not None:
+    lines += ["", "## d2. memory of one cold build (KiB)", "",
+              "CLI = max RSS of the build command (`/usr/bin/time`; counts the children it waited for). "
+              "Daemons = dockerd + containerd: their peak RSS during the build (VmHWM, reset before it) "
+              "and their RSS before it; BuildKit runs inside dockerd 20.10.", "",
+              "| engine | CLI max RSS | daemons' peak RSS | daemons' RSS before |", "|---|---:|---:|---:|"]
+    for r in mem:
+        e, cli, peak, before, note = (r + [""] * 5)[:5]
+        if cli == "failed":
+            lines.append(f"| {e} | failed | | |")
+            if note:
+                notes.append(f"{e} build memory: {note}")
+        else:
+            lines.append(f"| {e} | {cli} | {peak if peak != '0' else '–'} | {before if before != '0' else '–'} |")
 
 if notes:
     lines += ["", "## Failures", ""] + [f"- {n}" for n in notes]
