@@ -1366,8 +1366,10 @@ impl Engine {
             if is_add && k == "from" {
                 return Err(build_err(line, "Unknown flag: from"));
             }
-            let known = matches!(k.as_str(), "from" | "chown" | "chmod" | "link")
-                || (is_add && k == "checksum");
+            let known = matches!(
+                k.as_str(),
+                "from" | "chown" | "chmod" | "link" | "parents" | "exclude"
+            ) || (is_add && k == "checksum");
             if !known {
                 return Err(build_err(
                     line,
@@ -1474,6 +1476,25 @@ impl Engine {
                 "checksum can't be specified for non-HTTP(S) sources",
             ));
         }
+        // --exclude=PATTERN (as .dockerignore lines, relative to each
+        // source) and --parents (a source keeps its path under the
+        // destination).
+        let excludes: Vec<String> = ins
+            .flags
+            .iter()
+            .filter(|(k, _)| k == "exclude")
+            .filter_map(|(_, v)| v.clone())
+            .map(|v| scope.word(st, &v, line))
+            .collect::<Result<_>>()?;
+        let exclude = Ignore::parse(&excludes.join("\n"));
+        let parents = match ins.flags.iter().rev().find(|(k, _)| k == "parents") {
+            None => false,
+            Some((_, None)) => true,
+            Some((_, Some(v))) => matches!(v.as_str(), "true" | "1"),
+        };
+        if !excludes.is_empty() || parents {
+            hasher.update(format!("exclude {excludes:?} parents {parents}\n").as_bytes());
+        }
         let mut found_any = false;
         for w in &words {
             let (tree_no, pattern) = match w.strip_prefix("<<") {
@@ -1544,6 +1565,9 @@ impl Engine {
                 return Err(build_err(line, format!("{} failed: file not found in build context or excluded by .dockerignore: stat {pattern}: file does not exist", ins.keyword)));
             }
             for m in matches {
+                if !excludes.is_empty() && exclude.excludes(&m) {
+                    continue;
+                }
                 let real = buildfs::resolve(tree, &m, true)
                     .map_err(|e| build_err(line, format!("{}: {e}", ins.keyword)))?;
                 let Some(meta) = tree.lstat(&real) else {
@@ -1554,7 +1578,33 @@ impl Engine {
                 hasher.update([0]);
                 let into_dir =
                     multi || wildcard || dest_is_dir_syntax || image_is_dir(&image_tree, &dest);
-                let target = if meta.kind == FKind::Dir {
+                let target = if parents {
+                    // The source's own path under the destination, with its
+                    // parent directories as the source has them.
+                    let mut acc = String::new();
+                    let comps: Vec<&str> = m.split('/').collect();
+                    for c in &comps[..comps.len().saturating_sub(1)] {
+                        acc = if acc.is_empty() {
+                            c.to_string()
+                        } else {
+                            format!("{acc}/{c}")
+                        };
+                        if let Some(pm) = tree.lstat(&acc).filter(|pm| pm.kind == FKind::Dir) {
+                            let mut pm = pm;
+                            if !attrs.keep_owner {
+                                let (u, g) = attrs.chown.unwrap_or((0, 0));
+                                pm.uid = u;
+                                pm.gid = g;
+                            }
+                            plan.put(buildfs::PlanEntry {
+                                dest: buildfs::clean(&format!("{dest}/{acc}")),
+                                meta: pm,
+                                source: None,
+                            });
+                        }
+                    }
+                    buildfs::clean(&format!("{dest}/{m}"))
+                } else if meta.kind == FKind::Dir {
                     dest.clone()
                 } else if into_dir {
                     let base = m.rsplit('/').next().unwrap_or(&m);
@@ -1588,8 +1638,23 @@ impl Engine {
                     });
                     continue;
                 }
+                if excludes.is_empty() {
+                    buildfs::plan_copy(
+                        &mut plan,
+                        tree,
+                        tree_no,
+                        &real,
+                        &target,
+                        &attrs,
+                        &mut hasher,
+                        &digests,
+                    )
+                    .map_err(|e| build_err(line, format!("{}: {e}", ins.keyword)))?;
+                    continue;
+                }
+                let mut mine = Plan::default();
                 buildfs::plan_copy(
-                    &mut plan,
+                    &mut mine,
                     tree,
                     tree_no,
                     &real,
@@ -1599,6 +1664,17 @@ impl Engine {
                     &digests,
                 )
                 .map_err(|e| build_err(line, format!("{}: {e}", ins.keyword)))?;
+                for e in mine.entries {
+                    let rel = e
+                        .dest
+                        .strip_prefix(&target)
+                        .map(|r| r.trim_start_matches('/'))
+                        .unwrap_or("");
+                    if !rel.is_empty() && exclude.excludes(rel) {
+                        continue;
+                    }
+                    plan.put(e);
+                }
             }
         }
         if !found_any && !words.iter().any(|w| w.contains(['*', '?', '['])) {

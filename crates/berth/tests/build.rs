@@ -683,3 +683,37 @@ fn independent_stages_build_at_the_same_time() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(run_out(&env, "together", &["cat", "/got"]), "hello\n");
 }
+
+#[test]
+fn copy_parents_and_exclude() {
+    let env = TestEnv::with_busybox();
+    let ctx = context(
+        "FROM bb\n\
+         COPY --parents src/a/one.txt src/b/two.txt /out/\n\
+         COPY --exclude=**/*.log --exclude=skip src /filtered/\n\
+         COPY --exclude=src/b src/* /matched/\n",
+        &[
+            ("src/a/one.txt", "1"),
+            ("src/b/two.txt", "2"),
+            ("src/a/noise.log", "log"),
+            ("src/skip/x", "x"),
+        ],
+    );
+    build_plain(&env, ctx.path(), &["-t", "pe"]);
+    assert_eq!(
+        run_out(
+            &env,
+            "pe",
+            &["cat", "/out/src/a/one.txt", "/out/src/b/two.txt"]
+        ),
+        "12"
+    );
+    assert_eq!(
+        run_out(&env, "pe", &["sh", "-c", "find /filtered -type f | sort"]),
+        "/filtered/a/one.txt\n/filtered/b/two.txt\n"
+    );
+    assert_eq!(
+        run_out(&env, "pe", &["sh", "-c", "find /matched | sort"]),
+        "/matched\n/matched/noise.log\n/matched/one.txt\n/matched/x\n"
+    );
+}
