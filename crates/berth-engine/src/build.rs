@@ -2045,11 +2045,11 @@ impl Engine {
     /// Removes the RUN containers of builds whose process is gone (killed
     /// mid-step): a running one is killed first.
     pub fn reap_dead_builds(&mut self) -> Result<()> {
-        let rows = self.store.read().containers()?;
+        let rows = self
+            .store
+            .read()
+            .containers_mentioning(&format!("\"{BUILD_STEP_LABEL}\""))?;
         for r in rows {
-            if !r.config.contains(BUILD_STEP_LABEL) {
-                continue;
-            }
             let Ok(v) = self.view(r) else {
                 continue;
             };

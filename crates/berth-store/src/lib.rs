@@ -686,6 +686,17 @@ impl Tx<'_> {
         let rows = st.query_map([], Self::container_from_row)?;
         rows.map(|r| Self::make_container(r?)).collect()
     }
+    /// Containers whose config JSON holds `text` (a label's name): a filter
+    /// in SQL, so a caller looking for a few does not read them all.
+    pub fn containers_mentioning(&self, text: &str) -> Result<Vec<ContainerRow>> {
+        let q = format!(
+            "SELECT {} FROM containers WHERE instr(config, ?1) > 0",
+            Self::CONTAINER_COLS
+        );
+        let mut st = self.c.prepare(&q)?;
+        let rows = st.query_map([text], Self::container_from_row)?;
+        rows.map(|r| Self::make_container(r?)).collect()
+    }
     pub fn containers_using_image(&self, image: &Digest) -> Result<Vec<ContainerId>> {
         let mut st = self
             .c
