@@ -717,3 +717,64 @@ fn copy_parents_and_exclude() {
         "/matched\n/matched/noise.log\n/matched/one.txt\n/matched/x\n"
     );
 }
+
+#[test]
+fn shell_healthcheck_labels_and_the_image_build_alias() {
+    let env = TestEnv::with_busybox();
+    let ctx = context(
+        "FROM bb\n\
+         SHELL [\"/bin/sh\", \"-c\", \"echo shell-used > /shell; sh -c \\\"$0\\\"\"]\n\
+         RUN echo ran > /ran\n\
+         HEALTHCHECK --interval=5s --retries=2 CMD test -e /ran\n\
+         LABEL from.file=1\n",
+        &[],
+    );
+    let out = env.run(&[
+        "image",
+        "build",
+        "-q",
+        "-t",
+        "sh",
+        "--label",
+        "from.cli=2",
+        "--label",
+        "from.file=cli",
+        p(ctx.path()),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        run_out(&env, "sh", &["cat", "/shell", "/ran"]),
+        "shell-used\nran\n"
+    );
+    let img = env.inspect_image("sh");
+    let c = &img["Config"];
+    assert_eq!(
+        c["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "test -e /ran"])
+    );
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000i64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(c["Labels"]["from.cli"], "2");
+    // --label wins over the Dockerfile's, as Docker's.
+    assert_eq!(c["Labels"]["from.file"], "cli");
+    // Flags Docker has, and a platform that is not the host's.
+    let help = env.ok(&["build", "--help"]);
+    for flag in [
+        "--build-arg",
+        "--file",
+        "--iidfile",
+        "--no-cache",
+        "--progress",
+        "--target",
+        "--secret",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from build --help");
+    }
+    let (_, err) = env.fails(&["build", "--platform", "linux/s390x", p(ctx.path())], 1);
+    assert!(err.contains("linux/s390x"), "{err}");
+    let (_, err) = env.fails(&["build", "/no/such/dir"], 1);
+    assert!(
+        err.contains("unable to prepare context: path \"/no/such/dir\" not found"),
+        "{err}"
+    );
+}
