@@ -139,6 +139,8 @@ struct State {
     /// The last stored image below this state (the parent of the next).
     parent: Option<Digest>,
     key: Digest,
+    /// A CMD was set in this stage (an ENTRYPOINT then keeps it).
+    cmd_set: bool,
 }
 
 impl State {
@@ -271,6 +273,53 @@ fn name_values(scope: &Scope, st: &State, ins: &Instruction) -> Result<Vec<(Stri
                 })
         })
         .collect()
+}
+
+/// Go's `%q` of a string slice: `["a" "b"]`.
+fn go_quoted_list(v: &[String]) -> String {
+    let items: Vec<String> = v
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap_or_default())
+        .collect();
+    format!("[{}]", items.join(" "))
+}
+
+/// A duration in nanoseconds as Go's `time.Duration` prints it (`1m30s`,
+/// `500ms`, `0s`).
+fn go_duration_text(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let neg = ns < 0;
+    let ns = ns.unsigned_abs();
+    let trim = |whole: u64, frac: u64, digits: usize| -> String {
+        if frac == 0 {
+            return whole.to_string();
+        }
+        let f = format!("{frac:0digits$}");
+        format!("{whole}.{}", f.trim_end_matches('0'))
+    };
+    let body = if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{}µs", trim(ns / 1_000, ns % 1_000, 3))
+    } else if ns < 1_000_000_000 {
+        format!("{}ms", trim(ns / 1_000_000, ns % 1_000_000, 6))
+    } else {
+        let secs = ns / 1_000_000_000;
+        let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+        let sec = format!("{}s", trim(s, ns % 1_000_000_000, 9));
+        match (h, m) {
+            (0, 0) => sec,
+            (0, m) => format!("{m}m{sec}"),
+            (h, m) => format!("{h}h{m}m{sec}"),
+        }
+    };
+    if neg {
+        format!("-{body}")
+    } else {
+        body
+    }
 }
 
 fn set_env(env: &mut Vec<String>, k: &str, v: &str) {
@@ -588,6 +637,7 @@ impl Engine {
                     image: None,
                     parent: None,
                     key: Digest::of_bytes(b"FROM scratch"),
+                    cmd_set: false,
                 }
             }
             Base::Image(r) => {
@@ -607,6 +657,7 @@ impl Engine {
                 .cloned()
                 .ok_or_else(|| build_err(stage.line, "base stage was not built"))?,
         };
+        st.cmd_set = false;
         if st
             .config
             .config
@@ -675,6 +726,7 @@ impl Engine {
             image: Some(row.id.clone()),
             parent: Some(row.id.clone()),
             key: Digest::of_bytes(format!("FROM {}", row.id).as_bytes()),
+            cmd_set: false,
         })
     }
 
@@ -689,9 +741,10 @@ impl Engine {
                     // A reuse, as `reuse_cached`'s: `builder prune --filter
                     // until=` and `system df -v` see it.
                     let _ = self.store.read().touch_cached_step(&st.key, now_ns());
-                    let key = st.key.clone();
+                    let (key, cmd_set) = (st.key.clone(), st.cmd_set);
                     *st = self.state_of(&row)?;
                     st.key = key;
+                    st.cmd_set = cmd_set;
                     return Ok(id);
                 }
             }
@@ -735,8 +788,10 @@ impl Engine {
             return Ok(false);
         };
         let _ = self.store.read().touch_cached_step(key, now_ns());
+        let cmd_set = st.cmd_set;
         *st = self.state_of(&row)?;
         st.key = key.clone();
+        st.cmd_set = cmd_set;
         Ok(true)
     }
 
@@ -834,7 +889,16 @@ impl Engine {
                         ports.insert(port, serde_json::json!({}));
                     }
                 }
-                let shown = format!("EXPOSE map[{}]", words.join(" "));
+                // As BuildKit records it: Go's map of the ports, sorted.
+                let mut keys: Vec<String> = Vec::new();
+                for w in &words {
+                    for port in crate::commit::expand_port(w).map_err(|m| build_err(line, m))? {
+                        keys.push(format!("{port}:{{}}"));
+                    }
+                }
+                keys.sort();
+                keys.dedup();
+                let shown = format!("EXPOSE map[{}]", keys.join(" "));
                 st.step(&format!("EXPOSE {}", words.join(" ")));
                 st.history(shown, true);
             }
@@ -843,25 +907,15 @@ impl Engine {
                     Args::Exec(v) => v.clone(),
                     Args::Shell(t) => shell_form(st, t.clone()),
                 };
-                let shown = format!(
-                    "{} {}",
-                    ins.keyword,
-                    serde_json::to_string(&argv).unwrap_or_default()
-                );
+                let shown = format!("{} {}", ins.keyword, go_quoted_list(&argv));
                 if ins.keyword == "CMD" {
                     st.run_config().cmd = Some(argv);
-                    st.config
-                        .extra
-                        .insert("berth.cmd_set".into(), serde_json::Value::Bool(true));
+                    st.cmd_set = true;
                 } else {
                     st.run_config().entrypoint = Some(argv);
                     // A new entrypoint drops a CMD that came from the base.
-                    if st.config.extra.remove("berth.cmd_set").is_none() {
+                    if !st.cmd_set {
                         st.run_config().cmd = None;
-                    } else {
-                        st.config
-                            .extra
-                            .insert("berth.cmd_set".into(), serde_json::Value::Bool(true));
                     }
                 }
                 st.step(&shown);
@@ -906,10 +960,7 @@ impl Engine {
                 for p in &paths {
                     vols.insert(p.clone(), serde_json::json!({}));
                 }
-                let shown = format!(
-                    "VOLUME {}",
-                    serde_json::to_string(&paths).unwrap_or_default()
-                );
+                let shown = format!("VOLUME [{}]", paths.join(" "));
                 st.step(&shown);
                 st.history(shown, true);
             }
@@ -932,9 +983,23 @@ impl Engine {
                     Args::Exec(v) => t.push_str(&serde_json::to_string(v).unwrap_or_default()),
                 }
                 let h = crate::commit::parse_healthcheck(&t).map_err(|m| build_err(line, m))?;
+                // BuildKit records Go's %q of the struct.
+                let retries = u8::try_from(h.retries).unwrap_or(0);
+                let shown = format!(
+                    "HEALTHCHECK &{{{} {:?} {:?} {:?} {}}}",
+                    go_quoted_list(&h.test),
+                    go_duration_text(h.interval),
+                    go_duration_text(h.timeout),
+                    go_duration_text(h.start_period),
+                    if (0x20..0x7f).contains(&retries) {
+                        format!("'{}'", retries as char)
+                    } else {
+                        format!("'\\x{retries:02x}'")
+                    }
+                );
                 st.run_config().healthcheck = Some(h);
                 st.step(&text);
-                st.history(text.clone(), true);
+                st.history(shown, true);
             }
             "SHELL" => {
                 let Args::Exec(v) = &ins.args else {
@@ -951,7 +1016,7 @@ impl Engine {
                     .extra
                     .insert("Shell".into(), serde_json::json!(v));
                 st.step(&text);
-                st.history(text.clone(), true);
+                st.history(format!("SHELL [{}]", v.join(" ")), true);
             }
             "ONBUILD" => {
                 let t = shell_text()?;
@@ -975,8 +1040,8 @@ impl Engine {
                 if let Some(a) = list.as_array_mut() {
                     a.push(serde_json::Value::String(t.clone()));
                 }
+                // BuildKit records no history entry for ONBUILD.
                 st.step(&format!("ONBUILD {t}"));
-                st.history(format!("ONBUILD {t}"), true);
             }
             "RUN" => return self.run_step(b, st, scope, ins, stages, done, p, step),
             "COPY" | "ADD" => return self.copy_step(b, st, scope, ins, stages, done),
@@ -1108,9 +1173,16 @@ impl Engine {
                 }
             }
         }
-        let shown = match &ins.args {
-            Args::Exec(v) => format!("RUN {}", serde_json::to_string(v).unwrap_or_default()),
-            Args::Shell(_) => format!("RUN {} # buildkit", argv.join(" ")),
+        // BuildKit's record: the ARGs the command saw (`|N K=V …`), then it.
+        let shown = if args_key.is_empty() {
+            format!("RUN {} # buildkit", argv.join(" "))
+        } else {
+            format!(
+                "RUN |{} {} {} # buildkit",
+                args_key.len(),
+                args_key.join(" "),
+                argv.join(" ")
+            )
         };
         let key = Digest::of_bytes(
             format!(

@@ -201,6 +201,7 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
     let r = match result {
         Ok(r) => r,
         Err(EngineError::Build(msg)) => {
+            view.failed(&msg);
             errln!("ERROR: failed to solve: {msg}");
             return Ok(1);
         }
@@ -357,6 +358,18 @@ impl View {
         self.drawn = lines.len();
         self.last_draw = Some(Instant::now());
         self.plain(&out);
+    }
+
+    /// BuildKit's `#N ERROR: …` under the step that failed (plain view).
+    fn failed(&self, msg: &str) {
+        if self.mode != Mode::Plain {
+            return;
+        }
+        if let Some((n, _)) = self.steps.iter().rev().find(|(_, s)| s.elapsed.is_none()) {
+            let first = msg.lines().next().unwrap_or(msg);
+            let first = first.split_once(": ").map_or(first, |(_, rest)| rest);
+            self.plain(&format!("#{n} ERROR: {first}\n"));
+        }
     }
 
     fn close(&mut self, ok: bool) {
