@@ -143,6 +143,17 @@ fn instructions_make_the_image_docker_would() {
         "inst",
     ]);
     assert!(hist.contains("COPY a.txt . # buildkit"), "{hist}");
+    // BuildKit's records (Go's forms), as dockerd 20.10's BuildKit writes them.
+    assert!(hist.contains("CMD [\"cat /app/sub/out\"]|0B"), "{hist}");
+    assert!(
+        hist.contains("ENTRYPOINT [\"/bin/sh\" \"-c\"]|0B"),
+        "{hist}"
+    );
+    assert!(
+        hist.contains("EXPOSE map[53/udp:{} 80/tcp:{} 8000/tcp:{} 8001/tcp:{}]|0B"),
+        "{hist}"
+    );
+    assert!(hist.contains("STOPSIGNAL SIGUSR1|0B"), "{hist}");
     assert!(
         hist.lines().any(|l| l.starts_with("WORKDIR /app/sub|0B")),
         "{hist}"
