@@ -94,6 +94,19 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         }
     }
 
+    let mode = match (a.quiet, a.progress.as_str()) {
+        (true, _) | (_, "quiet") => Mode::Quiet,
+        (_, "plain") | (_, "rawjson") => Mode::Plain,
+        (_, "tty") => Mode::Tty,
+        (_, "auto") => {
+            if rustix::termios::isatty(std::io::stderr()) {
+                Mode::Tty
+            } else {
+                Mode::Plain
+            }
+        }
+        (_, other) => bail!("invalid progress mode {other:?} (auto, plain, tty, quiet)"),
+    };
     // The context: a directory, a tar file, or stdin (a tar or a Dockerfile).
     let mut _unpacked = None;
     let mut stdin_dockerfile = None;
@@ -104,7 +117,8 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         head.truncate(n);
         if looks_like_archive(&head) {
             let rest = std::io::Cursor::new(head).chain(stdin);
-            _unpacked = Some(e.unpack_context(rest).map_err(|err| anyhow!("{err}"))?);
+            let counted = Transfer::new(rest, mode);
+            _unpacked = Some(e.unpack_context(counted).map_err(|err| anyhow!("{err}"))?);
         } else {
             let mut text = head;
             stdin.read_to_end(&mut text)?;
@@ -124,7 +138,8 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
             .map_err(|_| anyhow!("unable to prepare context: path {:?} not found", a.context))?;
         if m.is_file() {
             let f = std::fs::File::open(p)?;
-            _unpacked = Some(e.unpack_context(f).map_err(|err| anyhow!("{err}"))?);
+            let counted = Transfer::new(f, mode);
+            _unpacked = Some(e.unpack_context(counted).map_err(|err| anyhow!("{err}"))?);
         }
     }
     let empty_dir;
@@ -182,19 +197,6 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
     o.ignore = Ignore::parse(&ignore_text);
     o.context = context;
 
-    let mode = match (a.quiet, a.progress.as_str()) {
-        (true, _) | (_, "quiet") => Mode::Quiet,
-        (_, "plain") | (_, "rawjson") => Mode::Plain,
-        (_, "tty") => Mode::Tty,
-        (_, "auto") => {
-            if rustix::termios::isatty(std::io::stderr()) {
-                Mode::Tty
-            } else {
-                Mode::Plain
-            }
-        }
-        (_, other) => bail!("invalid progress mode {other:?} (auto, plain, tty, quiet)"),
-    };
     let mut view = View::new(mode);
     let result = e.build(&o, &mut view);
     view.close(result.is_ok());
@@ -220,6 +222,63 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         outln!("{}", r.image)?;
     }
     Ok(0)
+}
+
+/// A tar context as it is read, with BuildKit's "transferring context"
+/// (live on a terminal, once at the end in the plain view).
+struct Transfer<R> {
+    inner: R,
+    mode: Mode,
+    bytes: u64,
+    started: Instant,
+    last: Instant,
+    done: bool,
+}
+
+impl<R: Read> Transfer<R> {
+    fn new(inner: R, mode: Mode) -> Transfer<R> {
+        let now = Instant::now();
+        Transfer {
+            inner,
+            mode,
+            bytes: 0,
+            started: now,
+            last: now,
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Transfer<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        let size = crate::format::human::human_size(self.bytes);
+        let secs = self.started.elapsed().as_secs_f64();
+        let mut err = std::io::stderr().lock();
+        match (self.mode, n) {
+            (Mode::Tty, 0) if !self.done => {
+                self.done = true;
+                let _ = write!(
+                    err,
+                    "\r => transferring context: {size} {secs:.1}s done\x1b[K\n"
+                );
+            }
+            (Mode::Tty, _) if self.last.elapsed() > Duration::from_millis(100) => {
+                self.last = Instant::now();
+                let _ = write!(err, "\r => transferring context: {size} {secs:.1}s\x1b[K");
+            }
+            (Mode::Plain, 0) if !self.done => {
+                self.done = true;
+                let _ = write!(
+                    err,
+                    "#0 [internal] load build context\n#0 transferring context: {size} {secs:.1}s done\n#0 DONE {secs:.1}s\n\n"
+                );
+            }
+            _ => {}
+        }
+        Ok(n)
+    }
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
