@@ -735,20 +735,18 @@ impl Engine {
         if let Some(id) = &st.image {
             return Ok(id.clone());
         }
-        if !no_cache {
-            if let Some(id) = self.store.read().cached_step(&st.key)? {
-                if let Some(row) = self.store.read().image(&id)? {
-                    // A reuse, as `reuse_cached`'s: `builder prune --filter
-                    // until=` and `system df -v` see it.
-                    let _ = self.store.read().touch_cached_step(&st.key, now_ns());
-                    let (key, cmd_set) = (st.key.clone(), st.cmd_set);
-                    *st = self.state_of(&row)?;
-                    st.key = key;
-                    st.cmd_set = cmd_set;
-                    return Ok(id);
-                }
+        let key = st.key.clone();
+        if self.reuse_cached(st, &key, no_cache)? {
+            if let Some(id) = &st.image {
+                return Ok(id.clone());
             }
         }
+        self.store_state(st, None)
+    }
+
+    /// Writes the state as an image row (with `layer`, its new top layer,
+    /// if it has one) cached under the state's key, in one transaction.
+    fn store_state(&mut self, st: &mut State, layer: Option<&LayerRow>) -> Result<Digest> {
         let created = now_rfc3339();
         st.config.created = Some(created.clone());
         let bytes = serde_json::to_vec(&st.config).map_err(|e| {
@@ -766,6 +764,9 @@ impl Engine {
         };
         let key = st.key.clone();
         self.store.transaction(|t| -> Result<()> {
+            if let Some(l) = layer {
+                t.insert_layer(l)?;
+            }
             t.insert_image(&row)?;
             t.cache_step(&key, &id, now_ns())?;
             Ok(())
@@ -1385,31 +1386,7 @@ impl Engine {
         }
         st.key = key;
         st.image = None;
-        let created = now_rfc3339();
-        st.config.created = Some(created.clone());
-        let bytes = serde_json::to_vec(&st.config).map_err(|e| {
-            EngineError::InvalidArgument(format!("cannot encode the image config: {e}"))
-        })?;
-        let id = Digest::of_bytes(&bytes);
-        let row = ImageRow {
-            id: id.clone(),
-            config: bytes,
-            layers: st.layers.clone(),
-            size: st.size,
-            parent: st.parent.clone(),
-            created,
-            added: now_ns(),
-        };
-        let key = st.key.clone();
-        let written = self.store.transaction(|t| -> Result<()> {
-            if let Some(l) = &layer {
-                t.insert_layer(l)?;
-            }
-            t.insert_image(&row)?;
-            t.cache_step(&key, &id, now_ns())?;
-            Ok(())
-        });
-        if let Err(e) = written {
+        if let Err(e) = self.store_state(st, layer.as_ref()) {
             if let Some(l) = &layer {
                 if new_dir && !matches!(self.store.read().layer(&l.chain_id), Ok(Some(_))) {
                     let _ = berth_layers::remove_layer_dir(&self.layer_dir(&l.chain_id));
@@ -1417,8 +1394,6 @@ impl Engine {
             }
             return Err(e);
         }
-        st.image = Some(id.clone());
-        st.parent = Some(id);
         Ok(())
     }
 

@@ -506,31 +506,18 @@ pub(crate) fn plan_copy(
     cache: &dyn DigestCache,
 ) -> io::Result<()> {
     let m = tree.lstat(src).ok_or(io::ErrorKind::NotFound)?;
-    if m.kind == FKind::Dir {
-        if !dest.is_empty() {
-            let mut d = attrs.apply(m);
-            d.kind = FKind::Dir;
-            put_dir(plan, dest, d);
-        }
+    if m.kind == FKind::Dir && dest.is_empty() {
+        // Into the image's root: its contents only, no entry for `/`.
         hash_entry(hasher, "", &m, tree, src, cache)?;
         for name in tree.list(src)? {
+            let from = join(src, &name);
             walk(
-                plan,
-                tree,
-                tree_no,
-                &join(src, &name),
-                &join(dest, &name),
-                attrs,
-                hasher,
-                &name,
-                cache,
+                plan, tree, tree_no, &from, &name, attrs, hasher, &name, cache,
             )?;
         }
-        Ok(())
-    } else {
-        hash_entry(hasher, "", &m, tree, src, cache)?;
-        add_one(plan, tree, tree_no, src, dest, m, attrs)
+        return Ok(());
     }
+    walk(plan, tree, tree_no, src, dest, attrs, hasher, "", cache)
 }
 
 #[allow(clippy::too_many_arguments)]
