@@ -1685,20 +1685,6 @@ impl Engine {
                     });
                     continue;
                 }
-                if excludes.is_empty() {
-                    buildfs::plan_copy(
-                        &mut plan,
-                        tree,
-                        tree_no,
-                        &real,
-                        &target,
-                        &attrs,
-                        &mut hasher,
-                        &digests,
-                    )
-                    .map_err(|e| build_err(line, format!("{}: {e}", ins.keyword)))?;
-                    continue;
-                }
                 let mut mine = Plan::default();
                 buildfs::plan_copy(
                     &mut mine,
@@ -1717,7 +1703,7 @@ impl Engine {
                         .strip_prefix(&target)
                         .map(|r| r.trim_start_matches('/'))
                         .unwrap_or("");
-                    if !rel.is_empty() && exclude.excludes(rel) {
+                    if !excludes.is_empty() && !rel.is_empty() && exclude.excludes(rel) {
                         continue;
                     }
                     plan.put(e);
