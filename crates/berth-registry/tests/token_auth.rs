@@ -2,6 +2,8 @@
 //! (tests/token_server.py): anonymous tokens, Basic credentials, identity
 //! tokens through the OAuth2 form, the cache per scope, and login.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
