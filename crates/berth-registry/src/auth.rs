@@ -351,6 +351,7 @@ fn fetch_token(
             }
             if let Some(c) = creds.filter(|c| !c.username.is_empty()) {
                 req = req
+                    .query("account", &c.username)
                     .query("offline_token", "true")
                     .query("client_id", CLIENT_ID)
                     .header("Authorization", basic_header(c));

@@ -132,7 +132,11 @@ fn basic_credentials_and_identity_tokens() {
     let h = a.authorize(&reg, &s.challenge(""), "").unwrap().unwrap();
     assert!(h.starts_with("Bearer tok") && !h.ends_with("-anon"), "{h}");
     assert_eq!(a.refresh_token().as_deref(), Some("refresh-for-alice"));
-    assert_eq!(s.requests()[0]["basic"], true);
+    let first = &s.requests()[0];
+    assert_eq!(first["basic"], true);
+    // Docker's query: the account, and a refresh token asked for.
+    assert_eq!(first["query"]["account"][0], "alice");
+    assert_eq!(first["query"]["offline_token"][0], "true");
 
     let bad = Credentialed::with_credentials(Some(alice("nope")));
     match bad.authorize(&reg, &s.challenge(""), "") {

@@ -455,3 +455,93 @@ fn b64_is_the_standard_alphabet() {
     assert_eq!(b64("ab"), "YWI=");
     assert_eq!(b64("a"), "YQ==");
 }
+
+/// `berth login` on a terminal (a pseudo-terminal it leads): docker's
+/// prompts, and the password is not echoed.
+#[test]
+fn prompts_on_a_terminal() {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use std::io::Read as _;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::process::CommandExt as _;
+
+    let reg = htpasswd_registry();
+    let env = TestEnv::new();
+    let home = Home::new();
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let slave: OwnedFd = fs::File::options()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap()
+        .into();
+    let mut cmd = env.berth(&["login", &reg.addr()]);
+    cmd.env("HOME", home.dir.path())
+        .env("DOCKER_CONFIG", home.dir.path().join(".docker"))
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: setsid and the TIOCSCTTY ioctl are async-signal-safe and only
+    // touch the child's own process state.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    rustix::io::ioctl_fionbio(&master, true).unwrap();
+    let mut master = fs::File::from(master);
+    let mut seen = Vec::new();
+    let mut wait_for = |master: &mut fs::File, needle: &str| {
+        poll(needle, Duration::from_secs(30), || {
+            let mut buf = [0u8; 1024];
+            let mut fds = [rustix::event::PollFd::new(
+                &*master,
+                rustix::event::PollFlags::IN,
+            )];
+            let _ = rustix::event::poll(
+                &mut fds,
+                Some(&rustix::event::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 50_000_000,
+                }),
+            );
+            if let Ok(n) = master.read(&mut buf) {
+                seen.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(&seen)
+                .contains(needle)
+                .then(|| String::from_utf8_lossy(&seen).into_owned())
+        })
+    };
+    wait_for(&mut master, "Username: ");
+    master.write_all(b"alice\n").unwrap();
+    wait_for(&mut master, "Password: ");
+    master
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    let shown = wait_for(&mut master, "Login Succeeded");
+    assert!(child.wait().unwrap().success(), "{shown}");
+    assert!(
+        !shown.contains(PASSWORD),
+        "the password was echoed: {shown}"
+    );
+    assert!(
+        shown.starts_with(
+            "Username: alice\r\nPassword: \r\n\r\nWARNING! Your credentials are stored unencrypted"
+        ),
+        "{shown:?}"
+    );
+    assert_eq!(
+        home.config_json()["auths"][&reg.addr()]["auth"],
+        b64(&format!("{USER}:{PASSWORD}"))
+    );
+}
