@@ -906,7 +906,7 @@ pub struct ImagesArgs {
     pub reference: Option<String>,
 }
 
-/// `berth login [-u USER] [-p PW | --password-stdin] [SERVER]`.
+// `berth login [-u USER] [-p PW | --password-stdin] [SERVER]`.
 #[derive(Args)]
 pub struct LoginArgs {
     /// Username
@@ -934,7 +934,7 @@ impl std::fmt::Debug for LoginArgs {
     }
 }
 
-/// `berth logout [SERVER]`.
+// `berth logout [SERVER]`.
 #[derive(Args, Debug)]
 pub struct LogoutArgs {
     /// The registry (Docker Hub when none)
