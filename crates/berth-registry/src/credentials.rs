@@ -237,6 +237,13 @@ impl DockerConfig {
                 entry.insert("identitytoken".into(), Value::String(t.clone()));
             }
         }
+        if !self.doc.contains_key("auths") {
+            // Docker writes `auths` first.
+            let mut doc = Map::new();
+            doc.insert("auths".into(), Value::Object(Map::new()));
+            doc.append(&mut self.doc);
+            self.doc = doc;
+        }
         let auths = self
             .doc
             .entry("auths")
@@ -560,6 +567,8 @@ esac
         c.store("reg:5000", &creds("bob", "pw")).unwrap();
         let text = fs::read_to_string(&cfg).unwrap();
         assert!(!text.contains("pw") && !text.contains("auth\""), "{text}");
+        // `auths` comes first, as Docker writes it.
+        assert!(text.starts_with("{\n\t\"auths\""), "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["auths"]["reg:5000"], serde_json::json!({}));
         assert!(fs::read_to_string(&store)
