@@ -258,16 +258,24 @@ impl DockerConfig {
     }
 
     /// Removes the credentials of `server` from its helper and from
-    /// `auths` (every key Docker matches to it) and writes the file.
+    /// `auths` (every key Docker matches to it) and writes the file if
+    /// that changed it.
     pub fn erase(&mut self, server: &str) -> Result<(), CredentialsError> {
         let key = registry_key(server);
         if let Some(helper) = self.helper_for(server).map(String::from) {
             helper_erase(&helper, &key)?;
         }
+        let mut removed = false;
         if let Some(Value::Object(auths)) = self.doc.get_mut("auths") {
+            let before = auths.len();
             auths.retain(|k, _| registry_key(k) != key);
+            removed = auths.len() != before;
         }
-        self.save()
+        // Nothing was there: nothing is written (no file made), as Docker.
+        if removed {
+            self.save()?;
+        }
+        Ok(())
     }
 
     /// Writes the file atomically, mode 0600, indented with tabs as

@@ -338,6 +338,12 @@ fn refused_command_lines_write_nothing() {
         err.starts_with("Error response from daemon: Get \"http://127.0.0.1:9/v2/\": "),
         "{err}"
     );
+    // logout of nothing makes no file, as docker's.
+    let (out, _, code) = text_of(&home.berth(&env, &["logout", "127.0.0.1:9"], ""));
+    assert_eq!(
+        (out.as_str(), code),
+        ("Removing login credentials for 127.0.0.1:9\n", 0)
+    );
     assert!(!home.config().exists());
 }
 
