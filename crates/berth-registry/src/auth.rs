@@ -459,8 +459,19 @@ fn login_endpoints(server: &str) -> Vec<String> {
 /// read as Docker's (`login attempt to http://…/v2/ failed with status:
 /// 401 Unauthorized`).
 pub fn verify_login(server: &str, creds: &Credentials) -> Result<Option<String>, RegistryError> {
-    let agent = default_agent();
-    let endpoints = login_endpoints(server);
+    verify_login_at(&default_agent(), &login_endpoints(server), server, creds)
+}
+
+/// [`verify_login`] through `agent` (the client's, with a registry's CA
+/// and client certificate) at these base URLs, tried in turn while the
+/// connection itself fails (`https://host:port`, then a plain-http one
+/// for an insecure registry).
+pub fn verify_login_at(
+    agent: &ureq::Agent,
+    endpoints: &[String],
+    server: &str,
+    creds: &Credentials,
+) -> Result<Option<String>, RegistryError> {
     let mut last = None;
     for (n, base) in endpoints.iter().enumerate() {
         let url = format!("{base}/v2/");
@@ -475,7 +486,7 @@ pub fn verify_login(server: &str, creds: &Credentials) -> Result<Option<String>,
                 break;
             }
         };
-        return login_at(&agent, server, &url, first, creds);
+        return login_at(agent, server, &url, first, creds);
     }
     Err(last.unwrap_or_else(|| RegistryError::Protocol(format!("no endpoint for {server}"))))
 }
@@ -617,6 +628,53 @@ mod tests {
             None
         );
         assert_eq!(Anonymous.authorize("r:1", "Negotiate", "").unwrap(), None);
+    }
+
+    /// A token is used until its time is up, then fetched again (the
+    /// stub token server of tests/token_server.py; its time made up here
+    /// rather than waited for).
+    #[test]
+    fn cached_tokens_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/token_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(&port_file)
+            .arg(dir.path().join("log"))
+            .args(["u", "p"])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port: u16 = loop {
+            if let Some(p) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "token server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let challenge = format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="s""#);
+        let a = Credentialed::with_credentials(None);
+        let first = a.authorize("r", &challenge, "repository:x:pull");
+        let again = a.authorize("r", &challenge, "repository:x:pull");
+        // The server's 300 s, less the slack.
+        let life = a.tokens.lock().unwrap().values().next().unwrap().until - Instant::now();
+        for t in a.tokens.lock().unwrap().values_mut() {
+            t.until = Instant::now();
+        }
+        let after = a.authorize("r", &challenge, "repository:x:pull");
+        let _ = child.kill();
+        let _ = child.wait();
+        let (first, again, after) = (first.unwrap(), again.unwrap(), after.unwrap());
+        assert_eq!(first, again);
+        assert_ne!(first, after);
+        assert!(
+            life > Duration::from_secs(290) && life <= Duration::from_secs(295),
+            "{life:?}"
+        );
     }
 
     #[test]
