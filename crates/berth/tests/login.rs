@@ -151,7 +151,8 @@ impl Home {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.as_bytes()).unwrap();
+        // berth may exit (a refused command line) before it reads stdin.
+        let _ = input.write_all(stdin.as_bytes());
         drop(input);
         child.wait_with_output().unwrap()
     }
@@ -550,4 +551,29 @@ fn prompts_on_a_terminal() {
         home.config_json()["auths"][&reg.addr()]["auth"],
         b64(&format!("{USER}:{PASSWORD}"))
     );
+}
+
+/// A config.json berth cannot read is refused and left as it is (docker
+/// warns and overwrites it, losing what it held).
+#[test]
+fn an_unreadable_config_is_left_alone() {
+    let env = TestEnv::new();
+    let home = Home::new();
+    fs::write(home.config(), "{\"auths\": ").unwrap();
+    for args in [
+        vec!["login", "-u", USER, "--password-stdin", "127.0.0.1:9"],
+        vec!["logout", "127.0.0.1:9"],
+    ] {
+        let (out, err, code) = text_of(&home.berth(&env, &args, PASSWORD));
+        assert_eq!(code, 1, "{args:?}");
+        assert_eq!(out, "");
+        assert_eq!(
+            err,
+            format!(
+                "Error: {}: EOF while parsing a value at line 1 column 10\n",
+                home.config().display()
+            )
+        );
+        assert_eq!(fs::read_to_string(home.config()).unwrap(), "{\"auths\": ");
+    }
 }
