@@ -13,7 +13,7 @@
 //! it was; a secret is never part of an error, a log line or a `Debug`.
 
 use std::fs;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -307,7 +307,9 @@ impl DockerConfig {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "config.json".into());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        static SAVES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
         let written = (|| {
             let mut f = fs::OpenOptions::new()
                 .write(true)
@@ -349,15 +351,9 @@ fn helper_call(
         // A helper that exits without reading is judged by its status.
         let _ = stdin.write_all(input);
     }
-    let mut out = Vec::new();
-    if let Some(mut o) = child.stdout.take() {
-        o.read_to_end(&mut out).map_err(|e| err(e.to_string()))?;
-    }
-    let mut errout = Vec::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_end(&mut errout);
-    }
-    let status = child.wait().map_err(|e| err(e.to_string()))?;
+    // Both pipes drained together: a chatty helper cannot stall it.
+    let output = child.wait_with_output().map_err(|e| err(e.to_string()))?;
+    let (out, errout, status) = (output.stdout, output.stderr, output.status);
     if status.success() {
         return Ok(Some(out));
     }

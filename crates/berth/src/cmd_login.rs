@@ -57,16 +57,26 @@ pub fn login(a: &LoginArgs) -> Result<i32> {
     let key = registry_key(server);
     let mut config = DockerConfig::load_default()?;
 
-    // No flags: the stored credentials, if they still work.
+    // No flags: the stored credentials, if they still work; their username
+    // is the prompt's default.
+    let mut default_username = None;
     if username.is_none() && password.is_none() {
         if let Some(stored) = config.get(&key)? {
+            default_username = Some(stored.username.clone()).filter(|u| !u.is_empty());
             errln!(
                 "Authenticating with existing credentials... [Username: {}]",
                 stored.username
             );
+            // docker's hint, before it tries them; in colour on a terminal.
+            let hint =
+                "To login with a different account, run 'berth logout' followed by 'berth login'";
+            if rustix::termios::isatty(std::io::stderr()) {
+                errln!("\n\x1b[1m\x1b[106m\x1b[30mi\x1b[0m\x1b[0m \x1b[96mInfo \u{2192} \x1b[0m\x1b[0m\x1b[3m{hint}\x1b[0m\n\n");
+            } else {
+                errln!("\n Info -> {hint}\n\n");
+            }
             match berth_registry::auth::verify_login(&key, &stored) {
                 Ok(_) => {
-                    errln!("\n Info -> To login with a different account, run 'berth logout' followed by 'berth login'\n\n");
                     outln!("Login Succeeded")?;
                     return Ok(0);
                 }
@@ -80,16 +90,24 @@ pub fn login(a: &LoginArgs) -> Result<i32> {
             bail!("Cannot perform an interactive login from a non TTY device");
         }
         if username.is_none() {
-            let u = prompt("Username: ")?.trim().to_string();
+            let question = match &default_username {
+                Some(d) => format!("Username ({d}): "),
+                None => "Username: ".to_string(),
+            };
+            let u = prompt(&question)?.trim().to_string();
+            let u = match (u.is_empty(), default_username) {
+                (true, Some(d)) => d,
+                _ => u,
+            };
             if u.is_empty() {
-                bail!("Username is required");
+                bail!("Non-null Username Required");
             }
             username = Some(u);
         }
         if password.is_none() {
             let p = prompt_hidden("Password: ")?;
             if p.is_empty() {
-                bail!("Password is required");
+                bail!("Password Required");
             }
             password = Some(p);
         }
