@@ -463,55 +463,64 @@ fn b64_is_the_standard_alphabet() {
     assert_eq!(b64("a"), "YQ==");
 }
 
-/// `berth login` on a terminal (a pseudo-terminal it leads): docker's
-/// prompts, and the password is not echoed.
-#[test]
-fn prompts_on_a_terminal() {
-    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-    use std::io::Read as _;
-    use std::os::fd::OwnedFd;
-    use std::os::unix::process::CommandExt as _;
+/// `berth ARGS` on a terminal it leads (a pseudo-terminal), as a user
+/// types into it.
+struct Terminal {
+    master: fs::File,
+    child: Child,
+    seen: Vec<u8>,
+}
 
-    let reg = htpasswd_registry();
-    let env = TestEnv::new();
-    let home = Home::new();
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
-    grantpt(&master).unwrap();
-    unlockpt(&master).unwrap();
-    let name = ptsname(&master, Vec::new()).unwrap();
-    let slave: OwnedFd = fs::File::options()
-        .read(true)
-        .write(true)
-        .open(name.to_str().unwrap())
-        .unwrap()
-        .into();
-    let mut cmd = env.berth(&["login", &reg.addr()]);
-    cmd.env("HOME", home.dir.path())
-        .env("DOCKER_CONFIG", home.dir.path().join(".docker"))
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave));
-    // SAFETY: setsid and the TIOCSCTTY ioctl are async-signal-safe and only
-    // touch the child's own process state.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+impl Terminal {
+    fn spawn(env: &TestEnv, home: &Home, args: &[&str]) -> Terminal {
+        use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+        use std::os::fd::OwnedFd;
+        use std::os::unix::process::CommandExt as _;
+        let master =
+            openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let slave: OwnedFd = fs::File::options()
+            .read(true)
+            .write(true)
+            .open(name.to_str().unwrap())
+            .unwrap()
+            .into();
+        let mut cmd = env.berth(args);
+        cmd.env("HOME", home.dir.path())
+            .env("DOCKER_CONFIG", home.dir.path().join(".docker"))
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        // SAFETY: setsid and the TIOCSCTTY ioctl are async-signal-safe and
+        // only touch the child's own process state.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        drop(cmd);
+        rustix::io::ioctl_fionbio(&master, true).unwrap();
+        Terminal {
+            master: fs::File::from(master),
+            child,
+            seen: Vec::new(),
+        }
     }
-    let mut child = cmd.spawn().unwrap();
-    drop(cmd);
-    rustix::io::ioctl_fionbio(&master, true).unwrap();
-    let mut master = fs::File::from(master);
-    let mut seen = Vec::new();
-    let mut wait_for = |master: &mut fs::File, needle: &str| {
+
+    /// Everything shown so far, once `needle` is part of it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        use std::io::Read as _;
         poll(needle, Duration::from_secs(30), || {
             let mut buf = [0u8; 1024];
             let mut fds = [rustix::event::PollFd::new(
-                &*master,
+                &self.master,
                 rustix::event::PollFlags::IN,
             )];
             let _ = rustix::event::poll(
@@ -521,22 +530,32 @@ fn prompts_on_a_terminal() {
                     tv_nsec: 50_000_000,
                 }),
             );
-            if let Ok(n) = master.read(&mut buf) {
-                seen.extend_from_slice(&buf[..n]);
+            if let Ok(n) = self.master.read(&mut buf) {
+                self.seen.extend_from_slice(&buf[..n]);
             }
-            String::from_utf8_lossy(&seen)
-                .contains(needle)
-                .then(|| String::from_utf8_lossy(&seen).into_owned())
+            let shown = String::from_utf8_lossy(&self.seen);
+            shown.contains(needle).then(|| shown.into_owned())
         })
-    };
-    wait_for(&mut master, "Username: ");
-    master.write_all(b"alice\n").unwrap();
-    wait_for(&mut master, "Password: ");
-    master
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let shown = wait_for(&mut master, "Login Succeeded");
-    assert!(child.wait().unwrap().success(), "{shown}");
+    }
+
+    fn send(&mut self, s: &str) {
+        self.master.write_all(s.as_bytes()).unwrap();
+    }
+}
+
+/// docker's prompts on a terminal, and the password is not echoed.
+#[test]
+fn prompts_on_a_terminal() {
+    let reg = htpasswd_registry();
+    let env = TestEnv::new();
+    let home = Home::new();
+    let mut t = Terminal::spawn(&env, &home, &["login", &reg.addr()]);
+    t.wait_for("Username: ");
+    t.send("alice\n");
+    t.wait_for("Password: ");
+    t.send(&format!("{PASSWORD}\n"));
+    let shown = t.wait_for("Login Succeeded");
+    assert!(t.child.wait().unwrap().success(), "{shown}");
     assert!(
         !shown.contains(PASSWORD),
         "the password was echoed: {shown}"
@@ -549,6 +568,43 @@ fn prompts_on_a_terminal() {
     );
     assert_eq!(
         home.config_json()["auths"][&reg.addr()]["auth"],
+        b64(&format!("{USER}:{PASSWORD}"))
+    );
+}
+
+/// Stored credentials the registry refuses: docker's words, then a
+/// prompt with the stored username as its default.
+#[test]
+fn refused_stored_credentials_prompt_again() {
+    let reg = htpasswd_registry();
+    let env = TestEnv::new();
+    let home = Home::new();
+    let addr = reg.addr();
+    fs::write(
+        home.config(),
+        format!(
+            r#"{{"auths":{{"{addr}":{{"auth":"{}"}}}}}}"#,
+            b64("alice:old")
+        ),
+    )
+    .unwrap();
+    let mut t = Terminal::spawn(&env, &home, &["login", &addr]);
+    let shown = t.wait_for("Username (alice): ");
+    assert!(
+        shown.starts_with("Authenticating with existing credentials... [Username: alice]\r\n"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains(&format!("Login did not succeed, error: Error response from daemon: login attempt to http://{addr}/v2/ failed with status: 401 Unauthorized\r\nUsername (alice): ")),
+        "{shown:?}"
+    );
+    t.send("\n");
+    t.wait_for("Password: ");
+    t.send(&format!("{PASSWORD}\n"));
+    t.wait_for("Login Succeeded");
+    assert!(t.child.wait().unwrap().success());
+    assert_eq!(
+        home.config_json()["auths"][&addr]["auth"],
         b64(&format!("{USER}:{PASSWORD}"))
     );
 }
