@@ -164,6 +164,19 @@ impl Credentialed {
         Credentialed::new(Source::Config(config))
     }
 
+    /// The user's Docker config ([`DockerConfig::load_default`]); with
+    /// neither `DOCKER_CONFIG` nor `HOME` set, no credentials (anonymous
+    /// pulls still work). A config that cannot be read is an error.
+    pub fn from_user_config() -> Result<Credentialed, RegistryError> {
+        match DockerConfig::load_default() {
+            Ok(c) => Ok(Credentialed::from_config(c)),
+            Err(crate::credentials::CredentialsError::NoConfigDir) => {
+                Ok(Credentialed::with_credentials(None))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// These credentials for every registry (`berth login` verifying
     /// them), or none at all (anonymous tokens only).
     pub fn with_credentials(creds: Option<Credentials>) -> Credentialed {

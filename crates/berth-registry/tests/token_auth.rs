@@ -116,6 +116,15 @@ fn anonymous_tokens_are_fetched_once_per_scope() {
         reqs[1]["query"]["scope"],
         serde_json::json!(["repository:z:pull", "repository:x/y:pull"])
     );
+    // A realm with a query of its own keeps it.
+    let with_query = s.challenge("").replace("/token\"", "/token?x=1\"");
+    Anonymous
+        .authorize(&reg, &with_query, "repository:q:pull")
+        .unwrap()
+        .unwrap();
+    let last = s.requests().pop().unwrap();
+    assert_eq!(last["query"]["x"][0], "1");
+    assert_eq!(last["query"]["service"][0], "stub-registry");
     // A token the registry calls invalid is never offered again.
     let h4 = Anonymous
         .authorize(&reg, &s.challenge(r#",error="invalid_token""#), "")
