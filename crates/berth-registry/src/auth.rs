@@ -621,6 +621,10 @@ mod tests {
             Some("x")
         );
         assert!(parse_challenges("realm=x").is_empty());
+        let c = parse_challenges("Bearer realm=\"h\u{e9}, \u{fc}\",service=\u{f1}x,scope=");
+        assert_eq!(c[0].param("realm"), Some("h\u{e9}, \u{fc}"));
+        assert_eq!(c[0].param("service"), Some("\u{f1}x"));
+        assert_eq!(c[0].param("scope"), Some(""));
     }
 
     #[test]
