@@ -18,6 +18,7 @@
 //! and the credential/token logic are separate modules.
 
 pub mod auth;
+pub mod credentials;
 
 /// What the client asks of whoever holds credentials and tokens.
 pub trait Auth: Send + Sync {
@@ -48,4 +49,7 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+    /// Docker's config file or a credential helper failed.
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialsError),
 }

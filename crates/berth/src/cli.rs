@@ -126,6 +126,10 @@ pub enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
+    /// Authenticate to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Show the berth version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -900,6 +904,41 @@ pub struct ImagesArgs {
     pub tree: bool,
     /// REPOSITORY[:TAG]
     pub reference: Option<String>,
+}
+
+// `berth login [-u USER] [-p PW | --password-stdin] [SERVER]`.
+#[derive(Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password or Personal Access Token (PAT)
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Take the Password or Personal Access Token (PAT) from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// The registry (Docker Hub when none)
+    pub server: Option<String>,
+}
+
+/// Never shows the password (the parsed command line may be printed).
+impl std::fmt::Debug for LoginArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginArgs")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_stdin", &self.password_stdin)
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+// `berth logout [SERVER]`.
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// The registry (Docker Hub when none)
+    pub server: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -42,6 +42,9 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
     // Answered from the command tree alone, without a store.
     match &cli.command {
         Command::Help(h) => return Exit::Code(crate::cmd_help::help(&h.command)),
+        // Docker's config file, not the store.
+        Command::Login(a) => return crate::cmd_login::finish(crate::cmd_login::login(a)),
+        Command::Logout(a) => return crate::cmd_login::finish(crate::cmd_login::logout(a)),
         Command::Completion(c) => {
             return match crate::cmd_help::completion(c) {
                 Ok(()) => Exit::Code(0),
@@ -186,8 +189,8 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 | ContainerCommand::Top(_)
                 | ContainerCommand::Rename(_),
             ) => bail!("internal: container subcommand not flattened"),
-            Command::Help(_) | Command::Completion(_) => {
-                bail!("internal: help and completion are answered before the engine opens")
+            Command::Help(_) | Command::Completion(_) | Command::Login(_) | Command::Logout(_) => {
+                bail!("internal: help, completion, login and logout are answered before the engine opens")
             }
             Command::Version(a) => crate::cmd_system::version(&e, a.format.as_deref()),
             Command::Info(a) | Command::System(SystemCommand::Info(a)) => {
@@ -247,7 +250,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
 
 /// The error and its causes on one line, skipping a cause that the message
 /// before it already spelled out.
-fn error_chain(err: &anyhow::Error) -> String {
+pub(crate) fn error_chain(err: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in err.chain() {
         let text = cause.to_string();

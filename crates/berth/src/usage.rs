@@ -82,6 +82,8 @@ const TABLE: &[(&str, &str, Arity)] = &[
         Arity::Range(1, 2),
     ),
     ("history", "[OPTIONS] IMAGE", Arity::Exact(1)),
+    ("login", "[OPTIONS] [SERVER]", Arity::Max(1)),
+    ("logout", "[SERVER]", Arity::Max(1)),
     ("save", "[OPTIONS] IMAGE [IMAGE...]", Arity::Min(1)),
     ("load", "[OPTIONS]", Arity::None),
     ("export", "[OPTIONS] CONTAINER", Arity::Exact(1)),
