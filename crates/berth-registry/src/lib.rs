@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod credentials;
+pub mod search;
 
 /// What the client asks of whoever holds credentials and tokens.
 pub trait Auth: Send + Sync {

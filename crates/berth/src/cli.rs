@@ -130,6 +130,8 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out from a registry
     Logout(LogoutArgs),
+    /// Search Docker Hub for images
+    Search(SearchArgs),
     /// Show the berth version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -904,6 +906,23 @@ pub struct ImagesArgs {
     pub tree: bool,
     /// REPOSITORY[:TAG]
     pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long, value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Pretty-print search using a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Max number of search results
+    #[arg(long, value_name = "int", default_value_t = 0)]
+    pub limit: u32,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    pub term: String,
 }
 
 // `berth login [-u USER] [-p PW | --password-stdin] [SERVER]`.

@@ -45,6 +45,8 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
         // Docker's config file, not the store.
         Command::Login(a) => return crate::cmd_login::finish(crate::cmd_login::login(a)),
         Command::Logout(a) => return crate::cmd_login::finish(crate::cmd_login::logout(a)),
+        // A registry's search API, not the store.
+        Command::Search(a) => return crate::cmd_login::finish(crate::cmd_search::search(a)),
         Command::Completion(c) => {
             return match crate::cmd_help::completion(c) {
                 Ok(()) => Exit::Code(0),
@@ -189,7 +191,11 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 | ContainerCommand::Top(_)
                 | ContainerCommand::Rename(_),
             ) => bail!("internal: container subcommand not flattened"),
-            Command::Help(_) | Command::Completion(_) | Command::Login(_) | Command::Logout(_) => {
+            Command::Help(_)
+            | Command::Completion(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Search(_) => {
                 bail!("internal: help, completion, login and logout are answered before the engine opens")
             }
             Command::Version(a) => crate::cmd_system::version(&e, a.format.as_deref()),
