@@ -18,6 +18,13 @@
 //! and the credential/token logic are separate modules.
 
 pub mod auth;
+pub mod client;
+pub mod endpoint;
+pub mod manifest;
+
+pub use client::{BlobReader, Client, Fetched, RetryPolicy};
+pub use endpoint::{Endpoint, Scheme};
+pub use manifest::{Descriptor, ImageManifest, Index, Manifest};
 
 /// What the client asks of whoever holds credentials and tokens.
 pub trait Auth: Send + Sync {
