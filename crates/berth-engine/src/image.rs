@@ -22,6 +22,8 @@ pub struct ImageSummary {
     pub config: ImageConfig,
     pub parent: Option<Digest>,
     pub layers: Vec<Digest>,
+    /// The manifests it was pulled by, familiar (`busybox@sha256:…`), sorted.
+    pub repo_digests: Vec<String>,
 }
 
 /// What `rmi` did, line by line, as Docker prints it.
@@ -224,6 +226,7 @@ impl Engine {
                 config,
                 parent: row.parent.clone(),
                 layers: row.layers.clone(),
+                repo_digests: repo_digests_of(&t, &row.id)?,
             });
         }
         Ok(out)
@@ -245,6 +248,7 @@ impl Engine {
             config: Self::image_config(&row)?,
             parent: row.parent.clone(),
             layers: row.layers.clone(),
+            repo_digests: repo_digests_of(&t, &row.id)?,
         })
     }
 
@@ -352,8 +356,29 @@ impl Engine {
 
 /// Resolves what a user typed (a reference, a full or short image ID) with
 /// the queries of `t` (inside a transaction when the caller is in one).
+/// The familiar `repo@sha256:…` of every manifest `image` was pulled by.
+fn repo_digests_of(t: &Tx<'_>, image: &Digest) -> Result<Vec<String>> {
+    let mut out: Vec<String> = t
+        .repo_digests_of(image)?
+        .into_iter()
+        .filter_map(|(repo, d)| Reference::parse(&format!("{repo}@{d}")).ok())
+        .map(|r| r.familiar())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 fn resolve_image_in(t: &Tx<'_>, what: &str) -> Result<ImageRow> {
     if let Ok(r) = Reference::parse(what) {
+        let by_digest = match r.digest() {
+            Some(d) => t.repo_digest(&r.repository(), d)?,
+            None => None,
+        };
+        if let Some(id) = by_digest {
+            if let Some(row) = t.image(&id)? {
+                return Ok(row);
+            }
+        }
         if let Some(id) = t.tag(&r.to_string())? {
             if let Some(row) = t.image(&id)? {
                 return Ok(row);

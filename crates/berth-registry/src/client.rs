@@ -158,6 +158,34 @@ impl Client {
         })
     }
 
+    /// The tags of `ep`'s repository (`tags/list`, first page).
+    pub fn tags(&self, ep: &Endpoint) -> Result<Vec<String>, RegistryError> {
+        #[derive(Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let url = ep.url("tags/list");
+        let resp = self.send(ep, Method::Get, &url, &[])?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(ep, None, resp));
+        }
+        let mut bytes = Vec::new();
+        resp.into_body()
+            .into_reader()
+            .take(MAX_MANIFEST)
+            .read_to_end(&mut bytes)
+            .map_err(|e| RegistryError::Io {
+                context: format!("cannot read the tags of {}", ep.repository),
+                source: e,
+            })?;
+        let list: TagList = serde_json::from_slice(&bytes)
+            .map_err(|e| RegistryError::Protocol(format!("invalid tag list: {e}")))?;
+        let mut tags = list.tags.unwrap_or_default();
+        tags.sort();
+        Ok(tags)
+    }
+
     /// The size of blob `digest` in `ep`, or None if the registry lacks it.
     pub fn head_blob(&self, ep: &Endpoint, digest: &Digest) -> Result<Option<u64>, RegistryError> {
         let url = ep.url(&format!("blobs/{digest}"));

@@ -154,6 +154,9 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Save(a) | Command::Image(ImageCommand::Save(a)) => {
                 crate::cmd_archive::save(&e, a)
             }
+            Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
+                crate::cmd_pull::pull(&mut e, a)
+            }
             Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
                 crate::cmd_archive::load(&mut e, a)
             }
@@ -646,6 +649,7 @@ fn flags_ok(a: &RunArgs) -> Result<()> {
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
     flags_ok(a)?;
     client_reference(&a.image)?;
+    crate::cmd_pull::pull_for_run(e, &a.image, &a.pull, a.platform.as_deref(), false)?;
     // Docker's `create` records the streams `run` would attach (without -d).
     let id = create_with_cidfile(e, a, attach_streams(a))?;
     outln!("{id}")?;
@@ -707,6 +711,7 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
             message: "the input device is not a TTY".into()
         });
     }
+    crate::cmd_pull::pull_for_run(e, &a.image, &a.pull, a.platform.as_deref(), false)?;
     let id = create_with_cidfile(e, a, recorded)?;
     berth_runtime::trace::trace("cli: created");
     if a.detach {
@@ -1471,10 +1476,27 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
                 )
             })
             .collect();
+        // A repository the image was pulled by digest from but has no tag
+        // in: a `<none>` row, as docker's.
+        for rd in &img.repo_digests {
+            if let Some((repo, _)) = rd.split_once('@') {
+                if !entries.iter().any(|(r, _)| r == repo) {
+                    entries.push((repo.to_string(), "<none>".into()));
+                }
+            }
+        }
         if entries.is_empty() {
             entries.push(("<none>".into(), "<none>".into()));
         }
         for (repo, tag) in entries {
+            // The digest of the repository's manifest, as docker's DIGEST.
+            let digest = img
+                .repo_digests
+                .iter()
+                .filter_map(|rd| rd.split_once('@'))
+                .find(|(r, _)| *r == repo)
+                .map_or("<none>", |(_, d)| d)
+                .to_string();
             seen_ids.push(id.clone());
             rows.push(serde_json::json!({
                 "Repository": repo,
@@ -1483,7 +1505,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
                 "CreatedSince": ago(created, now),
                 "CreatedAt": created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
                 "Size": human_size(img.size),
-                "Digest": "<none>",
+                "Digest": digest,
                 // What only `system df` computes: "N/A" here, as docker's.
                 "Containers": "N/A",
                 "SharedSize": "N/A",

@@ -40,6 +40,7 @@ mod cmd_build;
 mod cmd_commit;
 mod cmd_fs;
 mod cmd_help;
+mod cmd_pull;
 mod cmd_system;
 mod commands;
 mod format;

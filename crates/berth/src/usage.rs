@@ -84,6 +84,7 @@ const TABLE: &[(&str, &str, Arity)] = &[
     ("history", "[OPTIONS] IMAGE", Arity::Exact(1)),
     ("save", "[OPTIONS] IMAGE [IMAGE...]", Arity::Min(1)),
     ("load", "[OPTIONS]", Arity::None),
+    ("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", Arity::Exact(1)),
     ("export", "[OPTIONS] CONTAINER", Arity::Exact(1)),
     (
         "cp",
