@@ -133,12 +133,18 @@ impl Engine {
     ) -> Result<Pulled> {
         let client = client_of(opts);
         let ep = Endpoint::of(reference);
-        let what = match (reference.digest(), reference.tag()) {
+        let tag_or_digest = match (reference.digest(), reference.tag()) {
             (Some(d), _) => d.to_string(),
             (None, Some(t)) => t.to_string(),
             (None, None) => "latest".to_string(),
         };
-        let top = client.manifest(&ep, &what).map_err(registry_err)?;
+        let top = client.manifest(&ep, &tag_or_digest).map_err(registry_err)?;
+        // Docker names a digest pull by its whole reference.
+        let what = if reference.digest().is_some() {
+            reference.familiar()
+        } else {
+            tag_or_digest
+        };
         let want = opts.platform.clone().unwrap_or_else(Platform::host);
         let manifest = match &top.manifest {
             Manifest::Image(m) => m.clone(),

@@ -99,7 +99,8 @@ impl BlobStore {
     /// passes: it gets a reader of `r` that hashes and stores what it
     /// reads (a layer unpacked as it downloads). What `consume` leaves is
     /// read to the end before the digest is checked; if `consume` fails or
-    /// the digest differs, nothing is stored. Returns the digest, the size
+    /// the digest differs, nothing is stored. When `consume` fails on
+    /// content that does not match `expected`, the mismatch is the error. Returns the digest, the size
     /// and what `consume` returned.
     pub fn ingest_with<T, E: From<LayerError>>(
         &self,
@@ -114,8 +115,28 @@ impl BlobStore {
             hasher: Sha256::new(),
             size: 0,
         };
-        let out = consume(&mut tee)?;
+        let consumed = consume(&mut tee);
         let mut buf = vec![0u8; CHUNK];
+        let out = match consumed {
+            Ok(out) => out,
+            Err(e) => {
+                // Content that is not what its digest says is the cause to
+                // report, whatever reading it did to `consume`.
+                if let Some(expected) = expected {
+                    if io::copy(&mut tee, &mut io::sink()).is_ok() {
+                        let actual = Digest::from_hasher(tee.hasher);
+                        if actual != *expected {
+                            return Err(LayerError::DigestMismatch {
+                                expected: expected.clone(),
+                                actual,
+                            }
+                            .into());
+                        }
+                    }
+                }
+                return Err(e);
+            }
+        };
         loop {
             match tee.read(&mut buf) {
                 Ok(0) => break,

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
+pub mod registry;
+
 /// The image name [`TestEnv::with_busybox`] imports the busybox rootfs as.
 pub const BB: &str = "bb";
 
