@@ -396,22 +396,29 @@ fn familiar_repository(ep: &Endpoint) -> String {
     }
 }
 
+/// A failure worth another try: a dropped or timed-out connection, not a
+/// refused one (nothing listens there) or a name that does not resolve.
 fn transient(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::Protocol(_)
-    ) || matches!(e, ureq::Error::ConnectionFailed)
+    match e {
+        ureq::Error::Io(io) => io.kind() != io::ErrorKind::ConnectionRefused,
+        ureq::Error::Timeout(_) | ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
 }
 
 fn transport_error(ep: &Endpoint, e: ureq::Error) -> RegistryError {
     let url = format!("{}://{}/v2/", ep.scheme.as_str(), ep.host);
-    match e {
-        ureq::Error::Io(source) => RegistryError::Io {
-            context: format!("Get \"{url}\""),
-            source,
+    // Go's words for the common ones, as Docker prints them.
+    let text = match &e {
+        ureq::Error::Io(io) => match io.kind() {
+            io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+            io::ErrorKind::ConnectionReset => "connection reset by peer".to_string(),
+            _ => io.to_string(),
         },
-        other => RegistryError::Protocol(format!("Get \"{url}\": {other}")),
-    }
+        ureq::Error::HostNotFound => "no such host".to_string(),
+        other => other.to_string(),
+    };
+    RegistryError::Protocol(format!("Get \"{url}\": {text}"))
 }
 
 /// A blob's bytes as the registry sends them, resumed by range after a

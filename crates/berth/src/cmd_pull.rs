@@ -202,48 +202,15 @@ pub fn check_pull_policy(policy: &str) -> Result<()> {
     }
 }
 
-/// The pull `run` and `create` make: `--pull always`, or `missing` when
-/// the image is not in the store (`Unable to find image 'x' locally`,
-/// then the pull's output on stderr).
+/// The pull `run` and `create` make (`--pull always`, or a missing
+/// image): the pull's output on stderr.
 pub fn pull_for_run(
     e: &mut Engine,
     image: &str,
-    policy: &str,
     platform: Option<&str>,
     quiet: bool,
 ) -> Result<()> {
-    check_pull_policy(policy)?;
-    let missing = match e.resolve_image_for_run(image) {
-        Ok(row) => {
-            // An image of another platform than asked for is missing too.
-            match platform_of(platform)? {
-                Some(want) => {
-                    let c = Engine::image_config(&row)?;
-                    !Platform {
-                        os: c.os.clone(),
-                        architecture: c.architecture.clone(),
-                        variant: String::new(),
-                    }
-                    .serves(&want)
-                }
-                None => false,
-            }
-        }
-        Err(berth_engine::EngineError::ImageNotFoundLocally(_)) => true,
-        Err(err) => return Err(err.into()),
-    };
-    let pull = match policy {
-        "always" => true,
-        "missing" => missing,
-        _ => false,
-    };
-    if !pull {
-        return Ok(());
-    }
     let r = Reference::parse(image).map_err(|err| anyhow!("{err}"))?;
-    if missing {
-        errln!("Unable to find image '{}' locally", r.familiar());
-    }
     let opts = PullOptions {
         platform: platform_of(platform)?,
         ..PullOptions::default()

@@ -235,7 +235,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 err.downcast_ref::<EngineError>()
             {
                 // Docker's daemon calls this "not found" and its CLI goes
-                // on to pull; berth has no pull, so that is where it ends.
+                // on to pull; with `--pull never` that is where it ends.
                 let n = berth_types::Reference::parse(reference)
                     .map_or_else(|_| reference.clone(), |r| r.familiar());
                 errln!("Unable to find image '{n}' locally");
@@ -649,7 +649,6 @@ fn flags_ok(a: &RunArgs) -> Result<()> {
 fn create(e: &mut Engine, a: &RunArgs) -> Result<i32> {
     flags_ok(a)?;
     client_reference(&a.image)?;
-    crate::cmd_pull::pull_for_run(e, &a.image, &a.pull, a.platform.as_deref(), false)?;
     // Docker's `create` records the streams `run` would attach (without -d).
     let id = create_with_cidfile(e, a, attach_streams(a))?;
     outln!("{id}")?;
@@ -671,7 +670,25 @@ fn create_with_cidfile(
             )));
         }
     }
-    let id = e.create(&create_options(a, attach)?)?;
+    crate::cmd_pull::check_pull_policy(&a.pull)?;
+    let opts = create_options(a, attach)?;
+    if a.pull == "always" {
+        crate::cmd_pull::pull_for_run(e, &a.image, a.platform.as_deref(), false)?;
+    }
+    // As Docker's CLI: create; an image that is not here (or not of the
+    // platform asked for) is pulled, then create again.
+    let id = match e.create(&opts) {
+        Err(
+            err @ (EngineError::ImageNotFoundLocally(_) | EngineError::PlatformMismatch { .. }),
+        ) if a.pull == "missing" => {
+            let r =
+                berth_types::Reference::parse(&a.image).map_err(|_| anyhow::Error::from(err))?;
+            errln!("Unable to find image '{}' locally", r.familiar());
+            crate::cmd_pull::pull_for_run(e, &a.image, a.platform.as_deref(), false)?;
+            e.create(&opts)?
+        }
+        other => other?,
+    };
     if let Some(f) = &a.cidfile {
         use std::io::Write as _;
         let written = std::fs::OpenOptions::new()
@@ -711,7 +728,6 @@ fn run(e: &mut Engine, a: &RunArgs) -> Result<i32> {
             message: "the input device is not a TTY".into()
         });
     }
-    crate::cmd_pull::pull_for_run(e, &a.image, &a.pull, a.platform.as_deref(), false)?;
     let id = create_with_cidfile(e, a, recorded)?;
     berth_runtime::trace::trace("cli: created");
     if a.detach {

@@ -408,6 +408,7 @@ fn run_pulls_a_missing_image() {
     // --pull never: as if there were no registry.
     let (_, err) = env.fails(&["run", "--rm", "--pull", "never", &name, "true"], 125);
     assert!(err.contains(&format!("No such image: {name}")), "{err}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
     let (_, err) = env.fails(&["run", "--rm", "--pull", "sometimes", &name, "true"], 125);
     assert_eq!(
         err,
