@@ -10,7 +10,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::registry::{sha256_digest, Registry};
+use common::registry::{sha256_digest, Fault, FaultProxy, Registry};
 use common::*;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -436,4 +436,61 @@ fn run_pulls_a_missing_image() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(&format!("Status: Image is up to date for {name}")));
     assert!(is_full_id(text(&out.stdout).trim()));
+}
+
+#[test]
+fn a_dropped_layer_download_resumes_and_429_waits() {
+    let tmp = TempDir::new().unwrap();
+    let reg = Registry::start();
+    reg.push(&busybox_archive(tmp.path()), "bb:v1", &[]);
+    let (manifest, digest) = reg.manifest("bb:v1");
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let size = manifest["layers"][0]["size"].as_u64().unwrap();
+    let wanted = format!("/blobs/{layer} ");
+    let cut = std::sync::atomic::AtomicBool::new(false);
+    let limited = std::sync::atomic::AtomicBool::new(false);
+    let proxy = FaultProxy::start(&reg.addr, move |head, _| {
+        use std::sync::atomic::Ordering::SeqCst;
+        if head.contains("/manifests/") && !limited.swap(true, SeqCst) {
+            return Fault::Answer(
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+        if head.starts_with("GET") && head.contains(&wanted) && !cut.swap(true, SeqCst) {
+            return Fault::CutAfter(100_000);
+        }
+        Fault::Pass
+    });
+    let name = format!("{}/bb:v1", proxy.addr);
+    let env = TestEnv::new();
+    let out = env.ok(&["pull", &name]);
+    assert!(out.contains(&format!("Digest: {digest}\n")), "{out}");
+    assert_eq!(env.ok(&["run", "--rm", &name, "echo", "hi"]), "hi\n");
+    let seen = proxy.seen.lock().unwrap().clone();
+    // The manifest was asked twice (after the 429), the layer once from
+    // its start and once from where the connection broke.
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("/manifests/v1")).count(),
+        2,
+        "{seen:?}"
+    );
+    let layer_gets: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("GET") && l.contains(&layer))
+        .collect();
+    assert_eq!(layer_gets.len(), 2, "{seen:?}");
+    assert!(
+        !layer_gets[0].to_ascii_lowercase().contains("[range"),
+        "{seen:?}"
+    );
+    assert!(
+        layer_gets[1]
+            .to_ascii_lowercase()
+            .ends_with("[range: bytes=100000-]"),
+        "{seen:?}"
+    );
+    assert!(size > 100_000, "the layer is large enough to cut");
 }

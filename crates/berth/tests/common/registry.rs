@@ -149,3 +149,98 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
+
+/// What [`FaultProxy`] does to one request (given its request head and how
+/// many requests came before it).
+pub enum Fault {
+    /// Forward it as it is.
+    Pass,
+    /// Answer with this raw response instead.
+    Answer(&'static str),
+    /// Forward it, and close the connection after this many bytes of the
+    /// response body.
+    CutAfter(usize),
+}
+
+/// A small HTTP proxy in front of a registry that injects faults: one
+/// request per connection (`Connection: close`), the rest forwarded. Its
+/// thread ends with the test process.
+pub struct FaultProxy {
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    /// The request lines seen, with their Range header if any.
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FaultProxy {
+    pub fn start(
+        upstream: &str,
+        fault: impl Fn(&str, usize) -> Fault + Send + 'static,
+    ) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("cannot bind the fault proxy: {e}"));
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|e| panic!("fault proxy address: {e}"));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let upstream = upstream.to_string();
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(mut client) = conn else { continue };
+                let _ = serve_one(&mut client, &upstream, n, &fault, &log);
+            }
+        });
+        FaultProxy { addr, seen }
+    }
+}
+
+fn serve_one(
+    client: &mut TcpStream,
+    upstream: &str,
+    n: usize,
+    fault: &dyn Fn(&str, usize) -> Fault,
+    log: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    // The request head (GET and HEAD only: no body).
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte)? == 0 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let line = text.lines().next().unwrap_or("").to_string();
+    let range = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("range:"))
+        .map(|l| format!(" [{}]", l.trim()))
+        .unwrap_or_default();
+    if let Ok(mut l) = log.lock() {
+        l.push(format!("{line}{range}"));
+    }
+    let action = fault(&text, n);
+    if let Fault::Answer(resp) = action {
+        return client.write_all(resp.as_bytes());
+    }
+    let mut up = TcpStream::connect(upstream)?;
+    let forwarded = text.replacen("\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1);
+    up.write_all(forwarded.as_bytes())?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp)?;
+    match action {
+        Fault::CutAfter(body_bytes) => {
+            let start = resp
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(resp.len(), |p| p + 4);
+            let end = (start + body_bytes).min(resp.len());
+            client.write_all(&resp[..end])?;
+            client.shutdown(std::net::Shutdown::Both)
+        }
+        _ => client.write_all(&resp),
+    }
+}
