@@ -131,8 +131,8 @@ fn platform_of(p: Option<&str>) -> Result<Option<Platform>> {
         .transpose()
 }
 
-/// Pulls `r`, printing Docker's lines; returns what was pulled.
-fn pull_one(
+/// Pulls `r`, printing Docker's lines up to `Digest:`.
+fn pull_digest(
     e: &mut Engine,
     r: &Reference,
     opts: &PullOptions,
@@ -140,12 +140,29 @@ fn pull_one(
 ) -> Result<Pulled> {
     let pulled = e.pull(r, opts, &|ev| printer.event(ev))?;
     printer.line(&format!("Digest: {}", pulled.digest))?;
-    let status = if pulled.updated {
+    Ok(pulled)
+}
+
+/// The `Status:` line for `what` (`x:latest`, or a repository after `-a`).
+fn status(printer: &Printer, updated: bool, what: &str) -> Result<()> {
+    let status = if updated {
         "Downloaded newer image for"
     } else {
         "Image is up to date for"
     };
-    printer.line(&format!("Status: {status} {}", r.familiar()))?;
+    printer.line(&format!("Status: {status} {what}"))?;
+    Ok(())
+}
+
+/// Pulls `r`, printing Docker's lines; returns what was pulled.
+fn pull_one(
+    e: &mut Engine,
+    r: &Reference,
+    opts: &PullOptions,
+    printer: &Printer,
+) -> Result<Pulled> {
+    let pulled = pull_digest(e, r, opts, printer)?;
+    status(printer, pulled.updated, &r.familiar())?;
     Ok(pulled)
 }
 
@@ -171,13 +188,16 @@ pub fn pull(e: &mut Engine, a: &PullArgs) -> Result<i32> {
                 code: 1,
             });
         }
-        printer.line(&format!("Pulling all tags of {}", r.familiar_repository()))?;
+        // As Docker's: each tag's lines up to its digest, one status for
+        // the repository.
         let repo = Reference::parse(&r.familiar_repository()).map_err(|err| anyhow!("{err}"))?;
+        let mut updated = false;
         for tag in e.remote_tags(&repo, &opts)? {
             let tagged = Reference::parse(&format!("{}:{tag}", r.familiar_repository()))
                 .map_err(|err| anyhow!("{err}"))?;
-            pull_one(e, &tagged, &opts, &printer)?;
+            updated |= pull_digest(e, &tagged, &opts, &printer)?.updated;
         }
+        status(&printer, updated, &r.familiar_repository())?;
         outln!("{}", r.repository())?;
         return Ok(0);
     }

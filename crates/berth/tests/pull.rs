@@ -45,7 +45,8 @@ fn lines(s: &str) -> Vec<&str> {
 fn pull_a_docker_schema2_image_skopeo_pushed() {
     let tmp = TempDir::new().unwrap();
     let reg = Registry::start();
-    reg.push(&busybox_archive(tmp.path()), "bb:v1", &["--format", "v2s2"]);
+    let archive = busybox_archive(tmp.path());
+    reg.push(&archive, "bb:v1", &["--format", "v2s2"]);
     let (manifest, digest) = reg.manifest("bb:v1");
     assert_eq!(
         manifest["mediaType"],
@@ -109,6 +110,22 @@ fn pull_a_docker_schema2_image_skopeo_pushed() {
     // -q: the reference only.
     assert_eq!(env.ok(&["pull", "-q", &name]), format!("{name}\n"));
     assert_eq!(env.ok(&["image", "pull", "-q", &name]), format!("{name}\n"));
+
+    // -a: every tag, one status for the repository (as Docker 20.10).
+    reg.push(&archive, "bb:v2", &["--format", "v2s2"]);
+    let repo = format!("{}/bb", reg.addr);
+    assert_eq!(
+        lines(&env.ok(&["pull", "-a", &repo])),
+        vec![
+            "v1: Pulling from bb".to_string(),
+            format!("Digest: {digest}"),
+            "v2: Pulling from bb".to_string(),
+            format!("Digest: {digest}"),
+            format!("Status: Downloaded newer image for {repo}"),
+            repo.clone(),
+        ]
+    );
+    assert_eq!(env.inspect_image(&format!("{repo}:v2"))["Id"], config);
 }
 
 #[test]
