@@ -511,3 +511,38 @@ fn a_dropped_layer_download_resumes_and_429_waits() {
     );
     assert!(size > 100_000, "the layer is large enough to cut");
 }
+
+#[test]
+fn bad_manifests_and_a_401_are_one_line_and_change_nothing() {
+    let reg = Registry::start();
+    let proxy = FaultProxy::start(&reg.addr, |head, _| {
+        if head.contains("/big/manifests/") {
+            Fault::Answer(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 5000000\r\nConnection: close\r\n\r\n",
+            )
+        } else if head.contains("/junk/manifests/") {
+            Fault::Answer(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{not json",
+            )
+        } else if head.contains("/private/") {
+            Fault::Answer(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"\r\nContent-Type: application/json\r\nContent-Length: 75\r\nConnection: close\r\n\r\n{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}\n",
+            )
+        } else {
+            Fault::Pass
+        }
+    });
+    let env = TestEnv::new();
+    let p = &proxy.addr;
+    let (_, err) = env.fails(&["pull", &format!("{p}/big:v1")], 1);
+    assert_eq!(err, "Error: manifest v1 is larger than the 4 MiB limit\n");
+    let (_, err) = env.fails(&["pull", &format!("{p}/junk:v1")], 1);
+    assert!(err.starts_with("Error: invalid manifest: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (_, err) = env.fails(&["pull", &format!("{p}/private:v1")], 1);
+    assert_eq!(
+        err,
+        format!("Error: pull access denied for {p}/private, repository does not exist or may require 'docker login': unauthorized: authentication required\n")
+    );
+    assert_eq!(env.ok(&["images", "-aq"]), "");
+}
