@@ -546,3 +546,56 @@ fn bad_manifests_and_a_401_are_one_line_and_change_nothing() {
     );
     assert_eq!(env.ok(&["images", "-aq"]), "");
 }
+
+#[test]
+fn a_killed_pull_leaves_nothing_the_next_pull_minds() {
+    let tmp = TempDir::new().unwrap();
+    let reg = Registry::start();
+    reg.push(&busybox_archive(tmp.path()), "bb:v1", &[]);
+    let (manifest, digest) = reg.manifest("bb:v1");
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wanted = format!("/blobs/{layer} ");
+    let proxy = FaultProxy::start(&reg.addr, move |head, _| {
+        if head.starts_with("GET") && head.contains(&wanted) {
+            Fault::StallAfter(200_000)
+        } else {
+            Fault::Pass
+        }
+    });
+    let env = TestEnv::new();
+    let mut child = env
+        .berth(&["pull", &format!("{}/bb:v1", proxy.addr)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Mid-layer: part of the blob is in a temp file.
+    let tmpdir = env.root.path().join("tmp");
+    poll("a partial blob", std::time::Duration::from_secs(30), || {
+        fs::read_dir(&tmpdir)
+            .ok()?
+            .flatten()
+            .find(|e| e.metadata().is_ok_and(|m| m.len() >= 200_000))
+            .map(|_| ())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(env.ok(&["images", "-aq"]), "");
+
+    // The next pull (straight from the registry) works and takes the leftovers.
+    let name = format!("{}/bb:v1", reg.addr);
+    let out = env.ok(&["pull", &name]);
+    assert!(out.contains(&format!("Digest: {digest}\n")), "{out}");
+    assert_eq!(env.ok(&["run", "--rm", &name, "echo", "hi"]), "hi\n");
+    let left: Vec<_> = fs::read_dir(&tmpdir).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let layer_tmp: Vec<_> = fs::read_dir(env.root.path().join("layers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tmp-"))
+        .collect();
+    assert!(layer_tmp.is_empty(), "{layer_tmp:?}");
+}

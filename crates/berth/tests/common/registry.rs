@@ -160,6 +160,9 @@ pub enum Fault {
     /// Forward it, and close the connection after this many bytes of the
     /// response body.
     CutAfter(usize),
+    /// Forward it, send this many bytes of the body, then hold the
+    /// connection open and silent (for a minute).
+    StallAfter(usize),
 }
 
 /// A small HTTP proxy in front of a registry that injects faults: one
@@ -232,13 +235,16 @@ fn serve_one(
     let mut resp = Vec::new();
     up.read_to_end(&mut resp)?;
     match action {
-        Fault::CutAfter(body_bytes) => {
+        Fault::CutAfter(body_bytes) | Fault::StallAfter(body_bytes) => {
             let start = resp
                 .windows(4)
                 .position(|w| w == b"\r\n\r\n")
                 .map_or(resp.len(), |p| p + 4);
             let end = (start + body_bytes).min(resp.len());
             client.write_all(&resp[..end])?;
+            if matches!(action, Fault::StallAfter(_)) {
+                std::thread::sleep(Duration::from_secs(60));
+            }
             client.shutdown(std::net::Shutdown::Both)
         }
         _ => client.write_all(&resp),
