@@ -551,6 +551,13 @@ impl Tx<'_> {
         )?;
         Ok(old.filter(|o| o != image))
     }
+    /// Removes `repository@digest`; whether there was one.
+    pub fn remove_repo_digest(&self, repository: &str, digest: &Digest) -> Result<bool> {
+        Ok(self.c.execute(
+            "DELETE FROM repo_digests WHERE repository = ?1 AND digest = ?2",
+            [repository, digest.as_str()],
+        )? > 0)
+    }
     /// The image `repository@digest` names.
     pub fn repo_digest(&self, repository: &str, digest: &Digest) -> Result<Option<Digest>> {
         let s: Option<String> = self

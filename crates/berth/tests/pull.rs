@@ -174,6 +174,24 @@ fn pull_by_digest_and_default_tag() {
     let wrong = format!("{}/bb@sha256:{}", reg.addr, "0".repeat(64));
     let (_, err) = env.fails(&["pull", &wrong], 1);
     assert!(err.contains("not found: manifest unknown"), "{err}");
+
+    // rmi of the digest reference removes that reference only; of the
+    // repository's last tag, the tag, its digest references and the image.
+    let id = manifest["config"]["digest"].as_str().unwrap();
+    assert_eq!(
+        env.ok(&["rmi", &by_digest]),
+        format!("Untagged: {by_digest}\n")
+    );
+    assert_eq!(
+        env.inspect_image(&format!("{name}:latest"))["RepoDigests"],
+        json!([])
+    );
+    env.ok(&["pull", "-q", &by_digest]);
+    assert_eq!(
+        env.ok(&["rmi", &format!("{name}:latest")]),
+        format!("Untagged: {name}:latest\nUntagged: {by_digest}\nDeleted: {id}\n")
+    );
+    assert_eq!(env.ok(&["images", "-aq"]), "");
 }
 
 /// Writes blob `data` into the OCI layout `dir`; returns its descriptor
