@@ -158,6 +158,12 @@ fn pull_by_digest_and_default_tag() {
         "{{.Repository}} {{.Tag}} {{.Digest}}",
     ]);
     assert_eq!(rows.trim(), format!("{}/bb <none> {digest}", reg.addr));
+    // No tag: dangling, as Docker's (pruned below, after the rmi checks).
+    let short_id = &manifest["config"]["digest"].as_str().unwrap()[7..19];
+    assert_eq!(
+        env.ok(&["images", "-q", "--filter", "dangling=true"]),
+        format!("{short_id}\n")
+    );
 
     // Without a tag: latest, said so.
     let name = format!("{}/bb", reg.addr);
@@ -190,6 +196,13 @@ fn pull_by_digest_and_default_tag() {
     assert_eq!(
         env.ok(&["rmi", &format!("{name}:latest")]),
         format!("Untagged: {name}:latest\nUntagged: {by_digest}\nDeleted: {id}\n")
+    );
+    assert_eq!(env.ok(&["images", "-aq"]), "");
+    env.ok(&["pull", "-q", &by_digest]);
+    let pruned = env.ok(&["image", "prune", "-f"]);
+    assert!(
+        pruned.contains(&format!("untagged: {by_digest}\ndeleted: {id}\n")),
+        "{pruned}"
     );
     assert_eq!(env.ok(&["images", "-aq"]), "");
 }
