@@ -175,7 +175,8 @@ fn names_tag(name: &str) -> bool {
 
 /// `pull [-a] [-q] [--platform P] NAME[:TAG|@DIGEST]`
 pub fn pull(e: &mut Engine, a: &PullArgs) -> Result<i32> {
-    let r = Reference::parse(&a.name).map_err(|err| anyhow!("{err}"))?;
+    // The docker CLI's own check: its words alone.
+    let r = crate::commands::client_reference(&a.name)?;
     let opts = PullOptions {
         platform: platform_of(a.platform.as_deref())?,
         ..PullOptions::default()

@@ -440,6 +440,16 @@ fn missing_tags_and_repositories_in_dockers_words() {
             reg.addr
         )
     );
+    let (_, err) = env.fails(&["pull", "Bad"], 1);
+    assert_eq!(
+        err,
+        "invalid reference format: repository name (library/Bad) must be lowercase\n"
+    );
+    let (_, err) = env.fails(&["pull", "--platform", "bogus", "x"], 1);
+    assert_eq!(
+        err,
+        "Error: \"bogus\": unknown operating system or architecture: invalid argument\n"
+    );
     let (_, err) = env.fails(&["pull", "-a", &format!("{}/nope:v1", reg.addr)], 1);
     assert_eq!(err, "tag can't be used with --all-tags/-a\n");
 }
