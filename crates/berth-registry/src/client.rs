@@ -534,3 +534,51 @@ pub fn sha256(bytes: &[u8]) -> Digest {
     h.update(bytes);
     Digest::from_hasher(h)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_types::Reference;
+
+    fn ep(s: &str) -> Endpoint {
+        Endpoint::of(&Reference::parse(s).unwrap())
+    }
+
+    #[test]
+    fn repositories_are_named_as_docker_names_them() {
+        assert_eq!(familiar_repository(&ep("busybox")), "busybox");
+        assert_eq!(familiar_repository(&ep("me/app")), "me/app");
+        assert_eq!(
+            familiar_repository(&ep("127.0.0.1:5000/a/b")),
+            "127.0.0.1:5000/a/b"
+        );
+    }
+
+    #[test]
+    fn back_off_doubles_up_to_its_cap() {
+        let c = Client::with_policy(
+            Arc::new(crate::auth::Anonymous),
+            RetryPolicy {
+                attempts: 5,
+                backoff: Duration::from_millis(100),
+                max_wait: Duration::from_millis(350),
+            },
+        );
+        let waits: Vec<u128> = (1..=4).map(|a| c.backoff(a).as_millis()).collect();
+        assert_eq!(waits, vec![100, 200, 350, 350]);
+    }
+
+    #[test]
+    fn refused_connections_are_not_retried() {
+        let refused = ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let reset = ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert!(!transient(&refused));
+        assert!(transient(&reset));
+        assert!(!transient(&ureq::Error::HostNotFound));
+        let e = transport_error(&ep("busybox"), refused);
+        assert_eq!(
+            e.to_string(),
+            "Get \"https://registry-1.docker.io/v2/\": connect: connection refused"
+        );
+    }
+}
