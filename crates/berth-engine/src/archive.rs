@@ -1123,7 +1123,7 @@ impl BlobLock {
         .is_ok()
     }
 
-    fn shared(&self) -> Result<()> {
+    pub(crate) fn shared(&self) -> Result<()> {
         rustix::fs::flock(&self.file, rustix::fs::FlockOperation::LockShared)
             .map_err(|e| io_ctx("cannot lock the blob store")(e.into()))
     }

@@ -22,6 +22,8 @@ pub struct ImageSummary {
     pub config: ImageConfig,
     pub parent: Option<Digest>,
     pub layers: Vec<Digest>,
+    /// The manifests it was pulled by, familiar (`busybox@sha256:…`), sorted.
+    pub repo_digests: Vec<String>,
 }
 
 /// What `rmi` did, line by line, as Docker prints it.
@@ -224,6 +226,7 @@ impl Engine {
                 config,
                 parent: row.parent.clone(),
                 layers: row.layers.clone(),
+                repo_digests: repo_digests_of(&t, &row.id)?,
             });
         }
         Ok(out)
@@ -245,6 +248,7 @@ impl Engine {
             config: Self::image_config(&row)?,
             parent: row.parent.clone(),
             layers: row.layers.clone(),
+            repo_digests: repo_digests_of(&t, &row.id)?,
         })
     }
 
@@ -350,10 +354,31 @@ impl Engine {
     }
 }
 
+/// The familiar `repo@sha256:…` of every manifest `image` was pulled by.
+fn repo_digests_of(t: &Tx<'_>, image: &Digest) -> Result<Vec<String>> {
+    let mut out: Vec<String> = t
+        .repo_digests_of(image)?
+        .into_iter()
+        .filter_map(|(repo, d)| Reference::parse(&format!("{repo}@{d}")).ok())
+        .map(|r| r.familiar())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Resolves what a user typed (a reference, a full or short image ID) with
 /// the queries of `t` (inside a transaction when the caller is in one).
 fn resolve_image_in(t: &Tx<'_>, what: &str) -> Result<ImageRow> {
     if let Ok(r) = Reference::parse(what) {
+        let by_digest = match r.digest() {
+            Some(d) => t.repo_digest(&r.repository(), d)?,
+            None => None,
+        };
+        if let Some(id) = by_digest {
+            if let Some(row) = t.image(&id)? {
+                return Ok(row);
+            }
+        }
         if let Some(id) = t.tag(&r.to_string())? {
             if let Some(row) = t.image(&id)? {
                 return Ok(row);
@@ -425,9 +450,15 @@ fn decide_removal(
     mode: RemoveMode,
 ) -> Result<Option<Removal>> {
     let row = resolve_image_in(t, what)?;
-    let by_reference = Reference::parse(what)
-        .ok()
-        .filter(|r| t.tag(&r.to_string()).ok().flatten().as_ref() == Some(&row.id));
+    // A tag or a digest reference (`repo@sha256:…` of a pull) of the image.
+    let by_reference = Reference::parse(what).ok().filter(|r| {
+        let named = match r.digest() {
+            Some(d) => t.repo_digest(&r.repository(), d),
+            None => t.tag(&r.to_string()),
+        };
+        named.ok().flatten().as_ref() == Some(&row.id)
+    });
+    let digests = t.repo_digests_of(&row.id)?;
     let mut users = Vec::new();
     for id in t.containers_using_image(&row.id)? {
         let state = crate::container::load_state(&containers_dir.join(id.as_str()));
@@ -449,16 +480,43 @@ fn decide_removal(
     };
     let running = users.iter().find(|u| u.running);
     let stopped = users.iter().find(|u| !u.running);
+    // What untagging `r` removes, as Docker's daemon decides it: the
+    // reference, and when it is the repository's last tag, the digest
+    // references of that repository too.
+    let goes_with = |r: &Reference| -> Vec<Reference> {
+        let mut refs = vec![r.clone()];
+        let repo = r.repository();
+        let other_tag = tags.iter().any(|x| {
+            Reference::parse(x)
+                .is_ok_and(|x| x.repository() == repo && x.to_string() != r.to_string())
+        });
+        if r.digest().is_none() && !other_tag {
+            refs.extend(
+                digests
+                    .iter()
+                    .filter(|(rp, _)| *rp == repo)
+                    .filter_map(|(rp, d)| Reference::parse(&format!("{rp}@{d}")).ok()),
+            );
+        }
+        refs
+    };
     let untag = |r: &Reference| -> Result<Option<Removal>> {
-        t.remove_tag(&r.to_string())?;
+        let mut printed = Vec::new();
+        for x in goes_with(r) {
+            match x.digest() {
+                Some(d) => t.remove_repo_digest(&x.repository(), d)?,
+                None => t.remove_tag(&x.to_string())?,
+            };
+            printed.push(RemovedImage::Untagged(x.familiar()));
+        }
         Ok(Some(Removal {
-            printed: vec![RemovedImage::Untagged(r.familiar())],
+            printed,
             layers: Vec::new(),
         }))
     };
     match &by_reference {
         Some(r) => {
-            if tags.len() > 1 {
+            if tags.len() + digests.len() > goes_with(r).len() {
                 return untag(r);
             }
             if let Some(c) = running.or(stopped).filter(|_| !force || running.is_some()) {
@@ -510,9 +568,15 @@ fn decide_removal(
         )));
     }
     t.delete_image(&row.id)?;
+    // Its tags, then its digest references, as Docker lists them.
     let mut printed: Vec<RemovedImage> = tags
         .iter()
         .filter_map(|tag| Reference::parse(tag).ok())
+        .chain(
+            digests
+                .iter()
+                .filter_map(|(repo, d)| Reference::parse(&format!("{repo}@{d}")).ok()),
+        )
         .map(|r| RemovedImage::Untagged(r.familiar()))
         .collect();
     printed.push(RemovedImage::Deleted(row.id.clone()));

@@ -493,7 +493,7 @@ impl Engine {
         Ok(json!({
             "Id": s.id.as_str(),
             "RepoTags": s.tags.iter().map(|r| r.familiar()).collect::<Vec<_>>(),
-            "RepoDigests": [],
+            "RepoDigests": s.repo_digests,
             "Parent": s.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
             "Comment": s.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
             "Created": s.created,

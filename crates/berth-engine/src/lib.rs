@@ -33,6 +33,7 @@ mod inspect;
 mod logdriver;
 pub mod mountopt;
 pub mod names;
+mod pull;
 mod security;
 mod system;
 pub use system::API_VERSION;
@@ -58,6 +59,7 @@ pub use commit::*;
 pub use container::*;
 pub use fsops::*;
 pub use image::*;
+pub use pull::*;
 pub use volume::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Layer(#[from] berth_layers::LayerError),
+    /// A pull (or push) the registry refused or that went wrong on the way.
+    #[error(transparent)]
+    Registry(#[from] berth_registry::RegistryError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -117,6 +122,7 @@ impl EngineError {
         match self {
             EngineError::NoSuchImage(_)
             | EngineError::ImageNotFoundLocally(_)
+            | EngineError::Registry(berth_registry::RegistryError::NotFound(_))
             | EngineError::PlatformMismatch { .. }
             | EngineError::NoSuchContainer(_)
             | EngineError::NoSuchVolume(_) => 404,

@@ -95,6 +95,85 @@ impl BlobStore {
         Ok((digest, size))
     }
 
+    /// Like [`BlobStore::ingest`], and `consume` reads the content as it
+    /// passes: it gets a reader of `r` that hashes and stores what it
+    /// reads (a layer unpacked as it downloads). What `consume` leaves is
+    /// read to the end before the digest is checked; if `consume` fails or
+    /// the digest differs, nothing is stored. When `consume` fails on
+    /// content that does not match `expected`, the mismatch is the error. Returns the digest, the size
+    /// and what `consume` returned.
+    pub fn ingest_with<T, E: From<LayerError>>(
+        &self,
+        r: impl Read,
+        expected: Option<&Digest>,
+        consume: impl FnOnce(&mut dyn Read) -> Result<T, E>,
+    ) -> Result<(Digest, u64, T), E> {
+        let (file, temp) = create_temp_file(&self.tmp)?;
+        let mut tee = Tee {
+            inner: r,
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        let consumed = consume(&mut tee);
+        let mut buf = vec![0u8; CHUNK];
+        let out = match consumed {
+            Ok(out) => out,
+            Err(e) => {
+                // Content that is not what its digest says is the cause to
+                // report, whatever reading it did to `consume`.
+                if let Some(expected) = expected {
+                    if io::copy(&mut tee, &mut io::sink()).is_ok() {
+                        let actual = Digest::from_hasher(tee.hasher);
+                        if actual != *expected {
+                            return Err(LayerError::DigestMismatch {
+                                expected: expected.clone(),
+                                actual,
+                            }
+                            .into());
+                        }
+                    }
+                }
+                return Err(e);
+            }
+        };
+        loop {
+            match tee.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let what = match expected {
+                        Some(d) => format!("cannot read blob {d}"),
+                        None => "cannot read blob content".to_string(),
+                    };
+                    return Err(io_err(what, e).into());
+                }
+            }
+        }
+        let Tee {
+            file, hasher, size, ..
+        } = tee;
+        file.sync_all()
+            .map_err(|e| io_err(format!("cannot write {}", temp.path().display()), e))?;
+        drop(file);
+        let digest = Digest::from_hasher(hasher);
+        if let Some(expected) = expected {
+            if *expected != digest {
+                return Err(LayerError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: digest,
+                }
+                .into());
+            }
+        }
+        temp.persist(&self.path(&digest))?;
+        File::open(&self.blobs)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(format!("cannot sync {}", self.blobs.display()), e))?;
+        Ok((digest, size, out))
+    }
+
     pub fn put_bytes(&self, data: &[u8]) -> Result<Digest, LayerError> {
         self.ingest(data, None).map(|(d, _)| d)
     }
@@ -125,6 +204,24 @@ impl BlobStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(format!("cannot remove blob {d}"), e)),
         }
+    }
+}
+
+/// A reader that hashes and writes to a file whatever passes through it.
+struct Tee<R> {
+    inner: R,
+    file: File,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.file.write_all(&buf[..n])?;
+        self.size += n as u64;
+        Ok(n)
     }
 }
 

@@ -23,7 +23,9 @@ pub enum Compression {
 /// xz `fd 37 7a 58 5a 00`, as Docker's archive package does; anything else is taken
 /// as uncompressed) and returns a reader of the decompressed stream. The sniffed
 /// bytes are not lost: the returned reader starts at the beginning of the stream.
-pub fn decompress(mut r: impl Read + 'static) -> Result<(Compression, Box<dyn Read>), LayerError> {
+pub fn decompress<'a>(
+    mut r: impl Read + 'a,
+) -> Result<(Compression, Box<dyn Read + 'a>), LayerError> {
     let mut head = [0u8; 6];
     let mut len = 0;
     while len < head.len() {
@@ -47,7 +49,7 @@ pub fn decompress(mut r: impl Read + 'static) -> Result<(Compression, Box<dyn Re
         Compression::None
     };
     let stream = Cursor::new(head.to_vec()).chain(r);
-    let reader: Box<dyn Read> = match kind {
+    let reader: Box<dyn Read + 'a> = match kind {
         // Multi-member gzip streams are valid layers (Go's reader accepts them too).
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
         Compression::Zstd => Box::new(

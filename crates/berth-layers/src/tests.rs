@@ -695,3 +695,54 @@ fn dir_size_counts_files_once_and_symlinks_by_their_target() {
     assert_eq!(dir_size(dir.path()), 1024 + link_len);
     assert_eq!(dir_size(&dir.path().join("missing")), 0);
 }
+
+#[test]
+fn ingest_with_tees_the_content_and_checks_it_last() {
+    let dir = TempDir::new().unwrap();
+    let store = BlobStore::open(dir.path()).unwrap();
+    let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let expected = Digest::of_bytes(&data);
+    // The consumer reads a part; the rest is drained before the check.
+    let (d, size, head) = store
+        .ingest_with(
+            data.as_slice(),
+            Some(&expected),
+            |r| -> Result<Vec<u8>, LayerError> {
+                let mut head = vec![0u8; 1000];
+                r.read_exact(&mut head).map_err(LayerError::Archive)?;
+                Ok(head)
+            },
+        )
+        .unwrap();
+    assert_eq!((d.clone(), size), (expected.clone(), 700_000));
+    assert_eq!(head, data[..1000]);
+    assert_eq!(fs::read(store.path(&d)).unwrap(), data);
+    assert!(leftovers(&dir.path().join("tmp")).is_empty());
+
+    // A consumer that fails on content that is not what its digest says:
+    // the mismatch is the error, and nothing is stored.
+    let wrong = Digest::of_bytes(b"other");
+    let err = store
+        .ingest_with(
+            data.as_slice(),
+            Some(&wrong),
+            |_| -> Result<(), LayerError> {
+                Err(LayerError::Archive(std::io::Error::other("bad tar")))
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, LayerError::DigestMismatch { .. }), "{err}");
+    // On the right content, the consumer's own error stands.
+    let err = store
+        .ingest_with(
+            data.as_slice(),
+            Some(&expected),
+            |_| -> Result<(), LayerError> {
+                Err(LayerError::Archive(std::io::Error::other("bad tar")))
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, LayerError::Archive(_)), "{err}");
+    assert!(leftovers(&dir.path().join("tmp")).is_empty());
+    assert!(!store.contains(&wrong));
+}

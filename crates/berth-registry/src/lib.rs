@@ -18,8 +18,15 @@
 //! and the credential/token logic are separate modules.
 
 pub mod auth;
+pub mod client;
 pub mod credentials;
+pub mod endpoint;
+pub mod manifest;
 pub mod search;
+
+pub use client::{BlobReader, Client, Fetched, RetryPolicy};
+pub use endpoint::{Endpoint, Scheme};
+pub use manifest::{Descriptor, ImageManifest, Index, Manifest};
 
 /// What the client asks of whoever holds credentials and tokens.
 pub trait Auth: Send + Sync {

@@ -36,7 +36,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -53,6 +53,14 @@ CREATE TABLE IF NOT EXISTS tags (
     image_id  TEXT NOT NULL REFERENCES images(id)
 );
 CREATE INDEX IF NOT EXISTS tags_by_image ON tags(image_id);
+-- version 6: the manifest digests an image was pulled by (RepoDigests)
+CREATE TABLE IF NOT EXISTS repo_digests (
+    repository TEXT NOT NULL,        -- docker.io/library/bb
+    digest     TEXT NOT NULL,        -- sha256:… of the manifest
+    image_id   TEXT NOT NULL REFERENCES images(id),
+    PRIMARY KEY (repository, digest)
+);
+CREATE INDEX IF NOT EXISTS repo_digests_by_image ON repo_digests(image_id);
 CREATE TABLE IF NOT EXISTS layers (
     chain_id  TEXT PRIMARY KEY,
     diff_id   TEXT NOT NULL,
@@ -338,6 +346,10 @@ impl Tx<'_> {
     pub fn delete_image(&self, id: &Digest) -> Result<()> {
         self.c
             .execute("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
+        self.c.execute(
+            "DELETE FROM repo_digests WHERE image_id = ?1",
+            [id.as_str()],
+        )?;
         self.c
             .execute("DELETE FROM build_cache WHERE image_id = ?1", [id.as_str()])?;
         self.c
@@ -518,6 +530,57 @@ impl Tx<'_> {
         rows.map(|r| {
             let (a, b) = r?;
             Ok((a, digest(b)?))
+        })
+        .collect()
+    }
+
+    // ---- repo digests ----
+    /// Records that `repository@digest` (a manifest) is `image`; returns
+    /// the image it named before, if another.
+    pub fn set_repo_digest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        image: &Digest,
+    ) -> Result<Option<Digest>> {
+        let old = self.repo_digest(repository, digest)?;
+        self.c.execute(
+            "INSERT INTO repo_digests (repository, digest, image_id) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(repository, digest) DO UPDATE SET image_id = excluded.image_id",
+            params![repository, digest.as_str(), image.as_str()],
+        )?;
+        Ok(old.filter(|o| o != image))
+    }
+    /// Removes `repository@digest`; whether there was one.
+    pub fn remove_repo_digest(&self, repository: &str, digest: &Digest) -> Result<bool> {
+        Ok(self.c.execute(
+            "DELETE FROM repo_digests WHERE repository = ?1 AND digest = ?2",
+            [repository, digest.as_str()],
+        )? > 0)
+    }
+    /// The image `repository@digest` names.
+    pub fn repo_digest(&self, repository: &str, digest: &Digest) -> Result<Option<Digest>> {
+        let s: Option<String> = self
+            .c
+            .query_row(
+                "SELECT image_id FROM repo_digests WHERE repository = ?1 AND digest = ?2",
+                [repository, digest.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        s.map(crate::digest).transpose()
+    }
+    /// `repository@digest` of every digest reference to `image`, sorted.
+    pub fn repo_digests_of(&self, image: &Digest) -> Result<Vec<(String, Digest)>> {
+        let mut st = self.c.prepare(
+            "SELECT repository, digest FROM repo_digests WHERE image_id = ?1 ORDER BY repository, digest",
+        )?;
+        let rows = st.query_map([image.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|r| {
+            let (repo, d) = r?;
+            Ok((repo, crate::digest(d)?))
         })
         .collect()
     }
@@ -902,6 +965,46 @@ mod tests {
         assert!(t.insert_claim(&t.claim(&cid(7)).unwrap().unwrap()).is_err());
         t.delete_claim(&cid(7)).unwrap();
         assert!(t.claims().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_5_database_gains_repo_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("berth.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE images (id TEXT PRIMARY KEY, config BLOB NOT NULL, layers TEXT NOT NULL, size INTEGER NOT NULL, parent TEXT, created TEXT NOT NULL, added INTEGER NOT NULL); PRAGMA user_version = 5;",
+            )
+            .unwrap();
+        }
+        let mut s = Store::open(dir.path()).unwrap();
+        let id = Digest::of_bytes(b"{}");
+        let m = Digest::of_bytes(b"manifest");
+        s.transaction(|t| -> Result<()> {
+            t.insert_image(&ImageRow {
+                id: id.clone(),
+                config: b"{}".to_vec(),
+                layers: vec![],
+                size: 0,
+                parent: None,
+                created: "then".into(),
+                added: 0,
+            })?;
+            assert_eq!(t.set_repo_digest("docker.io/library/bb", &m, &id)?, None);
+            Ok(())
+        })
+        .unwrap();
+        let t = s.read();
+        assert_eq!(
+            t.repo_digest("docker.io/library/bb", &m).unwrap(),
+            Some(id.clone())
+        );
+        assert_eq!(
+            t.repo_digests_of(&id).unwrap(),
+            vec![("docker.io/library/bb".to_string(), m.clone())]
+        );
+        t.delete_image(&id).unwrap();
+        assert_eq!(t.repo_digest("docker.io/library/bb", &m).unwrap(), None);
     }
 
     #[test]

@@ -119,6 +119,8 @@ pub enum Command {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
     /// Copy files/folders between a container and the local filesystem
@@ -251,6 +253,8 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
     /// Remove unused images
     Prune(ImagePruneArgs),
 }
@@ -401,6 +405,20 @@ pub struct SaveArgs {
     pub output: Option<PathBuf>,
     #[arg(required = true)]
     pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub name: String,
 }
 
 #[derive(Args, Debug)]
@@ -575,6 +593,9 @@ pub struct RunArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     pub platform: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, value_name = "string", default_value = "missing")]
+    pub pull: String,
     /// Runtime to use for this container (runc, berth)
     #[arg(long)]
     pub runtime: Option<String>,

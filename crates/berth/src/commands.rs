@@ -159,6 +159,9 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Save(a) | Command::Image(ImageCommand::Save(a)) => {
                 crate::cmd_archive::save(&e, a)
             }
+            Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
+                crate::cmd_pull::pull(&mut e, a)
+            }
             Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
                 crate::cmd_archive::load(&mut e, a)
             }
@@ -241,7 +244,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 err.downcast_ref::<EngineError>()
             {
                 // Docker's daemon calls this "not found" and its CLI goes
-                // on to pull; berth has no pull, so that is where it ends.
+                // on to pull; with `--pull never` that is where it ends.
                 let n = berth_types::Reference::parse(reference)
                     .map_or_else(|_| reference.clone(), |r| r.familiar());
                 errln!("Unable to find image '{n}' locally");
@@ -676,7 +679,25 @@ fn create_with_cidfile(
             )));
         }
     }
-    let id = e.create(&create_options(a, attach)?)?;
+    crate::cmd_pull::check_pull_policy(&a.pull)?;
+    let opts = create_options(a, attach)?;
+    if a.pull == "always" {
+        crate::cmd_pull::pull_for_run(e, &a.image, a.platform.as_deref(), false)?;
+    }
+    // As Docker's CLI: create; an image that is not here (or not of the
+    // platform asked for) is pulled, then create again.
+    let id = match e.create(&opts) {
+        Err(
+            err @ (EngineError::ImageNotFoundLocally(_) | EngineError::PlatformMismatch { .. }),
+        ) if a.pull == "missing" => {
+            let r =
+                berth_types::Reference::parse(&a.image).map_err(|_| anyhow::Error::from(err))?;
+            errln!("Unable to find image '{}' locally", r.familiar());
+            crate::cmd_pull::pull_for_run(e, &a.image, a.platform.as_deref(), false)?;
+            e.create(&opts)?
+        }
+        other => other?,
+    };
     if let Some(f) = &a.cidfile {
         use std::io::Write as _;
         let written = std::fs::OpenOptions::new()
@@ -1480,10 +1501,27 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
                 )
             })
             .collect();
+        // A repository the image was pulled by digest from but has no tag
+        // in: a `<none>` row, as docker's.
+        for rd in &img.repo_digests {
+            if let Some((repo, _)) = rd.split_once('@') {
+                if !entries.iter().any(|(r, _)| r == repo) {
+                    entries.push((repo.to_string(), "<none>".into()));
+                }
+            }
+        }
         if entries.is_empty() {
             entries.push(("<none>".into(), "<none>".into()));
         }
         for (repo, tag) in entries {
+            // The digest of the repository's manifest, as docker's DIGEST.
+            let digest = img
+                .repo_digests
+                .iter()
+                .filter_map(|rd| rd.split_once('@'))
+                .find(|(r, _)| *r == repo)
+                .map_or("<none>", |(_, d)| d)
+                .to_string();
             seen_ids.push(id.clone());
             rows.push(serde_json::json!({
                 "Repository": repo,
@@ -1492,7 +1530,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32> {
                 "CreatedSince": ago(created, now),
                 "CreatedAt": created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
                 "Size": human_size(img.size),
-                "Digest": "<none>",
+                "Digest": digest,
                 // What only `system df` computes: "N/A" here, as docker's.
                 "Containers": "N/A",
                 "SharedSize": "N/A",

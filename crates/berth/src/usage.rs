@@ -86,6 +86,7 @@ const TABLE: &[(&str, &str, Arity)] = &[
     ("logout", "[SERVER]", Arity::Max(1)),
     ("save", "[OPTIONS] IMAGE [IMAGE...]", Arity::Min(1)),
     ("load", "[OPTIONS]", Arity::None),
+    ("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", Arity::Exact(1)),
     ("export", "[OPTIONS] CONTAINER", Arity::Exact(1)),
     (
         "cp",

@@ -633,3 +633,49 @@ fn an_unreadable_config_is_left_alone() {
         assert_eq!(fs::read_to_string(home.config()).unwrap(), "{\"auths\": ");
     }
 }
+
+#[test]
+fn pull_uses_the_stored_login() {
+    let reg = htpasswd_registry();
+    let src = TestEnv::with_busybox();
+    let home = Home::new();
+    let addr = reg.addr();
+    // An image in the protected registry, pushed by skopeo with the password.
+    let archive = home.dir.path().join("bb.tar");
+    src.ok(&["save", "-o", archive.to_str().unwrap(), BB]);
+    let out = Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("--dest-creds={USER}:{PASSWORD}"))
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(format!("docker://{addr}/team/bb:v1"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = TestEnv::new();
+    let image = format!("{addr}/team/bb:v1");
+    // Not logged in: Docker's hint, nothing pulled.
+    let (_, err, code) = text_of(&home.berth(&env, &["pull", &image], ""));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("docker login") || err.contains("berth login"),
+        "{err}"
+    );
+    assert!(!env.ok(&["images", "-q"]).contains(char::is_alphanumeric));
+    // Logged in: the same pull works with the stored credentials.
+    let (_, err, code) = text_of(&home.berth(
+        &env,
+        &["login", "-u", USER, "--password-stdin", &addr],
+        PASSWORD,
+    ));
+    assert_eq!(code, 0, "{err}");
+    let (out, err, code) = text_of(&home.berth(&env, &["pull", &image], ""));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+    let (out, err, code) =
+        text_of(&home.berth(&env, &["run", "--rm", &image, "echo", "pulled"], ""));
+    assert_eq!((out.as_str(), code), ("pulled\n", 0), "{err}");
+}

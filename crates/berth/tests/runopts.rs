@@ -388,15 +388,36 @@ fn platform_of_another_kind_is_refused_as_docker_refuses_it() {
     let msg = format!(
         "image with reference bb was found but does not match the specified platform: wanted {want}, actual: linux/{host}"
     );
+    // Docker's CLI takes it as missing and pulls: from Docker Hub, which
+    // the tests reach only through a closed proxy.
+    let pull_failed = "Get \"https://registry-1.docker.io/v2/\": connect: connection refused";
     let (_, err) = env.fails(&["run", "--rm", "--platform", &want, BB, "true"], 125);
     assert_eq!(
         err,
-        format!("Unable to find image 'bb:latest' locally\nberth: {msg}\n\nRun 'berth run --help' for more information\n")
+        format!("Unable to find image 'bb:latest' locally\nberth: {pull_failed}\n\nRun 'berth run --help' for more information\n")
     );
     let (_, err) = env.fails(&["create", "--platform", &want, BB, "true"], 1);
     assert_eq!(
         err,
-        format!("Unable to find image 'bb:latest' locally\nError: {msg}\n")
+        format!("Unable to find image 'bb:latest' locally\nError: {pull_failed}\n")
+    );
+    // Without the pull, the mismatch itself.
+    let (_, err) = env.fails(
+        &[
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "--platform",
+            &want,
+            BB,
+            "true",
+        ],
+        125,
+    );
+    assert_eq!(
+        err,
+        format!("Unable to find image 'bb:latest' locally\nberth: {msg}\n\nRun 'berth run --help' for more information\n")
     );
     let (_, err) = env.fails(&["run", "--rm", "--platform", "bogus", BB, "true"], 125);
     assert_eq!(

@@ -25,8 +25,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
+pub mod registry;
+
 /// The image name [`TestEnv::with_busybox`] imports the busybox rootfs as.
 pub const BB: &str = "bb";
+
+/// A proxy nothing listens on: where the tests' non-loopback requests go.
+pub const CLOSED_PROXY: &str = "http://127.0.0.1:9";
 
 /// How long one `berth` command may take before the harness kills it and fails the test.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -182,6 +187,17 @@ impl TestEnv {
             .env_remove("BERTH_ROOT")
             .env_remove("BERTH_RUN_ROOT")
             .env_remove("BERTH_CGROUP_PARENT")
+            // Tests speak only to 127.0.0.1: a pull from any other registry
+            // (Docker Hub, for an image a test does not have) goes to a
+            // closed proxy on loopback and fails there.
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("https_proxy")
+            .env_remove("http_proxy")
+            .env_remove("no_proxy")
+            .env("HTTPS_PROXY", CLOSED_PROXY)
+            .env("HTTP_PROXY", CLOSED_PROXY)
+            .env("NO_PROXY", "127.0.0.1,localhost")
             .stdin(Stdio::null());
         cmd
     }
