@@ -53,8 +53,12 @@ const PROXY_ARGS: &[&str] = &[
 ];
 
 /// What `berth build` takes.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct BuildOptions {
+    /// How a base image that is not local is pulled (None: it is an error).
+    pub pull: Option<crate::PullOptions>,
+    /// `--pull`: pull every base image, even one that is local.
+    pub pull_always: bool,
     /// The context directory (a tar context is unpacked by the caller).
     pub context: PathBuf,
     /// The Dockerfile's text.
@@ -641,15 +645,28 @@ impl Engine {
                 }
             }
             Base::Image(r) => {
-                let row = self.resolve_image(r).map_err(|e| match e {
-                    EngineError::NoSuchImage(_) => build_err(
-                        stage.line,
-                        format!(
-                            "{r}: No such image (berth build does not pull; tag or load it first)"
-                        ),
-                    ),
-                    e => e,
-                })?;
+                let local = if b.o.pull_always {
+                    Err(EngineError::NoSuchImage(r.clone()))
+                } else {
+                    self.resolve_image(r)
+                };
+                let row = match (local, &b.o.pull) {
+                    (Ok(row), _) => row,
+                    // Not here (or `--pull`): from its registry, as
+                    // Docker's builder does.
+                    (Err(EngineError::NoSuchImage(_)), Some(po)) => {
+                        let reference = Reference::parse(r)
+                            .map_err(|e| build_err(stage.line, format!("{r}: {e}")))?;
+                        let pulled = self
+                            .pull(&reference, po, &|_| {})
+                            .map_err(|e| build_err(stage.line, format!("{r}: {e}")))?;
+                        self.resolve_image(pulled.id.as_str())?
+                    }
+                    (Err(EngineError::NoSuchImage(_)), None) => {
+                        return Err(build_err(stage.line, format!("{r}: No such image")))
+                    }
+                    (Err(e), _) => return Err(e),
+                };
                 self.state_of(&row)?
             }
             Base::Stage(j) => done

@@ -640,3 +640,39 @@ fn a_killed_pull_leaves_nothing_the_next_pull_minds() {
         .collect();
     assert!(layer_tmp.is_empty(), "{layer_tmp:?}");
 }
+
+#[test]
+fn build_pulls_a_base_image_it_does_not_have() {
+    let tmp = TempDir::new().unwrap();
+    let reg = Registry::start();
+    let archive = busybox_archive(tmp.path());
+    reg.push(&archive, "base/bb:v1", &["--format", "v2s2"]);
+    let env = TestEnv::new();
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}/base/bb:v1\nRUN echo built > /b\n", reg.addr),
+    )
+    .unwrap();
+    env.ok(&["build", "-q", "-t", "on-pulled", path_str(&ctx)]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "on-pulled", "cat", "/b"]),
+        "built\n"
+    );
+    // The base is now local, tagged as pulled.
+    let tags = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(tags.contains(&format!("{}/base/bb:v1", reg.addr)), "{tags}");
+    // --pull asks the registry again; a base that is nowhere is an error.
+    env.ok(&["build", "-q", "--pull", path_str(&ctx)]);
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}/base/nope:v1\n", reg.addr),
+    )
+    .unwrap();
+    let (_, err) = env.fails(&["build", path_str(&ctx)], 1);
+    assert!(
+        err.contains("Dockerfile:1") && err.contains("base/nope"),
+        "{err}"
+    );
+}
