@@ -75,6 +75,9 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `--network`: `none` (the default), `host` or `default`.
     pub network: Option<String>,
+    /// `--allow network.host`: a Dockerfile's `RUN --network=host` may run
+    /// (as BuildKit's entitlement; `--network host` grants it too).
+    pub allow_network_host: bool,
     /// `--secret id=ID,src=PATH`: ID → file.
     pub secrets: BTreeMap<String, PathBuf>,
 }
@@ -381,10 +384,13 @@ fn run_argv(st: &State, ins: &Instruction) -> Vec<String> {
 /// `--chown=USER[:GROUP]` with names looked up in the image's
 /// `/etc/passwd` and `/etc/group`.
 fn resolve_chown(spec: &str, tree: &dyn Tree, line: usize) -> Result<(u32, u32)> {
+    // The image's own files, never more than 4 MiB of them (Tree::open
+    // opens regular files only).
     let read = |path: &str| -> String {
         let mut s = String::new();
-        if let Ok(mut f) = tree.open(path) {
-            let _ = std::io::Read::read_to_string(&mut f, &mut s);
+        let real = buildfs::resolve(tree, path, true).unwrap_or_default();
+        if let Ok(f) = tree.open(&real) {
+            let _ = std::io::Read::read_to_string(&mut std::io::Read::take(f, 4 << 20), &mut s);
         }
         s
     };
@@ -1087,8 +1093,16 @@ impl Engine {
             .map(str::to_string)
             .or_else(|| b.o.network.clone())
             .unwrap_or_else(|| "none".into());
+        let granted = b.o.allow_network_host || b.o.network.as_deref() == Some("host");
         let network = match network.as_str() {
             "default" | "none" => "none".to_string(),
+            // A Dockerfile alone never reaches the host's network.
+            "host" if !granted => {
+                return Err(build_err(
+                    line,
+                    "RUN --network=host is not allowed: grant it with --allow network.host (or --network host)",
+                ))
+            }
             "host" => "host".to_string(),
             other => {
                 return Err(build_err(
@@ -1127,7 +1141,10 @@ impl Engine {
             None
         };
         for m in &mounts {
-            mount_key.push_str(&format!("\nmount {} {:?}", m.target, m.kind));
+            mount_key.push_str(&format!(
+                "\nmount {}",
+                serde_json::to_string(&(&m.target, format!("{:?}", m.kind))).unwrap_or_default()
+            ));
             let MountKind::Bind { source, from, .. } = &m.kind else {
                 sources.push(None);
                 continue;
@@ -1520,8 +1537,12 @@ impl Engine {
         let mut hasher = Sha256::new();
         hasher.update(
             format!(
-                "{}\n{}\n{src_id}\n{:?}\n{dest}\n{dest_is_dir_syntax}\n",
-                st.key, ins.keyword, attrs
+                "{}\n{}\n{}\n{:?}\n{}\n{dest_is_dir_syntax}\n",
+                st.key,
+                ins.keyword,
+                serde_json::to_string(&src_id).unwrap_or_default(),
+                attrs,
+                serde_json::to_string(&dest).unwrap_or_default()
             )
             .as_bytes(),
         );

@@ -224,6 +224,20 @@ pub(crate) fn expand_source(tree: &dyn Tree, src: &str) -> io::Result<Vec<String
     Ok(current)
 }
 
+/// Opens a regular file beneath `root` (never a device, FIFO or socket: a
+/// hostile tree must not make the builder read a host device).
+fn open_file_beneath(root: &OwnedFd, path: &str) -> io::Result<File> {
+    let fd = open_beneath(root, path, OFlags::RDONLY | OFlags::NONBLOCK)?;
+    let st = rfs::fstat(&fd).map_err(io::Error::from)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{path}: not a regular file"),
+        ));
+    }
+    Ok(File::from(fd))
+}
+
 fn open_beneath(root: &OwnedFd, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
     let p = if path.is_empty() { "." } else { path };
     rfs::openat2(
@@ -301,7 +315,7 @@ impl Tree for Context {
         if !self.kept.contains(path) {
             return Err(io::ErrorKind::NotFound.into());
         }
-        open_beneath(&self.root, path, OFlags::RDONLY | OFlags::NONBLOCK).map(File::from)
+        open_file_beneath(&self.root, path)
     }
     fn host_path(&self, path: &str) -> Option<String> {
         Some(self.root_path.join(path).to_string_lossy().into_owned())
@@ -422,7 +436,7 @@ impl Tree for Layers {
             Mode::empty(),
         )
         .map_err(io::Error::from)?;
-        open_beneath(&root, path, OFlags::RDONLY | OFlags::NONBLOCK).map(File::from)
+        open_file_beneath(&root, path)
     }
 }
 

@@ -319,7 +319,8 @@ impl Engine {
                             format!("secret {id}: {} is not a regular file", path.display()),
                         ));
                     }
-                    let dir = private_dir(&tmp, held)
+                    // On the run root (a tmpfs as a rule), never the store's disk.
+                    let dir = private_dir(&self.opts.run_root.join("build-secrets"), held)
                         .map_err(crate::io_ctx("making a directory for a secret"))?;
                     let file = dir.join("secret");
                     std::fs::copy(path, &file)

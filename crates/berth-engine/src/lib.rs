@@ -191,6 +191,18 @@ impl Engine {
         ] {
             std::fs::create_dir_all(&d).map_err(io_ctx(format!("creating {}", d.display())))?;
         }
+        // Only root goes in: the store holds what containers made (device
+        // nodes, setuid files in layers, upper dirs and cache mounts), which
+        // no other user of the host may reach (0710, as Docker's root).
+        for d in [&opts.root, &opts.run_root] {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(d) {
+                if m.permissions().mode() & 0o007 != 0 {
+                    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o710))
+                        .map_err(io_ctx(format!("restricting {}", d.display())))?;
+                }
+            }
+        }
         let store = Store::open(&opts.root)?;
         let blobs = berth_layers::BlobStore::open(&opts.root)?;
         Ok(Engine { opts, store, blobs })
@@ -265,6 +277,9 @@ impl Engine {
     /// whose creation never finished and the image claims of creates that died.
     pub fn collect_garbage(&mut self) -> Result<()> {
         berth_layers::collect_garbage(&self.layers_dir(), &self.opts.root.join("tmp"));
+        // Secrets of builds that were killed (their copies live on the run root).
+        let secrets = self.opts.run_root.join("build-secrets");
+        berth_layers::collect_garbage(&secrets, &secrets);
         self.collect_stale_claims()?;
         // A load holds this lock shared while its layer directories wait for
         // their rows: while one runs, rowless files are left alone.

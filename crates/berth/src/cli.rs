@@ -304,6 +304,9 @@ pub enum SystemCommand {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
+    /// Allow extra privileged entitlement (network.host)
+    #[arg(long, value_name = "stringArray")]
+    pub allow: Vec<String>,
     /// Set build-time variables
     #[arg(long = "build-arg", value_name = "list")]
     pub build_arg: Vec<String>,

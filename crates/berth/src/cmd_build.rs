@@ -58,6 +58,12 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         "none" | "host" => Some(a.network.clone()),
         other => bail!("network mode {other:?} not supported by berth build (default, none, host)"),
     };
+    for ent in &a.allow {
+        match ent.as_str() {
+            "network.host" => o.allow_network_host = true,
+            other => bail!("invalid entitlement {other:?}: berth grants network.host only"),
+        }
+    }
     for s in &a.secret {
         let mut id = None;
         let mut src = None;
@@ -175,7 +181,8 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
                 Some(f) => context.join(f.trim_start_matches('/')),
                 None => context.join("Dockerfile"),
             };
-            let bytes = std::fs::read(&path).map_err(|err| {
+            let confined = _unpacked.as_ref().map(|u| u.path());
+            let bytes = read_small(&path, confined).map_err(|err| {
                 anyhow!(
                     "failed to read dockerfile: open {}: {}",
                     path.display(),
@@ -197,9 +204,11 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         s.push(".dockerignore");
         PathBuf::from(s)
     });
+    let confined = _unpacked.as_ref().map(|u| u.path());
     let ignore_text = own
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .or_else(|| std::fs::read_to_string(context.join(".dockerignore")).ok())
+        .and_then(|p| read_small(&p, confined).ok())
+        .or_else(|| read_small(&context.join(".dockerignore"), confined).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     o.ignore = Ignore::parse(&ignore_text);
     o.context = context;
@@ -286,6 +295,53 @@ impl<R: Read> Read for Transfer<R> {
         }
         Ok(n)
     }
+}
+
+/// The most of a Dockerfile or `.dockerignore` read.
+const MAX_SMALL_FILE: u64 = 16 << 20;
+
+/// Reads a Dockerfile or `.dockerignore`: a regular file, at most 16 MiB.
+/// Inside an unpacked (tar or stdin) context, `confined` is its root and
+/// the path is opened beneath it without following any symlink: a hostile
+/// tar cannot point the builder at a host file.
+fn read_small(path: &Path, confined: Option<&Path>) -> std::io::Result<Vec<u8>> {
+    use rustix::fs::{self as rfs, FileType, Mode, OFlags, ResolveFlags};
+    let fd = match confined {
+        Some(root) => {
+            let rel = path.strip_prefix(root).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "outside the context")
+            })?;
+            let dir = rfs::open(
+                root,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            rfs::openat2(
+                &dir,
+                rel,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            )?
+        }
+        None => rfs::open(
+            path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?,
+    };
+    let st = rfs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut out = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_SMALL_FILE)
+        .read_to_end(&mut out)?;
+    Ok(out)
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {

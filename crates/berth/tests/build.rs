@@ -789,3 +789,102 @@ fn shell_healthcheck_labels_and_the_image_build_alias() {
         "{err}"
     );
 }
+
+#[test]
+fn a_dockerfile_alone_never_gets_the_host_network() {
+    let env = TestEnv::with_busybox();
+    let ctx = context("FROM bb\nRUN --network=host true\n", &[]);
+    let (_, err) = env.fails(&["build", p(ctx.path())], 1);
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("--allow network.host"),
+        "{err}"
+    );
+    // The user grants it: --allow network.host (or --network host). The
+    // build runs in a network namespace of this test's own.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--net"])
+        .arg(berth_bin())
+        .args([
+            "--root",
+            p(env.root.path()),
+            "--run-root",
+            p(env.run_root.path()),
+        ])
+        .args(["--cgroup-parent", &env.cgroup_parent])
+        .args(["build", "-q", "--allow", "network.host", p(ctx.path())])
+        .stdin(Stdio::null());
+    let out = output_with_timeout(cmd, COMMAND_TIMEOUT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (_, err) = env.fails(&["build", "--allow", "security.insecure", p(ctx.path())], 1);
+    assert!(err.contains("security.insecure"), "{err}");
+}
+
+#[test]
+fn the_store_is_root_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::with_busybox();
+    fs::set_permissions(env.root.path(), fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    env.ok(&["images", "-q"]);
+    let mode = fs::metadata(env.root.path())
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0);
+    assert_eq!(mode, 0o710, "the store root is {mode:o}");
+}
+
+#[test]
+fn a_tar_context_cannot_point_the_dockerfile_at_a_host_file() {
+    let env = TestEnv::with_busybox();
+    let host = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let secret = host.path().join("secret");
+    fs::write(&secret, "HOSTSECRET-line\n").unwrap_or_else(|e| panic!("{e}"));
+    for name in ["Dockerfile", ".dockerignore"] {
+        let mut data = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut data);
+            if name == ".dockerignore" {
+                let body = b"FROM bb\nCOPY . /c/\n";
+                let mut h = tar::Header::new_gnu();
+                h.set_size(body.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, "Dockerfile", &body[..])
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            b.append_link(&mut h, name, &secret)
+                .unwrap_or_else(|e| panic!("{e}"));
+            b.finish().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut c = env.berth(&["build", "--progress", "plain", "-"]);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut s) = child.stdin.take() {
+            let _ = s.write_all(&data);
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!all.contains("HOSTSECRET"), "{name}: {all}");
+        if name == "Dockerfile" {
+            assert_eq!(out.status.code(), Some(1), "{all}");
+        }
+    }
+}
+
+#[test]
+fn an_image_device_as_etc_passwd_is_never_read() {
+    let env = TestEnv::with_busybox();
+    // /etc/passwd becomes /dev/zero's device in the image: resolving
+    // --chown must not read it (it would never end).
+    let ctx = context(
+        "FROM bb\nRUN rm /etc/passwd && mknod /etc/passwd c 1 5\nCOPY --chown=app f /f\n",
+        &[("f", "x")],
+    );
+    let (_, err) = env.fails(&["build", p(ctx.path())], 1);
+    assert!(err.contains("unable to find user app"), "{err}");
+}
