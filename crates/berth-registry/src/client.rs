@@ -84,13 +84,12 @@ impl Client {
     }
 
     pub fn with_policy(auth: Arc<dyn Auth>, policy: RetryPolicy) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        Client::with_agent(agent(None), auth, policy)
+    }
+
+    /// A client sending through `agent` (made by [`agent`], with the TLS
+    /// configuration of [`crate::settings::Settings`]).
+    pub fn with_agent(agent: ureq::Agent, auth: Arc<dyn Auth>, policy: RetryPolicy) -> Client {
         Client {
             agent,
             auth,
@@ -374,6 +373,20 @@ impl Client {
             .to_string()),
         }
     }
+}
+
+/// The HTTP agent of a client: statuses as answers, berth's timeouts and
+/// User-Agent, and `tls` (None: the default roots, verified).
+pub fn agent(tls: Option<ureq::tls::TlsConfig>) -> ureq::Agent {
+    let mut b = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = tls {
+        b = b.tls_config(t);
+    }
+    b.build().into()
 }
 
 fn too_large(reference: &str) -> RegistryError {
