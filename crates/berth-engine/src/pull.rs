@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use berth_layers::{ApplyOptions, BlobStore, LayerError, WhiteoutMode};
 use berth_registry::manifest::{choose, Descriptor, ImageManifest};
-use berth_registry::{Auth, Client, Endpoint, Manifest, RegistryError};
+use berth_registry::{Auth, Client, Endpoint, Manifest, RegistryError, RetryPolicy, Settings};
 use berth_store::{ImageRow, LayerRow};
 use berth_types::{chain_ids, ImageConfig, Platform, Reference};
 
@@ -44,6 +44,8 @@ pub struct PullOptions {
     pub auth: Option<Arc<dyn Auth>>,
     /// Layers downloaded at once.
     pub concurrent_downloads: usize,
+    /// Mirrors, insecure registries, certificates (berth's config file).
+    pub settings: Arc<Settings>,
 }
 
 impl Default for PullOptions {
@@ -52,6 +54,7 @@ impl Default for PullOptions {
             platform: None,
             auth: None,
             concurrent_downloads: DEFAULT_CONCURRENT_DOWNLOADS,
+            settings: Arc::new(Settings::default()),
         }
     }
 }
@@ -107,20 +110,44 @@ fn short(d: &Digest) -> String {
     d.hex().chars().take(12).collect()
 }
 
-fn client_of(opts: &PullOptions) -> Client {
+fn client_of(opts: &PullOptions, ep: &Endpoint) -> Result<Client> {
     let auth = opts
         .auth
         .clone()
         .unwrap_or_else(|| Arc::new(berth_registry::auth::Anonymous));
-    Client::new(auth)
+    opts.settings
+        .client(ep, auth, RetryPolicy::default())
+        .map_err(registry_err)
+}
+
+/// Tries `f` with each endpoint the settings give for `reference` (mirrors
+/// then the hub; https then http for an insecure registry), as Docker's
+/// daemon falls back: the first success, else the last endpoint's error.
+fn first_endpoint<T>(
+    reference: &Reference,
+    opts: &PullOptions,
+    mut f: impl FnMut(&Client, &Endpoint) -> Result<T>,
+) -> Result<(Client, Endpoint, T)> {
+    let endpoints = opts.settings.pull_endpoints(reference);
+    let mut last = None;
+    for ep in endpoints {
+        let attempt = client_of(opts, &ep).and_then(|c| f(&c, &ep).map(|v| (c, v)));
+        match attempt {
+            Ok((c, v)) => return Ok((c, ep, v)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        EngineError::Registry(RegistryError::Protocol(format!(
+            "no registry endpoint for {reference}"
+        )))
+    }))
 }
 
 impl Engine {
     /// The tags of `reference`'s repository on its registry (`pull -a`).
     pub fn remote_tags(&self, reference: &Reference, opts: &PullOptions) -> Result<Vec<String>> {
-        client_of(opts)
-            .tags(&Endpoint::of(reference))
-            .map_err(registry_err)
+        first_endpoint(reference, opts, |c, ep| c.tags(ep).map_err(registry_err)).map(|(_, _, t)| t)
     }
 
     /// `pull REFERENCE`: fetches the image `reference` names into the
@@ -131,14 +158,15 @@ impl Engine {
         opts: &PullOptions,
         progress: &(dyn Fn(PullEvent) + Sync),
     ) -> Result<Pulled> {
-        let client = client_of(opts);
-        let ep = Endpoint::of(reference);
         let tag_or_digest = match (reference.digest(), reference.tag()) {
             (Some(d), _) => d.to_string(),
             (None, Some(t)) => t.to_string(),
             (None, None) => "latest".to_string(),
         };
-        let top = client.manifest(&ep, &tag_or_digest).map_err(registry_err)?;
+        // The endpoint that has the manifest serves the rest of the pull.
+        let (client, ep, top) = first_endpoint(reference, opts, |c, ep| {
+            c.manifest(ep, &tag_or_digest).map_err(registry_err)
+        })?;
         // Docker names a digest pull by its whole reference.
         let what = if reference.digest().is_some() {
             reference.familiar()

@@ -413,7 +413,9 @@ fn familiar_repository(ep: &Endpoint) -> String {
 /// refused one (nothing listens there) or a name that does not resolve.
 fn transient(e: &ureq::Error) -> bool {
     match e {
-        ureq::Error::Io(io) => io.kind() != io::ErrorKind::ConnectionRefused,
+        ureq::Error::Io(io) => {
+            io.kind() != io::ErrorKind::ConnectionRefused && !tls_verification(&io.to_string())
+        }
         ureq::Error::Timeout(_) | ureq::Error::Protocol(_) => true,
         _ => false,
     }
@@ -431,7 +433,30 @@ fn transport_error(ep: &Endpoint, e: ureq::Error) -> RegistryError {
         ureq::Error::HostNotFound => "no such host".to_string(),
         other => other.to_string(),
     };
+    let text = tls_words(&text).map_or(text, str::to_string);
     RegistryError::Protocol(format!("Get \"{url}\": {text}"))
+}
+
+/// Whether a transport error is a failed certificate check (not retried).
+fn tls_verification(text: &str) -> bool {
+    text.contains("invalid peer certificate")
+}
+
+/// Go's words for rustls' certificate failures, as Docker prints them.
+fn tls_words(text: &str) -> Option<&'static str> {
+    let why = text.strip_prefix("invalid peer certificate: ")?;
+    Some(match why {
+        "UnknownIssuer" => {
+            "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+        }
+        "Expired" | "NotValidYet" => {
+            "tls: failed to verify certificate: x509: certificate has expired or is not yet valid"
+        }
+        _ if why.starts_with("certificate not valid for name") => {
+            "tls: failed to verify certificate: x509: certificate is not valid for this host"
+        }
+        _ => return None,
+    })
 }
 
 /// A blob's bytes as the registry sends them, resumed by range after a
@@ -579,6 +604,22 @@ mod tests {
         );
         let waits: Vec<u128> = (1..=4).map(|a| c.backoff(a).as_millis()).collect();
         assert_eq!(waits, vec![100, 200, 350, 350]);
+    }
+
+    #[test]
+    fn certificate_failures_in_gos_words_and_not_retried() {
+        assert_eq!(
+            tls_words("invalid peer certificate: UnknownIssuer"),
+            Some(
+                "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+            )
+        );
+        assert_eq!(tls_words("connection reset"), None);
+        let bad = ureq::Error::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert!(!transient(&bad));
     }
 
     #[test]

@@ -313,14 +313,12 @@ impl Settings {
                     })?;
                     client = Some(ClientCert::new_with_certs(&chain, k));
                 }
-                "key" => {
-                    if !f.with_extension("cert").is_file() {
-                        return Err(RegistryError::Protocol(format!(
-                            "missing client certificate {} for key {}",
-                            f.with_extension("cert").display(),
-                            f.display()
-                        )));
-                    }
+                "key" if !f.with_extension("cert").is_file() => {
+                    return Err(RegistryError::Protocol(format!(
+                        "missing client certificate {} for key {}",
+                        f.with_extension("cert").display(),
+                        f.display()
+                    )));
                 }
                 _ => {}
             }

@@ -17,13 +17,8 @@ use crate::cli::BuildArgs;
 const TTY_TAIL: usize = 6;
 
 pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
-    let auth =
-        berth_registry::auth::Credentialed::from_user_config().map_err(|err| anyhow!("{err}"))?;
     let mut o = BuildOptions {
-        pull: Some(berth_engine::PullOptions {
-            auth: Some(std::sync::Arc::new(auth)),
-            ..berth_engine::PullOptions::default()
-        }),
+        pull: Some(crate::cmd_pull::pull_options(None)?),
         pull_always: a.pull,
         no_cache: a.no_cache,
         target: a.target.clone(),

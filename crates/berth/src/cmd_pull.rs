@@ -181,15 +181,28 @@ fn user_auth() -> Result<std::sync::Arc<dyn berth_registry::Auth>> {
     Ok(std::sync::Arc::new(c))
 }
 
+/// berth's registry settings (`$BERTH_CONFIG` or /etc/berth/config.toml).
+pub fn registry_settings() -> Result<std::sync::Arc<berth_registry::Settings>> {
+    let s = berth_registry::Settings::load_default().map_err(|err| anyhow!("{err}"))?;
+    Ok(std::sync::Arc::new(s))
+}
+
+/// How a pull goes: the user's credentials and berth's settings.
+pub fn pull_options(platform: Option<Platform>) -> Result<PullOptions> {
+    let settings = registry_settings()?;
+    Ok(PullOptions {
+        platform,
+        auth: Some(user_auth()?),
+        concurrent_downloads: settings.max_concurrent_downloads,
+        settings,
+    })
+}
+
 /// `pull [-a] [-q] [--platform P] NAME[:TAG|@DIGEST]`
 pub fn pull(e: &mut Engine, a: &PullArgs) -> Result<i32> {
     // The docker CLI's own check: its words alone.
     let r = crate::commands::client_reference(&a.name)?;
-    let opts = PullOptions {
-        platform: platform_of(a.platform.as_deref())?,
-        auth: Some(user_auth()?),
-        ..PullOptions::default()
-    };
+    let opts = pull_options(platform_of(a.platform.as_deref())?)?;
     let printer = Printer::new(false, a.quiet);
     if a.all_tags {
         if names_tag(&a.name) {
@@ -241,11 +254,7 @@ pub fn pull_for_run(
     quiet: bool,
 ) -> Result<()> {
     let r = Reference::parse(image).map_err(|err| anyhow!("{err}"))?;
-    let opts = PullOptions {
-        platform: platform_of(platform)?,
-        auth: Some(user_auth()?),
-        ..PullOptions::default()
-    };
+    let opts = pull_options(platform_of(platform)?)?;
     let printer = Printer::new(true, quiet);
     pull_one(e, &r, &opts, &printer)?;
     Ok(())

@@ -198,6 +198,10 @@ impl TestEnv {
             .env("HTTPS_PROXY", CLOSED_PROXY)
             .env("HTTP_PROXY", CLOSED_PROXY)
             .env("NO_PROXY", "127.0.0.1,localhost")
+            // Never the host's /etc/berth: no settings, no certificates
+            // unless a test gives its own.
+            .env("BERTH_CONFIG", "/dev/null")
+            .env("BERTH_CERTS_D", self.root.path().join("no-certs.d"))
             .stdin(Stdio::null());
         cmd
     }

@@ -23,6 +23,21 @@ pub struct Registry {
 impl Registry {
     /// Starts an open registry and waits until it answers `GET /v2/`.
     pub fn start() -> Registry {
+        Registry::start_with("")
+    }
+
+    /// Starts an open registry serving TLS with `cert` and `key` (PEM
+    /// files), and waits until it answers.
+    pub fn start_tls(cert: &Path, key: &Path) -> Registry {
+        Registry::start_with(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        ))
+    }
+
+    /// Starts a registry with `http_extra` appended to its `http:` section.
+    fn start_with(http_extra: &str) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("berth-test-registry.")
             .tempdir()
@@ -39,7 +54,7 @@ impl Registry {
         fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{http_extra}",
                 storage.display()
             ),
         )
@@ -55,8 +70,11 @@ impl Registry {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start docker-registry: {e}"));
         let reg = Registry { child, dir, addr };
+        // A TLS registry answers a plain request with a 400.
+        let tls = !http_extra.is_empty();
         poll("the registry to answer", Duration::from_secs(30), || {
-            reg.get("/v2/").filter(|r| r.starts_with("HTTP/1.1 200"))
+            reg.get("/v2/")
+                .filter(|r| r.starts_with("HTTP/1.1 200") || (tls && r.starts_with("HTTP/")))
         });
         reg
     }

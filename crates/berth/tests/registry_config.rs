@@ -1,0 +1,307 @@
+mod common;
+
+// berth's registry settings, black box: a Docker Hub image served by a
+// loopback mirror named in the config file (the hub itself is behind the
+// closed proxy), a TLS registry trusted through a CA in certs.d (and a
+// clear TLS error without it), a malformed config file, and `manifest
+// inspect` of a schema-2 image and of an index. The insecure-registries
+// matching (names, CIDR networks) is unit-tested in berth-registry's
+// settings.rs: a plain-http registry on a name that is not loopback would
+// need a network this machine must not use.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+
+use common::registry::Registry;
+use common::*;
+use tempfile::TempDir;
+
+fn path_str(p: &Path) -> &str {
+    p.to_str()
+        .unwrap_or_else(|| panic!("non-UTF-8 path {}", p.display()))
+}
+
+/// `bb` saved by berth as a docker-archive, in `dir`.
+fn busybox_archive(dir: &Path) -> String {
+    let src = TestEnv::with_busybox();
+    let out = dir.join("bb.tar");
+    src.ok(&["save", "-o", path_str(&out), BB]);
+    format!("docker-archive:{}", path_str(&out))
+}
+
+/// A port nothing listens on (bound, then released).
+fn dead_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// `berth ARGS` with the config file `config`.
+fn with_config(env: &TestEnv, config: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = env.berth(args);
+    cmd.env("BERTH_CONFIG", config);
+    output_with_timeout(cmd, COMMAND_TIMEOUT)
+}
+
+#[test]
+fn docker_hub_images_come_from_a_mirror() {
+    let tmp = TempDir::new().unwrap();
+    let reg = Registry::start();
+    reg.push(
+        &busybox_archive(tmp.path()),
+        "library/bb:latest",
+        &["--format", "v2s2"],
+    );
+    let (_, digest) = reg.manifest("library/bb:latest");
+    let config = tmp.path().join("config.toml");
+    // The first mirror is down: the next one serves.
+    fs::write(
+        &config,
+        format!(
+            "# berth's settings\nregistry-mirrors = [\"http://127.0.0.1:{}\", \"http://{}/\"]\nmax-concurrent-downloads = 1\n",
+            dead_port(),
+            reg.addr
+        ),
+    )
+    .unwrap();
+
+    let env = TestEnv::new();
+    let out = with_config(&env, &config, &["pull", "docker.io/library/bb"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let l: Vec<&str> = stdout.lines().collect();
+    assert_eq!(l[0], "Using default tag: latest");
+    assert_eq!(l[1], "latest: Pulling from library/bb");
+    assert!(
+        l.contains(&format!("Digest: {digest}").as_str()),
+        "{stdout}"
+    );
+    assert!(
+        l.contains(&"Status: Downloaded newer image for bb:latest"),
+        "{stdout}"
+    );
+    assert_eq!(l[l.len() - 1], "docker.io/library/bb:latest");
+    assert_eq!(
+        env.ok(&[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.Digest}}"
+        ]),
+        format!("bb:latest {digest}\n")
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", "bb", "echo", "mirrored"]),
+        "mirrored\n"
+    );
+
+    // What no mirror has falls back to the hub: here, the closed proxy.
+    let out = with_config(&env, &config, &["pull", "busybox:nothere"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("https://registry-1.docker.io/v2/"),
+        "the hub's error is reported: {err}"
+    );
+    // Without the config, the mirror is not asked.
+    let (_, err) = env.fails(&["pull", "library/bb:latest"], 1);
+    assert!(err.contains("registry-1.docker.io"), "{err}");
+}
+
+#[test]
+fn a_malformed_config_file_is_one_line_naming_file_and_line() {
+    let tmp = TempDir::new().unwrap();
+    let config = tmp.path().join("config.toml");
+    fs::write(
+        &config,
+        "registry-mirrors = [\"http://127.0.0.1:5000\"]\nmax-concurrent-downloads = three\n",
+    )
+    .unwrap();
+    let env = TestEnv::new();
+    let out = with_config(&env, &config, &["pull", "127.0.0.1:1/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "Error: invalid configuration file {}, line 2: ",
+            config.display()
+        )),
+        "{err}"
+    );
+
+    fs::write(&config, "max-concurrent-downloads = 3\nmirrors = []\n").unwrap();
+    let out = with_config(&env, &config, &["pull", "127.0.0.1:1/x"]);
+    let err = text(&out.stderr);
+    assert!(err.contains(", line 2: unknown field `mirrors`"), "{err}");
+
+    let missing = tmp.path().join("nope.toml");
+    let out = with_config(&env, &missing, &["pull", "127.0.0.1:1/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "Error: cannot read the configuration file {}: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+    // A command that pulls nothing never reads it.
+    assert_eq!(
+        output_with_timeout(
+            {
+                let mut c = env.berth(&["images", "-q"]);
+                c.env("BERTH_CONFIG", &missing);
+                c
+            },
+            COMMAND_TIMEOUT
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// A CA (`<name>.crt`, `<name>.key`) in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+}
+
+/// A server certificate for 127.0.0.1 signed by CA `ca`: `server.crt`,
+/// `server.key` in `dir`.
+fn make_server_cert(dir: &Path, ca: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap_or_else(|e| panic!("write ext.cnf: {e}"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+#[test]
+fn a_tls_registry_is_trusted_through_its_ca_in_certs_d() {
+    let tmp = TempDir::new().unwrap();
+    let pki = tmp.path().join("pki");
+    fs::create_dir(&pki).unwrap();
+    make_ca(&pki, "test-ca");
+    make_ca(&pki, "other-ca");
+    make_server_cert(&pki, "test-ca");
+    let reg = Registry::start_tls(&pki.join("server.crt"), &pki.join("server.key"));
+    reg.push(
+        &busybox_archive(tmp.path()),
+        "tls/bb:v1",
+        &["--format", "v2s2"],
+    );
+    let certs_d = tmp.path().join("certs.d");
+    let host_dir = certs_d.join(&reg.addr);
+    fs::create_dir_all(&host_dir).unwrap();
+    let config = tmp.path().join("config.toml");
+    fs::write(&config, format!("certs-d = \"{}\"\n", path_str(&certs_d))).unwrap();
+    let name = format!("{}/tls/bb:v1", reg.addr);
+    let env = TestEnv::new();
+    let pull = |args: &[&str]| {
+        let mut cmd = env.berth(args);
+        cmd.env("BERTH_CONFIG", &config).env_remove("BERTH_CERTS_D");
+        output_with_timeout(cmd, COMMAND_TIMEOUT)
+    };
+
+    // A CA that did not sign the server's certificate: a TLS error.
+    fs::copy(pki.join("other-ca.crt"), host_dir.join("ca.crt")).unwrap();
+    let out = pull(&["pull", &name]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("Error: Get \"https://{}/v2/\": ", reg.addr)),
+        "{err}"
+    );
+    assert!(
+        err.contains("certificate signed by unknown authority"),
+        "{err}"
+    );
+    assert_eq!(env.ok(&["images", "-q"]), "");
+
+    // Its CA: the pull works.
+    fs::copy(pki.join("test-ca.crt"), host_dir.join("ca.crt")).unwrap();
+    let out = pull(&["pull", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("Status: Downloaded newer image for {name}")));
+    assert_eq!(
+        env.ok(&["run", "--rm", &name, "echo", "over tls"]),
+        "over tls\n"
+    );
+}
