@@ -536,3 +536,68 @@ impl<R: Read> Read for Progress<'_, R> {
         Ok(n)
     }
 }
+
+/// A remote manifest or index as `manifest inspect` shows it.
+#[derive(Clone, Debug)]
+pub struct RemoteManifest {
+    /// What the reference names, verified.
+    pub top: berth_registry::Fetched,
+    /// For an image manifest: its config (where Docker reads the platform).
+    pub config: Option<Vec<u8>>,
+    /// For an index: each entry that is an image manifest, in the index's
+    /// order, fetched and verified (Docker skips the other kinds).
+    pub children: Vec<berth_registry::Fetched>,
+}
+
+/// Fetches what `reference` names on its registry (mirrors and settings as
+/// a pull's), without touching the store: `manifest inspect`.
+pub fn remote_manifest(reference: &Reference, opts: &PullOptions) -> Result<RemoteManifest> {
+    let tag_or_digest = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => "latest".to_string(),
+    };
+    let (client, ep, top) = first_endpoint(reference, opts, |c, ep| {
+        c.manifest(ep, &tag_or_digest).map_err(registry_err)
+    })?;
+    let mut config = None;
+    let mut children = Vec::new();
+    match &top.manifest {
+        Manifest::Image(m) => {
+            let id = m.config.digest().map_err(registry_err)?;
+            let size = m.config.size().map_err(registry_err)?;
+            let mut bytes = Vec::new();
+            client
+                .blob(&ep, &id, Some(size))
+                .map_err(registry_err)?
+                .take(MAX_CONFIG + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| EngineError::Io {
+                    context: format!("cannot read the image config {id}"),
+                    source: e,
+                })?;
+            if bytes.len() as u64 > MAX_CONFIG || Digest::of_bytes(&bytes) != id {
+                return Err(EngineError::Registry(RegistryError::Protocol(format!(
+                    "image config verification failed for digest {id}"
+                ))));
+            }
+            config = Some(bytes);
+        }
+        Manifest::Index(i) => {
+            for d in &i.manifests {
+                let digest = d.digest().map_err(registry_err)?;
+                let child = client
+                    .manifest(&ep, digest.as_str())
+                    .map_err(registry_err)?;
+                if matches!(child.manifest, Manifest::Image(_)) {
+                    children.push(child);
+                }
+            }
+        }
+    }
+    Ok(RemoteManifest {
+        top,
+        config,
+        children,
+    })
+}

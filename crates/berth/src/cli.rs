@@ -134,6 +134,9 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Search Docker Hub for images
     Search(SearchArgs),
+    /// Manage Docker image manifests and manifest lists
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
     /// Show the berth version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -930,6 +933,24 @@ pub struct ImagesArgs {
     pub tree: bool,
     /// REPOSITORY[:TAG]
     pub reference: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ManifestCommand {
+    /// Display an image manifest, or manifest list
+    Inspect(ManifestInspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ManifestInspectArgs {
+    /// Allow communication with an insecure registry
+    #[arg(long)]
+    pub insecure: bool,
+    /// Output additional info including layers and platform
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// MANIFEST: the image reference
+    pub name: String,
 }
 
 #[derive(Args, Debug)]

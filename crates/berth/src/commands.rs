@@ -47,6 +47,10 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
         Command::Logout(a) => return crate::cmd_login::finish(crate::cmd_login::logout(a)),
         // A registry's search API, not the store.
         Command::Search(a) => return crate::cmd_login::finish(crate::cmd_search::search(a)),
+        // A registry's manifest, not the store.
+        Command::Manifest(crate::cli::ManifestCommand::Inspect(a)) => {
+            return crate::cmd_login::finish(crate::cmd_manifest::inspect(a))
+        }
         Command::Completion(c) => {
             return match crate::cmd_help::completion(c) {
                 Ok(()) => Exit::Code(0),
@@ -198,7 +202,8 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             | Command::Completion(_)
             | Command::Login(_)
             | Command::Logout(_)
-            | Command::Search(_) => {
+            | Command::Search(_)
+            | Command::Manifest(_) => {
                 bail!("internal: help, completion, login and logout are answered before the engine opens")
             }
             Command::Version(a) => crate::cmd_system::version(&e, a.format.as_deref()),

@@ -41,6 +41,7 @@ mod cmd_commit;
 mod cmd_fs;
 mod cmd_help;
 mod cmd_login;
+mod cmd_manifest;
 mod cmd_pull;
 mod cmd_search;
 mod cmd_system;

@@ -305,3 +305,169 @@ fn a_tls_registry_is_trusted_through_its_ca_in_certs_d() {
         "over tls\n"
     );
 }
+
+/// `v` as Go's `json.MarshalIndent(v, "", indent)` writes these documents.
+fn indented(v: &serde_json::Value, indent: &[u8]) -> String {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(indent);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    serde::Serialize::serialize(v, &mut ser).unwrap_or_else(|e| panic!("serialize: {e}"));
+    String::from_utf8(out).unwrap_or_else(|e| panic!("utf-8: {e}"))
+}
+
+/// PUTs manifest `body` as `name:tag` on the registry (plain HTTP).
+fn put_manifest(reg: &Registry, name: &str, tag: &str, media_type: &str, body: &[u8]) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&reg.addr)
+        .unwrap_or_else(|e| panic!("connect {}: {e}", reg.addr));
+    write!(
+        s,
+        "PUT /v2/{name}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reg.addr,
+        body.len()
+    )
+    .and_then(|_| s.write_all(body))
+    .unwrap_or_else(|e| panic!("PUT: {e}"));
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)
+        .unwrap_or_else(|e| panic!("PUT response: {e}"));
+    assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+#[test]
+fn manifest_inspect_of_a_schema2_image_and_an_index() {
+    use base64::Engine as _;
+    use serde_json::{json, Value};
+    let tmp = TempDir::new().unwrap();
+    let reg = Registry::start();
+    let archive = busybox_archive(tmp.path());
+    reg.push(&archive, "multi:a", &["--format", "v2s2"]);
+    reg.push(&archive, "multi:b", &["--format", "oci"]);
+    let (a, a_digest) = reg.manifest("multi:a");
+    let (b, b_digest) = reg.manifest("multi:b");
+    let raw = |v: &Value| serde_json::to_vec(v).unwrap();
+    // skopeo inspect --raw is the registry's bytes: re-serializing the
+    // preserve-order values gives them back (compact, as skopeo pushes).
+    let (a_raw, b_raw) = (raw(&a), raw(&b));
+    assert_eq!(common::registry::sha256_digest(&a_raw), a_digest);
+    let env = TestEnv::new();
+
+    // A schema-2 manifest: as served, indented with tabs.
+    let name = format!("{}/multi:a", reg.addr);
+    assert_eq!(
+        env.ok(&["manifest", "inspect", &name]),
+        format!("{}\n", indented(&a, b"\t"))
+    );
+    let verbose = json!({
+        "Ref": name,
+        "Descriptor": {
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": a_digest,
+            "size": a_raw.len(),
+            "platform": {"architecture": host_arch(), "os": "linux"},
+        },
+        "Raw": base64::engine::general_purpose::STANDARD.encode(&a_raw),
+        "SchemaV2Manifest": a,
+    });
+    assert_eq!(
+        env.ok(&["manifest", "inspect", "--verbose", &name]),
+        format!("{}\n", indented(&verbose, b"\t"))
+    );
+
+    // An OCI index of both (the second entry says arm64/v8): Docker's
+    // manifest list rebuilt from its image manifests.
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+             "digest": a_digest, "size": a_raw.len(),
+             "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": b_digest, "size": b_raw.len(),
+             "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+             "annotations": {"x": "y"}},
+        ]
+    });
+    put_manifest(
+        &reg,
+        "multi",
+        "v1",
+        "application/vnd.oci.image.index.v1+json",
+        &raw(&index),
+    );
+    let name = format!("{}/multi:v1", reg.addr);
+    let list = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [
+            {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+             "size": a_raw.len(), "digest": a_digest,
+             "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "size": b_raw.len(), "digest": b_digest,
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+        ]
+    });
+    assert_eq!(
+        env.ok(&["manifest", "inspect", &name]),
+        format!("{}\n", indented(&list, b"   "))
+    );
+    let entry = |digest: &str,
+                 media_type: &str,
+                 len: usize,
+                 platform: Value,
+                 kind: &str,
+                 m: &Value,
+                 raw: &[u8]| {
+        let mut e = json!({
+            "Ref": format!("{name}@{digest}"),
+            "Descriptor": {"mediaType": media_type, "digest": digest, "size": len, "platform": platform},
+            "Raw": base64::engine::general_purpose::STANDARD.encode(raw),
+        });
+        e[kind] = m.clone();
+        e
+    };
+    let verbose = json!([
+        entry(
+            &a_digest,
+            "application/vnd.docker.distribution.manifest.v2+json",
+            a_raw.len(),
+            json!({"architecture": "amd64", "os": "linux"}),
+            "SchemaV2Manifest",
+            &a,
+            &a_raw
+        ),
+        entry(
+            &b_digest,
+            "application/vnd.oci.image.manifest.v1+json",
+            b_raw.len(),
+            json!({"architecture": "arm64", "os": "linux", "variant": "v8"}),
+            "OCIManifest",
+            &b,
+            &b_raw
+        ),
+    ]);
+    assert_eq!(
+        env.ok(&["manifest", "inspect", "-v", &name]),
+        format!("{}\n", indented(&verbose, b"\t"))
+    );
+
+    // What the registry lacks, in the docker CLI's words.
+    let (out, err) = env.fails(
+        &["manifest", "inspect", &format!("{}/multi:nope", reg.addr)],
+        1,
+    );
+    assert_eq!(out, "");
+    assert_eq!(err, format!("no such manifest: {}/multi:nope\n", reg.addr));
+    // Nothing was stored.
+    assert_eq!(env.ok(&["images", "-aq"]), "");
+}
