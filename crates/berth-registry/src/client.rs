@@ -437,13 +437,17 @@ fn transport_error(ep: &Endpoint, e: ureq::Error) -> RegistryError {
     RegistryError::Protocol(format!("Get \"{url}\": {text}"))
 }
 
-/// Whether a transport error is a failed certificate check (not retried).
+/// Whether a transport error is a failed certificate check or a server
+/// that does not speak TLS (neither is worth another try).
 fn tls_verification(text: &str) -> bool {
-    text.contains("invalid peer certificate")
+    text.contains("invalid peer certificate") || text.contains("received corrupt message")
 }
 
 /// Go's words for rustls' certificate failures, as Docker prints them.
 fn tls_words(text: &str) -> Option<&'static str> {
+    if text.starts_with("received corrupt message of type InvalidContentType") {
+        return Some("http: server gave HTTP response to HTTPS client");
+    }
     let why = text.strip_prefix("invalid peer certificate: ")?;
     Some(match why {
         "UnknownIssuer" => {
@@ -615,6 +619,10 @@ mod tests {
             )
         );
         assert_eq!(tls_words("connection reset"), None);
+        assert_eq!(
+            tls_words("received corrupt message of type InvalidContentType"),
+            Some("http: server gave HTTP response to HTTPS client")
+        );
         let bad = ureq::Error::Io(io::Error::new(
             io::ErrorKind::InvalidData,
             "invalid peer certificate: UnknownIssuer",

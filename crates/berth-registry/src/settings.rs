@@ -234,11 +234,15 @@ impl Settings {
             return out;
         }
         if base.scheme == Scheme::Http && self.has_certs(&base.host) {
-            // A loopback registry the user gave certificates for speaks TLS.
+            // A loopback registry the user gave certificates for speaks
+            // TLS (then plain http if it is also listed as insecure).
             out.push(Endpoint {
                 scheme: Scheme::Https,
-                ..base
+                ..base.clone()
             });
+            if self.is_insecure(&base.host) {
+                out.push(base);
+            }
             return out;
         }
         let insecure = base.scheme == Scheme::Https && self.is_insecure(&base.host);

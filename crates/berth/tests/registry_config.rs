@@ -471,3 +471,78 @@ fn manifest_inspect_of_a_schema2_image_and_an_index() {
     // Nothing was stored.
     assert_eq!(env.ok(&["images", "-aq"]), "");
 }
+
+#[test]
+fn an_insecure_registry_is_tried_in_https_then_plain_http() {
+    // A loopback registry with a certs.d directory is asked in https; listed
+    // as insecure, a plain-http one is then asked in http.
+    let tmp = TempDir::new().unwrap();
+    let reg = Registry::start();
+    reg.push(
+        &busybox_archive(tmp.path()),
+        "plain/bb:v1",
+        &["--format", "v2s2"],
+    );
+    let certs_d = tmp.path().join("certs.d");
+    fs::create_dir_all(certs_d.join(&reg.addr)).unwrap();
+    let name = format!("{}/plain/bb:v1", reg.addr);
+    let env = TestEnv::new();
+    let config = tmp.path().join("config.toml");
+    let pull = |text: String| {
+        fs::write(&config, text).unwrap();
+        let mut cmd = env.berth(&["pull", "-q", &name]);
+        cmd.env("BERTH_CONFIG", &config).env_remove("BERTH_CERTS_D");
+        output_with_timeout(cmd, COMMAND_TIMEOUT)
+    };
+    let certs = format!("certs-d = \"{}\"\n", path_str(&certs_d));
+    // Not listed: https only, which this registry does not speak.
+    let out = pull(certs.clone());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "Error: Get \"https://{}/v2/\": http: server gave HTTP response to HTTPS client\n",
+            reg.addr
+        )
+    );
+    // Listed (as a network): https fails, plain http serves.
+    let out = pull(format!("{certs}insecure-registries = [\"127.0.0.0/8\"]\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{name}\n"));
+}
+
+#[test]
+fn an_insecure_tls_registry_is_not_verified() {
+    let tmp = TempDir::new().unwrap();
+    let pki = tmp.path().join("pki");
+    fs::create_dir(&pki).unwrap();
+    make_ca(&pki, "test-ca");
+    make_server_cert(&pki, "test-ca");
+    let reg = Registry::start_tls(&pki.join("server.crt"), &pki.join("server.key"));
+    reg.push(
+        &busybox_archive(tmp.path()),
+        "tls/bb:v1",
+        &["--format", "v2s2"],
+    );
+    // certs.d has the directory, but not the CA: only insecure-registries
+    // lets the pull through.
+    let certs_d = tmp.path().join("certs.d");
+    fs::create_dir_all(certs_d.join(&reg.addr)).unwrap();
+    let config = tmp.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "certs-d = \"{}\"\ninsecure-registries = [\"{}\"]\n",
+            path_str(&certs_d),
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let name = format!("{}/tls/bb:v1", reg.addr);
+    let env = TestEnv::new();
+    let mut cmd = env.berth(&["pull", "-q", &name]);
+    cmd.env("BERTH_CONFIG", &config).env_remove("BERTH_CERTS_D");
+    let out = output_with_timeout(cmd, COMMAND_TIMEOUT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{name}\n"));
+}
