@@ -440,13 +440,24 @@ fn transport_error(ep: &Endpoint, e: ureq::Error) -> RegistryError {
 /// Whether a transport error is a failed certificate check or a server
 /// that does not speak TLS (neither is worth another try).
 fn tls_verification(text: &str) -> bool {
-    text.contains("invalid peer certificate") || text.contains("received corrupt message")
+    text.contains("invalid peer certificate")
+        || text.contains("received corrupt message")
+        || text.contains("received fatal alert")
 }
 
 /// Go's words for rustls' certificate failures, as Docker prints them.
 fn tls_words(text: &str) -> Option<&'static str> {
     if text.starts_with("received corrupt message of type InvalidContentType") {
         return Some("http: server gave HTTP response to HTTPS client");
+    }
+    match text {
+        "received fatal alert: BadCertificate" => {
+            return Some("remote error: tls: bad certificate")
+        }
+        "received fatal alert: CertificateRequired" => {
+            return Some("remote error: tls: certificate required")
+        }
+        _ => {}
     }
     let why = text.strip_prefix("invalid peer certificate: ")?;
     Some(match why {

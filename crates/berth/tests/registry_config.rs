@@ -208,6 +208,18 @@ fn make_ca(dir: &Path, name: &str) {
 /// A server certificate for 127.0.0.1 signed by CA `ca`: `server.crt`,
 /// `server.key` in `dir`.
 fn make_server_cert(dir: &Path, ca: &str) {
+    make_cert(
+        dir,
+        ca,
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    );
+}
+
+/// `<name>.crt`/`<name>.key` in `dir` for `subject`, signed by CA `ca`,
+/// with the extensions `ext`.
+fn make_cert(dir: &Path, ca: &str, name: &str, subject: &str, ext: &str) {
     openssl(
         dir,
         &[
@@ -218,36 +230,33 @@ fn make_server_cert(dir: &Path, ca: &str) {
             "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-keyout",
-            "server.key",
+            &format!("{name}.key"),
             "-out",
-            "server.csr",
+            &format!("{name}.csr"),
             "-subj",
-            "/CN=127.0.0.1",
+            subject,
         ],
     );
-    fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap_or_else(|e| panic!("write ext.cnf: {e}"));
+    fs::write(dir.join(format!("{name}.cnf")), ext)
+        .unwrap_or_else(|e| panic!("write ext.cnf: {e}"));
     openssl(
         dir,
         &[
             "x509",
             "-req",
             "-in",
-            "server.csr",
+            &format!("{name}.csr"),
             "-CA",
             &format!("{ca}.crt"),
             "-CAkey",
             &format!("{ca}.key"),
             "-CAcreateserial",
             "-out",
-            "server.crt",
+            &format!("{name}.crt"),
             "-days",
             "2",
             "-extfile",
-            "ext.cnf",
+            &format!("{name}.cnf"),
         ],
     );
 }
@@ -260,7 +269,7 @@ fn a_tls_registry_is_trusted_through_its_ca_in_certs_d() {
     make_ca(&pki, "test-ca");
     make_ca(&pki, "other-ca");
     make_server_cert(&pki, "test-ca");
-    let reg = Registry::start_tls(&pki.join("server.crt"), &pki.join("server.key"));
+    let reg = Registry::start_tls(&pki.join("server.crt"), &pki.join("server.key"), None);
     reg.push(
         &busybox_archive(tmp.path()),
         "tls/bb:v1",
@@ -518,7 +527,7 @@ fn an_insecure_tls_registry_is_not_verified() {
     fs::create_dir(&pki).unwrap();
     make_ca(&pki, "test-ca");
     make_server_cert(&pki, "test-ca");
-    let reg = Registry::start_tls(&pki.join("server.crt"), &pki.join("server.key"));
+    let reg = Registry::start_tls(&pki.join("server.crt"), &pki.join("server.key"), None);
     reg.push(
         &busybox_archive(tmp.path()),
         "tls/bb:v1",
@@ -543,6 +552,74 @@ fn an_insecure_tls_registry_is_not_verified() {
     let mut cmd = env.berth(&["pull", "-q", &name]);
     cmd.env("BERTH_CONFIG", &config).env_remove("BERTH_CERTS_D");
     let out = output_with_timeout(cmd, COMMAND_TIMEOUT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{name}\n"));
+}
+
+#[test]
+fn a_client_certificate_in_certs_d_for_mutual_tls() {
+    let tmp = TempDir::new().unwrap();
+    let pki = tmp.path().join("pki");
+    fs::create_dir(&pki).unwrap();
+    make_ca(&pki, "test-ca");
+    make_ca(&pki, "client-ca");
+    make_server_cert(&pki, "test-ca");
+    make_cert(
+        &pki,
+        "client-ca",
+        "client",
+        "/CN=berth-test-client",
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    );
+    let reg = Registry::start_tls(
+        &pki.join("server.crt"),
+        &pki.join("server.key"),
+        Some(&pki.join("client-ca.crt")),
+    );
+    // skopeo pushes with the same client certificate (its certs.d layout).
+    let skopeo_certs = tmp.path().join("skopeo-certs");
+    fs::create_dir(&skopeo_certs).unwrap();
+    fs::copy(pki.join("client.crt"), skopeo_certs.join("client.cert")).unwrap();
+    fs::copy(pki.join("client.key"), skopeo_certs.join("client.key")).unwrap();
+    reg.push(
+        &busybox_archive(tmp.path()),
+        "mtls/bb:v1",
+        &[
+            "--format",
+            "v2s2",
+            "--dest-cert-dir",
+            path_str(&skopeo_certs),
+        ],
+    );
+    let certs_d = tmp.path().join("certs.d");
+    let host_dir = certs_d.join(&reg.addr);
+    fs::create_dir_all(&host_dir).unwrap();
+    fs::copy(pki.join("test-ca.crt"), host_dir.join("ca.crt")).unwrap();
+    let config = tmp.path().join("config.toml");
+    fs::write(&config, format!("certs-d = \"{}\"\n", path_str(&certs_d))).unwrap();
+    let name = format!("{}/mtls/bb:v1", reg.addr);
+    let env = TestEnv::new();
+    let pull = || {
+        let mut cmd = env.berth(&["pull", "-q", &name]);
+        cmd.env("BERTH_CONFIG", &config).env_remove("BERTH_CERTS_D");
+        output_with_timeout(cmd, COMMAND_TIMEOUT)
+    };
+    // Without a client certificate the server ends the handshake.
+    let out = pull();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(": remote error: tls: "), "{err}");
+    // A key without its certificate is refused before any request.
+    fs::copy(pki.join("client.key"), host_dir.join("client.key")).unwrap();
+    let out = pull();
+    assert!(
+        text(&out.stderr).contains("missing client certificate"),
+        "{}",
+        text(&out.stderr)
+    );
+    fs::copy(pki.join("client.crt"), host_dir.join("client.cert")).unwrap();
+    let out = pull();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{name}\n"));
 }

@@ -27,13 +27,18 @@ impl Registry {
     }
 
     /// Starts an open registry serving TLS with `cert` and `key` (PEM
-    /// files), and waits until it answers.
-    pub fn start_tls(cert: &Path, key: &Path) -> Registry {
-        Registry::start_with(&format!(
+    /// files), and waits until it answers. With `client_ca`, only clients
+    /// with a certificate that CA signed are served (mutual TLS).
+    pub fn start_tls(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Registry {
+        let mut extra = format!(
             "  tls:\n    certificate: {}\n    key: {}\n",
             cert.display(),
             key.display()
-        ))
+        );
+        if let Some(ca) = client_ca {
+            extra.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+        }
+        Registry::start_with(&extra)
     }
 
     /// Starts a registry with `http_extra` appended to its `http:` section.
