@@ -261,29 +261,38 @@ impl Settings {
         !host.contains('/') && self.certs_d.join(host).is_dir()
     }
 
-    /// The TLS configuration for `ep`: None for plain http or when nothing
-    /// differs from the defaults.
+    /// The TLS configuration for `ep`: None for plain http. https trusts
+    /// the system's roots (Debian's bundle; ureq's built-in Mozilla roots
+    /// where there is none) plus `certs.d/<host>/*.crt`.
     pub fn tls_for(&self, ep: &Endpoint) -> Result<Option<TlsConfig>, RegistryError> {
         if ep.scheme == Scheme::Http {
             return Ok(None);
         }
-        if self.is_insecure(&ep.host) && !self.has_certs(&ep.host) {
+        let insecure = self.is_insecure(&ep.host);
+        if insecure && !self.has_certs(&ep.host) {
             return Ok(Some(
                 TlsConfig::builder().disable_verification(true).build(),
             ));
         }
-        if !self.has_certs(&ep.host) {
+        // A system bundle that cannot be read or parsed leaves the
+        // built-in roots.
+        let mut roots = fs::read(SYSTEM_ROOTS)
+            .ok()
+            .and_then(|b| certificates(&b, Path::new(SYSTEM_ROOTS)).ok())
+            .unwrap_or_default();
+        let files: Vec<PathBuf> = if self.has_certs(&ep.host) {
+            let dir = self.certs_d.join(&ep.host);
+            let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+                .map_err(|e| io_err(&dir, e))?
+                .filter_map(|d| d.ok().map(|d| d.path()))
+                .collect();
+            files.sort();
+            files
+        } else {
+            Vec::new()
+        };
+        if files.is_empty() && roots.is_empty() {
             return Ok(None);
-        }
-        let dir = self.certs_d.join(&ep.host);
-        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-            .map_err(|e| io_err(&dir, e))?
-            .filter_map(|d| d.ok().map(|d| d.path()))
-            .collect();
-        files.sort();
-        let mut roots = Vec::new();
-        if let Ok(bundle) = fs::read(SYSTEM_ROOTS) {
-            roots.extend(certificates(&bundle, Path::new(SYSTEM_ROOTS))?);
         }
         let mut client = None;
         for f in &files {
@@ -327,11 +336,16 @@ impl Settings {
                 _ => {}
             }
         }
+        let roots = if roots.is_empty() {
+            RootCerts::WebPki
+        } else {
+            RootCerts::Specific(Arc::new(roots))
+        };
         Ok(Some(
             TlsConfig::builder()
-                .root_certs(RootCerts::Specific(Arc::new(roots)))
+                .root_certs(roots)
                 .client_cert(client)
-                .disable_verification(self.is_insecure(&ep.host))
+                .disable_verification(insecure)
                 .build(),
         ))
     }
@@ -609,6 +623,22 @@ mod tests {
         );
         // The mirrors are for the hub only.
         assert_eq!(endpoints(&s, "ghcr.io/a/b").len(), 1);
+    }
+
+    #[test]
+    fn https_trusts_the_system_roots() {
+        let s = Settings::default();
+        let ep = &s.pull_endpoints(&Reference::parse("ghcr.io/a/b").unwrap())[0];
+        let tls = s.tls_for(ep).unwrap();
+        let bundle = fs::read(SYSTEM_ROOTS).unwrap_or_default();
+        let system = certificates(&bundle, Path::new(SYSTEM_ROOTS)).unwrap_or_default();
+        match tls.as_ref().map(|t| t.root_certs()) {
+            Some(RootCerts::Specific(c)) => assert_eq!(c.len(), system.len()),
+            None => assert!(system.is_empty()),
+            other => panic!("unexpected roots {other:?}"),
+        }
+        let plain = &s.pull_endpoints(&Reference::parse("127.0.0.1:5000/a").unwrap())[0];
+        assert!(s.tls_for(plain).unwrap().is_none());
     }
 
     #[test]
