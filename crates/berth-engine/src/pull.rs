@@ -197,6 +197,7 @@ impl Engine {
                 }
             }
         };
+        manifest.check().map_err(registry_err)?;
         progress(PullEvent::Pulling {
             what,
             repository: ep.repository.clone(),
@@ -585,6 +586,15 @@ pub fn remote_manifest(reference: &Reference, opts: &PullOptions) -> Result<Remo
         }
         Manifest::Index(i) => {
             for d in &i.manifests {
+                // As the docker CLI, only image manifests: not a nested
+                // index, nor a type it does not know.
+                let mt = d.media_type.as_str();
+                if !mt.is_empty()
+                    && mt != berth_registry::manifest::MT_DOCKER_MANIFEST
+                    && mt != berth_registry::manifest::MT_OCI_MANIFEST
+                {
+                    continue;
+                }
                 let digest = d.digest().map_err(registry_err)?;
                 let child = client
                     .manifest(&ep, digest.as_str())

@@ -149,7 +149,6 @@ impl Manifest {
         }
         if mt == MT_DOCKER_MANIFEST || mt == MT_OCI_MANIFEST || probe.config.is_some() {
             let m: ImageManifest = serde_json::from_slice(bytes).map_err(invalid)?;
-            m.check()?;
             return Ok(Manifest::Image(m));
         }
         Err(RegistryError::Protocol(format!(
@@ -159,8 +158,10 @@ impl Manifest {
 }
 
 impl ImageManifest {
-    /// Every layer is one berth can fetch and unpack.
-    fn check(&self) -> Result<(), RegistryError> {
+    /// Every layer is one berth can fetch and unpack: what a pull asks of
+    /// the manifest it pulls (an index may name others — attestations,
+    /// Windows images — that `manifest inspect` still shows).
+    pub fn check(&self) -> Result<(), RegistryError> {
         for l in &self.layers {
             if FOREIGN_TYPES.contains(&l.media_type.as_str()) || l.urls.is_some() {
                 return Err(RegistryError::Protocol(format!(
@@ -321,9 +322,20 @@ mod tests {
         assert!(e.to_string().contains("schema 1 support has been removed"));
         assert!(Manifest::parse(b"{not json", "").is_err());
         let foreign = br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":3,"urls":["https://example.invalid/x"]}]}"#;
-        let e = Manifest::parse(foreign, MT_DOCKER_MANIFEST).unwrap_err();
+        let pullable = |b: &[u8], mt: &str| match Manifest::parse(b, mt)? {
+            Manifest::Image(m) => m.check(),
+            Manifest::Index(_) => Ok(()),
+        };
+        let e = pullable(foreign, MT_DOCKER_MANIFEST).unwrap_err();
         assert!(e.to_string().contains("foreign"), "{e}");
         let neg = br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":-1},"layers":[]}"#;
-        assert!(Manifest::parse(neg, MT_OCI_MANIFEST).is_err());
+        assert!(pullable(neg, MT_OCI_MANIFEST).is_err());
+        // An attestation parses (for `manifest inspect`) but is not pullable.
+        let attestation = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[{"mediaType":"application/vnd.in-toto+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":3}]}"#;
+        assert!(matches!(
+            Manifest::parse(attestation, MT_OCI_MANIFEST),
+            Ok(Manifest::Image(_))
+        ));
+        assert!(pullable(attestation, MT_OCI_MANIFEST).is_err());
     }
 }
