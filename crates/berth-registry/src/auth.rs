@@ -439,7 +439,7 @@ fn error_message(body: &str) -> Option<String> {
 /// Where `berth login SERVER` checks credentials: Docker Hub's API host
 /// for its key, `http://` when asked, else `https://` (with a plain-http
 /// retry for a loopback registry, as Docker's insecure default).
-fn login_endpoints(server: &str) -> Vec<String> {
+pub fn login_endpoints(server: &str) -> Vec<String> {
     let key = crate::credentials::registry_key(server);
     if key == crate::credentials::DOCKER_HUB_KEY {
         return vec!["https://registry-1.docker.io".into()];
@@ -492,7 +492,10 @@ pub fn verify_login_at(
             Ok(r) => r,
             Err(e) => {
                 // Transport errors only move on to plain http.
-                last = Some(RegistryError::Protocol(format!("Get \"{url}\": {e}")));
+                last = Some(RegistryError::Protocol(format!(
+                    "Get \"{url}\": {}",
+                    crate::client::transport_text(&e)
+                )));
                 if n + 1 < endpoints.len() {
                     continue;
                 }

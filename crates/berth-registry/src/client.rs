@@ -423,8 +423,12 @@ fn transient(e: &ureq::Error) -> bool {
 
 fn transport_error(ep: &Endpoint, e: ureq::Error) -> RegistryError {
     let url = format!("{}://{}/v2/", ep.scheme.as_str(), ep.host);
-    // Go's words for the common ones, as Docker prints them.
-    let text = match &e {
+    RegistryError::Protocol(format!("Get \"{url}\": {}", transport_text(&e)))
+}
+
+/// A transport failure in Go's words, as Docker prints them.
+pub(crate) fn transport_text(e: &ureq::Error) -> String {
+    let text = match e {
         ureq::Error::Io(io) => match io.kind() {
             io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
             io::ErrorKind::ConnectionReset => "connection reset by peer".to_string(),
@@ -433,8 +437,7 @@ fn transport_error(ep: &Endpoint, e: ureq::Error) -> RegistryError {
         ureq::Error::HostNotFound => "no such host".to_string(),
         other => other.to_string(),
     };
-    let text = tls_words(&text).map_or(text, str::to_string);
-    RegistryError::Protocol(format!("Get \"{url}\": {text}"))
+    tls_words(&text).map_or(text, str::to_string)
 }
 
 /// Whether a transport error is a failed certificate check or a server

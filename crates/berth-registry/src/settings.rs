@@ -350,6 +350,40 @@ impl Settings {
         ))
     }
 
+    /// `berth login`'s check of `creds` with `server`
+    /// ([`crate::auth::verify_login`]) through these settings: the
+    /// registry's certs.d, and plain http after https for an insecure one.
+    pub fn verify_login(
+        &self,
+        server: &str,
+        creds: &crate::credentials::Credentials,
+    ) -> Result<Option<String>, RegistryError> {
+        let mut urls = crate::auth::login_endpoints(server);
+        let Some(host) = urls
+            .first()
+            .and_then(|u| u.strip_prefix("https://"))
+            .map(str::to_string)
+        else {
+            return crate::auth::verify_login(server, creds);
+        };
+        if self.is_insecure(&host) {
+            if urls.len() == 1 {
+                urls.push(format!("http://{host}"));
+            }
+        } else if self.has_certs(&host) {
+            // As a pull: a registry with certificates speaks verified TLS.
+            urls.truncate(1);
+        }
+        let ep = Endpoint {
+            registry: host.clone(),
+            host,
+            repository: String::new(),
+            scheme: Scheme::Https,
+        };
+        let agent = crate::client::agent(self.tls_for(&ep)?);
+        crate::auth::verify_login_at(&agent, &urls, server, creds)
+    }
+
     /// A client for `ep` with these settings' TLS for it.
     pub fn client(
         &self,

@@ -75,7 +75,7 @@ pub fn login(a: &LoginArgs) -> Result<i32> {
             } else {
                 errln!("\n Info -> {hint}\n\n");
             }
-            match berth_registry::auth::verify_login(server, &stored) {
+            match crate::cmd_pull::registry_settings()?.verify_login(server, &stored) {
                 Ok(_) => {
                     outln!("Login Succeeded")?;
                     return Ok(0);
@@ -117,7 +117,7 @@ pub fn login(a: &LoginArgs) -> Result<i32> {
         password: password.unwrap_or_default(),
         identity_token: None,
     };
-    let creds = match berth_registry::auth::verify_login(server, &creds) {
+    let creds = match crate::cmd_pull::registry_settings()?.verify_login(server, &creds) {
         Ok(Some(identity_token)) => Credentials {
             password: String::new(),
             identity_token: Some(identity_token),

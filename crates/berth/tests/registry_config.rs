@@ -303,9 +303,44 @@ fn a_tls_registry_is_trusted_through_its_ca_in_certs_d() {
         "{err}"
     );
     assert_eq!(env.ok(&["images", "-q"]), "");
+    // berth login checks the registry through the same certificates.
+    let docker_config = tmp.path().join("docker-config");
+    let login = || {
+        let mut cmd = env.berth(&["login", "-u", "me", "--password-stdin", &reg.addr]);
+        cmd.env("BERTH_CONFIG", &config)
+            .env_remove("BERTH_CERTS_D")
+            .env("DOCKER_CONFIG", &docker_config)
+            .stdin(std::process::Stdio::piped());
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"secret\n").unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = login();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("certificate signed by unknown authority"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!docker_config.join("config.json").exists());
 
     // Its CA: the pull works.
     fs::copy(pki.join("test-ca.crt"), host_dir.join("ca.crt")).unwrap();
+    let out = login();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).ends_with("Login Succeeded\n"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = pull(&["pull", &name]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains(&format!("Status: Downloaded newer image for {name}")));
