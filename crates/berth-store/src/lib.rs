@@ -36,7 +36,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -61,6 +61,22 @@ CREATE TABLE IF NOT EXISTS repo_digests (
     PRIMARY KEY (repository, digest)
 );
 CREATE INDEX IF NOT EXISTS repo_digests_by_image ON repo_digests(image_id);
+-- version 7: the compressed blob a push sends for a layer stored
+-- uncompressed (commit, build, import), made once on its first push
+CREATE TABLE IF NOT EXISTS compressed_blobs (
+    diff_id    TEXT PRIMARY KEY,     -- sha256:… of the uncompressed tar
+    blob       TEXT NOT NULL,        -- sha256:… of the compressed blob
+    size       INTEGER NOT NULL,     -- its bytes
+    media_type TEXT NOT NULL         -- application/vnd.docker.image.rootfs.diff.tar.gzip
+);
+-- version 7: where a blob is known to be (pulled from, pushed to), for
+-- cross-repository mounts
+CREATE TABLE IF NOT EXISTS blob_sources (
+    blob       TEXT NOT NULL,
+    registry   TEXT NOT NULL,        -- 127.0.0.1:5000, docker.io
+    repository TEXT NOT NULL,        -- the path on the registry
+    PRIMARY KEY (blob, registry, repository)
+);
 CREATE TABLE IF NOT EXISTS layers (
     chain_id  TEXT PRIMARY KEY,
     diff_id   TEXT NOT NULL,
@@ -131,6 +147,14 @@ pub struct LayerRow {
     pub parent: Option<Digest>,
     pub size: u64,
     pub blob: Option<Digest>,
+}
+
+/// The compressed blob a push sends for a layer stored uncompressed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompressedBlob {
+    pub blob: Digest,
+    pub size: u64,
+    pub media_type: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -585,6 +609,58 @@ impl Tx<'_> {
         .collect()
     }
 
+    // ---- compressed blobs and blob sources (push) ----
+    /// The compressed blob kept for the layer content `diff_id`.
+    pub fn compressed_blob(&self, diff_id: &Digest) -> Result<Option<CompressedBlob>> {
+        let t = self
+            .c
+            .query_row(
+                "SELECT blob, size, media_type FROM compressed_blobs WHERE diff_id = ?1",
+                [diff_id.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        t.map(|(blob, size, media_type)| {
+            Ok(CompressedBlob {
+                blob: digest(blob)?,
+                size: u64::try_from(size)
+                    .map_err(|_| StoreError::Corrupt(format!("blob size {size}")))?,
+                media_type,
+            })
+        })
+        .transpose()
+    }
+    /// Records the compressed form of the layer content `diff_id`.
+    pub fn set_compressed_blob(&self, diff_id: &Digest, c: &CompressedBlob) -> Result<()> {
+        self.c.execute(
+            "INSERT OR REPLACE INTO compressed_blobs (diff_id, blob, size, media_type) VALUES (?1, ?2, ?3, ?4)",
+            params![diff_id.as_str(), c.blob.as_str(), c.size as i64, c.media_type],
+        )?;
+        Ok(())
+    }
+    /// Records that `registry` holds `blob` in `repository`.
+    pub fn add_blob_source(&self, blob: &Digest, registry: &str, repository: &str) -> Result<()> {
+        self.c.execute(
+            "INSERT OR IGNORE INTO blob_sources (blob, registry, repository) VALUES (?1, ?2, ?3)",
+            params![blob.as_str(), registry, repository],
+        )?;
+        Ok(())
+    }
+    /// The repositories of `registry` known to hold `blob`, sorted.
+    pub fn blob_sources(&self, blob: &Digest, registry: &str) -> Result<Vec<String>> {
+        let mut st = self.c.prepare(
+            "SELECT repository FROM blob_sources WHERE blob = ?1 AND registry = ?2 ORDER BY repository",
+        )?;
+        let rows = st.query_map([blob.as_str(), registry], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     // ---- layers ----
     pub fn insert_layer(&self, l: &LayerRow) -> Result<()> {
         self.c.execute(
@@ -621,10 +697,12 @@ impl Tx<'_> {
         })
         .transpose()
     }
-    /// Whether some layer row already stores its tarball as `blob`.
+    /// Whether some layer row already stores its tarball as `blob`, or a
+    /// push keeps it as a layer's compressed form.
     pub fn layer_with_blob(&self, blob: &Digest) -> Result<bool> {
         let n: i64 = self.c.query_row(
-            "SELECT count(*) FROM layers WHERE blob = ?1",
+            "SELECT (SELECT count(*) FROM layers WHERE blob = ?1) + \
+                    (SELECT count(*) FROM compressed_blobs WHERE blob = ?1)",
             [blob.as_str()],
             |r| r.get(0),
         )?;
