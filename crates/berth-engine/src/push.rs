@@ -241,7 +241,8 @@ impl<R: Read> Read for Counted<'_, R> {
 }
 
 /// Pushes one layer: its blob (made now if need be), HEAD, a mount or an
-/// upload.
+/// upload. A blob compressed now is removed again if the push of it fails
+/// (it is recorded only after a whole push).
 fn push_layer(
     blobs: &BlobStore,
     client: &Client,
@@ -249,14 +250,22 @@ fn push_layer(
     job: &Job,
     progress: &(dyn Fn(PushEvent) + Sync),
 ) -> Result<(Blob, bool)> {
-    let id = short(&job.row.diff_id);
-    let say = |status| {
-        progress(PushEvent {
-            id: id.clone(),
-            status,
-        })
-    };
-    let (blob, made) = match &job.known {
+    let (blob, made) = layer_blob(blobs, job)?;
+    match send_layer(blobs, client, ep, job, &blob, progress) {
+        Ok(()) => Ok((blob, made)),
+        Err(e) => {
+            if made && job.row.blob.as_ref() != Some(&blob.digest) {
+                let _ = blobs.remove(&blob.digest);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The blob layer `job` goes up as, and whether it was made (or first
+/// found compressed) now, to be recorded.
+fn layer_blob(blobs: &BlobStore, job: &Job) -> Result<(Blob, bool)> {
+    Ok(match &job.known {
         Some(b) => (b.clone(), false),
         None => {
             let stored = job.row.blob.as_ref().ok_or_else(|| {
@@ -270,17 +279,35 @@ fn push_layer(
                 None => (compress(blobs, stored)?, true),
             }
         }
+    })
+}
+
+/// HEAD, then a mount or an upload of `blob`.
+fn send_layer(
+    blobs: &BlobStore,
+    client: &Client,
+    ep: &Endpoint,
+    job: &Job,
+    blob: &Blob,
+    progress: &(dyn Fn(PushEvent) + Sync),
+) -> Result<()> {
+    let id = short(&job.row.diff_id);
+    let say = |status| {
+        progress(PushEvent {
+            id: id.clone(),
+            status,
+        })
     };
     if client.blob_exists(ep, &blob.digest).map_err(registry_err)? {
         say(PushStatus::AlreadyExists);
-        return Ok((blob, made));
+        return Ok(());
     }
     let mut upload = None;
     for from in &job.sources {
         match client.mount_blob(ep, &blob.digest, from) {
             Ok(Mount::Mounted) => {
                 say(PushStatus::MountedFrom(from.clone()));
-                return Ok((blob, made));
+                return Ok(());
             }
             Ok(Mount::Upload(url)) => {
                 upload = Some(url);
@@ -313,7 +340,7 @@ fn push_layer(
         .finish_upload(ep, &upload, &blob.digest, total, &open)
         .map_err(registry_err)?;
     say(PushStatus::Pushed);
-    Ok((blob, made))
+    Ok(())
 }
 
 impl Engine {

@@ -56,7 +56,7 @@ pub struct Client {
     auth: Arc<dyn Auth>,
     policy: RetryPolicy,
     /// Authorization header values by scope, got from `auth` after a 401.
-    authorized: Mutex<HashMap<String, String>>,
+    pub(crate) authorized: Mutex<HashMap<String, String>>,
 }
 
 /// The registry's error body: `{"errors":[{"code":…,"message":…}]}`.

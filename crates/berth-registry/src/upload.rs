@@ -177,25 +177,37 @@ impl Client {
         Ok(ours)
     }
 
-    /// A push's failure in Docker's words: a 401 is
-    /// `unauthorized: authentication required` (or the registry's own
-    /// message), shown with the hint to log in.
+    /// A push's failure in Docker's words: a Basic challenge berth had
+    /// no credentials for is `no basic auth credentials`; another 401 the
+    /// registry's own message, else `unauthorized: authentication
+    /// required`.
     fn push_error(&self, ep: &Endpoint, resp: Response<Body>) -> RegistryError {
         let status = resp.status();
+        let basic = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"));
+        let authorized = self
+            .authorized
+            .lock()
+            .ok()
+            .is_some_and(|m| m.contains_key(&ep.push_scope()));
+        if status == StatusCode::UNAUTHORIZED && basic && !authorized {
+            return RegistryError::Unauthorized("no basic auth credentials".into());
+        }
         match self.status_error(ep, None, resp) {
-            RegistryError::Unauthorized(m) if status == StatusCode::UNAUTHORIZED => {
+            RegistryError::Unauthorized(m) => {
                 let detail = m
                     .split_once("'docker login': ")
                     .map(|(_, d)| d.to_string())
-                    .filter(|d| !d.starts_with("401"))
-                    .unwrap_or_else(|| "unauthorized: authentication required".into());
-                RegistryError::Unauthorized(detail)
+                    .unwrap_or(m);
+                if detail.starts_with("401") {
+                    RegistryError::Unauthorized("unauthorized: authentication required".into())
+                } else {
+                    RegistryError::Unauthorized(detail)
+                }
             }
-            RegistryError::Unauthorized(m) => RegistryError::Unauthorized(
-                m.split_once("'docker login': ")
-                    .map(|(_, d)| d.to_string())
-                    .unwrap_or(m),
-            ),
             other => other,
         }
     }
