@@ -719,12 +719,46 @@ impl Tx<'_> {
         )?;
         Ok(n > 0)
     }
-    pub fn delete_layer(&self, chain_id: &Digest) -> Result<()> {
+    /// Deletes the layer row; when no other layer has its content, the
+    /// record of its compressed blob goes too, and that blob is returned
+    /// (for the caller to remove once no row stores it).
+    pub fn delete_layer(&self, chain_id: &Digest) -> Result<Option<Digest>> {
+        let diff_id: Option<String> = self
+            .c
+            .query_row(
+                "SELECT diff_id FROM layers WHERE chain_id = ?1",
+                [chain_id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
         self.c.execute(
             "DELETE FROM layers WHERE chain_id = ?1",
             [chain_id.as_str()],
         )?;
-        Ok(())
+        let Some(diff_id) = diff_id else {
+            return Ok(None);
+        };
+        let others: i64 = self.c.query_row(
+            "SELECT count(*) FROM layers WHERE diff_id = ?1",
+            [&diff_id],
+            |r| r.get(0),
+        )?;
+        if others > 0 {
+            return Ok(None);
+        }
+        let blob: Option<String> = self
+            .c
+            .query_row(
+                "SELECT blob FROM compressed_blobs WHERE diff_id = ?1",
+                [&diff_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        self.c.execute(
+            "DELETE FROM compressed_blobs WHERE diff_id = ?1",
+            [&diff_id],
+        )?;
+        blob.map(digest).transpose()
     }
     /// Records `blob` as the tarball of a layer stored without one (load).
     pub fn set_layer_blob_if_missing(&self, chain_id: &Digest, blob: &Digest) -> Result<()> {
@@ -1043,6 +1077,48 @@ mod tests {
         assert!(t.insert_claim(&t.claim(&cid(7)).unwrap().unwrap()).is_err());
         t.delete_claim(&cid(7)).unwrap();
         assert!(t.claims().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_6_database_gains_the_push_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("berth.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE layers (chain_id TEXT PRIMARY KEY, diff_id TEXT NOT NULL, parent TEXT, size INTEGER NOT NULL, blob TEXT); PRAGMA user_version = 6;",
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let t = s.read();
+        let d =
+            |b: u8| Digest::parse(&format!("sha256:{}", format!("{b:02x}").repeat(32))).unwrap();
+        let layer = LayerRow {
+            chain_id: d(1),
+            diff_id: d(1),
+            parent: None,
+            size: 3,
+            blob: Some(d(2)),
+        };
+        t.insert_layer(&layer).unwrap();
+        let gz = CompressedBlob {
+            blob: d(3),
+            size: 9,
+            media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+        };
+        t.set_compressed_blob(&d(1), &gz).unwrap();
+        assert_eq!(t.compressed_blob(&d(1)).unwrap(), Some(gz));
+        // The compressed blob is kept as long as it is recorded.
+        assert!(t.layer_with_blob(&d(3)).unwrap());
+        t.add_blob_source(&d(3), "127.0.0.1:5000", "b").unwrap();
+        t.add_blob_source(&d(3), "127.0.0.1:5000", "a").unwrap();
+        t.add_blob_source(&d(3), "127.0.0.1:5000", "a").unwrap();
+        assert_eq!(t.blob_sources(&d(3), "127.0.0.1:5000").unwrap(), ["a", "b"]);
+        assert!(t.blob_sources(&d(3), "elsewhere").unwrap().is_empty());
+        // Deleting the last layer of that content forgets it and says which.
+        assert_eq!(t.delete_layer(&d(1)).unwrap(), Some(d(3)));
+        assert_eq!(t.compressed_blob(&d(1)).unwrap(), None);
+        assert!(!t.layer_with_blob(&d(3)).unwrap());
     }
 
     #[test]

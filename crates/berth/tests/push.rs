@@ -158,6 +158,11 @@ fn push_of_an_imported_image_then_again_then_to_another_repository() {
     }
     assert_eq!(digest_line(&out, "v2").0, digest);
     assert_eq!(blobs(&env), after);
+
+    // Removing the image takes the compressed blob with its layer.
+    let id = env.inspect_image(BB)["Id"].as_str().unwrap().to_string();
+    env.ok(&["rmi", "-f", &id]);
+    assert_eq!(blobs(&env), Vec::<String>::new());
 }
 
 #[test]
