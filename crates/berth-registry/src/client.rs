@@ -79,6 +79,7 @@ pub(crate) enum Method {
     Head,
     Post,
     Put,
+    Patch,
 }
 
 /// Opens a request body afresh for each attempt.
@@ -282,9 +283,10 @@ impl Client {
                     }
                     rb.call()
                 }
-                Method::Post | Method::Put => {
+                Method::Post | Method::Put | Method::Patch => {
                     let mut rb = match method {
                         Method::Post => self.agent.post(url),
+                        Method::Patch => self.agent.patch(url),
                         _ => self.agent.put(url),
                     };
                     for (k, v) in headers {

@@ -14,6 +14,10 @@ use crate::client::{BodyOpener, Client, Method};
 use crate::endpoint::Endpoint;
 use crate::RegistryError;
 
+/// Answers to a monolithic PUT that mean "not this way": 400, 405, 413
+/// (too large for one request), 415, 416.
+const CHUNKED_PLEASE: &[u16] = &[400, 405, 413, 415, 416];
+
 /// What a mount request did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Mount {
@@ -90,8 +94,8 @@ impl Client {
     }
 
     /// Sends the whole blob `digest` (`size` bytes, read from what `open`
-    /// returns) to the upload at `upload` in one PUT. The registry checks
-    /// the digest.
+    /// returns) to the upload at `upload` in one PUT; the registry checks
+    /// the digest. If it refuses the monolithic form, chunked.
     pub fn finish_upload(
         &self,
         ep: &Endpoint,
@@ -114,6 +118,62 @@ impl Client {
             &headers,
             &ep.push_scope(),
             Some(open),
+        )?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        // A registry that does not take the monolithic form: the blob goes
+        // up again chunked, in a new upload (this one is spent).
+        if CHUNKED_PLEASE.contains(&status.as_u16()) {
+            drop(resp);
+            let fresh = self.start_upload(ep)?;
+            return self.chunked_upload(ep, &fresh, digest, size, open);
+        }
+        Err(self.push_error(ep, resp))
+    }
+
+    /// Sends blob `digest` to the upload at `upload` as one chunk (PATCH
+    /// with its Content-Range), then closes the upload with an empty PUT
+    /// `?digest=`: the chunked form, for registries that refuse a
+    /// monolithic PUT.
+    pub fn chunked_upload(
+        &self,
+        ep: &Endpoint,
+        upload: &str,
+        digest: &Digest,
+        size: u64,
+        open: BodyOpener<'_>,
+    ) -> Result<(), RegistryError> {
+        let len = size.to_string();
+        let range = format!("0-{}", size.saturating_sub(1));
+        let headers = [
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Length", len.as_str()),
+            ("Content-Range", range.as_str()),
+        ];
+        let resp = self.send_with(
+            ep,
+            Method::Patch,
+            upload,
+            &headers,
+            &ep.push_scope(),
+            Some(open),
+        )?;
+        if !resp.status().is_success() {
+            return Err(self.push_error(ep, resp));
+        }
+        let next = location(ep, &resp).unwrap_or_else(|_| upload.to_string());
+        let sep = if next.contains('?') { '&' } else { '?' };
+        let url = format!("{next}{sep}digest={digest}");
+        let empty = || -> io::Result<Box<dyn Read>> { Ok(Box::new(io::empty())) };
+        let resp = self.send_with(
+            ep,
+            Method::Put,
+            &url,
+            &[("Content-Length", "0")],
+            &ep.push_scope(),
+            Some(&empty),
         )?;
         if resp.status().is_success() {
             return Ok(());

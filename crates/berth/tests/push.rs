@@ -322,3 +322,39 @@ fn a_500_in_an_upload_is_retried_or_fails_with_nothing_recorded() {
     assert_eq!(blobs(&env), before);
     assert_eq!(env.inspect_image(BB)["RepoDigests"], serde_json::json!([]));
 }
+
+#[test]
+fn a_registry_refusing_monolithic_uploads_gets_chunks() {
+    let reg = Registry::start();
+    // A PUT that carries the blob is refused (405); PATCH then an empty
+    // PUT is the way in.
+    let proxy = FaultProxy::start(&reg.addr, |head, _| {
+        let lower = head.to_ascii_lowercase();
+        if lower.starts_with("put ")
+            && lower.contains("/blobs/uploads/")
+            && !lower.contains("content-length: 0\r\n")
+        {
+            return Fault::Answer(
+                "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+        Fault::Pass
+    });
+    let env = TestEnv::with_busybox();
+    let name = format!("{}/chunked:v1", proxy.addr);
+    env.ok(&["tag", BB, &name]);
+    let out = env.ok(&["push", &name]);
+    let (digest, _) = digest_line(&out, "v1");
+    assert_eq!(reg.manifest("chunked:v1").1, digest);
+    let patches = proxy
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("PATCH "))
+        .count();
+    // The layer and the config.
+    assert_eq!(patches, 2);
+    let other = TestEnv::new();
+    other.ok(&["pull", &format!("{}/chunked:v1", reg.addr)]);
+}
