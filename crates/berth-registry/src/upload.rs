@@ -75,7 +75,9 @@ impl Client {
         from: &str,
     ) -> Result<Mount, RegistryError> {
         let url = ep.url(&format!("blobs/uploads/?mount={digest}&from={from}"));
-        let resp = self.send_with(ep, Method::Post, &url, &[], &ep.push_scope(), None)?;
+        // A token must also allow pulling from the source repository.
+        let scope = format!("{} repository:{from}:pull", ep.push_scope());
+        let resp = self.send_with(ep, Method::Post, &url, &[], &scope, None)?;
         match resp.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
             StatusCode::ACCEPTED => Ok(Mount::Upload(location(ep, &resp)?)),
