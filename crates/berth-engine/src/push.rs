@@ -210,7 +210,7 @@ fn as_stored(blobs: &BlobStore, d: &Digest) -> Result<Option<Blob>> {
 fn compress(blobs: &BlobStore, d: &Digest) -> Result<Blob> {
     let f = File::open(blobs.path(d)).map_err(io_err(format!("cannot open blob {d}")))?;
     let (_, tar) = berth_layers::decompress(io::BufReader::new(f))?;
-    let gz = flate2::read::GzEncoder::new(tar, flate2::Compression::fast());
+    let gz = berth_layers::GzipEncoder::new(tar);
     let (digest, size) = blobs.ingest(gz, None)?;
     Ok(Blob {
         digest,
