@@ -358,3 +358,36 @@ fn a_registry_refusing_monolithic_uploads_gets_chunks() {
     let other = TestEnv::new();
     other.ok(&["pull", &format!("{}/chunked:v1", reg.addr)]);
 }
+
+#[test]
+fn a_killed_push_records_nothing_and_the_next_push_works() {
+    let reg = Registry::start();
+    // The layer's upload is taken and never answered: berth is killed
+    // while it waits, after compressing.
+    let proxy = FaultProxy::start(&reg.addr, |head, _| {
+        if head.starts_with("PUT ") && head.contains("/blobs/uploads/") {
+            return Fault::Hold;
+        }
+        Fault::Pass
+    });
+    let env = TestEnv::with_busybox();
+    let held = format!("{}/bb:v1", proxy.addr);
+    env.ok(&["tag", BB, &held]);
+    let mut child = env.berth(&["push", &held]).spawn().unwrap();
+    poll("the upload to reach the proxy", COMMAND_TIMEOUT, || {
+        let seen = proxy.seen.lock().ok()?;
+        seen.iter().any(|l| l.starts_with("PUT ")).then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(env.inspect_image(BB)["RepoDigests"], serde_json::json!([]));
+    // The same image goes up directly; it pulls and runs elsewhere.
+    let name = format!("{}/bb:v1", reg.addr);
+    env.ok(&["tag", BB, &name]);
+    let out = env.ok(&["push", &name]);
+    let (digest, _) = digest_line(&out, "v1");
+    assert_eq!(reg.manifest("bb:v1").1, digest);
+    let other = TestEnv::new();
+    other.ok(&["pull", &name]);
+    assert_eq!(other.ok(&["run", "--rm", &name, "echo", "ok"]), "ok\n");
+}

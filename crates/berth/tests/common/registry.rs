@@ -163,6 +163,8 @@ pub enum Fault {
     /// Forward it, send this many bytes of the body, then hold the
     /// connection open and silent (for a minute).
     StallAfter(usize),
+    /// Take the request, forward nothing and answer nothing (for a minute).
+    Hold,
 }
 
 /// A small HTTP proxy in front of a registry that injects faults: one
@@ -240,6 +242,10 @@ fn serve_one(
     let action = fault(&text, n);
     if let Fault::Answer(resp) = action {
         return client.write_all(resp.as_bytes());
+    }
+    if let Fault::Hold = action {
+        std::thread::sleep(Duration::from_secs(60));
+        return Ok(());
     }
     let mut up = TcpStream::connect(upstream)?;
     let forwarded = text.replacen("\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1);
