@@ -490,10 +490,12 @@ fi
 # different top layer. Each engine pushes to its own repository (no engine can mount
 # another's blobs), then its local images are removed and it pulls them back.
 # skopeo copies the docker-archive to the registry (push) and the registry to an OCI
-# dir (pull). One run of each step, timed with $EPOCHREALTIME.
+# dir (pull). Docker goes first so that berth then also pulls docker's push (layers
+# deflated by docker: the case the pull's floor is measured for). One run of each
+# step, timed with $EPOCHREALTIME.
 # rows of registry.tsv: engine<TAB>step<TAB>seconds|failed|skipped<TAB>note
 # rows of registry-mem.tsv: engine<TAB>max RSS KiB of the cold pull
-REGISTRY_ENGINES=(berth docker podman skopeo)
+REGISTRY_ENGINES=(docker berth podman skopeo)
 
 # Started from the main shell (not in `try`) so that its PID and address are ours.
 start_registry() {
@@ -603,6 +605,12 @@ registry_engine() {
     reg_step "$e" pull-cold /usr/bin/time -f %M -o "$d/rss-$e" "${E[@]}" pull "${tls[@]}" "$r:v1"
     reg_step "$e" pull-base-present "${E[@]}" pull "${tls[@]}" "$r:v2"
     printf '%s\t%s\n' "$e" "$(tail -n 1 "$d/rss-$e" 2>/dev/null)" >>"$RES/registry-mem.tsv"
+    # berth again, cold, on the layers as docker compressed them (deflated: the
+    # case the floor is measured for).
+    if [ "$e" = berth ] && [ "$docker_ok" = 1 ]; then
+        "${E[@]}" rmi -f "$r:v1" "$r:v2" >/dev/null 2>&1 || true
+        reg_step "$e" pull-docker-push "${E[@]}" pull "$REGISTRY_ADDR/docker/app:v1"
+    fi
 }
 
 if want_section registry; then
@@ -795,7 +803,8 @@ reg = rows("registry.tsv")
 if reg is not None:
     steps = [("push-cold", "push, empty registry"), ("push-change", "push, one layer changed"),
              ("push-unchanged", "unchanged re-push"), ("pull-cold", "cold pull"),
-             ("pull-base-present", "pull, base layers present")]
+             ("pull-base-present", "pull, base layers present"),
+             ("pull-docker-push", "cold pull of docker's push")]
     mem = {r[0]: r[1] for r in (rows("registry-mem.tsv") or []) if len(r) > 1}
     mb = 4 * 50 * 1.048576
     lines += ["", "## e. registry (seconds, one run; ~212 MB in 4 layers of random data)", "",
@@ -818,7 +827,7 @@ if reg is not None:
         push, pull = num(st.get("push-cold")), num(st.get("pull-cold"))
         cells += [f"{mb / push:.0f}" if push else "–", f"{mb / pull:.0f}" if pull else "–", mem.get(e, "–") or "–"]
         lines.append(f"| {e} | " + " | ".join(cells) + " |")
-    lines.append("| target for berth | ≤ 0.9 | | ≤ 0.020 | ≤ 0.8 | | | | ≤ 32768 |")
+    lines.append("| target for berth | ≤ 0.9 | | ≤ 0.020 | ≤ 0.8 | | ≤ 0.8 | | | ≤ 32768 |")
 
 if notes:
     lines += ["", "## Failures", ""] + [f"- {n}" for n in notes]
