@@ -37,6 +37,7 @@ install_missing() {
     local -A need=(
         [hyperfine]=hyperfine [dockerd]=docker.io [containerd]=containerd [runc]=runc
         [crun]=crun [podman]=podman [conmon]=conmon [python3]=python3 [unshare]=util-linux
+        [skopeo]=skopeo [docker-registry]=docker-registry
     )
     local pkgs=() cmd
     for cmd in "${!need[@]}"; do
@@ -129,6 +130,10 @@ cleanup() {
     log "bench: cleaning up"
     remove_all_containers
     stop_dockerd
+    if [ -n "${REGISTRY_PID:-}" ]; then
+        kill -TERM "$REGISTRY_PID" 2>/dev/null || true
+        wait "$REGISTRY_PID" 2>/dev/null || true
+    fi
     kill_leftovers
     # give killed processes a moment to release their mounts and cgroups
     sleep 0.3

@@ -12,7 +12,12 @@
 #      once every container has run its first probe;
 #   d. `build` (hyperfine medians) for berth, docker's classic builder, docker's
 #      BuildKit and podman: cold (--no-cache), fully cached, last step changed, and
-#      a two-stage build; plus the peak RSS of each engine's build processes.
+#      a two-stage build; plus the peak RSS of each engine's build processes;
+#   e. `registry`: push and pull of a ~212 MB image in 4 layers (4 × 50 MiB random
+#      files) against a loopback docker-registry, one run each, for berth, docker,
+#      podman and skopeo: push to an empty registry, push of a one-layer change, an
+#      unchanged re-push, a cold pull, a pull with the base layers present; the
+#      pull's peak RSS.
 # Results go to bench/results/<date>.md (gitignored) and to stdout. See bench/README.md.
 #
 # Every engine runs on private paths under one temp dir, with --network none; the host's
@@ -28,7 +33,7 @@ N_LIFE=${N_LIFE:-20}           # containers for create/start/stop/rm (section b)
 N_IDLE=${N_IDLE:-50}           # idle containers per engine (section c)
 N_BUILD_COLD=${N_BUILD_COLD:-10}   # hyperfine runs of each cold build (section d)
 N_BUILD=${N_BUILD:-20}             # hyperfine runs of each cached / last-step-changed build
-SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health build"}
+SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health build registry"}
 ENGINES=${ENGINES:-"berth docker podman runc crun floor"}
 BUILD=${BUILD:-1}              # 0: do not run `cargo build --release`
 INSTALL=${INSTALL:-1}          # 0: do not apt-get install missing tools
@@ -477,6 +482,167 @@ if want_section build; then
     done
 fi
 
+# ---- e. registry -------------------------------------------------------------------------
+# One docker-registry on a free 127.0.0.1 port, storage under $BENCH_TMP. The image:
+# four layers of one 50 MiB random file each (uncompressed tars, as an import or a
+# build makes them: each engine compresses on its first push), written as a
+# docker-archive that every engine loads: app:v1, and app:v2 = the same base with a
+# different top layer. Each engine pushes to its own repository (no engine can mount
+# another's blobs), then its local images are removed and it pulls them back.
+# skopeo copies the docker-archive to the registry (push) and the registry to an OCI
+# dir (pull). Docker goes first so that berth then also pulls docker's push (layers
+# deflated by docker: the case the pull's floor is measured for). One run of each
+# step, timed with $EPOCHREALTIME.
+# rows of registry.tsv: engine<TAB>step<TAB>seconds|failed|skipped<TAB>note
+# rows of registry-mem.tsv: engine<TAB>max RSS KiB of the cold pull
+REGISTRY_ENGINES=(docker berth podman skopeo)
+
+# Started from the main shell (not in `try`) so that its PID and address are ours.
+start_registry() {
+    local d=$BENCH_TMP/registry port
+    mkdir -p "$d/storage"
+    command -v docker-registry >/dev/null || { echo "docker-registry not installed" >"$d/why"; return 0; }
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    REGISTRY_ADDR=127.0.0.1:$port
+    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+        "$d/storage" "$REGISTRY_ADDR" >"$d/config.yml"
+    docker-registry serve "$d/config.yml" </dev/null >"$d/log" 2>&1 &
+    REGISTRY_PID=$!
+}
+
+setup_registry() {
+    local d=$BENCH_TMP/registry
+    [ -n "${REGISTRY_PID:-}" ] || return 1
+    local deadline=$((SECONDS + 30))
+    until python3 -c 'import sys, urllib.request as u; u.urlopen("http://" + sys.argv[1] + "/v2/", timeout=1)' "$REGISTRY_ADDR" 2>/dev/null; do
+        kill -0 "$REGISTRY_PID" 2>/dev/null || { echo "docker-registry exited" >"$d/why"; return 1; }
+        [ $SECONDS -lt $deadline ] || { echo "docker-registry did not answer" >"$d/why"; return 1; }
+        sleep 0.05
+    done
+    # The images: app-v1.tar and app-v2.tar (docker-archive), made by python.
+    python3 - "$d" <<'PY'
+import hashlib, io, json, os, sys, tarfile
+d = sys.argv[1]
+def layer(name, seed):
+    data = os.urandom(50 << 20)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        info = tarfile.TarInfo("data")
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+        t.addfile(info)
+        info = tarfile.TarInfo(f"data/{name}")
+        info.size = len(data)
+        info.mode = 0o644
+        t.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    return raw, "sha256:" + hashlib.sha256(raw).hexdigest()
+base = [layer(f"l{i}", i) for i in range(1, 4)]
+tops = {"v1": layer("l4", 4), "v2": layer("l4b", 5)}
+for tag, top in tops.items():
+    layers = base + [top]
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [h for _, h in layers]},
+        "history": [{"created": "2026-01-01T00:00:00Z"} for _ in layers],
+    }).encode()
+    cid = hashlib.sha256(config).hexdigest()
+    with tarfile.open(os.path.join(d, f"app-{tag}.tar"), "w") as t:
+        def add(name, b):
+            i = tarfile.TarInfo(name)
+            i.size = len(b)
+            t.addfile(i, io.BytesIO(b))
+        add(f"{cid}.json", config)
+        names = []
+        for raw, h in layers:
+            n = h[len("sha256:"):] + "/layer.tar"
+            add(n, raw)
+            names.append(n)
+        add("manifest.json", json.dumps([{"Config": f"{cid}.json", "RepoTags": [f"app:{tag}"], "Layers": names}]).encode())
+PY
+}
+
+# reg_step ENGINE STEP COMMAND...: one timed run; a row of registry.tsv.
+reg_step() {
+    local e=$1 step=$2 t0 t1 err=$BENCH_TMP/registry/step.err
+    shift 2
+    t0=$EPOCHREALTIME
+    if timeout 600 "$@" >/dev/null 2>"$err"; then
+        t1=$EPOCHREALTIME
+        printf '%s\t%s\t%s\t\n' "$e" "$step" "$(python3 -c 'import sys; print("%.3f" % ((int(sys.argv[2]) - int(sys.argv[1])) / 1e6))' "${t0/./}" "${t1/./}")" >>"$RES/registry.tsv"
+    else
+        printf '%s\t%s\tfailed\t%s\n' "$e" "$step" "$(first_line "$err")" >>"$RES/registry.tsv"
+    fi
+}
+
+registry_engine() {
+    local e=$1 d=$BENCH_TMP/registry r
+    r=$REGISTRY_ADDR/$e/app
+    log "bench: registry: $e"
+    if [ "$e" = skopeo ]; then
+        local -a S=(skopeo --insecure-policy copy -q --dest-tls-verify=false --src-tls-verify=false)
+        reg_step skopeo push-cold "${S[@]}" "docker-archive:$d/app-v1.tar" "docker://$r:v1"
+        reg_step skopeo push-change "${S[@]}" "docker-archive:$d/app-v2.tar" "docker://$r:v2"
+        reg_step skopeo push-unchanged "${S[@]}" "docker-archive:$d/app-v1.tar" "docker://$r:v1"
+        rm -rf "$d/oci"
+        reg_step skopeo pull-cold /usr/bin/time -f %M -o "$d/rss-skopeo" "${S[@]}" "docker://$r:v1" "oci:$d/oci:v1"
+        reg_step skopeo pull-base-present "${S[@]}" "docker://$r:v2" "oci:$d/oci:v2"
+        printf 'skopeo\t%s\n' "$(tail -n 1 "$d/rss-skopeo" 2>/dev/null)" >>"$RES/registry-mem.tsv"
+        return 0
+    fi
+    engine_argv "$e"
+    local -a E=("${ENGINE_ARGV[@]}") tls=()
+    [ "$e" = podman ] && tls=(--tls-verify=false)
+    "${E[@]}" load -i "$d/app-v1.tar" >/dev/null 2>&1 && "${E[@]}" load -i "$d/app-v2.tar" >/dev/null 2>&1 || {
+        printf '%s\tall\tfailed\tload failed\n' "$e" >>"$RES/registry.tsv"; return 0; }
+    "${E[@]}" tag app:v1 "$r:v1" && "${E[@]}" tag app:v2 "$r:v2"
+    reg_step "$e" push-cold "${E[@]}" push "${tls[@]}" "$r:v1"
+    reg_step "$e" push-change "${E[@]}" push "${tls[@]}" "$r:v2"
+    reg_step "$e" push-unchanged "${E[@]}" push "${tls[@]}" "$r:v1"
+    "${E[@]}" rmi -f app:v1 app:v2 "$r:v1" "$r:v2" >/dev/null 2>&1 || true
+    [ "$e" = podman ] || "${E[@]}" image prune -f >/dev/null 2>&1 || true
+    reg_step "$e" pull-cold /usr/bin/time -f %M -o "$d/rss-$e" "${E[@]}" pull "${tls[@]}" "$r:v1"
+    reg_step "$e" pull-base-present "${E[@]}" pull "${tls[@]}" "$r:v2"
+    printf '%s\t%s\n' "$e" "$(tail -n 1 "$d/rss-$e" 2>/dev/null)" >>"$RES/registry-mem.tsv"
+    # berth again, cold, on the layers as docker compressed them (deflated: the
+    # case the floor is measured for).
+    if [ "$e" = berth ] && [ "$docker_ok" = 1 ]; then
+        "${E[@]}" rmi -f "$r:v1" "$r:v2" >/dev/null 2>&1 || true
+        reg_step "$e" pull-docker-push "${E[@]}" pull "$REGISTRY_ADDR/docker/app:v1"
+    fi
+}
+
+if want_section registry; then
+    section "e. registry (one run of each step, ~212 MB in 4 layers)"
+    : >"$RES/registry.tsv"
+    : >"$RES/registry-mem.tsv"
+    REGISTRY_PID=""
+    start_registry
+    try setup_registry
+    reg_rc=$TRY_RC
+    for e in "${REGISTRY_ENGINES[@]}"; do
+        if [ "$e" != skopeo ]; then
+            want_engine "$e" || continue
+            if ! eval "[ \"\${${e}_ok}\" = 1 ]"; then
+                printf '%s\tall\tfailed\t%s\n' "$e" "$(first_line "$BENCH_TMP/$e.why")" >>"$RES/registry.tsv"
+                continue
+            fi
+        fi
+        if [ "$reg_rc" != 0 ]; then
+            printf '%s\tall\tfailed\t%s\n' "$e" "$(first_line "$BENCH_TMP/registry/why")" >>"$RES/registry.tsv"
+            continue
+        fi
+        try registry_engine "$e"
+        [ "$TRY_RC" = 0 ] || printf '%s\tall\tfailed\texit %s\n' "$e" "$TRY_RC" >>"$RES/registry.tsv"
+    done
+    if [ -n "${REGISTRY_PID:-}" ]; then
+        kill -TERM "$REGISTRY_PID" 2>/dev/null || true
+        wait "$REGISTRY_PID" 2>/dev/null || true
+        REGISTRY_PID=""
+    fi
+fi
+
 # ---- report ----------------------------------------------------------------------------
 section "report"
 ver() { "$@" 2>/dev/null | head -n 1 || echo "?"; }
@@ -632,6 +798,36 @@ if mem is not None:
                 notes.append(f"{e} build memory: {note}")
         else:
             lines.append(f"| {e} | {cli} | {peak if peak != '0' else '–'} | {before if before != '0' else '–'} |")
+
+reg = rows("registry.tsv")
+if reg is not None:
+    steps = [("push-cold", "push, empty registry"), ("push-change", "push, one layer changed"),
+             ("push-unchanged", "unchanged re-push"), ("pull-cold", "cold pull"),
+             ("pull-base-present", "pull, base layers present"),
+             ("pull-docker-push", "cold pull of docker's push")]
+    mem = {r[0]: r[1] for r in (rows("registry-mem.tsv") or []) if len(r) > 1}
+    mb = 4 * 50 * 1.048576
+    lines += ["", "## e. registry (seconds, one run; ~212 MB in 4 layers of random data)", "",
+              "Push: each engine compresses the uncompressed layers on its first push. skopeo: "
+              "`copy` of the docker-archive to the registry, and of the registry to an OCI dir. "
+              "MB/s over the image's 210 MB. Floor for the pull's bytes on this machine: 0.78 s "
+              "(shared/reference/peers-on-this-machine.md). skopeo runs after podman and shares "
+              "containers/image's blob-info cache (/var/lib/containers/cache) with it: its pushes "
+              "reuse podman's compressed blobs instead of compressing.", "",
+              "| engine | " + " | ".join(t for _, t in steps) + " | push MB/s | pull MB/s | pull max RSS KiB |",
+              "|---|" + "---:|" * (len(steps) + 3)]
+    by = {}
+    for r in reg:
+        e, step, val, note = (r + [""] * 4)[:4]
+        by.setdefault(e, {})[step] = val
+        if num(val) is None and note:
+            notes.append(f"{e} registry {step}: {note}")
+    for e, st in by.items():
+        cells = [st.get(s, st.get("all", "–")) for s, _ in steps]
+        push, pull = num(st.get("push-cold")), num(st.get("pull-cold"))
+        cells += [f"{mb / push:.0f}" if push else "–", f"{mb / pull:.0f}" if pull else "–", mem.get(e, "–") or "–"]
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+    lines.append("| target for berth | ≤ 0.9 | | ≤ 0.020 | ≤ 0.8 | | ≤ 0.8 | | | ≤ 32768 |")
 
 if notes:
     lines += ["", "## Failures", ""] + [f"- {n}" for n in notes]

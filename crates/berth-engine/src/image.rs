@@ -340,7 +340,10 @@ impl Engine {
         for l in layers {
             let _ = berth_layers::remove_layer_dir(&self.layer_dir(&l.chain_id));
         }
-        for b in layers.iter().filter_map(|l| l.blob.as_ref()) {
+        let blobs = layers
+            .iter()
+            .flat_map(|l| l.blob.iter().chain(l.compressed.iter()));
+        for b in blobs {
             if !self.store.read().layer_with_blob(b)? {
                 let _ = self.blobs.remove(b);
             }
@@ -428,6 +431,8 @@ pub(crate) enum RemoveMode {
 pub(crate) struct UnusedLayer {
     chain_id: Digest,
     blob: Option<Digest>,
+    /// The compressed blob a push kept for it, no longer recorded.
+    compressed: Option<Digest>,
 }
 
 /// What one removal transaction did.
@@ -640,8 +645,12 @@ fn unused_layers(t: &Tx<'_>, containers_dir: &Path) -> Result<Vec<UnusedLayer>> 
             continue;
         }
         let blob = t.layer(&chain_id)?.and_then(|r| r.blob);
-        t.delete_layer(&chain_id)?;
-        out.push(UnusedLayer { chain_id, blob });
+        let compressed = t.delete_layer(&chain_id)?;
+        out.push(UnusedLayer {
+            chain_id,
+            blob,
+            compressed,
+        });
     }
     Ok(out)
 }

@@ -34,6 +34,7 @@ mod logdriver;
 pub mod mountopt;
 pub mod names;
 mod pull;
+mod push;
 mod security;
 mod system;
 pub use system::API_VERSION;
@@ -60,6 +61,7 @@ pub use container::*;
 pub use fsops::*;
 pub use image::*;
 pub use pull::*;
+pub use push::*;
 pub use volume::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,9 @@ pub enum EngineError {
     NoSuchImage(String),
     #[error("Unable to find image '{0}' locally")]
     ImageNotFoundLocally(String),
+    /// `push` of a tag this store does not have (Docker's words).
+    #[error("An image does not exist locally with the tag: {0}")]
+    NoLocalTag(String),
     /// Docker's daemon treats it as a missing image (its CLI then pulls).
     #[error("image with reference {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
     PlatformMismatch {
@@ -122,6 +127,7 @@ impl EngineError {
         match self {
             EngineError::NoSuchImage(_)
             | EngineError::ImageNotFoundLocally(_)
+            | EngineError::NoLocalTag(_)
             | EngineError::Registry(berth_registry::RegistryError::NotFound(_))
             | EngineError::PlatformMismatch { .. }
             | EngineError::NoSuchContainer(_)

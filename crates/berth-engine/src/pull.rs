@@ -239,6 +239,12 @@ impl Engine {
                     updated = true;
                 }
             }
+            // Where these blobs are, for a later push's cross-repository mounts.
+            for l in &manifest.layers {
+                if let Ok(b) = l.digest() {
+                    t.add_blob_source(&b, &ep.registry, &ep.repository)?;
+                }
+            }
             if t.repo_digest(&repository, &top.digest)? != Some(id.clone()) {
                 t.set_repo_digest(&repository, &top.digest, &id)?;
                 updated = true;

@@ -34,7 +34,7 @@ use berth_types::Digest;
 
 pub use apply::{apply_layer, ApplyOptions, LayerStats, WhiteoutMode};
 pub use blobs::BlobStore;
-pub use compress::{decompress, Compression};
+pub use compress::{decompress, Compression, GzipEncoder};
 pub use fsutil::{
     collect_garbage, commit_temp, create_temp_dir, dir_size, remove_layer_dir, unpack_to_temp,
 };

@@ -56,7 +56,7 @@ pub struct Client {
     auth: Arc<dyn Auth>,
     policy: RetryPolicy,
     /// Authorization header values by scope, got from `auth` after a 401.
-    authorized: Mutex<HashMap<String, String>>,
+    pub(crate) authorized: Mutex<HashMap<String, String>>,
 }
 
 /// The registry's error body: `{"errors":[{"code":…,"message":…}]}`.
@@ -73,10 +73,17 @@ struct ErrorEntry {
     message: String,
 }
 
-enum Method {
+#[derive(Clone, Copy)]
+pub(crate) enum Method {
     Get,
     Head,
+    Post,
+    Put,
+    Patch,
 }
+
+/// Opens a request body afresh for each attempt.
+pub type BodyOpener<'b> = &'b (dyn Fn() -> io::Result<Box<dyn Read + 'b>> + Sync);
 
 impl Client {
     pub fn new(auth: Arc<dyn Auth>) -> Client {
@@ -231,7 +238,20 @@ impl Client {
         url: &str,
         headers: &[(&str, &str)],
     ) -> Result<Response<Body>, RegistryError> {
-        let scope = ep.pull_scope();
+        self.send_with(ep, method, url, headers, &ep.pull_scope(), None)
+    }
+
+    /// [`Client::send`] with a scope and, for POST and PUT, a body.
+    pub(crate) fn send_with(
+        &self,
+        ep: &Endpoint,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        scope: &str,
+        body: Option<BodyOpener<'_>>,
+    ) -> Result<Response<Body>, RegistryError> {
+        let scope = scope.to_string();
         let mut asked_auth = false;
         let mut attempt = 0u32;
         loop {
@@ -261,6 +281,29 @@ impl Client {
                         rb = rb.header("Authorization", a.as_str());
                     }
                     rb.call()
+                }
+                Method::Post | Method::Put | Method::Patch => {
+                    let mut rb = match method {
+                        Method::Post => self.agent.post(url),
+                        Method::Patch => self.agent.patch(url),
+                        _ => self.agent.put(url),
+                    };
+                    for (k, v) in headers {
+                        rb = rb.header(*k, *v);
+                    }
+                    if let Some(a) = &authz {
+                        rb = rb.header("Authorization", a.as_str());
+                    }
+                    match body {
+                        Some(open) => {
+                            let mut r = open().map_err(|e| RegistryError::Io {
+                                context: "cannot read what is to be uploaded".into(),
+                                source: e,
+                            })?;
+                            rb.send(ureq::SendBody::from_reader(&mut r))
+                        }
+                        None => rb.send_empty(),
+                    }
                 }
             };
             let resp = match res {
@@ -308,7 +351,7 @@ impl Client {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u32 << attempt.saturating_sub(1).min(10);
         self.policy
             .backoff
@@ -317,7 +360,7 @@ impl Client {
     }
 
     /// The error for an unsuccessful answer, in Docker's words.
-    fn status_error(
+    pub(crate) fn status_error(
         &self,
         ep: &Endpoint,
         manifest: Option<&str>,

@@ -24,11 +24,13 @@ pub mod endpoint;
 pub mod manifest;
 pub mod search;
 pub mod settings;
+pub mod upload;
 
-pub use client::{BlobReader, Client, Fetched, RetryPolicy};
+pub use client::{BlobReader, BodyOpener, Client, Fetched, RetryPolicy};
 pub use endpoint::{Endpoint, Scheme};
 pub use manifest::{Descriptor, ImageManifest, Index, Manifest};
 pub use settings::{Settings, SettingsError};
+pub use upload::Mount;
 
 /// What the client asks of whoever holds credentials and tokens.
 pub trait Auth: Send + Sync {

@@ -256,6 +256,22 @@ impl Settings {
         out
     }
 
+    /// The endpoint a push of `r` goes to: the registry itself (never a
+    /// mirror), over TLS when the user gave certificates for a loopback
+    /// one, as for a pull; https first for an insecure registry.
+    pub fn push_endpoint(&self, r: &Reference) -> Endpoint {
+        let base = Endpoint::of(r);
+        let mut eps = self.pull_endpoints(r);
+        if base.registry == DOCKER_HUB {
+            return base;
+        }
+        if eps.is_empty() {
+            base
+        } else {
+            eps.remove(0)
+        }
+    }
+
     /// Whether `certs.d/<host>` exists.
     pub fn has_certs(&self, host: &str) -> bool {
         !host.contains('/') && self.certs_d.join(host).is_dir()

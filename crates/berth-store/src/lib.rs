@@ -36,7 +36,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -61,6 +61,22 @@ CREATE TABLE IF NOT EXISTS repo_digests (
     PRIMARY KEY (repository, digest)
 );
 CREATE INDEX IF NOT EXISTS repo_digests_by_image ON repo_digests(image_id);
+-- version 7: the compressed blob a push sends for a layer stored
+-- uncompressed (commit, build, import), made once on its first push
+CREATE TABLE IF NOT EXISTS compressed_blobs (
+    diff_id    TEXT PRIMARY KEY,     -- sha256:… of the uncompressed tar
+    blob       TEXT NOT NULL,        -- sha256:… of the compressed blob
+    size       INTEGER NOT NULL,     -- its bytes
+    media_type TEXT NOT NULL         -- application/vnd.docker.image.rootfs.diff.tar.gzip
+);
+-- version 7: where a blob is known to be (pulled from, pushed to), for
+-- cross-repository mounts
+CREATE TABLE IF NOT EXISTS blob_sources (
+    blob       TEXT NOT NULL,
+    registry   TEXT NOT NULL,        -- 127.0.0.1:5000, docker.io
+    repository TEXT NOT NULL,        -- the path on the registry
+    PRIMARY KEY (blob, registry, repository)
+);
 CREATE TABLE IF NOT EXISTS layers (
     chain_id  TEXT PRIMARY KEY,
     diff_id   TEXT NOT NULL,
@@ -131,6 +147,14 @@ pub struct LayerRow {
     pub parent: Option<Digest>,
     pub size: u64,
     pub blob: Option<Digest>,
+}
+
+/// The compressed blob a push sends for a layer stored uncompressed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompressedBlob {
+    pub blob: Digest,
+    pub size: u64,
+    pub media_type: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -585,6 +609,58 @@ impl Tx<'_> {
         .collect()
     }
 
+    // ---- compressed blobs and blob sources (push) ----
+    /// The compressed blob kept for the layer content `diff_id`.
+    pub fn compressed_blob(&self, diff_id: &Digest) -> Result<Option<CompressedBlob>> {
+        let t = self
+            .c
+            .query_row(
+                "SELECT blob, size, media_type FROM compressed_blobs WHERE diff_id = ?1",
+                [diff_id.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        t.map(|(blob, size, media_type)| {
+            Ok(CompressedBlob {
+                blob: digest(blob)?,
+                size: u64::try_from(size)
+                    .map_err(|_| StoreError::Corrupt(format!("blob size {size}")))?,
+                media_type,
+            })
+        })
+        .transpose()
+    }
+    /// Records the compressed form of the layer content `diff_id`.
+    pub fn set_compressed_blob(&self, diff_id: &Digest, c: &CompressedBlob) -> Result<()> {
+        self.c.execute(
+            "INSERT OR REPLACE INTO compressed_blobs (diff_id, blob, size, media_type) VALUES (?1, ?2, ?3, ?4)",
+            params![diff_id.as_str(), c.blob.as_str(), c.size as i64, c.media_type],
+        )?;
+        Ok(())
+    }
+    /// Records that `registry` holds `blob` in `repository`.
+    pub fn add_blob_source(&self, blob: &Digest, registry: &str, repository: &str) -> Result<()> {
+        self.c.execute(
+            "INSERT OR IGNORE INTO blob_sources (blob, registry, repository) VALUES (?1, ?2, ?3)",
+            params![blob.as_str(), registry, repository],
+        )?;
+        Ok(())
+    }
+    /// The repositories of `registry` known to hold `blob`, sorted.
+    pub fn blob_sources(&self, blob: &Digest, registry: &str) -> Result<Vec<String>> {
+        let mut st = self.c.prepare(
+            "SELECT repository FROM blob_sources WHERE blob = ?1 AND registry = ?2 ORDER BY repository",
+        )?;
+        let rows = st.query_map([blob.as_str(), registry], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     // ---- layers ----
     pub fn insert_layer(&self, l: &LayerRow) -> Result<()> {
         self.c.execute(
@@ -621,10 +697,12 @@ impl Tx<'_> {
         })
         .transpose()
     }
-    /// Whether some layer row already stores its tarball as `blob`.
+    /// Whether some layer row already stores its tarball as `blob`, or a
+    /// push keeps it as a layer's compressed form.
     pub fn layer_with_blob(&self, blob: &Digest) -> Result<bool> {
         let n: i64 = self.c.query_row(
-            "SELECT count(*) FROM layers WHERE blob = ?1",
+            "SELECT (SELECT count(*) FROM layers WHERE blob = ?1) + \
+                    (SELECT count(*) FROM compressed_blobs WHERE blob = ?1)",
             [blob.as_str()],
             |r| r.get(0),
         )?;
@@ -641,12 +719,46 @@ impl Tx<'_> {
         )?;
         Ok(n > 0)
     }
-    pub fn delete_layer(&self, chain_id: &Digest) -> Result<()> {
+    /// Deletes the layer row; when no other layer has its content, the
+    /// record of its compressed blob goes too, and that blob is returned
+    /// (for the caller to remove once no row stores it).
+    pub fn delete_layer(&self, chain_id: &Digest) -> Result<Option<Digest>> {
+        let diff_id: Option<String> = self
+            .c
+            .query_row(
+                "SELECT diff_id FROM layers WHERE chain_id = ?1",
+                [chain_id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
         self.c.execute(
             "DELETE FROM layers WHERE chain_id = ?1",
             [chain_id.as_str()],
         )?;
-        Ok(())
+        let Some(diff_id) = diff_id else {
+            return Ok(None);
+        };
+        let others: i64 = self.c.query_row(
+            "SELECT count(*) FROM layers WHERE diff_id = ?1",
+            [&diff_id],
+            |r| r.get(0),
+        )?;
+        if others > 0 {
+            return Ok(None);
+        }
+        let blob: Option<String> = self
+            .c
+            .query_row(
+                "SELECT blob FROM compressed_blobs WHERE diff_id = ?1",
+                [&diff_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        self.c.execute(
+            "DELETE FROM compressed_blobs WHERE diff_id = ?1",
+            [&diff_id],
+        )?;
+        blob.map(digest).transpose()
     }
     /// Records `blob` as the tarball of a layer stored without one (load).
     pub fn set_layer_blob_if_missing(&self, chain_id: &Digest, blob: &Digest) -> Result<()> {
@@ -965,6 +1077,48 @@ mod tests {
         assert!(t.insert_claim(&t.claim(&cid(7)).unwrap().unwrap()).is_err());
         t.delete_claim(&cid(7)).unwrap();
         assert!(t.claims().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_6_database_gains_the_push_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("berth.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE layers (chain_id TEXT PRIMARY KEY, diff_id TEXT NOT NULL, parent TEXT, size INTEGER NOT NULL, blob TEXT); PRAGMA user_version = 6;",
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let t = s.read();
+        let d =
+            |b: u8| Digest::parse(&format!("sha256:{}", format!("{b:02x}").repeat(32))).unwrap();
+        let layer = LayerRow {
+            chain_id: d(1),
+            diff_id: d(1),
+            parent: None,
+            size: 3,
+            blob: Some(d(2)),
+        };
+        t.insert_layer(&layer).unwrap();
+        let gz = CompressedBlob {
+            blob: d(3),
+            size: 9,
+            media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+        };
+        t.set_compressed_blob(&d(1), &gz).unwrap();
+        assert_eq!(t.compressed_blob(&d(1)).unwrap(), Some(gz));
+        // The compressed blob is kept as long as it is recorded.
+        assert!(t.layer_with_blob(&d(3)).unwrap());
+        t.add_blob_source(&d(3), "127.0.0.1:5000", "b").unwrap();
+        t.add_blob_source(&d(3), "127.0.0.1:5000", "a").unwrap();
+        t.add_blob_source(&d(3), "127.0.0.1:5000", "a").unwrap();
+        assert_eq!(t.blob_sources(&d(3), "127.0.0.1:5000").unwrap(), ["a", "b"]);
+        assert!(t.blob_sources(&d(3), "elsewhere").unwrap().is_empty());
+        // Deleting the last layer of that content forgets it and says which.
+        assert_eq!(t.delete_layer(&d(1)).unwrap(), Some(d(3)));
+        assert_eq!(t.compressed_blob(&d(1)).unwrap(), None);
+        assert!(!t.layer_with_blob(&d(3)).unwrap());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use berth_types::{Platform, Reference};
 use crate::cli::PullArgs;
 use crate::format::human::human_size;
 
-/// Where the progress goes and how.
-struct Printer {
+/// Where the progress goes and how (pull's and push's).
+pub(crate) struct Printer {
     to_stderr: bool,
     live: bool,
     quiet: bool,
@@ -22,7 +22,7 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(to_stderr: bool, quiet: bool) -> Printer {
+    pub(crate) fn new(to_stderr: bool, quiet: bool) -> Printer {
         let live = if to_stderr {
             std::io::stderr().is_terminal()
         } else {
@@ -48,7 +48,7 @@ impl Printer {
         }
     }
 
-    fn line(&self, text: &str) -> std::io::Result<()> {
+    pub(crate) fn line(&self, text: &str) -> std::io::Result<()> {
         if self.quiet {
             return Ok(());
         }
@@ -89,6 +89,20 @@ impl Printer {
             }
             LayerStatus::PullComplete => "Pull complete".to_string(),
         };
+        self.show(id, text)
+    }
+
+    /// Whether progress lines are redrawn in place (a terminal).
+    pub(crate) fn live(&self) -> bool {
+        self.live
+    }
+
+    /// A layer's line `ID: TEXT`: appended, or rewritten in place on a
+    /// terminal.
+    pub(crate) fn show(&self, id: &str, text: String) -> std::io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
         if !self.live {
             return self.line(&format!("{id}: {text}"));
         }
@@ -111,7 +125,7 @@ impl Printer {
 }
 
 /// Docker's progress bar: `[=====>      ]  1.2MB/3.4MB`.
-fn bar(current: u64, total: u64) -> String {
+pub(crate) fn bar(current: u64, total: u64) -> String {
     const WIDTH: u64 = 50;
     if total == 0 {
         return human_size(current);
@@ -168,14 +182,14 @@ fn pull_one(
 
 /// Whether the user named a tag or digest (else Docker says it uses
 /// `latest`).
-fn names_tag(name: &str) -> bool {
+pub(crate) fn names_tag(name: &str) -> bool {
     let last = name.rsplit('/').next().unwrap_or(name);
     name.contains('@') || last.contains(':')
 }
 
 /// The user's Docker credentials (`berth login`'s config file and helpers),
 /// asked only when a registry answers 401.
-fn user_auth() -> Result<std::sync::Arc<dyn berth_registry::Auth>> {
+pub(crate) fn user_auth() -> Result<std::sync::Arc<dyn berth_registry::Auth>> {
     let c =
         berth_registry::auth::Credentialed::from_user_config().map_err(|err| anyhow!("{err}"))?;
     Ok(std::sync::Arc::new(c))

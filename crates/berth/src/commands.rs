@@ -166,6 +166,9 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
                 crate::cmd_pull::pull(&mut e, a)
             }
+            Command::Push(a) | Command::Image(ImageCommand::Push(a)) => {
+                crate::cmd_push::push(&mut e, a)
+            }
             Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
                 crate::cmd_archive::load(&mut e, a)
             }

@@ -43,6 +43,7 @@ mod cmd_help;
 mod cmd_login;
 mod cmd_manifest;
 mod cmd_pull;
+mod cmd_push;
 mod cmd_search;
 mod cmd_system;
 mod commands;

@@ -87,6 +87,7 @@ const TABLE: &[(&str, &str, Arity)] = &[
     ("save", "[OPTIONS] IMAGE [IMAGE...]", Arity::Min(1)),
     ("load", "[OPTIONS]", Arity::None),
     ("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", Arity::Exact(1)),
+    ("push", "[OPTIONS] NAME[:TAG]", Arity::Exact(1)),
     ("export", "[OPTIONS] CONTAINER", Arity::Exact(1)),
     (
         "cp",

@@ -679,3 +679,35 @@ fn pull_uses_the_stored_login() {
         text_of(&home.berth(&env, &["run", "--rm", &image, "echo", "pulled"], ""));
     assert_eq!((out.as_str(), code), ("pulled\n", 0), "{err}");
 }
+
+#[test]
+fn push_uses_the_stored_login() {
+    let reg = htpasswd_registry();
+    let env = TestEnv::with_busybox();
+    let home = Home::new();
+    let addr = reg.addr();
+    let image = format!("{addr}/team/bb:v1");
+    env.ok(&["tag", BB, &image]);
+    // Not logged in: Docker's words, exit 1, nothing recorded.
+    let (_, err, code) = text_of(&home.berth(&env, &["push", &image], ""));
+    assert_eq!((err.as_str(), code), ("no basic auth credentials\n", 1));
+    assert_eq!(env.inspect_image(BB)["RepoDigests"], serde_json::json!([]));
+    // Logged in: the push goes up with the stored credentials.
+    let (_, err, code) = text_of(&home.berth(
+        &env,
+        &["login", "-u", USER, "--password-stdin", &addr],
+        PASSWORD,
+    ));
+    assert_eq!(code, 0, "{err}");
+    let (out, err, code) = text_of(&home.berth(&env, &["push", &image], ""));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": Pushed"), "{out}");
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    // What went up pulls back (with the same login) and runs.
+    let other = TestEnv::new();
+    let (_, err, code) = text_of(&home.berth(&other, &["pull", &image], ""));
+    assert_eq!(code, 0, "{err}");
+    let (out, err, code) =
+        text_of(&home.berth(&other, &["run", "--rm", &image, "echo", "pushed"], ""));
+    assert_eq!((out.as_str(), code), ("pushed\n", 0), "{err}");
+}

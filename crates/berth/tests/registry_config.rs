@@ -348,6 +348,25 @@ fn a_tls_registry_is_trusted_through_its_ca_in_certs_d() {
         env.ok(&["run", "--rm", &name, "echo", "over tls"]),
         "over tls\n"
     );
+    // A push goes through the same certificates.
+    let pushed = format!("{}/tls/again:v2", reg.addr);
+    env.ok(&["tag", &name, &pushed]);
+    let out = pull(&["push", &pushed]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("v2: digest: sha256:"),
+        "{}",
+        text(&out.stdout)
+    );
+    // And without its CA, a push is the same TLS error as a pull.
+    fs::copy(pki.join("other-ca.crt"), host_dir.join("ca.crt")).unwrap();
+    let out = pull(&["push", &pushed]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("certificate signed by unknown authority"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// `v` as Go's `json.MarshalIndent(v, "", indent)` writes these documents.

@@ -186,6 +186,8 @@ pub enum Fault {
     /// Forward it, send this many bytes of the body, then hold the
     /// connection open and silent (for a minute).
     StallAfter(usize),
+    /// Take the request, forward nothing and answer nothing (for a minute).
+    Hold,
 }
 
 /// A small HTTP proxy in front of a registry that injects faults: one
@@ -229,7 +231,8 @@ fn serve_one(
     fault: &dyn Fn(&str, usize) -> Fault,
     log: &std::sync::Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
-    // The request head (GET and HEAD only: no body).
+    // The request head, then its body if it has a Content-Length (berth's
+    // uploads and manifests always say it).
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -248,13 +251,29 @@ fn serve_one(
     if let Ok(mut l) = log.lock() {
         l.push(format!("{line}{range}"));
     }
+    let length = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<u64>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = Vec::new();
+    (&mut *client).take(length).read_to_end(&mut body)?;
     let action = fault(&text, n);
     if let Fault::Answer(resp) = action {
         return client.write_all(resp.as_bytes());
     }
+    if let Fault::Hold = action {
+        std::thread::sleep(Duration::from_secs(60));
+        return Ok(());
+    }
     let mut up = TcpStream::connect(upstream)?;
     let forwarded = text.replacen("\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1);
     up.write_all(forwarded.as_bytes())?;
+    up.write_all(&body)?;
     let mut resp = Vec::new();
     up.read_to_end(&mut resp)?;
     match action {
