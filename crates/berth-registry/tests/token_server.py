@@ -2,7 +2,7 @@
 """A registry front that demands Bearer tokens, and its token server, for
 berth's tests. Listens on 127.0.0.1 only.
 
-  token_server.py PORT_FILE LOG_FILE USER PASSWORD
+  token_server.py PORT_FILE LOG_FILE USER PASSWORD [UPSTREAM_PORT]
 
 /token: GET with Basic USER:PASSWORD (a token, and with offline_token=true
 a refresh token) or without credentials (an anonymous token); POST the
@@ -10,6 +10,10 @@ OAuth2 form with grant_type=refresh_token. Wrong credentials: 401 with
 {"details": "incorrect username or password"}.
 /v2/...: 200 {} for a token issued to USER, else 401 with a Bearer
 challenge (error="invalid_token" for a token it does not know).
+With UPSTREAM_PORT, a request under /v2/ that carries a token issued to
+USER is passed to the registry on 127.0.0.1:UPSTREAM_PORT (any method,
+body and headers; Location rewritten to this front), so berth pulls from
+and pushes to a real registry behind token auth.
 Each token request is appended to LOG_FILE as one JSON line (method,
 query/form keys and values except secrets, whether Basic auth came).
 """
@@ -21,6 +25,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT_FILE, LOG_FILE, USER, PASSWORD = sys.argv[1:5]
+UPSTREAM = int(sys.argv[5]) if len(sys.argv) > 5 else None
 REFRESH = "refresh-for-" + USER
 lock = threading.Lock()
 tokens = {}  # token -> user ("" for anonymous)
@@ -84,6 +89,8 @@ class H(BaseHTTPRequestHandler):
             challenge = 'Bearer realm="%s",service="stub-registry"' % self.realm()
             if h.startswith("Bearer "):
                 if tokens.get(h[7:]) == USER:
+                    if UPSTREAM:
+                        return self.proxy()
                     return self.reply(200, {})
                 if h[7:] not in tokens:
                     challenge += ',error="invalid_token"'
@@ -94,8 +101,65 @@ class H(BaseHTTPRequestHandler):
             )
         self.reply(404, {})
 
+    def proxy(self):
+        import http.client
+
+        n = int(self.headers.get("Content-Length", "0") or 0)
+        body = self.rfile.read(n) if n else None
+        up = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "authorization")}
+        up.request(self.command, self.path, body=body, headers=headers)
+        resp = up.getresponse()
+        data = resp.read()
+        self.send_response(resp.status)
+        me = "127.0.0.1:%d" % self.server.server_address[1]
+        for k, v in resp.getheaders():
+            if k.lower() in ("transfer-encoding", "connection", "content-length"):
+                continue
+            if k.lower() == "location":
+                v = v.replace("127.0.0.1:%d" % UPSTREAM, me)
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def guarded(self):
+        h = self.headers.get("Authorization", "")
+        if UPSTREAM and h.startswith("Bearer ") and tokens.get(h[7:]) == USER:
+            return self.proxy()
+        challenge = 'Bearer realm="%s",service="stub-registry"' % self.realm()
+        n = int(self.headers.get("Content-Length", "0") or 0)
+        if n:
+            self.rfile.read(n)
+        if self.command == "HEAD":
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", challenge)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.reply(
+            401,
+            {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+            [("WWW-Authenticate", challenge)],
+        )
+
+    def do_HEAD(self):
+        self.guarded()
+
+    def do_PUT(self):
+        self.guarded()
+
+    def do_PATCH(self):
+        self.guarded()
+
+    def do_DELETE(self):
+        self.guarded()
+
     def do_POST(self):
         url = urllib.parse.urlsplit(self.path)
+        if url.path.startswith("/v2/"):
+            return self.guarded()
         n = int(self.headers.get("Content-Length", "0"))
         form = urllib.parse.parse_qs(self.rfile.read(n).decode())
         if url.path != "/token":

@@ -711,3 +711,69 @@ fn push_uses_the_stored_login() {
         text_of(&home.berth(&other, &["run", "--rm", &image, "echo", "pushed"], ""));
     assert_eq!((out.as_str(), code), ("pushed\n", 0), "{err}");
 }
+
+#[test]
+fn pull_and_push_through_token_auth() {
+    // A real registry behind the Bearer front: the front hands out tokens
+    // and passes requests with USER's token through.
+    let upstream = common::registry::Registry::start();
+    let up_port: u16 = upstream
+        .addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("port");
+    let script = repo_root().join("crates/berth-registry/tests/token_server.py");
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(&port_file)
+        .arg(dir.path().join("log"))
+        .args([USER, PASSWORD])
+        .arg(up_port.to_string())
+        .spawn()
+        .unwrap();
+    let port: u16 = poll("the token front's port", Duration::from_secs(30), || {
+        fs::read_to_string(&port_file).ok()?.trim().parse().ok()
+    });
+    let front = Server {
+        child,
+        port,
+        _dir: dir,
+    };
+    let src = TestEnv::with_busybox();
+    let home = Home::new();
+    let archive = home.dir.path().join("bb.tar");
+    src.ok(&["save", "-o", archive.to_str().unwrap(), BB]);
+    upstream.push(
+        &format!("docker-archive:{}", archive.display()),
+        "team/bb:v1",
+        &["--format", "v2s2"],
+    );
+    let env = TestEnv::new();
+    let image = format!("{}/team/bb:v1", front.addr());
+    // An anonymous token is not enough.
+    let (_, err, code) = text_of(&home.berth(&env, &["pull", &image], ""));
+    assert_eq!(code, 1, "{err}");
+    let (_, err, code) = text_of(&home.berth(
+        &env,
+        &["login", "-u", USER, "--password-stdin", &front.addr()],
+        PASSWORD,
+    ));
+    assert_eq!(code, 0, "{err}");
+    // Pull, run, and push back through the front with USER's tokens.
+    let (out, err, code) = text_of(&home.berth(&env, &["pull", &image], ""));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+    let (out, _, _) = text_of(&home.berth(&env, &["run", "--rm", &image, "echo", "via token"], ""));
+    assert_eq!(out, "via token\n");
+    let pushed = format!("{}/team/again:v2", front.addr());
+    env.ok(&["tag", &image, &pushed]);
+    let (out, err, code) = text_of(&home.berth(&env, &["push", &pushed], ""));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("v2: digest: sha256:"), "{out}");
+    // It is in the registry behind the front.
+    let (manifest, _) = upstream.manifest("team/again:v2");
+    assert!(manifest["layers"].as_array().is_some_and(|l| !l.is_empty()));
+}
