@@ -449,7 +449,14 @@ fn fetch_layer(
 ) -> Result<(PathBuf, u64)> {
     let id = short(blob);
     let total = desc.size().map_err(registry_err)?;
-    let reader = client.blob(ep, blob, Some(total)).map_err(registry_err)?;
+    // A blob a killed pull already stored whole (verified: the store names
+    // blobs by their digest only after checking it) is read from the disk,
+    // not fetched again: the next pull resumes where the last one stopped,
+    // layer by layer.
+    let reader: Box<dyn Read + Send> = match std::fs::File::open(blobs.path(blob)) {
+        Ok(f) if blobs.contains(blob) => Box::new(f),
+        _ => Box::new(client.blob(ep, blob, Some(total)).map_err(registry_err)?),
+    };
     let mut counted = Progress {
         inner: reader,
         current: 0,

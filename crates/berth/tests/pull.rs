@@ -676,3 +676,79 @@ fn build_pulls_a_base_image_it_does_not_have() {
         "{err}"
     );
 }
+
+#[test]
+fn the_next_pull_reuses_the_layers_a_killed_pull_stored() {
+    let tmp = TempDir::new().unwrap();
+    let reg = Registry::start();
+    // A two-layer image: busybox and a committed change.
+    let src = TestEnv::with_busybox();
+    src.ok(&[
+        "run",
+        "--name",
+        "two",
+        BB,
+        "sh",
+        "-c",
+        "head -c 300000 /dev/urandom > /big",
+    ]);
+    src.ok(&["commit", "two", "two:v1"]);
+    let archive = tmp.path().join("two.tar");
+    src.ok(&["save", "-o", path_str(&archive), "two:v1"]);
+    reg.push(
+        &format!("docker-archive:{}", path_str(&archive)),
+        "two:v1",
+        &["--format", "v2s2"],
+    );
+    let (manifest, _) = reg.manifest("two:v1");
+    let base = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let top = manifest["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The first pull never gets the top layer.
+    let held = format!("/blobs/{top} ");
+    let proxy = FaultProxy::start(&reg.addr, move |head, _| {
+        if head.starts_with("GET") && head.contains(&held) {
+            Fault::Hold
+        } else {
+            Fault::Pass
+        }
+    });
+    let env = TestEnv::new();
+    let mut child = env
+        .berth(&["pull", &format!("{}/two:v1", proxy.addr)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stored = env
+        .root
+        .path()
+        .join("blobs/sha256")
+        .join(base.trim_start_matches("sha256:"));
+    poll(
+        "the base layer's blob",
+        std::time::Duration::from_secs(30),
+        || stored.is_file().then_some(()),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(env.ok(&["images", "-aq"]), "");
+    // The next pull fetches only what is missing.
+    let again = FaultProxy::start(&reg.addr, |_, _| Fault::Pass);
+    let name = format!("{}/two:v1", again.addr);
+    env.ok(&["pull", &name]);
+    let seen = again.seen.lock().unwrap().clone();
+    assert!(!seen.iter().any(|l| l.contains(&base)), "{seen:?}");
+    assert!(seen.iter().any(|l| l.contains(&top)), "{seen:?}");
+    assert_eq!(
+        env.ok(&["run", "--rm", &name, "wc", "-c", "/big"])
+            .split_whitespace()
+            .next(),
+        Some("300000")
+    );
+}
