@@ -283,6 +283,30 @@ impl Engine {
     /// whose creation never finished and the image claims of creates that died.
     pub fn collect_garbage(&mut self) -> Result<()> {
         berth_layers::collect_garbage(&self.layers_dir(), &self.opts.root.join("tmp"));
+        // Parts of downloads a killed pull left for the next one: kept a
+        // day, then collected unless a pull holds one.
+        if let Ok(rd) = std::fs::read_dir(self.opts.root.join("tmp")) {
+            for e in rd.flatten() {
+                if !e.file_name().to_string_lossy().starts_with("partial-") {
+                    continue;
+                }
+                let old = e
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .is_some_and(|t| {
+                        t.elapsed()
+                            .is_ok_and(|d| d > std::time::Duration::from_secs(24 * 3600))
+                    });
+                let free = File::open(e.path()).is_ok_and(|f| {
+                    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                        .is_ok()
+                });
+                if old && free {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         // Secrets of builds that were killed (their copies live on the run root).
         let secrets = self.opts.run_root.join("build-secrets");
         berth_layers::collect_garbage(&secrets, &secrets);

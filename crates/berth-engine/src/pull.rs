@@ -449,33 +449,26 @@ fn fetch_layer(
 ) -> Result<(PathBuf, u64)> {
     let id = short(blob);
     let total = desc.size().map_err(registry_err)?;
-    // A blob a killed pull already stored whole (verified: the store names
-    // blobs by their digest only after checking it) is read from the disk,
-    // not fetched again: the next pull resumes where the last one stopped,
-    // layer by layer.
-    let reader: Box<dyn Read + Send> = match std::fs::File::open(blobs.path(blob)) {
-        Ok(f) if blobs.contains(blob) => Box::new(f),
-        _ => Box::new(client.blob(ep, blob, Some(total)).map_err(registry_err)?),
+    let report = |current| {
+        progress(PullEvent::Layer {
+            id: id.clone(),
+            status: LayerStatus::Downloading { current, total },
+        })
     };
-    let mut counted = Progress {
-        inner: reader,
-        current: 0,
-        reported: 0,
+    let counted = |inner: Box<dyn Read + Send>, current: u64| Progress {
+        inner,
+        current,
+        reported: current,
         step: (total / 50).max(64 << 10),
         total,
-        report: &|current| {
-            progress(PullEvent::Layer {
-                id: id.clone(),
-                status: LayerStatus::Downloading { current, total },
-            })
-        },
+        report: &report,
     };
     let mut tmp_dir: Option<PathBuf> = None;
     let opts = ApplyOptions {
         whiteouts: WhiteoutMode::Overlay,
         allow_devices: true,
     };
-    let res = blobs.ingest_with(&mut counted, Some(blob), |r| -> Result<u64> {
+    let consume = |r: &mut dyn Read| -> Result<u64> {
         let (_, tar) = berth_layers::decompress(r)?;
         let (tmp, stats) = berth_layers::unpack_to_temp(tar, layers_dir, &opts)?;
         tmp_dir = Some(tmp);
@@ -486,7 +479,32 @@ fn fetch_layer(
             ))));
         }
         Ok(stats.size)
-    });
+    };
+    // A blob a killed pull already stored whole (verified: the store names
+    // blobs by their digest only after checking it) is read from the disk;
+    // one it stopped in the middle of is fetched from the byte it reached
+    // (HTTP Range), its kept part read back from the disk.
+    let res = match std::fs::File::open(blobs.path(blob)) {
+        Ok(f) if blobs.contains(blob) => {
+            blobs.ingest_with(counted(Box::new(f), 0), Some(blob), consume)
+        }
+        _ => blobs.ingest_resumable(
+            blob,
+            |offset| -> Result<Progress<'_, Box<dyn Read + Send>>> {
+                let rest: Box<dyn Read + Send> = if offset >= total {
+                    Box::new(io::empty())
+                } else {
+                    Box::new(
+                        client
+                            .blob_from(ep, blob, Some(total), offset)
+                            .map_err(registry_err)?,
+                    )
+                };
+                Ok(counted(rest, offset))
+            },
+            consume,
+        ),
+    };
     let fail = |e: EngineError| {
         if let Some(t) = &tmp_dir {
             let _ = berth_layers::remove_layer_dir(t);

@@ -174,6 +174,96 @@ impl BlobStore {
         Ok((digest, size, out))
     }
 
+    /// Like [`BlobStore::ingest_with`] for a download that may resume one
+    /// an earlier process began: the bytes so far are kept in
+    /// `<root>/tmp/partial-<hex>` (locked while a process writes it), and
+    /// `fetch(offset)` gives the rest from `offset`. `consume` still reads
+    /// the whole content from its first byte (the kept part from the disk),
+    /// and the whole is hashed. A download that fails keeps its part for
+    /// the next try; content that does not match `expected` is removed.
+    /// When another process holds the part, this one downloads on its own.
+    pub fn ingest_resumable<R: Read, T, E: From<LayerError>>(
+        &self,
+        expected: &Digest,
+        fetch: impl FnOnce(u64) -> Result<R, E>,
+        consume: impl FnOnce(&mut dyn Read) -> Result<T, E>,
+    ) -> Result<(Digest, u64, T), E> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let part = self.tmp.join(format!("partial-{}", expected.hex()));
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&part)
+            .map_err(|e| io_err(format!("cannot open {}", part.display()), e))?;
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            drop(file);
+            let r = fetch(0)?;
+            return self.ingest_with(r, Some(expected), consume);
+        }
+        let have = file
+            .metadata()
+            .map_err(|e| io_err(format!("cannot stat {}", part.display()), e))?
+            .len();
+        let kept = File::open(&part)
+            .map_err(|e| io_err(format!("cannot open {}", part.display()), e))?
+            .take(have);
+        let remove_part = || {
+            let _ = fs::remove_file(&part);
+        };
+        let remote = fetch(have)?;
+        let mut tee = Resume {
+            kept,
+            remote,
+            file: &file,
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        let consumed = consume(&mut tee);
+        let out = match consumed {
+            Ok(out) => out,
+            Err(e) => {
+                // As ingest_with: a mismatch is the cause to report (and
+                // the part is worthless); any other failure keeps the part.
+                if io::copy(&mut tee, &mut io::sink()).is_ok() {
+                    let actual = Digest::from_hasher(tee.hasher);
+                    if actual != *expected {
+                        remove_part();
+                        return Err(LayerError::DigestMismatch {
+                            expected: expected.clone(),
+                            actual,
+                        }
+                        .into());
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if let Err(e) = io::copy(&mut tee, &mut io::sink()) {
+            return Err(io_err(format!("cannot read blob {expected}"), e).into());
+        }
+        let Resume { hasher, size, .. } = tee;
+        let digest = Digest::from_hasher(hasher);
+        if digest != *expected {
+            remove_part();
+            return Err(LayerError::DigestMismatch {
+                expected: expected.clone(),
+                actual: digest,
+            }
+            .into());
+        }
+        file.sync_all()
+            .map_err(|e| io_err(format!("cannot write {}", part.display()), e))?;
+        fs::rename(&part, self.path(&digest))
+            .map_err(|e| io_err(format!("cannot move {} to its place", part.display()), e))?;
+        File::open(&self.blobs)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(format!("cannot sync {}", self.blobs.display()), e))?;
+        Ok((digest, size, out))
+    }
+
     pub fn put_bytes(&self, data: &[u8]) -> Result<Digest, LayerError> {
         self.ingest(data, None).map(|(d, _)| d)
     }
@@ -220,6 +310,33 @@ impl<R: Read> Read for Tee<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.file.write_all(&buf[..n])?;
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// The kept part of a download read back, then the rest as it arrives
+/// (appended to the part): all of it hashed.
+struct Resume<'f, K, R> {
+    kept: K,
+    remote: R,
+    file: &'f File,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<K: Read, R: Read> Read for Resume<'_, K, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.kept.read(buf)?;
+        if n > 0 {
+            self.hasher.update(&buf[..n]);
+            self.size += n as u64;
+            return Ok(n);
+        }
+        let n = self.remote.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        let mut f = self.file;
+        f.write_all(&buf[..n])?;
         self.size += n as u64;
         Ok(n)
     }

@@ -216,12 +216,25 @@ impl Client {
         digest: &Digest,
         size: Option<u64>,
     ) -> Result<BlobReader<'c>, RegistryError> {
+        self.blob_from(ep, digest, size, 0)
+    }
+
+    /// [`Client::blob`] from byte `offset` on (HTTP `Range`; a registry
+    /// that ignores ranges has the first bytes skipped): the rest of a
+    /// download an earlier process stopped.
+    pub fn blob_from<'c>(
+        &'c self,
+        ep: &Endpoint,
+        digest: &Digest,
+        size: Option<u64>,
+        offset: u64,
+    ) -> Result<BlobReader<'c>, RegistryError> {
         let mut r = BlobReader {
             client: self,
             ep: ep.clone(),
             digest: digest.clone(),
             size,
-            offset: 0,
+            offset,
             body: None,
             failures: 0,
         };

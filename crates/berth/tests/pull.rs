@@ -752,3 +752,62 @@ fn the_next_pull_reuses_the_layers_a_killed_pull_stored() {
         Some("300000")
     );
 }
+
+#[test]
+fn the_next_pull_resumes_a_layer_from_the_byte_a_killed_pull_reached() {
+    let tmp = TempDir::new().unwrap();
+    let reg = Registry::start();
+    reg.push(&busybox_archive(tmp.path()), "bb:v1", &[]);
+    let (manifest, _) = reg.manifest("bb:v1");
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wanted = format!("/blobs/{layer} ");
+    let proxy = FaultProxy::start(&reg.addr, move |head, _| {
+        if head.starts_with("GET") && head.contains(&wanted) {
+            Fault::StallAfter(200_000)
+        } else {
+            Fault::Pass
+        }
+    });
+    let env = TestEnv::new();
+    let mut child = env
+        .berth(&["pull", &format!("{}/bb:v1", proxy.addr)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let part = env
+        .root
+        .path()
+        .join("tmp")
+        .join(format!("partial-{}", layer.trim_start_matches("sha256:")));
+    poll(
+        "the kept part of the layer",
+        std::time::Duration::from_secs(30),
+        || {
+            fs::metadata(&part)
+                .ok()
+                .filter(|m| m.len() >= 200_000)
+                .map(|_| ())
+        },
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kept = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    assert!(kept >= 200_000, "{kept}");
+    // The next pull asks only for the rest, and the result is whole.
+    let again = FaultProxy::start(&reg.addr, |_, _| Fault::Pass);
+    let name = format!("{}/bb:v1", again.addr);
+    env.ok(&["pull", &name]);
+    let seen = again.seen.lock().unwrap().clone();
+    let get = seen
+        .iter()
+        .find(|l| l.contains(&layer))
+        .cloned()
+        .unwrap_or_default();
+    assert!(get.contains(&format!("bytes={kept}-")), "{seen:?}");
+    assert!(!part.exists());
+    assert_eq!(env.ok(&["run", "--rm", &name, "echo", "whole"]), "whole\n");
+}

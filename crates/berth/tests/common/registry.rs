@@ -203,7 +203,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     pub fn start(
         upstream: &str,
-        fault: impl Fn(&str, usize) -> Fault + Send + 'static,
+        fault: impl Fn(&str, usize) -> Fault + Send + Sync + 'static,
     ) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0")
             .unwrap_or_else(|e| panic!("cannot bind the fault proxy: {e}"));
@@ -214,10 +214,16 @@ impl FaultProxy {
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
         let upstream = upstream.to_string();
+        let fault = std::sync::Arc::new(fault);
         std::thread::spawn(move || {
+            // A thread per connection: a held or stalled request does not
+            // keep the others (berth fetches layers at the same time) waiting.
             for (n, conn) in listener.incoming().enumerate() {
                 let Ok(mut client) = conn else { continue };
-                let _ = serve_one(&mut client, &upstream, n, &fault, &log);
+                let (upstream, fault, log) = (upstream.clone(), fault.clone(), log.clone());
+                std::thread::spawn(move || {
+                    let _ = serve_one(&mut client, &upstream, n, &*fault, &log);
+                });
             }
         });
         FaultProxy { addr, seen }
