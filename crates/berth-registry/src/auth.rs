@@ -120,6 +120,9 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
     out
 }
 
+/// Gives the agent a registry's token requests go through.
+type AgentFor = dyn Fn(&str) -> Option<ureq::Agent> + Send + Sync;
+
 /// A cached Bearer token.
 #[derive(Clone)]
 struct Token {
@@ -132,6 +135,9 @@ struct Token {
 pub struct Credentialed {
     source: Source,
     agent: ureq::Agent,
+    /// The agent for a registry's token server (its certs.d CA, as Docker
+    /// fetches tokens with the registry's own TLS settings); None: `agent`.
+    agent_for: Option<Box<AgentFor>>,
     looked_up: Mutex<HashMap<String, Option<Credentials>>>,
     tokens: Mutex<HashMap<(String, String), Token>>,
     refresh_token: Mutex<Option<String>>,
@@ -187,6 +193,7 @@ impl Credentialed {
         Credentialed {
             source,
             agent: default_agent(),
+            agent_for: None,
             looked_up: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             refresh_token: Mutex::new(None),
@@ -196,6 +203,17 @@ impl Credentialed {
     /// Token requests go through `agent` (the client's, with its CAs).
     pub fn with_agent(mut self, agent: ureq::Agent) -> Credentialed {
         self.agent = agent;
+        self
+    }
+
+    /// Token requests for a registry go through the agent `f` gives for it
+    /// (None: the default one): berth's settings give the registry's TLS
+    /// configuration (its certs.d CA and client certificate).
+    pub fn with_agent_for(
+        mut self,
+        f: impl Fn(&str) -> Option<ureq::Agent> + Send + Sync + 'static,
+    ) -> Credentialed {
+        self.agent_for = Some(Box::new(f));
         self
     }
 
@@ -258,7 +276,12 @@ impl Credentialed {
         }
         let creds = self.credentials(registry)?;
         let service = challenge.param("service").unwrap_or("");
-        let reply = fetch_token(&self.agent, realm, service, &scopes, creds.as_ref())?;
+        let agent = self
+            .agent_for
+            .as_ref()
+            .and_then(|f| f(registry))
+            .unwrap_or_else(|| self.agent.clone());
+        let reply = fetch_token(&agent, realm, service, &scopes, creds.as_ref())?;
         if let (Some(r), Ok(mut slot)) = (&reply.refresh_token, self.refresh_token.lock()) {
             *slot = Some(r.clone());
         }

@@ -19,6 +19,7 @@ query/form keys and values except secrets, whether Basic auth came).
 """
 import base64
 import json
+import os
 import sys
 import threading
 import urllib.parse
@@ -26,6 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT_FILE, LOG_FILE, USER, PASSWORD = sys.argv[1:5]
 UPSTREAM = int(sys.argv[5]) if len(sys.argv) > 5 else None
+# TLS_CERT and TLS_KEY in the environment: the front (and its realm) speak
+# https with that certificate.
+TLS = os.environ.get("TLS_CERT") and os.environ.get("TLS_KEY")
 REFRESH = "refresh-for-" + USER
 lock = threading.Lock()
 tokens = {}  # token -> user ("" for anonymous)
@@ -60,7 +64,8 @@ class H(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def realm(self):
-        return "http://127.0.0.1:%d/token" % self.server.server_address[1]
+        scheme = "https" if TLS else "http"
+        return "%s://127.0.0.1:%d/token" % (scheme, self.server.server_address[1])
 
     def basic_user(self):
         h = self.headers.get("Authorization", "")
@@ -173,9 +178,13 @@ class H(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+if TLS:
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
 with open(PORT_FILE + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
-import os  # noqa: E402
-
 os.rename(PORT_FILE + ".tmp", PORT_FILE)
 server.serve_forever()

@@ -190,8 +190,20 @@ pub(crate) fn names_tag(name: &str) -> bool {
 /// The user's Docker credentials (`berth login`'s config file and helpers),
 /// asked only when a registry answers 401.
 pub(crate) fn user_auth() -> Result<std::sync::Arc<dyn berth_registry::Auth>> {
-    let c =
-        berth_registry::auth::Credentialed::from_user_config().map_err(|err| anyhow!("{err}"))?;
+    let settings = registry_settings()?;
+    let c = berth_registry::auth::Credentialed::from_user_config()
+        .map_err(|err| anyhow!("{err}"))?
+        // A registry's token server is reached with the registry's own TLS
+        // settings (certs.d), as Docker's daemon reaches it.
+        .with_agent_for(move |registry| {
+            let r = berth_types::Reference::parse(&format!("{registry}/x")).ok()?;
+            let ep = berth_registry::Endpoint {
+                scheme: berth_registry::Scheme::Https,
+                ..berth_registry::Endpoint::of(&r)
+            };
+            let tls = settings.tls_for(&ep).ok()?;
+            Some(berth_registry::client::agent(tls))
+        });
     Ok(std::sync::Arc::new(c))
 }
 

@@ -677,3 +677,71 @@ fn a_client_certificate_in_certs_d_for_mutual_tls() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{name}\n"));
 }
+
+#[test]
+fn a_token_server_over_tls_is_trusted_through_the_registrys_certs_d() {
+    // A registry behind a Bearer front that speaks TLS with a test CA, its
+    // realm on the same https host: the token fetch must trust certs.d too.
+    let tmp = TempDir::new().unwrap();
+    let pki = tmp.path().join("pki");
+    fs::create_dir(&pki).unwrap();
+    make_ca(&pki, "test-ca");
+    make_server_cert(&pki, "test-ca");
+    let upstream = Registry::start();
+    upstream.push(
+        &busybox_archive(tmp.path()),
+        "team/bb:v1",
+        &["--format", "v2s2"],
+    );
+    let up_port = upstream.addr.rsplit(':').next().unwrap().to_string();
+    let port_file = tmp.path().join("port");
+    let mut front = std::process::Command::new("python3")
+        .arg(repo_root().join("crates/berth-registry/tests/token_server.py"))
+        .arg(&port_file)
+        .arg(tmp.path().join("token.log"))
+        .args(["alice", "pw", &up_port])
+        .env("TLS_CERT", pki.join("server.crt"))
+        .env("TLS_KEY", pki.join("server.key"))
+        .spawn()
+        .unwrap();
+    let port: u16 = poll(
+        "the token front's port",
+        std::time::Duration::from_secs(30),
+        || fs::read_to_string(&port_file).ok()?.trim().parse().ok(),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let certs_d = tmp.path().join("certs.d");
+    fs::create_dir_all(certs_d.join(&addr)).unwrap();
+    fs::copy(pki.join("test-ca.crt"), certs_d.join(&addr).join("ca.crt")).unwrap();
+    let config = tmp.path().join("config.toml");
+    fs::write(&config, format!("certs-d = \"{}\"\n", path_str(&certs_d))).unwrap();
+    let docker_config = tmp.path().join("docker-config");
+    let env = TestEnv::new();
+    let run = |args: &[&str], stdin: &str| {
+        let mut cmd = env.berth(args);
+        cmd.env("BERTH_CONFIG", &config)
+            .env_remove("BERTH_CERTS_D")
+            .env("DOCKER_CONFIG", &docker_config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut i = child.stdin.take().unwrap();
+            let _ = i.write_all(stdin.as_bytes());
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&["login", "-u", "alice", "--password-stdin", &addr], "pw\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let name = format!("{addr}/team/bb:v1");
+    let out = run(&["pull", &name], "");
+    let _ = front.kill();
+    let _ = front.wait();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        env.ok(&["run", "--rm", &name, "echo", "tokens over tls"]),
+        "tokens over tls\n"
+    );
+}
