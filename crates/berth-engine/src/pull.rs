@@ -158,15 +158,8 @@ impl Engine {
         opts: &PullOptions,
         progress: &(dyn Fn(PullEvent) + Sync),
     ) -> Result<Pulled> {
-        let tag_or_digest = match (reference.digest(), reference.tag()) {
-            (Some(d), _) => d.to_string(),
-            (None, Some(t)) => t.to_string(),
-            (None, None) => "latest".to_string(),
-        };
         // The endpoint that has the manifest serves the rest of the pull.
-        let (client, ep, top) = first_endpoint(reference, opts, |c, ep| {
-            c.manifest(ep, &tag_or_digest).map_err(registry_err)
-        })?;
+        let (client, ep, top, tag_or_digest) = fetch_top(reference, opts)?;
         // Docker names a digest pull by its whole reference.
         let what = if reference.digest().is_some() {
             reference.familiar()
@@ -581,9 +574,13 @@ pub struct RemoteManifest {
     pub children: Vec<berth_registry::Fetched>,
 }
 
-/// Fetches what `reference` names on its registry (mirrors and settings as
-/// a pull's), without touching the store: `manifest inspect`.
-pub fn remote_manifest(reference: &Reference, opts: &PullOptions) -> Result<RemoteManifest> {
+/// The manifest or index `reference` names (by digest, tag, or `latest`)
+/// from the first endpoint that has it, with that endpoint's client and
+/// the tag or digest asked for.
+fn fetch_top(
+    reference: &Reference,
+    opts: &PullOptions,
+) -> Result<(Client, Endpoint, berth_registry::Fetched, String)> {
     let tag_or_digest = match (reference.digest(), reference.tag()) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_string(),
@@ -592,6 +589,13 @@ pub fn remote_manifest(reference: &Reference, opts: &PullOptions) -> Result<Remo
     let (client, ep, top) = first_endpoint(reference, opts, |c, ep| {
         c.manifest(ep, &tag_or_digest).map_err(registry_err)
     })?;
+    Ok((client, ep, top, tag_or_digest))
+}
+
+/// Fetches what `reference` names on its registry (mirrors and settings as
+/// a pull's), without touching the store: `manifest inspect`.
+pub fn remote_manifest(reference: &Reference, opts: &PullOptions) -> Result<RemoteManifest> {
+    let (client, ep, top, _) = fetch_top(reference, opts)?;
     let mut config = None;
     let mut children = Vec::new();
     match &top.manifest {

@@ -189,8 +189,9 @@ pub(crate) fn names_tag(name: &str) -> bool {
 
 /// The user's Docker credentials (`berth login`'s config file and helpers),
 /// asked only when a registry answers 401.
-pub(crate) fn user_auth() -> Result<std::sync::Arc<dyn berth_registry::Auth>> {
-    let settings = registry_settings()?;
+pub(crate) fn user_auth(
+    settings: std::sync::Arc<berth_registry::Settings>,
+) -> Result<std::sync::Arc<dyn berth_registry::Auth>> {
     let c = berth_registry::auth::Credentialed::from_user_config()
         .map_err(|err| anyhow!("{err}"))?
         // A registry's token server is reached with the registry's own TLS
@@ -218,7 +219,7 @@ pub fn pull_options(platform: Option<Platform>) -> Result<PullOptions> {
     let settings = registry_settings()?;
     Ok(PullOptions {
         platform,
-        auth: Some(user_auth()?),
+        auth: Some(user_auth(settings.clone())?),
         concurrent_downloads: settings.max_concurrent_downloads,
         settings,
     })

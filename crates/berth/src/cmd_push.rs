@@ -65,7 +65,7 @@ pub fn push(e: &mut Engine, a: &PushArgs) -> Result<i32> {
     }
     let settings = crate::cmd_pull::registry_settings()?;
     let opts = PushOptions {
-        auth: Some(user_auth()?),
+        auth: Some(user_auth(settings.clone())?),
         concurrent_uploads: settings.max_concurrent_uploads,
         settings,
     };
