@@ -1132,14 +1132,6 @@ impl Engine {
         // cache key sees what is bound, as BuildKit's does, never times).
         let mut mount_key = String::new();
         let mut sources: Vec<Option<(Box<dyn Tree + '_>, String)>> = Vec::new();
-        let needs_context = mounts
-            .iter()
-            .any(|m| matches!(&m.kind, MountKind::Bind { from: None, .. }));
-        let context = if needs_context {
-            Some(b.context()?)
-        } else {
-            None
-        };
         for m in &mounts {
             mount_key.push_str(&format!(
                 "\nmount {}",
@@ -1150,7 +1142,7 @@ impl Engine {
                 continue;
             };
             let (tree, what): (Box<dyn Tree + '_>, String) = match from {
-                None => (Box::new(ContextRef(context)), "context".into()),
+                None => (Box::new(b.context()?), "context".into()),
                 Some(f) => {
                     let f = scope.word(st, f, line)?;
                     let (layers, id) =
@@ -1350,7 +1342,7 @@ impl Engine {
         if !r.stubs.is_empty() {
             buildmount::remove_stubs(&upper, &Layers::new(lower.clone()), r.stubs);
         }
-        let nl = self.write_container_layer(&upper, &lower)?;
+        let nl = self.write_layer(&upper, &lower, None)?;
         self.keep_layer(nl, st.layers.last())
     }
 
@@ -1487,7 +1479,7 @@ impl Engine {
             .map(|f| scope.word(st, f, line))
             .transpose()?;
         let (src_tree, src_id): (Box<dyn Tree>, String) = match &from {
-            None => (Box::new(ContextRef(Some(b.context()?))), "context".into()),
+            None => (Box::new(b.context()?), "context".into()),
             Some(f) => {
                 let (layers, id) = self.layers_of_from(stages, done, f, line, "COPY")?;
                 let dirs = layers.iter().map(|l| self.layer_dir(l)).collect();
@@ -1951,16 +1943,6 @@ impl Engine {
         }
         Ok((scratch, got))
     }
-
-    /// A container's upper directory as a layer (the runtime's own mount
-    /// points left out), unpacked to a temp directory.
-    fn write_container_layer(
-        &self,
-        upper: &Path,
-        lower: &[PathBuf],
-    ) -> Result<crate::commit::NewLayer> {
-        self.write_layer(upper, lower, None)
-    }
 }
 
 /// Context file digests kept in the store.
@@ -1997,27 +1979,6 @@ enum Segment {
         name: String,
         target: String,
     },
-}
-
-/// The context, borrowed (so the walk is done once per build).
-struct ContextRef<'a>(Option<&'a buildfs::Context>);
-
-impl Tree for ContextRef<'_> {
-    fn lstat(&self, path: &str) -> Option<buildfs::Meta> {
-        self.0?.lstat(path)
-    }
-    fn read_link(&self, path: &str) -> std::io::Result<String> {
-        self.0.ok_or(std::io::ErrorKind::NotFound)?.read_link(path)
-    }
-    fn list(&self, path: &str) -> std::io::Result<Vec<String>> {
-        self.0.ok_or(std::io::ErrorKind::NotFound)?.list(path)
-    }
-    fn open(&self, path: &str) -> std::io::Result<File> {
-        self.0.ok_or(std::io::ErrorKind::NotFound)?.open(path)
-    }
-    fn host_path(&self, path: &str) -> Option<String> {
-        self.0?.host_path(path)
-    }
 }
 
 fn image_is_dir(tree: &Layers, dest: &str) -> bool {

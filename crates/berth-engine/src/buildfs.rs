@@ -89,6 +89,26 @@ pub(crate) trait Tree: Sync {
     }
 }
 
+/// A borrowed tree is a tree (the context is walked once per build and
+/// lent to each step that reads it).
+impl<T: Tree + ?Sized> Tree for &T {
+    fn lstat(&self, path: &str) -> Option<Meta> {
+        (**self).lstat(path)
+    }
+    fn read_link(&self, path: &str) -> io::Result<String> {
+        (**self).read_link(path)
+    }
+    fn list(&self, path: &str) -> io::Result<Vec<String>> {
+        (**self).list(path)
+    }
+    fn open(&self, path: &str) -> io::Result<File> {
+        (**self).open(path)
+    }
+    fn host_path(&self, path: &str) -> Option<String> {
+        (**self).host_path(path)
+    }
+}
+
 /// Digests of context files already hashed, by host path and stat (device,
 /// inode, size, modification and change times): a file whose stat is
 /// unchanged is not read again.

@@ -116,7 +116,7 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         (_, other) => bail!("invalid progress mode {other:?} (auto, plain, tty, quiet)"),
     };
     // The context: a directory, a tar file, or stdin (a tar or a Dockerfile).
-    let mut _unpacked = None;
+    let mut unpacked = None;
     let mut stdin_dockerfile = None;
     if a.context == "-" {
         let mut stdin = std::io::stdin().lock();
@@ -126,7 +126,7 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         if looks_like_archive(&head) {
             let rest = std::io::Cursor::new(head).chain(stdin);
             let counted = Transfer::new(rest, mode);
-            _unpacked = Some(e.unpack_context(counted).map_err(|err| anyhow!("{err}"))?);
+            unpacked = Some(e.unpack_context(counted).map_err(|err| anyhow!("{err}"))?);
         } else {
             let mut text = head;
             stdin.read_to_end(&mut text)?;
@@ -147,11 +147,11 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         if m.is_file() {
             let f = std::fs::File::open(p)?;
             let counted = Transfer::new(f, mode);
-            _unpacked = Some(e.unpack_context(counted).map_err(|err| anyhow!("{err}"))?);
+            unpacked = Some(e.unpack_context(counted).map_err(|err| anyhow!("{err}"))?);
         }
     }
     let empty_dir;
-    let context: PathBuf = match (&_unpacked, &stdin_dockerfile) {
+    let context: PathBuf = match (&unpacked, &stdin_dockerfile) {
         (Some(u), _) => u.path().to_path_buf(),
         (None, Some(_)) => {
             empty_dir = tempdir()?;
@@ -172,11 +172,11 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         }
         (None, f) => {
             let path = match f {
-                Some(f) if _unpacked.is_none() && Path::new(f).exists() => PathBuf::from(f),
+                Some(f) if unpacked.is_none() && Path::new(f).exists() => PathBuf::from(f),
                 Some(f) => context.join(f.trim_start_matches('/')),
                 None => context.join("Dockerfile"),
             };
-            let confined = _unpacked.as_ref().map(|u| u.path());
+            let confined = unpacked.as_ref().map(|u| u.path());
             let bytes = read_small(&path, confined).map_err(|err| {
                 anyhow!(
                     "failed to read dockerfile: open {}: {}",
@@ -199,7 +199,7 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
         s.push(".dockerignore");
         PathBuf::from(s)
     });
-    let confined = _unpacked.as_ref().map(|u| u.path());
+    let confined = unpacked.as_ref().map(|u| u.path());
     let ignore_text = own
         .and_then(|p| read_small(&p, confined).ok())
         .or_else(|| read_small(&context.join(".dockerignore"), confined).ok())
