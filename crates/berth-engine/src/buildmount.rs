@@ -508,10 +508,11 @@ pub(crate) fn copy_out(tree: &dyn Tree, src: &str, tmp: &Path, held: &mut Held) 
         &buildfs::Unhashed,
     )
     .map_err(crate::io_ctx("reading a bind mount's source"))?;
-    let (rd, wr) = rustix::pipe::pipe().map_err(|e| EngineError::Io {
-        context: "cannot create a pipe".into(),
-        source: e.into(),
-    })?;
+    let (rd, wr) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| EngineError::Io {
+            context: "cannot create a pipe".into(),
+            source: e.into(),
+        })?;
     let (rd, wr) = (File::from(rd), File::from(wr));
     let apply = berth_layers::ApplyOptions {
         whiteouts: berth_layers::WhiteoutMode::Skip,

@@ -426,8 +426,11 @@ impl Engine {
     where
         F: FnOnce(File) -> std::result::Result<(), berth_layers::LayerError> + Send,
     {
+        // Close-on-exec: a build starts monitors from other threads while a
+        // layer is written, and they must not inherit these pipes.
         let pipe = || -> Result<(File, File)> {
-            let (rd, wr) = rustix::pipe::pipe().map_err(sys_err("cannot create a pipe"))?;
+            let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(sys_err("cannot create a pipe"))?;
             // Fewer round trips between the threads; the default size works too.
             let _ = rustix::pipe::fcntl_setpipe_size(&wr, 1 << 20);
             Ok((File::from(rd), File::from(wr)))
