@@ -286,13 +286,24 @@ class Session:
             stdin=subprocess.DEVNULL, stdout=dlog, stderr=subprocess.STDOUT, env=dd_env,
             start_new_session=True,  # Ctrl-C reaches us, not dockerd: we stop it in order
         )
+        berth_env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
+        berth_env.update(
+            HTTP_PROXY="http://127.0.0.1:9",
+            HTTPS_PROXY="http://127.0.0.1:9",
+            NO_PROXY="127.0.0.1,localhost",
+            DOCKER_CONFIG=str(self.tmp / "berth-docker-config"),
+            BERTH_CONFIG="/dev/null",
+        )
         berth = Engine(
             "berth",
             [
                 str(self.args.berth), "--root", str(self.tmp / "berth/root"),
                 "--run-root", str(self.tmp / "berth/run"), "--cgroup-parent", f"{self.tag}-berth",
             ],
-            dict(os.environ),
+            # berth pulls too now: the same closed proxy as dockerd's, so a
+            # pull of a missing image never leaves the machine (not even a
+            # DNS query), and a temp Docker config, never the user's.
+            berth_env,
             "",
             [str(self.tmp / "berth/root"), str(self.tmp / "berth/run")],
         )
