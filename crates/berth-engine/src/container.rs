@@ -742,6 +742,7 @@ impl Engine {
                 (Some(mine), None) => Some(mine.clone()),
                 (None, theirs) => theirs.clone(),
             },
+            exposed_ports: icfg.exposed_ports.clone().unwrap_or_default(),
         };
         for t in &o.tmpfs {
             check_tmpfs_options(t.split_once(':').map_or("", |(_, opts)| opts))?;
@@ -796,6 +797,7 @@ impl Engine {
                     .map(|p| p.to_string())
                     .collect()
             }),
+            ..Default::default()
         };
 
         // The claim first: in the transaction that checks the image is still

@@ -32,11 +32,15 @@ pub enum StoreError {
     NameInUse(String),
     #[error("volume {0} already exists")]
     VolumeExists(String),
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
+    #[error("Address already in use")]
+    AddressInUse(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -127,7 +131,46 @@ CREATE TABLE IF NOT EXISTS build_file_digests (
     stat    TEXT NOT NULL,           -- dev:ino:size:mtime:ctime when hashed
     digest  TEXT NOT NULL            -- sha256 hex of its content
 );
+-- Version 8: networks (issue 10). The predefined bridge, host and none are
+-- rows too, made when the store is first opened by a berth that knows them.
+CREATE TABLE IF NOT EXISTS networks (
+    id       TEXT PRIMARY KEY,       -- 64 hex digits, as Docker's
+    name     TEXT NOT NULL UNIQUE,
+    driver   TEXT NOT NULL,          -- bridge, host, null
+    created  TEXT NOT NULL,          -- RFC 3339 with nanoseconds
+    spec     TEXT NOT NULL           -- berth_types::NetworkSpec as JSON
+);
+-- Version 8: the address a running container holds on a network. A row
+-- lives from the container's start to its stop (or until a berth finds
+-- its monitor gone); the address is unique on its network by constraint.
+CREATE TABLE IF NOT EXISTS endpoints (
+    network_id   TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL,
+    ip           TEXT NOT NULL,      -- 172.17.0.2
+    PRIMARY KEY (network_id, container_id),
+    UNIQUE (network_id, ip)
+);
+CREATE INDEX IF NOT EXISTS endpoints_by_container ON endpoints(container_id);
 ";
+
+/// A network: its identity, and its configuration as JSON
+/// (`berth_types::NetworkSpec`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkRow {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub created: String,
+    pub spec: String,
+}
+
+/// An address a running container holds on a network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointRow {
+    pub network_id: String,
+    pub container_id: ContainerId,
+    pub ip: String,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageRow {
@@ -968,6 +1011,126 @@ impl Tx<'_> {
     }
 
     // ---- volumes ----
+    // ---- networks ----
+    pub fn insert_network(&self, n: &NetworkRow) -> Result<()> {
+        let res = self.c.execute(
+            "INSERT INTO networks (id, name, driver, created, spec) VALUES (?1,?2,?3,?4,?5)",
+            params![n.id, n.name, n.driver, n.created, n.spec],
+        );
+        match res {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::NetworkExists(n.name.clone())),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+    fn network_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkRow> {
+        Ok(NetworkRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            driver: r.get(2)?,
+            created: r.get(3)?,
+            spec: r.get(4)?,
+        })
+    }
+    /// Every network, oldest first.
+    pub fn networks(&self) -> Result<Vec<NetworkRow>> {
+        let mut st = self.c.prepare(
+            "SELECT id, name, driver, created, spec FROM networks ORDER BY created, name",
+        )?;
+        let rows = st.query_map([], Self::network_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+    pub fn network(&self, id: &str) -> Result<Option<NetworkRow>> {
+        Ok(self
+            .c
+            .query_row(
+                "SELECT id, name, driver, created, spec FROM networks WHERE id = ?1",
+                [id],
+                Self::network_from_row,
+            )
+            .optional()?)
+    }
+    pub fn network_by_name(&self, name: &str) -> Result<Option<NetworkRow>> {
+        Ok(self
+            .c
+            .query_row(
+                "SELECT id, name, driver, created, spec FROM networks WHERE name = ?1",
+                [name],
+                Self::network_from_row,
+            )
+            .optional()?)
+    }
+    pub fn update_network_spec(&self, id: &str, spec: &str) -> Result<()> {
+        self.c
+            .execute("UPDATE networks SET spec = ?2 WHERE id = ?1", params![id, spec])?;
+        Ok(())
+    }
+    /// Removes a network and the (stale) endpoints still naming it.
+    pub fn delete_network(&self, id: &str) -> Result<bool> {
+        self.c
+            .execute("DELETE FROM endpoints WHERE network_id = ?1", [id])?;
+        Ok(self.c.execute("DELETE FROM networks WHERE id = ?1", [id])? > 0)
+    }
+
+    // ---- endpoints (leases) ----
+    /// Records `container`'s address on `network`; a taken address is
+    /// [`StoreError::AddressInUse`].
+    pub fn insert_endpoint(&self, e: &EndpointRow) -> Result<()> {
+        let res = self.c.execute(
+            "INSERT INTO endpoints (network_id, container_id, ip) VALUES (?1,?2,?3)",
+            params![e.network_id, e.container_id.as_str(), e.ip],
+        );
+        match res {
+            Err(err) if is_unique_violation(&err) => Err(StoreError::AddressInUse(e.ip.clone())),
+            Err(err) => Err(err.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+    fn endpoint_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    }
+    fn make_endpoint(t: (String, String, String)) -> Result<EndpointRow> {
+        Ok(EndpointRow {
+            network_id: t.0,
+            container_id: ContainerId::parse(&t.1)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ip: t.2,
+        })
+    }
+    pub fn endpoints_on(&self, network_id: &str) -> Result<Vec<EndpointRow>> {
+        let mut st = self.c.prepare(
+            "SELECT network_id, container_id, ip FROM endpoints WHERE network_id = ?1",
+        )?;
+        let rows = st.query_map([network_id], Self::endpoint_from_row)?;
+        rows.map(|r| Self::make_endpoint(r?)).collect()
+    }
+    pub fn endpoints_of(&self, container: &ContainerId) -> Result<Vec<EndpointRow>> {
+        let mut st = self.c.prepare(
+            "SELECT network_id, container_id, ip FROM endpoints WHERE container_id = ?1",
+        )?;
+        let rows = st.query_map([container.as_str()], Self::endpoint_from_row)?;
+        rows.map(|r| Self::make_endpoint(r?)).collect()
+    }
+    pub fn all_endpoints(&self) -> Result<Vec<EndpointRow>> {
+        let mut st = self
+            .c
+            .prepare("SELECT network_id, container_id, ip FROM endpoints")?;
+        let rows = st.query_map([], Self::endpoint_from_row)?;
+        rows.map(|r| Self::make_endpoint(r?)).collect()
+    }
+    pub fn delete_endpoint(&self, network_id: &str, container: &ContainerId) -> Result<bool> {
+        Ok(self.c.execute(
+            "DELETE FROM endpoints WHERE network_id = ?1 AND container_id = ?2",
+            params![network_id, container.as_str()],
+        )? > 0)
+    }
+    pub fn delete_endpoints_of(&self, container: &ContainerId) -> Result<usize> {
+        Ok(self.c.execute(
+            "DELETE FROM endpoints WHERE container_id = ?1",
+            [container.as_str()],
+        )?)
+    }
+
     pub fn insert_volume(&self, v: &VolumeRow) -> Result<()> {
         let res = self.c.execute(
             "INSERT INTO volumes (name, created, labels, options) VALUES (?1, ?2, ?3, ?4)",

@@ -35,6 +35,10 @@ pub struct ContainerConfig {
     /// `--health-*` merged over the image's `HEALTHCHECK`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    /// The image's `EXPOSE`s, `--expose`s and `-p`'s container ports
+    /// (`80/tcp` → `{}`), as Docker merges them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
 }
 
 /// Docker's `HealthConfig` (the image's `HEALTHCHECK`, the container's
@@ -307,6 +311,28 @@ pub struct HostConfig {
     /// `--runtime` as given; empty is Docker's default (`runc`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub runtime: String,
+    /// `-p`: container port (`80/tcp`) → its host sides.
+    #[serde(default)]
+    pub port_bindings: BTreeMap<String, Vec<crate::PortBinding>>,
+    /// `-P`: every exposed port on a free host port.
+    #[serde(default)]
+    pub publish_all_ports: bool,
+    /// `--dns`, `--dns-search`, `--dns-option`; null when none.
+    #[serde(default)]
+    pub dns: Option<Vec<String>>,
+    #[serde(default)]
+    pub dns_search: Option<Vec<String>>,
+    #[serde(default)]
+    pub dns_options: Option<Vec<String>>,
+    /// `--add-host HOST:IP`; null when none.
+    #[serde(default)]
+    pub extra_hosts: Option<Vec<String>>,
+    /// The networks the container joins when it starts, by name (Docker's
+    /// `NetworkSettings.Networks` as a create records it): one for
+    /// `--network bridge` or a user-defined network, more after
+    /// `network connect`; none for host, none, or container:X.
+    #[serde(default, rename = "BerthNetworks")]
+    pub networks: BTreeMap<String, crate::EndpointConfig>,
 }
 
 #[cfg(test)]

@@ -11,11 +11,13 @@
 mod container;
 mod digest;
 mod image;
+mod network;
 mod platform;
 mod reference;
 
 pub use container::*;
 pub use digest::{ContainerId, Digest, DigestError};
 pub use image::*;
+pub use network::*;
 pub use platform::Platform;
 pub use reference::{Reference, ReferenceError};
