@@ -11,4 +11,6 @@
 pub mod dns;
 pub mod ipam;
 pub mod netlink;
+pub mod nft;
+pub mod plan;
 pub mod ports;

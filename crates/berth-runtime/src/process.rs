@@ -125,9 +125,23 @@ pub fn create(
             flags |= flag;
         }
     }
-    if spec.network == NetworkMode::None {
+    if spec.network == NetworkMode::None && joined.net.is_none() {
         flags |= libc::CLONE_NEWNET;
     }
+    // `--network container:X`: the clone inherits the namespace of the
+    // thread that makes it; the monitor goes back to its own right after.
+    let own_net_ns = match &joined.net {
+        Some(ns) => {
+            let own = File::open("/proc/thread-self/ns/net")
+                .map_err(io_err("opening our network namespace"))?;
+            sys::setns(ns, libc::CLONE_NEWNET).map_err(|e| ProcessError::Container {
+                code: EXIT_ENGINE,
+                message: format!("joining the network namespace of the other container: {e}"),
+            })?;
+            Some(own)
+        }
+        None => None,
+    };
     // A pid namespace is entered by the children of whoever joins it: the
     // monitor joins for the clone only, then goes back to its own (later
     // forks — a restart, `--rm` — must not land in the other container).
@@ -135,15 +149,35 @@ pub fn create(
         Some(ns) => {
             let own =
                 File::open("/proc/self/ns/pid").map_err(io_err("opening our pid namespace"))?;
-            sys::setns(ns, libc::CLONE_NEWPID).map_err(|e| ProcessError::Container {
-                code: EXIT_ENGINE,
-                message: format!("joining the PID namespace of the other container: {e}"),
-            })?;
+            if let Err(e) = sys::setns(ns, libc::CLONE_NEWPID) {
+                if let Some(net) = &own_net_ns {
+                    let _ = sys::setns(net, libc::CLONE_NEWNET);
+                }
+                return Err(ProcessError::Container {
+                    code: EXIT_ENGINE,
+                    message: format!("joining the PID namespace of the other container: {e}"),
+                });
+            }
             Some(own)
         }
         None => None,
     };
     let forked = sys::clone_process(flags);
+    if let Some(own) = &own_net_ns {
+        if !matches!(forked, Ok(Forked::Child)) {
+            if let Err(e) = sys::setns(own, libc::CLONE_NEWNET) {
+                if let Ok(Forked::Parent(pid)) = forked {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                    let _ = sys::waitpid_blocking(pid);
+                }
+                return Err(ProcessError::Container {
+                    code: EXIT_ENGINE,
+                    message: format!("going back to our network namespace: {e}"),
+                });
+            }
+        }
+    }
+    drop(own_net_ns);
     if let Some(own) = &own_pid_ns {
         if !matches!(forked, Ok(Forked::Child)) {
             if let Err(e) = sys::setns(own, libc::CLONE_NEWPID) {
@@ -1318,6 +1352,8 @@ enum Shm<'a> {
 /// container:X`), opened and checked by the monitor before the clone.
 struct Joined {
     pid: Option<File>,
+    /// Its network namespace: entered by the monitor for the clone only.
+    net: Option<File>,
     /// Its IPC namespace, mount namespace and root.
     ipc: Option<[File; 3]>,
 }
@@ -1345,7 +1381,13 @@ impl Joined {
             }
             None => None,
         };
-        Ok(Joined { pid, ipc })
+        let net = match &j.net {
+            Some(t) => pin_process(t.pid, &t.cgroup, &["ns/net"])
+                .map_err(|e| fail("the network", e))?
+                .pop(),
+            None => None,
+        };
+        Ok(Joined { pid, ipc, net })
     }
 
     /// In the container's child: enters the other container's IPC

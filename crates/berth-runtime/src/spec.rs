@@ -196,4 +196,7 @@ pub struct JoinTarget {
 pub struct JoinNamespaces {
     pub pid: Option<JoinTarget>,
     pub ipc: Option<JoinTarget>,
+    /// `--network container:X`: X's network namespace (no new one is made).
+    #[serde(default)]
+    pub net: Option<JoinTarget>,
 }
