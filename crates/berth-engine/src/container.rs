@@ -87,6 +87,24 @@ pub struct CreateOptions {
     /// [`crate::BUILD_STEP_LABEL`]): `ps` never lists it, and it is removed
     /// once its builder is gone. Not a user's option.
     pub build_step: Option<String>,
+    /// `-p`, `-P`, `--expose`, `--dns*`, `--add-host`.
+    pub net: NetOptions,
+}
+
+/// The network options of `create`/`run` beyond `--network`.
+#[derive(Clone, Debug, Default)]
+pub struct NetOptions {
+    /// `-p` as given.
+    pub publish: Vec<String>,
+    /// `-P`
+    pub publish_all: bool,
+    /// `--expose` as given.
+    pub expose: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `--add-host HOST:IP` as given.
+    pub add_host: Vec<String>,
 }
 
 /// A container as `ps` and `inspect` see it.
@@ -575,7 +593,7 @@ fn host_resolv_conf() -> String {
         .collect()
 }
 
-const HOSTS_BASE: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+pub(crate) const HOSTS_BASE: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 impl Engine {
     /// `create`: records the container and lays out its files; starts nothing.
@@ -744,6 +762,26 @@ impl Engine {
             },
             exposed_ports: icfg.exposed_ports.clone().unwrap_or_default(),
         };
+        let mut config = config;
+        let mut port_bindings: BTreeMap<String, Vec<berth_types::PortBinding>> = BTreeMap::new();
+        for spec in &o.net.expose {
+            let ports = berth_net::ports::parse_expose(spec)
+                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+            for p in ports {
+                config.exposed_ports.insert(p, serde_json::json!({}));
+            }
+        }
+        for spec in &o.net.publish {
+            let ports = berth_net::ports::parse_publish(spec)
+                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+            for (port, binding) in ports {
+                config
+                    .exposed_ports
+                    .insert(port.clone(), serde_json::json!({}));
+                port_bindings.entry(port).or_default().push(binding);
+            }
+        }
+        let config = config;
         for t in &o.tmpfs {
             check_tmpfs_options(t.split_once(':').map_or("", |(_, opts)| opts))?;
         }
@@ -797,6 +835,12 @@ impl Engine {
                     .map(|p| p.to_string())
                     .collect()
             }),
+            port_bindings,
+            publish_all_ports: o.net.publish_all,
+            dns: (!o.net.dns.is_empty()).then(|| o.net.dns.clone()),
+            dns_search: (!o.net.dns_search.is_empty()).then(|| o.net.dns_search.clone()),
+            dns_options: (!o.net.dns_options.is_empty()).then(|| o.net.dns_options.clone()),
+            extra_hosts: (!o.net.add_host.is_empty()).then(|| o.net.add_host.clone()),
             ..Default::default()
         };
 
@@ -1470,12 +1514,16 @@ impl Engine {
             self.upgrade_legacy_spec(&v.dir)?;
         }
         self.write_join(v)?;
+        self.prepare_network(v)?;
         let mut args = vec![v.dir.clone().into_os_string()];
         if attach.is_some() {
             args.push("--attach-first".into());
         }
         let socket = self.attach_socket(&v.id);
         let launched = self.launch_monitor(&args, attach.map(|s| (socket.as_path(), s)));
+        if launched.is_err() {
+            self.release_network(&v.id);
+        }
         match launched {
             Ok(r) => Ok(r),
             Err(MonitorFailure::Exited) => {
@@ -1505,7 +1553,8 @@ impl Engine {
         let path = v.dir.join("join.json");
         let ipc = h.ipc_mode.strip_prefix("container:");
         let pid = h.pid_mode.strip_prefix("container:");
-        if ipc.is_none() && pid.is_none() {
+        let net = h.network_mode.strip_prefix("container:");
+        if ipc.is_none() && pid.is_none() && net.is_none() {
             let _ = std::fs::remove_file(&path);
             return Ok(());
         }
@@ -1548,6 +1597,20 @@ impl Engine {
                 )));
             }
             join.pid = Some(Self::join_target(&d)?);
+        }
+        if let Some(x) = net {
+            let d = self.container(x).map_err(|e| {
+                EngineError::InvalidArgument(format!(
+                    "cannot join network of a non running container: {x}: {e}"
+                ))
+            })?;
+            if !d.running() {
+                return Err(EngineError::Conflict(format!(
+                    "cannot join network of a non running container: {}",
+                    d.id
+                )));
+            }
+            join.net = Some(Self::join_target(&d)?);
         }
         let data = serde_json::to_vec(&join).map_err(|e| EngineError::Runtime {
             code: 125,
@@ -1784,6 +1847,9 @@ impl Engine {
         let _lock = self.lock_container(&row.id)?;
         let v = self.view(row)?;
         self.stop_locked(&v, timeout)?;
+        if !v.host_config.networks.is_empty() {
+            self.release_network(&v.id);
+        }
         self.container(v.id.as_str())
     }
 
@@ -1938,6 +2004,9 @@ impl Engine {
             self.stop_locked(&v, Some(0))?;
         }
         self.store.read().set_removing(&v.id)?;
+        if !v.host_config.networks.is_empty() {
+            self.release_network(&v.id);
+        }
         self.remove_files(&v);
         self.store.transaction(|t| t.delete_container(&v.id))?;
         if self.store.read().image(&v.image_id)?.is_none() {

@@ -33,6 +33,8 @@ mod inspect;
 mod logdriver;
 pub mod mountopt;
 pub mod names;
+mod netdev;
+mod netstart;
 mod pull;
 mod push;
 mod security;
@@ -84,6 +86,8 @@ pub enum EngineError {
     NoSuchContainer(String),
     #[error("get {0}: no such volume")]
     NoSuchVolume(String),
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
     #[error("{0}")]
     Conflict(String),
     /// `attach` to a container that is not running: the docker CLI's own
@@ -131,7 +135,8 @@ impl EngineError {
             | EngineError::Registry(berth_registry::RegistryError::NotFound(_))
             | EngineError::PlatformMismatch { .. }
             | EngineError::NoSuchContainer(_)
-            | EngineError::NoSuchVolume(_) => 404,
+            | EngineError::NoSuchVolume(_)
+            | EngineError::NoSuchNetwork(_) => 404,
             EngineError::Conflict(_) | EngineError::NotRunningToAttach => 409,
             EngineError::InvalidArgument(_) => 400,
             _ => 500,

@@ -14,3 +14,4 @@ pub mod netlink;
 pub mod nft;
 pub mod plan;
 pub mod ports;
+pub mod setup;

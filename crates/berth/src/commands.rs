@@ -540,6 +540,15 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
         platform,
         runtime: a.runtime.clone(),
         build_step: None,
+        net: berth_engine::NetOptions {
+            publish: a.publish.clone(),
+            publish_all: a.publish_all,
+            expose: a.expose.clone(),
+            dns: a.dns.clone(),
+            dns_search: a.dns_search.clone(),
+            dns_options: a.dns_option.clone(),
+            add_host: a.add_host.clone(),
+        },
     })
 }
 

@@ -100,6 +100,13 @@ fn run() -> Res<i32> {
             serde_json::from_slice(&j).map_err(|e| format!("parsing join.json: {e}"))?;
     }
 
+    // The container's network as the engine planned it at this start
+    // (bridge or user-defined networks; no file: none of its own).
+    let net_plan: Option<berth_net::plan::NetworkPlan> = match std::fs::read(dir.join("network.json")) {
+        Ok(j) => Some(serde_json::from_slice(&j).map_err(|e| format!("parsing network.json: {e}"))?),
+        Err(_) => None,
+    };
+
     // fd 1 is the notify pipe: take it over as a File, keep fd 1 itself.
     let stdout_dup =
         rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3).map_err(|e| e.to_string())?;
@@ -132,6 +139,13 @@ fn run() -> Res<i32> {
     let mut clients: Vec<Client> = Vec::new();
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
+    // The published host ports, held while this monitor lives (restarts
+    // included): nobody else can bind them meanwhile.
+    let _held_ports = match net_plan.as_ref().map(berth_net::setup::hold_ports) {
+        Some(Err(e)) => return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &e)),
+        Some(Ok(fds)) => fds,
+        None => Vec::new(),
+    };
 
     loop {
         let io = match Stdio::new(cfg.spec.tty, cfg.open_stdin) {
@@ -141,7 +155,7 @@ fn run() -> Res<i32> {
         let (child_stdio, mut io) = io.split();
         // The cgroup is made after the clone: on v1 its creation can wait for
         // an RCU grace period, and the child sets up its root meanwhile.
-        let created = create_container(&cfg, &layout, &cgroup, child_stdio, first);
+        let created = create_container(&cfg, &layout, &cgroup, child_stdio, first, net_plan.as_ref());
         let created = match created {
             Ok(c) => c,
             Err(e) => {
@@ -240,6 +254,9 @@ fn run() -> Res<i32> {
             continue;
         }
         save_state(&state, &cfg);
+        if let Some(plan) = &net_plan {
+            berth_net::setup::detach(plan);
+        }
         if !cfg.remove_command.is_empty() {
             // `--rm`: remove first, then report the exit, so that whoever
             // waits for it (a foreground `run --rm`) finds it gone.
@@ -267,6 +284,7 @@ fn create_container(
     cgroup: &Cgroup,
     child_stdio: ChildStdio,
     first: bool,
+    net: Option<&berth_net::plan::NetworkPlan>,
 ) -> Result<process::Created, process::ProcessError> {
     process::create(&cfg.spec, child_stdio, |pid| {
         berth_runtime::trace::trace("monitor: cloned");
@@ -277,6 +295,11 @@ fn create_container(
         }
         let r = cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
         berth_runtime::trace::trace("monitor: placed");
+        // Its interfaces, while it sets up its root.
+        if let (Ok(()), Some(plan)) = (&r, net) {
+            berth_net::setup::attach(pid, plan).map_err(|e| e.to_string())?;
+            berth_runtime::trace::trace("monitor: networked");
+        }
         // Right after the container's migration: on cgroup v1 the grace
         // period it waited for has just passed, so ours is cheap.
         if first {

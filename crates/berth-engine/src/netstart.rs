@@ -1,0 +1,598 @@
+//! A container's network at each start, and its release (issue 10).
+//!
+//! At a start, under the container's lock and then the root's network lock
+//! (`<run-root>/network.lock`, which serialises address leases, bridge
+//! creation, nftables changes and names files): stale endpoints of
+//! containers that are gone are released, the container gets an address on
+//! each of its networks (an `endpoints` row, unique by constraint), each
+//! network's bridge is made if it is missing (netlink; NAT and isolation in
+//! berth's nftables table), host ports are chosen for its published ports
+//! and forwarded in one nftables transaction, its `/etc/hosts` and
+//! `/etc/resolv.conf` are rewritten, the names files of its user-defined
+//! networks are regenerated, and the whole plan is written to
+//! `network.json` for the monitor, which makes the veths inside the new
+//! network namespace and holds the host ports while the container runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use berth_net::plan::{DnsPlan, EndpointPlan, NetworkPlan, PublishedPort};
+use berth_types::{ContainerId, NetworkSpec};
+
+use crate::container::{load_state, ContainerView};
+use crate::{io_ctx, Engine, EngineError, Result};
+
+/// The default bridge network's name.
+pub(crate) const DEFAULT_BRIDGE: &str = "bridge";
+
+/// The network lock of a root, held while it is alive.
+pub(crate) struct NetLock(#[allow(dead_code)] File);
+
+impl Engine {
+    pub(crate) fn network_lock(&self) -> Result<NetLock> {
+        let path = self.opts.run_root.join("network.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_ctx(format!("opening {}", path.display())))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_ctx("locking the network state")(e.into()))?;
+        Ok(NetLock(f))
+    }
+
+    /// `<run-root>/networks/<id>.names`: who answers to which name on a
+    /// user-defined network (read by the monitors' DNS responders).
+    pub(crate) fn names_file(&self, network_id: &str) -> PathBuf {
+        self.opts
+            .run_root
+            .join("networks")
+            .join(format!("{network_id}.names"))
+    }
+
+    /// The plan a container's network had at its last start (None: it has
+    /// no network of its own, or never started).
+    pub(crate) fn network_plan_of(dir: &Path) -> Option<NetworkPlan> {
+        let data = std::fs::read(dir.join("network.json")).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    /// Sets up what the container's network needs before its monitor
+    /// starts; writes (or removes) `network.json`. On error nothing of it
+    /// is left.
+    pub(crate) fn prepare_network(&self, v: &ContainerView) -> Result<()> {
+        let plan_path = v.dir.join("network.json");
+        if v.host_config.networks.is_empty() {
+            let _ = std::fs::remove_file(&plan_path);
+            return Ok(());
+        }
+        let _lock = self.network_lock()?;
+        self.sweep_locked(Some(&v.id))?;
+        match self.plan_locked(v) {
+            Ok(plan) => {
+                let data = serde_json::to_vec(&plan).map_err(|e| EngineError::Runtime {
+                    code: 125,
+                    message: format!("serializing network.json: {e}"),
+                })?;
+                write_atomic(&plan_path, &data)
+                    .map_err(io_ctx("writing network.json"))?;
+                Ok(())
+            }
+            Err(e) => {
+                self.release_locked(&v.id, None);
+                Err(e)
+            }
+        }
+    }
+
+    fn plan_locked(&self, v: &ContainerView) -> Result<NetworkPlan> {
+        let store = self.store.read();
+        store.delete_endpoints_of(&v.id)?;
+        // The network of `--network` first (eth0), then the others by name.
+        let mut order: Vec<(&String, &berth_types::EndpointConfig)> =
+            v.host_config.networks.iter().collect();
+        order.sort_by_key(|(name, _)| **name != v.host_config.network_mode);
+        let mut plan = NetworkPlan {
+            lock: Some(self.opts.run_root.join("network.lock")),
+            ..Default::default()
+        };
+        let mut specs = Vec::new();
+        for (i, (name, ec)) in order.into_iter().enumerate() {
+            let row = match store.network(&ec.network_id)? {
+                Some(r) => r,
+                None => store
+                    .network_by_name(name)?
+                    .ok_or_else(|| EngineError::NoSuchNetwork(name.to_string()))?,
+            };
+            let spec: NetworkSpec = serde_json::from_str(&row.spec).map_err(|e| {
+                EngineError::InvalidArgument(format!("network {}: corrupt spec: {e}", row.name))
+            })?;
+            let pool = spec.ipam.first().ok_or_else(|| {
+                EngineError::InvalidArgument(format!("network {} has no subnet", row.name))
+            })?;
+            let (subnet, prefix) = parse_cidr(&pool.subnet).ok_or_else(|| {
+                EngineError::InvalidArgument(format!(
+                    "network {}: bad subnet {}",
+                    row.name, pool.subnet
+                ))
+            })?;
+            let gateway: Ipv4Addr = pool.gateway.parse().unwrap_or_else(|_| first_host(subnet));
+            let mut taken: BTreeSet<Ipv4Addr> = store
+                .endpoints_on(&row.id)?
+                .iter()
+                .filter_map(|e| e.ip.parse().ok())
+                .collect();
+            taken.insert(gateway);
+            let ip = if ec.ipv4_address.is_empty() {
+                let range = parse_cidr(&pool.ip_range);
+                allocate((subnet, prefix), range, &taken).ok_or_else(|| {
+                    EngineError::Conflict(format!(
+                        "no available IPv4 addresses on this network's address pools: {} ({})",
+                        row.name, row.id
+                    ))
+                })?
+            } else {
+                ec.ipv4_address.parse().map_err(|_| {
+                    EngineError::InvalidArgument(format!(
+                        "invalid IPv4 address: {}",
+                        ec.ipv4_address
+                    ))
+                })?
+            };
+            store
+                .insert_endpoint(&berth_store::EndpointRow {
+                    network_id: row.id.clone(),
+                    container_id: v.id.clone(),
+                    ip: ip.to_string(),
+                })
+                .map_err(|e| match e {
+                    berth_store::StoreError::AddressInUse(_) => EngineError::Conflict(format!(
+                        "Address already in use: {ip} on network {}",
+                        row.name
+                    )),
+                    e => e.into(),
+                })?;
+            let user_defined = row.name != DEFAULT_BRIDGE;
+            let mut aliases = Vec::new();
+            if user_defined {
+                aliases.push(v.name.clone());
+                aliases.extend(ec.aliases.iter().cloned());
+                aliases.push(v.id.short().to_string());
+            }
+            let mac = if ec.mac_address.is_empty() {
+                berth_net::plan::mac_string(mac_for(ip))
+            } else {
+                ec.mac_address.clone()
+            };
+            let default_route = !spec.internal && !plan.endpoints.iter().any(|e| e.default_route);
+            plan.endpoints.push(EndpointPlan {
+                network_id: row.id.clone(),
+                network_name: row.name.clone(),
+                bridge: spec.bridge.clone(),
+                host_veth: format!("vb{}{i}", &v.id.as_str()[..12]),
+                ifname: format!("eth{i}"),
+                ip,
+                prefix,
+                gateway,
+                mac,
+                default_route,
+                aliases,
+                endpoint_id: hex::encode(crate::random_bytes()),
+            });
+            specs.push((row, spec, format!("{subnet}/{prefix}")));
+        }
+        // Bridges (made when missing: a new network, or after a reboot).
+        let mut script = String::new();
+        for (row, spec, subnet) in &specs {
+            let gateway = plan
+                .endpoints
+                .iter()
+                .find(|e| e.network_id == row.id)
+                .map(|e| (e.gateway, e.prefix));
+            if let Some((gw, prefix)) = gateway {
+                if crate::netdev::ensure_bridge(&spec.bridge, gw, prefix)? {
+                    if script.is_empty() {
+                        script += &berth_net::nft::base();
+                    }
+                    script += &berth_net::nft::add_network(&spec.bridge, subnet, spec.internal);
+                }
+            }
+        }
+        // Published ports, on the first network's address.
+        if let Some(first) = plan.endpoints.first() {
+            plan.ports = self.publish_ports(v, first.ip)?;
+        }
+        let nft_needed = !script.is_empty() || !plan.ports.is_empty();
+        if nft_needed {
+            let nft = berth_net::nft::find_nft().ok_or_else(|| EngineError::Runtime {
+                code: 125,
+                message: berth_net::nft::NftError::Missing.to_string(),
+            })?;
+            if !plan.ports.is_empty() && script.is_empty() {
+                // The table may be gone (a flushed ruleset): the base is
+                // cheap to restate.
+                script += &berth_net::nft::base();
+            }
+            script += &berth_net::nft::add_ports(&plan.ports);
+            berth_net::nft::apply(&nft, &script).map_err(|e| EngineError::Runtime {
+                code: 125,
+                message: e.to_string(),
+            })?;
+            plan.nft = Some(nft);
+        }
+        // The embedded DNS of user-defined networks.
+        let user_nets: Vec<&EndpointPlan> = plan
+            .endpoints
+            .iter()
+            .filter(|e| e.network_name != DEFAULT_BRIDGE)
+            .collect();
+        if !user_nets.is_empty() {
+            plan.dns = Some(DnsPlan {
+                names: user_nets
+                    .iter()
+                    .map(|e| self.names_file(&e.network_id))
+                    .collect(),
+                upstream: self.dns_upstream(v),
+            });
+        }
+        let ids: Vec<String> = plan.endpoints.iter().map(|e| e.network_id.clone()).collect();
+        self.write_names(&ids)?;
+        self.write_etc_files(v, &plan)?;
+        Ok(plan)
+    }
+
+    /// Where the embedded DNS sends names it does not know: `--dns`, else
+    /// the host's resolvers (reached from the host's namespace, so a
+    /// loopback resolver works).
+    fn dns_upstream(&self, v: &ContainerView) -> Vec<SocketAddr> {
+        let given = v.host_config.dns.clone().unwrap_or_default();
+        let servers: Vec<String> = if given.is_empty() {
+            let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            nameservers(&text)
+        } else {
+            given
+        };
+        servers
+            .iter()
+            .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect()
+    }
+
+    /// `/etc/hosts` and `/etc/resolv.conf` as Docker writes them for a
+    /// container on a bridge or user-defined network.
+    fn write_etc_files(&self, v: &ContainerView, plan: &NetworkPlan) -> Result<()> {
+        let mut hosts = crate::container::HOSTS_BASE.to_string();
+        for h in v.host_config.extra_hosts.iter().flatten() {
+            if let Some((name, ip)) = h.split_once(':') {
+                let ip = if ip == "host-gateway" {
+                    plan.endpoints
+                        .first()
+                        .map(|e| e.gateway.to_string())
+                        .unwrap_or_default()
+                } else {
+                    ip.to_string()
+                };
+                hosts += &format!("{ip}\t{name}\n");
+            }
+        }
+        if let Some(e) = plan.endpoints.first() {
+            let mut names = v.config.hostname.clone();
+            if !v.config.domainname.is_empty() {
+                names = format!("{names}.{} {names}", v.config.domainname);
+            }
+            hosts += &format!("{}\t{names}\n", e.ip);
+        }
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = resolv_conf(
+            &host_resolv,
+            plan.dns.is_some(),
+            v.host_config.dns.as_deref().unwrap_or_default(),
+            v.host_config.dns_search.as_deref().unwrap_or_default(),
+            v.host_config.dns_options.as_deref().unwrap_or_default(),
+        );
+        for (name, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
+            // In place: a running container's bind mount holds the inode.
+            std::fs::write(v.dir.join(name), content)
+                .map_err(io_ctx(format!("writing {name}")))?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the names files of these networks from their endpoints
+    /// (run under the network lock).
+    pub(crate) fn write_names(&self, networks: &[String]) -> Result<()> {
+        let dir = self.opts.run_root.join("networks");
+        std::fs::create_dir_all(&dir).map_err(io_ctx(format!("creating {}", dir.display())))?;
+        let store = self.store.read();
+        for id in networks.iter().collect::<BTreeSet<_>>() {
+            let Some(row) = store.network(id)? else {
+                let _ = std::fs::remove_file(self.names_file(id));
+                continue;
+            };
+            if row.name == DEFAULT_BRIDGE {
+                continue;
+            }
+            let mut text = String::new();
+            for e in store.endpoints_on(id)? {
+                let dir = self.container_dir(&e.container_id);
+                let Some(plan) = Self::network_plan_of(&dir) else {
+                    continue;
+                };
+                if let Some(ep) = plan.endpoints.iter().find(|p| p.network_id == *id) {
+                    if ep.ip.to_string() == e.ip {
+                        text += &format!("{} {}\n", ep.ip, ep.aliases.join(" "));
+                    }
+                }
+            }
+            write_atomic(&self.names_file(id), text.as_bytes())
+                .map_err(io_ctx("writing a names file"))?;
+        }
+        Ok(())
+    }
+
+    /// Releases what a container held on its networks: its endpoints, its
+    /// names, its port rules. Safe to repeat.
+    pub(crate) fn release_network(&self, id: &ContainerId) {
+        if let Ok(_lock) = self.network_lock() {
+            self.release_locked(id, None);
+        }
+    }
+
+    fn release_locked(&self, id: &ContainerId, plan: Option<NetworkPlan>) {
+        let dir = self.container_dir(id);
+        let plan = plan.or_else(|| Self::network_plan_of(&dir));
+        let mut networks: Vec<String> = self
+            .store
+            .read()
+            .endpoints_of(id)
+            .map(|v| v.into_iter().map(|e| e.network_id).collect())
+            .unwrap_or_default();
+        let _ = self.store.read().delete_endpoints_of(id);
+        if let Some(plan) = plan {
+            networks.extend(plan.endpoints.iter().map(|e| e.network_id.clone()));
+            if !plan.ports.is_empty() {
+                if let Some(nft) = plan.nft.clone().or_else(berth_net::nft::find_nft) {
+                    let _ = berth_net::nft::apply(&nft, &berth_net::nft::remove_ports(&plan.ports));
+                }
+            }
+        }
+        let _ = self.write_names(&networks);
+    }
+
+    /// Releases the endpoints of containers that no longer run (a monitor
+    /// killed, a host rebooted) and whose lock nobody holds (a start in
+    /// progress holds it). Run under the network lock.
+    fn sweep_locked(&self, except: Option<&ContainerId>) -> Result<()> {
+        let endpoints = self.store.read().all_endpoints()?;
+        let mut seen = BTreeSet::new();
+        for e in endpoints {
+            if Some(&e.container_id) == except || !seen.insert(e.container_id.clone()) {
+                continue;
+            }
+            let dir = self.container_dir(&e.container_id);
+            let state = load_state(&dir);
+            if matches!(
+                state.status,
+                crate::Status::Running | crate::Status::Restarting
+            ) {
+                continue;
+            }
+            // A start in progress holds the container's lock.
+            let Ok(lock) = File::open(dir.join("lock")) else {
+                self.release_locked(&e.container_id, None);
+                continue;
+            };
+            if rustix::fs::flock(
+                &lock,
+                rustix::fs::FlockOperation::NonBlockingLockExclusive,
+            )
+            .is_ok()
+            {
+                self.release_locked(&e.container_id, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// `sweep_locked` for commands that find containers gone (`ps`, `rm`).
+    pub(crate) fn sweep_networks(&self) {
+        if self.store.read().all_endpoints().is_ok_and(|e| e.is_empty()) {
+            return;
+        }
+        if let Ok(_lock) = self.network_lock() {
+            let _ = self.sweep_locked(None);
+        }
+    }
+
+    /// The host sides of a container's published ports, chosen now.
+    fn publish_ports(&self, v: &ContainerView, ip: Ipv4Addr) -> Result<Vec<PublishedPort>> {
+        let mut wanted: BTreeMap<String, Vec<berth_types::PortBinding>> =
+            v.host_config.port_bindings.clone();
+        if v.host_config.publish_all_ports {
+            for p in v.config.exposed_ports.keys() {
+                wanted.entry(p.clone()).or_insert_with(|| {
+                    vec![berth_types::PortBinding {
+                        host_ip: String::new(),
+                        host_port: String::new(),
+                    }]
+                });
+            }
+        }
+        crate::netdev::choose_host_ports(self, v, ip, &wanted)
+    }
+}
+
+/// Writes `path` whole or not at all (a temp file beside it, renamed).
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// The nameservers of a resolv.conf text.
+pub(crate) fn nameservers(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver")).then(|| w.next()).flatten()
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A container's resolv.conf, as Docker makes it: with the embedded DNS
+/// (`127.0.0.11`, `ndots:0`) on user-defined networks, else the host's
+/// resolvers without the loopback ones (Google's when none is left), each
+/// overridden by `--dns`, `--dns-search`, `--dns-option`.
+pub(crate) fn resolv_conf(
+    host: &str,
+    embedded: bool,
+    dns: &[String],
+    search: &[String],
+    options: &[String],
+) -> String {
+    let host_search: Vec<String> = host
+        .lines()
+        .filter_map(|l| l.strip_prefix("search "))
+        .flat_map(|s| s.split_whitespace().map(str::to_string))
+        .collect();
+    let host_options: Vec<String> = host
+        .lines()
+        .filter_map(|l| l.strip_prefix("options "))
+        .flat_map(|s| s.split_whitespace().map(str::to_string))
+        .collect();
+    let mut out = String::new();
+    let search = if search.is_empty() { &host_search } else { search };
+    if !search.is_empty() && search != ["."] {
+        out += &format!("search {}\n", search.join(" "));
+    }
+    if embedded {
+        out += "nameserver 127.0.0.11\n";
+        let mut opts: Vec<String> = if options.is_empty() {
+            host_options
+        } else {
+            options.to_vec()
+        };
+        if !opts.iter().any(|o| o.starts_with("ndots:")) {
+            opts.push("ndots:0".into());
+        }
+        out += &format!("options {}\n", opts.join(" "));
+        return out;
+    }
+    let servers: Vec<String> = if dns.is_empty() {
+        let own: Vec<String> = nameservers(host)
+            .into_iter()
+            .filter(|s| !(s.starts_with("127.") || s == "::1"))
+            .collect();
+        if own.is_empty() {
+            vec!["8.8.8.8".into(), "8.8.4.4".into()]
+        } else {
+            own
+        }
+    } else {
+        dns.to_vec()
+    };
+    for s in servers {
+        out += &format!("nameserver {s}\n");
+    }
+    let opts = if options.is_empty() {
+        host_options
+    } else {
+        options.to_vec()
+    };
+    if !opts.is_empty() {
+        out += &format!("options {}\n", opts.join(" "));
+    }
+    out
+}
+
+/// `172.17.0.0/16` → its network address and prefix length.
+pub(crate) fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, p) = s.split_once('/')?;
+    let a: Ipv4Addr = a.parse().ok()?;
+    let p: u8 = p.parse().ok().filter(|p| *p <= 32)?;
+    let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+    Some((Ipv4Addr::from(u32::from(a) & mask), p))
+}
+
+fn first_host(net: Ipv4Addr) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net) + 1)
+}
+
+/// The lowest free host address of `pool` (within `range` when given).
+pub(crate) fn allocate(
+    pool: (Ipv4Addr, u8),
+    range: Option<(Ipv4Addr, u8)>,
+    taken: &BTreeSet<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
+    let span = |(a, p): (Ipv4Addr, u8)| {
+        let start = u32::from(a);
+        let size = if p == 0 { u64::from(u32::MAX) + 1 } else { 1u64 << (32 - p) };
+        (u64::from(start), u64::from(start) + size - 1)
+    };
+    let (lo, hi) = span(pool);
+    let (rlo, rhi) = range.map(span).unwrap_or((lo, hi));
+    let (first, last) = (lo.max(rlo), hi.min(rhi));
+    // Never the network or the broadcast address.
+    (first.max(lo + 1)..=last.min(hi.saturating_sub(1)))
+        .filter_map(|n| u32::try_from(n).ok())
+        .map(Ipv4Addr::from)
+        .find(|ip| !taken.contains(ip))
+}
+
+/// Docker 20.10's MAC for an address: 02:42 and the address's bytes.
+pub(crate) fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocation() {
+        let pool = parse_cidr("172.17.0.0/16").unwrap();
+        let mut taken = BTreeSet::from([Ipv4Addr::new(172, 17, 0, 1)]);
+        assert_eq!(allocate(pool, None, &taken), Some(Ipv4Addr::new(172, 17, 0, 2)));
+        taken.insert(Ipv4Addr::new(172, 17, 0, 2));
+        assert_eq!(allocate(pool, None, &taken), Some(Ipv4Addr::new(172, 17, 0, 3)));
+        let range = parse_cidr("172.17.5.0/24");
+        assert_eq!(allocate(pool, range, &taken), Some(Ipv4Addr::new(172, 17, 5, 0)));
+        let tiny = parse_cidr("10.0.0.0/30").unwrap();
+        let t = BTreeSet::from([Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
+        assert_eq!(allocate(tiny, None, &t), None);
+        assert_eq!(parse_cidr("10.1.2.3/16"), Some((Ipv4Addr::new(10, 1, 0, 0), 16)));
+        assert_eq!(parse_cidr("10.1.2.3/33"), None);
+        assert_eq!(mac_for(Ipv4Addr::new(172, 17, 0, 2)), [2, 0x42, 172, 17, 0, 2]);
+    }
+
+    #[test]
+    fn resolv_confs() {
+        let host = "search example.com\nnameserver 127.0.0.53\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(host, false, &[], &[], &[]),
+            "search example.com\nnameserver 8.8.8.8\nnameserver 8.8.4.4\noptions edns0\n"
+        );
+        assert_eq!(
+            resolv_conf(host, true, &[], &[], &[]),
+            "search example.com\nnameserver 127.0.0.11\noptions edns0 ndots:0\n"
+        );
+        let host2 = "nameserver 10.0.0.2\nnameserver 127.0.0.1\n";
+        assert_eq!(resolv_conf(host2, false, &[], &[], &[]), "nameserver 10.0.0.2\n");
+        assert_eq!(
+            resolv_conf(host2, false, &["1.1.1.1".into()], &["a.b".into()], &["ndots:2".into()]),
+            "search a.b\nnameserver 1.1.1.1\noptions ndots:2\n"
+        );
+    }
+}
