@@ -144,9 +144,57 @@ pub struct TestEnv {
     pub cgroup_parent: String,
 }
 
+thread_local! {
+    static IN_OWN_NETNS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Moves this test's thread (and so every process it starts from now on)
+/// into a network namespace of its own, with loopback up, once per thread:
+/// bridges, veths, NAT and all traffic of the test stay there, never in
+/// the host's namespace.
+pub fn enter_own_netns() {
+    if IN_OWN_NETNS.with(|c| c.get()) {
+        return;
+    }
+    // SAFETY: unshare(2) with CLONE_NEWNET changes only the calling thread's
+    // network namespace (each libtest test runs on its own thread); no
+    // memory is involved.
+    let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
+    let st = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .unwrap_or_else(|e| panic!("ip: {e}"));
+    assert!(st.success(), "ip link set lo up failed");
+    IN_OWN_NETNS.with(|c| c.set(true));
+}
+
+/// An address of this test's network namespace that is not loopback (a
+/// dummy interface, `10.213.0.1/24`), as a host's own address is.
+pub fn netns_address() -> &'static str {
+    enter_own_netns();
+    let exists = Command::new("ip")
+        .args(["addr", "show", "dev", "bthost0"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        for args in [
+            &["link", "add", "bthost0", "type", "dummy"][..],
+            &["addr", "add", "10.213.0.1/24", "dev", "bthost0"],
+            &["link", "set", "bthost0", "up"],
+        ] {
+            let st = Command::new("ip").args(args).status().unwrap_or_else(|e| panic!("ip: {e}"));
+            assert!(st.success(), "ip {args:?} failed");
+        }
+    }
+    "10.213.0.1"
+}
+
 impl TestEnv {
-    /// An empty berth installation (no images).
+    /// An empty berth installation (no images), in the test's own network
+    /// namespace (see [`enter_own_netns`]).
     pub fn new() -> TestEnv {
+        enter_own_netns();
         let root = tempfile::Builder::new()
             .prefix("berth-test-root.")
             .tempdir()
