@@ -8,6 +8,8 @@
 //! go-connections v0.5.0 (`nat.ParsePortSpecs`) and `--expose` itself.
 //! Every error text below was checked against that CLI (`docker create`
 //! against a private reference daemon); the tests record the exact strings.
+//! The `docker ps` and `docker port` output was checked with the same CLI
+//! against a stub of the Engine API serving chosen ports.
 //! Known differences of other clients, for the record:
 //!
 //! - the docker CLI 20.10 capitalises and ends with a period (`Invalid
@@ -15,6 +17,9 @@
 //!   go-connections, rejects an unbracketed IPv6 host address (`::1:80:80`:
 //!   `Invalid ip address ::1: address ::1:: too many colons in address.`),
 //!   which 28.2.2 accepts;
+//! - the docker CLI 20.10 writes IPv6 host addresses unbracketed in
+//!   `docker ps` and `docker port` (`:::8080->80/tcp`) and does not sort
+//!   `docker port`'s lines;
 //! - go-connections v0.8.0 (newer CLIs) checks the protocol first and
 //!   rejects `80/tcp/udp` and `80-81-82`, which v0.5.0 reads as `80/tcp`
 //!   and `80-81`.
@@ -435,7 +440,8 @@ fn join_host_port(host: &str, port: &str) -> String {
 /// exposed (`80-82/tcp`) or published to the same port number on the same
 /// address (`0.0.0.0:80-82->80-82/tcp`); a port published to another
 /// number stands alone (`0.0.0.0:8000->80/tcp`) and such mappings come
-/// last. Groups appear in Docker's order: a group interrupted by a gap is
+/// last: `-p 8000-8002:80-82` shows as three mappings, never as
+/// `0.0.0.0:8000-8002->80-82/tcp`. Groups appear in Docker's order: a group interrupted by a gap is
 /// written at once, the still-open group of each address/protocol at the
 /// end, in the order each was first seen. IPv6 addresses are bracketed
 /// (`[::]:8080->80/tcp`). Items are joined by `", "`.
@@ -817,6 +823,15 @@ mod tests {
                 t("82/tcp", "", "8002")
             ]
         );
+        assert_eq!(one("[::1.2.3.4]:80:80"), [t("80/tcp", "::1.2.3.4", "80")]);
+        assert_eq!(
+            one("[0:0:0:0:0:0:0:1]:80:80"),
+            [t("80/tcp", "0:0:0:0:0:0:0:1", "80")]
+        );
+        assert_eq!(
+            one("255.255.255.255:80:80"),
+            [t("80/tcp", "255.255.255.255", "80")]
+        );
         // The long syntax.
         assert_eq!(one("published=8080,target=80"), [t("80/tcp", "", "8080")]);
         assert_eq!(one("target=80,protocol=udp"), [t("80/udp", "", "")]);
@@ -869,6 +884,14 @@ mod tests {
             ("fe80::1%eth0:80:80", "invalid IP address: fe80::1%eth0"),
             ("[fe80::1%eth0]:80:80", "invalid IP address: fe80::1%eth0"),
             ("[a]:80:80", "invalid IP address: a"),
+            ("1.2.3:80:80", "invalid IP address: 1.2.3"),
+            ("[1::2::3]:80:80", "invalid IP address: 1::2::3"),
+            ("[12345::1]:80:80", "invalid IP address: 12345::1"),
+            ("[1.2.3.04]:80:80", "invalid IP address: 1.2.3.04"),
+            (
+                "[::1]:80:80:80",
+                "invalid IP address [::1]:80: address [::1]:80:: too many colons in address",
+            ),
             ("::1]:80:80", "invalid IP address: ::1]"),
             (
                 "[::1]:80",
@@ -1051,6 +1074,11 @@ mod tests {
         }
     }
 
+    /// Each case was shown by the docker CLI 28.2.2 (`docker ps --format
+    /// '{{.Ports}}'`) given these ports by a stub of the Engine API (the
+    /// reference daemon has no bridge to publish with, and lists no ports
+    /// for `--network none` containers). The CLI 20.10 differs only in not
+    /// bracketing IPv6 (`:::8080->80/tcp`).
     #[test]
     fn display_like_docker_ps() {
         assert_eq!(display_ports(&[]), "");
@@ -1106,6 +1134,10 @@ mod tests {
         );
     }
 
+    /// Checked like `display_like_docker_ps`, with `docker port web [Q]`
+    /// (CLI 28.2.2) on a stub inspect answer holding these ports. The CLI
+    /// 20.10 does not sort, does not bracket IPv6, and words a bad query
+    /// without the `Error: invalid port (x): ` prefix.
     #[test]
     fn port_lines_like_docker_port() {
         let ports = [
