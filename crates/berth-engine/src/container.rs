@@ -763,24 +763,10 @@ impl Engine {
             exposed_ports: icfg.exposed_ports.clone().unwrap_or_default(),
         };
         let mut config = config;
-        let mut port_bindings: BTreeMap<String, Vec<berth_types::PortBinding>> = BTreeMap::new();
-        for spec in &o.net.expose {
-            let ports = berth_net::ports::parse_expose(spec)
-                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-            for p in ports {
-                config.exposed_ports.insert(p, serde_json::json!({}));
-            }
-        }
-        for spec in &o.net.publish {
-            let ports = berth_net::ports::parse_publish(spec)
-                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-            for (port, binding) in ports {
-                config
-                    .exposed_ports
-                    .insert(port.clone(), serde_json::json!({}));
-                port_bindings.entry(port).or_default().push(binding);
-            }
-        }
+        let published = berth_net::ports::publish_maps(&o.net.publish, &o.net.expose)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        config.exposed_ports.extend(published.exposed_ports);
+        let port_bindings = published.port_bindings;
         let config = config;
         for t in &o.tmpfs {
             check_tmpfs_options(t.split_once(':').map_or("", |(_, opts)| opts))?;

@@ -160,7 +160,7 @@ fn host_config(v: &ContainerView) -> Value {
     put("ContainerIDFile", json!(""));
     put("LogConfig", json!(h.log_config));
     put("NetworkMode", json!(h.network_mode));
-    put("PortBindings", json!({}));
+    put("PortBindings", json!(h.port_bindings));
     put("RestartPolicy", json!(h.restart_policy));
     put("AutoRemove", json!(h.auto_remove));
     put("VolumeDriver", json!(""));
@@ -169,10 +169,10 @@ fn host_config(v: &ContainerView) -> Value {
     put("CapDrop", json!(h.cap_drop));
     // berth's default is a cgroup namespace of the container's own.
     put("CgroupnsMode", json!(or(&h.cgroupns_mode, "private")));
-    put("Dns", json!([]));
-    put("DnsOptions", json!([]));
-    put("DnsSearch", json!([]));
-    put("ExtraHosts", Value::Null);
+    put("Dns", json!(h.dns.clone().unwrap_or_default()));
+    put("DnsOptions", json!(h.dns_options.clone().unwrap_or_default()));
+    put("DnsSearch", json!(h.dns_search.clone().unwrap_or_default()));
+    put("ExtraHosts", json!(h.extra_hosts));
     put("GroupAdd", json!(h.group_add));
     put("IpcMode", json!(or(&h.ipc_mode, "private")));
     put("Cgroup", json!(""));
@@ -180,7 +180,7 @@ fn host_config(v: &ContainerView) -> Value {
     put("OomScoreAdj", json!(0));
     put("PidMode", json!(h.pid_mode));
     put("Privileged", json!(h.privileged));
-    put("PublishAllPorts", json!(false));
+    put("PublishAllPorts", json!(h.publish_all_ports));
     put("ReadonlyRootfs", json!(h.readonly_rootfs));
     put("SecurityOpt", json!(h.security_opt));
     if !h.tmpfs.is_empty() {
