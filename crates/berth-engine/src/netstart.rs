@@ -408,6 +408,44 @@ impl Engine {
         }
     }
 
+    /// A running container's ports as `ps` and `port` show them: every
+    /// published one with its host side, and each exposed one that is not
+    /// published (without). None for a container that is not running.
+    pub fn container_ports(&self, v: &ContainerView) -> Vec<berth_net::ports::ActualPort> {
+        if !v.running() {
+            return Vec::new();
+        }
+        let plan = Self::network_plan_of(&v.dir).unwrap_or_default();
+        let mut out: Vec<berth_net::ports::ActualPort> = plan
+            .ports
+            .iter()
+            .map(|p| berth_net::ports::ActualPort {
+                container_port: p.container_port,
+                proto: p.proto.clone(),
+                host_ip: p.host_ip.to_string(),
+                host_port: p.host_port,
+            })
+            .collect();
+        if plan.endpoints.is_empty() {
+            return out;
+        }
+        for key in v.config.exposed_ports.keys() {
+            let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            if !out.iter().any(|p| p.container_port == port && p.proto == proto) {
+                out.push(berth_net::ports::ActualPort {
+                    container_port: port,
+                    proto: proto.to_string(),
+                    host_ip: String::new(),
+                    host_port: 0,
+                });
+            }
+        }
+        out
+    }
+
     /// The host sides of a container's published ports, chosen now.
     fn publish_ports(&self, v: &ContainerView, ip: Ipv4Addr) -> Result<Vec<PublishedPort>> {
         let mut wanted: BTreeMap<String, Vec<berth_types::PortBinding>> =

@@ -1139,7 +1139,7 @@ fn ps_row(v: &ContainerView, no_trunc: bool, now: DateTime<Utc>) -> serde_json::
         "RunningFor": ago(created, now),
         "Status": status,
         "State": v.status_word(),
-        "Ports": "",
+        "Ports": berth_net::ports::display_ports(&e.container_ports(&v)),
         "Names": v.name,
         "Labels": v.config.labels.iter().map(|(k, val)| format!("{k}={val}")).collect::<Vec<_>>().join(","),
         "LocalVolumes": v.host_config.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
