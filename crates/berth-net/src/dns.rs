@@ -1,1 +1,975 @@
-//! (to be written)
+//! The embedded DNS responder a container's monitor answers at 127.0.0.11.
+//!
+//! Like Docker's embedded DNS server (moby's `libnetwork/resolver.go` and the
+//! sandbox's name resolution), every container on a user-defined network
+//! resolves the other containers on its networks by name, alias and short ID;
+//! every other question goes to the host's resolvers.
+//!
+//! The pieces:
+//! - [`NameTable`]: the names of one or more networks, one file per network,
+//!   each line `IP NAME [NAME...]` (the first name is the container's name,
+//!   the others its aliases and short ID). Re-read only when a file changed.
+//! - [`Responder`]: the two sockets a monitor polls (the container-side one
+//!   bound to 127.0.0.11:53 in the container's namespace, and an upstream one
+//!   in the host's), the table, and a small bounded table of forwarded
+//!   queries in flight.
+//! - [`resolv_conf_servers`]: the `nameserver` lines of a resolv.conf.
+//!
+//! What is answered here, as Docker does:
+//! - `A`/`AAAA` of a known name: its addresses of that family, TTL 600
+//!   ([`TTL`]), the question's name as asked (case kept), no AA bit, RA set,
+//!   RD and CD copied from the query. Several addresses for a name (an alias
+//!   shared by several containers) are rotated from one answer to the next
+//!   (Docker shuffles them).
+//! - A known name that has no address of the asked family (the `AAAA` of a
+//!   v4-only container): NOERROR with no answers, never forwarded. Docker
+//!   does this for `AAAA`; berth does it for `A` of a v6-only name too.
+//! - `name.network` resolves like `name` restricted to that network; a name
+//!   with dots is first tried whole on every network.
+//! - The networks are searched in the order they were added; the first one
+//!   that knows the name answers alone.
+//! - `MX` of a known name: NOERROR with no answers (implicit MX, RFC 5321).
+//! - `PTR` of a container's address (`in-addr.arpa` and `ip6.arpa`):
+//!   `name.network.`, where name is the first name on the address's line.
+//! - A query with other than one question: FORMERR; an opcode other than
+//!   QUERY: NOTIMP (miekg/dns's default acceptance, which Docker's server
+//!   uses).
+//! - Everything else (unknown names, other types, other classes) is
+//!   forwarded to the first upstream server with a fresh random ID, and the
+//!   answer relayed with the client's ID. With no upstream server: SERVFAIL.
+//!   With the ndots option set ([`Responder::set_ndots_set`]), an unknown
+//!   single-label `A`/`AAAA` name gets NOERROR with no answers instead of
+//!   being forwarded, so that the client goes on with its search domains.
+//!
+//! The monitor must stay tiny: nothing here runs a thread or keeps a buffer;
+//! packets are read into and built in stack buffers, the in-flight table is
+//! freed when it empties, and a file is re-read only when its
+//! (mtime, size, inode) changed.
+//!
+//! The wire format is parsed and built by hand (about 200 lines): only the
+//! header and one question are ever parsed (a forwarded query and its answer
+//! are relayed as bytes, with two bytes of ID rewritten), and the answers are
+//! A/AAAA/PTR records pointing back at the question's name. A general crate
+//! would decode every packet into owned vectors and names, allocating per
+//! query in a process that must allocate nothing while idle and stay small.
+
+use std::fs;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The TTL of every answer given from the table (Docker's `respTTL`).
+pub const TTL: u32 = 600;
+/// How many forwarded queries may be in flight at once; past that a query
+/// that would be forwarded gets SERVFAIL.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// How long a forwarded query waits for the upstream's answer before it is
+/// forgotten (the client's own resolver retries).
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest answer built here (plain DNS over UDP).
+const MAX_ANSWER: usize = 512;
+/// The largest query read from a client.
+const MAX_QUERY: usize = 1500;
+/// The largest upstream answer relayed.
+const MAX_UPSTREAM: usize = 4096;
+
+const HEADER: usize = 12;
+const TYPE_A: u16 = 1;
+const TYPE_PTR: u16 = 12;
+const TYPE_MX: u16 = 15;
+const TYPE_AAAA: u16 = 28;
+const CLASS_IN: u16 = 1;
+
+const RCODE_FORMERR: u16 = 1;
+const RCODE_SERVFAIL: u16 = 2;
+const RCODE_NOTIMP: u16 = 4;
+
+const FLAG_QR: u16 = 0x8000;
+const MASK_OPCODE: u16 = 0x7800;
+const FLAG_TC: u16 = 0x0200;
+const FLAG_RD: u16 = 0x0100;
+const FLAG_RA: u16 = 0x0080;
+const FLAG_CD: u16 = 0x0010;
+
+/// Errors of setting up a [`Responder`].
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    /// A socket operation failed.
+    #[error("dns responder: {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> DnsError {
+    move |source| DnsError::Io { what, source }
+}
+
+/// Which address family a question asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `A` records.
+    V4,
+    /// `AAAA` records.
+    V6,
+}
+
+impl Family {
+    fn matches(self, ip: &IpAddr) -> bool {
+        matches!(
+            (self, ip),
+            (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
+        )
+    }
+}
+
+/// One line of a network's file: an address and its names, lowercased and
+/// joined by single spaces (the first is the container's name).
+#[derive(Debug)]
+struct Entry {
+    ip: IpAddr,
+    names: Box<str>,
+}
+
+impl Entry {
+    fn has_name(&self, name: &str) -> bool {
+        self.names.split(' ').any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    fn first_name(&self) -> &str {
+        self.names.split(' ').next().unwrap_or("")
+    }
+}
+
+/// What identifies a version of a file: replacing it by rename changes the
+/// inode, rewriting it in place the mtime or size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+#[derive(Debug)]
+struct NetFile {
+    network: Box<str>,
+    path: PathBuf,
+    stamp: Option<Stamp>,
+    entries: Vec<Entry>,
+}
+
+impl NetFile {
+    fn refresh(&mut self) {
+        let stamp = fs::metadata(&self.path).ok().map(|m| Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        });
+        if stamp == self.stamp && (stamp.is_some() || self.entries.is_empty()) {
+            return;
+        }
+        self.stamp = stamp;
+        // A missing or unreadable file is an empty network (the container
+        // left it, or it is being written): its names no longer resolve.
+        self.entries = match stamp.and_then(|_| fs::read_to_string(&self.path).ok()) {
+            Some(text) => parse_names(&text),
+            None => Vec::new(),
+        };
+    }
+}
+
+/// Parses a names file: `IP NAME [NAME...]` per line; blank lines, `#`
+/// comments and lines whose address does not parse are skipped.
+fn parse_names(text: &str) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        let mut names = String::new();
+        for word in words {
+            let word = word.trim_end_matches('.');
+            if word.is_empty() {
+                continue;
+            }
+            if !names.is_empty() {
+                names.push(' ');
+            }
+            names.push_str(&word.to_ascii_lowercase());
+        }
+        if !names.is_empty() {
+            entries.push(Entry {
+                ip,
+                names: names.into_boxed_str(),
+            });
+        }
+    }
+    entries.shrink_to_fit();
+    entries
+}
+
+/// The names a container resolves: one file per network it is on.
+///
+/// Each file holds lines `IP NAME [NAME...]` (IPv4 or IPv6; blank lines and
+/// `#` comments ignored); the first name of a line is the container's name
+/// (the one `PTR` answers), the others its aliases and short ID. Files are
+/// meant to be replaced by rename; [`NameTable::refresh`] re-reads a file
+/// only when its (mtime, size, inode) changed.
+#[derive(Debug, Default)]
+pub struct NameTable {
+    nets: Vec<NetFile>,
+}
+
+/// The outcome of [`NameTable::lookup`].
+#[derive(Debug)]
+pub enum Resolution<'a> {
+    /// The name is known and has addresses of the asked family.
+    Found(Addrs<'a>),
+    /// The name is known but has no address of the asked family: answer
+    /// NOERROR with no records, do not forward.
+    NoData,
+    /// The name is not in the table.
+    NotFound,
+}
+
+/// The addresses of one name on one network, of one family.
+#[derive(Debug, Clone)]
+pub struct Addrs<'a> {
+    entries: std::slice::Iter<'a, Entry>,
+    name: &'a str,
+    family: Family,
+}
+
+impl Iterator for Addrs<'_> {
+    type Item = IpAddr;
+
+    fn next(&mut self) -> Option<IpAddr> {
+        let (name, family) = (self.name, self.family);
+        self.entries
+            .by_ref()
+            .find(|e| family.matches(&e.ip) && e.has_name(name))
+            .map(|e| e.ip)
+    }
+}
+
+impl NameTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a network's names file and reads it (a missing file is an empty
+    /// network until it appears). Networks are searched in the order added.
+    pub fn add_network(&mut self, network: &str, path: impl Into<PathBuf>) {
+        let mut net = NetFile {
+            network: network.to_ascii_lowercase().into_boxed_str(),
+            path: path.into(),
+            stamp: None,
+            entries: Vec::new(),
+        };
+        net.refresh();
+        self.nets.push(net);
+    }
+
+    /// Re-reads each file whose (mtime, size, inode) changed since it was
+    /// last read: one stat per file when nothing changed.
+    pub fn refresh(&mut self) {
+        for net in &mut self.nets {
+            net.refresh();
+        }
+    }
+
+    /// Looks `name` up, case-insensitively, ignoring a trailing dot: first
+    /// the whole name on every network, then each `prefix.suffix` split
+    /// (rightmost dot first) as `prefix` on the network named `suffix`. The
+    /// first network that knows a candidate answers.
+    pub fn lookup<'a>(&'a self, name: &'a str, family: Family) -> Resolution<'a> {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        if name.is_empty() {
+            return Resolution::NotFound;
+        }
+        if let Some(r) = self.lookup_in(name, None, family) {
+            return r;
+        }
+        let mut rest = name;
+        while let Some(dot) = rest.rfind('.') {
+            let (prefix, network) = (&name[..dot], &name[dot + 1..]);
+            if !prefix.is_empty() && !network.is_empty() {
+                if let Some(r) = self.lookup_in(prefix, Some(network), family) {
+                    return r;
+                }
+            }
+            rest = &name[..dot];
+        }
+        Resolution::NotFound
+    }
+
+    fn lookup_in<'a>(
+        &'a self,
+        name: &'a str,
+        network: Option<&str>,
+        family: Family,
+    ) -> Option<Resolution<'a>> {
+        for net in &self.nets {
+            if network.is_some_and(|n| !net.network.eq_ignore_ascii_case(n)) {
+                continue;
+            }
+            if !net.entries.iter().any(|e| e.has_name(name)) {
+                continue;
+            }
+            let addrs = Addrs {
+                entries: net.entries.iter(),
+                name,
+                family,
+            };
+            if addrs.clone().next().is_some() {
+                return Some(Resolution::Found(addrs));
+            }
+            return Some(Resolution::NoData);
+        }
+        None
+    }
+
+    /// The name a `PTR` query for `ip` answers: `(container name, network)`
+    /// of the first network that has the address.
+    pub fn lookup_ip(&self, ip: IpAddr) -> Option<(&str, &str)> {
+        self.nets.iter().find_map(|net| {
+            net.entries
+                .iter()
+                .find(|e| e.ip == ip)
+                .map(|e| (e.first_name(), &*net.network))
+        })
+    }
+}
+
+/// The upstream servers of a resolv.conf: each `nameserver ADDRESS` line,
+/// port 53, in order. Lines that do not parse (or carry an IPv6 zone) are
+/// skipped; `#` and `;` start comments.
+pub fn resolv_conf_servers(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.split(['#', ';']).next().unwrap_or("");
+            let mut words = line.split_whitespace();
+            if words.next() != Some("nameserver") {
+                return None;
+            }
+            let ip = words.next()?.parse::<IpAddr>().ok()?;
+            Some(SocketAddr::new(ip, 53))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Wire format.
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// The one question of a message: its name as dotted lowercase text, type,
+/// class, where it ends, and a hash of it to match an answer to its query.
+struct Question {
+    text: [u8; 256],
+    text_len: usize,
+    /// Whether every label is plain printable ASCII without dots, so that
+    /// the text stands for the name.
+    plain: bool,
+    qtype: u16,
+    qclass: u16,
+    end: usize,
+    hash: u64,
+}
+
+impl Question {
+    fn name(&self) -> &str {
+        std::str::from_utf8(&self.text[..self.text_len]).unwrap_or("")
+    }
+}
+
+/// Parses the question that starts right after the header. No compression
+/// pointer can occur there (nothing precedes it to point at).
+fn parse_question(msg: &[u8]) -> Option<Question> {
+    let mut q = Question {
+        text: [0; 256],
+        text_len: 0,
+        plain: true,
+        qtype: 0,
+        qclass: 0,
+        end: 0,
+        hash: 0xcbf2_9ce4_8422_2325,
+    };
+    let mut hash = |b: u8| {
+        q.hash ^= u64::from(b);
+        q.hash = q.hash.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    let mut at = HEADER;
+    let mut wire_len = 0usize;
+    let mut text = [0u8; 256];
+    let mut text_len = 0usize;
+    let mut plain = true;
+    loop {
+        let len = usize::from(*msg.get(at)?);
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        wire_len += len + 1;
+        if wire_len > 255 {
+            return None;
+        }
+        hash(len as u8);
+        at += 1;
+        if len == 0 {
+            break;
+        }
+        let label = msg.get(at..at + len)?;
+        if text_len > 0 {
+            text[text_len] = b'.';
+            text_len += 1;
+        }
+        for &b in label {
+            let b = b.to_ascii_lowercase();
+            hash(b);
+            if b == b'.' || !b.is_ascii_graphic() {
+                plain = false;
+            }
+            text[text_len] = b;
+            text_len += 1;
+        }
+        at += len;
+    }
+    let qtype = be16(msg, at)?;
+    let qclass = be16(msg, at + 2)?;
+    let [t0, t1] = qtype.to_be_bytes();
+    let [c0, c1] = qclass.to_be_bytes();
+    for b in [t0, t1, c0, c1] {
+        hash(b);
+    }
+    q.text = text;
+    q.text_len = text_len;
+    q.plain = plain;
+    q.qtype = qtype;
+    q.qclass = qclass;
+    q.end = at + 4;
+    Some(q)
+}
+
+/// A message being built in a fixed buffer.
+struct Out<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Out<'_> {
+    fn put(&mut self, bytes: &[u8]) -> bool {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len += bytes.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn set16(&mut self, at: usize, v: u16) {
+        if let Some(dst) = self.buf.get_mut(at..at + 2) {
+            dst.copy_from_slice(&v.to_be_bytes());
+        }
+    }
+}
+
+/// Writes a reply's header: the query's ID, QR, its opcode, RD and CD, RA
+/// (Docker sets recursion available), `rcode`, and the counts.
+fn put_header(out: &mut Out<'_>, id: u16, qflags: u16, rcode: u16, qd: u16) -> bool {
+    let flags = FLAG_QR | (qflags & (MASK_OPCODE | FLAG_RD | FLAG_CD)) | FLAG_RA | (rcode & 0x000f);
+    let mut h = [0u8; HEADER];
+    h[0..2].copy_from_slice(&id.to_be_bytes());
+    h[2..4].copy_from_slice(&flags.to_be_bytes());
+    h[4..6].copy_from_slice(&qd.to_be_bytes());
+    out.put(&h)
+}
+
+/// Appends one answer record whose owner is the question's name (a pointer
+/// to offset 12); on overflow sets TC and returns false.
+fn put_answer(out: &mut Out<'_>, rtype: u16, rdata: &[&[u8]]) -> bool {
+    let rdlen: usize = rdata.iter().map(|p| p.len()).sum();
+    let start = out.len;
+    let mut ok = out.put(&[0xc0, 0x0c])
+        && out.put(&rtype.to_be_bytes())
+        && out.put(&CLASS_IN.to_be_bytes())
+        && out.put(&TTL.to_be_bytes())
+        && out.put(&(rdlen as u16).to_be_bytes());
+    for part in rdata {
+        ok = ok && out.put(part);
+    }
+    if !ok {
+        out.len = start;
+        let flags = be16(out.buf, 2).unwrap_or(0) | FLAG_TC;
+        out.set16(2, flags);
+        return false;
+    }
+    let an = be16(out.buf, 6).unwrap_or(0).saturating_add(1);
+    out.set16(6, an);
+    true
+}
+
+/// Encodes a dotted name as DNS labels (with the root label) into `dst`.
+fn encode_name(name: &str, dst: &mut [u8; 256]) -> Option<usize> {
+    let mut len = 0usize;
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        if label.len() > 63 || len + label.len() + 2 > 255 {
+            return None;
+        }
+        dst[len] = label.len() as u8;
+        dst[len + 1..len + 1 + label.len()].copy_from_slice(label.as_bytes());
+        len += label.len() + 1;
+    }
+    dst[len] = 0;
+    Some(len + 1)
+}
+
+/// The address a reverse name (`d.c.b.a.in-addr.arpa` or 32 nibbles of
+/// `ip6.arpa`) stands for.
+fn ptr_addr(name: &str) -> Option<IpAddr> {
+    if let Some(rev) = name.strip_suffix(".in-addr.arpa") {
+        let mut octets = [0u8; 4];
+        let mut parts = rev.split('.');
+        for slot in octets.iter_mut().rev() {
+            let part = parts.next()?;
+            if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            *slot = part.parse().ok()?;
+        }
+        return parts
+            .next()
+            .is_none()
+            .then(|| IpAddr::V4(Ipv4Addr::from(octets)));
+    }
+    if let Some(rev) = name.strip_suffix(".ip6.arpa") {
+        let mut value = 0u128;
+        let mut count = 0;
+        for (i, part) in rev.split('.').enumerate() {
+            if i >= 32 || part.len() != 1 {
+                return None;
+            }
+            let nibble = u128::from(u8::from_str_radix(part, 16).ok()?);
+            value |= nibble << (4 * i);
+            count += 1;
+        }
+        return (count == 32).then(|| IpAddr::V6(Ipv6Addr::from(value)));
+    }
+    None
+}
+
+/// What to do with a client's datagram.
+#[derive(Debug, PartialEq, Eq)]
+enum Action {
+    /// Send the first `n` bytes of the answer buffer back.
+    Reply(usize),
+    /// Forward the query upstream.
+    Forward { qhash: u64 },
+    /// Not a query worth an answer.
+    Drop,
+}
+
+/// Answers a query from the table, or says to forward or drop it. `rotate`
+/// picks which of several addresses comes first.
+fn handle_query(
+    table: &NameTable,
+    ndots_set: bool,
+    have_upstream: bool,
+    msg: &[u8],
+    buf: &mut [u8; MAX_ANSWER],
+    rotate: usize,
+) -> Action {
+    let (Some(id), Some(qflags), Some(qdcount)) = (be16(msg, 0), be16(msg, 2), be16(msg, 4)) else {
+        return Action::Drop;
+    };
+    if msg.len() < HEADER || qflags & FLAG_QR != 0 {
+        return Action::Drop;
+    }
+    let mut out = Out { buf, len: 0 };
+    if qflags & MASK_OPCODE != 0 {
+        let ok = put_header(&mut out, id, qflags, RCODE_NOTIMP, 0);
+        return if ok {
+            Action::Reply(out.len)
+        } else {
+            Action::Drop
+        };
+    }
+    if qdcount != 1 {
+        let ok = put_header(&mut out, id, qflags, RCODE_FORMERR, 0);
+        return if ok {
+            Action::Reply(out.len)
+        } else {
+            Action::Drop
+        };
+    }
+    let Some(q) = parse_question(msg) else {
+        return Action::Drop;
+    };
+    let question = &msg[HEADER..q.end];
+    let forward = |out: &mut Out<'_>| -> Action {
+        if have_upstream {
+            return Action::Forward { qhash: q.hash };
+        }
+        out.len = 0;
+        let ok = put_header(out, id, qflags, RCODE_SERVFAIL, 1) && out.put(question);
+        if ok {
+            Action::Reply(out.len)
+        } else {
+            Action::Drop
+        }
+    };
+    if !q.plain || q.qclass != CLASS_IN || q.text_len == 0 {
+        return forward(&mut out);
+    }
+    if !(put_header(&mut out, id, qflags, 0, 1) && out.put(question)) {
+        return Action::Drop;
+    }
+    let name = q.name();
+    match q.qtype {
+        TYPE_A | TYPE_AAAA => {
+            let family = if q.qtype == TYPE_A {
+                Family::V4
+            } else {
+                Family::V6
+            };
+            match table.lookup(name, family) {
+                Resolution::Found(addrs) => {
+                    let n = addrs.clone().count().max(1);
+                    let skip = rotate % n;
+                    for ip in addrs.clone().skip(skip).chain(addrs.take(skip)) {
+                        let fits = match ip {
+                            IpAddr::V4(v4) => put_answer(&mut out, TYPE_A, &[&v4.octets()]),
+                            IpAddr::V6(v6) => put_answer(&mut out, TYPE_AAAA, &[&v6.octets()]),
+                        };
+                        if !fits {
+                            break;
+                        }
+                    }
+                    Action::Reply(out.len)
+                }
+                Resolution::NoData => Action::Reply(out.len),
+                Resolution::NotFound if ndots_set && !name.contains('.') => Action::Reply(out.len),
+                Resolution::NotFound => forward(&mut out),
+            }
+        }
+        TYPE_MX => {
+            let known = |f| !matches!(table.lookup(name, f), Resolution::NotFound);
+            if known(Family::V4) || known(Family::V6) {
+                Action::Reply(out.len)
+            } else {
+                forward(&mut out)
+            }
+        }
+        TYPE_PTR => {
+            let target = ptr_addr(name).and_then(|ip| table.lookup_ip(ip));
+            let mut wire = [0u8; 256];
+            let encoded = target.and_then(|(host, network)| {
+                let host_len = encode_name(host, &mut wire)?;
+                let mut net_wire = [0u8; 256];
+                let net_len = encode_name(network, &mut net_wire)?;
+                // host's labels without its root, then network's labels.
+                let total = host_len - 1 + net_len;
+                if total > 255 {
+                    return None;
+                }
+                wire[host_len - 1..total].copy_from_slice(&net_wire[..net_len]);
+                Some(total)
+            });
+            match encoded {
+                Some(len) => {
+                    put_answer(&mut out, TYPE_PTR, &[&wire[..len]]);
+                    Action::Reply(out.len)
+                }
+                None => forward(&mut out),
+            }
+        }
+        _ => forward(&mut out),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The responder.
+
+/// A query sent upstream and not yet answered.
+#[derive(Debug)]
+struct InFlight {
+    upstream_id: u16,
+    client_id: u16,
+    client: SocketAddr,
+    server: SocketAddr,
+    qhash: u64,
+    deadline: Instant,
+}
+
+/// The embedded DNS responder of one container, driven by its monitor's
+/// poll loop: poll [`Responder::fds`] for reading, call
+/// [`Responder::on_query_readable`] / [`Responder::on_upstream_readable`]
+/// when they are, and [`Responder::expire`] by [`Responder::next_deadline`].
+#[derive(Debug)]
+pub struct Responder {
+    sock: UdpSocket,
+    upstream: UdpSocket,
+    servers: Vec<SocketAddr>,
+    table: NameTable,
+    in_flight: Vec<InFlight>,
+    ndots_set: bool,
+    rotate: usize,
+}
+
+impl Responder {
+    /// Takes the container-side socket (bound to 127.0.0.11:53 in the
+    /// container's namespace by the caller) and makes the upstream socket,
+    /// bound to an ephemeral port in the caller's current namespace (the
+    /// host's). Only the servers of the first server's family are used
+    /// (the upstream socket has one family); with none, unknown names get
+    /// SERVFAIL.
+    pub fn new(
+        sock: UdpSocket,
+        servers: Vec<SocketAddr>,
+        table: NameTable,
+    ) -> Result<Self, DnsError> {
+        sock.set_nonblocking(true)
+            .map_err(io_err("setting the container socket nonblocking"))?;
+        let v6 = servers.first().is_some_and(SocketAddr::is_ipv6);
+        let servers: Vec<SocketAddr> = servers.into_iter().filter(|s| s.is_ipv6() == v6).collect();
+        let bind: SocketAddr = if v6 {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let upstream = UdpSocket::bind(bind).map_err(io_err("binding the upstream socket"))?;
+        upstream
+            .set_nonblocking(true)
+            .map_err(io_err("setting the upstream socket nonblocking"))?;
+        Ok(Self {
+            sock,
+            upstream,
+            servers,
+            table,
+            in_flight: Vec::new(),
+            ndots_set: false,
+            rotate: 0,
+        })
+    }
+
+    /// Whether the container's resolv.conf sets `ndots` explicitly: then an
+    /// unknown single-label A/AAAA name is answered NOERROR with no records
+    /// instead of being forwarded (as Docker does).
+    pub fn set_ndots_set(&mut self, set: bool) {
+        self.ndots_set = set;
+    }
+
+    /// The two descriptors to poll for reading: `[container side, upstream]`.
+    pub fn fds(&self) -> [RawFd; 2] {
+        [self.sock.as_raw_fd(), self.upstream.as_raw_fd()]
+    }
+
+    /// The table, to add networks to.
+    pub fn table_mut(&mut self) -> &mut NameTable {
+        &mut self.table
+    }
+
+    /// How many forwarded queries await an answer.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// When the oldest forwarded query expires, if any is in flight: the
+    /// poll timeout to use.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.in_flight.iter().map(|f| f.deadline).min()
+    }
+
+    /// Reads every queued query from the container side and answers,
+    /// forwards or drops each. Returns on `WouldBlock`; other receive errors
+    /// are returned to the caller.
+    pub fn on_query_readable(&mut self) -> io::Result<()> {
+        let mut buf = [0u8; MAX_QUERY];
+        let mut answer = [0u8; MAX_ANSWER];
+        loop {
+            let (n, client) = match self.sock.recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let msg = &buf[..n];
+            self.table.refresh();
+            self.rotate = self.rotate.wrapping_add(1);
+            let have_upstream = !self.servers.is_empty();
+            match handle_query(
+                &self.table,
+                self.ndots_set,
+                have_upstream,
+                msg,
+                &mut answer,
+                self.rotate,
+            ) {
+                Action::Reply(len) => self.reply(&answer[..len], client),
+                Action::Forward { qhash } => self.forward(msg, client, qhash, &mut answer),
+                Action::Drop => {}
+            }
+        }
+    }
+
+    fn reply(&self, msg: &[u8], client: SocketAddr) {
+        // UDP: an answer the socket cannot take now is lost like any other
+        // datagram; the client retries.
+        let _ = self.sock.send_to(msg, client);
+    }
+
+    /// Sends `msg` upstream under a fresh random ID, or answers SERVFAIL
+    /// when the in-flight table is full or no ID can be drawn.
+    fn forward(
+        &mut self,
+        msg: &[u8],
+        client: SocketAddr,
+        qhash: u64,
+        scratch: &mut [u8; MAX_ANSWER],
+    ) {
+        let (Some(&server), Some(client_id)) = (self.servers.first(), be16(msg, 0)) else {
+            return;
+        };
+        let upstream_id = (self.in_flight.len() < MAX_IN_FLIGHT)
+            .then(|| self.fresh_id())
+            .flatten();
+        let Some(upstream_id) = upstream_id else {
+            self.servfail(msg, client, scratch);
+            return;
+        };
+        let mut out = [0u8; MAX_QUERY];
+        let Some(copy) = out.get_mut(..msg.len()) else {
+            return;
+        };
+        copy.copy_from_slice(msg);
+        copy[0..2].copy_from_slice(&upstream_id.to_be_bytes());
+        match self.upstream.send_to(copy, server) {
+            Ok(_) => self.in_flight.push(InFlight {
+                upstream_id,
+                client_id,
+                client,
+                server,
+                qhash,
+                deadline: Instant::now() + FORWARD_TIMEOUT,
+            }),
+            Err(_) => self.servfail(msg, client, scratch),
+        }
+    }
+
+    fn servfail(&self, msg: &[u8], client: SocketAddr, scratch: &mut [u8; MAX_ANSWER]) {
+        let (Some(id), Some(qflags), Some(q)) = (be16(msg, 0), be16(msg, 2), parse_question(msg))
+        else {
+            return;
+        };
+        let mut out = Out {
+            buf: scratch,
+            len: 0,
+        };
+        if put_header(&mut out, id, qflags, RCODE_SERVFAIL, 1) && out.put(&msg[HEADER..q.end]) {
+            let len = out.len;
+            self.reply(&scratch[..len], client);
+        }
+    }
+
+    /// A random ID no query in flight uses.
+    fn fresh_id(&self) -> Option<u16> {
+        for _ in 0..8 {
+            let mut b = [0u8; 2];
+            getrandom::getrandom(&mut b).ok()?;
+            let id = u16::from_be_bytes(b);
+            if !self.in_flight.iter().any(|f| f.upstream_id == id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Reads every queued upstream answer and relays each that matches a
+    /// query in flight (same server, ID and question) to its client under
+    /// the client's ID; others are dropped.
+    pub fn on_upstream_readable(&mut self) -> io::Result<()> {
+        let mut buf = [0u8; MAX_UPSTREAM];
+        loop {
+            let (n, from) = match self.upstream.recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.relay(&mut buf, n, from);
+        }
+        self.free_if_idle();
+        Ok(())
+    }
+
+    fn relay(&mut self, buf: &mut [u8; MAX_UPSTREAM], n: usize, from: SocketAddr) {
+        let msg = &buf[..n];
+        let (Some(id), Some(flags)) = (be16(msg, 0), be16(msg, 2)) else {
+            return;
+        };
+        if flags & FLAG_QR == 0 {
+            return;
+        }
+        let Some(q) = parse_question(msg) else {
+            return;
+        };
+        let Some(pos) = self
+            .in_flight
+            .iter()
+            .position(|f| f.upstream_id == id && f.server == from && f.qhash == q.hash)
+        else {
+            return;
+        };
+        let entry = self.in_flight.swap_remove(pos);
+        let mut len = n;
+        if n == MAX_UPSTREAM {
+            // Possibly cut by the buffer: relay the header and question
+            // only, truncated, so that the client retries another way.
+            len = q.end;
+            for at in [6, 8, 10] {
+                buf[at..at + 2].copy_from_slice(&[0, 0]);
+            }
+            let flags = flags | FLAG_TC;
+            buf[2..4].copy_from_slice(&flags.to_be_bytes());
+        }
+        buf[0..2].copy_from_slice(&entry.client_id.to_be_bytes());
+        self.reply(&buf[..len], entry.client);
+    }
+
+    /// Forgets the forwarded queries whose time ran out by `now`, and frees
+    /// the in-flight table once it is empty.
+    pub fn expire(&mut self, now: Instant) {
+        self.in_flight.retain(|f| f.deadline > now);
+        self.free_if_idle();
+    }
+
+    fn free_if_idle(&mut self) {
+        if self.in_flight.is_empty() && self.in_flight.capacity() > 0 {
+            self.in_flight = Vec::new();
+        }
+    }
+
+    /// The in-flight table's capacity (0 when idle), for tests.
+    #[cfg(test)]
+    fn in_flight_capacity(&self) -> usize {
+        self.in_flight.capacity()
+    }
+}
