@@ -973,3 +973,628 @@ impl Responder {
         self.in_flight.capacity()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::thread;
+
+    const RESOLVER: &str = "127.0.0.11:53";
+
+    /// Moves this test's thread into a fresh network namespace with `lo` up.
+    /// Threads spawned afterwards (and `ip`) inherit it. False (and the test
+    /// is skipped) where namespaces cannot be made.
+    fn enter_netns() -> bool {
+        // SAFETY: unshare takes no pointers; CLONE_NEWNET moves only the
+        // calling thread into a new network namespace.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        if rc != 0 {
+            eprintln!(
+                "skipped: unshare(CLONE_NEWNET): {}",
+                io::Error::last_os_error()
+            );
+            return false;
+        }
+        let up = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status();
+        assert!(
+            up.as_ref().is_ok_and(|s| s.success()),
+            "ip link set lo up: {up:?}"
+        );
+        true
+    }
+
+    fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&id.to_be_bytes());
+        m.extend_from_slice(&FLAG_RD.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        for label in name.trim_end_matches('.').split('.') {
+            m.push(label.len() as u8);
+            m.extend_from_slice(label.as_bytes());
+        }
+        m.push(0);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&CLASS_IN.to_be_bytes());
+        m
+    }
+
+    #[derive(Debug)]
+    struct Reply {
+        id: u16,
+        flags: u16,
+        qdcount: u16,
+        answers: Vec<(u16, u32, Vec<u8>)>,
+    }
+
+    impl Reply {
+        fn rcode(&self) -> u16 {
+            self.flags & 0x000f
+        }
+        fn ips(&self) -> Vec<IpAddr> {
+            self.answers
+                .iter()
+                .filter_map(|(t, _, d)| match (*t, d.len()) {
+                    (TYPE_A, 4) => Some(IpAddr::from([d[0], d[1], d[2], d[3]])),
+                    (TYPE_AAAA, 16) => {
+                        let b: [u8; 16] = d.as_slice().try_into().ok()?;
+                        Some(IpAddr::from(b))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    /// Skips a name (labels, or a pointer) starting at `at`.
+    fn skip_name(m: &[u8], mut at: usize) -> usize {
+        loop {
+            let len = m[at] as usize;
+            if len & 0xc0 == 0xc0 {
+                return at + 2;
+            }
+            at += 1 + len;
+            if len == 0 {
+                return at;
+            }
+        }
+    }
+
+    fn decode_name(m: &[u8]) -> String {
+        let mut at = 0;
+        let mut labels = Vec::new();
+        while m[at] != 0 {
+            let len = m[at] as usize;
+            labels.push(String::from_utf8_lossy(&m[at + 1..at + 1 + len]).into_owned());
+            at += 1 + len;
+        }
+        labels.join(".") + "."
+    }
+
+    fn parse_reply(m: &[u8]) -> Reply {
+        let r16 = |at: usize| u16::from_be_bytes([m[at], m[at + 1]]);
+        let mut at = HEADER;
+        for _ in 0..r16(4) {
+            at = skip_name(m, at) + 4;
+        }
+        let mut answers = Vec::new();
+        for _ in 0..r16(6) {
+            at = skip_name(m, at);
+            let rtype = r16(at);
+            let ttl = u32::from_be_bytes([m[at + 4], m[at + 5], m[at + 6], m[at + 7]]);
+            let rdlen = r16(at + 8) as usize;
+            answers.push((rtype, ttl, m[at + 10..at + 10 + rdlen].to_vec()));
+            at += 10 + rdlen;
+        }
+        Reply {
+            id: r16(0),
+            flags: r16(2),
+            qdcount: r16(4),
+            answers,
+        }
+    }
+
+    fn client() -> UdpSocket {
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_nonblocking(true).unwrap();
+        c
+    }
+
+    /// Drives the responder until the client has a datagram, or `wait`
+    /// passes.
+    fn pump_until_reply(r: &mut Responder, c: &UdpSocket, wait: Duration) -> Option<Vec<u8>> {
+        let end = Instant::now() + wait;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            r.on_query_readable().unwrap();
+            r.on_upstream_readable().unwrap();
+            if let Ok(n) = c.recv(&mut buf) {
+                return Some(buf[..n].to_vec());
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        None
+    }
+
+    fn ask(r: &mut Responder, c: &UdpSocket, msg: &[u8]) -> Reply {
+        c.send_to(msg, RESOLVER).unwrap();
+        let got = pump_until_reply(r, c, Duration::from_secs(3)).expect("an answer");
+        parse_reply(&got)
+    }
+
+    fn write_file(path: &std::path::Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        fs::write(&tmp, text).unwrap();
+        fs::rename(&tmp, path).unwrap();
+    }
+
+    fn responder(dir: &tempfile::TempDir, text: &str, servers: Vec<SocketAddr>) -> Responder {
+        let path = dir.path().join("net1.hosts");
+        write_file(&path, text);
+        let mut table = NameTable::new();
+        table.add_network("net1", &path);
+        let sock = UdpSocket::bind(RESOLVER).unwrap();
+        Responder::new(sock, servers, table).unwrap()
+    }
+
+    const HOSTS: &str = "# net1\n\n10.0.0.2 web alias1 0123456789ab\n10.0.0.3   db  # the database\nfd00::4 v6only\n10.0.0.5 dual\nfd00::5 dual\n";
+
+    /// A fake upstream DNS server on 127.0.0.1: answers every query with
+    /// one A record 192.0.2.7 (TTL 30) unless `silent`, counting queries
+    /// and keeping the last ID seen; stops when told or after 20 s.
+    struct Upstream {
+        addr: SocketAddr,
+        stop: Arc<AtomicBool>,
+        seen: Arc<AtomicUsize>,
+        last_id: Arc<AtomicUsize>,
+        handle: Option<thread::JoinHandle<()>>,
+    }
+
+    impl Upstream {
+        fn start(silent: bool) -> Self {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            let addr = sock.local_addr().unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let seen = Arc::new(AtomicUsize::new(0));
+            let last_id = Arc::new(AtomicUsize::new(usize::MAX));
+            let (s, n, l) = (stop.clone(), seen.clone(), last_id.clone());
+            let handle = thread::spawn(move || {
+                let end = Instant::now() + Duration::from_secs(20);
+                let mut buf = [0u8; 1500];
+                while !s.load(Ordering::SeqCst) && Instant::now() < end {
+                    let Ok((len, from)) = sock.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    n.fetch_add(1, Ordering::SeqCst);
+                    l.store(
+                        usize::from(u16::from_be_bytes([buf[0], buf[1]])),
+                        Ordering::SeqCst,
+                    );
+                    if silent {
+                        continue;
+                    }
+                    let mut m = buf[..len].to_vec();
+                    m[2] |= 0x80; // QR
+                    m[3] |= 0x80; // RA
+                    m[7] = 1; // ANCOUNT
+                    m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 7]);
+                    let _ = sock.send_to(&m, from);
+                }
+            });
+            Upstream {
+                addr,
+                stop,
+                seen,
+                last_id,
+                handle: Some(handle),
+            }
+        }
+    }
+
+    impl Drop for Upstream {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            if let Some(h) = self.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    #[test]
+    fn answers_names_aliases_short_ids_from_the_table() {
+        if !enter_netns() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = responder(&dir, HOSTS, Vec::new());
+        let c = client();
+        let web: IpAddr = "10.0.0.2".parse().unwrap();
+        for (id, name) in [
+            (1, "web"),
+            (2, "alias1"),
+            (3, "0123456789ab"),
+            (4, "WeB"),
+            (5, "web."),
+            (6, "ALIAS1."),
+            (7, "web.net1"),
+            (8, "Web.NET1."),
+        ] {
+            let reply = ask(&mut r, &c, &query(id, name, TYPE_A));
+            assert_eq!(reply.id, id, "{name}");
+            assert_eq!(reply.rcode(), 0, "{name}");
+            assert_ne!(reply.flags & FLAG_QR, 0);
+            assert_ne!(reply.flags & FLAG_RA, 0);
+            assert_ne!(reply.flags & FLAG_RD, 0, "RD copied");
+            assert_eq!(reply.flags & 0x0400, 0, "not authoritative, like Docker");
+            assert_eq!(reply.qdcount, 1);
+            assert_eq!(reply.ips(), vec![web], "{name}");
+            assert_eq!(reply.answers[0].1, TTL);
+        }
+        // The answer's owner is the question's name as asked.
+        c.send_to(&query(9, "WeB", TYPE_A), RESOLVER).unwrap();
+        let raw = pump_until_reply(&mut r, &c, Duration::from_secs(3)).unwrap();
+        assert!(raw.windows(4).any(|w| w == b"\x03WeB"));
+
+        // AAAA of a v4-only name: NOERROR, no answers.
+        let reply = ask(&mut r, &c, &query(10, "web", TYPE_AAAA));
+        assert_eq!((reply.rcode(), reply.answers.len()), (0, 0));
+        // A of a v6-only name: the same.
+        let reply = ask(&mut r, &c, &query(11, "v6only", TYPE_A));
+        assert_eq!((reply.rcode(), reply.answers.len()), (0, 0));
+        let reply = ask(&mut r, &c, &query(12, "v6only", TYPE_AAAA));
+        assert_eq!(reply.ips(), vec!["fd00::4".parse::<IpAddr>().unwrap()]);
+        let reply = ask(&mut r, &c, &query(13, "dual", TYPE_AAAA));
+        assert_eq!(reply.ips(), vec!["fd00::5".parse::<IpAddr>().unwrap()]);
+        // MX of a known name: NOERROR, no answers.
+        let reply = ask(&mut r, &c, &query(14, "db", TYPE_MX));
+        assert_eq!((reply.rcode(), reply.answers.len()), (0, 0));
+        // PTR of a container's address: name.network.
+        let reply = ask(&mut r, &c, &query(15, "2.0.0.10.in-addr.arpa", TYPE_PTR));
+        assert_eq!(reply.answers.len(), 1);
+        assert_eq!(reply.answers[0].0, TYPE_PTR);
+        assert_eq!(decode_name(&reply.answers[0].2), "web.net1.");
+        let v6_ptr = "4.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa";
+        let reply = ask(&mut r, &c, &query(16, v6_ptr, TYPE_PTR));
+        assert_eq!(decode_name(&reply.answers[0].2), "v6only.net1.");
+        // Unknown, with no upstream: SERVFAIL with the question.
+        let reply = ask(&mut r, &c, &query(17, "nosuch", TYPE_A));
+        assert_eq!((reply.id, reply.rcode(), reply.qdcount), (17, 2, 1));
+        assert!(reply.answers.is_empty());
+        let reply = ask(&mut r, &c, &query(18, "9.0.0.10.in-addr.arpa", TYPE_PTR));
+        assert_eq!(reply.rcode(), 2);
+    }
+
+    #[test]
+    fn several_addresses_for_a_name_are_rotated() {
+        if !enter_netns() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = responder(
+            &dir,
+            "10.0.0.2 a shared\n10.0.0.3 b shared\n10.0.0.4 c shared\n",
+            Vec::new(),
+        );
+        let c = client();
+        let mut firsts = std::collections::HashSet::new();
+        for id in 0..6 {
+            let reply = ask(&mut r, &c, &query(id, "shared", TYPE_A));
+            let mut ips = reply.ips();
+            assert_eq!(ips.len(), 3);
+            firsts.insert(ips[0]);
+            ips.sort();
+            assert_eq!(ips[0], "10.0.0.2".parse::<IpAddr>().unwrap());
+        }
+        assert_eq!(firsts.len(), 3);
+    }
+
+    #[test]
+    fn unknown_names_are_forwarded_and_relayed_with_the_client_id() {
+        if !enter_netns() {
+            return;
+        }
+        let up = Upstream::start(false);
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = responder(&dir, HOSTS, vec![up.addr]);
+        let c = client();
+        let reply = ask(&mut r, &c, &query(0x1234, "example.test", TYPE_A));
+        assert_eq!(reply.id, 0x1234);
+        assert_eq!(reply.rcode(), 0);
+        assert_eq!(reply.ips(), vec!["192.0.2.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(reply.answers[0].1, 30, "the upstream's TTL is kept");
+        assert_eq!(up.seen.load(Ordering::SeqCst), 1);
+        // Other types of a known name go upstream too.
+        let reply = ask(&mut r, &c, &query(0x4321, "web", 16 /* TXT */));
+        assert_eq!(reply.id, 0x4321);
+        assert_eq!(up.seen.load(Ordering::SeqCst), 2);
+        // Known names are not forwarded.
+        let reply = ask(&mut r, &c, &query(0x5555, "db", TYPE_A));
+        assert_eq!(reply.ips(), vec!["10.0.0.3".parse::<IpAddr>().unwrap()]);
+        assert_eq!(up.seen.load(Ordering::SeqCst), 2);
+        assert_eq!(r.in_flight(), 0);
+        assert_eq!(r.in_flight_capacity(), 0, "freed once empty");
+        assert!(r.next_deadline().is_none());
+        // A reply to an ID nobody waits for is dropped.
+        let stray = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut fake = query(up.last_id.load(Ordering::SeqCst) as u16, "x", TYPE_A);
+        fake[2] |= 0x80;
+        stray
+            .send_to(&fake, r.upstream.local_addr().unwrap())
+            .unwrap();
+        assert!(pump_until_reply(&mut r, &c, Duration::from_millis(150)).is_none());
+    }
+
+    #[test]
+    fn ndots_set_keeps_single_labels_home() {
+        if !enter_netns() {
+            return;
+        }
+        let up = Upstream::start(false);
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = responder(&dir, HOSTS, vec![up.addr]);
+        r.set_ndots_set(true);
+        let c = client();
+        let reply = ask(&mut r, &c, &query(1, "nosuch", TYPE_A));
+        assert_eq!((reply.rcode(), reply.answers.len()), (0, 0));
+        assert_eq!(up.seen.load(Ordering::SeqCst), 0);
+        let reply = ask(&mut r, &c, &query(2, "no.such", TYPE_A));
+        assert_eq!(reply.ips().len(), 1);
+        assert_eq!(up.seen.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_table_is_reread_after_the_file_is_replaced() {
+        if !enter_netns() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = responder(&dir, "10.0.0.2 web\n", Vec::new());
+        let c = client();
+        let reply = ask(&mut r, &c, &query(1, "web", TYPE_A));
+        assert_eq!(reply.ips(), vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        write_file(
+            &dir.path().join("net1.hosts"),
+            "10.0.0.9 web\n10.0.0.3 new\n",
+        );
+        let reply = ask(&mut r, &c, &query(2, "web", TYPE_A));
+        assert_eq!(reply.ips(), vec!["10.0.0.9".parse::<IpAddr>().unwrap()]);
+        let reply = ask(&mut r, &c, &query(3, "new", TYPE_A));
+        assert_eq!(reply.ips(), vec!["10.0.0.3".parse::<IpAddr>().unwrap()]);
+        // A file that goes away empties its network.
+        fs::remove_file(dir.path().join("net1.hosts")).unwrap();
+        let reply = ask(&mut r, &c, &query(4, "web", TYPE_A));
+        assert_eq!(reply.rcode(), RCODE_SERVFAIL);
+    }
+
+    #[test]
+    fn malformed_datagrams_are_ignored() {
+        if !enter_netns() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = responder(&dir, HOSTS, Vec::new());
+        let c = client();
+        let good = query(7, "web", TYPE_A);
+        let mut answer = good.clone();
+        answer[2] |= 0x80;
+        let mut pointer = good.clone();
+        pointer[12] = 0xc0;
+        for bad in [
+            &b""[..],
+            &b"\x00"[..],
+            &good[..11],
+            &good[..good.len() - 1],
+            &answer[..],
+            &pointer[..],
+            &[0xffu8; 40][..],
+        ] {
+            c.send_to(bad, RESOLVER).unwrap();
+        }
+        assert!(pump_until_reply(&mut r, &c, Duration::from_millis(200)).is_none());
+        // Still serving.
+        let reply = ask(&mut r, &c, &good);
+        assert_eq!(reply.ips(), vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        // Two questions: FORMERR; another opcode: NOTIMP.
+        let mut two = good.clone();
+        two[5] = 2;
+        let reply = ask(&mut r, &c, &two);
+        assert_eq!((reply.id, reply.rcode()), (7, RCODE_FORMERR));
+        let mut status = good.clone();
+        status[2] |= 2 << 3;
+        let reply = ask(&mut r, &c, &status);
+        assert_eq!(reply.rcode(), RCODE_NOTIMP);
+    }
+
+    #[test]
+    fn the_in_flight_table_is_bounded_and_expires() {
+        if !enter_netns() {
+            return;
+        }
+        let up = Upstream::start(true);
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = responder(&dir, HOSTS, vec![up.addr]);
+        let c = client();
+        let total = MAX_IN_FLIGHT + 36;
+        for id in 0..total {
+            c.send_to(
+                &query(id as u16, &format!("n{id}.example"), TYPE_A),
+                RESOLVER,
+            )
+            .unwrap();
+            if id % 16 == 15 {
+                r.on_query_readable().unwrap();
+            }
+        }
+        r.on_query_readable().unwrap();
+        assert_eq!(r.in_flight(), MAX_IN_FLIGHT);
+        let mut servfails = 0;
+        while let Some(m) = pump_until_reply(&mut r, &c, Duration::from_millis(200)) {
+            let reply = parse_reply(&m);
+            assert_eq!(reply.rcode(), RCODE_SERVFAIL);
+            assert!(usize::from(reply.id) >= MAX_IN_FLIGHT);
+            servfails += 1;
+        }
+        assert_eq!(servfails, total - MAX_IN_FLIGHT);
+        let deadline = r.next_deadline().unwrap();
+        assert!(deadline <= Instant::now() + FORWARD_TIMEOUT);
+        r.expire(Instant::now());
+        assert_eq!(r.in_flight(), MAX_IN_FLIGHT, "not yet due");
+        r.expire(Instant::now() + FORWARD_TIMEOUT + Duration::from_secs(1));
+        assert_eq!(r.in_flight(), 0);
+        assert_eq!(r.in_flight_capacity(), 0);
+        let mut n = 0;
+        for _ in 0..50 {
+            n = up.seen.load(Ordering::SeqCst);
+            if n == MAX_IN_FLIGHT {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(n, MAX_IN_FLIGHT);
+    }
+
+    /// A small xorshift generator: reproducible "random" packets.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn random_and_damaged_packets_never_panic() {
+        let mut table = NameTable::new();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n");
+        fs::write(&path, HOSTS).unwrap();
+        table.add_network("net1", &path);
+        let mut out = [0u8; MAX_ANSWER];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..20_000 {
+            let len = (rng.next() % 300) as usize;
+            let msg: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let _ = handle_query(&table, false, true, &msg, &mut out, 0);
+            let _ = parse_question(&msg);
+        }
+        let seeds = [
+            query(1, "web", TYPE_A),
+            query(2, "2.0.0.10.in-addr.arpa", TYPE_PTR),
+            query(3, "alias1.net1", TYPE_AAAA),
+            query(4, "db", TYPE_MX),
+        ];
+        for seed in &seeds {
+            for cut in 0..seed.len() {
+                let _ = handle_query(&table, false, false, &seed[..cut], &mut out, 1);
+            }
+            for _ in 0..5_000 {
+                let mut m = seed.clone();
+                for _ in 0..1 + rng.next() % 4 {
+                    let at = (rng.next() as usize) % m.len();
+                    m[at] = rng.next() as u8;
+                }
+                for ndots in [false, true] {
+                    if let Action::Reply(n) = handle_query(&table, ndots, false, &m, &mut out, 2) {
+                        assert!((HEADER..=MAX_ANSWER).contains(&n));
+                    }
+                }
+            }
+        }
+        // The longest name and many answers still fit in 512 bytes.
+        let long = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61),
+        ]
+        .join(".");
+        let many: String = (0..40).map(|i| format!("10.1.0.{i} {long}\n")).collect();
+        fs::write(&path, many).unwrap();
+        table.refresh();
+        let Action::Reply(n) =
+            handle_query(&table, false, false, &query(5, &long, TYPE_A), &mut out, 0)
+        else {
+            panic!("no reply");
+        };
+        let reply = parse_reply(&out[..n]);
+        assert_ne!(reply.flags & FLAG_TC, 0, "truncated");
+        assert!(!reply.answers.is_empty() && reply.answers.len() < 40);
+    }
+
+    #[test]
+    fn lookup_follows_docker_resolution_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, "10.1.0.2 web my.app\n").unwrap();
+        fs::write(&b, "10.2.0.2 web other\nfd00::9 six\n").unwrap();
+        let mut table = NameTable::new();
+        table.add_network("front", &a);
+        table.add_network("back.net", &b);
+        table.add_network("missing", dir.path().join("nope"));
+        let first = |name: &str, f| match table.lookup(name, f) {
+            Resolution::Found(mut addrs) => addrs.next().map(|ip| ip.to_string()),
+            Resolution::NoData => Some("nodata".into()),
+            Resolution::NotFound => None,
+        };
+        assert_eq!(first("web", Family::V4).as_deref(), Some("10.1.0.2"));
+        assert_eq!(first("web.front", Family::V4).as_deref(), Some("10.1.0.2"));
+        assert_eq!(
+            first("web.back.net", Family::V4).as_deref(),
+            Some("10.2.0.2")
+        );
+        assert_eq!(
+            first("WEB.Back.Net.", Family::V4).as_deref(),
+            Some("10.2.0.2")
+        );
+        assert_eq!(first("my.app", Family::V4).as_deref(), Some("10.1.0.2"));
+        assert_eq!(
+            first("my.app.front", Family::V4).as_deref(),
+            Some("10.1.0.2")
+        );
+        assert_eq!(first("other.front", Family::V4), None);
+        assert_eq!(first("web.nonet", Family::V4), None);
+        assert_eq!(first("six", Family::V4).as_deref(), Some("nodata"));
+        assert_eq!(first("", Family::V4), None);
+        assert_eq!(first(".", Family::V4), None);
+        assert_eq!(
+            table.lookup_ip("10.2.0.2".parse().unwrap()),
+            Some(("web", "back.net"))
+        );
+        assert_eq!(table.lookup_ip("10.9.9.9".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn reverse_names_parse() {
+        assert_eq!(
+            ptr_addr("4.3.2.1.in-addr.arpa"),
+            Some("1.2.3.4".parse().unwrap())
+        );
+        assert_eq!(ptr_addr("3.2.1.in-addr.arpa"), None);
+        assert_eq!(ptr_addr("5.4.3.2.1.in-addr.arpa"), None);
+        assert_eq!(ptr_addr("256.3.2.1.in-addr.arpa"), None);
+        assert_eq!(ptr_addr("+4.3.2.1.in-addr.arpa"), None);
+        let v6 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa";
+        assert_eq!(ptr_addr(v6), Some("fd00::1".parse().unwrap()));
+        assert_eq!(ptr_addr("1.0.ip6.arpa"), None);
+        assert_eq!(ptr_addr("example.com"), None);
+    }
+
+    #[test]
+    fn resolv_conf_nameservers() {
+        let text = "# generated\nsearch example.com\nnameserver 192.0.2.53\nnameserver  2001:db8::53 # v6\n;nameserver 192.0.2.1\nnameserver fe80::1%eth0\nnameserver bogus\noptions ndots:2\nnameserver 127.0.0.53\n";
+        let want: Vec<SocketAddr> = ["192.0.2.53:53", "[2001:db8::53]:53", "127.0.0.53:53"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(resolv_conf_servers(text), want);
+        assert!(resolv_conf_servers("").is_empty());
+    }
+}
