@@ -25,9 +25,11 @@
 //!   v4-only container): NOERROR with no answers, never forwarded. Docker
 //!   does this for `AAAA`; berth does it for `A` of a v6-only name too.
 //! - `name.network` resolves like `name` restricted to that network; a name
-//!   with dots is first tried whole on every network.
+//!   with dots is first tried whole on every network, then split at each dot
+//!   from the right (`a.b.c`: `a.b` on network `c`, then `a` on `b.c`).
 //! - The networks are searched in the order they were added; the first one
-//!   that knows the name answers alone.
+//!   with addresses of the asked family for the name answers alone (an
+//!   address listed twice is answered once).
 //! - `MX` of a known name: NOERROR with no answers (implicit MX, RFC 5321).
 //! - `PTR` of a container's address (`in-addr.arpa` and `ip6.arpa`):
 //!   `name.network.`, where name is the first name on the address's line.
@@ -177,7 +179,7 @@ impl NetFile {
             mtime: m.mtime(),
             mtime_nsec: m.mtime_nsec(),
         });
-        if stamp == self.stamp && (stamp.is_some() || self.entries.is_empty()) {
+        if stamp == self.stamp {
             return;
         }
         self.stamp = stamp;
@@ -246,23 +248,34 @@ pub enum Resolution<'a> {
     NotFound,
 }
 
-/// The addresses of one name on one network, of one family.
+/// The addresses of one name on one network, of one family, each once
+/// (an address listed twice for a name is answered once, as Docker does).
 #[derive(Debug, Clone)]
 pub struct Addrs<'a> {
-    entries: std::slice::Iter<'a, Entry>,
+    entries: &'a [Entry],
+    next: usize,
     name: &'a str,
     family: Family,
+}
+
+impl Addrs<'_> {
+    fn is_match(&self, e: &Entry) -> bool {
+        self.family.matches(&e.ip) && e.has_name(self.name)
+    }
 }
 
 impl Iterator for Addrs<'_> {
     type Item = IpAddr;
 
     fn next(&mut self) -> Option<IpAddr> {
-        let (name, family) = (self.name, self.family);
-        self.entries
-            .by_ref()
-            .find(|e| family.matches(&e.ip) && e.has_name(name))
-            .map(|e| e.ip)
+        while let Some(e) = self.entries.get(self.next) {
+            let seen = &self.entries[..self.next];
+            self.next += 1;
+            if self.is_match(e) && !seen.iter().any(|s| s.ip == e.ip && self.is_match(s)) {
+                return Some(e.ip);
+            }
+        }
+        None
     }
 }
 
@@ -295,8 +308,10 @@ impl NameTable {
 
     /// Looks `name` up, case-insensitively, ignoring a trailing dot: first
     /// the whole name on every network, then each `prefix.suffix` split
-    /// (rightmost dot first) as `prefix` on the network named `suffix`. The
-    /// first network that knows a candidate answers.
+    /// (rightmost dot first) as `prefix` on the network named `suffix`.
+    /// For each candidate, the first network (in the order added) that has
+    /// addresses of `family` for it answers; if none has but some network
+    /// knows the name, the answer is [`Resolution::NoData`].
     pub fn lookup<'a>(&'a self, name: &'a str, family: Family) -> Resolution<'a> {
         let name = name.strip_suffix('.').unwrap_or(name);
         if name.is_empty() {
@@ -324,6 +339,7 @@ impl NameTable {
         network: Option<&str>,
         family: Family,
     ) -> Option<Resolution<'a>> {
+        let mut known = false;
         for net in &self.nets {
             if network.is_some_and(|n| !net.network.eq_ignore_ascii_case(n)) {
                 continue;
@@ -331,17 +347,18 @@ impl NameTable {
             if !net.entries.iter().any(|e| e.has_name(name)) {
                 continue;
             }
+            known = true;
             let addrs = Addrs {
-                entries: net.entries.iter(),
+                entries: &net.entries,
+                next: 0,
                 name,
                 family,
             };
             if addrs.clone().next().is_some() {
                 return Some(Resolution::Found(addrs));
             }
-            return Some(Resolution::NoData);
         }
-        None
+        known.then_some(Resolution::NoData)
     }
 
     /// The name a `PTR` query for `ip` answers: `(container name, network)`
@@ -738,9 +755,12 @@ impl Responder {
     /// Takes the container-side socket (bound to 127.0.0.11:53 in the
     /// container's namespace by the caller) and makes the upstream socket,
     /// bound to an ephemeral port in the caller's current namespace (the
-    /// host's). Only the servers of the first server's family are used
-    /// (the upstream socket has one family); with none, unknown names get
-    /// SERVFAIL.
+    /// host's, so that the host's loopback resolvers such as 127.0.0.53 are
+    /// reachable, as Docker reaches them from the host namespace). The
+    /// upstream socket has one family: like Docker, which forwards to the
+    /// host's IPv4 nameservers, the IPv4 servers are used when there are
+    /// any, else the IPv6 ones. Queries go to the first; with none at all,
+    /// unknown names get SERVFAIL.
     pub fn new(
         sock: UdpSocket,
         servers: Vec<SocketAddr>,
@@ -748,7 +768,7 @@ impl Responder {
     ) -> Result<Self, DnsError> {
         sock.set_nonblocking(true)
             .map_err(io_err("setting the container socket nonblocking"))?;
-        let v6 = servers.first().is_some_and(SocketAddr::is_ipv6);
+        let v6 = !servers.is_empty() && servers.iter().all(SocketAddr::is_ipv6);
         let servers: Vec<SocketAddr> = servers.into_iter().filter(|s| s.is_ipv6() == v6).collect();
         let bind: SocketAddr = if v6 {
             (Ipv6Addr::UNSPECIFIED, 0).into()
@@ -848,6 +868,9 @@ impl Responder {
         let (Some(&server), Some(client_id)) = (self.servers.first(), be16(msg, 0)) else {
             return;
         };
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.expire(Instant::now());
+        }
         let upstream_id = (self.in_flight.len() < MAX_IN_FLIGHT)
             .then(|| self.fresh_id())
             .flatten();
@@ -1330,6 +1353,37 @@ mod tests {
     }
 
     #[test]
+    fn replies_from_elsewhere_are_not_relayed() {
+        if !enter_netns() {
+            return;
+        }
+        let up = Upstream::start(true);
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = responder(&dir, HOSTS, vec![up.addr]);
+        let c = client();
+        let q = query(0x0101, "example.test", TYPE_A);
+        c.send_to(&q, RESOLVER).unwrap();
+        for _ in 0..200 {
+            r.on_query_readable().unwrap();
+            if up.seen.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(r.in_flight(), 1);
+        // The right ID and question, from another port: dropped.
+        let mut spoof = q.clone();
+        spoof[0..2].copy_from_slice(&(up.last_id.load(Ordering::SeqCst) as u16).to_be_bytes());
+        spoof[2] |= 0x80;
+        let stray = UdpSocket::bind("127.0.0.1:0").unwrap();
+        stray
+            .send_to(&spoof, r.upstream.local_addr().unwrap())
+            .unwrap();
+        assert!(pump_until_reply(&mut r, &c, Duration::from_millis(150)).is_none());
+        assert_eq!(r.in_flight(), 1);
+    }
+
+    #[test]
     fn ndots_set_keeps_single_labels_home() {
         if !enter_netns() {
             return;
@@ -1539,31 +1593,59 @@ mod tests {
         table.add_network("front", &a);
         table.add_network("back.net", &b);
         table.add_network("missing", dir.path().join("nope"));
-        let first = |name: &str, f| match table.lookup(name, f) {
+        let first = |table: &NameTable, name: &str, f| match table.lookup(name, f) {
             Resolution::Found(mut addrs) => addrs.next().map(|ip| ip.to_string()),
             Resolution::NoData => Some("nodata".into()),
             Resolution::NotFound => None,
         };
-        assert_eq!(first("web", Family::V4).as_deref(), Some("10.1.0.2"));
-        assert_eq!(first("web.front", Family::V4).as_deref(), Some("10.1.0.2"));
         assert_eq!(
-            first("web.back.net", Family::V4).as_deref(),
-            Some("10.2.0.2")
-        );
-        assert_eq!(
-            first("WEB.Back.Net.", Family::V4).as_deref(),
-            Some("10.2.0.2")
-        );
-        assert_eq!(first("my.app", Family::V4).as_deref(), Some("10.1.0.2"));
-        assert_eq!(
-            first("my.app.front", Family::V4).as_deref(),
+            first(&table, "web", Family::V4).as_deref(),
             Some("10.1.0.2")
         );
-        assert_eq!(first("other.front", Family::V4), None);
-        assert_eq!(first("web.nonet", Family::V4), None);
-        assert_eq!(first("six", Family::V4).as_deref(), Some("nodata"));
-        assert_eq!(first("", Family::V4), None);
-        assert_eq!(first(".", Family::V4), None);
+        assert_eq!(
+            first(&table, "web.front", Family::V4).as_deref(),
+            Some("10.1.0.2")
+        );
+        assert_eq!(
+            first(&table, "web.back.net", Family::V4).as_deref(),
+            Some("10.2.0.2")
+        );
+        assert_eq!(
+            first(&table, "WEB.Back.Net.", Family::V4).as_deref(),
+            Some("10.2.0.2")
+        );
+        assert_eq!(
+            first(&table, "my.app", Family::V4).as_deref(),
+            Some("10.1.0.2")
+        );
+        assert_eq!(
+            first(&table, "my.app.front", Family::V4).as_deref(),
+            Some("10.1.0.2")
+        );
+        assert_eq!(first(&table, "other.front", Family::V4), None);
+        assert_eq!(first(&table, "web.nonet", Family::V4), None);
+        assert_eq!(first(&table, "six", Family::V4).as_deref(), Some("nodata"));
+        assert_eq!(first(&table, "six", Family::V6).as_deref(), Some("fd00::9"));
+        // v4-only on the first network, v6 on the second: the second answers
+        // AAAA; NoData only when no network has the family.
+        let c = dir.path().join("c");
+        fs::write(
+            &c,
+            "fd00::7 web\n10.3.0.2 dup\n10.3.0.2 dup\n10.3.0.3 dup\n",
+        )
+        .unwrap();
+        table.add_network("third", &c);
+        assert_eq!(first(&table, "web", Family::V6).as_deref(), Some("fd00::7"));
+        assert_eq!(
+            first(&table, "web.front", Family::V6).as_deref(),
+            Some("nodata")
+        );
+        let Resolution::Found(addrs) = table.lookup("dup", Family::V4) else {
+            panic!("dup not found");
+        };
+        assert_eq!(addrs.count(), 2, "an address is answered once");
+        assert_eq!(first(&table, "", Family::V4), None);
+        assert_eq!(first(&table, ".", Family::V4), None);
         assert_eq!(
             table.lookup_ip("10.2.0.2".parse().unwrap()),
             Some(("web", "back.net"))
@@ -1596,5 +1678,29 @@ mod tests {
             .collect();
         assert_eq!(resolv_conf_servers(text), want);
         assert!(resolv_conf_servers("").is_empty());
+    }
+
+    #[test]
+    fn ipv4_upstreams_are_preferred() {
+        if !enter_netns() {
+            return;
+        }
+        let sock = UdpSocket::bind(RESOLVER).unwrap();
+        let servers: Vec<SocketAddr> = ["[::1]:53", "127.0.0.1:5353", "127.0.0.2:53"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let r = Responder::new(sock, servers, NameTable::new()).unwrap();
+        assert_eq!(r.servers, vec![servers_v4()[0], servers_v4()[1]]);
+        assert!(r.upstream.local_addr().unwrap().is_ipv4());
+        let [a, b] = r.fds();
+        assert!(a >= 0 && b >= 0 && a != b);
+    }
+
+    fn servers_v4() -> Vec<SocketAddr> {
+        vec![
+            "127.0.0.1:5353".parse().unwrap(),
+            "127.0.0.2:53".parse().unwrap(),
+        ]
     }
 }
