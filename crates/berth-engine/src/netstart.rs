@@ -231,10 +231,16 @@ impl Engine {
             .collect();
         if !user_nets.is_empty() {
             plan.dns = Some(DnsPlan {
-                names: user_nets
+                networks: user_nets
                     .iter()
-                    .map(|e| self.names_file(&e.network_id))
+                    .map(|e| (e.network_name.clone(), self.names_file(&e.network_id)))
                     .collect(),
+                ndots_set: v
+                    .host_config
+                    .dns_options
+                    .iter()
+                    .flatten()
+                    .any(|o| o.starts_with("ndots:")),
                 upstream: self.dns_upstream(v),
             });
         }

@@ -72,8 +72,13 @@ pub struct PublishedPort {
 /// What the monitor's DNS responder answers from and forwards to.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnsPlan {
-    /// One names file per user-defined network the container is on.
-    pub names: Vec<PathBuf>,
+    /// One names file per user-defined network the container is on, with
+    /// the network's name.
+    pub networks: Vec<(String, PathBuf)>,
+    /// The user gave an `ndots` option (Docker then answers single-label
+    /// names it does not know itself instead of forwarding them).
+    #[serde(default)]
+    pub ndots_set: bool,
     /// Where other names are forwarded (the host's resolvers, or `--dns`).
     pub upstream: Vec<SocketAddr>,
 }

@@ -128,6 +128,20 @@ fn setns(f: &File) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+/// The DNS responder of a container whose process is `pid`: its socket
+/// in the container's namespace, names from the networks' files.
+pub fn dns_responder(pid: i32, plan: &crate::plan::DnsPlan) -> Result<crate::dns::Responder, String> {
+    let sock = dns_socket(pid)?;
+    let mut table = crate::dns::NameTable::new();
+    for (name, path) in &plan.networks {
+        table.add_network(name, path);
+    }
+    let mut r = crate::dns::Responder::new(sock, plan.upstream.clone(), table)
+        .map_err(|e| e.to_string())?;
+    r.set_ndots_set(plan.ndots_set);
+    Ok(r)
+}
+
 /// At the container's end (not a restart): its port rules go, and its
 /// names leave the networks' names files.
 pub fn detach(plan: &NetworkPlan) {
@@ -145,7 +159,7 @@ pub fn detach(plan: &NetworkPlan) {
         Some(f)
     });
     let ours: Vec<String> = plan.endpoints.iter().map(|e| e.ip.to_string()).collect();
-    for path in &dns.names {
+    for (_, path) in &dns.networks {
         let Ok(text) = std::fs::read_to_string(path) else {
             continue;
         };

@@ -213,6 +213,18 @@ fn run() -> Res<i32> {
         let mut prober = cfg
             .health
             .map(|h| Prober::start(h, &dir, &cgroup, &cfg.cgroup_path, pid));
+        // The embedded DNS of user-defined networks, at 127.0.0.11 in the
+        // container's namespace. Without it the container still runs.
+        let mut dns = net_plan
+            .as_ref()
+            .and_then(|p| p.dns.as_ref())
+            .and_then(|d| match berth_net::setup::dns_responder(pid, d) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!("berth-monitor: embedded DNS: {e}");
+                    None
+                }
+            });
 
         release_free_memory();
         let code = serve(
@@ -223,7 +235,9 @@ fn run() -> Res<i32> {
             &mut clients,
             cfg.stdin_once,
             prober.as_mut(),
+            dns.as_mut(),
         )?;
+        drop(dns);
         if let Some(p) = prober {
             p.stop();
         }
@@ -859,6 +873,7 @@ fn serve(
     clients: &mut Vec<Client>,
     stdin_once: bool,
     mut prober: Option<&mut Prober>,
+    mut dns: Option<&mut berth_net::dns::Responder>,
 ) -> Res<i32> {
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid).ok_or("bad pid")?,
@@ -893,6 +908,31 @@ fn serve(
                 None => timeout = Some(p.wait()),
             }
         }
+        // The DNS responder: its two sockets, and its oldest forwarded
+        // query's deadline.
+        let dns_at = fds.len();
+        let dns_fds = dns.as_deref().map(|d| d.fds());
+        let dns_borrowed: Vec<std::os::fd::BorrowedFd<'_>> = dns_fds
+            .iter()
+            .flatten()
+            // SAFETY: the responder owns these descriptors and outlives this
+            // iteration of the loop, which is as long as the borrow lives.
+            .map(|&fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+            .collect();
+        for fd in &dns_borrowed {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+        }
+        if let Some(deadline) = dns.as_deref().and_then(|d| d.next_deadline()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let t = rustix::event::Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            timeout = Some(match timeout {
+                Some(p) if (p.tv_sec, p.tv_nsec) < (t.tv_sec, t.tv_nsec) => p,
+                _ => t,
+            });
+        }
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
@@ -907,8 +947,23 @@ fn serve(
         let client_ready: Vec<bool> = (0..clients.len())
             .map(|i| !fds[base + polled.len() + i].revents().is_empty())
             .collect();
-        let probe_done = fds.len() > probe_at && !fds[probe_at].revents().is_empty();
+        let probe_done = fds.len() > probe_at
+            && dns_at > probe_at
+            && !fds[probe_at].revents().is_empty();
+        let dns_ready: Vec<bool> = (dns_at..fds.len())
+            .map(|i| !fds[i].revents().is_empty())
+            .collect();
         drop(fds);
+        drop(dns_borrowed);
+        if let Some(d) = dns.as_deref_mut() {
+            if dns_ready.first() == Some(&true) {
+                let _ = d.on_query_readable();
+            }
+            if dns_ready.get(1) == Some(&true) {
+                let _ = d.on_upstream_readable();
+            }
+            d.expire(Instant::now());
+        }
         if let Some(p) = prober.as_deref_mut() {
             p.tick(probe_done);
         }
