@@ -64,16 +64,19 @@ pub enum NetlinkError {
         /// The kernel's extended-ack message, when it gave one.
         message: Option<String>,
     },
-    /// The socket's receive queue overflowed (`ENOBUFS`): replies were lost,
-    /// so whether the request took effect is unknown. The socket stays
-    /// usable: the next call skips whatever is left of this one.
-    #[error("netlink: {request}: the kernel dropped replies (ENOBUFS); the request's outcome is unknown")]
-    Overrun {
+    /// Replies were lost: the socket's receive queue overflowed (`ENOBUFS`)
+    /// or a reply was larger than the receive buffer. Whether the request
+    /// took effect is unknown. The socket stays usable: what was left of
+    /// the exchange has been read and dropped (and the buffer grown).
+    #[error("netlink: {request}: replies were lost ({reason}); the request's outcome is unknown")]
+    RepliesLost {
         /// The request whose replies were lost.
         request: &'static str,
+        /// "ENOBUFS" or "reply larger than the receive buffer".
+        reason: &'static str,
     },
-    /// A dump kept changing while it was read (`NLM_F_DUMP_INTR`) or kept
-    /// overflowing the buffer, through every retry.
+    /// A dump kept changing while it was read (`NLM_F_DUMP_INTR`), or kept
+    /// losing replies, through every retry.
     #[error("netlink: {request}: the dump was interrupted by concurrent changes on every attempt")]
     DumpInterrupted {
         /// The dump request.
@@ -108,7 +111,7 @@ impl NetlinkError {
         match self {
             NetlinkError::Kernel { errno, .. } => Some(*errno),
             NetlinkError::Io { source, .. } => source.raw_os_error(),
-            NetlinkError::Overrun { .. } => Some(libc::ENOBUFS),
+            NetlinkError::RepliesLost { .. } => Some(libc::ENOBUFS),
             _ => None,
         }
     }
@@ -368,7 +371,6 @@ impl Netlink {
             &mut |_, _| Ok(()),
         )
         .map(drop)
-        .map_err(NetlinkError::from)
     }
 
     /// Adds the IPv4 default route of the main table through `gateway`,
@@ -393,7 +395,6 @@ impl Netlink {
             &mut |_, _| Ok(()),
         )
         .map(drop)
-        .map_err(NetlinkError::from)
     }
 
     /// Deletes link `index` (for a veth, both ends go).
@@ -404,7 +405,6 @@ impl Netlink {
             &mut |_, _| Ok(()),
         )
         .map(drop)
-        .map_err(NetlinkError::from)
     }
 
     /// Deletes the link named `name`: `true` when it was there, `false`
@@ -601,7 +601,6 @@ impl Netlink {
             &mut |_, _| Ok(()),
         )
         .map(drop)
-        .map_err(NetlinkError::from)
     }
 
     /// Reads a whole dump, `parse` turning each reply into an item or
@@ -615,7 +614,7 @@ impl Netlink {
     ) -> Result<Vec<T>> {
         for _ in 0..DUMP_ATTEMPTS {
             let mut items = Vec::new();
-            let outcome = self.transact(
+            let outcome = self.round_trip(
                 request,
                 &[(msg.clone(), NLM_F_DUMP)],
                 &mut |kind, payload| {
@@ -627,7 +626,7 @@ impl Netlink {
             );
             match outcome {
                 Ok(Exchange { interrupted: false }) => return Ok(items),
-                Ok(Exchange { interrupted: true }) | Err(Truncated) => continue,
+                Ok(Exchange { interrupted: true }) | Err(Lost(_)) => continue,
                 Err(Failed(error)) => return Err(error),
             }
         }
@@ -641,6 +640,17 @@ impl Netlink {
     /// with the first error in sequence order; a failed message does not
     /// stop the kernel from processing the following ones.
     fn transact(
+        &mut self,
+        request: &'static str,
+        messages: &[(RouteNetlinkMessage, u16)],
+        on_reply: &mut dyn FnMut(u16, &[u8]) -> Result<()>,
+    ) -> Result<Exchange> {
+        self.round_trip(request, messages, on_reply)
+            .map_err(|outcome| outcome.into_error(request))
+    }
+
+    /// [`Netlink::transact`], telling lost replies apart (a dump retries).
+    fn round_trip(
         &mut self,
         request: &'static str,
         messages: &[(RouteNetlinkMessage, u16)],
@@ -684,7 +694,7 @@ impl Netlink {
         let mut failure: Option<NetlinkError> = None;
         let mut interrupted = false;
         loop {
-            let n = self.recv(request)?;
+            let n = self.recv()?;
             let mut data = &self.rx[..n];
             while data.len() >= NLMSG_HDRLEN {
                 let msg = NetlinkBuffer::new_checked(data)
@@ -699,7 +709,10 @@ impl Netlink {
                 }
                 match kind {
                     NLMSG_NOOP => {}
-                    NLMSG_OVERRUN => return Err(Failed(NetlinkError::Overrun { request })),
+                    NLMSG_OVERRUN => {
+                        self.drain();
+                        return Err(Lost("NLMSG_OVERRUN"));
+                    }
                     NLMSG_ERROR | NLMSG_DONE => {
                         let code = match payload.get(..4) {
                             Some(b) => i32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
@@ -738,20 +751,22 @@ impl Netlink {
     }
 
     /// Receives one datagram into the receive buffer, returning its length.
-    fn recv(&mut self, request: &'static str) -> std::result::Result<usize, Transact> {
+    /// A lost reply (queue overflow, or a datagram larger than the buffer,
+    /// which then grows) drains the socket first: see [`Netlink::drain`].
+    fn recv(&mut self) -> std::result::Result<usize, Transact> {
         self.rx.clear();
         loop {
             match self.socket.recv(&mut self.rx, libc::MSG_TRUNC) {
                 Ok(n) if n > self.rx.capacity() => {
-                    // Too big for the buffer (and so lost): grow the buffer
-                    // for the next attempt.
                     self.rx = Vec::with_capacity(n.next_multiple_of(4096));
-                    return Err(Truncated);
+                    self.drain();
+                    return Err(Lost("reply larger than the receive buffer"));
                 }
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    return Err(Failed(NetlinkError::Overrun { request }))
+                    self.drain();
+                    return Err(Lost("ENOBUFS"));
                 }
                 Err(source) => {
                     return Err(Failed(NetlinkError::Io {
@@ -762,15 +777,38 @@ impl Netlink {
             }
         }
     }
+
+    /// Reads and drops everything queued, without waiting. The kernel
+    /// queues every reply to a plain request before `send` returns, and
+    /// produces a dump's next part inside each `recv`, so once a
+    /// non-blocking `recv` finds nothing, no exchange is left running (and
+    /// a new dump will not meet `EBUSY`).
+    fn drain(&mut self) {
+        loop {
+            self.rx.clear();
+            match self
+                .socket
+                .recv(&mut self.rx, libc::MSG_DONTWAIT | libc::MSG_TRUNC)
+            {
+                Ok(n) if n > self.rx.capacity() => {
+                    self.rx = Vec::with_capacity(n.next_multiple_of(4096));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(_) => return,
+            }
+        }
+    }
 }
 
-/// Why [`Netlink::transact`] stopped: a failure, or a truncated datagram
-/// (retried by dumps, a failure otherwise).
+/// Why [`Netlink::transact`] stopped: a failure, or lost replies (which a
+/// dump retries, and anything else reports as [`NetlinkError::RepliesLost`]).
 enum Transact {
     Failed(NetlinkError),
-    Truncated,
+    Lost(&'static str),
 }
-use Transact::{Failed, Truncated};
+use Transact::{Failed, Lost};
 
 impl From<NetlinkError> for Transact {
     fn from(error: NetlinkError) -> Self {
@@ -778,13 +816,11 @@ impl From<NetlinkError> for Transact {
     }
 }
 
-impl From<Transact> for NetlinkError {
-    fn from(outcome: Transact) -> Self {
-        match outcome {
+impl Transact {
+    fn into_error(self, request: &'static str) -> NetlinkError {
+        match self {
             Failed(error) => error,
-            Truncated => NetlinkError::Overrun {
-                request: "netlink reply larger than the receive buffer",
-            },
+            Lost(reason) => NetlinkError::RepliesLost { request, reason },
         }
     }
 }
@@ -825,11 +861,11 @@ fn link_by_index(index: u32) -> LinkMessage {
 }
 
 /// Turns "no such object" into `Ok(None)`.
-fn not_found_is_none<T>(outcome: std::result::Result<T, Transact>) -> Result<Option<T>> {
+fn not_found_is_none<T>(outcome: Result<T>) -> Result<Option<T>> {
     match outcome {
         Ok(value) => Ok(Some(value)),
-        Err(Failed(error)) if error.is_not_found() => Ok(None),
-        Err(other) => Err(other.into()),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error),
     }
 }
 
@@ -905,4 +941,389 @@ fn ext_ack_message(kind: u16, flags: u16, payload: &[u8]) -> Option<String> {
         .find(|nla| nla.kind() == NLMSGERR_ATTR_MSG)
         .map(|nla| c_string(nla.value()))
         .filter(|text| !text.is_empty())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    //! These tests change real kernel state, but only inside network
+    //! namespaces they make: every test body runs on a thread of its own that
+    //! first moves into a fresh namespace (`unshare(CLONE_NEWNET)` is per
+    //! thread), and a "peer" namespace is made the same way on another
+    //! thread. Nothing here touches the host's links, addresses or routes.
+
+    use super::*;
+    use std::net::Ipv6Addr;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::fs::MetadataExt;
+    use std::time::Instant;
+
+    /// Moves the calling thread into a new network namespace.
+    fn unshare_net() {
+        // SAFETY: unshare(2) takes no pointers and touches no memory of this
+        // process; CLONE_NEWNET moves only the calling thread into a new,
+        // empty network namespace.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET): {}",
+            io::Error::last_os_error()
+        );
+    }
+
+    /// The inode of the calling thread's network namespace.
+    fn netns_inode() -> u64 {
+        std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
+    }
+
+    fn inode_of(fd: BorrowedFd<'_>) -> u64 {
+        File::from(fd.try_clone_to_owned().unwrap())
+            .metadata()
+            .unwrap()
+            .ino()
+    }
+
+    /// Runs `body` on a new thread inside a fresh network namespace whose
+    /// `lo` is up, handing it a socket there.
+    fn in_fresh_netns<T: Send>(body: impl FnOnce(Netlink) -> T + Send) -> T {
+        std::thread::scope(|scope| {
+            let thread = scope.spawn(|| {
+                let host_ns = netns_inode();
+                unshare_net();
+                assert_ne!(netns_inode(), host_ns);
+                let mut nl = Netlink::open().unwrap();
+                let lo = nl.link_index("lo").unwrap().expect("lo");
+                nl.set_up(lo).unwrap();
+                body(nl)
+            });
+            match thread.join() {
+                Ok(value) => value,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// A fresh network namespace made on another thread, as an open nsfs
+    /// file (which keeps it alive after that thread is gone).
+    fn peer_netns() -> OwnedFd {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            unshare_net();
+            let fd = OwnedFd::from(File::open("/proc/thread-self/ns/net").unwrap());
+            tx.send(fd).unwrap();
+        });
+        rx.recv().expect("peer namespace thread")
+    }
+
+    fn link_u32(nl: &mut Netlink, index: u32, attribute: u16) -> Option<u32> {
+        nl.link_attribute(index, attribute)
+            .unwrap()
+            .map(|v| u32::from_ne_bytes(v[..4].try_into().unwrap()))
+    }
+
+    #[test]
+    fn bridge_create_exists_delete() {
+        in_fresh_netns(|mut nl| {
+            let br = nl.create_bridge("br-t0").unwrap();
+            assert!(br > 1);
+            assert_eq!(nl.link_index("br-t0").unwrap(), Some(br));
+
+            let again = nl.create_bridge("br-t0").unwrap_err();
+            assert!(again.is_exists(), "{again}");
+            assert_eq!(again.errno(), Some(libc::EEXIST));
+
+            nl.delete_link(br).unwrap();
+            assert_eq!(nl.link_index("br-t0").unwrap(), None);
+            let gone = nl.delete_link(br).unwrap_err();
+            assert!(gone.is_not_found(), "{gone}");
+            assert!(!nl.delete_link_by_name("br-t0").unwrap());
+
+            let br = nl.create_bridge("br-t0").unwrap();
+            assert_eq!(nl.link_index("br-t0").unwrap(), Some(br));
+            assert!(nl.delete_link_by_name("br-t0").unwrap());
+            assert_eq!(nl.link_index("br-t0").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn names_the_kernel_would_refuse_are_refused_here() {
+        in_fresh_netns(|mut nl| {
+            for bad in [
+                "",
+                "a-name-of-16-byt",
+                "a/b",
+                "a:b",
+                "a b",
+                ".",
+                "..",
+                "a\0b",
+            ] {
+                let err = nl.create_bridge(bad).unwrap_err();
+                assert!(
+                    matches!(err, NetlinkError::InvalidName(_)),
+                    "{bad:?}: {err}"
+                );
+                assert!(nl.link_index(bad).is_err());
+            }
+            // 15 bytes is the longest name there is.
+            nl.create_bridge("a-name-of-15-by").unwrap();
+        });
+    }
+
+    #[test]
+    fn veth_into_peer_netns_with_addresses_and_routes() {
+        let peer = peer_netns();
+        in_fresh_netns(|mut nl| {
+            let br = nl.create_bridge("bt0").unwrap();
+            let host = nl.create_veth("vbtest0", "eth0", peer.as_fd()).unwrap();
+            assert_eq!(nl.link_index("vbtest0").unwrap(), Some(host));
+            // The peer end is not here but there.
+            assert_eq!(nl.link_index("eth0").unwrap(), None);
+
+            nl.set_master(host, br).unwrap();
+            assert_eq!(link_u32(&mut nl, host, libc::IFLA_MASTER), Some(br));
+            nl.set_up(host).unwrap();
+            nl.set_up(br).unwrap();
+            let gw = Ipv4Addr::new(192, 0, 2, 1);
+            nl.add_address(br, gw.into(), 24).unwrap();
+            let dup = nl.add_address(br, gw.into(), 24).unwrap_err();
+            assert!(dup.is_exists(), "{dup}");
+            nl.add_address(br, "2001:db8::1".parse::<Ipv6Addr>().unwrap().into(), 64)
+                .unwrap();
+            let bad = nl.add_address(br, gw.into(), 33).unwrap_err();
+            assert!(matches!(bad, NetlinkError::InvalidPrefix { .. }), "{bad}");
+
+            let mut there = Netlink::open_in(peer.as_fd()).unwrap();
+            let eth0 = there.link_index("eth0").unwrap().expect("eth0 in the peer");
+            assert_eq!(there.link_index("vbtest0").unwrap(), None);
+            there.set_mtu(eth0, 1400).unwrap();
+            assert_eq!(link_u32(&mut there, eth0, libc::IFLA_MTU), Some(1400));
+            let mac = [0x02, 0x42, 0xc0, 0x00, 0x02, 0x02];
+            there.set_mac(eth0, mac).unwrap();
+            assert_eq!(there.link_mac(eth0).unwrap(), Some(mac));
+            there.set_up(eth0).unwrap();
+            let lo = there.link_index("lo").unwrap().unwrap();
+            there.set_up(lo).unwrap();
+            there
+                .add_address(eth0, Ipv4Addr::new(192, 0, 2, 2).into(), 24)
+                .unwrap();
+            there.add_default_route(gw).unwrap();
+            let dup = there.add_default_route(gw).unwrap_err();
+            assert!(dup.is_exists(), "{dup}");
+
+            let routes = there.routes_v4().unwrap();
+            assert!(routes.contains(&(Ipv4Addr::UNSPECIFIED, 0)), "{routes:?}");
+            assert!(
+                routes.contains(&(Ipv4Addr::new(192, 0, 2, 0), 24)),
+                "{routes:?}"
+            );
+            // Local-table routes (the address itself, loopback) are not the
+            // main table's.
+            assert!(
+                !routes.contains(&(Ipv4Addr::new(192, 0, 2, 2), 32)),
+                "{routes:?}"
+            );
+            assert!(!routes.iter().any(|(a, _)| a.is_loopback()), "{routes:?}");
+            let here = nl.routes_v4().unwrap();
+            assert_eq!(here, vec![(Ipv4Addr::new(192, 0, 2, 0), 24)]);
+
+            let addrs = there.addresses_v4().unwrap();
+            assert!(
+                addrs.contains(&(eth0, Ipv4Addr::new(192, 0, 2, 2), 24)),
+                "{addrs:?}"
+            );
+            assert!(addrs.contains(&(lo, Ipv4Addr::LOCALHOST, 8)), "{addrs:?}");
+            let addrs = nl.addresses_v4().unwrap();
+            assert!(addrs.contains(&(br, gw, 24)), "{addrs:?}");
+
+            // The host end's MAC is one the kernel made up.
+            let host_mac = nl.link_mac(host).unwrap().expect("veth MAC");
+            assert_ne!(host_mac, [0; 6]);
+            assert_ne!(host_mac, mac);
+            assert_eq!(nl.link_mac(9999).unwrap(), None);
+
+            assert_eq!(
+                nl.links_with_prefix("vb").unwrap(),
+                vec![(host, "vbtest0".into())]
+            );
+            // Deleting one end deletes the pair.
+            nl.delete_link(host).unwrap();
+            assert_eq!(there.link_index("eth0").unwrap(), None);
+            assert_eq!(nl.links_with_prefix("vb").unwrap(), vec![]);
+            assert_eq!(there.routes_v4().unwrap(), vec![]);
+        });
+    }
+
+    #[test]
+    fn a_peer_name_in_use_is_eexist_and_creates_nothing() {
+        let peer = peer_netns();
+        in_fresh_netns(|mut nl| {
+            nl.create_veth("vb0", "eth0", peer.as_fd()).unwrap();
+            let err = nl.create_veth("vb1", "eth0", peer.as_fd()).unwrap_err();
+            assert!(err.is_exists(), "{err}");
+            assert_eq!(nl.link_index("vb1").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn links_with_prefix_reads_a_multipart_dump() {
+        let peer = peer_netns();
+        in_fresh_netns(|mut nl| {
+            let mut made = Vec::new();
+            for i in 0..40 {
+                let name = format!("vbm{i}");
+                let index = nl
+                    .create_veth(&name, &format!("p{i}"), peer.as_fd())
+                    .unwrap();
+                made.push((index, name));
+            }
+            nl.create_bridge("other0").unwrap();
+            let mut found = nl.links_with_prefix("vbm").unwrap();
+            found.sort();
+            made.sort();
+            assert_eq!(found, made);
+
+            // A receive buffer too small for one message: the dump loses a
+            // datagram, drains, grows the buffer and is read again.
+            nl.rx = Vec::with_capacity(64);
+            let mut again = nl.links_with_prefix("vbm").unwrap();
+            again.sort();
+            assert_eq!(again, made);
+            assert!(nl.rx.capacity() > 64);
+            // And the socket is in step afterwards.
+            assert!(nl.link_index("other0").unwrap().is_some());
+
+            let mut there = Netlink::open_in(peer.as_fd()).unwrap();
+            assert_eq!(there.links_with_prefix("p").unwrap().len(), 40);
+        });
+    }
+
+    #[test]
+    fn open_in_restores_the_thread_netns_even_on_error() {
+        let peer = peer_netns();
+        let peer_inode = inode_of(peer.as_fd());
+        in_fresh_netns(|mut nl| {
+            let home = netns_inode();
+            assert_ne!(home, peer_inode);
+
+            // Success: the socket works there, the thread is back here.
+            let mut there = Netlink::open_in(peer.as_fd()).unwrap();
+            assert_eq!(netns_inode(), home);
+            let br = there.create_bridge("in-peer").unwrap();
+            assert_eq!(there.link_index("in-peer").unwrap(), Some(br));
+            assert_eq!(nl.link_index("in-peer").unwrap(), None);
+
+            // setns itself fails: not a network namespace.
+            let uts = File::open("/proc/thread-self/ns/uts").unwrap();
+            let err = Netlink::open_in(uts.as_fd()).unwrap_err();
+            assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
+            assert_eq!(netns_inode(), home);
+
+            // What runs inside fails: the thread still comes back.
+            let err = in_netns(peer.as_fd(), || -> Result<()> {
+                assert_eq!(netns_inode(), peer_inode);
+                Err(NetlinkError::InvalidName("inside".into()))
+            })
+            .unwrap_err();
+            assert!(matches!(err, NetlinkError::InvalidName(_)));
+            assert_eq!(netns_inode(), home);
+        });
+    }
+
+    #[test]
+    fn kernel_errors_carry_errno_and_text() {
+        in_fresh_netns(|mut nl| {
+            let err = nl.set_up(99_999).unwrap_err();
+            assert!(err.is_not_found(), "{err}");
+            assert_eq!(err.errno(), Some(libc::ENODEV));
+            // No connected route to the gateway.
+            let err = nl
+                .add_default_route(Ipv4Addr::new(198, 51, 100, 1))
+                .unwrap_err();
+            assert_eq!(err.errno(), Some(libc::ENETUNREACH), "{err}");
+            // An MTU below the minimum: the kernel explains (extended ack).
+            let br = nl.create_bridge("br-mtu").unwrap();
+            let err = nl.set_mtu(br, 10).unwrap_err();
+            assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
+            match &err {
+                NetlinkError::Kernel { message, .. } => {
+                    assert!(message.is_some(), "{err}");
+                }
+                other => panic!("{other}"),
+            }
+            eprintln!("ext ack: {err}");
+            // The socket is still in step after errors.
+            assert_eq!(nl.link_index("br-mtu").unwrap(), Some(br));
+        });
+    }
+
+    #[test]
+    fn stale_replies_are_skipped_by_sequence_number() {
+        in_fresh_netns(|mut nl| {
+            // Leave a dump's replies unread, as a call that failed half-way
+            // would: the next call must not take them for its own.
+            let mut msg = LinkMessage::default();
+            msg.header.index = 0;
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+            header.sequence_number = nl.seq.wrapping_add(1_000);
+            let mut packet = NetlinkMessage::new(
+                header,
+                NetlinkPayload::from(RouteNetlinkMessage::GetLink(msg)),
+            );
+            packet.finalize();
+            let mut buf = vec![0; packet.buffer_len()];
+            packet.serialize(&mut buf);
+            nl.socket.send(&buf, 0).unwrap();
+
+            let br = nl.create_bridge("br-seq");
+            // The dump in progress makes the kernel refuse a new one (EBUSY)
+            // but not a plain request.
+            let br = br.unwrap();
+            assert_eq!(nl.link_index("br-seq").unwrap(), Some(br));
+        });
+    }
+
+    #[test]
+    fn a_container_network_setup_takes_milliseconds() {
+        let peer = peer_netns();
+        in_fresh_netns(|mut nl| {
+            let br = nl.create_bridge("bt-perf").unwrap();
+            nl.set_up(br).unwrap();
+            nl.add_address(br, Ipv4Addr::new(192, 0, 2, 1).into(), 24)
+                .unwrap();
+            let start = Instant::now();
+            let mut lap = Instant::now();
+            let mut step = |what: &str| {
+                eprintln!("{what}: {:?}", lap.elapsed());
+                lap = Instant::now();
+            };
+            let host = nl.create_veth("vbperf", "eth0", peer.as_fd()).unwrap();
+            step("create_veth");
+            nl.set_master(host, br).unwrap();
+            step("set_master");
+            nl.set_up(host).unwrap();
+            step("set_up host");
+            let mut there = Netlink::open_in(peer.as_fd()).unwrap();
+            step("open_in");
+            let eth0 = there.link_index("eth0").unwrap().unwrap();
+            step("link_index");
+            there.set_mac(eth0, [0x02, 0x42, 0xc0, 0, 2, 2]).unwrap();
+            step("set_mac");
+            there
+                .add_address(eth0, Ipv4Addr::new(192, 0, 2, 2).into(), 24)
+                .unwrap();
+            step("add_address");
+            there.set_up(eth0).unwrap();
+            step("set_up eth0");
+            there
+                .add_default_route(Ipv4Addr::new(192, 0, 2, 1))
+                .unwrap();
+            step("route");
+            let took = start.elapsed();
+            eprintln!("veth + master + up + open_in + mac + address + up + route: {took:?}");
+            assert!(took < Duration::from_secs(1), "{took:?}");
+        });
+    }
 }
