@@ -170,7 +170,10 @@ fn host_config(v: &ContainerView) -> Value {
     // berth's default is a cgroup namespace of the container's own.
     put("CgroupnsMode", json!(or(&h.cgroupns_mode, "private")));
     put("Dns", json!(h.dns.clone().unwrap_or_default()));
-    put("DnsOptions", json!(h.dns_options.clone().unwrap_or_default()));
+    put(
+        "DnsOptions",
+        json!(h.dns_options.clone().unwrap_or_default()),
+    );
     put("DnsSearch", json!(h.dns_search.clone().unwrap_or_default()));
     put("ExtraHosts", json!(h.extra_hosts));
     put("GroupAdd", json!(h.group_add));

@@ -41,7 +41,10 @@ pub(crate) fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result
     }
     for (path, value) in [
         ("/proc/sys/net/ipv4/ip_forward".to_string(), "1"),
-        (format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"), "1"),
+        (
+            format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
+            "1",
+        ),
     ] {
         if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == value) {
             continue;
@@ -157,13 +160,17 @@ fn port_error(
                     p.ports.iter().any(|q| {
                         q.proto == proto
                             && q.host_port == port
-                            && (q.host_ip == ip || q.host_ip.is_unspecified() || ip.is_unspecified())
+                            && (q.host_ip == ip
+                                || q.host_ip.is_unspecified()
+                                || ip.is_unspecified())
                     })
                 })
             })
         });
     if by_container {
-        runtime(format!("Bind for {ip}:{port} failed: port is already allocated"))
+        runtime(format!(
+            "Bind for {ip}:{port} failed: port is already allocated"
+        ))
     } else {
         runtime(format!(
             "Error starting userland proxy: listen {proto}4 {ip}:{port}: bind: {}",

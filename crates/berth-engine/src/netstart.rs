@@ -77,8 +77,7 @@ impl Engine {
                     code: 125,
                     message: format!("serializing network.json: {e}"),
                 })?;
-                write_atomic(&plan_path, &data)
-                    .map_err(io_ctx("writing network.json"))?;
+                write_atomic(&plan_path, &data).map_err(io_ctx("writing network.json"))?;
                 Ok(())
             }
             Err(e) => {
@@ -244,7 +243,11 @@ impl Engine {
                 upstream: self.dns_upstream(v),
             });
         }
-        let ids: Vec<String> = plan.endpoints.iter().map(|e| e.network_id.clone()).collect();
+        let ids: Vec<String> = plan
+            .endpoints
+            .iter()
+            .map(|e| e.network_id.clone())
+            .collect();
         self.write_names(&ids)?;
         self.write_etc_files(v, &plan)?;
         Ok(plan)
@@ -302,8 +305,7 @@ impl Engine {
         );
         for (name, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
             // In place: a running container's bind mount holds the inode.
-            std::fs::write(v.dir.join(name), content)
-                .map_err(io_ctx(format!("writing {name}")))?;
+            std::fs::write(v.dir.join(name), content).map_err(io_ctx(format!("writing {name}")))?;
         }
         Ok(())
     }
@@ -392,11 +394,8 @@ impl Engine {
                 self.release_locked(&e.container_id, None);
                 continue;
             };
-            if rustix::fs::flock(
-                &lock,
-                rustix::fs::FlockOperation::NonBlockingLockExclusive,
-            )
-            .is_ok()
+            if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .is_ok()
             {
                 self.release_locked(&e.container_id, None);
             }
@@ -405,8 +404,13 @@ impl Engine {
     }
 
     /// `sweep_locked` for commands that find containers gone (`ps`, `rm`).
-    pub(crate) fn sweep_networks(&self) {
-        if self.store.read().all_endpoints().is_ok_and(|e| e.is_empty()) {
+    pub fn sweep_networks(&self) {
+        if self
+            .store
+            .read()
+            .all_endpoints()
+            .is_ok_and(|e| e.is_empty())
+        {
             return;
         }
         if let Ok(_lock) = self.network_lock() {
@@ -440,7 +444,10 @@ impl Engine {
             let Ok(port) = port.parse::<u16>() else {
                 continue;
             };
-            if !out.iter().any(|p| p.container_port == port && p.proto == proto) {
+            if !out
+                .iter()
+                .any(|p| p.container_port == port && p.proto == proto)
+            {
                 out.push(berth_net::ports::ActualPort {
                     container_port: port,
                     proto: proto.to_string(),
@@ -516,7 +523,11 @@ pub(crate) fn resolv_conf(
         .flat_map(|s| s.split_whitespace().map(str::to_string))
         .collect();
     let mut out = String::new();
-    let search = if search.is_empty() { &host_search } else { search };
+    let search = if search.is_empty() {
+        &host_search
+    } else {
+        search
+    };
     if !search.is_empty() && search != ["."] {
         out += &format!("search {}\n", search.join(" "));
     }
@@ -581,7 +592,11 @@ pub(crate) fn allocate(
 ) -> Option<Ipv4Addr> {
     let span = |(a, p): (Ipv4Addr, u8)| {
         let start = u32::from(a);
-        let size = if p == 0 { u64::from(u32::MAX) + 1 } else { 1u64 << (32 - p) };
+        let size = if p == 0 {
+            u64::from(u32::MAX) + 1
+        } else {
+            1u64 << (32 - p)
+        };
         (u64::from(start), u64::from(start) + size - 1)
     };
     let (lo, hi) = span(pool);
@@ -608,17 +623,32 @@ mod tests {
     fn allocation() {
         let pool = parse_cidr("172.17.0.0/16").unwrap();
         let mut taken = BTreeSet::from([Ipv4Addr::new(172, 17, 0, 1)]);
-        assert_eq!(allocate(pool, None, &taken), Some(Ipv4Addr::new(172, 17, 0, 2)));
+        assert_eq!(
+            allocate(pool, None, &taken),
+            Some(Ipv4Addr::new(172, 17, 0, 2))
+        );
         taken.insert(Ipv4Addr::new(172, 17, 0, 2));
-        assert_eq!(allocate(pool, None, &taken), Some(Ipv4Addr::new(172, 17, 0, 3)));
+        assert_eq!(
+            allocate(pool, None, &taken),
+            Some(Ipv4Addr::new(172, 17, 0, 3))
+        );
         let range = parse_cidr("172.17.5.0/24");
-        assert_eq!(allocate(pool, range, &taken), Some(Ipv4Addr::new(172, 17, 5, 0)));
+        assert_eq!(
+            allocate(pool, range, &taken),
+            Some(Ipv4Addr::new(172, 17, 5, 0))
+        );
         let tiny = parse_cidr("10.0.0.0/30").unwrap();
         let t = BTreeSet::from([Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
         assert_eq!(allocate(tiny, None, &t), None);
-        assert_eq!(parse_cidr("10.1.2.3/16"), Some((Ipv4Addr::new(10, 1, 0, 0), 16)));
+        assert_eq!(
+            parse_cidr("10.1.2.3/16"),
+            Some((Ipv4Addr::new(10, 1, 0, 0), 16))
+        );
         assert_eq!(parse_cidr("10.1.2.3/33"), None);
-        assert_eq!(mac_for(Ipv4Addr::new(172, 17, 0, 2)), [2, 0x42, 172, 17, 0, 2]);
+        assert_eq!(
+            mac_for(Ipv4Addr::new(172, 17, 0, 2)),
+            [2, 0x42, 172, 17, 0, 2]
+        );
     }
 
     #[test]
@@ -633,9 +663,18 @@ mod tests {
             "search example.com\nnameserver 127.0.0.11\noptions edns0 ndots:0\n"
         );
         let host2 = "nameserver 10.0.0.2\nnameserver 127.0.0.1\n";
-        assert_eq!(resolv_conf(host2, false, &[], &[], &[]), "nameserver 10.0.0.2\n");
         assert_eq!(
-            resolv_conf(host2, false, &["1.1.1.1".into()], &["a.b".into()], &["ndots:2".into()]),
+            resolv_conf(host2, false, &[], &[], &[]),
+            "nameserver 10.0.0.2\n"
+        );
+        assert_eq!(
+            resolv_conf(
+                host2,
+                false,
+                &["1.1.1.1".into()],
+                &["a.b".into()],
+                &["ndots:2".into()]
+            ),
             "search a.b\nnameserver 1.1.1.1\noptions ndots:2\n"
         );
     }

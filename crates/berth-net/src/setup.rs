@@ -26,8 +26,9 @@ pub fn attach(pid: i32, plan: &NetworkPlan) -> Result<(), SetupError> {
     if plan.endpoints.is_empty() {
         return Ok(());
     }
-    let netns = File::open(format!("/proc/{pid}/ns/net"))
-        .map_err(|e| SetupError::Other(format!("opening the container's network namespace: {e}")))?;
+    let netns = File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
+        SetupError::Other(format!("opening the container's network namespace: {e}"))
+    })?;
     let mut host = Netlink::open().map_err(|e| SetupError::Other(format!("netlink: {e}")))?;
     let mut inner = Netlink::open_in(netns.as_fd())
         .map_err(|e| SetupError::Other(format!("netlink in the container: {e}")))?;
@@ -130,7 +131,10 @@ fn setns(f: &File) -> Result<(), String> {
 
 /// The DNS responder of a container whose process is `pid`: its socket
 /// in the container's namespace, names from the networks' files.
-pub fn dns_responder(pid: i32, plan: &crate::plan::DnsPlan) -> Result<crate::dns::Responder, String> {
+pub fn dns_responder(
+    pid: i32,
+    plan: &crate::plan::DnsPlan,
+) -> Result<crate::dns::Responder, String> {
     let sock = dns_socket(pid)?;
     let mut table = crate::dns::NameTable::new();
     for (name, path) in &plan.networks {
@@ -154,7 +158,12 @@ pub fn detach(plan: &NetworkPlan) {
         return;
     };
     let lock = plan.lock.as_ref().and_then(|p| {
-        let f = File::options().write(true).create(true).truncate(false).open(p).ok()?;
+        let f = File::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(p)
+            .ok()?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).ok()?;
         Some(f)
     });
@@ -165,7 +174,11 @@ pub fn detach(plan: &NetworkPlan) {
         };
         let kept: String = text
             .lines()
-            .filter(|l| !l.split_whitespace().next().is_some_and(|ip| ours.iter().any(|o| o == ip)))
+            .filter(|l| {
+                !l.split_whitespace()
+                    .next()
+                    .is_some_and(|ip| ours.iter().any(|o| o == ip))
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         if kept.len() != text.len() {

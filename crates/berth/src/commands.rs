@@ -1100,7 +1100,12 @@ fn ps_command(args: &[String]) -> String {
         .join(" ")
 }
 
-fn ps_row(v: &ContainerView, no_trunc: bool, now: DateTime<Utc>) -> serde_json::Value {
+fn ps_row(
+    v: &ContainerView,
+    ports: String,
+    no_trunc: bool,
+    now: DateTime<Utc>,
+) -> serde_json::Value {
     let created = parse_rfc3339(&v.created).unwrap_or(now);
     let status = if v.removing {
         "Removal In Progress".to_string()
@@ -1139,7 +1144,7 @@ fn ps_row(v: &ContainerView, no_trunc: bool, now: DateTime<Utc>) -> serde_json::
         "RunningFor": ago(created, now),
         "Status": status,
         "State": v.status_word(),
-        "Ports": berth_net::ports::display_ports(&e.container_ports(&v)),
+        "Ports": ports,
         "Names": v.name,
         "Labels": v.config.labels.iter().map(|(k, val)| format!("{k}={val}")).collect::<Vec<_>>().join(","),
         "LocalVolumes": v.host_config.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
@@ -1196,6 +1201,8 @@ fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
         return Ok(125);
     };
     let limit = if a.latest { Some(1) } else { a.last };
+    // Addresses, names and port rules of containers found gone are freed.
+    e.sweep_networks();
     let mut list = e.containers_filtered(&filters, a.all || limit.is_some())?;
     if let Some(n) = limit {
         list.truncate(n);
@@ -1214,8 +1221,17 @@ fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let mut rows: Vec<serde_json::Value> =
-        list.iter().map(|v| ps_row(v, a.no_trunc, now)).collect();
+    let mut rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|v| {
+            ps_row(
+                v,
+                berth_net::ports::display_ports(&e.container_ports(v)),
+                a.no_trunc,
+                now,
+            )
+        })
+        .collect();
     // -s: "10B (virtual 1.99MB)", the writable layer and all of it. As
     // docker's, also measured when the format shows `.Size` (`{{json .}}`
     // does).

@@ -102,10 +102,13 @@ fn run() -> Res<i32> {
 
     // The container's network as the engine planned it at this start
     // (bridge or user-defined networks; no file: none of its own).
-    let net_plan: Option<berth_net::plan::NetworkPlan> = match std::fs::read(dir.join("network.json")) {
-        Ok(j) => Some(serde_json::from_slice(&j).map_err(|e| format!("parsing network.json: {e}"))?),
-        Err(_) => None,
-    };
+    let net_plan: Option<berth_net::plan::NetworkPlan> =
+        match std::fs::read(dir.join("network.json")) {
+            Ok(j) => {
+                Some(serde_json::from_slice(&j).map_err(|e| format!("parsing network.json: {e}"))?)
+            }
+            Err(_) => None,
+        };
 
     // fd 1 is the notify pipe: take it over as a File, keep fd 1 itself.
     let stdout_dup =
@@ -155,7 +158,14 @@ fn run() -> Res<i32> {
         let (child_stdio, mut io) = io.split();
         // The cgroup is made after the clone: on v1 its creation can wait for
         // an RCU grace period, and the child sets up its root meanwhile.
-        let created = create_container(&cfg, &layout, &cgroup, child_stdio, first, net_plan.as_ref());
+        let created = create_container(
+            &cfg,
+            &layout,
+            &cgroup,
+            child_stdio,
+            first,
+            net_plan.as_ref(),
+        );
         let created = match created {
             Ok(c) => c,
             Err(e) => {
@@ -449,6 +459,7 @@ fn run_exec(path: PathBuf) -> Res<i32> {
         &mut log,
         &mut clients,
         true,
+        None,
         None,
     )?;
     finish_clients(&mut clients, code);
@@ -947,9 +958,8 @@ fn serve(
         let client_ready: Vec<bool> = (0..clients.len())
             .map(|i| !fds[base + polled.len() + i].revents().is_empty())
             .collect();
-        let probe_done = fds.len() > probe_at
-            && dns_at > probe_at
-            && !fds[probe_at].revents().is_empty();
+        let probe_done =
+            fds.len() > probe_at && dns_at > probe_at && !fds[probe_at].revents().is_empty();
         let dns_ready: Vec<bool> = (dns_at..fds.len())
             .map(|i| !fds[i].revents().is_empty())
             .collect();

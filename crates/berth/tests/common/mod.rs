@@ -160,7 +160,12 @@ pub fn enter_own_netns() {
     // network namespace (each libtest test runs on its own thread); no
     // memory is involved.
     let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-    assert_eq!(r, 0, "unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "unshare(CLONE_NEWNET): {}",
+        std::io::Error::last_os_error()
+    );
     let st = Command::new("ip")
         .args(["link", "set", "lo", "up"])
         .status()
@@ -183,7 +188,10 @@ pub fn netns_address() -> &'static str {
             &["addr", "add", "10.213.0.1/24", "dev", "bthost0"],
             &["link", "set", "bthost0", "up"],
         ] {
-            let st = Command::new("ip").args(args).status().unwrap_or_else(|e| panic!("ip: {e}"));
+            let st = Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap_or_else(|e| panic!("ip: {e}"));
             assert!(st.success(), "ip {args:?} failed");
         }
     }
