@@ -1,0 +1,369 @@
+//! Bridge networking (issue 10), as a user sees it: published ports,
+//! user-defined networks with names, isolation, teardown. Every test runs
+//! in a network namespace of its own (TestEnv enters one): the bridges,
+//! NAT rules and all traffic stay there.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+/// A server for the tests, run inside containers: `netecho tcp|udp PORT`
+/// answers each connection (or datagram) with `peer=ADDRESS` — what the
+/// container sees of its client — and goes on.
+const NETECHO: &str = r#"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) return 2;
+    int udp = strcmp(argv[1], "udp") == 0;
+    int s = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(atoi(argv[2]));
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); return 1; }
+    if (!udp && listen(s, 64) < 0) { perror("listen"); return 1; }
+    printf("listening\n");
+    fflush(stdout);
+    for (;;) {
+        struct sockaddr_in p;
+        socklen_t n = sizeof p;
+        char buf[512], out[128];
+        if (udp) {
+            if (recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&p, &n) < 0) continue;
+        } else {
+            int c = accept(s, (struct sockaddr *)&p, &n);
+            if (c < 0) continue;
+            int len = snprintf(out, sizeof out, "peer=%s\n", inet_ntoa(p.sin_addr));
+            write(c, out, len);
+            close(c);
+            continue;
+        }
+        int len = snprintf(out, sizeof out, "peer=%s\n", inet_ntoa(p.sin_addr));
+        sendto(s, out, len, 0, (struct sockaddr *)&p, n);
+    }
+}
+"#;
+
+fn netecho() -> String {
+    probe_volume(&static_probe("netecho", NETECHO))
+}
+
+/// What a TCP server at `addr` says to a new connection, if it answers.
+fn tcp_says(addr: &str) -> Option<String> {
+    let sa = addr.parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&sa, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    (!out.is_empty()).then_some(out)
+}
+
+/// What a UDP server at `addr` answers to one datagram, if it does.
+fn udp_says(addr: &str) -> Option<String> {
+    let s = UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+    s.send_to(b"hello", addr).ok()?;
+    let mut buf = [0u8; 256];
+    let n = s.recv(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+fn answers(addr: &str) -> String {
+    poll(&format!("{addr} to answer"), Duration::from_secs(10), || {
+        tcp_says(addr)
+    })
+}
+
+/// Interfaces of the test's namespace whose names start with `prefix`.
+fn links_with(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+fn nft_table() -> String {
+    let out = Command::new("nft")
+        .args(["list", "table", "ip", "berth"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The published port's host side, as `berth port` shows it.
+fn host_port(env: &TestEnv, name: &str, port: &str) -> u16 {
+    let out = env.ok(&["port", name, port]);
+    let first = out.lines().next().unwrap_or_default();
+    first
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no host port in {out:?}"))
+}
+
+#[test]
+fn published_ports_answer_everywhere_and_see_the_client() {
+    let env = TestEnv::with_busybox();
+    let host = netns_address();
+    let v = netecho();
+    env.ok(&[
+        "run", "-d", "--name", "web", "-v", &v, "-p", "8080:80", BB, "/t/probe", "tcp", "80",
+    ]);
+    // Through loopback (masqueraded to the bridge's gateway), through the
+    // namespace's own address (the client's address is kept).
+    let lo = answers("127.0.0.1:8080");
+    assert_eq!(lo, "peer=172.17.0.1\n");
+    let direct = answers(&format!("{host}:8080"));
+    assert_eq!(direct, format!("peer={host}\n"));
+    // The container's own address, from the host.
+    let ip = inspect_f(&env, "{{.NetworkSettings.IPAddress}}", "web");
+    assert_eq!(ip, "172.17.0.2");
+    assert_eq!(answers(&format!("{ip}:80")), "peer=172.17.0.1\n");
+    // From another container, through the host's address (hairpin).
+    let out = env.ok(&[
+        "run", "--rm", BB, "sh", "-c",
+        &format!("for i in 1 2 3 4 5; do nc {host} 8080 && exit 0; sleep 0.2; done; exit 1"),
+    ]);
+    assert!(out.starts_with("peer="), "{out}");
+    // ps and port.
+    let ps = env.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps.trim(), "0.0.0.0:8080->80/tcp");
+    assert_eq!(env.ok(&["port", "web"]), "80/tcp -> 0.0.0.0:8080\n");
+    let (_, err) = env.fails(&["port", "web", "81"], 1);
+    assert!(err.contains("No public port '81/tcp' published for web"), "{err}");
+    let ports = &env.inspect("web")["NetworkSettings"]["Ports"];
+    assert_eq!(ports["80/tcp"][0]["HostPort"], "8080", "{ports}");
+}
+
+#[test]
+fn ephemeral_and_publish_all_ports() {
+    let env = TestEnv::with_busybox();
+    let v = netecho();
+    env.ok(&[
+        "run", "-d", "--name", "a", "-v", &v, "-p", "80", BB, "/t/probe", "tcp", "80",
+    ]);
+    let p = host_port(&env, "a", "80/tcp");
+    assert!(p >= 1024, "{p}");
+    answers(&format!("127.0.0.1:{p}"));
+    env.ok(&[
+        "run", "-d", "--name", "b", "-v", &v, "--expose", "7000", "-P", BB, "/t/probe", "tcp",
+        "7000",
+    ]);
+    let q = host_port(&env, "b", "7000");
+    assert_ne!(p, q);
+    answers(&format!("127.0.0.1:{q}"));
+    // A range, one host port for each container port.
+    env.ok(&[
+        "run", "-d", "--name", "c", "-v", &v, "-p", "127.0.0.1:9000-9001:90-91", BB, "/t/probe",
+        "tcp", "91",
+    ]);
+    answers("127.0.0.1:9001");
+    assert_eq!(
+        env.ok(&["port", "c"]),
+        "90/tcp -> 127.0.0.1:9000\n91/tcp -> 127.0.0.1:9001\n"
+    );
+}
+
+#[test]
+fn a_udp_port() {
+    let env = TestEnv::with_busybox();
+    let v = netecho();
+    env.ok(&[
+        "run", "-d", "--name", "u", "-v", &v, "-p", "5353:53/udp", BB, "/t/probe", "udp", "53",
+    ]);
+    let host = netns_address();
+    let got = poll("the UDP port to answer", Duration::from_secs(10), || {
+        udp_says(&format!("{host}:5353"))
+    });
+    assert_eq!(got, format!("peer={host}\n"));
+}
+
+#[test]
+fn user_networks_resolve_names_and_stay_apart() {
+    let env = TestEnv::with_busybox();
+    let v = netecho();
+    env.ok(&["network", "create", "front"]);
+    env.ok(&["network", "create", "back"]);
+    env.ok(&[
+        "run", "-d", "--name", "web", "--network", "front", "--network-alias", "www", "-v", &v,
+        BB, "/t/probe", "tcp", "80",
+    ]);
+    let web_ip = inspect_f(
+        &env,
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "web",
+    );
+    assert!(!web_ip.is_empty());
+    // By name, alias and short ID, through the embedded DNS.
+    let id = env.ok(&["inspect", "-f", "{{.Id}}", "web"]);
+    for name in ["web", "www", &id.trim()[..12]] {
+        let out = env.ok(&[
+            "run", "--rm", "--network", "front", BB, "sh", "-c",
+            &format!("nslookup {name} 127.0.0.11 && nc {name} 80"),
+        ]);
+        assert!(out.contains(&web_ip), "{name}: {out}");
+        assert!(out.contains("peer="), "{name}: {out}");
+    }
+    let resolv = env.ok(&["run", "--rm", "--network", "front", BB, "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    // Not from another network, not even by address.
+    let out = env.run(&[
+        "run", "--rm", "--network", "back", BB, "sh", "-c",
+        &format!("nc -w 1 {web_ip} 80"),
+    ]);
+    assert!(!text(&out.stdout).contains("peer="), "crossed networks");
+    let out = env.run(&["run", "--rm", "--network", "back", BB, "nslookup", "web", "127.0.0.11"]);
+    assert!(!text(&out.stdout).contains(&web_ip), "resolved across networks");
+    // Joining web's namespace: its loopback.
+    let out = env.ok(&[
+        "run", "--rm", "--network", "container:web", BB, "nc", "127.0.0.1", "80",
+    ]);
+    assert_eq!(out, "peer=127.0.0.1\n");
+}
+
+#[test]
+fn an_internal_network_has_no_way_out() {
+    let env = TestEnv::with_busybox();
+    let v = netecho();
+    let host = netns_address();
+    env.ok(&["run", "-d", "--name", "outside", "-v", &v, "-p", "8081:80", BB, "/t/probe", "tcp", "80"]);
+    answers(&format!("{host}:8081"));
+    env.ok(&["network", "create", "--internal", "sealed"]);
+    env.ok(&["run", "-d", "--name", "in1", "--network", "sealed", "-v", &v, BB, "/t/probe", "tcp", "80"]);
+    // Inside: fine.
+    let out = env.ok(&["run", "--rm", "--network", "sealed", BB, "nc", "in1", "80"]);
+    assert!(out.starts_with("peer="), "{out}");
+    // Out: no route.
+    let route = env.ok(&["run", "--rm", "--network", "sealed", BB, "ip", "route"]);
+    assert!(!route.contains("default"), "{route}");
+    let out = env.run(&[
+        "run", "--rm", "--network", "sealed", BB, "nc", "-w", "1", host, "8081",
+    ]);
+    assert!(!text(&out.stdout).contains("peer="), "left an internal network");
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let env = TestEnv::with_busybox();
+    let v = netecho();
+    env.ok(&["network", "create", "n1"]);
+    env.ok(&["run", "-d", "--name", "srv", "--network", "n1", "-v", &v, BB, "/t/probe", "tcp", "80"]);
+    env.ok(&["run", "-d", "--name", "cli", BB, "sleep", "1000"]);
+    let out = env.run(&["exec", "cli", "nc", "-w", "1", "srv", "80"]);
+    assert!(!text(&out.stdout).contains("peer="));
+    env.ok(&["network", "connect", "--alias", "client", "n1", "cli"]);
+    let out = env.ok(&["exec", "cli", "nc", "srv", "80"]);
+    assert!(out.starts_with("peer="), "{out}");
+    let nets = inspect_f(&env, "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "cli");
+    assert_eq!(nets.trim(), "bridge n1");
+    env.ok(&["network", "disconnect", "n1", "cli"]);
+    let out = env.run(&["exec", "cli", "nc", "-w", "1", "srv", "80"]);
+    assert!(!text(&out.stdout).contains("peer="), "still connected");
+    let links = env.ok(&["exec", "cli", "ip", "-o", "link"]);
+    assert!(!links.contains("eth1"), "{links}");
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let env = TestEnv::with_busybox();
+    let v = netecho();
+    // A host port another program holds.
+    let holder = std::net::TcpListener::bind("0.0.0.0:8090").unwrap();
+    let (_, err) = env.fails(&["run", "-d", "--name", "x", "-p", "8090:80", BB, "sleep", "100"], 125);
+    assert!(err.contains("address already in use"), "{err}");
+    drop(holder);
+    assert_eq!(status(&env, "x"), "created");
+    // One a container holds.
+    env.ok(&["run", "-d", "--name", "y", "-v", &v, "-p", "8091:80", BB, "/t/probe", "tcp", "80"]);
+    let (_, err) = env.fails(&["run", "-d", "--name", "z", "-p", "8091:80", BB, "sleep", "100"], 125);
+    assert!(err.contains("port is already allocated"), "{err}");
+    assert_eq!(links_with("vb").len(), 1, "{:?}", links_with("vb"));
+    // Malformed -p, a network that does not exist, an --ip outside the subnet.
+    let (_, err) = env.fails(&["run", "-p", "80:x", BB, "true"], 125);
+    assert!(err.contains("invalid containerPort: x"), "{err}");
+    let (_, err) = env.fails(&["run", "--network", "nope", BB, "true"], 125);
+    assert!(err.contains("network nope not found"), "{err}");
+    env.ok(&["network", "create", "--subnet", "10.50.0.0/24", "fixed"]);
+    let (_, err) = env.fails(&["run", "--network", "fixed", "--ip", "10.60.0.5", BB, "true"], 125);
+    assert!(err.contains("10.60.0.5"), "{err}");
+    let (_, err) = env.fails(&["network", "create", "--subnet", "10.50.0.0/16", "overlap"], 1);
+    assert!(err.to_lowercase().contains("overlap"), "{err}");
+    // Nothing half-networked: one veth (y's), one published element.
+    assert_eq!(links_with("vb").len(), 1, "{:?}", links_with("vb"));
+    let table = nft_table();
+    assert!(table.contains("8091"), "{table}");
+    assert!(!table.contains("8090"), "{table}");
+}
+
+#[test]
+fn many_containers_leave_nothing_behind() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["network", "create", "many"]);
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let net = if i % 2 == 0 { "bridge" } else { "many" };
+        let p = format!("{}:80", 10000 + i);
+        let id = env.ok(&["run", "-d", "--network", net, "-p", &p, BB, "sleep", "1000"]);
+        ids.push(id.trim().to_string());
+    }
+    assert_eq!(links_with("vb").len(), 100);
+    // Twenty monitors killed with -9: their containers die with them.
+    for id in &ids[..20] {
+        let pid = inspect_f(&env, "{{.State.Pid}}", id);
+        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(") ").next().and_then(|r| r.split(' ').nth(1)).map(str::to_string))
+            .unwrap_or_default();
+        Command::new("kill").args(["-9", &ppid]).status().unwrap();
+    }
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids[20..].iter().map(String::as_str));
+    env.ok(&args);
+    // The next command finds the killed ones' leftovers and removes them.
+    poll("the killed containers to exit", Duration::from_secs(20), || {
+        env.ok(&["ps", "-q"]).trim().is_empty().then_some(())
+    });
+    poll("their veths to go", Duration::from_secs(20), || {
+        links_with("vb").is_empty().then_some(())
+    });
+    let table = nft_table();
+    assert!(!table.contains(" : 172."), "{table}");
+    let db = env.root.path().join("berth.db");
+    let leases = Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT COUNT(*) FROM endpoints")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&leases.stdout).trim(), "0");
+}
+
+#[test]
+fn etc_files_and_dns_flags() {
+    let env = TestEnv::with_busybox();
+    let out = env.ok(&[
+        "run", "--rm", "--hostname", "box", "--add-host", "db:10.1.2.3", "--add-host",
+        "gw:host-gateway", "--dns", "10.9.9.9", "--dns-search", "example.org", BB, "sh", "-c",
+        "cat /etc/hosts /etc/resolv.conf",
+    ]);
+    assert!(out.contains("10.1.2.3\tdb\n"), "{out}");
+    assert!(out.contains("172.17.0.1\tgw\n"), "{out}");
+    assert!(out.contains("172.17.0.2\tbox\n"), "{out}");
+    assert!(out.contains("search example.org\nnameserver 10.9.9.9\n"), "{out}");
+    let _ = Write::flush(&mut std::io::stdout());
+}
