@@ -347,9 +347,7 @@ impl Netlink {
                 msg.header.family = AddressFamily::Inet;
                 msg.attributes.push(AddressAttribute::Local(addr));
                 msg.attributes.push(AddressAttribute::Address(addr));
-                if prefix < 31 {
-                    let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
-                    let broadcast = Ipv4Addr::from(u32::from(v4) | host_bits);
+                if let Some(broadcast) = broadcast_v4(v4, prefix) {
                     msg.attributes.push(AddressAttribute::Broadcast(broadcast));
                 }
             }
@@ -695,17 +693,13 @@ impl Netlink {
             }));
         }
 
-        let replies = self.read_replies(request, first, last, on_reply);
-        if let Err(Failed(_)) = replies {
-            // Stopped before the end (a malformed datagram, a failed or
-            // timed-out recv): leave nothing of this exchange queued.
-            self.drain();
-        }
-        replies
+        self.read_replies(request, first, last, on_reply)
     }
 
     /// Reads the replies to messages `first..=last` (see
-    /// [`Netlink::transact`]).
+    /// [`Netlink::transact`]). Stopping before the last one is answered (a
+    /// malformed datagram, a failed or timed-out `recv`, lost replies)
+    /// drains the socket, so nothing of this exchange stays queued.
     fn read_replies(
         &mut self,
         request: &'static str,
@@ -720,8 +714,13 @@ impl Netlink {
             let n = self.recv()?;
             let mut data = &self.rx[..n];
             while data.len() >= NLMSG_HDRLEN {
-                let msg = NetlinkBuffer::new_checked(data)
-                    .map_err(|e| malformed(request, e.to_string()))?;
+                let msg = match NetlinkBuffer::new_checked(data) {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        self.drain();
+                        return Err(Failed(malformed(request, e.to_string())));
+                    }
+                };
                 let len = msg.length() as usize;
                 let (seq, kind, flags) = (msg.sequence_number(), msg.message_type(), msg.flags());
                 let payload = msg.payload();
@@ -730,6 +729,9 @@ impl Netlink {
                 if seq.wrapping_sub(first) > count {
                     continue;
                 }
+                // Also on NLMSG_DONE: newer kernels flag it there when
+                // they notice the change only at the end.
+                interrupted |= flags & NLM_F_DUMP_INTR != 0;
                 match kind {
                     NLMSG_NOOP => {}
                     NLMSG_OVERRUN => {
@@ -742,10 +744,9 @@ impl Netlink {
                             // An old kernel's NLMSG_DONE may be empty.
                             None if kind == NLMSG_DONE => 0,
                             None => {
-                                return Err(Failed(malformed(
-                                    request,
-                                    format!("NLMSG_ERROR of {} bytes", payload.len()),
-                                )))
+                                let detail = format!("NLMSG_ERROR of {} bytes", payload.len());
+                                self.drain();
+                                return Err(Failed(malformed(request, detail)));
                             }
                         };
                         if code < 0 && failure.is_none() {
@@ -763,7 +764,6 @@ impl Netlink {
                         }
                     }
                     _ => {
-                        interrupted |= flags & NLM_F_DUMP_INTR != 0;
                         if let Err(error) = on_reply(kind, payload) {
                             failure.get_or_insert(error);
                         }
@@ -792,10 +792,11 @@ impl Netlink {
                     return Err(Lost("ENOBUFS"));
                 }
                 Err(source) => {
+                    self.drain();
                     return Err(Failed(NetlinkError::Io {
                         context: "recv",
                         source,
-                    }))
+                    }));
                 }
             }
         }
@@ -895,6 +896,16 @@ impl Drop for ReturnHome {
     fn drop(&mut self) {
         let _ = self.go_home();
     }
+}
+
+/// The broadcast address of `addr/prefix`; none for /31 and /32, which
+/// have no room for one (RFC 3021).
+fn broadcast_v4(addr: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
+    if prefix >= 31 {
+        return None;
+    }
+    let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+    Some(Ipv4Addr::from(u32::from(addr) | host_bits))
 }
 
 /// A link message addressing link `index`.
@@ -1067,6 +1078,17 @@ mod tests {
     }
 
     #[test]
+    fn broadcast_addresses() {
+        let a = Ipv4Addr::new(172, 17, 0, 2);
+        assert_eq!(broadcast_v4(a, 16), Some(Ipv4Addr::new(172, 17, 255, 255)));
+        assert_eq!(broadcast_v4(a, 24), Some(Ipv4Addr::new(172, 17, 0, 255)));
+        assert_eq!(broadcast_v4(a, 30), Some(Ipv4Addr::new(172, 17, 0, 3)));
+        assert_eq!(broadcast_v4(a, 0), Some(Ipv4Addr::BROADCAST));
+        assert_eq!(broadcast_v4(a, 31), None);
+        assert_eq!(broadcast_v4(a, 32), None);
+    }
+
+    #[test]
     fn bridge_create_exists_delete() {
         in_fresh_netns(|mut nl| {
             let br = nl.create_bridge("br-t0").unwrap();
@@ -1133,8 +1155,12 @@ mod tests {
             nl.add_address(br, gw.into(), 24).unwrap();
             let dup = nl.add_address(br, gw.into(), 24).unwrap_err();
             assert!(dup.is_exists(), "{dup}");
-            nl.add_address(br, "2001:db8::1".parse::<Ipv6Addr>().unwrap().into(), 64)
-                .unwrap();
+            let v6: IpAddr = "2001:db8::1".parse::<Ipv6Addr>().unwrap().into();
+            nl.add_address(br, v6, 64).unwrap();
+            let dup = nl.add_address(br, v6, 64).unwrap_err();
+            assert!(dup.is_exists(), "{dup}");
+            let bad = nl.add_address(br, v6, 129).unwrap_err();
+            assert!(matches!(bad, NetlinkError::InvalidPrefix { .. }), "{bad}");
             let bad = nl.add_address(br, gw.into(), 33).unwrap_err();
             assert!(matches!(bad, NetlinkError::InvalidPrefix { .. }), "{bad}");
 
