@@ -11,18 +11,19 @@
 //! Every call is one round trip: one `send` of one datagram (sometimes two
 //! messages batched in it, see [`Netlink::create_bridge`]) and the `recv`s of
 //! its replies. Every request asks for an acknowledgement and checks it;
-//! replies are matched by sequence number, so the leftovers of a call that
-//! failed half-way are skipped by the next one. No threads, no async runtime:
-//! a 32 KiB receive buffer and a small send buffer, both reused.
+//! dumps are read to their `NLMSG_DONE`. Replies are matched by sequence
+//! number, and a call that stops early reads and drops what is left of its
+//! exchange, so the next call starts clean. No threads, no async runtime: a
+//! 32 KiB receive buffer and a small send buffer, both reused.
 
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use netlink_packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLMSG_DONE,
+    Emitable, NetlinkBuffer, NetlinkHeader, NetlinkSerializable, NlasIterator, NLMSG_DONE,
     NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE,
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
 };
@@ -77,7 +78,7 @@ pub enum NetlinkError {
     },
     /// A dump kept changing while it was read (`NLM_F_DUMP_INTR`), or kept
     /// losing replies, through every retry.
-    #[error("netlink: {request}: the dump was interrupted by concurrent changes on every attempt")]
+    #[error("netlink: {request}: the dump was interrupted (concurrent changes or lost replies) on every attempt")]
     DumpInterrupted {
         /// The dump request.
         request: &'static str,
@@ -106,12 +107,11 @@ pub enum NetlinkError {
 
 impl NetlinkError {
     /// The errno behind this error: the kernel's for a refused request, the
-    /// system's for a socket or namespace failure.
+    /// system's for a socket or namespace failure, `None` otherwise.
     pub fn errno(&self) -> Option<i32> {
         match self {
             NetlinkError::Kernel { errno, .. } => Some(*errno),
             NetlinkError::Io { source, .. } => source.raw_os_error(),
-            NetlinkError::RepliesLost { .. } => Some(libc::ENOBUFS),
             _ => None,
         }
     }
@@ -130,16 +130,16 @@ impl NetlinkError {
     }
 }
 
-/// Receive buffer size. Dump datagrams are sized by the kernel after the
-/// largest buffer a reader offered, so this also bounds them; a message that
-/// does not fit grows the buffer (and a dump is read again).
+/// Receive buffer size. The kernel sizes a dump's datagrams after the
+/// largest buffer the reader offered, capped at 32 KiB, so more would not
+/// be used; a single message that does not fit (it would take an exotic
+/// link) grows the buffer, and a dump is read again.
 const RECV_BUF: usize = 32 * 1024;
 /// How long a reply may take before a call gives up (a backstop: the kernel
 /// answers rtnetlink requests synchronously, within microseconds to
 /// milliseconds; only a lost reply would wait this long).
 const RECV_TIMEOUT: Duration = Duration::from_secs(30);
-/// How many times a dump is read again after `NLM_F_DUMP_INTR` or a
-/// truncated datagram.
+/// How many times a dump is tried in all (see [`Netlink::dump`]).
 const DUMP_ATTEMPTS: usize = 4;
 /// `IFNAMSIZ` less the terminating NUL.
 const IFNAME_MAX: usize = 15;
@@ -347,9 +347,7 @@ impl Netlink {
                 msg.header.family = AddressFamily::Inet;
                 msg.attributes.push(AddressAttribute::Local(addr));
                 msg.attributes.push(AddressAttribute::Address(addr));
-                if prefix < 31 {
-                    let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
-                    let broadcast = Ipv4Addr::from(u32::from(v4) | host_bits);
+                if let Some(broadcast) = broadcast_v4(v4, prefix) {
                     msg.attributes.push(AddressAttribute::Broadcast(broadcast));
                 }
             }
@@ -605,7 +603,8 @@ impl Netlink {
 
     /// Reads a whole dump, `parse` turning each reply into an item or
     /// skipping it; read again (a few times) when the kernel flags it
-    /// inconsistent or a datagram did not fit the buffer.
+    /// inconsistent (`NLM_F_DUMP_INTR`), when replies were lost, or when a
+    /// dump of an earlier call was still running (`EBUSY`).
     fn dump<T>(
         &mut self,
         request: &'static str,
@@ -627,6 +626,9 @@ impl Netlink {
             match outcome {
                 Ok(Exchange { interrupted: false }) => return Ok(items),
                 Ok(Exchange { interrupted: true }) | Err(Lost(_)) => continue,
+                // Only this socket's own dump can be running: the rest of
+                // one a failed call left behind. Finish it and ask again.
+                Err(Failed(error)) if error.errno() == Some(libc::EBUSY) => self.drain(),
                 Err(Failed(error)) => return Err(error),
             }
         }
@@ -665,18 +667,18 @@ impl Netlink {
             } else {
                 NLM_F_ACK
             };
+            let len = NLMSG_HDRLEN + NetlinkSerializable::buffer_len(msg);
             let mut header = NetlinkHeader::default();
+            header.length = len as u32;
+            header.message_type = msg.message_type();
             header.flags = NLM_F_REQUEST | ack | flags;
             header.sequence_number = self.seq;
-            let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg.clone()));
-            packet.finalize();
-            let len = packet.buffer_len();
             let start = self.tx.len();
             self.tx.resize(start + align4(len), 0);
-            packet.serialize(&mut self.tx[start..start + len]);
+            header.emit(&mut self.tx[start..start + NLMSG_HDRLEN]);
+            msg.serialize(&mut self.tx[start + NLMSG_HDRLEN..start + len]);
         }
         let last = self.seq;
-        let count = last.wrapping_sub(first);
         let sent = self
             .socket
             .send(&self.tx, 0)
@@ -691,14 +693,34 @@ impl Netlink {
             }));
         }
 
+        self.read_replies(request, first, last, on_reply)
+    }
+
+    /// Reads the replies to messages `first..=last` (see
+    /// [`Netlink::transact`]). Stopping before the last one is answered (a
+    /// malformed datagram, a failed or timed-out `recv`, lost replies)
+    /// drains the socket, so nothing of this exchange stays queued.
+    fn read_replies(
+        &mut self,
+        request: &'static str,
+        first: u32,
+        last: u32,
+        on_reply: &mut dyn FnMut(u16, &[u8]) -> Result<()>,
+    ) -> std::result::Result<Exchange, Transact> {
+        let count = last.wrapping_sub(first);
         let mut failure: Option<NetlinkError> = None;
         let mut interrupted = false;
         loop {
             let n = self.recv()?;
             let mut data = &self.rx[..n];
             while data.len() >= NLMSG_HDRLEN {
-                let msg = NetlinkBuffer::new_checked(data)
-                    .map_err(|e| malformed(request, e.to_string()))?;
+                let msg = match NetlinkBuffer::new_checked(data) {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        self.drain();
+                        return Err(Failed(malformed(request, e.to_string())));
+                    }
+                };
                 let len = msg.length() as usize;
                 let (seq, kind, flags) = (msg.sequence_number(), msg.message_type(), msg.flags());
                 let payload = msg.payload();
@@ -707,6 +729,9 @@ impl Netlink {
                 if seq.wrapping_sub(first) > count {
                     continue;
                 }
+                // Also on NLMSG_DONE: newer kernels flag it there when
+                // they notice the change only at the end.
+                interrupted |= flags & NLM_F_DUMP_INTR != 0;
                 match kind {
                     NLMSG_NOOP => {}
                     NLMSG_OVERRUN => {
@@ -719,10 +744,9 @@ impl Netlink {
                             // An old kernel's NLMSG_DONE may be empty.
                             None if kind == NLMSG_DONE => 0,
                             None => {
-                                return Err(Failed(malformed(
-                                    request,
-                                    format!("NLMSG_ERROR of {} bytes", payload.len()),
-                                )))
+                                let detail = format!("NLMSG_ERROR of {} bytes", payload.len());
+                                self.drain();
+                                return Err(Failed(malformed(request, detail)));
                             }
                         };
                         if code < 0 && failure.is_none() {
@@ -740,7 +764,6 @@ impl Netlink {
                         }
                     }
                     _ => {
-                        interrupted |= flags & NLM_F_DUMP_INTR != 0;
                         if let Err(error) = on_reply(kind, payload) {
                             failure.get_or_insert(error);
                         }
@@ -769,10 +792,11 @@ impl Netlink {
                     return Err(Lost("ENOBUFS"));
                 }
                 Err(source) => {
+                    self.drain();
                     return Err(Failed(NetlinkError::Io {
                         context: "recv",
                         source,
-                    }))
+                    }));
                 }
             }
         }
@@ -831,26 +855,57 @@ fn malformed(request: &'static str, detail: String) -> NetlinkError {
 
 /// Runs `f` with the calling thread inside the network namespace `netns`,
 /// then moves the thread back to the namespace it was in, whatever `f`
-/// returned.
+/// returned (and, as well as it can, if `f` panicked).
 fn in_netns<T>(netns: BorrowedFd<'_>, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let original = File::open("/proc/thread-self/ns/net").map_err(|source| NetlinkError::Io {
         context: "open /proc/thread-self/ns/net",
         source,
     })?;
-    let net = Some(rustix::thread::LinkNameSpaceType::Network);
-    rustix::thread::move_into_link_name_space(netns, net).map_err(|e| NetlinkError::Io {
+    rustix::thread::move_into_link_name_space(netns, NETNS).map_err(|e| NetlinkError::Io {
         context: "setns into the target network namespace",
         source: e.into(),
     })?;
+    let mut guard = ReturnHome(Some(original));
     let result = f();
-    let back = std::os::fd::AsFd::as_fd(&original);
-    match rustix::thread::move_into_link_name_space(back, net) {
+    match guard.go_home() {
         Ok(()) => result,
         Err(e) => Err(NetlinkError::Io {
             context: "setns back to the thread's network namespace",
             source: e.into(),
         }),
     }
+}
+
+const NETNS: Option<rustix::thread::LinkNameSpaceType> =
+    Some(rustix::thread::LinkNameSpaceType::Network);
+
+/// Moves the thread back into the network namespace it holds, when told
+/// to or when dropped (unwinding).
+struct ReturnHome(Option<File>);
+
+impl ReturnHome {
+    fn go_home(&mut self) -> rustix::io::Result<()> {
+        match self.0.take() {
+            Some(home) => rustix::thread::move_into_link_name_space(home.as_fd(), NETNS),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ReturnHome {
+    fn drop(&mut self) {
+        let _ = self.go_home();
+    }
+}
+
+/// The broadcast address of `addr/prefix`; none for /31 and /32, which
+/// have no room for one (RFC 3021).
+fn broadcast_v4(addr: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
+    if prefix >= 31 {
+        return None;
+    }
+    let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+    Some(Ipv4Addr::from(u32::from(addr) | host_bits))
 }
 
 /// A link message addressing link `index`.
@@ -1023,6 +1078,17 @@ mod tests {
     }
 
     #[test]
+    fn broadcast_addresses() {
+        let a = Ipv4Addr::new(172, 17, 0, 2);
+        assert_eq!(broadcast_v4(a, 16), Some(Ipv4Addr::new(172, 17, 255, 255)));
+        assert_eq!(broadcast_v4(a, 24), Some(Ipv4Addr::new(172, 17, 0, 255)));
+        assert_eq!(broadcast_v4(a, 30), Some(Ipv4Addr::new(172, 17, 0, 3)));
+        assert_eq!(broadcast_v4(a, 0), Some(Ipv4Addr::BROADCAST));
+        assert_eq!(broadcast_v4(a, 31), None);
+        assert_eq!(broadcast_v4(a, 32), None);
+    }
+
+    #[test]
     fn bridge_create_exists_delete() {
         in_fresh_netns(|mut nl| {
             let br = nl.create_bridge("br-t0").unwrap();
@@ -1089,8 +1155,12 @@ mod tests {
             nl.add_address(br, gw.into(), 24).unwrap();
             let dup = nl.add_address(br, gw.into(), 24).unwrap_err();
             assert!(dup.is_exists(), "{dup}");
-            nl.add_address(br, "2001:db8::1".parse::<Ipv6Addr>().unwrap().into(), 64)
-                .unwrap();
+            let v6: IpAddr = "2001:db8::1".parse::<Ipv6Addr>().unwrap().into();
+            nl.add_address(br, v6, 64).unwrap();
+            let dup = nl.add_address(br, v6, 64).unwrap_err();
+            assert!(dup.is_exists(), "{dup}");
+            let bad = nl.add_address(br, v6, 129).unwrap_err();
+            assert!(matches!(bad, NetlinkError::InvalidPrefix { .. }), "{bad}");
             let bad = nl.add_address(br, gw.into(), 33).unwrap_err();
             assert!(matches!(bad, NetlinkError::InvalidPrefix { .. }), "{bad}");
 
@@ -1261,26 +1331,29 @@ mod tests {
     #[test]
     fn stale_replies_are_skipped_by_sequence_number() {
         in_fresh_netns(|mut nl| {
-            // Leave a dump's replies unread, as a call that failed half-way
-            // would: the next call must not take them for its own.
-            let mut msg = LinkMessage::default();
-            msg.header.index = 0;
+            for i in 0..20 {
+                nl.create_bridge(&format!("vbs{i}")).unwrap();
+            }
+            // Leave a dump running with its replies unread, as a call that
+            // stopped half-way would: later calls must not take its replies
+            // for their own, and a new dump (which the kernel refuses with
+            // EBUSY while one runs) must still succeed.
             let mut header = NetlinkHeader::default();
+            let msg = RouteNetlinkMessage::GetLink(LinkMessage::default());
+            header.length = (NLMSG_HDRLEN + NetlinkSerializable::buffer_len(&msg)) as u32;
+            header.message_type = msg.message_type();
             header.flags = NLM_F_REQUEST | NLM_F_DUMP;
             header.sequence_number = nl.seq.wrapping_add(1_000);
-            let mut packet = NetlinkMessage::new(
-                header,
-                NetlinkPayload::from(RouteNetlinkMessage::GetLink(msg)),
-            );
-            packet.finalize();
-            let mut buf = vec![0; packet.buffer_len()];
-            packet.serialize(&mut buf);
+            let mut buf = vec![0; header.length as usize];
+            header.emit(&mut buf);
+            msg.serialize(&mut buf[NLMSG_HDRLEN..]);
             nl.socket.send(&buf, 0).unwrap();
 
-            let br = nl.create_bridge("br-seq");
-            // The dump in progress makes the kernel refuse a new one (EBUSY)
-            // but not a plain request.
-            let br = br.unwrap();
+            assert_eq!(nl.links_with_prefix("vbs").unwrap().len(), 20);
+            nl.socket.send(&buf, 0).unwrap();
+            let br = nl.create_bridge("br-seq").unwrap();
+            assert_eq!(nl.link_index("br-seq").unwrap(), Some(br));
+            assert_eq!(nl.links_with_prefix("vbs").unwrap().len(), 20);
             assert_eq!(nl.link_index("br-seq").unwrap(), Some(br));
         });
     }
