@@ -54,11 +54,12 @@ pub(crate) fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result
     Ok(true)
 }
 
-/// Deletes a network's bridge (`network rm`); absent is fine.
-pub(crate) fn remove_bridge(name: &str) -> Result<()> {
+/// Deletes a link (a network's bridge at `network rm`, a container's
+/// veth at `network disconnect`); absent is fine.
+pub(crate) fn delete_link(name: &str) -> Result<()> {
     let mut nl = Netlink::open().map_err(|e| runtime(format!("netlink: {e}")))?;
     nl.delete_link_by_name(name)
-        .map_err(|e| runtime(format!("deleting bridge {name}: {e}")))?;
+        .map_err(|e| runtime(format!("deleting {name}: {e}")))?;
     Ok(())
 }
 

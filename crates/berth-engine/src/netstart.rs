@@ -100,88 +100,10 @@ impl Engine {
         };
         let mut specs = Vec::new();
         for (i, (name, ec)) in order.into_iter().enumerate() {
-            let row = match store.network(&ec.network_id)? {
-                Some(r) => r,
-                None => store
-                    .network_by_name(name)?
-                    .ok_or_else(|| EngineError::NoSuchNetwork(name.to_string()))?,
-            };
-            let spec: NetworkSpec = serde_json::from_str(&row.spec).map_err(|e| {
-                EngineError::InvalidArgument(format!("network {}: corrupt spec: {e}", row.name))
-            })?;
-            let pool = spec.ipam.first().ok_or_else(|| {
-                EngineError::InvalidArgument(format!("network {} has no subnet", row.name))
-            })?;
-            let (subnet, prefix) = parse_cidr(&pool.subnet).ok_or_else(|| {
-                EngineError::InvalidArgument(format!(
-                    "network {}: bad subnet {}",
-                    row.name, pool.subnet
-                ))
-            })?;
-            let gateway: Ipv4Addr = pool.gateway.parse().unwrap_or_else(|_| first_host(subnet));
-            let mut taken: BTreeSet<Ipv4Addr> = store
-                .endpoints_on(&row.id)?
-                .iter()
-                .filter_map(|e| e.ip.parse().ok())
-                .collect();
-            taken.insert(gateway);
-            let ip = if ec.ipv4_address.is_empty() {
-                let range = parse_cidr(&pool.ip_range);
-                allocate((subnet, prefix), range, &taken).ok_or_else(|| {
-                    EngineError::Conflict(format!(
-                        "no available IPv4 addresses on this network's address pools: {} ({})",
-                        row.name, row.id
-                    ))
-                })?
-            } else {
-                ec.ipv4_address.parse().map_err(|_| {
-                    EngineError::InvalidArgument(format!(
-                        "invalid IPv4 address: {}",
-                        ec.ipv4_address
-                    ))
-                })?
-            };
-            store
-                .insert_endpoint(&berth_store::EndpointRow {
-                    network_id: row.id.clone(),
-                    container_id: v.id.clone(),
-                    ip: ip.to_string(),
-                })
-                .map_err(|e| match e {
-                    berth_store::StoreError::AddressInUse(_) => EngineError::Conflict(format!(
-                        "Address already in use: {ip} on network {}",
-                        row.name
-                    )),
-                    e => e.into(),
-                })?;
-            let user_defined = row.name != DEFAULT_BRIDGE;
-            let mut aliases = Vec::new();
-            if user_defined {
-                aliases.push(v.name.clone());
-                aliases.extend(ec.aliases.iter().cloned());
-                aliases.push(v.id.short().to_string());
-            }
-            let mac = if ec.mac_address.is_empty() {
-                berth_net::plan::mac_string(mac_for(ip))
-            } else {
-                ec.mac_address.clone()
-            };
-            let default_route = !spec.internal && !plan.endpoints.iter().any(|e| e.default_route);
-            plan.endpoints.push(EndpointPlan {
-                network_id: row.id.clone(),
-                network_name: row.name.clone(),
-                bridge: spec.bridge.clone(),
-                host_veth: format!("vb{}{i}", &v.id.as_str()[..12]),
-                ifname: format!("eth{i}"),
-                ip,
-                prefix,
-                gateway,
-                mac,
-                default_route,
-                aliases,
-                endpoint_id: hex::encode(crate::random_bytes()),
-            });
-            specs.push((row, spec, format!("{subnet}/{prefix}")));
+            let has_route = plan.endpoints.iter().any(|e| e.default_route);
+            let (ep, row, spec, subnet) = self.lease_endpoint(v, i, name, ec, has_route)?;
+            plan.endpoints.push(ep);
+            specs.push((row, spec, subnet));
         }
         // Bridges (made when missing: a new network, or after a reboot).
         let mut script = String::new();
@@ -248,9 +170,212 @@ impl Engine {
             .iter()
             .map(|e| e.network_id.clone())
             .collect();
-        self.write_names(&ids)?;
+        self.write_names(&ids, Some(&v.id))?;
         self.write_etc_files(v, &plan)?;
         Ok(plan)
+    }
+
+    /// Gives the container an address on one network (an `endpoints` row)
+    /// and describes its interface there (`eth<index>`). Run under the
+    /// network lock.
+    fn lease_endpoint(
+        &self,
+        v: &ContainerView,
+        index: usize,
+        name: &str,
+        ec: &berth_types::EndpointConfig,
+        has_default_route: bool,
+    ) -> Result<(EndpointPlan, berth_store::NetworkRow, NetworkSpec, String)> {
+        let store = self.store.read();
+        let row = match store.network(&ec.network_id)? {
+            Some(r) => r,
+            None => store
+                .network_by_name(name)?
+                .ok_or_else(|| EngineError::NoSuchNetwork(name.to_string()))?,
+        };
+        let spec: NetworkSpec = serde_json::from_str(&row.spec).map_err(|e| {
+            EngineError::InvalidArgument(format!("network {}: corrupt spec: {e}", row.name))
+        })?;
+        let pool = spec.ipam.first().ok_or_else(|| {
+            EngineError::InvalidArgument(format!("network {} has no subnet", row.name))
+        })?;
+        let (subnet, prefix) = parse_cidr(&pool.subnet).ok_or_else(|| {
+            EngineError::InvalidArgument(format!(
+                "network {}: bad subnet {}",
+                row.name, pool.subnet
+            ))
+        })?;
+        let gateway: Ipv4Addr = pool.gateway.parse().unwrap_or_else(|_| first_host(subnet));
+        let mut taken: BTreeSet<Ipv4Addr> = store
+            .endpoints_on(&row.id)?
+            .iter()
+            .filter_map(|e| e.ip.parse().ok())
+            .collect();
+        taken.insert(gateway);
+        let ip = if ec.ipv4_address.is_empty() {
+            let range = parse_cidr(&pool.ip_range);
+            allocate((subnet, prefix), range, &taken).ok_or_else(|| {
+                EngineError::Conflict(format!(
+                    "no available IPv4 addresses on this network's address pools: {} ({})",
+                    row.name, row.id
+                ))
+            })?
+        } else {
+            ec.ipv4_address.parse().map_err(|_| {
+                EngineError::InvalidArgument(format!("invalid IPv4 address: {}", ec.ipv4_address))
+            })?
+        };
+        store
+            .insert_endpoint(&berth_store::EndpointRow {
+                network_id: row.id.clone(),
+                container_id: v.id.clone(),
+                ip: ip.to_string(),
+            })
+            .map_err(|e| match e {
+                berth_store::StoreError::AddressInUse(_) => EngineError::Conflict(format!(
+                    "Address already in use: {ip} on network {}",
+                    row.name
+                )),
+                e => e.into(),
+            })?;
+        let mut aliases = Vec::new();
+        if row.name != DEFAULT_BRIDGE {
+            aliases.push(v.name.clone());
+            aliases.extend(ec.aliases.iter().cloned());
+            aliases.push(v.id.short().to_string());
+        }
+        let mac = if ec.mac_address.is_empty() {
+            berth_net::plan::mac_string(mac_for(ip))
+        } else {
+            ec.mac_address.clone()
+        };
+        let ep = EndpointPlan {
+            network_id: row.id.clone(),
+            network_name: row.name.clone(),
+            bridge: spec.bridge.clone(),
+            host_veth: format!("vb{}{index}", &v.id.as_str()[..12]),
+            ifname: format!("eth{index}"),
+            ip,
+            prefix,
+            gateway,
+            mac,
+            default_route: !spec.internal && !has_default_route,
+            aliases,
+            endpoint_id: hex::encode(crate::random_bytes()),
+        };
+        Ok((ep, row, spec, format!("{subnet}/{prefix}")))
+    }
+
+    /// Makes a network's bridge when it is missing, with its NAT and
+    /// isolation elements (and the table, the first time).
+    fn bridge_up(&self, spec: &NetworkSpec, ep: &EndpointPlan, subnet: &str) -> Result<()> {
+        if !crate::netdev::ensure_bridge(&spec.bridge, ep.gateway, ep.prefix)? {
+            return Ok(());
+        }
+        let nft = berth_net::nft::find_nft().ok_or_else(|| EngineError::Runtime {
+            code: 125,
+            message: berth_net::nft::NftError::Missing.to_string(),
+        })?;
+        let script = berth_net::nft::base()
+            + &berth_net::nft::add_network(&spec.bridge, subnet, spec.internal);
+        berth_net::nft::apply(&nft, &script).map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: e.to_string(),
+        })
+    }
+
+    /// `network connect` of a running container: an address on the
+    /// network, a new interface in its namespace now, its names on the
+    /// network, and its `network.json` saying so.
+    pub(crate) fn connect_running(
+        &self,
+        v: &ContainerView,
+        name: &str,
+        ec: &berth_types::EndpointConfig,
+    ) -> Result<()> {
+        let _lock = self.network_lock()?;
+        let mut plan = Self::network_plan_of(&v.dir).unwrap_or_default();
+        let index = (0..10)
+            .find(|i| !plan.endpoints.iter().any(|e| e.ifname == format!("eth{i}")))
+            .ok_or_else(|| EngineError::Conflict("too many networks".into()))?;
+        let has_route = plan.endpoints.iter().any(|e| e.default_route);
+        let (ep, row, spec, subnet) = self.lease_endpoint(v, index, name, ec, has_route)?;
+        let undo = |e: EngineError| {
+            let _ = self.store.read().delete_endpoint(&row.id, &v.id);
+            e
+        };
+        self.bridge_up(&spec, &ep, &subnet).map_err(undo)?;
+        let netns = self.container_netns(v).map_err(undo)?;
+        berth_net::setup::attach_endpoint(&netns, &ep).map_err(|e| {
+            undo(EngineError::Runtime {
+                code: 125,
+                message: format!("network {}: {e}", row.name),
+            })
+        })?;
+        if row.name != DEFAULT_BRIDGE {
+            let dns = plan.dns.get_or_insert_with(|| DnsPlan {
+                upstream: self.dns_upstream(v),
+                ..Default::default()
+            });
+            dns.networks
+                .push((row.name.clone(), self.names_file(&row.id)));
+        }
+        plan.endpoints.push(ep);
+        if plan.lock.is_none() {
+            plan.lock = Some(self.opts.run_root.join("network.lock"));
+        }
+        self.save_plan(v, &plan)?;
+        self.write_names(std::slice::from_ref(&row.id), None)
+    }
+
+    /// `network disconnect` of a running container: its interface on the
+    /// network goes (with the veth), its address and names are freed.
+    pub(crate) fn disconnect_running(&self, v: &ContainerView, network_id: &str) -> Result<()> {
+        let _lock = self.network_lock()?;
+        let mut plan = Self::network_plan_of(&v.dir).unwrap_or_default();
+        if let Some(pos) = plan
+            .endpoints
+            .iter()
+            .position(|e| e.network_id == network_id)
+        {
+            let ep = plan.endpoints.remove(pos);
+            crate::netdev::delete_link(&ep.host_veth)?;
+            if let Some(dns) = &mut plan.dns {
+                dns.networks.retain(|(n, _)| *n != ep.network_name);
+            }
+        }
+        self.store.read().delete_endpoint(network_id, &v.id)?;
+        self.save_plan(v, &plan)?;
+        self.write_names(&[network_id.to_string()], None)
+    }
+
+    fn save_plan(&self, v: &ContainerView, plan: &NetworkPlan) -> Result<()> {
+        let data = serde_json::to_vec(plan).map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: format!("serializing network.json: {e}"),
+        })?;
+        write_atomic(&v.dir.join("network.json"), &data).map_err(io_ctx("writing network.json"))
+    }
+
+    /// The network namespace of a running container's first process, once
+    /// that process is proven to be the container's (its cgroup).
+    fn container_netns(&self, v: &ContainerView) -> Result<File> {
+        let pid = v.state.pid;
+        let f = File::open(format!("/proc/{pid}/ns/net"))
+            .map_err(io_ctx("opening the container's network namespace"))?;
+        let want = format!("/{}/{}", self.opts.cgroup_parent.trim_matches('/'), v.id);
+        let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.splitn(3, ':').nth(2))
+            .any(|p| p == want);
+        if !ours {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                v.id
+            )));
+        }
+        Ok(f)
     }
 
     /// Where the embedded DNS sends names it does not know: `--dns`, else
@@ -312,7 +437,11 @@ impl Engine {
 
     /// Rewrites the names files of these networks from their endpoints
     /// (run under the network lock).
-    pub(crate) fn write_names(&self, networks: &[String]) -> Result<()> {
+    pub(crate) fn write_names(
+        &self,
+        networks: &[String],
+        starting: Option<&ContainerId>,
+    ) -> Result<()> {
         let dir = self.opts.run_root.join("networks");
         std::fs::create_dir_all(&dir).map_err(io_ctx(format!("creating {}", dir.display())))?;
         let store = self.store.read();
@@ -327,6 +456,16 @@ impl Engine {
             let mut text = String::new();
             for e in store.endpoints_on(id)? {
                 let dir = self.container_dir(&e.container_id);
+                // A container that ended is no name (its monitor took its
+                // lines out; its endpoint waits for a sweep).
+                if Some(&e.container_id) != starting
+                    && !matches!(
+                        load_state(&dir).status,
+                        crate::Status::Running | crate::Status::Restarting
+                    )
+                {
+                    continue;
+                }
                 let Some(plan) = Self::network_plan_of(&dir) else {
                     continue;
                 };
@@ -368,7 +507,7 @@ impl Engine {
                 }
             }
         }
-        let _ = self.write_names(&networks);
+        let _ = self.write_names(&networks, None);
     }
 
     /// Releases the endpoints of containers that no longer run (a monitor

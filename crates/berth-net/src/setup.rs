@@ -41,6 +41,16 @@ pub fn attach(pid: i32, plan: &NetworkPlan) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// One more interface for a running container (`network connect`), in
+/// the namespace `netns`; on error none is left.
+pub fn attach_endpoint(netns: &File, ep: &EndpointPlan) -> Result<(), String> {
+    let mut host = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
+    let mut inner = Netlink::open_in(netns.as_fd()).map_err(|e| format!("netlink: {e}"))?;
+    attach_one(&mut host, &mut inner, netns, ep).inspect_err(|_| {
+        let _ = host.delete_link_by_name(&ep.host_veth);
+    })
+}
+
 fn attach_one(
     host: &mut Netlink,
     inner: &mut Netlink,

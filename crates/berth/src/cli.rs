@@ -82,6 +82,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Rename a container
     Rename(RenameArgs),
     /// Build an image from a Dockerfile
@@ -213,6 +215,8 @@ pub enum ContainerCommand {
     Exec(ExecArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Rename a container
     Rename(RenameArgs),
     /// Remove all stopped containers
@@ -904,6 +908,13 @@ pub struct ImageInspectArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct PortArgs {
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub port: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct TopArgs {
     pub container: String,
     /// ps options
@@ -1131,6 +1142,7 @@ impl Command {
             Command::Container(C::Attach(a)) => Command::Attach(a),
             Command::Container(C::Exec(a)) => Command::Exec(a),
             Command::Container(C::Top(a)) => Command::Top(a),
+            Command::Container(C::Port(a)) => Command::Port(a),
             Command::Container(C::Rename(a)) => Command::Rename(a),
             other => other,
         }

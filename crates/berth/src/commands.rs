@@ -124,6 +124,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 Some("image"),
             ),
             Command::Top(a) => top(&e, a),
+            Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => port(&e, a),
             Command::Rename(a) => match e.rename(&a.container, &a.new_name) {
                 Ok(()) => Ok(0),
                 Err(err) => {
@@ -1448,6 +1449,25 @@ fn json_indented(v: &impl serde::Serialize) -> Result<String> {
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
     v.serialize(&mut ser)?;
     Ok(String::from_utf8(out)?)
+}
+
+/// `port`: the published ports of a running container, as Docker lists
+/// them; a port that is not published is Docker's error (exit 1).
+fn port(e: &Engine, a: &crate::cli::PortArgs) -> Result<i32> {
+    let v = e.container(&a.container)?;
+    let ports = e.container_ports(&v);
+    match berth_net::ports::port_lines(&ports, a.port.as_deref(), &a.container) {
+        Ok(lines) => {
+            for l in lines {
+                outln!("{l}")?;
+            }
+            Ok(0)
+        }
+        Err(err) => {
+            eprintln!("Error: {}", err.to_string().trim_start_matches("Error: "));
+            Ok(1)
+        }
+    }
 }
 
 fn top(e: &Engine, a: &TopArgs) -> Result<i32> {

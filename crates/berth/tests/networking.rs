@@ -79,9 +79,11 @@ fn udp_says(addr: &str) -> Option<String> {
 }
 
 fn answers(addr: &str) -> String {
-    poll(&format!("{addr} to answer"), Duration::from_secs(10), || {
-        tcp_says(addr)
-    })
+    poll(
+        &format!("{addr} to answer"),
+        Duration::from_secs(10),
+        || tcp_says(addr),
+    )
 }
 
 /// Interfaces of the test's namespace whose names start with `prefix`.
@@ -137,7 +139,11 @@ fn published_ports_answer_everywhere_and_see_the_client() {
     assert_eq!(answers(&format!("{ip}:80")), "peer=172.17.0.1\n");
     // From another container, through the host's address (hairpin).
     let out = env.ok(&[
-        "run", "--rm", BB, "sh", "-c",
+        "run",
+        "--rm",
+        BB,
+        "sh",
+        "-c",
         &format!("for i in 1 2 3 4 5; do nc {host} 8080 && exit 0; sleep 0.2; done; exit 1"),
     ]);
     assert!(out.starts_with("peer="), "{out}");
@@ -146,7 +152,10 @@ fn published_ports_answer_everywhere_and_see_the_client() {
     assert_eq!(ps.trim(), "0.0.0.0:8080->80/tcp");
     assert_eq!(env.ok(&["port", "web"]), "80/tcp -> 0.0.0.0:8080\n");
     let (_, err) = env.fails(&["port", "web", "81"], 1);
-    assert!(err.contains("No public port '81/tcp' published for web"), "{err}");
+    assert!(
+        err.contains("No public port '81/tcp' published for web"),
+        "{err}"
+    );
     let ports = &env.inspect("web")["NetworkSettings"]["Ports"];
     assert_eq!(ports["80/tcp"][0]["HostPort"], "8080", "{ports}");
 }
@@ -170,8 +179,18 @@ fn ephemeral_and_publish_all_ports() {
     answers(&format!("127.0.0.1:{q}"));
     // A range, one host port for each container port.
     env.ok(&[
-        "run", "-d", "--name", "c", "-v", &v, "-p", "127.0.0.1:9000-9001:90-91", BB, "/t/probe",
-        "tcp", "91",
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "-v",
+        &v,
+        "-p",
+        "127.0.0.1:9000-9001:90-91",
+        BB,
+        "/t/probe",
+        "tcp",
+        "91",
     ]);
     answers("127.0.0.1:9001");
     assert_eq!(
@@ -185,7 +204,18 @@ fn a_udp_port() {
     let env = TestEnv::with_busybox();
     let v = netecho();
     env.ok(&[
-        "run", "-d", "--name", "u", "-v", &v, "-p", "5353:53/udp", BB, "/t/probe", "udp", "53",
+        "run",
+        "-d",
+        "--name",
+        "u",
+        "-v",
+        &v,
+        "-p",
+        "5353:53/udp",
+        BB,
+        "/t/probe",
+        "udp",
+        "53",
     ]);
     let host = netns_address();
     let got = poll("the UDP port to answer", Duration::from_secs(10), || {
@@ -201,8 +231,20 @@ fn user_networks_resolve_names_and_stay_apart() {
     env.ok(&["network", "create", "front"]);
     env.ok(&["network", "create", "back"]);
     env.ok(&[
-        "run", "-d", "--name", "web", "--network", "front", "--network-alias", "www", "-v", &v,
-        BB, "/t/probe", "tcp", "80",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "--network-alias",
+        "www",
+        "-v",
+        &v,
+        BB,
+        "/t/probe",
+        "tcp",
+        "80",
     ]);
     let web_ip = inspect_f(
         &env,
@@ -214,25 +256,64 @@ fn user_networks_resolve_names_and_stay_apart() {
     let id = env.ok(&["inspect", "-f", "{{.Id}}", "web"]);
     for name in ["web", "www", &id.trim()[..12]] {
         let out = env.ok(&[
-            "run", "--rm", "--network", "front", BB, "sh", "-c",
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            BB,
+            "sh",
+            "-c",
             &format!("nslookup {name} 127.0.0.11 && nc {name} 80"),
         ]);
         assert!(out.contains(&web_ip), "{name}: {out}");
         assert!(out.contains("peer="), "{name}: {out}");
     }
-    let resolv = env.ok(&["run", "--rm", "--network", "front", BB, "cat", "/etc/resolv.conf"]);
+    let resolv = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        BB,
+        "cat",
+        "/etc/resolv.conf",
+    ]);
     assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
     // Not from another network, not even by address.
     let out = env.run(&[
-        "run", "--rm", "--network", "back", BB, "sh", "-c",
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        BB,
+        "sh",
+        "-c",
         &format!("nc -w 1 {web_ip} 80"),
     ]);
     assert!(!text(&out.stdout).contains("peer="), "crossed networks");
-    let out = env.run(&["run", "--rm", "--network", "back", BB, "nslookup", "web", "127.0.0.11"]);
-    assert!(!text(&out.stdout).contains(&web_ip), "resolved across networks");
+    let out = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        BB,
+        "nslookup",
+        "web",
+        "127.0.0.11",
+    ]);
+    assert!(
+        !text(&out.stdout).contains(&web_ip),
+        "resolved across networks"
+    );
     // Joining web's namespace: its loopback.
     let out = env.ok(&[
-        "run", "--rm", "--network", "container:web", BB, "nc", "127.0.0.1", "80",
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        BB,
+        "nc",
+        "127.0.0.1",
+        "80",
     ]);
     assert_eq!(out, "peer=127.0.0.1\n");
 }
@@ -242,10 +323,25 @@ fn an_internal_network_has_no_way_out() {
     let env = TestEnv::with_busybox();
     let v = netecho();
     let host = netns_address();
-    env.ok(&["run", "-d", "--name", "outside", "-v", &v, "-p", "8081:80", BB, "/t/probe", "tcp", "80"]);
+    env.ok(&[
+        "run", "-d", "--name", "outside", "-v", &v, "-p", "8081:80", BB, "/t/probe", "tcp", "80",
+    ]);
     answers(&format!("{host}:8081"));
     env.ok(&["network", "create", "--internal", "sealed"]);
-    env.ok(&["run", "-d", "--name", "in1", "--network", "sealed", "-v", &v, BB, "/t/probe", "tcp", "80"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "in1",
+        "--network",
+        "sealed",
+        "-v",
+        &v,
+        BB,
+        "/t/probe",
+        "tcp",
+        "80",
+    ]);
     // Inside: fine.
     let out = env.ok(&["run", "--rm", "--network", "sealed", BB, "nc", "in1", "80"]);
     assert!(out.starts_with("peer="), "{out}");
@@ -253,9 +349,21 @@ fn an_internal_network_has_no_way_out() {
     let route = env.ok(&["run", "--rm", "--network", "sealed", BB, "ip", "route"]);
     assert!(!route.contains("default"), "{route}");
     let out = env.run(&[
-        "run", "--rm", "--network", "sealed", BB, "nc", "-w", "1", host, "8081",
+        "run",
+        "--rm",
+        "--network",
+        "sealed",
+        BB,
+        "nc",
+        "-w",
+        "1",
+        host,
+        "8081",
     ]);
-    assert!(!text(&out.stdout).contains("peer="), "left an internal network");
+    assert!(
+        !text(&out.stdout).contains("peer="),
+        "left an internal network"
+    );
 }
 
 #[test]
@@ -263,14 +371,31 @@ fn connect_and_disconnect_a_running_container() {
     let env = TestEnv::with_busybox();
     let v = netecho();
     env.ok(&["network", "create", "n1"]);
-    env.ok(&["run", "-d", "--name", "srv", "--network", "n1", "-v", &v, BB, "/t/probe", "tcp", "80"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "n1",
+        "-v",
+        &v,
+        BB,
+        "/t/probe",
+        "tcp",
+        "80",
+    ]);
     env.ok(&["run", "-d", "--name", "cli", BB, "sleep", "1000"]);
     let out = env.run(&["exec", "cli", "nc", "-w", "1", "srv", "80"]);
     assert!(!text(&out.stdout).contains("peer="));
     env.ok(&["network", "connect", "--alias", "client", "n1", "cli"]);
     let out = env.ok(&["exec", "cli", "nc", "srv", "80"]);
     assert!(out.starts_with("peer="), "{out}");
-    let nets = inspect_f(&env, "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "cli");
+    let nets = inspect_f(
+        &env,
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "cli",
+    );
     assert_eq!(nets.trim(), "bridge n1");
     env.ok(&["network", "disconnect", "n1", "cli"]);
     let out = env.run(&["exec", "cli", "nc", "-w", "1", "srv", "80"]);
@@ -285,13 +410,25 @@ fn bad_input_changes_nothing() {
     let v = netecho();
     // A host port another program holds.
     let holder = std::net::TcpListener::bind("0.0.0.0:8090").unwrap();
-    let (_, err) = env.fails(&["run", "-d", "--name", "x", "-p", "8090:80", BB, "sleep", "100"], 125);
+    let (_, err) = env.fails(
+        &[
+            "run", "-d", "--name", "x", "-p", "8090:80", BB, "sleep", "100",
+        ],
+        125,
+    );
     assert!(err.contains("address already in use"), "{err}");
     drop(holder);
     assert_eq!(status(&env, "x"), "created");
     // One a container holds.
-    env.ok(&["run", "-d", "--name", "y", "-v", &v, "-p", "8091:80", BB, "/t/probe", "tcp", "80"]);
-    let (_, err) = env.fails(&["run", "-d", "--name", "z", "-p", "8091:80", BB, "sleep", "100"], 125);
+    env.ok(&[
+        "run", "-d", "--name", "y", "-v", &v, "-p", "8091:80", BB, "/t/probe", "tcp", "80",
+    ]);
+    let (_, err) = env.fails(
+        &[
+            "run", "-d", "--name", "z", "-p", "8091:80", BB, "sleep", "100",
+        ],
+        125,
+    );
     assert!(err.contains("port is already allocated"), "{err}");
     assert_eq!(links_with("vb").len(), 1, "{:?}", links_with("vb"));
     // Malformed -p, a network that does not exist, an --ip outside the subnet.
@@ -300,9 +437,15 @@ fn bad_input_changes_nothing() {
     let (_, err) = env.fails(&["run", "--network", "nope", BB, "true"], 125);
     assert!(err.contains("network nope not found"), "{err}");
     env.ok(&["network", "create", "--subnet", "10.50.0.0/24", "fixed"]);
-    let (_, err) = env.fails(&["run", "--network", "fixed", "--ip", "10.60.0.5", BB, "true"], 125);
+    let (_, err) = env.fails(
+        &["run", "--network", "fixed", "--ip", "10.60.0.5", BB, "true"],
+        125,
+    );
     assert!(err.contains("10.60.0.5"), "{err}");
-    let (_, err) = env.fails(&["network", "create", "--subnet", "10.50.0.0/16", "overlap"], 1);
+    let (_, err) = env.fails(
+        &["network", "create", "--subnet", "10.50.0.0/16", "overlap"],
+        1,
+    );
     assert!(err.to_lowercase().contains("overlap"), "{err}");
     // Nothing half-networked: one veth (y's), one published element.
     assert_eq!(links_with("vb").len(), 1, "{:?}", links_with("vb"));
@@ -328,7 +471,12 @@ fn many_containers_leave_nothing_behind() {
         let pid = inspect_f(&env, "{{.State.Pid}}", id);
         let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
-            .and_then(|s| s.rsplit(") ").next().and_then(|r| r.split(' ').nth(1)).map(str::to_string))
+            .and_then(|s| {
+                s.rsplit(") ")
+                    .next()
+                    .and_then(|r| r.split(' ').nth(1))
+                    .map(str::to_string)
+            })
             .unwrap_or_default();
         Command::new("kill").args(["-9", &ppid]).status().unwrap();
     }
@@ -336,9 +484,11 @@ fn many_containers_leave_nothing_behind() {
     args.extend(ids[20..].iter().map(String::as_str));
     env.ok(&args);
     // The next command finds the killed ones' leftovers and removes them.
-    poll("the killed containers to exit", Duration::from_secs(20), || {
-        env.ok(&["ps", "-q"]).trim().is_empty().then_some(())
-    });
+    poll(
+        "the killed containers to exit",
+        Duration::from_secs(20),
+        || env.ok(&["ps", "-q"]).trim().is_empty().then_some(()),
+    );
     poll("their veths to go", Duration::from_secs(20), || {
         links_with("vb").is_empty().then_some(())
     });
@@ -357,13 +507,29 @@ fn many_containers_leave_nothing_behind() {
 fn etc_files_and_dns_flags() {
     let env = TestEnv::with_busybox();
     let out = env.ok(&[
-        "run", "--rm", "--hostname", "box", "--add-host", "db:10.1.2.3", "--add-host",
-        "gw:host-gateway", "--dns", "10.9.9.9", "--dns-search", "example.org", BB, "sh", "-c",
+        "run",
+        "--rm",
+        "--hostname",
+        "box",
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "gw:host-gateway",
+        "--dns",
+        "10.9.9.9",
+        "--dns-search",
+        "example.org",
+        BB,
+        "sh",
+        "-c",
         "cat /etc/hosts /etc/resolv.conf",
     ]);
     assert!(out.contains("10.1.2.3\tdb\n"), "{out}");
     assert!(out.contains("172.17.0.1\tgw\n"), "{out}");
     assert!(out.contains("172.17.0.2\tbox\n"), "{out}");
-    assert!(out.contains("search example.org\nnameserver 10.9.9.9\n"), "{out}");
+    assert!(
+        out.contains("search example.org\nnameserver 10.9.9.9\n"),
+        "{out}"
+    );
     let _ = Write::flush(&mut std::io::stdout());
 }
