@@ -13,6 +13,10 @@
 #   d. `build` (hyperfine medians) for berth, docker's classic builder, docker's
 #      BuildKit and podman: cold (--no-cache), fully cached, last step changed, and
 #      a two-stage build; plus the peak RSS of each engine's build processes;
+#   f. `net`: on each engine's default bridge (docker and podman each with its own):
+#      `run --rm bb true`; `run -d -p PORT:80` until the port answers; TCP throughput
+#      and connections per second through a published port against the container's
+#      address directly; the time of `network connect` to a running container.
 #   e. `registry`: push and pull of a ~212 MB image in 4 layers (4 × 50 MiB random
 #      files) against a loopback docker-registry, one run each, for berth, docker,
 #      podman and skopeo: push to an empty registry, push of a one-layer change, an
@@ -20,8 +24,8 @@
 #      pull's peak RSS.
 # Results go to bench/results/<date>.md (gitignored) and to stdout. See bench/README.md.
 #
-# Every engine runs on private paths under one temp dir, with --network none; the host's
-# networking is never touched. Everything started here is stopped by PID on exit.
+# Every engine runs on private paths under one temp dir, with --network none but in
+# section f, all inside a network namespace of the bench's own. Everything started here is stopped by PID on exit.
 # A peer that fails gets "failed" in its row and the run goes on.
 set -euo pipefail
 export LC_ALL=C
@@ -33,11 +37,20 @@ N_LIFE=${N_LIFE:-20}           # containers for create/start/stop/rm (section b)
 N_IDLE=${N_IDLE:-50}           # idle containers per engine (section c)
 N_BUILD_COLD=${N_BUILD_COLD:-10}   # hyperfine runs of each cold build (section d)
 N_BUILD=${N_BUILD:-20}             # hyperfine runs of each cached / last-step-changed build
-SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health build registry"}
+SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health build registry net"}
+N_NET=${N_NET:-10}             # runs of each `run -d -p` / `network connect` (section f)
 ENGINES=${ENGINES:-"berth docker podman runc crun floor"}
 BUILD=${BUILD:-1}              # 0: do not run `cargo build --release`
 INSTALL=${INSTALL:-1}          # 0: do not apt-get install missing tools
 # BERTH_BIN: a berth binary to use instead of <target>/release/berth
+
+# Everything runs in a network namespace of the bench's own: berth's bridge
+# (now its default network), docker's and podman's bridges for section f, NAT
+# rules and all traffic stay there; the host's networking is never touched.
+if [ -z "${BENCH_IN_NETNS:-}" ]; then
+    exec env BENCH_IN_NETNS=1 unshare --net -- bash "$0" "$@"
+fi
+ip link set lo up
 
 # Shared with bench/images.sh: tools, temp dir and cleanup, dockerd/podman/berth setup.
 # shellcheck source=bench/lib.sh
@@ -119,8 +132,8 @@ if want_section run; then
     section "a. run --rm bb true (hyperfine, $RUNS runs)"
     : >"$RES/run.tsv"
     if want_engine berth; then
-        if [ "$berth_ok" = 1 ]; then run_row "berth run --rm bb true" "$BERTH" --root "$BENCH_TMP/berth/root" --run-root "$BENCH_TMP/berth/run" --cgroup-parent "$BERTH_CG" run --rm bb true
-        else skip_row "berth run --rm bb true" failed "$(first_line "$BENCH_TMP/berth.why")" run; fi
+        if [ "$berth_ok" = 1 ]; then run_row "berth run --rm --network none bb true" "$BERTH" --root "$BENCH_TMP/berth/root" --run-root "$BENCH_TMP/berth/run" --cgroup-parent "$BERTH_CG" run --rm --network none bb true
+        else skip_row "berth run --rm --network none bb true" failed "$(first_line "$BENCH_TMP/berth.why")" run; fi
     fi
     if want_engine docker; then
         if [ "$docker_ok" = 1 ]; then run_row "docker run --rm --network none bb true" "$DOCKER_CLI" run --rm --network none bb true
@@ -643,6 +656,97 @@ if want_section registry; then
     fi
 fi
 
+if want_section net; then
+    section "f. networking ($N_NET runs; hyperfine $RUNS runs for run --rm)"
+    : >"$RES/net.tsv"
+    net_row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$RES/net.tsv"; }
+    NB=$here/netbench.py
+    # docker with a bridge: a second dockerd (docker0, its iptables rules, its
+    # docker-proxy), in this namespace like everything else.
+    DOCKERNET_PID=""
+    if want_engine docker && [ "$docker_ok" = 1 ]; then
+        mkdir -p "$BENCH_TMP/docker-net" "$BENCH_TMP/docker-net-exec"
+        dockerd --data-root "$BENCH_TMP/docker-net" --exec-root "$BENCH_TMP/docker-net-exec" \
+            --pidfile "$BENCH_TMP/docker-net.pid" --host "unix://$BENCH_TMP/docker-net.sock" \
+            --cgroup-parent "$DOCKER_CG" </dev/null >"$BENCH_TMP/dockerd-net.log" 2>&1 &
+        DOCKERNET_PID=$!
+        dn() { DOCKER_HOST=unix://$BENCH_TMP/docker-net.sock "$DOCKER_CLI" "$@"; }
+        deadline=$((SECONDS + 60))
+        until dn version >/dev/null 2>&1 || [ $SECONDS -ge $deadline ]; do sleep 0.05; done
+        dn import "$BENCH_TMP/bb.tar" bb >/dev/null 2>&1 || DOCKERNET_PID=""
+    fi
+    # berth's bridge gets its own subnet beside docker0's 172.17.0.0/16.
+    printf 'bip = "172.30.0.1/16"\n' >"$BENCH_TMP/berth-net.toml"
+    bn() { BERTH_CONFIG=$BENCH_TMP/berth-net.toml eng_berth "$@"; }
+    pn() { eng_podman "$@"; }
+    net_engines=()
+    want_engine berth && [ "$berth_ok" = 1 ] && net_engines+=(berth)
+    [ -n "$DOCKERNET_PID" ] && net_engines+=(docker)
+    want_engine podman && [ "$podman_ok" = 1 ] && net_engines+=(podman)
+    cli_of() { case $1 in berth) echo bn ;; docker) echo dn ;; podman) echo pn ;; esac; }
+    netflag() { [ "$1" = podman ] && echo "--network=bridge" || echo "--network=bridge"; }
+    for e in "${net_engines[@]}"; do
+        c=$(cli_of "$e")
+        # run --rm on the bridge
+        case $e in
+            berth) argv=(env BERTH_CONFIG="$BENCH_TMP/berth-net.toml" "$BERTH" --root "$BENCH_TMP/berth/root" --run-root "$BENCH_TMP/berth/run" --cgroup-parent "$BERTH_CG") ;;
+            docker) argv=(env DOCKER_HOST="unix://$BENCH_TMP/docker-net.sock" "$DOCKER_CLI") ;;
+            podman) argv=(podman --root "$BENCH_TMP/podman/root" --runroot "$BENCH_TMP/podman/run") ;;
+        esac
+        json=$BENCH_TMP/hf-net-$e.json
+        if hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$json" \
+            "$(printf '%q ' "${argv[@]}" run --rm --network=bridge bb true)" >&2; then
+            net_row "$e" run-rm "$(python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$json")" ms
+        else
+            net_row "$e" run-rm failed ms
+        fi
+        # run -d -p until the port answers
+        : >"$BENCH_TMP/net-p-$e.txt"
+        for i in $(seq 1 "$N_NET"); do
+            port=$((18000 + i))
+            try python3 "$NB" until-answers 127.0.0.1 "$port" -- "${argv[@]}" run -d --network=bridge --name "np$i" -p "$port:80" bb httpd -f -p 80 -h / >>"$BENCH_TMP/net-p-$e.txt"
+            $c rm -f "np$i" >/dev/null 2>&1 || true
+        done
+        net_row "$e" run-p "$(python3 -c 'import statistics,sys; xs=[float(l) for l in open(sys.argv[1]) if l.strip()]; print("%.1f" % statistics.median(xs) if xs else "failed")' "$BENCH_TMP/net-p-$e.txt")" ms
+        # throughput and connections: published (127.0.0.1) against direct
+        $c run -d --network=bridge --name sink -p 18100:80 bb nc -ll -p 80 -e sh -c 'cat >/dev/null' >/dev/null 2>&1 || true
+        $c run -d --network=bridge --name web -p 18101:80 bb httpd -f -p 80 -h / >/dev/null 2>&1 || true
+        sink_ip=$($c inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' sink 2>/dev/null | head -c 15)
+        web_ip=$($c inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' web 2>/dev/null | head -c 15)
+        python3 "$NB" until-answers 127.0.0.1 18100 -- true >/dev/null 2>&1 || true
+        python3 "$NB" until-answers 127.0.0.1 18101 -- true >/dev/null 2>&1 || true
+        for path in published direct; do
+            if [ $path = published ]; then sh=127.0.0.1; sp=18100; wh=127.0.0.1; wp=18101; else sh=$sink_ip; sp=80; wh=$web_ip; wp=80; fi
+            best=0
+            for _ in 1 2 3; do
+                v=$(python3 "$NB" throughput "$sh" "$sp" 1024 2>/dev/null || echo 0)
+                [ "$v" -gt "$best" ] && best=$v
+            done
+            net_row "$e" "throughput-$path" "$best" MB/s
+            net_row "$e" "connections-$path" "$(python3 "$NB" connections "$wh" "$wp" 3 2>/dev/null || echo failed)" "conn/s"
+        done
+        $c rm -f sink web >/dev/null 2>&1 || true
+        # network connect of a running container
+        $c network create benchnet >/dev/null 2>&1 || true
+        $c run -d --network=bridge --name conn bb sleep 1000 >/dev/null 2>&1 || true
+        : >"$BENCH_TMP/net-c-$e.txt"
+        for i in $(seq 1 "$N_NET"); do
+            t0=$(date +%s%N)
+            $c network connect benchnet conn >/dev/null 2>&1 || { echo failed; break; }
+            t1=$(date +%s%N)
+            echo $(( (t1 - t0) / 1000 )) >>"$BENCH_TMP/net-c-$e.txt"
+            $c network disconnect benchnet conn >/dev/null 2>&1 || true
+        done
+        net_row "$e" connect "$(median_ms "$BENCH_TMP/net-c-$e.txt")" ms
+        $c rm -f conn >/dev/null 2>&1 || true
+        $c network rm benchnet >/dev/null 2>&1 || true
+    done
+    if [ -n "$DOCKERNET_PID" ]; then
+        kill -TERM "$DOCKERNET_PID" 2>/dev/null || true
+        wait "$DOCKERNET_PID" 2>/dev/null || true
+    fi
+fi
+
 # ---- report ----------------------------------------------------------------------------
 section "report"
 ver() { "$@" 2>/dev/null | head -n 1 || echo "?"; }
@@ -828,6 +932,28 @@ if reg is not None:
         cells += [f"{mb / push:.0f}" if push else "–", f"{mb / pull:.0f}" if pull else "–", mem.get(e, "–") or "–"]
         lines.append(f"| {e} | " + " | ".join(cells) + " |")
     lines.append("| target for berth | ≤ 0.9 | | ≤ 0.020 | ≤ 0.8 | | ≤ 0.8 | | | ≤ 32768 |")
+
+net = rows("net.tsv")
+if net is not None:
+    cols = [("run-rm", "run --rm bb true, ms"), ("run-p", "run -d -p until it answers, ms"),
+            ("throughput-published", "published MB/s"), ("throughput-direct", "direct MB/s"),
+            ("connections-published", "published conn/s"), ("connections-direct", "direct conn/s"),
+            ("connect", "network connect, ms")]
+    lines += ["", "## f. networking (each engine's default bridge, in the bench's own network namespace)", "",
+              "Published: through 127.0.0.1 and the host port; direct: to the container's address. "
+              "Throughput: the best of 3 sends of 1 GiB to `nc` in the container; connections: "
+              "HTTP GETs to busybox httpd for 3 s, one at a time.", "",
+              "| engine | " + " | ".join(t for _, t in cols) + " | published/direct |",
+              "|---|" + "---:|" * (len(cols) + 1)]
+    by = {}
+    for r in net:
+        e, what, val = (r + [""] * 3)[:3]
+        by.setdefault(e, {})[what] = val
+    for e, st in by.items():
+        pub, direct = num(st.get("throughput-published")), num(st.get("throughput-direct"))
+        ratio = f"{pub / direct * 100:.0f} %" if pub and direct else "–"
+        lines.append(f"| {e} | " + " | ".join(st.get(c, "–") for c, _ in cols) + f" | {ratio} |")
+    lines.append("| target for berth | ≤ 20 | ≤ docker's / 10 | ≥ 95 % of direct | | | | | |")
 
 if notes:
     lines += ["", "## Failures", ""] + [f"- {n}" for n in notes]
