@@ -287,7 +287,7 @@ impl Engine {
     /// `network connect` of a running container: an address on the
     /// network, a new interface in its namespace now, its names on the
     /// network, and its `network.json` saying so.
-    pub(crate) fn connect_running(
+    pub(crate) fn datapath_connect(
         &self,
         v: &ContainerView,
         name: &str,
@@ -330,7 +330,7 @@ impl Engine {
 
     /// `network disconnect` of a running container: its interface on the
     /// network goes (with the veth), its address and names are freed.
-    pub(crate) fn disconnect_running(&self, v: &ContainerView, network_id: &str) -> Result<()> {
+    pub(crate) fn datapath_disconnect(&self, v: &ContainerView, network_id: &str) -> Result<()> {
         let _lock = self.network_lock()?;
         let mut plan = Self::network_plan_of(&v.dir).unwrap_or_default();
         if let Some(pos) = plan
