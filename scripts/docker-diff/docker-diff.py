@@ -292,8 +292,11 @@ class Session:
             HTTPS_PROXY="http://127.0.0.1:9",
             NO_PROXY="127.0.0.1,localhost",
             DOCKER_CONFIG=str(self.tmp / "berth-docker-config"),
-            BERTH_CONFIG="/dev/null",
+            # dockerd runs with --bridge=none: berth the same (its config
+            # file takes dockerd's keys).
+            BERTH_CONFIG=str(self.tmp / "berth.toml"),
         )
+        (self.tmp / "berth.toml").write_text('bridge = "none"\n')
         berth = Engine(
             "berth",
             [
@@ -490,6 +493,12 @@ class Session:
 
 
 def main() -> int:
+    # Both engines run in a network namespace of this run's own: nothing
+    # either makes (a bridge, a rule) reaches the host's.
+    if os.environ.get("DOCKER_DIFF_NETNS") != "1":
+        os.environ["DOCKER_DIFF_NETNS"] = "1"
+        os.execvp("unshare", ["unshare", "--net", "--", sys.executable, *sys.argv])
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     default_berth = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release/berth"
     default_cli = "/usr/local/bin/docker" if os.access("/usr/local/bin/docker", os.X_OK) else "/usr/bin/docker"
     ap = argparse.ArgumentParser(description="berth side by side with a private dockerd (not CI).")
