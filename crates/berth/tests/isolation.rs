@@ -390,7 +390,7 @@ fn network_none_has_only_lo_and_it_is_up() {
 fn network_host_sees_the_hosts_interfaces() {
     let env = TestEnv::with_busybox();
     let host = interfaces(
-        &fs::read_to_string("/proc/self/net/dev").unwrap_or_else(|e| panic!("net/dev: {e}")),
+        &fs::read_to_string("/proc/thread-self/net/dev").unwrap_or_else(|e| panic!("net/dev: {e}")),
     );
     let inside = interfaces(&sh(&env, &["--network", "host"], "cat /proc/net/dev"));
     assert_eq!(inside, host);
