@@ -1061,8 +1061,10 @@ impl Tx<'_> {
             .optional()?)
     }
     pub fn update_network_spec(&self, id: &str, spec: &str) -> Result<()> {
-        self.c
-            .execute("UPDATE networks SET spec = ?2 WHERE id = ?1", params![id, spec])?;
+        self.c.execute(
+            "UPDATE networks SET spec = ?2 WHERE id = ?1",
+            params![id, spec],
+        )?;
         Ok(())
     }
     /// Removes a network and the (stale) endpoints still naming it.
@@ -1098,9 +1100,9 @@ impl Tx<'_> {
         })
     }
     pub fn endpoints_on(&self, network_id: &str) -> Result<Vec<EndpointRow>> {
-        let mut st = self.c.prepare(
-            "SELECT network_id, container_id, ip FROM endpoints WHERE network_id = ?1",
-        )?;
+        let mut st = self
+            .c
+            .prepare("SELECT network_id, container_id, ip FROM endpoints WHERE network_id = ?1")?;
         let rows = st.query_map([network_id], Self::endpoint_from_row)?;
         rows.map(|r| Self::make_endpoint(r?)).collect()
     }

@@ -57,7 +57,11 @@ pub struct EndpointConfig {
     #[serde(default)]
     pub aliases: Vec<String>,
     /// `--ip`: a fixed address (empty: one from the pool at each start).
-    #[serde(default, rename = "IPv4Address", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "IPv4Address",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv4_address: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mac_address: String,
