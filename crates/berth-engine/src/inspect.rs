@@ -324,8 +324,47 @@ pub(crate) fn container_config(v: &ContainerView) -> Value {
     docker_config(&raw, true)
 }
 
-/// `NetworkSettings` of a container on the `none` or `host` network.
-fn network_settings(network: &str) -> Value {
+/// The `Networks` entry of a network a container is configured for (its
+/// addresses come with the datapath, issue 10).
+fn configured_endpoint(e: &berth_types::EndpointConfig) -> Value {
+    let mut v = endpoint();
+    if let Value::Object(m) = &mut v {
+        if !e.ipv4_address.is_empty() {
+            m.insert(
+                "IPAMConfig".into(),
+                json!({ "IPv4Address": e.ipv4_address }),
+            );
+        }
+        if !e.aliases.is_empty() {
+            m.insert("Aliases".into(), json!(e.aliases));
+        }
+        m.insert("NetworkID".into(), json!(e.network_id));
+        m.insert("MacAddress".into(), json!(e.mac_address));
+    }
+    v
+}
+
+/// `NetworkSettings.Networks`: the configured networks; a container on
+/// `host` or `none` (or `default` without a default bridge) shows that
+/// one; `container:X` none.
+fn networks_of(h: &berth_types::HostConfig) -> Value {
+    if !h.networks.is_empty() {
+        return Value::Object(
+            h.networks
+                .iter()
+                .map(|(name, e)| (name.clone(), configured_endpoint(e)))
+                .collect(),
+        );
+    }
+    match h.network_mode.as_str() {
+        m if m.starts_with("container:") => json!({}),
+        "default" | "" => json!({ "none": endpoint() }),
+        m => json!({ m: endpoint() }),
+    }
+}
+
+/// `NetworkSettings` of a container.
+fn network_settings(networks: Value) -> Value {
     json!({
         "Bridge": "",
         "SandboxID": "",
@@ -344,7 +383,7 @@ fn network_settings(network: &str) -> Value {
         "IPPrefixLen": 0,
         "IPv6Gateway": "",
         "MacAddress": "",
-        "Networks": { network: endpoint() }
+        "Networks": networks
     })
 }
 
@@ -399,7 +438,7 @@ impl Engine {
                 t.to_string()
             }
         };
-        let network = v.host_config.network_mode.clone();
+        let networks = networks_of(&v.host_config);
         let mut state = json!({
             "Status": status,
             "Running": status == "running",
@@ -452,7 +491,7 @@ impl Engine {
             },
             "Mounts": mounts(v),
             "Config": container_config(v),
-            "NetworkSettings": network_settings(&network),
+            "NetworkSettings": network_settings(networks),
         }))
     }
 

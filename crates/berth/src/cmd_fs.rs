@@ -107,7 +107,7 @@ fn report_copied(a: &CpArgs, bytes: u64, to: &str) {
 /// `Y`, spaces around it allowed. Anything else — `n`, `yes`, an empty line,
 /// no input at all — is no, and the command then ends with 0 having printed
 /// nothing more.
-fn confirm(warning: &str) -> Result<bool> {
+pub(crate) fn confirm(warning: &str) -> Result<bool> {
     ask(&format!(
         "{warning}\nAre you sure you want to continue? [y/N] "
     ))
