@@ -345,8 +345,8 @@ fn configured_endpoint(e: &berth_types::EndpointConfig) -> Value {
 }
 
 /// `NetworkSettings.Networks`: the configured networks; a container on
-/// `host` or `none` (or `default` without a default bridge) shows that
-/// one; `container:X` none.
+/// `host` or `none` shows that one; otherwise (`container:X`, a container
+/// disconnected from all, `default` without a default bridge) none.
 fn networks_of(h: &berth_types::HostConfig) -> Value {
     if !h.networks.is_empty() {
         return Value::Object(
@@ -357,9 +357,8 @@ fn networks_of(h: &berth_types::HostConfig) -> Value {
         );
     }
     match h.network_mode.as_str() {
-        m if m.starts_with("container:") => json!({}),
-        "default" | "" => json!({ "none": endpoint() }),
-        m => json!({ m: endpoint() }),
+        m @ ("host" | "none") => json!({ m: endpoint() }),
+        _ => json!({}),
     }
 }
 

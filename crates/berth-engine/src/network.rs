@@ -356,7 +356,7 @@ impl Engine {
             )));
         }
         // The docker CLI's own checks of --subnet/--ip-range/--gateway.
-        if o.subnets.is_empty() && !(o.ip_ranges.is_empty() && o.gateways.is_empty()) {
+        if o.subnets.len() < o.ip_ranges.len() || o.subnets.len() < o.gateways.len() {
             return Err(invalid(
                 "every ip-range or gateway must have a corresponding subnet",
             ));
@@ -840,7 +840,13 @@ impl Engine {
         let v = self.view(self.find_container(container)?)?;
         let n = self.find_network(network)?;
         let mode = v.host_config.network_mode.as_str();
-        if mode == "host" || mode.starts_with("container:") || n.spec.driver == "host" {
+        if n.spec.driver == "host" {
+            return Err(EngineError::Forbidden(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            ));
+        }
+        if mode == "host" || mode.starts_with("container:") {
             return Err(EngineError::Forbidden(
                 "container sharing network namespace with another container or host cannot be connected to any other network".into(),
             ));
@@ -884,10 +890,16 @@ impl Engine {
         // A network removed meanwhile is still left by its recorded name.
         let key = match self.find_network(network) {
             Ok(n) => {
-                if n.spec.driver == "host" && v.host_config.network_mode == "host" {
-                    return Err(EngineError::Forbidden(
-                        "container cannot be disconnected from host network or connected to host network".into(),
-                    ));
+                let mode = v.host_config.network_mode.as_str();
+                if (n.spec.driver == "host" || n.spec.driver == "null") && mode == n.name {
+                    if v.running() {
+                        return Err(EngineError::Forbidden(
+                            "container cannot be disconnected from host network or connected to host network".into(),
+                        ));
+                    }
+                    // Docker drops the entry of a stopped container and
+                    // keeps its mode; berth records none for these.
+                    return Ok(());
                 }
                 if v.running() {
                     return self.disconnect_running(&v, &n, force);
