@@ -531,6 +531,13 @@ impl Engine {
         self.network_json(&n)
     }
 
+    /// `inspect [--type network]`: as [`Engine::network_inspect`], on the
+    /// networks that exist (the predefined ones once anything made them).
+    pub fn inspect_network(&self, what: &str) -> Result<Value> {
+        let n = self.lookup_network(what)?;
+        self.network_json(&n)
+    }
+
     fn network_json(&self, n: &Network) -> Result<Value> {
         let prefix = n.subnet_v4().map(|s| s.prefix()).unwrap_or(0);
         let mut containers = serde_json::Map::new();

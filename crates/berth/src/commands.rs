@@ -1295,6 +1295,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
             Some("volume") => e
                 .volume(o)
                 .map(|v| serde_json::to_value(v).unwrap_or_default()),
+            Some("network") => e.inspect_network(o),
             Some(k) => bail!(CliError::Bare {
                 message: format!(
                     "unknown type: {k:?}: must be one of \"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\""
@@ -1307,6 +1308,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
                 .or_else(|_| {
                     e.volume(o)
                         .map(|v| serde_json::to_value(v).unwrap_or_default())
+                        .or_else(|_| e.inspect_network(o))
                         .map_err(|_| EngineError::NoSuchContainer(o.clone()))
                 }),
         };
@@ -1314,7 +1316,10 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
             Ok(v) => {
                 // Volumes are no containers or images: docker reads them
                 // through its typed struct only.
-                let volume = kind == Some("volume") || v.get("Mountpoint").is_some();
+                let volume = kind == Some("volume")
+                    || kind == Some("network")
+                    || v.get("Mountpoint").is_some()
+                    || v.get("IPAM").is_some();
                 strict.push(!volume);
                 let image = v.get("RootFS").is_some() && v.get("State").is_none();
                 typed.push(if image {

@@ -329,6 +329,12 @@ fn list_filters_and_formats() {
     assert_eq!(names(&["--filter", &format!("id={}", &n7[..6])]), ["n7"]);
     // By ID prefix, as every network argument.
     assert_eq!(net_f(&env, "{{.Name}}", &n7[..8]), "n7");
+    // `inspect` finds networks too.
+    assert_eq!(env.ok(&["inspect", "-f", "{{.Id}}", "n7"]).trim(), n7);
+    assert_eq!(
+        env.ok(&["inspect", "--type", "network", "-f", "{{.Driver}}", "host"]),
+        "host\n"
+    );
 
     for (f, msg) in [
         ("type=foo", "invalid filter: 'type'='foo'"),
