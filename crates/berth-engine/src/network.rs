@@ -154,6 +154,10 @@ pub fn mac_address_for(ip: Ipv4Addr) -> String {
 }
 
 /// A MAC address as Go's `net.ParseMAC` takes a 6-byte one.
+pub fn valid_mac_address(s: &str) -> bool {
+    valid_mac(s)
+}
+
 fn valid_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     parts.len() == 6
@@ -379,7 +383,8 @@ impl Engine {
         }
         let mut ranges: BTreeMap<usize, Subnet> = BTreeMap::new();
         for r in &o.ip_ranges {
-            let rs = Subnet::parse(r).map_err(|e| invalid(format!("Invalid range {r} : {e}")))?;
+            // The docker CLI's words.
+            let rs = Subnet::parse(r).map_err(|e| invalid(e.to_string()))?;
             let Some(i) = v4.iter().position(|(_, s)| s.contains(rs.network())) else {
                 return Err(invalid(format!("no matching subnet for range {r}")));
             };
@@ -393,10 +398,8 @@ impl Engine {
         }
         let mut gateways: BTreeMap<usize, Ipv4Addr> = BTreeMap::new();
         for g in &o.gateways {
-            let ip: Ipv4Addr = g
-                .parse()
-                .map_err(|_| invalid(format!("invalid gateway address: {g}")))?;
-            let Some(i) = v4.iter().position(|(_, s)| s.contains(ip)) else {
+            let ip = g.parse::<Ipv4Addr>().ok();
+            let Some(i) = ip.and_then(|ip| v4.iter().position(|(_, s)| s.contains(ip))) else {
                 return Err(invalid(format!("no matching subnet for gateway {g}")));
             };
             if let Some(prev) = gateways.get(&i) {
@@ -405,7 +408,9 @@ impl Engine {
                     v4[i].0
                 )));
             }
-            gateways.insert(i, ip);
+            if let Some(ip) = ip {
+                gateways.insert(i, ip);
+            }
         }
         if v4.len() > 1 || v6.len() > 1 {
             return Err(invalid("bridge driver doesn't support multiple subnets"));

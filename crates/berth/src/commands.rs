@@ -555,7 +555,13 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
             a.network_alias.clone()
         },
         ip: a.ip.clone(),
-        mac_address: a.mac_address.clone(),
+        mac_address: match &a.mac_address {
+            // The docker CLI's own check.
+            Some(m) if !berth_engine::valid_mac_address(m) => {
+                bail!(CliError::Opts(format!("{m} is not a valid mac address")))
+            }
+            m => m.clone(),
+        },
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         restart,

@@ -193,6 +193,14 @@ fn create_checks_as_docker() {
             "every ip-range or gateway must have a corresponding subnet",
         ),
         (
+            &["--subnet", "10.50.0.0/16", "--ip-range", "10.50.0.0/33"][..],
+            "invalid CIDR address: 10.50.0.0/33",
+        ),
+        (
+            &["--subnet", "10.51.0.0/16", "--gateway", "foo"][..],
+            "no matching subnet for gateway foo",
+        ),
+        (
             &["--subnet", "foo"][..],
             "Invalid subnet foo : invalid CIDR address: foo",
         ),
@@ -334,6 +342,11 @@ fn list_filters_and_formats() {
     assert_eq!(
         env.ok(&["inspect", "--type", "network", "-f", "{{.Driver}}", "host"]),
         "host\n"
+    );
+    let (out, err) = env.fails(&["inspect", "--type", "network", "nope"], 1);
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("[]\n", "Error: network nope not found\n")
     );
 
     for (f, msg) in [
@@ -511,6 +524,11 @@ fn containers_on_networks() {
             "berth: network-scoped aliases are only supported for user-defined networks",
         ),
         (&["--network", "nope"][..], 1, "Error: network nope not found"),
+        (
+            &["--mac-address", "bad"][..],
+            125,
+            "berth: bad is not a valid mac address",
+        ),
         (
             &["--ip", "172.17.0.50"][..],
             1,
