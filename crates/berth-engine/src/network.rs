@@ -806,12 +806,14 @@ impl Engine {
                 }
                 let target = &m["container:".len()..];
                 if target.is_empty() {
-                    return Err(invalid(format!("invalid network mode: {m}")));
+                    return Err(invalid(
+                        "Invalid network mode: invalid container format container:<name|id>",
+                    ));
                 }
                 let id = self.find_container(target)?.id;
                 return Ok((format!("container:{id}"), BTreeMap::new()));
             }
-            "" => return Err(invalid("invalid network mode: ")),
+            "" => return Err(invalid("no name set for network")),
             _ => {}
         }
         let net_name = if mode == "default" {

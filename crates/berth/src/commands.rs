@@ -537,7 +537,10 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
             .iter()
             .map(|m| berth_engine::mountopt::parse(m))
             .collect::<std::result::Result<_, _>>()?,
-        network: a.network.clone(),
+        network: match a.network.as_deref() {
+            Some("") => bail!(CliError::Opts("no name set for network".into())),
+            n => n.map(str::to_string),
+        },
         network_aliases: {
             // The docker CLI's own check, before it asks the daemon.
             let user_defined = !matches!(

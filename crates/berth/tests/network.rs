@@ -524,6 +524,17 @@ fn containers_on_networks() {
             "berth: network-scoped aliases are only supported for user-defined networks",
         ),
         (&["--network", "nope"][..], 1, "Error: network nope not found"),
+        (&["--network", ""][..], 125, "berth: no name set for network"),
+        (
+            &["--network", "container:"][..],
+            1,
+            "Error: Invalid network mode: invalid container format container:<name|id>",
+        ),
+        (
+            &["--network", "container:c1", "-h", "foo"][..],
+            1,
+            "Error: conflicting options: hostname and the network mode",
+        ),
         (
             &["--mac-address", "bad"][..],
             125,
