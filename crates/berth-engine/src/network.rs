@@ -88,6 +88,16 @@ impl Network {
         }
     }
 
+    /// Where a container's dynamic address comes from: the subnet, the
+    /// `--ip-range` (or `fixed-cidr`) within it, and the gateway (which the
+    /// allocation must skip): what [`ipam::allocate`] takes.
+    pub fn pool_v4(&self) -> Option<(Subnet, Option<Subnet>, Ipv4Addr)> {
+        let c = self.ipam_v4()?;
+        let subnet = Subnet::parse(&c.subnet).ok()?.normalized();
+        let range = Subnet::parse(&c.ip_range).ok().map(|r| r.normalized());
+        Some((subnet, range, self.gateway_v4()?))
+    }
+
     /// Whether `--subnet` was given (as opposed to chosen from the pools):
     /// only then may a container ask for a fixed `--ip`.
     pub fn has_user_subnet(&self) -> bool {
@@ -526,6 +536,23 @@ impl Engine {
             if v.running() {
                 out.push((v, e.ip));
             }
+        }
+        Ok(out)
+    }
+
+    /// The networks a container joins when it starts, each with what it
+    /// asks of it, found by the recorded ID (or, failing that, the name);
+    /// one removed since is Docker's start error, `network NAME not found`.
+    pub fn container_networks(&self, v: &ContainerView) -> Result<Vec<(Network, EndpointConfig)>> {
+        let mut out = Vec::new();
+        for (name, ep) in &v.host_config.networks {
+            let t = self.store.read();
+            let row = match t.network(&ep.network_id)? {
+                Some(r) => Some(r),
+                None => t.network_by_name(name)?,
+            };
+            let row = row.ok_or_else(|| not_found(name))?;
+            out.push((Network::from_row(row)?, ep.clone()));
         }
         Ok(out)
     }
@@ -1054,5 +1081,20 @@ mod tests {
         assert!(n.has_user_subnet());
         assert!(!net("n1", "172.18.0.0/16", true).has_user_subnet());
         assert!(net("bridge", "172.17.0.0/16", false).is_predefined());
+        let mut r = net("n3", "10.30.0.0/16", false);
+        r.spec.ipam[0].ip_range = "10.30.1.0/24".into();
+        r.spec.ipam[0].gateway = "10.30.0.254".into();
+        let (sub, range, gw) = r.pool_v4().unwrap();
+        assert_eq!(sub.to_string(), "10.30.0.0/16");
+        assert_eq!(
+            range.map(|r| r.to_string()).as_deref(),
+            Some("10.30.1.0/24")
+        );
+        assert_eq!(gw, Ipv4Addr::new(10, 30, 0, 254));
+        let taken = BTreeSet::from([gw]);
+        assert_eq!(
+            ipam::allocate(&sub, range.as_ref(), &taken),
+            Some(Ipv4Addr::new(10, 30, 1, 0))
+        );
     }
 }

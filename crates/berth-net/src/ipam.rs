@@ -120,6 +120,8 @@ impl fmt::Display for Subnet {
 
 /// The lowest free address of `pool` (of `range` within it, when given)
 /// that is not in `taken`, never the pool's network or broadcast address.
+/// As libnetwork's allocator, a range's own first address may be given out
+/// (`10.30.1.0` of `10.30.1.0/24` in `10.30.0.0/16`), its last may not.
 /// The caller puts the gateway in `taken`.
 pub fn allocate(
     pool: &Subnet,
@@ -132,6 +134,7 @@ pub fn allocate(
     (first..=last)
         .map(Ipv4Addr::from)
         .filter(|ip| pool.contains(*ip))
+        .filter(|ip| range.is_none_or(|r| *ip != r.broadcast()))
         .find(|ip| *ip != pool.network() && *ip != pool.broadcast() && !taken.contains(ip))
 }
 
@@ -289,6 +292,16 @@ mod tests {
             allocate(&pool, Some(&range), &taken),
             Some(Ipv4Addr::new(10, 0, 0, 5))
         );
+        // A range's first address is given out, its last is not (dockerd
+        // 20.10 gave a container 10.30.1.0 on --subnet 10.30.0.0/16
+        // --ip-range 10.30.1.0/24).
+        let mid = s("10.1.1.0/24");
+        assert_eq!(
+            allocate(&s("10.1.0.0/16"), Some(&mid), &BTreeSet::new()),
+            Some(Ipv4Addr::new(10, 1, 1, 0))
+        );
+        let full: BTreeSet<Ipv4Addr> = (0..=254).map(|i| Ipv4Addr::new(10, 1, 1, i)).collect();
+        assert_eq!(allocate(&s("10.1.0.0/16"), Some(&mid), &full), None);
         // A range at the pool's start never yields its network address.
         let big = s("10.1.0.0/16");
         let first = s("10.1.0.0/24");
