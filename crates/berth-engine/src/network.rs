@@ -800,7 +800,8 @@ impl Engine {
         hostname_given: bool,
     ) -> Result<(String, BTreeMap<String, EndpointConfig>)> {
         let mode = given.unwrap_or("default").to_string();
-        let shared = |what: &str| -> Result<()> {
+        // What only a user-defined network takes.
+        let only_user_defined = || -> Result<()> {
             if !ep.aliases.is_empty() {
                 return Err(invalid(
                     "network-scoped aliases are only supported for user-defined networks",
@@ -811,16 +812,15 @@ impl Engine {
                     "user specified IP address is supported on user defined networks only",
                 ));
             }
-            let _ = what;
             Ok(())
         };
         match mode.as_str() {
             "none" | "host" => {
-                shared(&mode)?;
+                only_user_defined()?;
                 return Ok((mode, BTreeMap::new()));
             }
             m if m.starts_with("container:") => {
-                shared(m)?;
+                only_user_defined()?;
                 if ep.mac_address.as_deref().is_some_and(|s| !s.is_empty()) {
                     return Err(invalid(
                         "conflicting options: mac-address and the network mode",
@@ -850,12 +850,13 @@ impl Engine {
         };
         if mode == "default" && self.opts.network.bridge_disabled() {
             // dockerd --bridge=none: no default network, the container gets none.
-            shared("none")?;
+            only_user_defined()?;
             return Ok((mode, BTreeMap::new()));
         }
         let n = self.find_network(net_name)?;
+        // `host` or `none` named by ID: recorded by name.
         if n.spec.driver == "host" || n.spec.driver == "null" {
-            shared(&n.name)?;
+            only_user_defined()?;
             return Ok((n.name.clone(), BTreeMap::new()));
         }
         if !ep.aliases.is_empty() && !n.is_user_defined() {
@@ -876,9 +877,7 @@ impl Engine {
         container: &str,
         o: &EndpointOptions,
     ) -> Result<()> {
-        let row = self.find_container(container)?;
-        let _lock = self.lock_container(&row.id)?;
-        let v = self.view(self.find_container(container)?)?;
+        let (v, _lock) = self.locked_view(container)?;
         let n = self.find_network(network)?;
         let mode = v.host_config.network_mode.as_str();
         if n.spec.driver == "host" {
@@ -925,9 +924,7 @@ impl Engine {
         container: &str,
         force: bool,
     ) -> Result<()> {
-        let row = self.find_container(container)?;
-        let _lock = self.lock_container(&row.id)?;
-        let v = self.view(self.find_container(container)?)?;
+        let (v, _lock) = self.locked_view(container)?;
         // A network removed meanwhile is still left by its recorded name.
         let key = match self.find_network(network) {
             Ok(n) => {
@@ -967,6 +964,19 @@ impl Engine {
         let mut hc = v.host_config.clone();
         hc.networks.remove(&key);
         self.save_host_config(&v, &hc)
+    }
+
+    /// The container, read again once its lock is held (the lock comes
+    /// with it): its configuration is changed under the lock.
+    fn locked_view(&self, container: &str) -> Result<(ContainerView, crate::ContainerLock)> {
+        let id = self.find_container(container)?.id;
+        let lock = self.lock_container(&id)?;
+        let row = self
+            .store
+            .read()
+            .container(&id)?
+            .ok_or_else(|| EngineError::NoSuchContainer(container.to_string()))?;
+        Ok((self.view(row)?, lock))
     }
 
     fn save_host_config(&mut self, v: &ContainerView, hc: &berth_types::HostConfig) -> Result<()> {
