@@ -337,6 +337,13 @@ impl Engine {
     /// pools unless `--subnet`; the Linux bridge's name decided (made later,
     /// by the first start that needs it).
     pub fn network_create(&mut self, o: &NetworkCreateOptions) -> Result<Network> {
+        // Docker's names, whether or not the default bridge exists.
+        if PREDEFINED.contains(&o.name.as_str()) || o.name == "default" {
+            return Err(EngineError::Forbidden(format!(
+                "operation is not permitted on predefined {} network",
+                o.name
+            )));
+        }
         self.ensure_predefined_networks()?;
         let driver = if o.driver.is_empty() {
             "bridge"

@@ -155,6 +155,13 @@ fn create_checks_as_docker() {
 
     let (_, err) = env.fails(&["network", "create", "n1"], 1);
     assert_eq!(err, "Error: network with name n1 already exists\n");
+    for name in ["bridge", "host", "none", "default"] {
+        let (_, err) = env.fails(&["network", "create", name], 1);
+        assert_eq!(
+            err,
+            format!("Error: operation is not permitted on predefined {name} network\n")
+        );
+    }
 
     // A subnet as given (Docker keeps the host bits in inspect) and no
     // gateway recorded when none was given.
@@ -219,6 +226,10 @@ fn create_checks_as_docker() {
         (
             &["--subnet", "10.20.0.0/24", "--subnet", "10.21.0.0/24"][..],
             "bridge driver doesn't support multiple subnets",
+        ),
+        (
+            &["--subnet", "fd00::/129"][..],
+            "Invalid subnet fd00::/129 : invalid CIDR address: fd00::/129",
         ),
         (
             &["--ipv6"][..],
