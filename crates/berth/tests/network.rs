@@ -463,6 +463,13 @@ fn rm_and_prune() {
     );
     let (_, err) = env.fails(&["network", "prune", "-f", "--filter", "foo=bar"], 1);
     assert_eq!(err, "Error: Invalid filter 'foo'\n");
+    // `system prune` takes them too, after the containers.
+    env.ok(&["network", "create", "n20"]);
+    let out = env.ok(&["system", "prune", "-f"]);
+    assert!(
+        out.starts_with("Deleted Networks:\nn20\n\nTotal reclaimed space: "),
+        "{out}"
+    );
 }
 
 #[test]
