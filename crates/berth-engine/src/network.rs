@@ -165,10 +165,6 @@ pub fn mac_address_for(ip: Ipv4Addr) -> String {
 
 /// A MAC address as Go's `net.ParseMAC` takes a 6-byte one.
 pub fn valid_mac_address(s: &str) -> bool {
-    valid_mac(s)
-}
-
-fn valid_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     parts.len() == 6
         && parts
@@ -789,7 +785,7 @@ impl Engine {
             ));
         }
         if let Some(m) = o.mac_address.as_deref().filter(|s| !s.is_empty()) {
-            if !valid_mac(m) {
+            if !valid_mac_address(m) {
                 return Err(invalid(format!("{m} is not a valid mac address")));
             }
             ep.mac_address = m.to_ascii_lowercase().replace('-', ":");
@@ -1048,10 +1044,10 @@ mod tests {
 
     #[test]
     fn macs_and_endpoint_ids() {
-        assert!(valid_mac("02:42:ac:11:00:99"));
-        assert!(valid_mac("02-42-AC-11-00-99"));
-        assert!(!valid_mac("02:42:ac:11:00"));
-        assert!(!valid_mac("zz:42:ac:11:00:99"));
+        assert!(valid_mac_address("02:42:ac:11:00:99"));
+        assert!(valid_mac_address("02-42-AC-11-00-99"));
+        assert!(!valid_mac_address("02:42:ac:11:00"));
+        assert!(!valid_mac_address("zz:42:ac:11:00:99"));
         assert_eq!(
             mac_address_for(Ipv4Addr::new(172, 17, 0, 2)),
             "02:42:ac:11:00:02"
