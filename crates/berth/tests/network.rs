@@ -356,7 +356,7 @@ fn list_filters_and_formats() {
     assert_eq!(names(&["--filter", "scope=local"]).len(), 5);
     assert_eq!(names(&["--filter", "scope=swarm"]), Vec::<String>::new());
     let n7 = net_f(&env, "{{.Id}}", "n7");
-    assert_eq!(names(&["--filter", &format!("id={}", &n7[..6])]), ["n7"]);
+    assert_eq!(names(&["--filter", &format!("id=^{}", &n7[..6])]), ["n7"]);
     // By ID prefix, as every network argument.
     assert_eq!(net_f(&env, "{{.Name}}", &n7[..8]), "n7");
     // `inspect` finds networks too.
