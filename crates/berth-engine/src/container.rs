@@ -59,8 +59,15 @@ pub struct CreateOptions {
     pub mounts: Vec<berth_types::MountSpec>,
     /// `--volumes-from CONTAINER[:ro|:rw]`
     pub volumes_from: Vec<String>,
-    /// `none` (the default for now) or `host`.
+    /// `--network`: `bridge`/`default` (the default), `host`, `none`,
+    /// `container:NAME`, or a network's name, ID or ID prefix.
     pub network: Option<String>,
+    /// `--network-alias` (user-defined networks only).
+    pub network_aliases: Vec<String>,
+    /// `--ip`: a fixed address on a user-defined network with a subnet.
+    pub ip: Option<String>,
+    /// `--mac-address`
+    pub mac_address: Option<String>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
     pub restart: RestartPolicy,
@@ -639,14 +646,21 @@ impl Engine {
                 )));
             }
         }
-        let network = match o.network.as_deref().unwrap_or("none") {
-            "none" | "default" => "none",
-            "host" => "host",
-            other => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "network {other} not found (berth supports none and host for now)"
-                )))
-            }
+        let (network_mode, networks) = self.resolve_create_network(
+            o.network.as_deref(),
+            &crate::EndpointOptions {
+                aliases: o.network_aliases.clone(),
+                ipv4_address: o.ip.clone(),
+                mac_address: o.mac_address.clone(),
+            },
+            o.hostname.is_some(),
+        )?;
+        // The runtime's mode: until the datapath lands, a container on a
+        // bridge network starts with loopback only, as with `none`.
+        let network = if network_mode == "host" {
+            "host"
+        } else {
+            "none"
         };
         if o.auto_remove && !o.restart.is_none() {
             return Err(EngineError::InvalidArgument(
@@ -783,7 +797,8 @@ impl Engine {
             group_add: (!o.group_add.is_empty()).then(|| o.group_add.clone()),
             sysctls: o.sysctls.clone(),
             binds: o.volumes.clone(),
-            network_mode: network.to_string(),
+            network_mode,
+            networks,
             restart_policy: o.restart.clone(),
             auto_remove: o.auto_remove,
             readonly_rootfs: o.read_only,

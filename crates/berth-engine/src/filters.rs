@@ -165,6 +165,18 @@ impl Filters {
     }
 }
 
+/// `ps --filter network=X`: X names (or is the ID of) one of the
+/// container's networks; a container on `host` or `none` is on that one.
+fn container_on_network(v: &ContainerView, what: &str) -> bool {
+    let h = &v.host_config;
+    if h.networks.is_empty() {
+        return h.network_mode == what || (h.network_mode == "default" && what == "none");
+    }
+    h.networks
+        .iter()
+        .any(|(name, e)| name == what || (!e.network_id.is_empty() && e.network_id == what))
+}
+
 /// What `container prune --filter` accepts.
 const PRUNE_KEYS: &[&str] = &["until", "label", "label!"];
 
@@ -464,7 +476,8 @@ impl Engine {
                             .iter()
                             .any(|mp| mp.destination == *m || (!mp.name.is_empty() && mp.name == *m))
                     }))
-                && f.exact("network", &v.host_config.network_mode)
+                && (!f.contains("network")
+                    || f.get("network").iter().any(|n| container_on_network(&v, n)))
                 && f.exact(
                     "health",
                     v.health.as_ref().map_or("none", |h| h.status.as_str()),

@@ -327,8 +327,106 @@ pub(crate) fn container_config(v: &ContainerView) -> Value {
     docker_config(&raw, true)
 }
 
-/// `NetworkSettings` of a container on the `none` or `host` network.
-fn network_settings(network: &str) -> Value {
+/// The `Networks` entry of a network a container is configured for (its
+/// addresses come with the datapath, issue 10).
+fn configured_endpoint(e: &berth_types::EndpointConfig) -> Value {
+    let mut v = endpoint();
+    if let Value::Object(m) = &mut v {
+        if !e.ipv4_address.is_empty() {
+            m.insert(
+                "IPAMConfig".into(),
+                json!({ "IPv4Address": e.ipv4_address }),
+            );
+        }
+        if !e.aliases.is_empty() {
+            m.insert("Aliases".into(), json!(e.aliases));
+        }
+        m.insert("NetworkID".into(), json!(e.network_id));
+        m.insert("MacAddress".into(), json!(e.mac_address));
+    }
+    v
+}
+
+/// `NetworkSettings.Networks`: the configured networks; a container on
+/// `host` or `none` shows that one; otherwise (`container:X`, a container
+/// disconnected from all, `default` without a default bridge) none.
+fn networks_of(h: &berth_types::HostConfig) -> Value {
+    if !h.networks.is_empty() {
+        return Value::Object(
+            h.networks
+                .iter()
+                .map(|(name, e)| (name.clone(), configured_endpoint(e)))
+                .collect(),
+        );
+    }
+    match h.network_mode.as_str() {
+        m @ ("host" | "none") => json!({ m: endpoint() }),
+        _ => json!({}),
+    }
+}
+
+impl Engine {
+    /// A running container's addresses, MACs, endpoints and ports (from
+    /// the plan its start made) over the configured `NetworkSettings`.
+    fn live_network_settings(&self, v: &crate::ContainerView, mut ns: Value) -> Value {
+        if !v.running() {
+            return ns;
+        }
+        let Some(plan) = Self::network_plan_of(&v.dir) else {
+            return ns;
+        };
+        let mut ports = Map::new();
+        for p in self.container_ports(v) {
+            let key = format!("{}/{}", p.container_port, p.proto);
+            if !p.is_published() {
+                ports.entry(key).or_insert(Value::Null);
+                continue;
+            }
+            let binding = json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()});
+            match ports.entry(key).or_insert(Value::Null) {
+                Value::Array(a) => a.push(binding),
+                slot => *slot = json!([binding]),
+            }
+        }
+        let Value::Object(top) = &mut ns else {
+            return ns;
+        };
+        top.insert("Ports".into(), Value::Object(ports));
+        top.insert(
+            "SandboxKey".into(),
+            json!(format!("/proc/{}/ns/net", v.state.pid)),
+        );
+        for ep in &plan.endpoints {
+            let fill = |m: &mut Map<String, Value>| {
+                m.insert("EndpointID".into(), json!(ep.endpoint_id));
+                m.insert("Gateway".into(), json!(ep.gateway.to_string()));
+                m.insert("IPAddress".into(), json!(ep.ip.to_string()));
+                m.insert("IPPrefixLen".into(), json!(ep.prefix));
+                m.insert("MacAddress".into(), json!(ep.mac));
+            };
+            if let Some(Value::Object(m)) = top
+                .get_mut("Networks")
+                .and_then(|n| n.get_mut(&ep.network_name))
+            {
+                fill(m);
+                if ep.network_name != crate::netstart::DEFAULT_BRIDGE {
+                    let mut aliases = vec![json!(v.id.short())];
+                    if let Some(Value::Array(a)) = m.get("Aliases") {
+                        aliases.extend(a.iter().cloned());
+                    }
+                    m.insert("Aliases".into(), Value::Array(aliases));
+                }
+            }
+            if ep.network_name == crate::netstart::DEFAULT_BRIDGE {
+                fill(top);
+            }
+        }
+        ns
+    }
+}
+
+/// `NetworkSettings` of a container.
+fn network_settings(networks: Value) -> Value {
     json!({
         "Bridge": "",
         "SandboxID": "",
@@ -347,7 +445,7 @@ fn network_settings(network: &str) -> Value {
         "IPPrefixLen": 0,
         "IPv6Gateway": "",
         "MacAddress": "",
-        "Networks": { network: endpoint() }
+        "Networks": networks
     })
 }
 
@@ -402,7 +500,7 @@ impl Engine {
                 t.to_string()
             }
         };
-        let network = v.host_config.network_mode.clone();
+        let networks = networks_of(&v.host_config);
         let mut state = json!({
             "Status": status,
             "Running": status == "running",
@@ -455,7 +553,7 @@ impl Engine {
             },
             "Mounts": mounts(v),
             "Config": container_config(v),
-            "NetworkSettings": network_settings(&network),
+            "NetworkSettings": self.live_network_settings(v, network_settings(networks)),
         }))
     }
 

@@ -35,6 +35,7 @@ pub mod mountopt;
 pub mod names;
 mod netdev;
 mod netstart;
+mod network;
 mod pull;
 mod push;
 mod security;
@@ -62,6 +63,7 @@ pub use commit::*;
 pub use container::*;
 pub use fsops::*;
 pub use image::*;
+pub use network::*;
 pub use pull::*;
 pub use push::*;
 pub use volume::*;
@@ -86,8 +88,18 @@ pub enum EngineError {
     NoSuchContainer(String),
     #[error("get {0}: no such volume")]
     NoSuchVolume(String),
+    /// Docker's words for a network no name, ID or prefix finds.
     #[error("network {0} not found")]
     NoSuchNetwork(String),
+    /// Something else that does not exist (a plugin, a driver).
+    #[error("{0}")]
+    NotFound(String),
+    /// Refused for what the object is (a predefined network, one in use).
+    #[error("{0}")]
+    Forbidden(String),
+    /// What berth cannot do (yet).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{0}")]
     Conflict(String),
     /// `attach` to a container that is not running: the docker CLI's own
@@ -136,7 +148,10 @@ impl EngineError {
             | EngineError::PlatformMismatch { .. }
             | EngineError::NoSuchContainer(_)
             | EngineError::NoSuchVolume(_)
-            | EngineError::NoSuchNetwork(_) => 404,
+            | EngineError::NoSuchNetwork(_)
+            | EngineError::NotFound(_) => 404,
+            EngineError::Forbidden(_) => 403,
+            EngineError::Unsupported(_) => 501,
             EngineError::Conflict(_) | EngineError::NotRunningToAttach => 409,
             EngineError::InvalidArgument(_) => 400,
             _ => 500,
@@ -164,6 +179,9 @@ pub struct Options {
     pub monitor: PathBuf,
     /// The `berth` binary (what `--rm` runs to remove a container).
     pub berth: PathBuf,
+    /// The config file's network keys (`bridge`, `bip`, …): defaults
+    /// unless the caller read the file.
+    pub network: NetworkConfig,
 }
 
 impl Options {
@@ -178,6 +196,7 @@ impl Options {
             cgroup_parent,
             monitor: dir.join("berth-monitor"),
             berth: exe,
+            network: NetworkConfig::default(),
         }
     }
 }

@@ -196,16 +196,21 @@ impl Engine {
         let spec: NetworkSpec = serde_json::from_str(&row.spec).map_err(|e| {
             EngineError::InvalidArgument(format!("network {}: corrupt spec: {e}", row.name))
         })?;
-        let pool = spec.ipam.first().ok_or_else(|| {
-            EngineError::InvalidArgument(format!("network {} has no subnet", row.name))
-        })?;
-        let (subnet, prefix) = parse_cidr(&pool.subnet).ok_or_else(|| {
-            EngineError::InvalidArgument(format!(
-                "network {}: bad subnet {}",
-                row.name, pool.subnet
-            ))
-        })?;
-        let gateway: Ipv4Addr = pool.gateway.parse().unwrap_or_else(|_| first_host(subnet));
+        let pool = spec
+            .ipam
+            .iter()
+            .find(|p| berth_net::ipam::Subnet::parse(&p.subnet).is_ok())
+            .ok_or_else(|| {
+                EngineError::InvalidArgument(format!("network {} has no subnet", row.name))
+            })?;
+        let sub = berth_net::ipam::Subnet::parse(&pool.subnet)
+            .map_err(|e| EngineError::InvalidArgument(format!("network {}: {e}", row.name)))?
+            .normalized();
+        let (subnet, prefix) = (sub.network(), sub.prefix());
+        let gateway: Ipv4Addr = pool
+            .gateway
+            .parse()
+            .unwrap_or_else(|_| sub.default_gateway());
         let mut taken: BTreeSet<Ipv4Addr> = store
             .endpoints_on(&row.id)?
             .iter()
@@ -213,8 +218,8 @@ impl Engine {
             .collect();
         taken.insert(gateway);
         let ip = if ec.ipv4_address.is_empty() {
-            let range = parse_cidr(&pool.ip_range);
-            allocate((subnet, prefix), range, &taken).ok_or_else(|| {
+            let range = berth_net::ipam::Subnet::parse(&pool.ip_range).ok();
+            berth_net::ipam::allocate(&sub, range.as_ref(), &taken).ok_or_else(|| {
                 EngineError::Conflict(format!(
                     "no available IPv4 addresses on this network's address pools: {} ({})",
                     row.name, row.id
@@ -245,7 +250,7 @@ impl Engine {
             aliases.push(v.id.short().to_string());
         }
         let mac = if ec.mac_address.is_empty() {
-            berth_net::plan::mac_string(mac_for(ip))
+            crate::network::mac_address_for(ip)
         } else {
             ec.mac_address.clone()
         };
@@ -261,7 +266,7 @@ impl Engine {
             mac,
             default_route: !spec.internal && !has_default_route,
             aliases,
-            endpoint_id: hex::encode(crate::random_bytes()),
+            endpoint_id: crate::network::endpoint_id(&row.id, v.id.as_str()),
         };
         Ok((ep, row, spec, format!("{subnet}/{prefix}")))
     }
@@ -282,6 +287,41 @@ impl Engine {
             code: 125,
             message: e.to_string(),
         })
+    }
+
+    /// `network rm`: the network's bridge and its NAT and isolation
+    /// elements go (a bridge never made is fine).
+    pub(crate) fn datapath_remove_bridge(&self, spec: &NetworkSpec) -> Result<()> {
+        if spec.bridge.is_empty() {
+            return Ok(());
+        }
+        let _lock = self.network_lock()?;
+        crate::netdev::delete_link(&spec.bridge)?;
+        let pool = spec
+            .ipam
+            .iter()
+            .find(|p| berth_net::ipam::Subnet::parse(&p.subnet).is_ok());
+        if let (Some(pool), Some(nft)) = (pool, berth_net::nft::find_nft()) {
+            if let Ok(sub) = berth_net::ipam::Subnet::parse(&pool.subnet) {
+                let subnet = sub.normalized().to_string();
+                // Only when the table is there: a network never used made none.
+                if std::process::Command::new(&nft)
+                    .args(["list", "table", "ip", "berth"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+                {
+                    let script =
+                        berth_net::nft::remove_network(&spec.bridge, &subnet, spec.internal);
+                    berth_net::nft::apply(&nft, &script).map_err(|e| EngineError::Runtime {
+                        code: 125,
+                        message: e.to_string(),
+                    })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `network connect` of a running container: an address on the
@@ -710,85 +750,9 @@ pub(crate) fn resolv_conf(
     out
 }
 
-/// `172.17.0.0/16` → its network address and prefix length.
-pub(crate) fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (a, p) = s.split_once('/')?;
-    let a: Ipv4Addr = a.parse().ok()?;
-    let p: u8 = p.parse().ok().filter(|p| *p <= 32)?;
-    let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-    Some((Ipv4Addr::from(u32::from(a) & mask), p))
-}
-
-fn first_host(net: Ipv4Addr) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(net) + 1)
-}
-
-/// The lowest free host address of `pool` (within `range` when given).
-pub(crate) fn allocate(
-    pool: (Ipv4Addr, u8),
-    range: Option<(Ipv4Addr, u8)>,
-    taken: &BTreeSet<Ipv4Addr>,
-) -> Option<Ipv4Addr> {
-    let span = |(a, p): (Ipv4Addr, u8)| {
-        let start = u32::from(a);
-        let size = if p == 0 {
-            u64::from(u32::MAX) + 1
-        } else {
-            1u64 << (32 - p)
-        };
-        (u64::from(start), u64::from(start) + size - 1)
-    };
-    let (lo, hi) = span(pool);
-    let (rlo, rhi) = range.map(span).unwrap_or((lo, hi));
-    let (first, last) = (lo.max(rlo), hi.min(rhi));
-    // Never the network or the broadcast address.
-    (first.max(lo + 1)..=last.min(hi.saturating_sub(1)))
-        .filter_map(|n| u32::try_from(n).ok())
-        .map(Ipv4Addr::from)
-        .find(|ip| !taken.contains(ip))
-}
-
-/// Docker 20.10's MAC for an address: 02:42 and the address's bytes.
-pub(crate) fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
-    let o = ip.octets();
-    [0x02, 0x42, o[0], o[1], o[2], o[3]]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn allocation() {
-        let pool = parse_cidr("172.17.0.0/16").unwrap();
-        let mut taken = BTreeSet::from([Ipv4Addr::new(172, 17, 0, 1)]);
-        assert_eq!(
-            allocate(pool, None, &taken),
-            Some(Ipv4Addr::new(172, 17, 0, 2))
-        );
-        taken.insert(Ipv4Addr::new(172, 17, 0, 2));
-        assert_eq!(
-            allocate(pool, None, &taken),
-            Some(Ipv4Addr::new(172, 17, 0, 3))
-        );
-        let range = parse_cidr("172.17.5.0/24");
-        assert_eq!(
-            allocate(pool, range, &taken),
-            Some(Ipv4Addr::new(172, 17, 5, 0))
-        );
-        let tiny = parse_cidr("10.0.0.0/30").unwrap();
-        let t = BTreeSet::from([Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
-        assert_eq!(allocate(tiny, None, &t), None);
-        assert_eq!(
-            parse_cidr("10.1.2.3/16"),
-            Some((Ipv4Addr::new(10, 1, 0, 0), 16))
-        );
-        assert_eq!(parse_cidr("10.1.2.3/33"), None);
-        assert_eq!(
-            mac_for(Ipv4Addr::new(172, 17, 0, 2)),
-            [2, 0x42, 172, 17, 0, 2]
-        );
-    }
 
     #[test]
     fn resolv_confs() {

@@ -52,6 +52,7 @@ pub fn base() -> String {
     }
     s += "add set ip berth bridges { type ifname ; }\n\
           add set ip berth internal { type ifname ; }\n\
+          add set ip berth same_bridge { type ifname . ifname ; }\n\
           add set ip berth nat_subnets { type ipv4_addr ; flags interval ; }\n\
           add chain ip berth publish\n\
           flush chain ip berth publish\n";
@@ -75,6 +76,7 @@ add rule ip berth postrouting oifname @bridges ip saddr 127.0.0.0/8 masquerade
 add rule ip berth postrouting ip saddr @nat_subnets oifname != @bridges masquerade
 add chain ip berth forward { type filter hook forward priority filter ; policy accept ; }
 flush chain ip berth forward
+add rule ip berth forward iifname . oifname @same_bridge accept
 add rule ip berth forward iifname @internal drop
 add rule ip berth forward oifname @internal drop
 add rule ip berth forward iifname @bridges oifname @bridges ct status & dnat == 0 drop
@@ -85,7 +87,12 @@ add rule ip berth forward iifname @bridges oifname @bridges ct status & dnat == 
 /// A network's elements: its bridge, and its subnet for outbound NAT
 /// (an `--internal` network has none, and no way out at all).
 pub fn add_network(bridge: &str, subnet: &str, internal: bool) -> String {
-    let mut s = format!("add element ip berth bridges {{ \"{bridge}\" }}\n");
+    // Traffic between two containers of one bridge: with br_netfilter
+    // loaded (Docker loads it) it is seen here too, and is let through.
+    let mut s = format!(
+        "add element ip berth bridges {{ \"{bridge}\" }}\n\
+         add element ip berth same_bridge {{ \"{bridge}\" . \"{bridge}\" }}\n"
+    );
     if internal {
         s += &format!("add element ip berth internal {{ \"{bridge}\" }}\n");
     } else {
@@ -98,7 +105,10 @@ pub fn add_network(bridge: &str, subnet: &str, internal: bool) -> String {
 /// added, which keeps one that is, then deleted).
 pub fn remove_network(bridge: &str, subnet: &str, internal: bool) -> String {
     let mut s = add_network(bridge, subnet, internal);
-    s += &format!("delete element ip berth bridges {{ \"{bridge}\" }}\n");
+    s += &format!(
+        "delete element ip berth bridges {{ \"{bridge}\" }}\n\
+         delete element ip berth same_bridge {{ \"{bridge}\" . \"{bridge}\" }}\n"
+    );
     if internal {
         s += &format!("delete element ip berth internal {{ \"{bridge}\" }}\n");
     } else {

@@ -29,7 +29,7 @@ pub mod upload;
 pub use client::{BlobReader, BodyOpener, Client, Fetched, RetryPolicy};
 pub use endpoint::{Endpoint, Scheme};
 pub use manifest::{Descriptor, ImageManifest, Index, Manifest};
-pub use settings::{Settings, SettingsError};
+pub use settings::{NetworkSettings, Settings, SettingsError};
 pub use upload::Mount;
 
 /// What the client asks of whoever holds credentials and tokens.

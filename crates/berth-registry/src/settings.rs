@@ -10,7 +10,9 @@
 //! registry).
 
 use std::fs;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
+
+use berth_net::ipam::{AddressPool, Subnet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -58,6 +60,48 @@ struct File {
     max_concurrent_downloads: Option<toml::Spanned<i64>>,
     max_concurrent_uploads: Option<toml::Spanned<i64>>,
     certs_d: Option<PathBuf>,
+    // Networks (issue 10): dockerd's keys.
+    bridge: Option<String>,
+    bip: Option<toml::Spanned<String>>,
+    fixed_cidr: Option<toml::Spanned<String>>,
+    default_address_pools: Option<Vec<toml::Spanned<PoolEntry>>>,
+    dns: Option<Vec<String>>,
+    dns_search: Option<Vec<String>>,
+    dns_opts: Option<Vec<String>>,
+}
+
+/// One `default-address-pools` entry as written: `{ base = "10.10.0.0/16", size = 24 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolEntry {
+    base: String,
+    size: i64,
+}
+
+/// The network keys of the config file (dockerd's names), checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// `bridge = "none"`: no default bridge network; a container without
+    /// `--network` gets none (as dockerd `--bridge=none`). Other values
+    /// name the default bridge's Linux bridge.
+    pub bridge: Option<String>,
+    /// `bip = "172.30.0.1/16"`: the default bridge's gateway and subnet.
+    pub bip: Option<(Ipv4Addr, Subnet)>,
+    /// `fixed-cidr`: where the default bridge's addresses come from.
+    pub fixed_cidr: Option<Subnet>,
+    /// `default-address-pools`: where networks without `--subnet` get
+    /// theirs (empty: Docker's defaults).
+    pub default_address_pools: Vec<AddressPool>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_opts: Vec<String>,
+}
+
+impl NetworkSettings {
+    /// Whether `bridge = "none"`: no default bridge.
+    pub fn bridge_disabled(&self) -> bool {
+        self.bridge.as_deref() == Some("none")
+    }
 }
 
 /// A registry mirror: where `docker.io` repositories are asked first.
@@ -85,6 +129,8 @@ pub struct Settings {
     pub max_concurrent_uploads: usize,
     /// The `certs.d` directory: `HOST:PORT/ca.crt`, `client.cert`, `client.key`.
     pub certs_d: PathBuf,
+    /// The network keys (`bridge`, `bip`, `default-address-pools`, …).
+    pub network: NetworkSettings,
 }
 
 impl Default for Settings {
@@ -95,6 +141,7 @@ impl Default for Settings {
             max_concurrent_downloads: DEFAULT_CONCURRENT_DOWNLOADS,
             max_concurrent_uploads: DEFAULT_CONCURRENT_UPLOADS,
             certs_d: PathBuf::from(DEFAULT_CERTS_D),
+            network: NetworkSettings::default(),
         }
     }
 }
@@ -179,6 +226,43 @@ impl Settings {
         if let Some(d) = file.certs_d {
             s.certs_d = d;
         }
+        let net = &mut s.network;
+        net.bridge = file.bridge;
+        if let Some(b) = file.bip {
+            let sub = Subnet::parse(b.get_ref())
+                .map_err(|e| invalid(Some(b.span()), format!("bip: {e}")))?;
+            net.bip = Some((sub.addr(), sub.normalized()));
+        }
+        if let Some(f) = file.fixed_cidr {
+            let sub = Subnet::parse(f.get_ref())
+                .map_err(|e| invalid(Some(f.span()), format!("fixed-cidr: {e}")))?;
+            net.fixed_cidr = Some(sub.normalized());
+        }
+        for p in file.default_address_pools.unwrap_or_default() {
+            let span = p.span();
+            let p = p.into_inner();
+            let base = Subnet::parse(&p.base)
+                .map_err(|e| invalid(Some(span.clone()), format!("default-address-pools: {e}")))?;
+            let size = u8::try_from(p.size)
+                .ok()
+                .filter(|&n| n >= base.prefix() && n <= 32)
+                .ok_or_else(|| {
+                    invalid(
+                        Some(span.clone()),
+                        format!(
+                            "default-address-pools: invalid pool size {} for base {}",
+                            p.size, p.base
+                        ),
+                    )
+                })?;
+            net.default_address_pools.push(AddressPool {
+                base: base.normalized(),
+                size,
+            });
+        }
+        net.dns = file.dns.unwrap_or_default();
+        net.dns_search = file.dns_search.unwrap_or_default();
+        net.dns_opts = file.dns_opts.unwrap_or_default();
         Ok(s)
     }
 
@@ -534,6 +618,45 @@ mod tests {
             .iter()
             .map(|e| e.url("manifests/latest"))
             .collect()
+    }
+
+    #[test]
+    fn network_keys() {
+        let s = parse(
+            "bridge = \"none\"\nbip = \"172.30.0.1/16\"\nfixed-cidr = \"172.30.5.0/24\"\n\
+             default-address-pools = [{ base = \"10.10.0.0/16\", size = 24 }]\n\
+             dns = [\"1.1.1.1\"]\ndns-search = [\"example.com\"]\ndns-opts = [\"ndots:2\"]\n",
+        )
+        .unwrap();
+        let n = &s.network;
+        assert!(n.bridge_disabled());
+        let (gw, sub) = n.bip.unwrap();
+        assert_eq!(
+            (gw.to_string(), sub.to_string()),
+            ("172.30.0.1".into(), "172.30.0.0/16".into())
+        );
+        assert_eq!(
+            n.fixed_cidr.map(|c| c.to_string()).as_deref(),
+            Some("172.30.5.0/24")
+        );
+        assert_eq!(n.default_address_pools.len(), 1);
+        assert_eq!(n.default_address_pools[0].size, 24);
+        assert_eq!(
+            (n.dns.len(), n.dns_search.len(), n.dns_opts.len()),
+            (1, 1, 1)
+        );
+        let e = parse("dns = []\nbip = \"300.1.1.1/16\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid configuration file /etc/berth/config.toml, line 2: bip: invalid CIDR address: 300.1.1.1/16"
+        );
+        let e = parse("default-address-pools = [{ base = \"10.0.0.0/16\", size = 8 }]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid pool size 8"), "{e}");
+        assert!(!parse("").unwrap().network.bridge_disabled());
     }
 
     #[test]

@@ -132,7 +132,7 @@ CREATE TABLE IF NOT EXISTS build_file_digests (
     digest  TEXT NOT NULL            -- sha256 hex of its content
 );
 -- Version 8: networks (issue 10). The predefined bridge, host and none are
--- rows too, made when the store is first opened by a berth that knows them.
+-- rows too, made (in one transaction) the first time a berth needs a network.
 CREATE TABLE IF NOT EXISTS networks (
     id       TEXT PRIMARY KEY,       -- 64 hex digits, as Docker's
     name     TEXT NOT NULL UNIQUE,

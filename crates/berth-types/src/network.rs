@@ -43,6 +43,13 @@ pub struct NetworkSpec {
     /// `br-<first 12 of the ID>` otherwise, or the `bridge.name` option).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bridge: String,
+    /// `--ipam-opt KEY=VALUE` (`IPAM.Options`).
+    #[serde(
+        default,
+        rename = "IPAMOptions",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub ipam_options: BTreeMap<String, String>,
 }
 
 /// What a container asks of one network it joins (`--network-alias`,

@@ -107,7 +107,7 @@ fn report_copied(a: &CpArgs, bytes: u64, to: &str) {
 /// `Y`, spaces around it allowed. Anything else — `n`, `yes`, an empty line,
 /// no input at all — is no, and the command then ends with 0 having printed
 /// nothing more.
-fn confirm(warning: &str) -> Result<bool> {
+pub(crate) fn confirm(warning: &str) -> Result<bool> {
     ask(&format!(
         "{warning}\nAre you sure you want to continue? [y/N] "
     ))
@@ -254,8 +254,7 @@ pub fn builder_prune(e: &mut Engine, a: &BuilderPruneArgs) -> Result<i32> {
 /// `system prune [-a] [-f] [--volumes]`
 pub fn system_prune(e: &mut Engine, a: &SystemPruneArgs) -> Result<i32> {
     if !a.force {
-        // Docker's words, networks included: berth has none to remove, so
-        // for it that line promises nothing.
+        // Docker's words.
         let mut w = String::from(
             "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n",
         );
@@ -272,10 +271,19 @@ pub fn system_prune(e: &mut Engine, a: &SystemPruneArgs) -> Result<i32> {
         }
     }
     let r = e.prune_system(a.all, a.volumes)?;
+    // The custom networks no running container is on, as `network prune`.
+    let networks = e.network_prune(&berth_engine::filters::Filters::default())?;
     if !r.containers.deleted.is_empty() {
         outln!("Deleted Containers:")?;
         for id in &r.containers.deleted {
             outln!("{id}")?;
+        }
+        outln!()?;
+    }
+    if !networks.is_empty() {
+        outln!("Deleted Networks:")?;
+        for n in &networks {
+            outln!("{n}")?;
         }
         outln!()?;
     }

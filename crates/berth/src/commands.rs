@@ -23,11 +23,22 @@ use crate::usage::CliError;
 use crate::Exit;
 
 fn open(cli: &Cli) -> Result<Engine> {
-    let opts = Options::new(
+    let mut opts = Options::new(
         cli.root.clone(),
         cli.run_root.clone(),
         cli.cgroup_parent.clone(),
     );
+    // The config file's network keys, for the commands that place a
+    // container on a network or make networks (others never read it).
+    if matches!(
+        cli.command,
+        Command::Run(_)
+            | Command::Create(_)
+            | Command::Network(_)
+            | Command::Container(ContainerCommand::Run(_) | ContainerCommand::Create(_))
+    ) {
+        opts.network = crate::cmd_pull::registry_settings()?.network.clone();
+    }
     Ok(Engine::open(opts)?)
 }
 
@@ -149,6 +160,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             }
             Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi(&mut e, a),
             Command::Volume(v) => volume(&mut e, v),
+            Command::Network(n) => crate::cmd_network::network(&mut e, n),
             Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
                 crate::cmd_commit::diff(&e, a)
             }
@@ -285,7 +297,7 @@ pub(crate) fn error_chain(err: &anyhow::Error) -> String {
 
 /// Runs `f` for every name, printing each error; exit 1 if any failed. A
 /// closed stdout ends the loop: it is the whole command's error.
-fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
+pub(crate) fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
     let mut code = 0;
     for n in names {
         if let Err(e) = f(n) {
@@ -526,7 +538,34 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
             .iter()
             .map(|m| berth_engine::mountopt::parse(m))
             .collect::<std::result::Result<_, _>>()?,
-        network: a.network.clone(),
+        network: match a.network.as_deref() {
+            Some("") => bail!(CliError::Opts("no name set for network".into())),
+            n => n.map(str::to_string),
+        },
+        network_aliases: {
+            // The docker CLI's own check, before it asks the daemon.
+            let user_defined = !matches!(
+                a.network.as_deref().unwrap_or("default"),
+                "default" | "bridge" | "host" | "none"
+            ) && !a
+                .network
+                .as_deref()
+                .is_some_and(|n| n.starts_with("container:"));
+            if !a.network_alias.is_empty() && !user_defined {
+                bail!(CliError::Opts(
+                    "network-scoped aliases are only supported for user-defined networks".into()
+                ));
+            }
+            a.network_alias.clone()
+        },
+        ip: a.ip.clone(),
+        mac_address: match &a.mac_address {
+            // The docker CLI's own check.
+            Some(m) if !berth_engine::valid_mac_address(m) => {
+                bail!(CliError::Opts(format!("{m} is not a valid mac address")))
+            }
+            m => m.clone(),
+        },
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         restart,
@@ -1182,7 +1221,7 @@ const PS_HEADERS: &[(&str, &str)] = &[
 
 /// Parses `--filter` arguments; a malformed one is the docker CLI's flag
 /// error (exit 125, printed here).
-fn parse_filters(args: &[String], extra_ref: Option<&str>) -> Result<Option<Filters>> {
+pub(crate) fn parse_filters(args: &[String], extra_ref: Option<&str>) -> Result<Option<Filters>> {
     match Filters::parse(args) {
         Ok(mut f) => {
             if let Some(r) = extra_ref {
@@ -1259,7 +1298,11 @@ fn format_shows_size(fmt: &str) -> bool {
     squeezed.contains(".Size") || squeezed.contains("json .}}") || squeezed.contains("json . ")
 }
 
-fn print_rows(fmt: &str, rows: &[serde_json::Value], headers: &[(&str, &str)]) -> Result<()> {
+pub(crate) fn print_rows(
+    fmt: &str,
+    rows: &[serde_json::Value],
+    headers: &[(&str, &str)],
+) -> Result<()> {
     let f = Format::parse(fmt).map_err(|e| anyhow!("{e}"))?;
     let mut out = std::io::stdout().lock();
     if f.is_table() {
@@ -1287,6 +1330,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
             Some("volume") => e
                 .volume(o)
                 .map(|v| serde_json::to_value(v).unwrap_or_default()),
+            Some("network") => e.inspect_network(o),
             Some(k) => bail!(CliError::Bare {
                 message: format!(
                     "unknown type: {k:?}: must be one of \"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\""
@@ -1299,6 +1343,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
                 .or_else(|_| {
                     e.volume(o)
                         .map(|v| serde_json::to_value(v).unwrap_or_default())
+                        .or_else(|_| e.inspect_network(o))
                         .map_err(|_| EngineError::NoSuchContainer(o.clone()))
                 }),
         };
@@ -1306,7 +1351,10 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
             Ok(v) => {
                 // Volumes are no containers or images: docker reads them
                 // through its typed struct only.
-                let volume = kind == Some("volume") || v.get("Mountpoint").is_some();
+                let volume = kind == Some("volume")
+                    || kind == Some("network")
+                    || v.get("Mountpoint").is_some()
+                    || v.get("IPAM").is_some();
                 strict.push(!volume);
                 let image = v.get("RootFS").is_some() && v.get("State").is_none();
                 typed.push(if image {
@@ -1345,7 +1393,7 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
 /// `typed[i]`, when there is one, is object `i` as the docker CLI's typed
 /// struct holds it (see [`typed_image_view`]): the template runs on it
 /// first and, if it fails there, on the JSON, as docker's does.
-fn print_inspect(
+pub(crate) fn print_inspect(
     format: Option<&str>,
     values: &[serde_json::Value],
     strict: &[bool],

@@ -42,6 +42,7 @@ mod cmd_fs;
 mod cmd_help;
 mod cmd_login;
 mod cmd_manifest;
+mod cmd_network;
 mod cmd_pull;
 mod cmd_push;
 mod cmd_search;
