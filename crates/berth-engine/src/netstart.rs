@@ -360,12 +360,48 @@ impl Engine {
             dns.networks
                 .push((row.name.clone(), self.names_file(&row.id)));
         }
+        let had_dns = Self::network_plan_of(&v.dir).is_some_and(|p| p.dns.is_some());
         plan.endpoints.push(ep);
         if plan.lock.is_none() {
             plan.lock = Some(self.opts.run_root.join("network.lock"));
         }
         self.save_plan(v, &plan)?;
-        self.write_names(std::slice::from_ref(&row.id), None)
+        self.write_names(std::slice::from_ref(&row.id), None)?;
+        if plan.dns.is_some() {
+            if !had_dns {
+                // Its first user-defined network: names through the
+                // embedded DNS from now on.
+                self.write_resolv_conf(v, true)?;
+            }
+            self.tell_monitor(v);
+        }
+        Ok(())
+    }
+
+    /// Tells a running container's monitor that its networks changed (it
+    /// answers once its DNS responder serves the new set).
+    fn tell_monitor(&self, v: &ContainerView) {
+        use std::io::{BufRead, Write};
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.attach_socket(&v.id)) else {
+            return;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        if s.write_all(b"network\n").is_ok() {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&s).read_line(&mut line);
+        }
+    }
+
+    fn write_resolv_conf(&self, v: &ContainerView, embedded: bool) -> Result<()> {
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let text = resolv_conf(
+            &host,
+            embedded,
+            v.host_config.dns.as_deref().unwrap_or_default(),
+            v.host_config.dns_search.as_deref().unwrap_or_default(),
+            v.host_config.dns_options.as_deref().unwrap_or_default(),
+        );
+        std::fs::write(v.dir.join("resolv.conf"), text).map_err(io_ctx("writing resolv.conf"))
     }
 
     /// `network disconnect` of a running container: its interface on the
@@ -386,7 +422,11 @@ impl Engine {
         }
         self.store.read().delete_endpoint(network_id, &v.id)?;
         self.save_plan(v, &plan)?;
-        self.write_names(&[network_id.to_string()], None)
+        self.write_names(&[network_id.to_string()], None)?;
+        if plan.dns.is_some() {
+            self.tell_monitor(v);
+        }
+        Ok(())
     }
 
     fn save_plan(&self, v: &ContainerView, plan: &NetworkPlan) -> Result<()> {

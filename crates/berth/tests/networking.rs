@@ -153,7 +153,7 @@ fn published_ports_answer_everywhere_and_see_the_client() {
     assert_eq!(env.ok(&["port", "web"]), "80/tcp -> 0.0.0.0:8080\n");
     let (_, err) = env.fails(&["port", "web", "81"], 1);
     assert!(
-        err.contains("No public port '81/tcp' published for web"),
+        err.contains("No public port '81' published for web"),
         "{err}"
     );
     let ports = &env.inspect("web")["NetworkSettings"]["Ports"];
@@ -165,16 +165,16 @@ fn ephemeral_and_publish_all_ports() {
     let env = TestEnv::with_busybox();
     let v = netecho();
     env.ok(&[
-        "run", "-d", "--name", "a", "-v", &v, "-p", "80", BB, "/t/probe", "tcp", "80",
+        "run", "-d", "--name", "eph", "-v", &v, "-p", "80", BB, "/t/probe", "tcp", "80",
     ]);
-    let p = host_port(&env, "a", "80/tcp");
+    let p = host_port(&env, "eph", "80/tcp");
     assert!(p >= 1024, "{p}");
     answers(&format!("127.0.0.1:{p}"));
     env.ok(&[
-        "run", "-d", "--name", "b", "-v", &v, "--expose", "7000", "-P", BB, "/t/probe", "tcp",
+        "run", "-d", "--name", "all", "-v", &v, "--expose", "7000", "-P", BB, "/t/probe", "tcp",
         "7000",
     ]);
-    let q = host_port(&env, "b", "7000");
+    let q = host_port(&env, "all", "7000");
     assert_ne!(p, q);
     answers(&format!("127.0.0.1:{q}"));
     // A range, one host port for each container port.
@@ -182,7 +182,7 @@ fn ephemeral_and_publish_all_ports() {
         "run",
         "-d",
         "--name",
-        "c",
+        "rng",
         "-v",
         &v,
         "-p",
@@ -194,7 +194,7 @@ fn ephemeral_and_publish_all_ports() {
     ]);
     answers("127.0.0.1:9001");
     assert_eq!(
-        env.ok(&["port", "c"]),
+        env.ok(&["port", "rng"]),
         "90/tcp -> 127.0.0.1:9000\n91/tcp -> 127.0.0.1:9001\n"
     );
 }
@@ -207,7 +207,7 @@ fn a_udp_port() {
         "run",
         "-d",
         "--name",
-        "u",
+        "udp1",
         "-v",
         &v,
         "-p",
@@ -412,20 +412,20 @@ fn bad_input_changes_nothing() {
     let holder = std::net::TcpListener::bind("0.0.0.0:8090").unwrap();
     let (_, err) = env.fails(
         &[
-            "run", "-d", "--name", "x", "-p", "8090:80", BB, "sleep", "100",
+            "run", "-d", "--name", "xx", "-p", "8090:80", BB, "sleep", "100",
         ],
         125,
     );
     assert!(err.contains("address already in use"), "{err}");
     drop(holder);
-    assert_eq!(status(&env, "x"), "created");
+    assert_eq!(status(&env, "xx"), "created");
     // One a container holds.
     env.ok(&[
-        "run", "-d", "--name", "y", "-v", &v, "-p", "8091:80", BB, "/t/probe", "tcp", "80",
+        "run", "-d", "--name", "yy", "-v", &v, "-p", "8091:80", BB, "/t/probe", "tcp", "80",
     ]);
     let (_, err) = env.fails(
         &[
-            "run", "-d", "--name", "z", "-p", "8091:80", BB, "sleep", "100",
+            "run", "-d", "--name", "zz", "-p", "8091:80", BB, "sleep", "100",
         ],
         125,
     );

@@ -245,7 +245,8 @@ fn run() -> Res<i32> {
             &mut clients,
             cfg.stdin_once,
             prober.as_mut(),
-            dns.as_mut(),
+            &mut dns,
+            Some(&dir),
         )?;
         drop(dns);
         if let Some(p) = prober {
@@ -295,6 +296,18 @@ fn run() -> Res<i32> {
         }
         return Ok(code);
     }
+}
+
+/// The DNS responder for the networks `network.json` names now (after a
+/// `network connect` or `disconnect` of the running container).
+#[inline(never)]
+fn reload_dns(dir: &std::path::Path, pid: i32) -> Option<berth_net::dns::Responder> {
+    let data = std::fs::read(dir.join("network.json")).ok()?;
+    let plan: berth_net::plan::NetworkPlan = serde_json::from_slice(&data).ok()?;
+    let d = plan.dns.as_ref().filter(|d| !d.networks.is_empty())?;
+    berth_net::setup::dns_responder(pid, d)
+        .map_err(|e| eprintln!("berth-monitor: embedded DNS: {e}"))
+        .ok()
 }
 
 /// Clones the container's first process and places it (and, the first
@@ -460,6 +473,7 @@ fn run_exec(path: PathBuf) -> Res<i32> {
         &mut clients,
         true,
         None,
+        &mut None,
         None,
     )?;
     finish_clients(&mut clients, code);
@@ -884,7 +898,8 @@ fn serve(
     clients: &mut Vec<Client>,
     stdin_once: bool,
     mut prober: Option<&mut Prober>,
-    mut dns: Option<&mut berth_net::dns::Responder>,
+    dns: &mut Option<berth_net::dns::Responder>,
+    dir: Option<&std::path::Path>,
 ) -> Res<i32> {
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid).ok_or("bad pid")?,
@@ -922,7 +937,7 @@ fn serve(
         // The DNS responder: its two sockets, and its oldest forwarded
         // query's deadline.
         let dns_at = fds.len();
-        let dns_fds = dns.as_deref().map(|d| d.fds());
+        let dns_fds = dns.as_ref().map(|d| d.fds());
         let dns_borrowed: Vec<std::os::fd::BorrowedFd<'_>> = dns_fds
             .iter()
             .flatten()
@@ -933,7 +948,7 @@ fn serve(
         for fd in &dns_borrowed {
             fds.push(PollFd::new(fd, PollFlags::IN));
         }
-        if let Some(deadline) = dns.as_deref().and_then(|d| d.next_deadline()) {
+        if let Some(deadline) = dns.as_ref().and_then(|d| d.next_deadline()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let t = rustix::event::Timespec {
                 tv_sec: left.as_secs() as i64,
@@ -965,7 +980,7 @@ fn serve(
             .collect();
         drop(fds);
         drop(dns_borrowed);
-        if let Some(d) = dns.as_deref_mut() {
+        if let Some(d) = dns.as_mut() {
             if dns_ready.first() == Some(&true) {
                 let _ = d.on_query_readable();
             }
@@ -1007,8 +1022,19 @@ fn serve(
                 // Clients send their line as they connect: one that does
                 // not within 200 ms is turned away rather than let it stall
                 // the output of a running container.
-                if let Some(c) = Client::handshake(s, Duration::from_millis(200)) {
-                    clients.push(c);
+                match Client::handshake(s, Duration::from_millis(200)) {
+                    Some(c) if c.control => {
+                        // `network connect`/`disconnect` changed the
+                        // container's networks: its DNS answers for the
+                        // networks it is on now.
+                        if let Some(dir) = dir {
+                            *dns = None;
+                            *dns = reload_dns(dir, pid);
+                        }
+                        let _ = (&c.stream).write_all(b"ok\n");
+                    }
+                    Some(c) => clients.push(c),
+                    None => {}
                 }
             }
         }
@@ -1126,6 +1152,9 @@ struct Client {
     stdin: bool,
     stdout: bool,
     stderr: bool,
+    /// Not a client: the engine saying the container's networks changed
+    /// (`network …` instead of `attach …`).
+    control: bool,
     inbuf: Vec<u8>,
 }
 
@@ -1148,14 +1177,17 @@ impl Client {
         }
         let line = String::from_utf8_lossy(&line).into_owned();
         let mut words = line.split_whitespace();
-        if words.next() != Some("attach") {
-            return None;
-        }
+        let control = match words.next() {
+            Some("attach") => false,
+            Some("network") => true,
+            _ => return None,
+        };
         let mut c = Client {
             stream: s,
             stdin: false,
             stdout: false,
             stderr: false,
+            control,
             inbuf: Vec::new(),
         };
         for w in words {

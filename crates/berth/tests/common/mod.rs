@@ -175,7 +175,7 @@ pub fn enter_own_netns() {
 }
 
 /// An address of this test's network namespace that is not loopback (a
-/// dummy interface, `10.213.0.1/24`), as a host's own address is.
+/// veth pair's end, `10.213.0.1/24`), as a host's own address is.
 pub fn netns_address() -> &'static str {
     enter_own_netns();
     let exists = Command::new("ip")
@@ -184,7 +184,9 @@ pub fn netns_address() -> &'static str {
         .is_ok_and(|o| o.status.success());
     if !exists {
         for args in [
-            &["link", "add", "bthost0", "type", "dummy"][..],
+            // (a veth pair: the kernel here has no dummy interfaces)
+            &["link", "add", "bthost0", "type", "veth", "peer", "name", "bthost1"][..],
+            &["link", "set", "bthost1", "up"],
             &["addr", "add", "10.213.0.1/24", "dev", "bthost0"],
             &["link", "set", "bthost0", "up"],
         ] {
