@@ -899,8 +899,19 @@ impl Engine {
             ));
         }
         let ep = self.endpoint_for(&n, o)?;
+        let on_it = v.host_config.networks.contains_key(&n.name)
+            || v.host_config.networks.values().any(|e| e.network_id == n.id);
         if v.running() {
-            return self.connect_running(&v, &n, &ep);
+            if on_it {
+                return Err(EngineError::Forbidden(format!(
+                    "endpoint with name {} already exists in network {}",
+                    v.name, n.name
+                )));
+            }
+            self.connect_running(&v, &n, &ep)?;
+            let mut hc = v.host_config.clone();
+            hc.networks.insert(n.name.clone(), ep);
+            return self.save_host_config(&v, &hc);
         }
         // Docker: connecting a stopped container to a network it is
         // already on changes nothing.
@@ -941,8 +952,23 @@ impl Engine {
                     // keeps its mode; berth records none for these.
                     return Ok(());
                 }
+                let key = v
+                    .host_config
+                    .networks
+                    .iter()
+                    .find(|(name, e)| **name == n.name || e.network_id == n.id)
+                    .map(|(name, _)| name.clone());
                 if v.running() {
-                    return self.disconnect_running(&v, &n, force);
+                    let Some(key) = key else {
+                        return Err(EngineError::Forbidden(format!(
+                            "container {} is not connected to the network {network}",
+                            v.id
+                        )));
+                    };
+                    self.disconnect_running(&v, &n, force)?;
+                    let mut hc = v.host_config.clone();
+                    hc.networks.remove(&key);
+                    return self.save_host_config(&v, &hc);
                 }
                 v.host_config
                     .networks
