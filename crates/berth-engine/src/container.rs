@@ -842,7 +842,6 @@ impl Engine {
             dns_search: (!o.net.dns_search.is_empty()).then(|| o.net.dns_search.clone()),
             dns_options: (!o.net.dns_options.is_empty()).then(|| o.net.dns_options.clone()),
             extra_hosts: (!o.net.add_host.is_empty()).then(|| o.net.add_host.clone()),
-            ..Default::default()
         };
 
         // The claim first: in the transaction that checks the image is still

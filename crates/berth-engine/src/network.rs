@@ -900,7 +900,10 @@ impl Engine {
         }
         let ep = self.endpoint_for(&n, o)?;
         let on_it = v.host_config.networks.contains_key(&n.name)
-            || v.host_config.networks.values().any(|e| e.network_id == n.id);
+            || v.host_config
+                .networks
+                .values()
+                .any(|e| e.network_id == n.id);
         if v.running() {
             if on_it {
                 return Err(EngineError::Forbidden(format!(

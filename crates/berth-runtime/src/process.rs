@@ -213,6 +213,13 @@ pub fn create(
             };
             if let Err(e) = place(pid) {
                 created.abort();
+                // The child may have failed its own setup meanwhile (then
+                // placing it fails too, for it is gone): its words win.
+                if let Ok(buf) = read_report(&mut created.report, "container setup") {
+                    if !buf.is_empty() && buf[0] != b'R' {
+                        return Err(parse_failure(&buf));
+                    }
+                }
                 return Err(ProcessError::Container {
                     code: EXIT_ENGINE,
                     message: e,

@@ -273,6 +273,7 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        common::enter_own_netns();
         let mut child = Command::new("python3")
             .args([
                 "-c",

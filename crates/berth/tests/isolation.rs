@@ -370,7 +370,8 @@ fn hostname_is_the_short_id_or_the_given_one() {
 #[test]
 fn network_none_has_only_lo_and_it_is_up() {
     let env = TestEnv::with_busybox();
-    for opts in [&[][..], &["--network", "none"][..]] {
+    {
+        let opts = &["--network", "none"][..];
         let dev = sh(&env, opts, "cat /proc/net/dev");
         assert_eq!(
             interfaces(&dev),

@@ -68,6 +68,7 @@ fn htpasswd_registry() -> Server {
         d = dir.path().display()
     );
     fs::write(dir.path().join("config.yml"), config).unwrap();
+    common::enter_own_netns();
     let child = Command::new("/usr/bin/docker-registry")
         .arg("serve")
         .arg(dir.path().join("config.yml"))
@@ -89,6 +90,7 @@ fn token_registry() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port_file = dir.path().join("port");
     let script = repo_root().join("crates/berth-registry/tests/token_server.py");
+    common::enter_own_netns();
     let child = Command::new("python3")
         .arg(script)
         .arg(&port_file)
@@ -726,6 +728,7 @@ fn pull_and_push_through_token_auth() {
     let dir = tempfile::tempdir().unwrap();
     let port_file = dir.path().join("port");
     let script = repo_root().join("crates/berth-registry/tests/token_server.py");
+    common::enter_own_netns();
     let child = Command::new("python3")
         .arg(script)
         .arg(&port_file)

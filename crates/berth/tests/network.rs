@@ -738,17 +738,7 @@ fn a_running_container_holds_its_network() {
     ]);
     let r1 = inspect_f(&env, "{{.Id}}", "r1");
     let n9 = net_f(&env, "{{.Id}}", "n9");
-    // The datapath records the running container's address when it
-    // starts; until it lands, the row is written here as it will.
-    let mut store = berth_store::Store::open(env.root.path()).unwrap_or_else(|e| panic!("{e}"));
-    let row = berth_store::EndpointRow {
-        network_id: n9.clone(),
-        container_id: berth_types::ContainerId::parse(&r1).unwrap_or_else(|e| panic!("{e}")),
-        ip: "172.18.0.2".into(),
-    };
-    store
-        .transaction(|t| t.insert_endpoint(&row))
-        .unwrap_or_else(|e| panic!("{e}"));
+    // The running container holds its address on n9.
     let (_, err) = env.fails(&["network", "rm", "n9"], 1);
     assert_eq!(
         err,
@@ -767,9 +757,14 @@ fn a_running_container_holds_its_network() {
         ""
     );
     assert_eq!(env.ok(&["network", "prune", "-f"]), "");
-    // A running container is the datapath's to connect.
+    // A running container is connected at once, and only once.
     env.ok(&["network", "create", "n10"]);
-    env.fails(&["network", "connect", "n10", "r1"], 1);
+    env.ok(&["network", "connect", "n10", "r1"]);
+    let (_, err) = env.fails(&["network", "connect", "n10", "r1"], 1);
+    assert_eq!(
+        err,
+        "Error: endpoint with name r1 already exists in network n10\n"
+    );
     env.ok(&["rm", "-f", "r1"]);
     assert_eq!(env.ok(&["network", "rm", "n9"]), "n9\n");
 }

@@ -91,7 +91,7 @@ fn links_with(prefix: &str) -> Vec<String> {
     let out = Command::new("ip")
         .args(["-o", "link", "show"])
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
@@ -104,7 +104,7 @@ fn nft_table() -> String {
     let out = Command::new("nft")
         .args(["list", "table", "ip", "berth"])
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -499,7 +499,7 @@ fn many_containers_leave_nothing_behind() {
         .arg(&db)
         .arg("SELECT COUNT(*) FROM endpoints")
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(String::from_utf8_lossy(&leases.stdout).trim(), "0");
 }
 

@@ -695,6 +695,7 @@ fn a_token_server_over_tls_is_trusted_through_the_registrys_certs_d() {
     );
     let up_port = upstream.addr.rsplit(':').next().unwrap().to_string();
     let port_file = tmp.path().join("port");
+    common::enter_own_netns();
     let mut front = std::process::Command::new("python3")
         .arg(repo_root().join("crates/berth-registry/tests/token_server.py"))
         .arg(&port_file)

@@ -21,6 +21,7 @@ impl Drop for Stub {
 
 fn stub() -> Stub {
     let script = repo_root().join("crates/berth/tests/data/search_stub.py");
+    common::enter_own_netns();
     let mut child = Command::new("python3")
         .arg(&script)
         .stdout(Stdio::piped())

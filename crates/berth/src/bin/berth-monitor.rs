@@ -244,9 +244,11 @@ fn run() -> Res<i32> {
             &mut log,
             &mut clients,
             cfg.stdin_once,
-            prober.as_mut(),
-            &mut dns,
-            Some(&dir),
+            &mut Services {
+                prober: prober.as_mut(),
+                dns: &mut dns,
+                dir: Some(&dir),
+            },
         )?;
         drop(dns);
         if let Some(p) = prober {
@@ -296,6 +298,16 @@ fn run() -> Res<i32> {
         }
         return Ok(code);
     }
+}
+
+/// What the poll loop serves besides the container's streams: its
+/// healthcheck, its embedded DNS responder (none: not on a user-defined
+/// network), and its directory, where `network.json` says which networks
+/// the responder answers for.
+struct Services<'a, 'p> {
+    prober: Option<&'a mut Prober<'p>>,
+    dns: &'a mut Option<berth_net::dns::Responder>,
+    dir: Option<&'a std::path::Path>,
 }
 
 /// The DNS responder for the networks `network.json` names now (after a
@@ -472,9 +484,11 @@ fn run_exec(path: PathBuf) -> Res<i32> {
         &mut log,
         &mut clients,
         true,
-        None,
-        &mut None,
-        None,
+        &mut Services {
+            prober: None,
+            dns: &mut None,
+            dir: None,
+        },
     )?;
     finish_clients(&mut clients, code);
     remove_socket();
@@ -897,10 +911,11 @@ fn serve(
     log: &mut Log,
     clients: &mut Vec<Client>,
     stdin_once: bool,
-    mut prober: Option<&mut Prober>,
-    dns: &mut Option<berth_net::dns::Responder>,
-    dir: Option<&std::path::Path>,
+    net: &mut Services<'_, '_>,
 ) -> Res<i32> {
+    let mut prober: Option<&mut Prober> = net.prober.as_deref_mut();
+    let dns: &mut Option<berth_net::dns::Responder> = &mut *net.dns;
+    let dir = net.dir;
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid).ok_or("bad pid")?,
         rustix::process::PidfdFlags::empty(),

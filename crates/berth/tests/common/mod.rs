@@ -185,7 +185,9 @@ pub fn netns_address() -> &'static str {
     if !exists {
         for args in [
             // (a veth pair: the kernel here has no dummy interfaces)
-            &["link", "add", "bthost0", "type", "veth", "peer", "name", "bthost1"][..],
+            &[
+                "link", "add", "bthost0", "type", "veth", "peer", "name", "bthost1",
+            ][..],
             &["link", "set", "bthost1", "up"],
             &["addr", "add", "10.213.0.1/24", "dev", "bthost0"],
             &["link", "set", "bthost0", "up"],

@@ -23,6 +23,7 @@ pub struct Registry {
 impl Registry {
     /// Starts an open registry and waits until it answers `GET /v2/`.
     pub fn start() -> Registry {
+        super::enter_own_netns();
         Registry::start_with("")
     }
 
@@ -30,6 +31,7 @@ impl Registry {
     /// files), and waits until it answers. With `client_ca`, only clients
     /// with a certificate that CA signed are served (mutual TLS).
     pub fn start_tls(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Registry {
+        super::enter_own_netns();
         let mut extra = format!(
             "  tls:\n    certificate: {}\n    key: {}\n",
             cert.display(),
@@ -205,6 +207,7 @@ impl FaultProxy {
         upstream: &str,
         fault: impl Fn(&str, usize) -> Fault + Send + Sync + 'static,
     ) -> FaultProxy {
+        super::enter_own_netns();
         let listener = TcpListener::bind("127.0.0.1:0")
             .unwrap_or_else(|e| panic!("cannot bind the fault proxy: {e}"));
         let addr = listener
