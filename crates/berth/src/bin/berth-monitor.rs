@@ -196,6 +196,21 @@ fn run() -> Res<i32> {
         // the overlay and the rest) waits for an RCU grace period, and that
         // wait belongs after the exit has been reported, not before.
         let mount_ns = File::open(format!("/proc/{}/ns/mnt", created.pid())).ok();
+        // The embedded DNS of user-defined networks, at 127.0.0.11 in the
+        // container's namespace, bound before its command runs. Without it
+        // the container still runs.
+        let mut dns = net_plan
+            .as_ref()
+            .and_then(|p| p.dns.as_ref())
+            .and_then(
+                |d| match berth_net::setup::dns_responder(created.pid(), d) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        eprintln!("berth-monitor: embedded DNS: {e}");
+                        None
+                    }
+                },
+            );
         let started = Instant::now();
         let pid = match created.start() {
             Ok(pid) => pid,
@@ -223,18 +238,6 @@ fn run() -> Res<i32> {
         let mut prober = cfg
             .health
             .map(|h| Prober::start(h, &dir, &cgroup, &cfg.cgroup_path, pid));
-        // The embedded DNS of user-defined networks, at 127.0.0.11 in the
-        // container's namespace. Without it the container still runs.
-        let mut dns = net_plan
-            .as_ref()
-            .and_then(|p| p.dns.as_ref())
-            .and_then(|d| match berth_net::setup::dns_responder(pid, d) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    eprintln!("berth-monitor: embedded DNS: {e}");
-                    None
-                }
-            });
 
         release_free_memory();
         let code = serve(
