@@ -7,7 +7,7 @@ use anyhow::Result;
 use berth_engine::{EndpointOptions, Engine, Network, NetworkCreateOptions};
 
 use crate::cli::*;
-use crate::commands::{each, parse_filters, print_inspect, print_rows};
+use crate::commands::{each, inspect_each, parse_filters, print_rows};
 
 /// `KEY=VALUE` flags as a map (`KEY` alone: an empty value).
 fn key_values(v: &[String]) -> BTreeMap<String, String> {
@@ -114,21 +114,10 @@ pub fn network(e: &mut Engine, c: &NetworkCommand) -> Result<i32> {
             Ok(0)
         }
         NetworkCommand::Inspect(a) => {
-            let mut values = Vec::new();
-            let mut code = 0;
-            for n in &a.networks {
-                match e.network_inspect(n) {
-                    Ok(v) => values.push(v),
-                    Err(err) => {
-                        errln!("Error: {err}");
-                        code = 1;
-                    }
-                }
-            }
-            if !print_inspect(a.format.as_deref(), &values, &[], &[])? {
-                code = 1;
-            }
-            Ok(code)
+            let e = std::cell::RefCell::new(e);
+            inspect_each(&a.networks, a.format.as_deref(), |n| {
+                Ok(e.borrow_mut().network_inspect(n)?)
+            })
         }
         NetworkCommand::Rm(a) => each(&a.networks, |n| {
             match e.network_remove(n) {

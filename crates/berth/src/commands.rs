@@ -1393,6 +1393,30 @@ fn inspect(e: &Engine, a: &InspectArgs, kind: Option<&str>) -> Result<i32> {
 /// `typed[i]`, when there is one, is object `i` as the docker CLI's typed
 /// struct holds it (see [`typed_image_view`]): the template runs on it
 /// first and, if it fails there, on the JSON, as docker's does.
+/// `volume inspect`, `network inspect`: each object `get` finds (an error
+/// per one it does not, exit 1), printed as `inspect` prints.
+pub(crate) fn inspect_each(
+    names: &[String],
+    format: Option<&str>,
+    get: impl Fn(&str) -> Result<serde_json::Value>,
+) -> Result<i32> {
+    let mut values = Vec::new();
+    let mut code = 0;
+    for n in names {
+        match get(n) {
+            Ok(v) => values.push(v),
+            Err(err) => {
+                errln!("Error: {err}");
+                code = 1;
+            }
+        }
+    }
+    if !print_inspect(format, &values, &[], &[])? {
+        code = 1;
+    }
+    Ok(code)
+}
+
 pub(crate) fn print_inspect(
     format: Option<&str>,
     values: &[serde_json::Value],
@@ -1762,21 +1786,9 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
             Ok(0)
         }
         VolumeCommand::Inspect(a) => {
-            let mut values = Vec::new();
-            let mut code = 0;
-            for n in &a.volumes {
-                match e.volume(n) {
-                    Ok(v) => values.push(serde_json::to_value(v)?),
-                    Err(err) => {
-                        errln!("Error: {err}");
-                        code = 1;
-                    }
-                }
-            }
-            if !print_inspect(a.format.as_deref(), &values, &[], &[])? {
-                code = 1;
-            }
-            Ok(code)
+            inspect_each(&a.volumes, a.format.as_deref(), |n| {
+                Ok(serde_json::to_value(e.volume(n)?)?)
+            })
         }
         // `-f`: a missing volume is no error, and is printed as removed.
         VolumeCommand::Rm(a) => each(&a.volumes, |n| {
