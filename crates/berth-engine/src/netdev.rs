@@ -32,8 +32,14 @@ pub(crate) fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result
     let index = nl
         .create_bridge(name)
         .map_err(|e| runtime(format!("creating bridge {name}: {e}")))?;
+    // A MAC of its own: a bridge without one takes its ports' lowest, and
+    // changes it as containers come and go (their ARP caches then point
+    // at a gateway that is gone).
+    let r = crate::random_bytes();
+    let mac = [0x02, r[0], r[1], r[2], r[3], r[4]];
     let configured = nl
-        .add_address(index, IpAddr::V4(gateway), prefix)
+        .set_mac(index, mac)
+        .and_then(|()| nl.add_address(index, IpAddr::V4(gateway), prefix))
         .and_then(|()| nl.set_up(index));
     if let Err(e) = configured {
         let _ = nl.delete_link(index);

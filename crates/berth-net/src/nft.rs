@@ -38,7 +38,12 @@ pub fn find_nft() -> Option<PathBuf> {
     })
 }
 
-/// The table, its maps, sets and chains, and the chains' rules. Safe to
+/// The table, its maps, sets and chains, and the chains' rules. The
+/// bridges route loopback sources (`route_localnet`, for ports published
+/// on 127.0.0.1): the `guard` chain drops what a container sends to a
+/// loopback address through one, which would otherwise reach the host's
+/// 127.0.0.1 services (the route_localnet escape, CVE-2020-8558's kind).
+/// Safe to
 /// apply again: every object is `add`ed (kept when present) and the fixed
 /// chains are flushed and refilled in the same transaction, so their rules
 /// are never doubled; map and set elements are left as they are.
@@ -63,6 +68,9 @@ pub fn base() -> String {
         );
     }
     s += "\
+add chain ip berth guard { type filter hook prerouting priority raw ; policy accept ; }
+flush chain ip berth guard
+add rule ip berth guard iifname @bridges ip daddr 127.0.0.0/8 drop
 add chain ip berth prerouting { type nat hook prerouting priority dstnat ; policy accept ; }
 flush chain ip berth prerouting
 add rule ip berth prerouting fib daddr type local jump publish

@@ -581,15 +581,52 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
         runtime: a.runtime.clone(),
         build_step: None,
         net: berth_engine::NetOptions {
+            add_host: check_add_hosts(&a.add_host)?,
+            dns: check_dns(&a.dns)?,
             publish: a.publish.clone(),
             publish_all: a.publish_all,
             expose: a.expose.clone(),
-            dns: a.dns.clone(),
             dns_search: a.dns_search.clone(),
             dns_options: a.dns_option.clone(),
-            add_host: a.add_host.clone(),
         },
     })
+}
+
+/// `--add-host HOST:IP` as the docker CLI checks it (`host-gateway` is an
+/// IP here); `[::1]` loses its brackets.
+fn check_add_hosts(hosts: &[String]) -> Result<Vec<String>> {
+    hosts
+        .iter()
+        .map(|h| {
+            let bad = |why: String| {
+                anyhow!(CliError::Flag(format!(
+                    "invalid argument \"{h}\" for \"--add-host\" flag: {why}"
+                )))
+            };
+            let (name, ip) = h
+                .split_once(':')
+                .or_else(|| h.split_once('='))
+                .filter(|(n, ip)| !n.is_empty() && !ip.is_empty())
+                .ok_or_else(|| bad(format!("bad format for add-host: \"{h}\"")))?;
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(bad(format!("invalid IP address in add-host: \"{ip}\"")));
+            }
+            Ok(format!("{name}:{ip}"))
+        })
+        .collect()
+}
+
+/// `--dns` as the docker CLI checks it.
+fn check_dns(servers: &[String]) -> Result<Vec<String>> {
+    for d in servers {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            bail!(CliError::Flag(format!(
+                "invalid argument \"{d}\" for \"--dns\" flag: IP address is not correctly formatted: {d}"
+            )));
+        }
+    }
+    Ok(servers.to_vec())
 }
 
 /// `--security-opt` as Docker's CLI passes them on: `KEY=VALUE` (or the
@@ -1785,11 +1822,9 @@ fn volume(e: &mut Engine, v: &VolumeCommand) -> Result<i32> {
             )?;
             Ok(0)
         }
-        VolumeCommand::Inspect(a) => {
-            inspect_each(&a.volumes, a.format.as_deref(), |n| {
-                Ok(serde_json::to_value(e.volume(n)?)?)
-            })
-        }
+        VolumeCommand::Inspect(a) => inspect_each(&a.volumes, a.format.as_deref(), |n| {
+            Ok(serde_json::to_value(e.volume(n)?)?)
+        }),
         // `-f`: a missing volume is no error, and is printed as removed.
         VolumeCommand::Rm(a) => each(&a.volumes, |n| {
             e.remove_volume(n, a.force)?;

@@ -531,5 +531,114 @@ fn etc_files_and_dns_flags() {
         out.contains("search example.org\nnameserver 10.9.9.9\n"),
         "{out}"
     );
+    // The docker CLI's words for bad ones.
+    let (_, err) = env.fails(&["run", "--add-host", "x", BB, "true"], 125);
+    assert!(
+        err.contains(r#"invalid argument "x" for "--add-host" flag: bad format for add-host: "x""#),
+        "{err}"
+    );
+    let (_, err) = env.fails(&["run", "--add-host", "h:notip", BB, "true"], 125);
+    assert!(
+        err.contains(r#"invalid IP address in add-host: "notip""#),
+        "{err}"
+    );
+    let (_, err) = env.fails(&["run", "--dns", "x", BB, "true"], 125);
+    assert!(
+        err.contains(
+            r#"invalid argument "x" for "--dns" flag: IP address is not correctly formatted: x"#
+        ),
+        "{err}"
+    );
     let _ = Write::flush(&mut std::io::stdout());
+}
+
+/// An attacker's probe: a UDP datagram to 127.0.0.1:PORT, handcrafted on
+/// an AF_PACKET socket and sent to the gateway's MAC through `eth0` — the
+/// way to the host's loopback services that `route_localnet` (which
+/// published ports on 127.0.0.1 need on the bridge) would open.
+/// `probe GATEWAY_MAC PORT`.
+const LOCALNET: &str = r#"
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static unsigned short csum(unsigned short *p, int n) {
+    unsigned long s = 0;
+    for (; n > 1; n -= 2) s += *p++;
+    if (n) s += *(unsigned char *)p;
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return ~s;
+}
+int main(int argc, char **argv) {
+    unsigned int m[6];
+    if (argc < 3 || sscanf(argv[1], "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6) return 2;
+    int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_IP));
+    if (s < 0) { perror("socket"); return 1; }
+    struct ifreq ifr = {0};
+    strcpy(ifr.ifr_name, "eth0");
+    if (ioctl(s, SIOCGIFINDEX, &ifr) < 0) { perror("ifindex"); return 1; }
+    int idx = ifr.ifr_ifindex;
+    if (ioctl(s, SIOCGIFHWADDR, &ifr) < 0) { perror("hwaddr"); return 1; }
+    unsigned char f[64] = {0};
+    struct ether_header *eh = (void *)f;
+    for (int i = 0; i < 6; i++) eh->ether_dhost[i] = m[i];
+    memcpy(eh->ether_shost, ifr.ifr_hwaddr.sa_data, 6);
+    eh->ether_type = htons(ETH_P_IP);
+    struct iphdr *ip = (void *)(f + 14);
+    ip->ihl = 5; ip->version = 4; ip->ttl = 64; ip->protocol = IPPROTO_UDP;
+    ip->tot_len = htons(20 + 8 + 6);
+    ip->saddr = inet_addr("172.17.0.2"); /* overwritten below */
+    struct ifreq a = {0};
+    strcpy(a.ifr_name, "eth0");
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    if (ioctl(u, SIOCGIFADDR, &a) == 0) ip->saddr = ((struct sockaddr_in *)&a.ifr_addr)->sin_addr.s_addr;
+    ip->daddr = inet_addr("127.0.0.1");
+    ip->check = csum((unsigned short *)ip, 20);
+    struct udphdr *udp = (void *)(f + 34);
+    udp->source = htons(40000); udp->dest = htons(atoi(argv[2]));
+    udp->len = htons(8 + 6); udp->check = 0;
+    memcpy(f + 42, "escape", 6);
+    struct sockaddr_ll to = {0};
+    to.sll_family = AF_PACKET; to.sll_ifindex = idx; to.sll_halen = 6;
+    memcpy(to.sll_addr, eh->ether_dhost, 6);
+    for (int i = 0; i < 5; i++) {
+        if (sendto(s, f, 48, 0, (struct sockaddr *)&to, sizeof to) < 0) { perror("sendto"); return 1; }
+        usleep(20000);
+    }
+    printf("sent\n");
+    return 0;
+}
+"#;
+
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback_through_its_gateway() {
+    let env = TestEnv::with_busybox();
+    // A service of the host's on 127.0.0.1 only.
+    let service = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = service.local_addr().unwrap().port();
+    service
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    // The probe finds the gateway's MAC as any container can (ARP).
+    let probe = probe_volume(&static_probe("localnet", LOCALNET));
+    let script = format!(
+        "gw=$(ip route | awk '/default/ {{print $3}}'); ping -c1 -W1 $gw >/dev/null; \
+         mac=$(awk -v gw=$gw '$1 == gw {{print $4}}' /proc/net/arp); /t/probe $mac {port}"
+    );
+    let out = env.ok(&["run", "--rm", "-v", &probe, BB, "sh", "-c", &script]);
+    assert_eq!(out, "sent\n");
+    let mut buf = [0u8; 64];
+    let got = service.recv(&mut buf);
+    assert!(
+        got.is_err(),
+        "the host's 127.0.0.1:{port} got {:?}",
+        got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    );
 }
