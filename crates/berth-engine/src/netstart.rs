@@ -132,13 +132,19 @@ impl Engine {
                 code: 125,
                 message: berth_net::nft::NftError::Missing.to_string(),
             })?;
-            if !plan.ports.is_empty() && script.is_empty() {
-                // The table may be gone (a flushed ruleset): the base is
-                // cheap to restate.
-                script += &berth_net::nft::base();
+            let ports = berth_net::nft::add_ports(&plan.ports);
+            let mut applied = berth_net::nft::apply(&nft, &(script.clone() + &ports));
+            if applied.is_err() && script.is_empty() {
+                // The table is gone while the bridges are not (a flushed
+                // ruleset): restate it with these networks' elements.
+                // (Restating it at every start would cost each one ~5 ms.)
+                let mut again = berth_net::nft::base();
+                for (_, spec, subnet) in &specs {
+                    again += &berth_net::nft::add_network(&spec.bridge, subnet, spec.internal);
+                }
+                applied = berth_net::nft::apply(&nft, &(again + &ports));
             }
-            script += &berth_net::nft::add_ports(&plan.ports);
-            berth_net::nft::apply(&nft, &script).map_err(|e| EngineError::Runtime {
+            applied.map_err(|e| EngineError::Runtime {
                 code: 125,
                 message: e.to_string(),
             })?;

@@ -197,6 +197,17 @@ fn ephemeral_and_publish_all_ports() {
         env.ok(&["port", "rng"]),
         "90/tcp -> 127.0.0.1:9000\n91/tcp -> 127.0.0.1:9001\n"
     );
+    // Someone flushed the firewall: the next container with ports brings
+    // berth's table back.
+    let st = Command::new("nft")
+        .args(["delete", "table", "ip", "berth"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.ok(&[
+        "run", "-d", "--name", "again", "-v", &v, "-p", "9100:80", BB, "/t/probe", "tcp", "80",
+    ]);
+    answers("127.0.0.1:9100");
 }
 
 #[test]
