@@ -661,32 +661,36 @@ if want_section net; then
     : >"$RES/net.tsv"
     net_row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$RES/net.tsv"; }
     NB=$here/netbench.py
-    # docker with a bridge: a second dockerd (docker0, its iptables rules, its
-    # docker-proxy), in this namespace like everything else.
     DOCKERNET_PID=""
-    if want_engine docker && [ "$docker_ok" = 1 ]; then
+    dn() { DOCKER_HOST=unix://$BENCH_TMP/docker-net.sock "$DOCKER_CLI" "$@"; }
+    # docker with a bridge: a second dockerd (docker0, its iptables rules, its
+    # docker-proxy), in this namespace like everything else; started when
+    # docker's turn comes, so that it idles through nobody else's figures.
+    start_dockerd_net() {
         mkdir -p "$BENCH_TMP/docker-net" "$BENCH_TMP/docker-net-exec"
         dockerd --data-root "$BENCH_TMP/docker-net" --exec-root "$BENCH_TMP/docker-net-exec" \
             --pidfile "$BENCH_TMP/docker-net.pid" --host "unix://$BENCH_TMP/docker-net.sock" \
             --cgroup-parent "$DOCKER_CG" </dev/null >"$BENCH_TMP/dockerd-net.log" 2>&1 &
         DOCKERNET_PID=$!
-        dn() { DOCKER_HOST=unix://$BENCH_TMP/docker-net.sock "$DOCKER_CLI" "$@"; }
-        deadline=$((SECONDS + 60))
+        local deadline=$((SECONDS + 60))
         until dn version >/dev/null 2>&1 || [ $SECONDS -ge $deadline ]; do sleep 0.05; done
-        dn import "$BENCH_TMP/bb.tar" bb >/dev/null 2>&1 || DOCKERNET_PID=""
-    fi
+        dn import "$BENCH_TMP/bb.tar" bb >/dev/null 2>&1
+    }
     # berth's bridge gets its own subnet beside docker0's 172.17.0.0/16.
     printf 'bip = "172.30.0.1/16"\n' >"$BENCH_TMP/berth-net.toml"
     bn() { BERTH_CONFIG=$BENCH_TMP/berth-net.toml eng_berth "$@"; }
     pn() { eng_podman "$@"; }
     net_engines=()
     want_engine berth && [ "$berth_ok" = 1 ] && net_engines+=(berth)
-    [ -n "$DOCKERNET_PID" ] && net_engines+=(docker)
+    want_engine docker && [ "$docker_ok" = 1 ] && net_engines+=(docker)
     want_engine podman && [ "$podman_ok" = 1 ] && net_engines+=(podman)
     cli_of() { case $1 in berth) echo bn ;; docker) echo dn ;; podman) echo pn ;; esac; }
-    netflag() { [ "$1" = podman ] && echo "--network=bridge" || echo "--network=bridge"; }
     for e in "${net_engines[@]}"; do
         c=$(cli_of "$e")
+        if [ "$e" = docker ] && ! start_dockerd_net; then
+            net_row docker run-rm failed ms
+            continue
+        fi
         # run --rm on the bridge
         case $e in
             berth) argv=(env BERTH_CONFIG="$BENCH_TMP/berth-net.toml" "$BERTH" --root "$BENCH_TMP/berth/root" --run-root "$BENCH_TMP/berth/run" --cgroup-parent "$BERTH_CG") ;;
@@ -740,6 +744,11 @@ if want_section net; then
         net_row "$e" connect "$(median_ms "$BENCH_TMP/net-c-$e.txt")" ms
         $c rm -f conn >/dev/null 2>&1 || true
         $c network rm benchnet >/dev/null 2>&1 || true
+        if [ "$e" = docker ] && [ -n "$DOCKERNET_PID" ]; then
+            kill -TERM "$DOCKERNET_PID" 2>/dev/null || true
+            wait "$DOCKERNET_PID" 2>/dev/null || true
+            DOCKERNET_PID=""
+        fi
     done
     if [ -n "$DOCKERNET_PID" ]; then
         kill -TERM "$DOCKERNET_PID" 2>/dev/null || true

@@ -306,6 +306,24 @@ impl Netlink {
         self.set_link("RTM_SETLINK (master)", msg)
     }
 
+    /// Puts link `index` under `master` and sets it up, in one message.
+    pub fn set_master_up(&mut self, index: u32, master: u32) -> Result<()> {
+        let mut msg = link_by_index(index);
+        msg.attributes.push(LinkAttribute::Controller(master));
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        self.set_link("RTM_SETLINK (master, up)", msg)
+    }
+
+    /// Sets link `index`'s hardware address and sets it up, in one message.
+    pub fn set_mac_up(&mut self, index: u32, mac: [u8; 6]) -> Result<()> {
+        let mut msg = link_by_index(index);
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        self.set_link("RTM_SETLINK (address, up)", msg)
+    }
+
     /// Sets link `index` administratively up.
     pub fn set_up(&mut self, index: u32) -> Result<()> {
         let mut msg = link_by_index(index);

@@ -66,19 +66,20 @@ fn attach_one(
     let veth = host
         .create_veth(&ep.host_veth, &ep.ifname, netns.as_fd())
         .map_err(|e| format!("creating {}: {e}", ep.host_veth))?;
-    host.set_master(veth, bridge).map_err(|e| e.to_string())?;
-    host.set_up(veth).map_err(|e| e.to_string())?;
+    host.set_master_up(veth, bridge)
+        .map_err(|e| e.to_string())?;
     let inside = inner
         .link_index(&ep.ifname)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{} did not appear in the container", ep.ifname))?;
-    if let Some(mac) = crate::plan::parse_mac(&ep.mac) {
-        inner.set_mac(inside, mac).map_err(|e| e.to_string())?;
-    }
     inner
         .add_address(inside, ep.ip.into(), ep.prefix)
         .map_err(|e| e.to_string())?;
-    inner.set_up(inside).map_err(|e| e.to_string())?;
+    match crate::plan::parse_mac(&ep.mac) {
+        Some(mac) => inner.set_mac_up(inside, mac),
+        None => inner.set_up(inside),
+    }
+    .map_err(|e| e.to_string())?;
     if ep.default_route {
         inner
             .add_default_route(ep.gateway)
