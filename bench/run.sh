@@ -687,6 +687,9 @@ if want_section net; then
     cli_of() { case $1 in berth) echo bn ;; docker) echo dn ;; podman) echo pn ;; esac; }
     for e in "${net_engines[@]}"; do
         c=$(cli_of "$e")
+        # The kernel tears namespaces and veths down in the background (RCU,
+        # a workqueue): let what the previous engine left finish first.
+        sleep "${NET_SETTLE:-10}"
         if [ "$e" = docker ] && ! start_dockerd_net; then
             net_row docker run-rm failed ms
             continue

@@ -126,28 +126,27 @@ impl Engine {
         if let Some(first) = plan.endpoints.first() {
             plan.ports = self.publish_ports(v, first.ip)?;
         }
-        let nft_needed = !script.is_empty() || !plan.ports.is_empty();
-        if nft_needed {
+        if !script.is_empty() || !plan.ports.is_empty() {
             let nft = berth_net::nft::find_nft().ok_or_else(|| EngineError::Runtime {
                 code: 125,
                 message: berth_net::nft::NftError::Missing.to_string(),
             })?;
-            let ports = berth_net::nft::add_ports(&plan.ports);
-            let mut applied = berth_net::nft::apply(&nft, &(script.clone() + &ports));
-            if applied.is_err() && script.is_empty() {
-                // The table is gone while the bridges are not (a flushed
-                // ruleset): restate it with these networks' elements.
-                // (Restating it at every start would cost each one ~5 ms.)
+            // A bridge made now: its elements (and the table) first.
+            berth_net::nft::apply(&nft, &script).map_err(|e| EngineError::Runtime {
+                code: 125,
+                message: e.to_string(),
+            })?;
+            // The ports' elements are the monitor's to add, while the
+            // kernel moves the container into its cgroup; this says how to
+            // restate the table if someone flushed it (restating it at
+            // every start would cost each one ~5 ms).
+            if !plan.ports.is_empty() {
                 let mut again = berth_net::nft::base();
                 for (_, spec, subnet) in &specs {
                     again += &berth_net::nft::add_network(&spec.bridge, subnet, spec.internal);
                 }
-                applied = berth_net::nft::apply(&nft, &(again + &ports));
+                plan.nft_restate = again;
             }
-            applied.map_err(|e| EngineError::Runtime {
-                code: 125,
-                message: e.to_string(),
-            })?;
             plan.nft = Some(nft);
         }
         // The embedded DNS of user-defined networks.

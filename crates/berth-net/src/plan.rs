@@ -28,6 +28,11 @@ pub struct NetworkPlan {
     /// The lock every change of a network's names file takes.
     #[serde(default)]
     pub lock: Option<PathBuf>,
+    /// The table and these networks' elements, as `nft` takes them: for
+    /// the monitor to restate when the ports' elements cannot be added
+    /// (someone flushed the ruleset).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nft_restate: String,
 }
 
 /// The container's side of one network.

@@ -108,6 +108,52 @@ pub fn hold_ports(plan: &NetworkPlan) -> Result<Vec<OwnedFd>, String> {
         .collect()
 }
 
+/// The published ports' nftables elements being added by an `nft` the
+/// monitor started (it runs while the kernel places the container).
+pub struct PendingRules(Option<std::process::Child>);
+
+/// Starts adding the plan's port elements (nothing to do: no process).
+pub fn start_port_rules(plan: &NetworkPlan) -> Result<PendingRules, String> {
+    let (Some(nft), false) = (&plan.nft, plan.ports.is_empty()) else {
+        return Ok(PendingRules(None));
+    };
+    let mut child = std::process::Command::new(nft)
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("nftables: running {}: {e}", nft.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        // Small (a few lines): the pipe takes it whole.
+        let _ = stdin.write_all(crate::nft::add_ports(&plan.ports).as_bytes());
+    }
+    Ok(PendingRules(Some(child)))
+}
+
+impl PendingRules {
+    /// Waits for the elements; when they could not be added, restates the
+    /// table first (`plan.nft_restate`) and adds them again.
+    pub fn finish(self, plan: &NetworkPlan) -> Result<(), String> {
+        let Some(mut child) = self.0 else {
+            return Ok(());
+        };
+        let ok = child.wait().is_ok_and(|s| s.success());
+        if ok {
+            return Ok(());
+        }
+        let Some(nft) = &plan.nft else {
+            return Ok(());
+        };
+        crate::nft::apply(
+            nft,
+            &(plan.nft_restate.clone() + &crate::nft::add_ports(&plan.ports)),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// Go's words for a bind error (`address already in use`), as Docker
 /// prints them.
 pub fn bind_error_words(e: &std::io::Error) -> String {

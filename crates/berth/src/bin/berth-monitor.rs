@@ -340,6 +340,13 @@ fn create_container(
 ) -> Result<process::Created, process::ProcessError> {
     process::create(&cfg.spec, child_stdio, |pid| {
         berth_runtime::trace::trace("monitor: cloned");
+        // The published ports' rules, added by `nft` while the kernel
+        // places the container (the first start only: they stay through
+        // restarts).
+        let rules = match net {
+            Some(plan) if first => Some(berth_net::setup::start_port_rules(plan)?),
+            _ => None,
+        };
         cgroup.create().map_err(|e| format!("cgroup: {e}"))?;
         if !cfg.spec.privileged {
             berth_runtime::devices::apply_default_rules(cgroup)
@@ -350,6 +357,9 @@ fn create_container(
         // Its interfaces, while it sets up its root.
         if let (Ok(()), Some(plan)) = (&r, net) {
             berth_net::setup::attach(pid, plan).map_err(|e| e.to_string())?;
+            if let Some(rules) = rules {
+                rules.finish(plan)?;
+            }
             berth_runtime::trace::trace("monitor: networked");
         }
         // Right after the container's migration: on cgroup v1 the grace
