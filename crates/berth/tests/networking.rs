@@ -653,3 +653,37 @@ fn a_container_cannot_reach_the_hosts_loopback_through_its_gateway() {
         got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
     );
 }
+
+#[test]
+fn start_after_a_reboot_rebuilds_the_network() {
+    let env = TestEnv::with_busybox();
+    let v = netecho();
+    env.ok(&[
+        "run", "-d", "--name", "srv", "-v", &v, "-p", "8095:80", BB, "/t/probe", "tcp", "80",
+    ]);
+    answers("127.0.0.1:8095");
+    env.ok(&["stop", "-t", "0", "srv"]);
+    // A reboot: the bridge, the firewall and the run root are gone.
+    let st = Command::new("ip")
+        .args(["link", "del", "berth0"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new("nft")
+        .args(["delete", "table", "ip", "berth"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for entry in std::fs::read_dir(env.run_root.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    env.ok(&["start", "srv"]);
+    answers("127.0.0.1:8095");
+    let ip = inspect_f(&env, "{{.NetworkSettings.IPAddress}}", "srv");
+    assert_eq!(answers(&format!("{ip}:80")), "peer=172.17.0.1\n");
+}
