@@ -144,7 +144,7 @@ fn published_ports_answer_everywhere_and_see_the_client() {
         BB,
         "sh",
         "-c",
-        &format!("for i in 1 2 3 4 5; do nc {host} 8080 && exit 0; sleep 0.2; done; exit 1"),
+        &format!("for i in 1 2 3 4 5; do nc -w 1 {host} 8080 && exit 0; sleep 0.2; done; exit 1"),
     ]);
     assert!(out.starts_with("peer="), "{out}");
     // ps and port.
@@ -686,4 +686,128 @@ fn start_after_a_reboot_rebuilds_the_network() {
     answers("127.0.0.1:8095");
     let ip = inspect_f(&env, "{{.NetworkSettings.IPAddress}}", "srv");
     assert_eq!(answers(&format!("{ip}:80")), "peer=172.17.0.1\n");
+}
+
+/// `iptables ARGS` in the test's namespace.
+fn iptables(args: &[&str]) {
+    let out = Command::new("iptables")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("iptables: {e}"));
+    assert!(
+        out.status.success(),
+        "iptables {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn iptables_save() -> String {
+    let out = Command::new("iptables-save")
+        .output()
+        .unwrap_or_else(|e| panic!("iptables-save: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with(':'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn dockers_chains_are_left_alone_and_do_not_break_berth() {
+    let env = TestEnv::with_busybox();
+    let v = netecho();
+    let host = netns_address();
+    // What dockerd 20.10 sets up (in this test's namespace), and the
+    // DOCKER-USER lines README asks for where Docker's FORWARD is DROP.
+    for rule in [
+        &["-t", "nat", "-N", "DOCKER"][..],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            "DOCKER",
+        ],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "OUTPUT",
+            "!",
+            "-d",
+            "127.0.0.0/8",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            "DOCKER",
+        ],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-s",
+            "172.31.0.0/16",
+            "!",
+            "-o",
+            "docker0",
+            "-j",
+            "MASQUERADE",
+        ],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "DOCKER",
+            "-p",
+            "tcp",
+            "--dport",
+            "9999",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "172.31.0.2:80",
+        ],
+        &["-N", "DOCKER-USER"],
+        &["-N", "DOCKER-ISOLATION-STAGE-1"],
+        &["-A", "DOCKER-ISOLATION-STAGE-1", "-j", "RETURN"],
+        &["-A", "DOCKER-USER", "-j", "RETURN"],
+        &["-P", "FORWARD", "DROP"],
+        &["-A", "FORWARD", "-j", "DOCKER-USER"],
+        &["-A", "FORWARD", "-j", "DOCKER-ISOLATION-STAGE-1"],
+        &["-I", "DOCKER-USER", "-i", "berth+", "-j", "ACCEPT"],
+        &["-I", "DOCKER-USER", "-o", "berth+", "-j", "ACCEPT"],
+        &["-I", "DOCKER-USER", "-i", "br-+", "-j", "ACCEPT"],
+        &["-I", "DOCKER-USER", "-o", "br-+", "-j", "ACCEPT"],
+    ] {
+        iptables(rule);
+    }
+    let before = iptables_save();
+    env.ok(&[
+        "run", "-d", "--name", "web", "-v", &v, "-p", "8096:80", BB, "/t/probe", "tcp", "80",
+    ]);
+    answers("127.0.0.1:8096");
+    assert_eq!(answers(&format!("{host}:8096")), format!("peer={host}\n"));
+    // From a network of one's own to the published port (forwarded between
+    // two bridges, through Docker's FORWARD chain).
+    env.ok(&["network", "create", "other"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "other",
+        BB,
+        "sh",
+        "-c",
+        &format!("for i in 1 2 3 4 5; do nc -w 1 {host} 8096 && exit 0; sleep 0.2; done; exit 1"),
+    ]);
+    assert!(out.starts_with("peer="), "{out}");
+    assert_eq!(iptables_save(), before, "Docker's chains changed");
 }
