@@ -1048,9 +1048,11 @@ fn serve(
         if let (true, Some(listener)) = (accept, listener) {
             while let Ok((s, _)) = listener.accept() {
                 // Clients send their line as they connect: one that does
-                // not within 200 ms is turned away rather than let it stall
-                // the output of a running container.
-                match Client::handshake(s, Duration::from_millis(200)) {
+                // not within a second is turned away rather than let it
+                // stall the output of a running container. (200 ms turned
+                // away a reattaching `berth attach` on a loaded 2-core CI
+                // machine now and then: it exited 0, seeing no EXIT frame.)
+                match Client::handshake(s, Duration::from_secs(1)) {
                     Some(c) if c.control => {
                         // `network connect`/`disconnect` changed the
                         // container's networks: its DNS answers for the
