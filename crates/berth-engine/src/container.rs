@@ -128,6 +128,8 @@ pub struct ContainerView {
     /// `State.Health`: present once a container with a healthcheck started.
     pub health: Option<berth_runtime::health::Health>,
     pub removing: bool,
+    /// Running, with its processes frozen (`pause`).
+    pub paused: bool,
     pub dir: PathBuf,
 }
 
@@ -142,6 +144,7 @@ impl ContainerView {
         }
         match self.state.status {
             Status::Created => "created",
+            Status::Running if self.paused => "paused",
             Status::Running => "running",
             Status::Restarting => "restarting",
             Status::Exited => "exited",
@@ -1463,7 +1466,12 @@ impl Engine {
         })?;
         let state = load_state(&dir);
         let health = load_health(&dir, &config, &state);
+        let paused = state.status == Status::Running
+            && self.cgroup_layout().is_some_and(|l| {
+                Cgroup::new(l, &format!("{}/{}", self.opts.cgroup_parent, row.id)).frozen()
+            });
         Ok(ContainerView {
+            paused,
             id: row.id,
             name: row.name,
             image: row.image,
@@ -1977,6 +1985,78 @@ impl Engine {
         }
         berth_runtime::process::send_signal(v.state.pid, sig)
             .map_err(io_ctx(format!("Cannot kill container: {what}")))?;
+        // A frozen process acts on a signal once thawed: Docker 20.10
+        // thaws a paused container it signals.
+        if v.paused {
+            let _ = self.container_cgroup(&v).map(|cg| cg.freeze(false));
+        }
+        Ok(v)
+    }
+
+    fn container_cgroup(&self, v: &ContainerView) -> Result<Cgroup> {
+        let layout = self.cgroup_layout().ok_or_else(|| EngineError::Runtime {
+            code: 125,
+            message: "no cgroup hierarchy found".into(),
+        })?;
+        Ok(Cgroup::new(
+            layout,
+            &format!("{}/{}", self.opts.cgroup_parent, v.id),
+        ))
+    }
+
+    /// `pause`: freezes every process of a running container (the cgroup
+    /// freezer), as Docker's.
+    pub fn pause(&self, what: &str) -> Result<ContainerView> {
+        let v = self.container(what)?;
+        let _lock = self.lock_container(&v.id)?;
+        let v = self.container(v.id.as_str())?;
+        match v.state.status {
+            Status::Restarting => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {} is restarting, wait until the container is running",
+                    v.id
+                )))
+            }
+            Status::Running => {}
+            _ => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {} is not running",
+                    v.id
+                )))
+            }
+        }
+        if v.paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is already paused",
+                v.id
+            )));
+        }
+        self.container_cgroup(&v)?
+            .freeze(true)
+            .map_err(|e| EngineError::Runtime {
+                code: 125,
+                message: format!("Cannot pause container {}: {e}", v.id),
+            })?;
+        Ok(v)
+    }
+
+    /// `unpause`: thaws a paused container.
+    pub fn unpause(&self, what: &str) -> Result<ContainerView> {
+        let v = self.container(what)?;
+        let _lock = self.lock_container(&v.id)?;
+        let v = self.container(v.id.as_str())?;
+        if !v.paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not paused",
+                v.id
+            )));
+        }
+        self.container_cgroup(&v)?
+            .freeze(false)
+            .map_err(|e| EngineError::Runtime {
+                code: 125,
+                message: format!("Cannot unpause container {}: {e}", v.id),
+            })?;
         Ok(v)
     }
 

@@ -503,12 +503,12 @@ impl Engine {
         let networks = networks_of(&v.host_config);
         let mut state = json!({
             "Status": status,
-            "Running": status == "running",
-            "Paused": false,
+            "Running": status == "running" || status == "paused",
+            "Paused": v.paused,
             "Restarting": status == "restarting",
             "OOMKilled": s.oom_killed,
             "Dead": false,
-            "Pid": if status == "running" { s.pid } else { 0 },
+            "Pid": if status == "running" || status == "paused" { s.pid } else { 0 },
             "ExitCode": s.exit_code,
             "Error": s.error,
             "StartedAt": time(&s.started_at),

@@ -206,6 +206,8 @@ pub struct Engine {
     store: Store,
     /// Layer tarballs as they came (import, commit, load) and configs.
     pub(crate) blobs: berth_layers::BlobStore,
+    /// The host's cgroup layout, found once (None: no cgroups found).
+    cgroups: std::sync::OnceLock<Option<berth_runtime::cgroups::Layout>>,
 }
 
 impl Engine {
@@ -235,7 +237,19 @@ impl Engine {
         }
         let store = Store::open(&opts.root)?;
         let blobs = berth_layers::BlobStore::open(&opts.root)?;
-        Ok(Engine { opts, store, blobs })
+        Ok(Engine {
+            opts,
+            store,
+            blobs,
+            cgroups: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The host's cgroup layout (detected on first use).
+    pub(crate) fn cgroup_layout(&self) -> Option<&berth_runtime::cgroups::Layout> {
+        self.cgroups
+            .get_or_init(|| berth_runtime::cgroups::detect().ok())
+            .as_ref()
     }
 
     pub fn options(&self) -> &Options {

@@ -53,10 +53,12 @@ impl Engine {
     /// the json-file log driver, berth's own runtime and init).
     pub fn info(&self) -> Result<Value> {
         let containers = self.containers()?;
+        let paused = containers.iter().filter(|c| c.paused).count();
         let running = containers
             .iter()
             .filter(|c| matches!(c.state.status, Status::Running | Status::Restarting))
-            .count();
+            .count()
+            - paused;
         let images = self.images()?.len();
         let (kernel, machine, hostname) = uname();
         let cgroup_version = match berth_runtime::cgroups::detect() {
@@ -72,8 +74,8 @@ impl Engine {
             "ID": self.engine_id(),
             "Containers": containers.len(),
             "ContainersRunning": running,
-            "ContainersPaused": 0,
-            "ContainersStopped": containers.len() - running,
+            "ContainersPaused": paused,
+            "ContainersStopped": containers.len() - running - paused,
             "Images": images,
             // Docker's name for layers on overlayfs (as `inspect`'s
             // `GraphDriver.Name`).

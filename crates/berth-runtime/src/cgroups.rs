@@ -335,6 +335,19 @@ impl Cgroup {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Whether the cgroup is frozen (or freezing): v1 `freezer.state` not
+    /// THAWED, v2 `cgroup.freeze` 1. A cgroup that is not there is not.
+    pub fn frozen(&self) -> bool {
+        match &self.layout {
+            Layout::V1 { .. } => self
+                .v1_dir("freezer")
+                .and_then(|d| fs::read_to_string(d.join("freezer.state")).ok())
+                .is_some_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING")),
+            Layout::Unified(root) => fs::read_to_string(root.join(&self.rel).join("cgroup.freeze"))
+                .is_ok_and(|s| s.trim() == "1"),
+        }
+    }
+
     /// Freezes (`on`) or thaws every process of the cgroup: v1
     /// `freezer.state` FROZEN/THAWED, v2 `cgroup.freeze` 1/0. Freezing
     /// waits, up to 1 s, until the kernel reports the cgroup frozen; on

@@ -66,6 +66,10 @@ pub enum Command {
     Restart(StopArgs),
     /// Kill one or more running containers
     Kill(KillArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
     /// Remove one or more containers
     Rm(RmArgs),
     /// List containers
@@ -208,6 +212,10 @@ pub enum ContainerCommand {
     Restart(StopArgs),
     /// Kill one or more running containers
     Kill(KillArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Fetch the logs of a container
@@ -1276,6 +1284,8 @@ impl Command {
             Command::Container(C::Stop(a)) => Command::Stop(a),
             Command::Container(C::Restart(a)) => Command::Restart(a),
             Command::Container(C::Kill(a)) => Command::Kill(a),
+            Command::Container(C::Pause(a)) => Command::Pause(a),
+            Command::Container(C::Unpause(a)) => Command::Unpause(a),
             Command::Container(C::Wait(a)) => Command::Wait(a),
             Command::Container(C::Logs(a)) => Command::Logs(a),
             Command::Container(C::Attach(a)) => Command::Attach(a),

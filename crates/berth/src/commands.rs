@@ -109,6 +109,20 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 outln!("{c}")?;
                 Ok(())
             }),
+            Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+                each(&a.containers, |c| {
+                    e.pause(c)?;
+                    outln!("{c}")?;
+                    Ok(())
+                })
+            }
+            Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+                each(&a.containers, |c| {
+                    e.unpause(c)?;
+                    outln!("{c}")?;
+                    Ok(())
+                })
+            }
             Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => rm(&mut e, a),
             Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => {
                 // A build killed mid-step leaves its RUN container: gone now.
@@ -1193,7 +1207,7 @@ fn ps_row(
             parse_rfc3339(&v.state.started_at),
             parse_rfc3339(&v.state.finished_at),
             now,
-            false,
+            v.paused,
             v.state.status == Status::Restarting,
         )
     };
