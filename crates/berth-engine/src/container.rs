@@ -96,6 +96,86 @@ pub struct CreateOptions {
     pub build_step: Option<String>,
     /// `-p`, `-P`, `--expose`, `--dns*`, `--add-host`.
     pub net: NetOptions,
+    /// `--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
+    pub resources: ResourceOptions,
+}
+
+/// The resource limits of `create`/`run`, as given.
+#[derive(Clone, Debug, Default)]
+pub struct ResourceOptions {
+    pub memory: Option<String>,
+    pub memory_swap: Option<String>,
+    pub cpus: Option<String>,
+    pub cpu_shares: Option<i64>,
+    pub pids_limit: Option<i64>,
+}
+
+/// Docker's daemon checks of the limits: (memory, memory+swap, nano CPUs).
+fn check_resources(r: &ResourceOptions) -> Result<(i64, i64, i64)> {
+    let size = |flag: &str, v: &str| -> Result<i64> {
+        if v == "-1" {
+            return Ok(-1);
+        }
+        parse_size(v)
+            .and_then(|n| i64::try_from(n).ok())
+            .ok_or_else(|| {
+                EngineError::InvalidArgument(format!(
+                    "invalid argument \"{v}\" for \"{flag}\" flag: invalid size: '{v}'"
+                ))
+            })
+    };
+    let memory = r
+        .memory
+        .as_deref()
+        .map(|v| size("-m, --memory", v))
+        .transpose()?
+        .unwrap_or(0);
+    let swap = r
+        .memory_swap
+        .as_deref()
+        .map(|v| size("--memory-swap", v))
+        .transpose()?
+        .unwrap_or(0);
+    if memory != 0 && memory < 6 * 1024 * 1024 {
+        return Err(EngineError::InvalidArgument(
+            "Minimum memory limit allowed is 6MB".into(),
+        ));
+    }
+    if swap != 0 && memory == 0 {
+        return Err(EngineError::InvalidArgument(
+            "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
+        ));
+    }
+    if swap > 0 && swap < memory {
+        return Err(EngineError::InvalidArgument(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+        ));
+    }
+    // Docker: swap as much as the memory when not given.
+    let swap = if memory > 0 && swap == 0 {
+        memory * 2
+    } else {
+        swap
+    };
+    let nano = match r.cpus.as_deref() {
+        None => 0,
+        Some(v) => {
+            let cpus: f64 = v.parse().map_err(|_| {
+                EngineError::InvalidArgument(format!(
+                    "invalid argument \"{v}\" for \"--cpus\" flag: failed to parse {v} as a rational number"
+                ))
+            })?;
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let nano = (cpus * 1e9) as i64;
+            if nano < 0 || (nano > 0 && nano < 10_000_000) || nano > (n as i64) * 1_000_000_000 {
+                return Err(EngineError::InvalidArgument(format!(
+                    "Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"
+                )));
+            }
+            nano
+        }
+    };
+    Ok((memory, swap, nano))
 }
 
 /// The network options of `create`/`run` beyond `--network`.
@@ -616,6 +696,7 @@ impl Engine {
         }
         // Docker's daemon checks the settings before it looks for the image.
         let runtime = crate::logdriver::check_runtime(o.runtime.as_deref())?;
+        let (memory, memory_swap, nano_cpus) = check_resources(&o.resources)?;
         let log_config = crate::logdriver::check(o.log_driver.as_deref(), &o.log_opts)?;
         if let Some(h) = &o.healthcheck {
             validate_healthcheck(h)?;
@@ -845,6 +926,11 @@ impl Engine {
             dns_search: (!o.net.dns_search.is_empty()).then(|| o.net.dns_search.clone()),
             dns_options: (!o.net.dns_options.is_empty()).then(|| o.net.dns_options.clone()),
             extra_hosts: (!o.net.add_host.is_empty()).then(|| o.net.add_host.clone()),
+            memory,
+            memory_swap,
+            nano_cpus,
+            cpu_shares: o.resources.cpu_shares.unwrap_or(0),
+            pids_limit: o.resources.pids_limit.filter(|p| *p > 0),
         };
 
         // The claim first: in the transaction that checks the image is still
@@ -1344,6 +1430,14 @@ impl Engine {
         let mut args = config.entrypoint.clone().unwrap_or_default();
         args.extend(config.cmd.iter().cloned());
         let spec = ContainerSpec {
+            resources: berth_runtime::Resources {
+                memory: host.memory,
+                memory_swap: host.memory_swap,
+                cpu_quota: host.nano_cpus / 10_000,
+                cpu_period: if host.nano_cpus > 0 { 100_000 } else { 0 },
+                cpu_shares: u64::try_from(host.cpu_shares).unwrap_or(0),
+                pids_limit: host.pids_limit.unwrap_or(0),
+            },
             args,
             env: process_env(&daemon_env(config)),
             cwd: config.working_dir.clone(),

@@ -206,9 +206,9 @@ fn host_config(v: &ContainerView) -> Value {
     );
     put("ConsoleSize", json!([0, 0]));
     put("Isolation", json!(""));
-    for k in ["CpuShares", "Memory", "NanoCpus"] {
-        put(k, json!(0));
-    }
+    put("CpuShares", json!(h.cpu_shares));
+    put("Memory", json!(h.memory));
+    put("NanoCpus", json!(h.nano_cpus));
     put("CgroupParent", json!(""));
     put("BlkioWeight", json!(0));
     put("BlkioWeightDevice", json!([]));
@@ -235,12 +235,11 @@ fn host_config(v: &ContainerView) -> Value {
     put("DeviceRequests", Value::Null);
     // No `KernelMemory`/`KernelMemoryTCP`: gone from Docker's API since
     // 25 (20.10 still sends zeros).
-    for k in ["MemoryReservation", "MemorySwap"] {
-        put(k, json!(0));
-    }
+    put("MemoryReservation", json!(0));
+    put("MemorySwap", json!(h.memory_swap));
     put("MemorySwappiness", Value::Null);
     put("OomKillDisable", json!(false));
-    put("PidsLimit", Value::Null);
+    put("PidsLimit", json!(h.pids_limit));
     put("Ulimits", Value::Null);
     for k in [
         "CpuCount",

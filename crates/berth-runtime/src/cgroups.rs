@@ -335,6 +335,76 @@ impl Cgroup {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Writes the container's limits (what is set; called once the cgroup
+    /// exists, before anything is placed in it).
+    pub fn apply(&self, r: &crate::Resources) -> Result<(), CgroupError> {
+        let mut writes: Vec<(PathBuf, String)> = Vec::new();
+        match &self.layout {
+            Layout::V1 { .. } => {
+                let at = |c: &str, f: &str| self.v1_dir(c).map(|d| d.join(f));
+                if r.memory > 0 {
+                    writes.extend(
+                        at("memory", "memory.limit_in_bytes").map(|p| (p, r.memory.to_string())),
+                    );
+                    // Memory+swap only where swap is accounted (after the
+                    // memory limit: the kernel wants memsw ≥ memory).
+                    if let Some(p) =
+                        at("memory", "memory.memsw.limit_in_bytes").filter(|p| p.exists())
+                    {
+                        writes.push((p, r.memory_swap.to_string()));
+                    }
+                }
+                if r.cpu_quota > 0 {
+                    writes.extend(
+                        at("cpu", "cpu.cfs_period_us").map(|p| (p, r.cpu_period.to_string())),
+                    );
+                    writes.extend(
+                        at("cpu", "cpu.cfs_quota_us").map(|p| (p, r.cpu_quota.to_string())),
+                    );
+                }
+                if r.cpu_shares > 0 {
+                    writes.extend(at("cpu", "cpu.shares").map(|p| (p, r.cpu_shares.to_string())));
+                }
+                if r.pids_limit > 0 {
+                    writes.extend(at("pids", "pids.max").map(|p| (p, r.pids_limit.to_string())));
+                }
+            }
+            Layout::Unified(root) => {
+                let d = root.join(&self.rel);
+                if r.memory > 0 {
+                    writes.push((d.join("memory.max"), r.memory.to_string()));
+                    let swap = if r.memory_swap < 0 {
+                        "max".to_string()
+                    } else {
+                        (r.memory_swap - r.memory).max(0).to_string()
+                    };
+                    if d.join("memory.swap.max").exists() {
+                        writes.push((d.join("memory.swap.max"), swap));
+                    }
+                }
+                if r.cpu_quota > 0 {
+                    writes.push((
+                        d.join("cpu.max"),
+                        format!("{} {}", r.cpu_quota, r.cpu_period),
+                    ));
+                }
+                if r.cpu_shares > 0 {
+                    writes.push((
+                        d.join("cpu.weight"),
+                        shares_to_weight(r.cpu_shares).to_string(),
+                    ));
+                }
+                if r.pids_limit > 0 {
+                    writes.push((d.join("pids.max"), r.pids_limit.to_string()));
+                }
+            }
+        }
+        for (file, value) in writes {
+            write(&file, &value)?;
+        }
+        Ok(())
+    }
+
     /// Whether the cgroup is frozen (or freezing): v1 `freezer.state` not
     /// THAWED, v2 `cgroup.freeze` 1. A cgroup that is not there is not.
     pub fn frozen(&self) -> bool {
@@ -434,6 +504,14 @@ fn mkdir(dir: &Path) -> Result<(), CgroupError> {
             source,
         }),
     }
+}
+
+/// v1 `cpu.shares` (2–262,144) as v2 `cpu.weight` (1–10,000), as runc maps it.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 100;
+    }
+    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
 }
 
 fn write(file: &Path, value: &str) -> Result<(), CgroupError> {
@@ -572,6 +650,41 @@ pub fn warm_up_migrations() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// v2 limits over a fake cgroup tree (this machine is v1).
+    #[test]
+    fn unified_limits_are_written_as_v2_wants_them() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("berth/c1");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("memory.swap.max"), "max").unwrap();
+        let cg = Cgroup::new(&Layout::Unified(root.path().to_path_buf()), "berth/c1");
+        let r = crate::Resources {
+            memory: 64 << 20,
+            memory_swap: 96 << 20,
+            cpu_quota: 50_000,
+            cpu_period: 100_000,
+            cpu_shares: 512,
+            pids_limit: 50,
+        };
+        cg.apply(&r).unwrap();
+        let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
+        assert_eq!(read("memory.max"), (64u64 << 20).to_string());
+        assert_eq!(read("memory.swap.max"), (32u64 << 20).to_string());
+        assert_eq!(read("cpu.max"), "50000 100000");
+        assert_eq!(read("cpu.weight"), "20");
+        assert_eq!(read("pids.max"), "50");
+        cg.apply(&crate::Resources {
+            memory: 64 << 20,
+            memory_swap: -1,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(read("memory.swap.max"), "max");
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+    }
 
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

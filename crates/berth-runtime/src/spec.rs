@@ -7,6 +7,24 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// A container's cgroup limits, as Docker's `HostConfig` gives them; zero
+/// is "not set".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Bytes (`--memory`).
+    pub memory: i64,
+    /// Memory plus swap, bytes (`--memory-swap`); -1 unlimited.
+    pub memory_swap: i64,
+    /// CPU time per period, µs (`--cpus`: `cpus × period`).
+    pub cpu_quota: i64,
+    /// The period, µs (100,000 with `--cpus`).
+    pub cpu_period: u64,
+    /// Relative weight (`--cpu-shares`, v1's 2–262,144).
+    pub cpu_shares: u64,
+    /// Most processes at once (`--pids-limit`).
+    pub pids_limit: i64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NetworkMode {
     /// A new network namespace with only loopback, up.
@@ -82,6 +100,9 @@ pub struct User {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
+    /// Its cgroup's limits (all zero: none).
+    #[serde(default)]
+    pub resources: Resources,
     /// The process: argv[0] is resolved in the container against PATH from `env`.
     pub args: Vec<String>,
     pub env: Vec<String>,

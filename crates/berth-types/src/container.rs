@@ -333,6 +333,21 @@ pub struct HostConfig {
     /// `network connect`; none for host, none, or container:X.
     #[serde(default, rename = "BerthNetworks")]
     pub networks: BTreeMap<String, crate::EndpointConfig>,
+    /// `--memory`, bytes (0: none).
+    #[serde(default)]
+    pub memory: i64,
+    /// `--memory-swap`, bytes: memory plus swap (-1 unlimited, 0 none).
+    #[serde(default)]
+    pub memory_swap: i64,
+    /// `--cpus` × 10⁹.
+    #[serde(default)]
+    pub nano_cpus: i64,
+    /// `--cpu-shares`.
+    #[serde(default)]
+    pub cpu_shares: i64,
+    /// `--pids-limit`; null when not set.
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
 }
 
 #[cfg(test)]

@@ -594,6 +594,13 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
         platform,
         runtime: a.runtime.clone(),
         build_step: None,
+        resources: berth_engine::ResourceOptions {
+            memory: check_ram("-m, --memory", a.memory.as_deref())?,
+            memory_swap: check_ram("--memory-swap", a.memory_swap.as_deref())?,
+            cpus: a.cpus.clone(),
+            cpu_shares: a.cpu_shares,
+            pids_limit: a.pids_limit,
+        },
         net: berth_engine::NetOptions {
             add_host: check_add_hosts(&a.add_host)?,
             dns: check_dns(&a.dns)?,
@@ -629,6 +636,28 @@ fn check_add_hosts(hosts: &[String]) -> Result<Vec<String>> {
             Ok(format!("{name}:{ip}"))
         })
         .collect()
+}
+
+/// A size flag as the docker CLI reads it (go-units' `RAMInBytes`): its
+/// words for a bad one. `-1` passes (`--memory-swap -1`).
+fn check_ram(flag: &str, v: Option<&str>) -> Result<Option<String>> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    if v == "-1" || berth_engine::parse_size(v).is_some() {
+        return Ok(Some(v.to_string()));
+    }
+    let digits = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let why = if digits > 0 && v[..digits].parse::<f64>().is_ok() {
+        format!("invalid suffix: '{}'", &v[digits..])
+    } else {
+        format!("invalid size: '{v}'")
+    };
+    bail!(CliError::Flag(format!(
+        "invalid argument \"{v}\" for \"{flag}\" flag: {why}"
+    )))
 }
 
 /// `--dns` as the docker CLI checks it.

@@ -348,6 +348,9 @@ fn create_container(
             _ => None,
         };
         cgroup.create().map_err(|e| format!("cgroup: {e}"))?;
+        cgroup
+            .apply(&cfg.spec.resources)
+            .map_err(|e| format!("cgroup limits: {e}"))?;
         if !cfg.spec.privileged {
             berth_runtime::devices::apply_default_rules(cgroup)
                 .map_err(|e| format!("cgroup device rules: {e}"))?;

@@ -1,0 +1,113 @@
+//! Resource limits (issue 11's first pieces): what `run` asks for lands in
+//! the container's cgroup and holds.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+
+/// A control file of the container's cgroup in the hierarchy carrying
+/// `controller` (v1), or in the unified one (v2).
+fn cgroup_file(env: &TestEnv, name: &str, controller: &str, file: &str) -> Option<String> {
+    let id = inspect_f(env, "{{.Id}}", name);
+    let rel = format!("{}/{id}", env.cgroup_parent);
+    let v1 = PathBuf::from("/sys/fs/cgroup")
+        .join(controller)
+        .join(&rel)
+        .join(file);
+    std::fs::read_to_string(&v1)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+#[test]
+fn limits_land_in_the_cgroup() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--pids-limit",
+        "50",
+        BB,
+        "sleep",
+        "300",
+    ]);
+    if let Some(mem) = cgroup_file(&env, "lim", "memory", "memory.limit_in_bytes") {
+        assert_eq!(mem, (64u64 << 20).to_string());
+        assert_eq!(
+            cgroup_file(&env, "lim", "cpu", "cpu.cfs_quota_us").as_deref(),
+            Some("50000")
+        );
+        assert_eq!(
+            cgroup_file(&env, "lim", "cpu", "cpu.cfs_period_us").as_deref(),
+            Some("100000")
+        );
+        assert_eq!(
+            cgroup_file(&env, "lim", "cpu", "cpu.shares").as_deref(),
+            Some("512")
+        );
+        assert_eq!(
+            cgroup_file(&env, "lim", "pids", "pids.max").as_deref(),
+            Some("50")
+        );
+    }
+    assert_eq!(
+        inspect_f(
+            &env,
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+            "lim"
+        ),
+        format!("{} {} 500000000 50", 64u64 << 20, 128u64 << 20)
+    );
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_at_its_limit() {
+    let env = TestEnv::with_busybox();
+    // 64 MB held in a shell variable, under a 16 MiB limit without swap.
+    let out = env.run(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "16m",
+        "--memory-swap",
+        "16m",
+        BB,
+        "sh",
+        "-c",
+        "a=$(head -c 64000000 /dev/zero | tr '\\0' x); echo ${#a}",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{out:?}");
+    assert_eq!(
+        inspect_f(&env, "{{.State.OOMKilled}} {{.State.ExitCode}}", "hog"),
+        "true 137"
+    );
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_pids_limit() {
+    let env = TestEnv::with_busybox();
+    let bomb = "i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done; echo all 60";
+    let out = env.run(&["run", "--rm", "--pids-limit", "20", BB, "sh", "-c", bomb]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("all 60"),
+        "{out:?}"
+    );
+    assert!(err.contains("fork"), "{err}");
+    // Without the limit the same loop runs through.
+    let out = env.run(&["run", "--rm", BB, "sh", "-c", bomb]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("all 60"),
+        "{out:?}"
+    );
+}
