@@ -2098,6 +2098,74 @@ impl Engine {
         ))
     }
 
+    /// `update`: new limits for a container (running: its cgroup at once),
+    /// kept for its next starts.
+    pub fn update(&self, what: &str, r: &ResourceOptions) -> Result<ContainerView> {
+        let v = self.container(what)?;
+        let _lock = self.lock_container(&v.id)?;
+        let v = self.container(v.id.as_str())?;
+        let mut h = v.host_config.clone();
+        // What is not given stays.
+        let merged = ResourceOptions {
+            memory: r
+                .memory
+                .clone()
+                .or_else(|| (h.memory > 0).then(|| h.memory.to_string())),
+            // Docker keeps the recorded swap when only the memory changes.
+            memory_swap: r
+                .memory_swap
+                .clone()
+                .or_else(|| (h.memory_swap != 0).then(|| h.memory_swap.to_string())),
+            cpus: r
+                .cpus
+                .clone()
+                .or_else(|| (h.nano_cpus > 0).then(|| format!("{}", h.nano_cpus as f64 / 1e9))),
+            cpu_shares: r.cpu_shares,
+            pids_limit: r.pids_limit,
+        };
+        let (memory, memory_swap, nano_cpus) = check_resources(&merged)?;
+        h.memory = memory;
+        h.memory_swap = memory_swap;
+        h.nano_cpus = nano_cpus;
+        if let Some(c) = r.cpu_shares {
+            h.cpu_shares = c;
+        }
+        if let Some(p) = r.pids_limit {
+            h.pids_limit = (p > 0).then_some(p);
+        }
+        let resources = berth_runtime::Resources {
+            memory: h.memory,
+            memory_swap: h.memory_swap,
+            cpu_quota: h.nano_cpus / 10_000,
+            cpu_period: if h.nano_cpus > 0 { 100_000 } else { 0 },
+            cpu_shares: u64::try_from(h.cpu_shares).unwrap_or(0),
+            pids_limit: h.pids_limit.unwrap_or(0),
+        };
+        if v.running() || v.paused {
+            self.container_cgroup(&v)?
+                .apply(&resources)
+                .map_err(|e| EngineError::Runtime {
+                    code: 125,
+                    message: format!("Cannot update container {}: {e}", v.id),
+                })?;
+        }
+        let mut mon = read_monitor_config(&v.dir)?;
+        mon.spec.resources = resources;
+        let data = serde_json::to_vec(&mon).map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: format!("serializing monitor.json: {e}"),
+        })?;
+        std::fs::write(v.dir.join("monitor.json"), data).map_err(io_ctx("writing monitor.json"))?;
+        let json = serde_json::to_string(&h).map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: format!("serializing the host config: {e}"),
+        })?;
+        self.store
+            .read()
+            .update_container_host_config(&v.id, &json)?;
+        Ok(v)
+    }
+
     /// `pause`: freezes every process of a running container (the cgroup
     /// freezer), as Docker's.
     pub fn pause(&self, what: &str) -> Result<ContainerView> {

@@ -68,6 +68,8 @@ pub enum Command {
     Kill(KillArgs),
     /// Pause all processes within one or more containers
     Pause(ContainersArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Unpause all processes within one or more containers
     Unpause(ContainersArgs),
     /// Remove one or more containers
@@ -214,6 +216,8 @@ pub enum ContainerCommand {
     Kill(KillArgs),
     /// Pause all processes within one or more containers
     Pause(ContainersArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Unpause all processes within one or more containers
     Unpause(ContainersArgs),
     /// Block until one or more containers stop, then print their exit codes
@@ -919,6 +923,27 @@ pub struct StopArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Memory limit
+    #[arg(short = 'm', long = "memory")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long = "cpus")]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct KillArgs {
     /// Signal to send to the container
     #[arg(short = 's', long, default_value = "KILL")]
@@ -1300,6 +1325,7 @@ impl Command {
             Command::Container(C::Restart(a)) => Command::Restart(a),
             Command::Container(C::Kill(a)) => Command::Kill(a),
             Command::Container(C::Pause(a)) => Command::Pause(a),
+            Command::Container(C::Update(a)) => Command::Update(a),
             Command::Container(C::Unpause(a)) => Command::Unpause(a),
             Command::Container(C::Wait(a)) => Command::Wait(a),
             Command::Container(C::Logs(a)) => Command::Logs(a),

@@ -116,6 +116,20 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                     Ok(())
                 })
             }
+            Command::Update(a) | Command::Container(ContainerCommand::Update(a)) => {
+                let r = berth_engine::ResourceOptions {
+                    memory: check_ram("-m, --memory", a.memory.as_deref())?,
+                    memory_swap: check_ram("--memory-swap", a.memory_swap.as_deref())?,
+                    cpus: a.cpus.clone(),
+                    cpu_shares: a.cpu_shares,
+                    pids_limit: a.pids_limit,
+                };
+                each(&a.containers, |c| {
+                    e.update(c, &r)?;
+                    outln!("{c}")?;
+                    Ok(())
+                })
+            }
             Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
                 each(&a.containers, |c| {
                     e.unpause(c)?;

@@ -111,3 +111,47 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
         "{out:?}"
     );
 }
+
+#[test]
+fn update_changes_a_running_container_and_its_next_starts() {
+    let env = TestEnv::with_busybox();
+    env.ok(&["run", "-d", "--name", "up", "-m", "64m", BB, "sleep", "300"]);
+    assert_eq!(
+        env.ok(&[
+            "update",
+            "-m",
+            "128m",
+            "--memory-swap",
+            "256m",
+            "--pids-limit",
+            "40",
+            "up"
+        ]),
+        "up\n"
+    );
+    let mem = cgroup_file(&env, "up", "memory", "memory.limit_in_bytes");
+    if let Some(mem) = mem {
+        assert_eq!(mem, (128u64 << 20).to_string());
+        assert_eq!(
+            cgroup_file(&env, "up", "pids", "pids.max").as_deref(),
+            Some("40")
+        );
+    }
+    env.ok(&["stop", "-t", "0", "up"]);
+    env.ok(&["start", "up"]);
+    if let Some(mem) = cgroup_file(&env, "up", "memory", "memory.limit_in_bytes") {
+        assert_eq!(mem, (128u64 << 20).to_string());
+    }
+    assert_eq!(
+        inspect_f(
+            &env,
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}}",
+            "up"
+        ),
+        format!("{} {} 40", 128u64 << 20, 256u64 << 20)
+    );
+    let (_, err) = env.fails(&["update", "-m", "4m", "up"], 1);
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    let (_, err) = env.fails(&["update", "-m", "8m", "nosuch"], 1);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+}
