@@ -155,3 +155,35 @@ fn update_changes_a_running_container_and_its_next_starts() {
     let (_, err) = env.fails(&["update", "-m", "8m", "nosuch"], 1);
     assert!(err.contains("No such container: nosuch"), "{err}");
 }
+
+#[test]
+fn a_restart_after_update_keeps_the_new_limits() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rs",
+        "--restart",
+        "always",
+        "-m",
+        "64m",
+        BB,
+        "sleep",
+        "300",
+    ]);
+    env.ok(&["update", "-m", "128m", "--memory-swap", "-1", "rs"]);
+    // Its process dies; the monitor starts it again (restart policy).
+    let pid = env.container_pid("rs");
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    poll("the restart", std::time::Duration::from_secs(20), || {
+        (inspect_f(&env, "{{.RestartCount}} {{.State.Status}}", "rs") == "1 running").then_some(())
+    });
+    if let Some(mem) = cgroup_file(&env, "rs", "memory", "memory.limit_in_bytes") {
+        assert_eq!(mem, (128u64 << 20).to_string());
+    }
+    env.ok(&["rm", "-f", "rs"]);
+}

@@ -156,6 +156,15 @@ fn run() -> Res<i32> {
             Err(e) => return Ok(fail_start(&mut notify, &mut state, &cfg, 125, &e)),
         };
         let (child_stdio, mut io) = io.split();
+        // A restart takes the limits `update` may have changed since.
+        if !first {
+            if let Some(m) = std::fs::read(dir.join("monitor.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<MonitorConfig>(&b).ok())
+            {
+                cfg.spec.resources = m.spec.resources;
+            }
+        }
         // The cgroup is made after the clone: on v1 its creation can wait for
         // an RCU grace period, and the child sets up its root meanwhile.
         let created = create_container(
