@@ -39,6 +39,8 @@ mod network;
 mod pull;
 mod push;
 mod security;
+mod stats;
+pub use stats::StatsSample;
 mod system;
 pub use system::API_VERSION;
 pub mod buildcontext;

@@ -405,6 +405,62 @@ impl Cgroup {
         Ok(())
     }
 
+    /// What the cgroup has used, as `stats` shows it: CPU time (ns),
+    /// memory without its inactive file cache and the limit (0: none),
+    /// bytes read and written on block devices, processes.
+    pub fn usage(&self) -> Usage {
+        let read = |p: Option<PathBuf>| {
+            p.and_then(|p| fs::read_to_string(p).ok())
+                .unwrap_or_default()
+        };
+        let num = |s: &str| s.trim().parse::<u64>().unwrap_or(0);
+        let stat = |text: &str, key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+                .map(num)
+                .unwrap_or(0)
+        };
+        let mut u = Usage::default();
+        match &self.layout {
+            Layout::V1 { .. } => {
+                let at = |c: &str, f: &str| self.v1_dir(c).map(|d| d.join(f));
+                u.cpu_ns = num(&read(at("cpuacct", "cpuacct.usage")));
+                let mstat = read(at("memory", "memory.stat"));
+                u.memory = num(&read(at("memory", "memory.usage_in_bytes")))
+                    .saturating_sub(stat(&mstat, "total_inactive_file"));
+                u.memory_limit = num(&read(at("memory", "memory.limit_in_bytes")));
+                for l in read(at("blkio", "blkio.throttle.io_service_bytes_recursive")).lines() {
+                    let mut w = l.split_whitespace();
+                    match (w.next(), w.next(), w.next()) {
+                        (Some(_), Some("Read"), Some(n)) => u.read_bytes += num(n),
+                        (Some(_), Some("Write"), Some(n)) => u.write_bytes += num(n),
+                        _ => {}
+                    }
+                }
+                u.pids = num(&read(at("pids", "pids.current")));
+            }
+            Layout::Unified(root) => {
+                let d = root.join(&self.rel);
+                u.cpu_ns = stat(&read(Some(d.join("cpu.stat"))), "usage_usec") * 1000;
+                let mstat = read(Some(d.join("memory.stat")));
+                u.memory = num(&read(Some(d.join("memory.current"))))
+                    .saturating_sub(stat(&mstat, "inactive_file"));
+                u.memory_limit = num(&read(Some(d.join("memory.max"))));
+                for l in read(Some(d.join("io.stat"))).lines() {
+                    for kv in l.split_whitespace().skip(1) {
+                        match kv.split_once('=') {
+                            Some(("rbytes", n)) => u.read_bytes += num(n),
+                            Some(("wbytes", n)) => u.write_bytes += num(n),
+                            _ => {}
+                        }
+                    }
+                }
+                u.pids = num(&read(Some(d.join("pids.current"))));
+            }
+        }
+        u
+    }
+
     /// Whether the cgroup is frozen (or freezing): v1 `freezer.state` not
     /// THAWED, v2 `cgroup.freeze` 1. A cgroup that is not there is not.
     pub fn frozen(&self) -> bool {
@@ -504,6 +560,18 @@ fn mkdir(dir: &Path) -> Result<(), CgroupError> {
             source,
         }),
     }
+}
+
+/// What a cgroup has used ([`Cgroup::usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub cpu_ns: u64,
+    pub memory: u64,
+    /// 0 or a value past the host's memory: no limit.
+    pub memory_limit: u64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub pids: u64,
 }
 
 /// v1 `cpu.shares` (2–262,144) as v2 `cpu.weight` (1–10,000), as runc maps it.

@@ -70,6 +70,8 @@ pub enum Command {
     Pause(ContainersArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Unpause all processes within one or more containers
     Unpause(ContainersArgs),
     /// Remove one or more containers
@@ -218,6 +220,8 @@ pub enum ContainerCommand {
     Pause(ContainersArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Unpause all processes within one or more containers
     Unpause(ContainersArgs),
     /// Block until one or more containers stop, then print their exit codes
@@ -923,6 +927,23 @@ pub struct StopArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Pretty-print images using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct UpdateArgs {
     /// Memory limit
     #[arg(short = 'm', long = "memory")]
@@ -1326,6 +1347,7 @@ impl Command {
             Command::Container(C::Kill(a)) => Command::Kill(a),
             Command::Container(C::Pause(a)) => Command::Pause(a),
             Command::Container(C::Update(a)) => Command::Update(a),
+            Command::Container(C::Stats(a)) => Command::Stats(a),
             Command::Container(C::Unpause(a)) => Command::Unpause(a),
             Command::Container(C::Wait(a)) => Command::Wait(a),
             Command::Container(C::Logs(a)) => Command::Logs(a),

@@ -116,6 +116,9 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                     Ok(())
                 })
             }
+            Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+                crate::cmd_stats::stats(&e, a)
+            }
             Command::Update(a) | Command::Container(ContainerCommand::Update(a)) => {
                 let r = berth_engine::ResourceOptions {
                     memory: check_ram("-m, --memory", a.memory.as_deref())?,

@@ -46,6 +46,7 @@ mod cmd_network;
 mod cmd_pull;
 mod cmd_push;
 mod cmd_search;
+mod cmd_stats;
 mod cmd_system;
 mod commands;
 mod format;

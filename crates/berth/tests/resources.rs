@@ -187,3 +187,53 @@ fn a_restart_after_update_keeps_the_new_limits() {
     }
     env.ok(&["rm", "-f", "rs"]);
 }
+
+#[test]
+fn stats_shows_a_half_core_burner_at_about_half() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "burn",
+        "--cpus",
+        "0.5",
+        "-m",
+        "64m",
+        BB,
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let out = env.ok(&["stats", "--no-stream"]);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines
+            .next()
+            .map(|h| h.split_whitespace().collect::<Vec<_>>().join(" ")),
+        Some("CONTAINER ID NAME CPU % MEM USAGE / LIMIT MEM % NET I/O BLOCK I/O PIDS".into())
+    );
+    let line = lines.next().unwrap_or_default();
+    assert!(
+        line.contains(" burn ") && line.contains(" / 64MiB "),
+        "{line}"
+    );
+    let out = env.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.CPUPerc}} {{.PIDs}}",
+        "burn",
+    ]);
+    let mut f = out.split_whitespace();
+    assert_eq!(f.next(), Some("burn"));
+    let cpu: f64 = f
+        .next()
+        .and_then(|c| c.trim_end_matches('%').parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    // The CFS quota holds it near half a core (a generous band).
+    assert!((20.0..=75.0).contains(&cpu), "{out}");
+    assert_eq!(f.next(), Some("1"));
+    let (_, err) = env.fails(&["stats", "--no-stream", "nosuch"], 1);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+}

@@ -33,6 +33,19 @@ pub fn human_size_with_precision(size: f64, precision: usize) -> String {
     format!("{}{abbr}", format_float_g(size, Some(precision)))
 }
 
+/// go-units' `BytesSize`: `%.4g` of the size in the largest binary unit
+/// that keeps it below 1024 (`412KiB`, `23.47GiB`).
+pub fn bytes_size(size: f64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut size = size;
+    let mut unit = 0;
+    while size >= 1024.0 && unit < UNITS.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{}{}", format_float_g(size, Some(4)), UNITS[unit])
+}
+
 /// go-units' `HumanDuration`: "Less than a second", "1 second", "N seconds",
 /// "About a minute", "N minutes", "About an hour", "N hours", "N days",
 /// "N weeks", "N months", "N years".
