@@ -108,6 +108,89 @@ pub struct ResourceOptions {
     pub cpus: Option<String>,
     pub cpu_shares: Option<i64>,
     pub pids_limit: Option<i64>,
+    pub memory_reservation: Option<String>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+}
+
+/// A cpuset list (`0-1,3`) as a set, None when malformed.
+fn parse_cpuset(s: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut out = std::collections::BTreeSet::new();
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => {
+                out.insert(part.parse().ok()?);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Docker's daemon checks of `--memory-reservation` (against `memory`) and
+/// `--cpuset-cpus`/`--cpuset-mems` (against what the host has online).
+fn check_reservation_and_cpusets(
+    r: &ResourceOptions,
+    memory: i64,
+) -> Result<(i64, String, String)> {
+    let reservation = match r.memory_reservation.as_deref() {
+        None => 0,
+        Some(v) => parse_size(v)
+            .and_then(|n| i64::try_from(n).ok())
+            .ok_or_else(|| EngineError::InvalidArgument(format!("invalid size: '{v}'")))?,
+    };
+    if reservation != 0 && reservation < 6 * 1024 * 1024 {
+        return Err(EngineError::InvalidArgument(
+            "Minimum memory reservation allowed is 6MB".into(),
+        ));
+    }
+    if memory > 0 && reservation > memory {
+        return Err(EngineError::InvalidArgument(
+            "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
+        ));
+    }
+    let online = |path: &str, fallback: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| fallback.to_string())
+    };
+    let check = |given: Option<&str>, what: &str, words: &str, path: &str| -> Result<String> {
+        let Some(v) = given.filter(|v| !v.is_empty()) else {
+            return Ok(String::new());
+        };
+        let want = parse_cpuset(v).ok_or_else(|| {
+            EngineError::InvalidArgument(format!(
+                "Invalid value {v} for cpuset {what}: invalid format: {v}"
+            ))
+        })?;
+        let avail_text = online(path, "0");
+        let avail = parse_cpuset(&avail_text).unwrap_or_default();
+        if !want.is_subset(&avail) {
+            return Err(EngineError::InvalidArgument(format!(
+                "Requested {words} are not available - requested {v}, available: {avail_text}"
+            )));
+        }
+        Ok(v.to_string())
+    };
+    let cpus = check(
+        r.cpuset_cpus.as_deref(),
+        "cpus",
+        "CPUs",
+        "/sys/devices/system/cpu/online",
+    )?;
+    let mems = check(
+        r.cpuset_mems.as_deref(),
+        "mems",
+        "memory nodes",
+        "/sys/devices/system/node/online",
+    )?;
+    Ok((reservation, cpus, mems))
 }
 
 /// Docker's daemon checks of the limits: (memory, memory+swap, nano CPUs).
@@ -697,6 +780,8 @@ impl Engine {
         // Docker's daemon checks the settings before it looks for the image.
         let runtime = crate::logdriver::check_runtime(o.runtime.as_deref())?;
         let (memory, memory_swap, nano_cpus) = check_resources(&o.resources)?;
+        let (memory_reservation, cpuset_cpus, cpuset_mems) =
+            check_reservation_and_cpusets(&o.resources, memory)?;
         let log_config = crate::logdriver::check(o.log_driver.as_deref(), &o.log_opts)?;
         if let Some(h) = &o.healthcheck {
             validate_healthcheck(h)?;
@@ -931,6 +1016,9 @@ impl Engine {
             nano_cpus,
             cpu_shares: o.resources.cpu_shares.unwrap_or(0),
             pids_limit: o.resources.pids_limit.filter(|p| *p > 0),
+            memory_reservation,
+            cpuset_cpus,
+            cpuset_mems,
         };
 
         // The claim first: in the transaction that checks the image is still
@@ -1437,6 +1525,9 @@ impl Engine {
                 cpu_period: if host.nano_cpus > 0 { 100_000 } else { 0 },
                 cpu_shares: u64::try_from(host.cpu_shares).unwrap_or(0),
                 pids_limit: host.pids_limit.unwrap_or(0),
+                memory_reservation: host.memory_reservation,
+                cpuset_cpus: host.cpuset_cpus.clone(),
+                cpuset_mems: host.cpuset_mems.clone(),
             },
             args,
             env: process_env(&daemon_env(config)),
@@ -2100,11 +2191,25 @@ impl Engine {
 
     /// `update`: new limits for a container (running: its cgroup at once),
     /// kept for its next starts.
-    pub fn update(&self, what: &str, r: &ResourceOptions) -> Result<ContainerView> {
+    pub fn update(
+        &self,
+        what: &str,
+        r: &ResourceOptions,
+        restart: Option<&RestartPolicy>,
+    ) -> Result<ContainerView> {
         let v = self.container(what)?;
         let _lock = self.lock_container(&v.id)?;
         let v = self.container(v.id.as_str())?;
         let mut h = v.host_config.clone();
+        if let Some(p) = restart {
+            if h.auto_remove && !p.is_none() {
+                return Err(EngineError::InvalidArgument(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                        .into(),
+                ));
+            }
+            h.restart_policy = p.clone();
+        }
         // What is not given stays.
         let merged = ResourceOptions {
             memory: r
@@ -2122,8 +2227,25 @@ impl Engine {
                 .or_else(|| (h.nano_cpus > 0).then(|| format!("{}", h.nano_cpus as f64 / 1e9))),
             cpu_shares: r.cpu_shares,
             pids_limit: r.pids_limit,
+            memory_reservation: r
+                .memory_reservation
+                .clone()
+                .or_else(|| (h.memory_reservation > 0).then(|| h.memory_reservation.to_string())),
+            cpuset_cpus: r
+                .cpuset_cpus
+                .clone()
+                .or_else(|| Some(h.cpuset_cpus.clone())),
+            cpuset_mems: r
+                .cpuset_mems
+                .clone()
+                .or_else(|| Some(h.cpuset_mems.clone())),
         };
         let (memory, memory_swap, nano_cpus) = check_resources(&merged)?;
+        let (memory_reservation, cpuset_cpus, cpuset_mems) =
+            check_reservation_and_cpusets(&merged, memory)?;
+        h.memory_reservation = memory_reservation;
+        h.cpuset_cpus = cpuset_cpus;
+        h.cpuset_mems = cpuset_mems;
         h.memory = memory;
         h.memory_swap = memory_swap;
         h.nano_cpus = nano_cpus;
@@ -2140,6 +2262,9 @@ impl Engine {
             cpu_period: if h.nano_cpus > 0 { 100_000 } else { 0 },
             cpu_shares: u64::try_from(h.cpu_shares).unwrap_or(0),
             pids_limit: h.pids_limit.unwrap_or(0),
+            memory_reservation: h.memory_reservation,
+            cpuset_cpus: h.cpuset_cpus.clone(),
+            cpuset_mems: h.cpuset_mems.clone(),
         };
         if v.running() || v.paused {
             self.container_cgroup(&v)?
@@ -2151,6 +2276,8 @@ impl Engine {
         }
         let mut mon = read_monitor_config(&v.dir)?;
         mon.spec.resources = resources;
+        mon.restart_policy = h.restart_policy.name.clone();
+        mon.restart_max = h.restart_policy.maximum_retry_count;
         let data = serde_json::to_vec(&mon).map_err(|e| EngineError::Runtime {
             code: 125,
             message: format!("serializing monitor.json: {e}"),

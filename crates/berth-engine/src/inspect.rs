@@ -228,14 +228,14 @@ fn host_config(v: &ContainerView) -> Value {
     ] {
         put(k, json!(0));
     }
-    put("CpusetCpus", json!(""));
-    put("CpusetMems", json!(""));
+    put("CpusetCpus", json!(h.cpuset_cpus));
+    put("CpusetMems", json!(h.cpuset_mems));
     put("Devices", json!([]));
     put("DeviceCgroupRules", Value::Null);
     put("DeviceRequests", Value::Null);
     // No `KernelMemory`/`KernelMemoryTCP`: gone from Docker's API since
     // 25 (20.10 still sends zeros).
-    put("MemoryReservation", json!(0));
+    put("MemoryReservation", json!(h.memory_reservation));
     put("MemorySwap", json!(h.memory_swap));
     put("MemorySwappiness", Value::Null);
     put("OomKillDisable", json!(false));

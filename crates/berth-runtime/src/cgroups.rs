@@ -368,6 +368,18 @@ impl Cgroup {
                 if r.pids_limit > 0 {
                     writes.extend(at("pids", "pids.max").map(|p| (p, r.pids_limit.to_string())));
                 }
+                if r.memory_reservation > 0 {
+                    writes.extend(
+                        at("memory", "memory.soft_limit_in_bytes")
+                            .map(|p| (p, r.memory_reservation.to_string())),
+                    );
+                }
+                if !r.cpuset_cpus.is_empty() {
+                    writes.extend(at("cpuset", "cpuset.cpus").map(|p| (p, r.cpuset_cpus.clone())));
+                }
+                if !r.cpuset_mems.is_empty() {
+                    writes.extend(at("cpuset", "cpuset.mems").map(|p| (p, r.cpuset_mems.clone())));
+                }
             }
             Layout::Unified(root) => {
                 let d = root.join(&self.rel);
@@ -396,6 +408,15 @@ impl Cgroup {
                 }
                 if r.pids_limit > 0 {
                     writes.push((d.join("pids.max"), r.pids_limit.to_string()));
+                }
+                if r.memory_reservation > 0 {
+                    writes.push((d.join("memory.low"), r.memory_reservation.to_string()));
+                }
+                if !r.cpuset_cpus.is_empty() {
+                    writes.push((d.join("cpuset.cpus"), r.cpuset_cpus.clone()));
+                }
+                if !r.cpuset_mems.is_empty() {
+                    writes.push((d.join("cpuset.mems"), r.cpuset_mems.clone()));
                 }
             }
         }
@@ -734,6 +755,9 @@ mod tests {
             cpu_period: 100_000,
             cpu_shares: 512,
             pids_limit: 50,
+            memory_reservation: 32 << 20,
+            cpuset_cpus: "0-1".into(),
+            cpuset_mems: String::new(),
         };
         cg.apply(&r).unwrap();
         let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
@@ -742,6 +766,8 @@ mod tests {
         assert_eq!(read("cpu.max"), "50000 100000");
         assert_eq!(read("cpu.weight"), "20");
         assert_eq!(read("pids.max"), "50");
+        assert_eq!(read("memory.low"), (32u64 << 20).to_string());
+        assert_eq!(read("cpuset.cpus"), "0-1");
         cg.apply(&crate::Resources {
             memory: 64 << 20,
             memory_swap: -1,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// A container's cgroup limits, as Docker's `HostConfig` gives them; zero
 /// is "not set".
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
     /// Bytes (`--memory`).
     pub memory: i64,
@@ -23,6 +23,14 @@ pub struct Resources {
     pub cpu_shares: u64,
     /// Most processes at once (`--pids-limit`).
     pub pids_limit: i64,
+    /// A soft memory limit, bytes (`--memory-reservation`).
+    #[serde(default)]
+    pub memory_reservation: i64,
+    /// CPUs and memory nodes (`--cpuset-cpus`, `--cpuset-mems`).
+    #[serde(default)]
+    pub cpuset_cpus: String,
+    #[serde(default)]
+    pub cpuset_mems: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

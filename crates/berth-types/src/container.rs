@@ -348,6 +348,14 @@ pub struct HostConfig {
     /// `--pids-limit`; null when not set.
     #[serde(default)]
     pub pids_limit: Option<i64>,
+    /// `--memory-reservation`, bytes (a soft limit).
+    #[serde(default)]
+    pub memory_reservation: i64,
+    /// `--cpuset-cpus` (`0-1,3`), `--cpuset-mems`.
+    #[serde(default)]
+    pub cpuset_cpus: String,
+    #[serde(default)]
+    pub cpuset_mems: String,
 }
 
 #[cfg(test)]

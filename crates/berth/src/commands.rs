@@ -126,9 +126,21 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                     cpus: a.cpus.clone(),
                     cpu_shares: a.cpu_shares,
                     pids_limit: a.pids_limit,
+                    memory_reservation: check_ram(
+                        "--memory-reservation",
+                        a.memory_reservation.as_deref(),
+                    )?,
+                    cpuset_cpus: a.cpuset_cpus.clone(),
+                    cpuset_mems: a.cpuset_mems.clone(),
                 };
+                let restart = a
+                    .restart
+                    .as_deref()
+                    .map(berth_types::RestartPolicy::parse)
+                    .transpose()
+                    .map_err(|m| anyhow!(EngineError::InvalidArgument(m)))?;
                 each(&a.containers, |c| {
-                    e.update(c, &r)?;
+                    e.update(c, &r, restart.as_ref())?;
                     outln!("{c}")?;
                     Ok(())
                 })
@@ -617,6 +629,9 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
             cpus: a.cpus.clone(),
             cpu_shares: a.cpu_shares,
             pids_limit: a.pids_limit,
+            memory_reservation: check_ram("--memory-reservation", a.memory_reservation.as_deref())?,
+            cpuset_cpus: a.cpuset_cpus.clone(),
+            cpuset_mems: a.cpuset_mems.clone(),
         },
         net: berth_engine::NetOptions {
             add_host: check_add_hosts(&a.add_host)?,

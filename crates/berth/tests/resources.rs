@@ -237,3 +237,45 @@ fn stats_shows_a_half_core_burner_at_about_half() {
     let (_, err) = env.fails(&["stats", "--no-stream", "nosuch"], 1);
     assert!(err.contains("No such container: nosuch"), "{err}");
 }
+
+#[test]
+fn update_restart_policy_and_cpusets() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ur",
+        "--cpuset-cpus",
+        "0",
+        "--memory-reservation",
+        "32m",
+        BB,
+        "sleep",
+        "300",
+    ]);
+    if let Some(cpus) = cgroup_file(&env, "ur", "cpuset", "cpuset.cpus") {
+        assert_eq!(cpus, "0");
+        assert_eq!(
+            cgroup_file(&env, "ur", "memory", "memory.soft_limit_in_bytes"),
+            Some((32u64 << 20).to_string())
+        );
+    }
+    env.ok(&["update", "--restart", "always", "ur"]);
+    assert_eq!(
+        inspect_f(&env, "{{.HostConfig.RestartPolicy.Name}}", "ur"),
+        "always"
+    );
+    // The running container's monitor follows the new policy.
+    let pid = env.container_pid("ur");
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    poll("the restart", std::time::Duration::from_secs(20), || {
+        (inspect_f(&env, "{{.RestartCount}} {{.State.Status}}", "ur") == "1 running").then_some(())
+    });
+    let (_, err) = env.fails(&["run", "--cpuset-cpus", "0-99", BB, "true"], 125);
+    assert!(err.contains("Requested CPUs are not available"), "{err}");
+    env.ok(&["rm", "-f", "ur"]);
+}

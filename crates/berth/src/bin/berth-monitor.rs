@@ -275,6 +275,14 @@ fn run() -> Res<i32> {
         state.oom_killed = oom;
         state.finished_at = now();
 
+        // `update --restart` may have changed the policy since the start.
+        if let Some(m) = std::fs::read(dir.join("monitor.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<MonitorConfig>(&b).ok())
+        {
+            cfg.restart_policy = m.restart_policy;
+            cfg.restart_max = m.restart_max;
+        }
         if should_restart(&cfg, &state, code) {
             if started.elapsed() >= Duration::from_secs(10) {
                 backoff = Duration::from_millis(100);
