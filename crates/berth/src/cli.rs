@@ -764,30 +764,8 @@ pub struct RunArgs {
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
-    /// Memory limit
-    #[arg(short = 'm', long = "memory")]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs
-    #[arg(long = "cpus")]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<i64>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation")]
-    pub memory_reservation: Option<String>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems")]
-    pub cpuset_mems: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
@@ -952,11 +930,9 @@ pub struct StatsArgs {
     pub containers: Vec<String>,
 }
 
-#[derive(Args, Debug)]
-pub struct UpdateArgs {
-    /// Restart policy to apply when a container exits
-    #[arg(long)]
-    pub restart: Option<String>,
+/// The resource limits `run`, `create` and `update` take.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
     /// Memory limit
     #[arg(short = 'm', long = "memory")]
     pub memory: Option<String>,
@@ -981,6 +957,15 @@ pub struct UpdateArgs {
     /// MEMs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }

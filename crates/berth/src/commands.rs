@@ -120,19 +120,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 crate::cmd_stats::stats(&e, a)
             }
             Command::Update(a) | Command::Container(ContainerCommand::Update(a)) => {
-                let r = berth_engine::ResourceOptions {
-                    memory: check_ram("-m, --memory", a.memory.as_deref())?,
-                    memory_swap: check_ram("--memory-swap", a.memory_swap.as_deref())?,
-                    cpus: a.cpus.clone(),
-                    cpu_shares: a.cpu_shares,
-                    pids_limit: a.pids_limit,
-                    memory_reservation: check_ram(
-                        "--memory-reservation",
-                        a.memory_reservation.as_deref(),
-                    )?,
-                    cpuset_cpus: a.cpuset_cpus.clone(),
-                    cpuset_mems: a.cpuset_mems.clone(),
-                };
+                let r = resource_options(&a.limits)?;
                 let restart = a
                     .restart
                     .as_deref()
@@ -623,16 +611,7 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
         platform,
         runtime: a.runtime.clone(),
         build_step: None,
-        resources: berth_engine::ResourceOptions {
-            memory: check_ram("-m, --memory", a.memory.as_deref())?,
-            memory_swap: check_ram("--memory-swap", a.memory_swap.as_deref())?,
-            cpus: a.cpus.clone(),
-            cpu_shares: a.cpu_shares,
-            pids_limit: a.pids_limit,
-            memory_reservation: check_ram("--memory-reservation", a.memory_reservation.as_deref())?,
-            cpuset_cpus: a.cpuset_cpus.clone(),
-            cpuset_mems: a.cpuset_mems.clone(),
-        },
+        resources: resource_options(&a.limits)?,
         net: berth_engine::NetOptions {
             add_host: check_add_hosts(&a.add_host)?,
             dns: check_dns(&a.dns)?,
@@ -668,6 +647,20 @@ fn check_add_hosts(hosts: &[String]) -> Result<Vec<String>> {
             Ok(format!("{name}:{ip}"))
         })
         .collect()
+}
+
+/// The limit flags, their sizes checked as the docker CLI checks them.
+fn resource_options(l: &crate::cli::LimitArgs) -> Result<berth_engine::ResourceOptions> {
+    Ok(berth_engine::ResourceOptions {
+        memory: check_ram("-m, --memory", l.memory.as_deref())?,
+        memory_swap: check_ram("--memory-swap", l.memory_swap.as_deref())?,
+        cpus: l.cpus.clone(),
+        cpu_shares: l.cpu_shares,
+        pids_limit: l.pids_limit,
+        memory_reservation: check_ram("--memory-reservation", l.memory_reservation.as_deref())?,
+        cpuset_cpus: l.cpuset_cpus.clone(),
+        cpuset_mems: l.cpuset_mems.clone(),
+    })
 }
 
 /// A size flag as the docker CLI reads it (go-units' `RAMInBytes`): its
