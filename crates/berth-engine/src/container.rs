@@ -113,6 +113,22 @@ pub struct ResourceOptions {
     pub cpuset_mems: Option<String>,
 }
 
+/// The runtime's limits for what a container's `HostConfig` records
+/// (`--cpus` as a CFS quota over Docker's 100 ms period).
+fn resources_of(h: &HostConfig) -> berth_runtime::Resources {
+    berth_runtime::Resources {
+        memory: h.memory,
+        memory_swap: h.memory_swap,
+        cpu_quota: h.nano_cpus / 10_000,
+        cpu_period: if h.nano_cpus > 0 { 100_000 } else { 0 },
+        cpu_shares: u64::try_from(h.cpu_shares).unwrap_or(0),
+        pids_limit: h.pids_limit.unwrap_or(0),
+        memory_reservation: h.memory_reservation,
+        cpuset_cpus: h.cpuset_cpus.clone(),
+        cpuset_mems: h.cpuset_mems.clone(),
+    }
+}
+
 /// A cpuset list (`0-1,3`) as a set, None when malformed.
 fn parse_cpuset(s: &str) -> Option<std::collections::BTreeSet<u32>> {
     let mut out = std::collections::BTreeSet::new();
@@ -1518,17 +1534,7 @@ impl Engine {
         let mut args = config.entrypoint.clone().unwrap_or_default();
         args.extend(config.cmd.iter().cloned());
         let spec = ContainerSpec {
-            resources: berth_runtime::Resources {
-                memory: host.memory,
-                memory_swap: host.memory_swap,
-                cpu_quota: host.nano_cpus / 10_000,
-                cpu_period: if host.nano_cpus > 0 { 100_000 } else { 0 },
-                cpu_shares: u64::try_from(host.cpu_shares).unwrap_or(0),
-                pids_limit: host.pids_limit.unwrap_or(0),
-                memory_reservation: host.memory_reservation,
-                cpuset_cpus: host.cpuset_cpus.clone(),
-                cpuset_mems: host.cpuset_mems.clone(),
-            },
+            resources: resources_of(host),
             args,
             env: process_env(&daemon_env(config)),
             cwd: config.working_dir.clone(),
@@ -2255,17 +2261,7 @@ impl Engine {
         if let Some(p) = r.pids_limit {
             h.pids_limit = (p > 0).then_some(p);
         }
-        let resources = berth_runtime::Resources {
-            memory: h.memory,
-            memory_swap: h.memory_swap,
-            cpu_quota: h.nano_cpus / 10_000,
-            cpu_period: if h.nano_cpus > 0 { 100_000 } else { 0 },
-            cpu_shares: u64::try_from(h.cpu_shares).unwrap_or(0),
-            pids_limit: h.pids_limit.unwrap_or(0),
-            memory_reservation: h.memory_reservation,
-            cpuset_cpus: h.cpuset_cpus.clone(),
-            cpuset_mems: h.cpuset_mems.clone(),
-        };
+        let resources = resources_of(&h);
         if v.running() || v.paused {
             self.container_cgroup(&v)?
                 .apply(&resources)

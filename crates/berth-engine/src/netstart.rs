@@ -445,22 +445,11 @@ impl Engine {
     /// The network namespace of a running container's first process, once
     /// that process is proven to be the container's (its cgroup).
     fn container_netns(&self, v: &ContainerView) -> Result<File> {
-        let pid = v.state.pid;
-        let f = File::open(format!("/proc/{pid}/ns/net"))
-            .map_err(io_ctx("opening the container's network namespace"))?;
-        let want = format!("/{}/{}", self.opts.cgroup_parent.trim_matches('/'), v.id);
-        let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.splitn(3, ':').nth(2))
-            .any(|p| p == want);
-        if !ours {
-            return Err(EngineError::Conflict(format!(
-                "container {} is not running",
-                v.id
-            )));
-        }
-        Ok(f)
+        let cgroup = format!("{}/{}", self.opts.cgroup_parent, v.id);
+        berth_runtime::process::pin_process(v.state.pid, &cgroup, &["ns/net"])
+            .ok()
+            .and_then(|mut f| f.pop())
+            .ok_or_else(|| EngineError::Conflict(format!("container {} is not running", v.id)))
     }
 
     /// Where the embedded DNS sends names it does not know: `--dns`, else

@@ -1468,7 +1468,7 @@ fn other_shm(root: &File) -> Result<File, String> {
 /// alive and in the cgroup `expect_cgroup` (relative to each hierarchy's
 /// root). A PID recycled by any other process fails the check, so nothing
 /// of the host is ever taken for a container's.
-fn pin_process(pid: i32, expect_cgroup: &str, paths: &[&str]) -> Result<Vec<File>, String> {
+pub fn pin_process(pid: i32, expect_cgroup: &str, paths: &[&str]) -> Result<Vec<File>, String> {
     let pidfd = rustix::process::Pid::from_raw(pid)
         .ok_or_else(|| format!("bad pid {pid}"))
         .and_then(|p| {

@@ -158,10 +158,7 @@ fn run() -> Res<i32> {
         let (child_stdio, mut io) = io.split();
         // A restart takes the limits `update` may have changed since.
         if !first {
-            if let Some(m) = std::fs::read(dir.join("monitor.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<MonitorConfig>(&b).ok())
-            {
+            if let Some(m) = reread_config(&dir) {
                 cfg.spec.resources = m.spec.resources;
             }
         }
@@ -276,10 +273,7 @@ fn run() -> Res<i32> {
         state.finished_at = now();
 
         // `update --restart` may have changed the policy since the start.
-        if let Some(m) = std::fs::read(dir.join("monitor.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<MonitorConfig>(&b).ok())
-        {
+        if let Some(m) = reread_config(&dir) {
             cfg.restart_policy = m.restart_policy;
             cfg.restart_max = m.restart_max;
         }
@@ -328,6 +322,14 @@ struct Services<'a, 'p> {
     prober: Option<&'a mut Prober<'p>>,
     dns: &'a mut Option<berth_net::dns::Responder>,
     dir: Option<&'a std::path::Path>,
+}
+
+/// `monitor.json` as `update` may have rewritten it since this monitor
+/// read it (None: unreadable; the monitor keeps what it has).
+#[inline(never)]
+fn reread_config(dir: &std::path::Path) -> Option<MonitorConfig> {
+    let b = std::fs::read(dir.join("monitor.json")).ok()?;
+    serde_json::from_slice(&b).ok()
 }
 
 /// The DNS responder for the networks `network.json` names now (after a
