@@ -21,6 +21,9 @@ fn runtime(message: String) -> EngineError {
 /// turned on (as Docker does) and loopback sources may leave through the
 /// bridge (published ports answer on 127.0.0.1).
 pub(crate) fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<bool> {
+    if !berth_net::nft::valid_ifname(name) {
+        return Err(runtime(format!("invalid bridge name {name:?}")));
+    }
     let mut nl = Netlink::open().map_err(|e| runtime(format!("netlink: {e}")))?;
     if nl
         .link_index(name)

@@ -444,6 +444,11 @@ impl Engine {
             .get(BRIDGE_NAME_OPTION)
             .cloned()
             .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        if !berth_net::nft::valid_ifname(&bridge) {
+            return Err(invalid(format!(
+                "invalid bridge name {bridge:?}: at most 15 of [A-Za-z0-9_.-]"
+            )));
+        }
         let routes = ipam::host_routes_v4();
         let pools = pools_of(&self.opts.network);
         let name = o.name.clone();

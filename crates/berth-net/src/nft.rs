@@ -92,6 +92,19 @@ add rule ip berth forward iifname @bridges oifname @bridges ct status & dnat == 
     s
 }
 
+/// Whether `name` can be a bridge berth makes and names in its rules: what
+/// the kernel takes for an interface (1–15 bytes) in the characters that
+/// need no quoting anywhere (`[A-Za-z0-9_.-]`), so no name can change the
+/// meaning of an `nft` script.
+pub fn valid_ifname(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 /// A network's elements: its bridge, and its subnet for outbound NAT
 /// (an `--internal` network has none, and no way out at all).
 pub fn add_network(bridge: &str, subnet: &str, internal: bool) -> String {
@@ -213,6 +226,16 @@ mod tests {
             container_ip: Ipv4Addr::new(172, 17, 0, 2),
             container_port: 80,
         }
+    }
+
+    #[test]
+    fn interface_names() {
+        assert!(valid_ifname("berth0"));
+        assert!(valid_ifname("br-0123456789ab"));
+        assert!(!valid_ifname("br-0123456789abc"));
+        assert!(!valid_ifname("a\";flush ruleset"));
+        assert!(!valid_ifname(""));
+        assert!(!valid_ifname(".."));
     }
 
     #[test]
