@@ -385,6 +385,19 @@ impl Engine {
             return Err(e);
         }
         trace("engine: commit: image written");
+        if let Some(r) = &reference {
+            self.emit_image("tag", id.as_str(), &r.familiar());
+        }
+        let image_ref = reference.as_ref().map(|r| r.familiar()).unwrap_or_default();
+        self.emit_container(
+            &v,
+            "commit",
+            &[
+                ("comment", o.message.clone().unwrap_or_default()),
+                ("imageID", id.to_string()),
+                ("imageRef", image_ref),
+            ],
+        );
         Ok(id)
     }
 

@@ -1095,7 +1095,13 @@ impl Engine {
             }
         }
         drop(lock);
-        made.map(|()| id)
+        made?;
+        if let Ok(Some(row)) = self.store.read().container(&id) {
+            let a = crate::events::attributes(&o.image, &row.name, &o.labels);
+            crate::events::save_attributes(&self.container_dir(&id), &a);
+            self.emit("container", "create", id.as_str(), a);
+        }
+        Ok(id)
     }
 
     /// The files of a claimed container, then its row (which replaces the claim).
@@ -1602,6 +1608,7 @@ impl Engine {
         };
         let mon = MonitorConfig {
             id: id.to_string(),
+            events: self.events_dir(),
             health,
             cgroup_path: spec.cgroup_path.clone(),
             monitor_cgroup: self.monitor_cgroup(),
@@ -1956,6 +1963,7 @@ impl Engine {
             let a = self.attach(v.id.as_str(), streams)?;
             return Ok((v, a));
         }
+        self.emit_container(&v, "attach", &[]);
         let (a, pid) = self.spawn_monitor(&v, Some(streams))?;
         drop(lock);
         let a = a.ok_or_else(|| EngineError::Runtime {
@@ -1984,8 +1992,10 @@ impl Engine {
         if !v.running() {
             return Err(EngineError::NotRunningToAttach);
         }
-        Attachment::connect(&self.attach_socket(&v.id), streams)
-            .map_err(io_ctx("attaching to the container"))
+        let a = Attachment::connect(&self.attach_socket(&v.id), streams)
+            .map_err(io_ctx("attaching to the container"))?;
+        self.emit_container(&v, "attach", &[]);
+        Ok(a)
     }
 
     /// `wait`: blocks until the container is not running; returns its exit code.
@@ -2048,6 +2058,9 @@ impl Engine {
         self.stop_locked(&v, timeout)?;
         if !v.host_config.networks.is_empty() {
             self.release_network(&v.id);
+        }
+        if matches!(v.state.status, Status::Running | Status::Restarting) {
+            self.emit_container(&v, "stop", &[]);
         }
         self.container(v.id.as_str())
     }
@@ -2138,6 +2151,7 @@ impl Engine {
         };
         let pid = v.state.pid;
         if timeout != 0 {
+            self.emit_container(v, "kill", &[("signal", sig.to_string())]);
             let _ = berth_runtime::process::send_signal(pid, sig);
             let t = if timeout < 0 {
                 None
@@ -2148,6 +2162,7 @@ impl Engine {
                 return Ok(());
             }
         }
+        self.emit_container(v, "kill", &[("signal", libc::SIGKILL.to_string())]);
         let _ = berth_runtime::process::send_signal(pid, libc::SIGKILL);
         exited(Some(Duration::from_secs(30)))?;
         Ok(())
@@ -2176,6 +2191,7 @@ impl Engine {
         }
         berth_runtime::process::send_signal(v.state.pid, sig)
             .map_err(io_ctx(format!("Cannot kill container: {what}")))?;
+        self.emit_container(&v, "kill", &[("signal", sig.to_string())]);
         // A frozen process acts on a signal once thawed: Docker 20.10
         // thaws a paused container it signals.
         if v.paused {
@@ -2322,6 +2338,7 @@ impl Engine {
                 code: 125,
                 message: format!("Cannot pause container {}: {e}", v.id),
             })?;
+        self.emit_container(&v, "pause", &[]);
         Ok(v)
     }
 
@@ -2342,6 +2359,7 @@ impl Engine {
                 code: 125,
                 message: format!("Cannot unpause container {}: {e}", v.id),
             })?;
+        self.emit_container(&v, "unpause", &[]);
         Ok(v)
     }
 
@@ -2374,6 +2392,7 @@ impl Engine {
         }
         self.remove_files(&v);
         self.store.transaction(|t| t.delete_container(&v.id))?;
+        self.emit_container(&v, "destroy", &[]);
         if self.store.read().image(&v.image_id)?.is_none() {
             // Its image was removed while it existed: free what it held.
             self.remove_unused_layers()?;
@@ -2442,12 +2461,21 @@ impl Engine {
                     .container_by_name(&n)?
                     .map(|r| r.id.to_string())
                     .unwrap_or_default();
-                Err(EngineError::Conflict(format!(
+                return Err(EngineError::Conflict(format!(
                     "Error when allocating new name: Conflict. The container name \"/{n}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
-                )))
+                )));
             }
-            other => Ok(other?),
+            other => other?,
         }
+        // Its monitor names it by what monitor.json says in the events it
+        // records (die, oom, idle…).
+        if let Ok(v) = self.view(row.clone()) {
+            let mut v = v;
+            v.name = new_name.to_string();
+            crate::events::save_attributes(&v.dir, &crate::events::container_attributes(&v));
+            self.emit_container(&v, "rename", &[("oldName", format!("/{}", row.name))]);
+        }
+        Ok(())
     }
 
     /// `container prune`: removes every stopped container.
@@ -2643,7 +2671,18 @@ impl Engine {
             attach_socket: (!o.detach).then(|| socket.clone()),
             seccomp_filter,
             monitor_cgroup: self.monitor_cgroup(),
+            events: self.events_dir(),
+            container_dir: v.dir.clone(),
         };
+        // Docker's action words: the command after a colon, its arguments
+        // joined by spaces after the first.
+        let command = format!(
+            "{} {}",
+            cfg.spec.args.first().map(String::as_str).unwrap_or(""),
+            cfg.spec.args.get(1..).unwrap_or(&[]).join(" ")
+        );
+        let exec_attr = [("execID", exec_id.clone())];
+        self.emit_container(&v, &format!("exec_create: {command}"), &exec_attr);
         let exec_dir = v.dir.join("exec");
         std::fs::create_dir_all(&exec_dir).map_err(io_ctx("creating the exec directory"))?;
         let path = exec_dir.join(format!("{exec_id}.json"));
@@ -2669,6 +2708,7 @@ impl Engine {
         };
         let attach = (!o.detach).then_some((socket.as_path(), streams));
         let args = ["--exec".into(), path.clone().into_os_string()];
+        self.emit_container(&v, &format!("exec_start: {command}"), &exec_attr);
         let res = self.launch_monitor(&args, attach);
         let _ = std::fs::remove_file(&path);
         match res {

@@ -26,6 +26,7 @@ mod buildfs;
 mod buildmount;
 mod commit;
 mod container;
+pub mod events;
 pub mod filters;
 mod fsops;
 mod image;

@@ -28,6 +28,9 @@ pub const INPUT_RESIZE: u8 = 2;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MonitorConfig {
     pub id: String,
+    /// The event log's directory (empty: record none).
+    #[serde(default)]
+    pub events: PathBuf,
     pub spec: ContainerSpec,
     /// `<dir>/state.json`
     pub state_path: PathBuf,
@@ -84,6 +87,12 @@ pub struct ExecConfig {
     /// The cgroup the monitor moves itself to (see [`MonitorConfig::monitor_cgroup`]).
     #[serde(default)]
     pub monitor_cgroup: String,
+    /// The event log's directory (empty: record none) and the container's
+    /// directory (its event attributes), for `exec_die`.
+    #[serde(default)]
+    pub events: PathBuf,
+    #[serde(default)]
+    pub container_dir: PathBuf,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

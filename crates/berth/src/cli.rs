@@ -78,6 +78,8 @@ pub enum Command {
     Rm(RmArgs),
     /// List containers
     Ps(PsArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Fetch the logs of a container
@@ -330,6 +332,24 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
     /// Display system-wide information
     Info(FormatArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format the output using the given Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long, allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long, allow_hyphen_values = true)]
+    pub until: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -226,6 +226,9 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Builder(BuilderCommand::Prune(a))
             | Command::Buildx(BuildxCommand::Prune(a)) => crate::cmd_fs::builder_prune(&mut e, a),
             Command::System(SystemCommand::Df(a)) => crate::cmd_fs::system_df(&e, a),
+            Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
+                crate::cmd_events::events(&e, a)
+            }
             Command::System(SystemCommand::Prune(a)) => {
                 e.reap_dead_builds()?;
                 crate::cmd_fs::system_prune(&mut e, a)

@@ -230,6 +230,7 @@ fn run() -> Res<i32> {
             }
         };
         berth_runtime::trace::trace("monitor: exec'd the command");
+        event(&cfg, &dir, "start", &[]);
         state.status = Status::Running;
         state.pid = pid;
         state.error.clear();
@@ -266,6 +267,10 @@ fn run() -> Res<i32> {
         berth_runtime::trace::trace("monitor: reaped");
         let oom = cgroup.memory_events_oom();
         let _ = cgroup.remove();
+        if oom {
+            event(&cfg, &dir, "oom", &[]);
+        }
+        event(&cfg, &dir, "die", &[("exitCode", code.to_string())]);
         state.status = Status::Exited;
         state.pid = 0;
         state.exit_code = code;
@@ -322,6 +327,13 @@ struct Services<'a, 'p> {
     prober: Option<&'a mut Prober<'p>>,
     dns: &'a mut Option<berth_net::dns::Responder>,
     dir: Option<&'a std::path::Path>,
+}
+
+/// Records a container event (see `berth_runtime::events`); out of line,
+/// as everything the idle loop does not need.
+#[inline(never)]
+fn event(cfg: &MonitorConfig, dir: &std::path::Path, action: &str, extra: &[(&str, String)]) {
+    berth_runtime::events::container_event(&cfg.events, dir, &cfg.id, action, extra);
 }
 
 /// `monitor.json` as `update` may have rewritten it since this monitor
@@ -525,6 +537,16 @@ fn run_exec(path: PathBuf) -> Res<i32> {
             dir: None,
         },
     )?;
+    berth_runtime::events::container_event(
+        &cfg.events,
+        &cfg.container_dir,
+        &cfg.container_id,
+        "exec_die",
+        &[
+            ("execID", cfg.exec_id.clone()),
+            ("exitCode", code.to_string()),
+        ],
+    );
     finish_clients(&mut clients, code);
     remove_socket();
     Ok(code)
