@@ -292,6 +292,11 @@ impl Engine {
         config.extra.insert("container_config".into(), ran);
         apply_changes(&mut config.config, &o.changes)?;
 
+        // An idle container is woken first: its monitor, not the commit,
+        // decides when it sleeps again.
+        if o.pause && v.idle_since.is_some() {
+            self.wake(&v);
+        }
         let frozen = if o.pause && v.running() {
             Some(Frozen::freeze(&format!(
                 "{}/{}",

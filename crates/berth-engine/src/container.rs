@@ -96,6 +96,8 @@ pub struct CreateOptions {
     pub build_step: Option<String>,
     /// `-p`, `-P`, `--expose`, `--dns*`, `--add-host`.
     pub net: NetOptions,
+    /// `--idle-timeout` in ns (None: the config file's `idle-timeout`).
+    pub idle_timeout: Option<i64>,
     /// `--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
     pub resources: ResourceOptions,
 }
@@ -309,6 +311,9 @@ pub struct ContainerView {
     pub removing: bool,
     /// Running, with its processes frozen (`pause`).
     pub paused: bool,
+    /// Running, frozen by its monitor for want of activity (the idle
+    /// mode), since this time (RFC 3339); not paused.
+    pub idle_since: Option<String>,
     pub dir: PathBuf,
 }
 
@@ -984,6 +989,11 @@ impl Engine {
             binds: o.volumes.clone(),
             network_mode,
             networks,
+            // A build's RUN steps never idle.
+            idle_timeout: match &o.build_step {
+                Some(_) => 0,
+                None => o.idle_timeout.unwrap_or(self.opts.idle.timeout_ns),
+            },
             restart_policy: o.restart.clone(),
             auto_remove: o.auto_remove,
             readonly_rootfs: o.read_only,
@@ -1609,6 +1619,12 @@ impl Engine {
         let mon = MonitorConfig {
             id: id.to_string(),
             events: self.events_dir(),
+            idle: (host.idle_timeout > 0).then(|| berth_runtime::monitor::IdleConfig {
+                timeout_ms: u64::try_from(host.idle_timeout / 1_000_000)
+                    .unwrap_or(0)
+                    .max(1),
+                reclaim: self.opts.idle.reclaim,
+            }),
             health,
             cgroup_path: spec.cgroup_path.clone(),
             monitor_cgroup: self.monitor_cgroup(),
@@ -1664,12 +1680,18 @@ impl Engine {
         })?;
         let state = load_state(&dir);
         let health = load_health(&dir, &config, &state);
-        let paused = state.status == Status::Running
+        let frozen = state.status == Status::Running
             && self.cgroup_layout().is_some_and(|l| {
                 Cgroup::new(l, &format!("{}/{}", self.opts.cgroup_parent, row.id)).frozen()
             });
+        // Frozen by its monitor (the marker), or by a user.
+        let idle_since = (frozen && host_config.idle_timeout > 0)
+            .then(|| std::fs::read_to_string(dir.join(berth_runtime::monitor::IDLE_MARKER)).ok())
+            .flatten()
+            .map(|t| t.trim().to_string());
         Ok(ContainerView {
-            paused,
+            paused: frozen && idle_since.is_none(),
+            idle_since,
             id: row.id,
             name: row.name,
             image: row.image,
@@ -2074,6 +2096,9 @@ impl Engine {
         // again is stopped by the next pass. Return only once it is stopped.
         // A `commit` killed while it had the container frozen leaves it so;
         // a frozen process cannot act on a signal, so thaw it first.
+        if v.idle_since.is_some() {
+            self.wake(v);
+        }
         if v.state.status == Status::Running {
             if let Ok(layout) = cgroups::detect() {
                 let cg = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id));
@@ -2185,6 +2210,9 @@ impl Engine {
                 v.id
             )));
         }
+        if v.idle_since.is_some() {
+            self.wake(&v);
+        }
         if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
             // Docker treats a kill as the user's stop for the restart policy.
             let _ = std::fs::write(v.dir.join("stopped"), b"");
@@ -2198,6 +2226,34 @@ impl Engine {
             let _ = self.container_cgroup(&v).map(|cg| cg.freeze(false));
         }
         Ok(v)
+    }
+
+    /// Wakes an idle container through its monitor (which thaws it and
+    /// records the `wake`); without an answer, thaws it here.
+    pub(crate) fn wake(&self, v: &ContainerView) {
+        if !self.tell_monitor_wake(v) {
+            if let Ok(cg) = self.container_cgroup(v) {
+                let _ = cg.freeze(false);
+            }
+            let _ = std::fs::remove_file(v.dir.join(berth_runtime::monitor::IDLE_MARKER));
+        }
+    }
+
+    /// Says `wake` to the container's monitor: it thaws the container if
+    /// the idle marker is still there, and watches it awake again either
+    /// way. False when it did not answer.
+    fn tell_monitor_wake(&self, v: &ContainerView) -> bool {
+        use std::io::{BufRead, Write};
+        std::os::unix::net::UnixStream::connect(self.attach_socket(&v.id))
+            .ok()
+            .and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                s.write_all(b"wake\n").ok()?;
+                let mut line = String::new();
+                std::io::BufReader::new(&s).read_line(&mut line).ok()?;
+                (line.trim() == "ok").then_some(())
+            })
+            .is_some()
     }
 
     fn container_cgroup(&self, v: &ContainerView) -> Result<Cgroup> {
@@ -2331,6 +2387,18 @@ impl Engine {
                 "Container {} is already paused",
                 v.id
             )));
+        }
+        // Idle (frozen by its monitor): it becomes the user's pause by
+        // losing its marker — the monitor then leaves it frozen when woken.
+        if v.idle_since.is_some()
+            && std::fs::remove_file(v.dir.join(berth_runtime::monitor::IDLE_MARKER)).is_ok()
+            && self.container_cgroup(&v)?.frozen()
+        {
+            // Its monitor stops waiting for traffic (and, finding no
+            // marker, does not thaw it).
+            self.tell_monitor_wake(&v);
+            self.emit_container(&v, "pause", &[]);
+            return Ok(v);
         }
         self.container_cgroup(&v)?
             .freeze(true)
@@ -2632,6 +2700,10 @@ impl Engine {
                 "Container {} is not running",
                 v.id
             )));
+        }
+        // The command would join a frozen cgroup.
+        if v.idle_since.is_some() {
+            self.wake(&v);
         }
         let mut env = daemon_env(&v.config);
         for e in &spec.env {

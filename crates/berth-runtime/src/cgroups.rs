@@ -553,6 +553,48 @@ impl Cgroup {
         }
     }
 
+    /// The CPU time the cgroup's processes used, in ns (0: unknown): one
+    /// read, for the idle check that runs while the container is awake.
+    pub fn cpu_ns(&self) -> u64 {
+        let (file, usec) = match &self.layout {
+            Layout::V1 { .. } => match self.v1_dir("cpuacct") {
+                Some(d) => (d.join("cpuacct.usage"), false),
+                None => return 0,
+            },
+            Layout::Unified(root) => (root.join(&self.rel).join("cpu.stat"), true),
+        };
+        let text = fs::read_to_string(file).unwrap_or_default();
+        if usec {
+            text.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(0, |v| v * 1000)
+        } else {
+            text.trim().parse().unwrap_or(0)
+        }
+    }
+
+    /// Pushes out what the kernel can reclaim of the cgroup's memory (an
+    /// idle container's, on request): v2 `memory.reclaim` of all it
+    /// uses; v1 `memory.force_empty`, which drops its page cache. Best
+    /// effort: what cannot be reclaimed stays.
+    pub fn reclaim(&self) {
+        match &self.layout {
+            Layout::V1 { .. } => {
+                if let Some(d) = self.v1_dir("memory") {
+                    let _ = write(&d.join("memory.force_empty"), "0");
+                }
+            }
+            Layout::Unified(root) => {
+                let d = root.join(&self.rel);
+                let current = fs::read_to_string(d.join("memory.current")).unwrap_or_default();
+                if let Ok(n) = current.trim().parse::<u64>() {
+                    let _ = write(&d.join("memory.reclaim"), &n.to_string());
+                }
+            }
+        }
+    }
+
     /// Whether the kernel's OOM killer killed a process of this cgroup: v1
     /// `memory.oom_control` "oom_kill N", v2 `memory.events` "oom_kill N",
     /// with N > 0. False when unknown.

@@ -65,7 +65,25 @@ pub struct MonitorConfig {
     /// directory, which only the probe runner reads.
     #[serde(default)]
     pub health: Option<crate::health::HealthSchedule>,
+    /// The idle mode (`--idle-timeout`): None, never idle.
+    #[serde(default)]
+    pub idle: Option<IdleConfig>,
 }
+
+/// When a container's monitor freezes it for want of activity, and what
+/// it does then.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleConfig {
+    /// No CPU used and no packet received for this long: idle.
+    pub timeout_ms: u64,
+    /// Push out its reclaimable memory once frozen.
+    #[serde(default)]
+    pub reclaim: bool,
+}
+
+/// The file in a container's directory that says it is idle (frozen by its
+/// monitor, not paused by a user), holding the time it became so.
+pub const IDLE_MARKER: &str = "idle";
 
 /// What an exec monitor (`berth-monitor --exec FILE`) runs: written by the
 /// engine, read (and removed) by the monitor.

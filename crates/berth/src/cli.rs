@@ -867,6 +867,9 @@ pub struct RunArgs {
     /// Security options (no-new-privileges, seccomp=unconfined|PROFILE.json, systempaths=unconfined, label=disable, apparmor=unconfined)
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// Freeze the container after this long without CPU use or incoming traffic; thaw it on the next packet (ms|s|m|h; 0 never)
+    #[arg(long = "idle-timeout", allow_hyphen_values = true)]
+    pub idle_timeout: Option<String>,
     /// Command to run to check health
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,
