@@ -782,6 +782,29 @@ pub fn warm_up_migrations() {
 mod tests {
     use super::*;
 
+    /// The idle mode's v2 reads and writes over a fake tree: CPU time from
+    /// `cpu.stat` (µs → ns), the freeze flag, and `memory.reclaim` of all
+    /// that `memory.current` says.
+    #[test]
+    fn unified_idle_files() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("berth/c2");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("cpu.stat"), "usage_usec 1234\nuser_usec 1000\n").unwrap();
+        fs::write(dir.join("memory.current"), "4096\n").unwrap();
+        let cg = Cgroup::new(&Layout::Unified(root.path().to_path_buf()), "berth/c2");
+        assert_eq!(cg.cpu_ns(), 1_234_000);
+        cg.reclaim();
+        assert_eq!(fs::read_to_string(dir.join("memory.reclaim")).unwrap(), "4096");
+        assert!(!cg.frozen());
+        fs::write(dir.join("cgroup.freeze"), "1\n").unwrap();
+        assert!(cg.frozen());
+        // Nothing there: 0, no panic.
+        let gone = Cgroup::new(&Layout::Unified(root.path().to_path_buf()), "berth/none");
+        assert_eq!(gone.cpu_ns(), 0);
+        gone.reclaim();
+    }
+
     /// v2 limits over a fake cgroup tree (this machine is v1).
     #[test]
     fn unified_limits_are_written_as_v2_wants_them() {

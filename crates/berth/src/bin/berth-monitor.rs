@@ -497,10 +497,15 @@ impl<'a> Idler<'a> {
             return;
         }
         self.asleep = false;
-        self.wake.clear();
+        // The thaw first: the client waits for it. (Closing a packet
+        // socket waits for an RCU grace period: after.)
         let marker = self.dir.join(proto::IDLE_MARKER);
-        if marker.exists() {
+        let ours = marker.exists();
+        if ours {
             let _ = self.cgroup.freeze(false);
+        }
+        self.wake.clear();
+        if ours {
             let _ = std::fs::remove_file(&marker);
             event(self.cfg, self.dir, "wake", &[]);
         }
