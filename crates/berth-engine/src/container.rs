@@ -2217,9 +2217,10 @@ impl Engine {
             // Docker treats a kill as the user's stop for the restart policy.
             let _ = std::fs::write(v.dir.join("stopped"), b"");
         }
+        // Recorded first: the monitor records the `die` it may cause.
+        self.emit_container(&v, "kill", &[("signal", sig.to_string())]);
         berth_runtime::process::send_signal(v.state.pid, sig)
             .map_err(io_ctx(format!("Cannot kill container: {what}")))?;
-        self.emit_container(&v, "kill", &[("signal", sig.to_string())]);
         // A frozen process acts on a signal once thawed: Docker 20.10
         // thaws a paused container it signals.
         if v.paused {
