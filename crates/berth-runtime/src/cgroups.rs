@@ -795,7 +795,10 @@ mod tests {
         let cg = Cgroup::new(&Layout::Unified(root.path().to_path_buf()), "berth/c2");
         assert_eq!(cg.cpu_ns(), 1_234_000);
         cg.reclaim();
-        assert_eq!(fs::read_to_string(dir.join("memory.reclaim")).unwrap(), "4096");
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.reclaim")).unwrap(),
+            "4096"
+        );
         assert!(!cg.frozen());
         fs::write(dir.join("cgroup.freeze"), "1\n").unwrap();
         assert!(cg.frozen());
