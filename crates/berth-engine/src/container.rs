@@ -111,22 +111,41 @@ pub struct ResourceOptions {
     pub memory_reservation: Option<String>,
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
+    /// The rest of issue 11's limits (`--ulimit`, `--device`, block I/O,
+    /// ...): see [`crate::limits`].
+    pub more: crate::limits::MoreLimits,
 }
 
 /// The runtime's limits for what a container's `HostConfig` records
-/// (`--cpus` as a CFS quota over Docker's 100 ms period).
-fn resources_of(h: &HostConfig) -> berth_runtime::Resources {
-    berth_runtime::Resources {
+/// (`--cpus` as a CFS quota over Docker's 100 ms period; block devices by
+/// number, read now).
+fn resources_of(h: &HostConfig) -> Result<berth_runtime::Resources> {
+    let mut r = berth_runtime::Resources {
         memory: h.memory,
         memory_swap: h.memory_swap,
-        cpu_quota: h.nano_cpus / 10_000,
-        cpu_period: if h.nano_cpus > 0 { 100_000 } else { 0 },
+        cpu_quota: if h.nano_cpus > 0 {
+            h.nano_cpus / 10_000
+        } else {
+            h.cpu_quota
+        },
+        cpu_period: if h.nano_cpus > 0 {
+            100_000
+        } else {
+            u64::try_from(h.cpu_period).unwrap_or(0)
+        },
         cpu_shares: u64::try_from(h.cpu_shares).unwrap_or(0),
         pids_limit: h.pids_limit.unwrap_or(0),
         memory_reservation: h.memory_reservation,
         cpuset_cpus: h.cpuset_cpus.clone(),
         cpuset_mems: h.cpuset_mems.clone(),
-    }
+        memory_swappiness: h.memory_swappiness.and_then(|s| u64::try_from(s).ok()),
+        oom_kill_disable: h.oom_kill_disable,
+        cpu_rt_period: u64::try_from(h.cpu_realtime_period).unwrap_or(0),
+        cpu_rt_runtime: h.cpu_realtime_runtime,
+        ..Default::default()
+    };
+    crate::limits::blkio_of(h, &mut r)?;
+    Ok(r)
 }
 
 /// A cpuset list (`0-1,3`) as a set, None when malformed.
@@ -798,6 +817,14 @@ impl Engine {
         let (memory, memory_swap, nano_cpus) = check_resources(&o.resources)?;
         let (memory_reservation, cpuset_cpus, cpuset_mems) =
             check_reservation_and_cpusets(&o.resources, memory)?;
+        // The rest of the limits, into what the host config starts from.
+        let mut limits_host = HostConfig {
+            memory,
+            nano_cpus,
+            privileged: o.privileged,
+            ..Default::default()
+        };
+        crate::limits::check_into(&o.resources.more, &mut limits_host, self.cgroup_layout())?;
         let log_config = crate::logdriver::check(o.log_driver.as_deref(), &o.log_opts)?;
         if let Some(h) = &o.healthcheck {
             validate_healthcheck(h)?;
@@ -1035,6 +1062,7 @@ impl Engine {
             memory_reservation,
             cpuset_cpus,
             cpuset_mems,
+            ..limits_host
         };
 
         // The claim first: in the transaction that checks the image is still
@@ -1533,8 +1561,9 @@ impl Engine {
         }
         let mut args = config.entrypoint.clone().unwrap_or_default();
         args.extend(config.cmd.iter().cloned());
+        let (devices, device_rules) = crate::limits::devices_of(host)?;
         let spec = ContainerSpec {
-            resources: resources_of(host),
+            resources: resources_of(host)?,
             args,
             env: process_env(&daemon_env(config)),
             cwd: config.working_dir.clone(),
@@ -1584,6 +1613,11 @@ impl Engine {
                 seccomp_filter,
             },
             unmask_system_paths: security.unmask_system_paths,
+            rlimits: crate::limits::rlimits_of(host),
+            oom_score_adj: i32::try_from(host.oom_score_adj).ok().filter(|a| *a != 0),
+            shm_size: u64::try_from(host.shm_size).unwrap_or(0),
+            devices,
+            device_rules,
         };
         let health = match config.healthcheck.as_ref().filter(|h| h.is_active()) {
             Some(h) => {
@@ -2245,6 +2279,7 @@ impl Engine {
                 .cpuset_mems
                 .clone()
                 .or_else(|| Some(h.cpuset_mems.clone())),
+            more: Default::default(),
         };
         let (memory, memory_swap, nano_cpus) = check_resources(&merged)?;
         let (memory_reservation, cpuset_cpus, cpuset_mems) =
@@ -2261,7 +2296,18 @@ impl Engine {
         if let Some(p) = r.pids_limit {
             h.pids_limit = (p > 0).then_some(p);
         }
-        let resources = resources_of(&h);
+        // Docker's update: the CPU period and quota, the real-time ones
+        // and the block I/O weight; checked over what is recorded.
+        let more = crate::limits::MoreLimits {
+            cpu_period: r.more.cpu_period,
+            cpu_quota: r.more.cpu_quota,
+            cpu_rt_period: r.more.cpu_rt_period,
+            cpu_rt_runtime: r.more.cpu_rt_runtime,
+            blkio_weight: r.more.blkio_weight,
+            ..Default::default()
+        };
+        crate::limits::check_into(&more, &mut h, self.cgroup_layout())?;
+        let resources = resources_of(&h)?;
         if v.running() || v.paused {
             self.container_cgroup(&v)?
                 .apply(&resources)
