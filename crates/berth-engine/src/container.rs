@@ -1601,7 +1601,7 @@ impl Engine {
             },
             tty: config.tty,
             init: host.init,
-            cgroup_path: format!("{}/{}", self.opts.cgroup_parent, id),
+            cgroup_path: self.cgroup_rel(id, host),
             etc_hostname: Some(dir.join("hostname")),
             etc_hosts: Some(dir.join("hosts")),
             etc_resolv_conf: Some(dir.join("resolv.conf")),
@@ -1675,6 +1675,19 @@ impl Engine {
         Ok(())
     }
 
+    /// A container's cgroup, relative to each hierarchy's root: under its
+    /// `--cgroup-parent` (Docker's cgroupfs driver: relative to the root
+    /// whether or not it starts with `/`, `..` going no higher), else
+    /// under berth's parent.
+    pub(crate) fn cgroup_rel(&self, id: &ContainerId, h: &HostConfig) -> String {
+        let parent = crate::limits::cgroup_parent(&h.cgroup_parent);
+        if parent.is_empty() {
+            format!("{}/{id}", self.opts.cgroup_parent)
+        } else {
+            format!("{parent}/{id}")
+        }
+    }
+
     pub(crate) fn view(&self, row: ContainerRow) -> Result<ContainerView> {
         let dir = self.container_dir(&row.id);
         let config: ContainerConfig = serde_json::from_str(&row.config).map_err(|e| {
@@ -1692,9 +1705,9 @@ impl Engine {
         let state = load_state(&dir);
         let health = load_health(&dir, &config, &state);
         let paused = state.status == Status::Running
-            && self.cgroup_layout().is_some_and(|l| {
-                Cgroup::new(l, &format!("{}/{}", self.opts.cgroup_parent, row.id)).frozen()
-            });
+            && self
+                .cgroup_layout()
+                .is_some_and(|l| Cgroup::new(l, &self.cgroup_rel(&row.id, &host_config)).frozen());
         Ok(ContainerView {
             paused,
             id: row.id,
@@ -2097,7 +2110,7 @@ impl Engine {
         // a frozen process cannot act on a signal, so thaw it first.
         if v.state.status == Status::Running {
             if let Ok(layout) = cgroups::detect() {
-                let cg = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id));
+                let cg = Cgroup::new(&layout, &self.cgroup_rel(&v.id, &v.host_config));
                 let _ = cg.freeze(false);
             }
         }
@@ -2223,10 +2236,7 @@ impl Engine {
             code: 125,
             message: "no cgroup hierarchy found".into(),
         })?;
-        Ok(Cgroup::new(
-            layout,
-            &format!("{}/{}", self.opts.cgroup_parent, v.id),
-        ))
+        Ok(Cgroup::new(layout, &self.cgroup_rel(&v.id, &v.host_config)))
     }
 
     /// `update`: new limits for a container (running: its cgroup at once),
@@ -2448,7 +2458,7 @@ impl Engine {
 
     fn remove_files(&self, v: &ContainerView) {
         if let Ok(layout) = cgroups::detect() {
-            let cg = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id));
+            let cg = Cgroup::new(&layout, &self.cgroup_rel(&v.id, &v.host_config));
             // Whatever is still in the cgroup (a process that outlived its
             // stop, an init whose starter vanished before it ran) goes now:
             // thawed first, since a frozen process cannot die.
@@ -2682,7 +2692,7 @@ impl Engine {
             container_id: v.id.to_string(),
             exec_id: exec_id.clone(),
             pid: v.state.pid,
-            cgroup_path: format!("{}/{}", self.opts.cgroup_parent, v.id),
+            cgroup_path: self.cgroup_rel(&v.id, &v.host_config),
             spec,
             tty: o.tty,
             open_stdin: o.stdin && !o.detach,
@@ -2740,7 +2750,7 @@ impl Engine {
             code: 125,
             message: e.to_string(),
         })?;
-        let pids = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id)).pids();
+        let pids = Cgroup::new(&layout, &self.cgroup_rel(&v.id, &v.host_config)).pids();
         let args: Vec<String> = if ps_args.is_empty() {
             vec!["-ef".into()]
         } else {

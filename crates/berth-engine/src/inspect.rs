@@ -14,7 +14,7 @@ use crate::{ContainerView, Engine, Result};
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// A list, or `null` when it is empty (Go's nil slice).
-fn list_or_null(v: &[String]) -> Value {
+fn list_or_null<T: serde::Serialize>(v: &[T]) -> Value {
     if v.is_empty() {
         Value::Null
     } else {
@@ -219,10 +219,11 @@ fn host_config(v: &ContainerView) -> Value {
     put("CgroupParent", json!(h.cgroup_parent));
     put("BlkioWeight", json!(h.blkio_weight));
     put("BlkioWeightDevice", json!(h.blkio_weight_device));
-    put("BlkioDeviceReadBps", json!(h.blkio_device_read_bps));
-    put("BlkioDeviceWriteBps", json!(h.blkio_device_write_bps));
-    put("BlkioDeviceReadIOps", json!(h.blkio_device_read_iops));
-    put("BlkioDeviceWriteIOps", json!(h.blkio_device_write_iops));
+    // null when none, as the docker 20.10 CLI sends them (28's sends []).
+    put("BlkioDeviceReadBps", list_or_null(&h.blkio_device_read_bps));
+    put("BlkioDeviceWriteBps", list_or_null(&h.blkio_device_write_bps));
+    put("BlkioDeviceReadIOps", list_or_null(&h.blkio_device_read_iops));
+    put("BlkioDeviceWriteIOps", list_or_null(&h.blkio_device_write_iops));
     put("CpuPeriod", json!(h.cpu_period));
     put("CpuQuota", json!(h.cpu_quota));
     put("CpuRealtimePeriod", json!(h.cpu_realtime_period));
@@ -239,7 +240,7 @@ fn host_config(v: &ContainerView) -> Value {
     put("MemorySwappiness", json!(h.memory_swappiness));
     put("OomKillDisable", json!(h.oom_kill_disable));
     put("PidsLimit", json!(h.pids_limit));
-    put("Ulimits", json!(h.ulimits));
+    put("Ulimits", list_or_null(&h.ulimits));
     for k in [
         "CpuCount",
         "CpuPercent",

@@ -234,6 +234,8 @@ pub struct MoreLimits {
     pub shm_size: Option<i64>,
     pub devices: Vec<DeviceMapping>,
     pub device_cgroup_rules: Vec<String>,
+    /// `--cgroup-parent` as given.
+    pub cgroup_parent: Option<String>,
     /// `--gpus`: refused (berth has no device drivers).
     pub gpus: Option<String>,
 }
@@ -414,6 +416,12 @@ pub(crate) fn check_into(
     if !m.devices.is_empty() {
         n.devices = m.devices.clone();
     }
+    if let Some(p) = &m.cgroup_parent {
+        if p.contains('\0') || p.contains('\n') {
+            return invalid(format!("invalid cgroup parent: {p:?}"));
+        }
+        n.cgroup_parent = p.clone();
+    }
     if !m.device_cgroup_rules.is_empty() {
         for r in &m.device_cgroup_rules {
             if berth_runtime::devices::parse_rule(r).is_none() {
@@ -448,6 +456,16 @@ impl crate::Engine {
         };
         check_into(&r.more, &mut h, self.cgroup_layout()).unwrap_or_default()
     }
+}
+
+/// `--cgroup-parent` as a path below each hierarchy's root (Docker's
+/// cgroupfs driver joins it to `/`): lexically clean, no leading or
+/// trailing `/`; empty for none (or `/`).
+pub(crate) fn cgroup_parent(given: &str) -> String {
+    if given.is_empty() {
+        return String::new();
+    }
+    clean(&format!("/{given}")).trim_matches('/').to_string()
 }
 
 /// Docker's /dev/shm: 64 MiB.
@@ -673,6 +691,9 @@ mod tests {
         );
         assert!(parse_device(":/dev/x").is_err());
         assert!(parse_device("/a:/b:r:x").is_err());
+        assert_eq!(cgroup_parent("/a/b/"), "a/b");
+        assert_eq!(cgroup_parent("../../x//y/./z"), "x/y/z");
+        assert_eq!(cgroup_parent("/"), "");
         assert_eq!(
             container_path("/dev/../../etc/x", Path::new("")),
             PathBuf::from("/etc/x")

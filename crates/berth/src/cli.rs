@@ -30,13 +30,10 @@ pub struct Cli {
         default_value = "/run/berth"
     )]
     pub run_root: PathBuf,
-    /// Cgroup under which each container gets its own
-    #[arg(
-        long,
-        global = true,
-        env = "BERTH_CGROUP_PARENT",
-        default_value = "berth"
-    )]
+    /// Cgroup under which each container gets its own (before the
+    /// command only: after `run`/`create`, `--cgroup-parent` is the
+    /// container's own, as Docker's)
+    #[arg(long, env = "BERTH_CGROUP_PARENT", default_value = "berth")]
     pub cgroup_parent: String,
     /// Print version information and quit
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
@@ -1015,6 +1012,9 @@ pub struct RunLimitArgs {
     /// Add a rule to the cgroup allowed devices list
     #[arg(long = "device-cgroup-rule")]
     pub device_cgroup_rule: Vec<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
     /// GPU devices to add to the container ('all' to pass all GPUs)
     #[arg(long)]
     pub gpus: Option<String>,

@@ -758,6 +758,7 @@ fn run_limit_options(
             lim::check_device_cgroup_rule,
         )?,
         gpus: r.gpus.clone(),
+        cgroup_parent: r.cgroup_parent.clone(),
         ..resource_options(l)?.more
     })
 }

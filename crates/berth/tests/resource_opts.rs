@@ -100,7 +100,7 @@ fn more_limits_land_in_the_cgroup_and_in_inspect() {
             "{{.HostConfig.MemorySwappiness}} {{.HostConfig.OomKillDisable}} {{.HostConfig.ShmSize}} {{json .HostConfig.Ulimits}} {{json .HostConfig.Devices}} {{json .HostConfig.DeviceCgroupRules}}",
             "plain"
         ),
-        "<nil> false 67108864 [] [] null"
+        "<nil> false 67108864 null [] null"
     );
 }
 
@@ -477,4 +477,76 @@ fn a_device_grants_that_node_and_nothing_else() {
         ),
         "crw-rw-rw-\n"
     );
+}
+
+#[test]
+fn cgroup_parent_places_the_container_and_every_verb_finds_it() {
+    let env = TestEnv::with_busybox();
+    // Below the test's own parent, so that its cleanup takes it; once
+    // absolute, once relative (both from the hierarchy's root, as Docker's
+    // cgroupfs driver reads them).
+    for (name, parent) in [
+        ("abs", format!("/{}/custom", env.cgroup_parent)),
+        ("rel", format!("{}/other/../custom2", env.cgroup_parent)),
+    ] {
+        env.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--cgroup-parent",
+            &parent,
+            "-m",
+            "32m",
+            BB,
+            "sleep",
+            "300",
+        ]);
+        let id = inspect_f(&env, "{{.Id}}", name);
+        let want_parent = parent
+            .trim_start_matches('/')
+            .replace("other/../", "");
+        let dir = PathBuf::from("/sys/fs/cgroup/memory")
+            .join(&want_parent)
+            .join(&id);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("memory.limit_in_bytes"))
+                .unwrap_or_default()
+                .trim(),
+            (32u64 << 20).to_string(),
+            "{}",
+            dir.display()
+        );
+        let pid = env.container_pid(name);
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        assert!(
+            own.lines()
+                .any(|l| l.ends_with(&format!(":/{want_parent}/{id}"))),
+            "{own}"
+        );
+        assert_eq!(inspect_f(&env, "{{.HostConfig.CgroupParent}}", name), parent);
+        // exec, top, pause and stats find it there.
+        assert_eq!(env.ok(&["exec", name, "echo", "in"]), "in\n");
+        assert!(env.ok(&["top", name]).contains("sleep"));
+        env.ok(&["pause", name]);
+        assert_eq!(inspect_f(&env, "{{.State.Status}}", name), "paused");
+        env.ok(&["unpause", name]);
+        env.ok(&["update", "-m", "48m", name]);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("memory.limit_in_bytes"))
+                .unwrap_or_default()
+                .trim(),
+            (48u64 << 20).to_string()
+        );
+        env.ok(&["rm", "-f", name]);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    // The engine's own parent still comes before the command.
+    env.ok(&["run", "-d", "--name", "plain", BB, "sleep", "300"]);
+    let id = inspect_f(&env, "{{.Id}}", "plain");
+    assert!(PathBuf::from("/sys/fs/cgroup/pids")
+        .join(&env.cgroup_parent)
+        .join(&id)
+        .is_dir());
+    assert_eq!(inspect_f(&env, "{{.HostConfig.CgroupParent}}", "plain"), "");
 }
