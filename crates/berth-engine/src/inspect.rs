@@ -221,9 +221,18 @@ fn host_config(v: &ContainerView) -> Value {
     put("BlkioWeightDevice", json!(h.blkio_weight_device));
     // null when none, as the docker 20.10 CLI sends them (28's sends []).
     put("BlkioDeviceReadBps", list_or_null(&h.blkio_device_read_bps));
-    put("BlkioDeviceWriteBps", list_or_null(&h.blkio_device_write_bps));
-    put("BlkioDeviceReadIOps", list_or_null(&h.blkio_device_read_iops));
-    put("BlkioDeviceWriteIOps", list_or_null(&h.blkio_device_write_iops));
+    put(
+        "BlkioDeviceWriteBps",
+        list_or_null(&h.blkio_device_write_bps),
+    );
+    put(
+        "BlkioDeviceReadIOps",
+        list_or_null(&h.blkio_device_read_iops),
+    );
+    put(
+        "BlkioDeviceWriteIOps",
+        list_or_null(&h.blkio_device_write_iops),
+    );
     put("CpuPeriod", json!(h.cpu_period));
     put("CpuQuota", json!(h.cpu_quota));
     put("CpuRealtimePeriod", json!(h.cpu_realtime_period));

@@ -265,8 +265,7 @@ pub(crate) fn check_into(
     let invalid = |s: String| Err(EngineError::InvalidArgument(s));
     let mut warnings = Vec::new();
     let mut n = h.clone();
-    if let Some(g) = &m.gpus {
-        let _ = g;
+    if m.gpus.is_some() {
         return invalid(
             "could not select device driver \"\" with capabilities: [[gpu]]".to_string(),
         );
@@ -334,11 +333,11 @@ pub(crate) fn check_into(
     if let Some(r) = m.cpu_rt_runtime {
         n.cpu_realtime_runtime = r;
     }
-    let rt = host_has(layout, "cpu", "cpu.rt_period_us");
-    if n.cpu_realtime_period > 0 && !rt {
+    let rt = || host_has(layout, "cpu", "cpu.rt_period_us");
+    if n.cpu_realtime_period > 0 && !rt() {
         return invalid("Your kernel does not support cgroup cpu real-time period".to_string());
     }
-    if n.cpu_realtime_runtime > 0 && !rt {
+    if n.cpu_realtime_runtime > 0 && !rt() {
         return invalid("Your kernel does not support cgroup cpu real-time runtime".to_string());
     }
     if n.cpu_realtime_period != 0

@@ -503,9 +503,7 @@ fn cgroup_parent_places_the_container_and_every_verb_finds_it() {
             "300",
         ]);
         let id = inspect_f(&env, "{{.Id}}", name);
-        let want_parent = parent
-            .trim_start_matches('/')
-            .replace("other/../", "");
+        let want_parent = parent.trim_start_matches('/').replace("other/../", "");
         let dir = PathBuf::from("/sys/fs/cgroup/memory")
             .join(&want_parent)
             .join(&id);
@@ -524,7 +522,10 @@ fn cgroup_parent_places_the_container_and_every_verb_finds_it() {
                 .any(|l| l.ends_with(&format!(":/{want_parent}/{id}"))),
             "{own}"
         );
-        assert_eq!(inspect_f(&env, "{{.HostConfig.CgroupParent}}", name), parent);
+        assert_eq!(
+            inspect_f(&env, "{{.HostConfig.CgroupParent}}", name),
+            parent
+        );
         // exec, top, pause and stats find it there.
         assert_eq!(env.ok(&["exec", name, "echo", "in"]), "in\n");
         assert!(env.ok(&["top", name]).contains("sleep"));
