@@ -310,14 +310,8 @@ fn child_main(
         // files) through /proc/PID before the exec makes us dumpable again.
         sys::set_not_dumpable();
     }
-    if let Some(adj) = spec.oom_score_adj {
-        if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
-            return fail(
-                &mut rep,
-                EXIT_ENGINE,
-                &format!("write /proc/self/oom_score_adj: {}", describe_errno(&e)),
-            );
-        }
+    if let Err(e) = set_oom_score_adj(spec.security.oom_score_adj) {
+        return fail(&mut rep, EXIT_ENGINE, &e);
     }
     // Another container's IPC namespace and /dev/shm, before anything is
     // mounted (/dev/mqueue belongs to the IPC namespace of its mounter).
@@ -371,7 +365,7 @@ fn child_main(
     };
     // Last before the capabilities go (raising a hard limit needs
     // CAP_SYS_RESOURCE), after the setup's descriptors are closed.
-    if let Err(e) = set_rlimits(&spec.rlimits) {
+    if let Err(e) = set_rlimits(&spec.security.rlimits) {
         return fail(&mut rep, EXIT_ENGINE, &e);
     }
     finish_and_exec(init, prepared, &confine, &mut go, &mut rep)
@@ -398,6 +392,16 @@ pub fn rlimit_resource(name: &str) -> Option<rustix::process::Resource> {
         "stack" => R::Stack,
         _ => return None,
     })
+}
+
+/// `--oom-score-adj` for the calling process (lowering it needs
+/// CAP_SYS_RESOURCE: EACCES fails the start, as with runc).
+fn set_oom_score_adj(adj: Option<i32>) -> Result<(), String> {
+    let Some(adj) = adj else {
+        return Ok(());
+    };
+    std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+        .map_err(|e| format!("write /proc/self/oom_score_adj: {}", describe_errno(&e)))
 }
 
 /// `--ulimit`s, in runc's words when the kernel refuses one (raising a
@@ -1774,6 +1778,12 @@ fn exec_child(spec: &ExecSpec, seccomp: Option<&CompiledFilters>, rep: &mut File
         Ok(p) => p,
         Err(e) => return fail(rep, EXIT_ENGINE, &e),
     };
+    // The container's rlimits and OOM score, as runc gives an exec.
+    let limited = set_oom_score_adj(spec.security.oom_score_adj)
+        .and_then(|()| set_rlimits(&spec.security.rlimits));
+    if let Err(e) = limited {
+        return fail(rep, EXIT_ENGINE, &e);
+    }
     // The exec path needs no "go": a pipe that is already written to stands in.
     let (mut go_r, mut go_w) = match pipe() {
         Ok(p) => p,

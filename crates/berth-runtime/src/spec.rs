@@ -228,13 +228,6 @@ pub struct ContainerSpec {
     /// paths in /proc and /sys.
     #[serde(default)]
     pub unmask_system_paths: bool,
-    /// `--ulimit`: set in the container's process before the exec.
-    #[serde(default)]
-    pub rlimits: Vec<Rlimit>,
-    /// `--oom-score-adj`: written to the process's oom_score_adj before
-    /// the exec (None: inherited).
-    #[serde(default)]
-    pub oom_score_adj: Option<i32>,
     /// The size of /dev/shm, bytes (`--shm-size`; 0: Docker's 64 MiB).
     #[serde(default)]
     pub shm_size: u64,
@@ -264,6 +257,13 @@ pub struct Security {
     /// made by the engine at create time.
     #[serde(default)]
     pub seccomp_filter: Option<PathBuf>,
+    /// `--ulimit`: set in each process before its exec.
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
+    /// `--oom-score-adj`: written to each process's oom_score_adj before
+    /// its exec (None: inherited).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
 }
 
 impl Default for Security {
@@ -273,6 +273,8 @@ impl Default for Security {
             capabilities: Some(crate::caps::DOCKER_DEFAULT),
             no_new_privileges: false,
             seccomp_filter: None,
+            rlimits: Vec::new(),
+            oom_score_adj: None,
         }
     }
 }

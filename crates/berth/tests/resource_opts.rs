@@ -131,6 +131,30 @@ fn ulimit_shm_size_and_oom_score_adj_hold_inside() {
     let own = std::fs::read_to_string("/proc/self/oom_score_adj")
         .unwrap_or_else(|e| panic!("oom_score_adj: {e}"));
     assert_eq!(out, format!("{}\n65536\n", own.trim()));
+    // An exec'd process gets the container's limits too, as with runc.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "--ulimit",
+        "nofile=512:1024",
+        "--oom-score-adj",
+        "300",
+        BB,
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "ex",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj"
+        ]),
+        "512\n1024\n300\n"
+    );
     env.ok(&[
         "create",
         "--name",
