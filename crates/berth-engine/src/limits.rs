@@ -429,12 +429,6 @@ pub(crate) fn check_into(
         }
         n.device_cgroup_rules = Some(m.device_cgroup_rules.clone());
     }
-    if matches!(layout, Some(Layout::Unified(_)))
-        && (!n.devices.is_empty() || n.device_cgroup_rules.is_some())
-        && !n.privileged
-    {
-        return invalid(berth_runtime::devices::V2_UNSUPPORTED.to_string());
-    }
     *h = n;
     Ok(warnings)
 }
@@ -748,10 +742,6 @@ mod tests {
             },
             MoreLimits {
                 device_cgroup_rules: vec!["c 1:3 r\na *:* rwm".into()],
-                ..Default::default()
-            },
-            MoreLimits {
-                devices: vec![parse_device("/dev/null").unwrap()],
                 ..Default::default()
             },
         ] {

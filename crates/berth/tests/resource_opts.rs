@@ -399,8 +399,6 @@ fn a_device_grants_that_node_and_nothing_else() {
     let vol = probe_volume(&probe);
     let host_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let data = format!("{}:/data", host_dir.path().display());
-    let disk = dev_number("/dev/vda");
-    let (disk_major, disk_minor) = disk.split_once(':').unwrap_or_else(|| panic!("{disk}"));
     let out = env.ok(&[
         "run",
         "--rm",
@@ -416,10 +414,10 @@ fn a_device_grants_that_node_and_nothing_else() {
         "/t/probe",
         "open:/dev/blk:r",
         "open:/dev/blk:w",
-        // The host's disk, by number: the node may be made (Docker's
-        // `b *:* m`), never opened.
-        &format!("mknod:/dev/disk:b:{disk_major}:{disk_minor}"),
-        "open:/dev/disk:r",
+        // Another block device (loop6, which the host lets us open), by
+        // number: the node may be made (Docker's `b *:* m`), never opened.
+        "mknod:/dev/other:b:7:6",
+        "open:/dev/other:r",
         // /dev/mem likewise.
         "mknod:/dev/mem2:c:1:1",
         "open:/dev/mem2:r",
@@ -433,7 +431,7 @@ fn a_device_grants_that_node_and_nothing_else() {
     assert_eq!(
         out,
         format!(
-            "open:/dev/blk:r ok\nopen:/dev/blk:w EPERM\nmknod:/dev/disk:b:{disk_major}:{disk_minor} ok\nopen:/dev/disk:r EPERM\nmknod:/dev/mem2:c:1:1 ok\nopen:/dev/mem2:r EPERM\nmknod:/dev/blk2:b:7:7 ok\nopen:/dev/blk2:r ok\nopen:/dev/blk2:w EPERM\n"
+            "open:/dev/blk:r ok\nopen:/dev/blk:w EPERM\nmknod:/dev/other:b:7:6 ok\nopen:/dev/other:r EPERM\nmknod:/dev/mem2:c:1:1 ok\nopen:/dev/mem2:r EPERM\nmknod:/dev/blk2:b:7:7 ok\nopen:/dev/blk2:r ok\nopen:/dev/blk2:w EPERM\n"
         )
     );
     // The node under /data was made in the container's root before the
@@ -444,7 +442,7 @@ fn a_device_grants_that_node_and_nothing_else() {
             .unwrap_or(usize::MAX),
         0
     );
-    // Without the grant the loop device is as closed as the disk.
+    // Without the grant the loop device is as closed as loop6.
     let out = env.ok(&[
         "run",
         "--rm",
