@@ -616,9 +616,10 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
         platform,
         runtime: a.runtime.clone(),
         build_step: None,
-        resources: berth_engine::ResourceOptions {
-            more: run_limit_options(&a.limits, &a.run_limits)?,
-            ..resource_options(&a.limits)?
+        resources: {
+            let mut r = resource_options(&a.limits)?;
+            r.more = run_limit_options(std::mem::take(&mut r.more), &a.run_limits)?;
+            r
         },
         net: berth_engine::NetOptions {
             add_host: check_add_hosts(&a.add_host)?,
@@ -679,10 +680,11 @@ fn resource_options(l: &crate::cli::LimitArgs) -> Result<berth_engine::ResourceO
     })
 }
 
-/// The limit flags of `run`/`create` only, their values checked as the
-/// docker CLI checks them (berth_engine::limits has its parsers).
+/// The limit flags of `run`/`create` only, over `base` (those `update`
+/// shares), their values checked as the docker CLI checks them
+/// (berth_engine::limits has its parsers).
 fn run_limit_options(
-    l: &crate::cli::LimitArgs,
+    base: berth_engine::limits::MoreLimits,
     r: &crate::cli::RunLimitArgs,
 ) -> Result<berth_engine::limits::MoreLimits> {
     use berth_engine::limits as lim;
@@ -759,7 +761,7 @@ fn run_limit_options(
         )?,
         gpus: r.gpus.clone(),
         cgroup_parent: r.cgroup_parent.clone(),
-        ..resource_options(l)?.more
+        ..base
     })
 }
 
