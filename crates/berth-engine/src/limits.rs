@@ -36,6 +36,42 @@ const ULIMIT_NAMES: &[&str] = &[
     "stack",
 ];
 
+/// A flag's value the docker CLI refuses, in its words (the CLI adds
+/// `invalid argument "V" for "--FLAG" flag: `, or prints it alone).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+/// `--ulimit NAME=SOFT[:HARD]`.
+pub fn parse_ulimit(v: &str) -> std::result::Result<Ulimit, InvalidValue> {
+    parse_ulimit_text(v).map_err(InvalidValue)
+}
+
+/// `--blkio-weight-device /dev/X:WEIGHT`.
+pub fn parse_weight_device(v: &str) -> std::result::Result<WeightDevice, InvalidValue> {
+    parse_weight_device_text(v).map_err(InvalidValue)
+}
+
+/// `--device-read-bps`/`--device-write-bps /dev/X:RATE[kb|mb|gb]`.
+pub fn parse_throttle_bps(v: &str) -> std::result::Result<ThrottleDevice, InvalidValue> {
+    parse_throttle_bps_text(v).map_err(InvalidValue)
+}
+
+/// `--device-read-iops`/`--device-write-iops /dev/X:N`.
+pub fn parse_throttle_iops(v: &str) -> std::result::Result<ThrottleDevice, InvalidValue> {
+    parse_throttle_iops_text(v).map_err(InvalidValue)
+}
+
+/// `--device HOST[:CONTAINER][:PERMISSIONS]`.
+pub fn parse_device(v: &str) -> std::result::Result<DeviceMapping, InvalidValue> {
+    parse_device_text(v).map_err(InvalidValue)
+}
+
+/// `--device-cgroup-rule TYPE MAJOR:MINOR ACCESS`.
+pub fn check_device_cgroup_rule(v: &str) -> std::result::Result<String, InvalidValue> {
+    check_device_cgroup_rule_text(v).map_err(InvalidValue)
+}
+
 /// Go's `strconv.ParseInt` words for a value that is not an int64.
 fn parse_int(s: &str) -> std::result::Result<i64, String> {
     s.parse::<i64>().map_err(|e| {
@@ -49,9 +85,10 @@ fn parse_int(s: &str) -> std::result::Result<i64, String> {
     })
 }
 
-/// `--ulimit NAME=SOFT[:HARD]` (go-units' `ParseUlimit`).
-pub fn parse_ulimit(v: &str) -> std::result::Result<Ulimit, String> {
-    let Some((name, limits)) = v.split_once('=').filter(|(_, l)| !l.contains('=')) else {
+/// `--ulimit NAME=SOFT[:HARD]` (go-units' `ParseUlimit`: the hard value
+/// is read first; a soft over a hard of -1, unlimited, is fine).
+fn parse_ulimit_text(v: &str) -> std::result::Result<Ulimit, String> {
+    let Some((name, limits)) = v.split_once('=') else {
         return Err(format!("invalid ulimit argument: {v}"));
     };
     if !ULIMIT_NAMES.contains(&name) {
@@ -64,13 +101,8 @@ pub fn parse_ulimit(v: &str) -> std::result::Result<Ulimit, String> {
             (s, s)
         }
         [soft, hard] => {
-            let (s, h) = (parse_int(soft)?, parse_int(hard)?);
-            if s > h {
-                return Err(format!(
-                    "ulimit soft limit must be less than or equal to hard limit: {s} > {h}"
-                ));
-            }
-            (s, h)
+            let h = parse_int(hard)?;
+            (parse_int(soft)?, h)
         }
         _ => {
             return Err(format!(
@@ -78,6 +110,11 @@ pub fn parse_ulimit(v: &str) -> std::result::Result<Ulimit, String> {
             ))
         }
     };
+    if hard != -1 && soft > hard {
+        return Err(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        ));
+    }
     Ok(Ulimit {
         name: name.to_string(),
         hard,
@@ -88,8 +125,7 @@ pub fn parse_ulimit(v: &str) -> std::result::Result<Ulimit, String> {
 /// `PATH:VALUE` with a `/dev/` path, the docker CLI's first checks of the
 /// block I/O flags.
 fn device_and_value(v: &str) -> std::result::Result<(&str, &str), String> {
-    let parts: Vec<&str> = v.split(':').collect();
-    let [path, value] = parts.as_slice() else {
+    let Some((path, value)) = v.split_once(':') else {
         return Err(format!("bad format: {v}"));
     };
     if !path.starts_with("/dev/") {
@@ -99,7 +135,7 @@ fn device_and_value(v: &str) -> std::result::Result<(&str, &str), String> {
 }
 
 /// `--blkio-weight-device /dev/X:WEIGHT` (0, or 10–1000).
-pub fn parse_weight_device(v: &str) -> std::result::Result<WeightDevice, String> {
+fn parse_weight_device_text(v: &str) -> std::result::Result<WeightDevice, String> {
     let (path, w) = device_and_value(v)?;
     let weight = w
         .parse::<u16>()
@@ -113,7 +149,7 @@ pub fn parse_weight_device(v: &str) -> std::result::Result<WeightDevice, String>
 }
 
 /// `--device-read-bps`/`--device-write-bps /dev/X:RATE[kb|mb|gb]`.
-pub fn parse_throttle_bps(v: &str) -> std::result::Result<ThrottleDevice, String> {
+fn parse_throttle_bps_text(v: &str) -> std::result::Result<ThrottleDevice, String> {
     let (path, r) = device_and_value(v)?;
     let rate = crate::parse_size(r).filter(|_| !r.trim().is_empty()).ok_or_else(|| {
         format!("invalid rate for device: {v}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb")
@@ -125,7 +161,7 @@ pub fn parse_throttle_bps(v: &str) -> std::result::Result<ThrottleDevice, String
 }
 
 /// `--device-read-iops`/`--device-write-iops /dev/X:N`.
-pub fn parse_throttle_iops(v: &str) -> std::result::Result<ThrottleDevice, String> {
+fn parse_throttle_iops_text(v: &str) -> std::result::Result<ThrottleDevice, String> {
     let (path, r) = device_and_value(v)?;
     let rate = r.parse::<u64>().map_err(|_| {
         format!("invalid rate for device: {v}. The correct format is <device-path>:<number>. Number must be a positive integer")
@@ -168,7 +204,7 @@ fn clean(p: &str) -> String {
 
 /// `--device HOST[:CONTAINER][:PERMISSIONS]`, as the docker CLI checks and
 /// records it (`validateLinuxPath`, then `parseDevice`).
-pub fn parse_device(v: &str) -> std::result::Result<DeviceMapping, String> {
+fn parse_device_text(v: &str) -> std::result::Result<DeviceMapping, String> {
     if v.matches(':').count() > 2 || v.split(':').next().is_some_and(str::is_empty) {
         return Err(format!("bad format for path: {v}"));
     }
@@ -205,7 +241,7 @@ pub fn parse_device(v: &str) -> std::result::Result<DeviceMapping, String> {
 }
 
 /// `--device-cgroup-rule` as the docker CLI checks it.
-pub fn check_device_cgroup_rule(v: &str) -> std::result::Result<String, String> {
+fn check_device_cgroup_rule_text(v: &str) -> std::result::Result<String, String> {
     match berth_runtime::devices::parse_rule(v) {
         Some(_) => Ok(v.to_string()),
         None => Err(format!("invalid device cgroup format '{v}'")),
@@ -628,32 +664,43 @@ mod tests {
 
     #[test]
     fn ulimits_as_docker_reads_them() {
-        let u = parse_ulimit("nofile=512:1024").unwrap();
+        let u = parse_ulimit_text("nofile=512:1024").unwrap();
         assert_eq!((u.name.as_str(), u.soft, u.hard), ("nofile", 512, 1024));
-        let u = parse_ulimit("nproc=100").unwrap();
+        let u = parse_ulimit_text("nproc=100").unwrap();
         assert_eq!((u.soft, u.hard), (100, 100));
         assert_eq!(
-            parse_ulimit("nofile").unwrap_err(),
+            parse_ulimit_text("nofile").unwrap_err(),
             "invalid ulimit argument: nofile"
         );
         assert_eq!(
-            parse_ulimit("bogus=1").unwrap_err(),
+            parse_ulimit_text("bogus=1").unwrap_err(),
             "invalid ulimit type: bogus"
         );
         assert_eq!(
-            parse_ulimit("nofile=20:10").unwrap_err(),
+            parse_ulimit_text("nofile=20:10").unwrap_err(),
             "ulimit soft limit must be less than or equal to hard limit: 20 > 10"
         );
         assert_eq!(
-            parse_ulimit("nofile=x").unwrap_err(),
+            parse_ulimit_text("nofile=x").unwrap_err(),
             "strconv.ParseInt: parsing \"x\": invalid syntax"
         );
-        assert!(parse_ulimit("nofile=1:2:3").is_err());
+        assert!(parse_ulimit_text("nofile=1:2:3")
+            .unwrap_err()
+            .starts_with("too many limit value arguments"));
+        assert_eq!(
+            parse_ulimit_text("nofile=x:y").unwrap_err(),
+            "strconv.ParseInt: parsing \"y\": invalid syntax"
+        );
+        assert_eq!(parse_ulimit_text("core=100:-1").unwrap().hard, -1);
+        assert_eq!(
+            parse_ulimit_text("nofile=1=2").unwrap_err(),
+            "strconv.ParseInt: parsing \"1=2\": invalid syntax"
+        );
     }
 
     #[test]
     fn devices_as_docker_reads_them() {
-        let d = parse_device("/dev/null:/dev/mynull:r").unwrap();
+        let d = parse_device_text("/dev/null:/dev/mynull:r").unwrap();
         assert_eq!(
             (
                 d.path_on_host.as_str(),
@@ -662,28 +709,28 @@ mod tests {
             ),
             ("/dev/null", "/dev/mynull", "r")
         );
-        let d = parse_device("/dev/zero").unwrap();
+        let d = parse_device_text("/dev/zero").unwrap();
         assert_eq!(
             (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
             ("/dev/zero", "rwm")
         );
-        let d = parse_device("/dev/zero:rw").unwrap();
+        let d = parse_device_text("/dev/zero:rw").unwrap();
         assert_eq!(
             (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
             ("/dev/zero", "rw")
         );
-        let d = parse_device("/dev/zero:/dev/a/../b").unwrap();
+        let d = parse_device_text("/dev/zero:/dev/a/../b").unwrap();
         assert_eq!(d.path_in_container, "/dev/b");
         assert_eq!(
-            parse_device("/dev/null:relative").unwrap_err(),
+            parse_device_text("/dev/null:relative").unwrap_err(),
             "relative is not an absolute path"
         );
         assert_eq!(
-            parse_device("/dev/null:/dev/x:rwz").unwrap_err(),
+            parse_device_text("/dev/null:/dev/x:rwz").unwrap_err(),
             "bad mode specified: rwz"
         );
-        assert!(parse_device(":/dev/x").is_err());
-        assert!(parse_device("/a:/b:r:x").is_err());
+        assert!(parse_device_text(":/dev/x").is_err());
+        assert!(parse_device_text("/a:/b:r:x").is_err());
         assert_eq!(cgroup_parent("/a/b/"), "a/b");
         assert_eq!(cgroup_parent("../../x//y/./z"), "x/y/z");
         assert_eq!(cgroup_parent("/"), "");
@@ -699,23 +746,33 @@ mod tests {
 
     #[test]
     fn block_io_values_as_docker_reads_them() {
-        assert_eq!(parse_weight_device("/dev/sda:200").unwrap().weight, 200);
         assert_eq!(
-            parse_weight_device("/dev/null:5").unwrap_err(),
+            parse_weight_device_text("/dev/sda:200").unwrap().weight,
+            200
+        );
+        assert_eq!(
+            parse_weight_device_text("/dev/null:5").unwrap_err(),
             "invalid weight for device: /dev/null:5"
         );
         assert_eq!(
-            parse_weight_device("nocolon").unwrap_err(),
+            parse_weight_device_text("nocolon").unwrap_err(),
             "bad format: nocolon"
         );
         assert_eq!(
-            parse_weight_device("/tmp/x:10").unwrap_err(),
+            parse_weight_device_text("/tmp/x:10").unwrap_err(),
             "bad format for device path: /tmp/x:10"
         );
-        assert_eq!(parse_throttle_bps("/dev/sda:1mb").unwrap().rate, 1 << 20);
-        assert!(parse_throttle_bps("/dev/sda:x").is_err());
-        assert_eq!(parse_throttle_iops("/dev/sda:100").unwrap().rate, 100);
-        assert!(parse_throttle_iops("/dev/sda:1.5").is_err());
+        assert_eq!(
+            parse_throttle_bps_text("/dev/sda:1mb").unwrap().rate,
+            1 << 20
+        );
+        assert!(parse_throttle_bps_text("/dev/sda:x").is_err());
+        assert_eq!(parse_throttle_iops_text("/dev/sda:100").unwrap().rate, 100);
+        assert!(parse_throttle_iops_text("/dev/sda:1.5").is_err());
+        assert_eq!(
+            parse_weight_device_text("/dev/sda:1:2").unwrap_err(),
+            "invalid weight for device: /dev/sda:1:2"
+        );
     }
 
     #[test]
@@ -733,7 +790,7 @@ mod tests {
             },
             MoreLimits {
                 cpu_quota: Some(500),
-                ulimits: vec![parse_ulimit("nofile=1").unwrap()],
+                ulimits: vec![parse_ulimit_text("nofile=1").unwrap()],
                 ..Default::default()
             },
             MoreLimits {

@@ -691,7 +691,7 @@ fn run_limit_options(
     fn each<T>(
         flag: &str,
         values: &[String],
-        parse: fn(&str) -> std::result::Result<T, String>,
+        parse: fn(&str) -> std::result::Result<T, lim::InvalidValue>,
     ) -> Result<Vec<T>> {
         values
             .iter()
@@ -713,7 +713,7 @@ fn run_limit_options(
     let devices = r
         .device
         .iter()
-        .map(|d| lim::parse_device(d).map_err(|e| anyhow!(CliError::Opts(e))))
+        .map(|d| lim::parse_device(d).map_err(|e| anyhow!(CliError::Opts(e.0))))
         .collect::<Result<Vec<_>>>()?;
     let shm_size = match check_ram("--shm-size", r.shm_size.as_deref())? {
         Some(v) if v == "-1" => bail!(CliError::Flag(
