@@ -5,6 +5,7 @@ bench's own network namespace).
   netbench.py until-answers HOST PORT -- CMD...   run CMD, print ms until HOST:PORT accepts
   netbench.py throughput HOST PORT MIB            send MIB MiB to a sink, print MB/s
   netbench.py connections HOST PORT SECONDS       HTTP GET / in a loop, print connections/s
+  netbench.py first-byte HOST PORT                one HTTP GET /, print ms from connect to its first byte
 """
 import socket
 import subprocess
@@ -57,6 +58,18 @@ def connections(host, port, seconds):
     print(f"{n / (time.perf_counter() - t0):.0f}")
 
 
+def first_byte(host, port):
+    t0 = time.perf_counter()
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        if not s.recv(1):
+            sys.exit("no answer")
+        t1 = time.perf_counter()
+        while s.recv(65536):
+            pass
+    print(f"{(t1 - t0) * 1000:.3f}")
+
+
 def main():
     what = sys.argv[1]
     if what == "until-answers":
@@ -66,6 +79,8 @@ def main():
         throughput(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif what == "connections":
         connections(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif what == "first-byte":
+        first_byte(sys.argv[2], int(sys.argv[3]))
     else:
         sys.exit(__doc__)
 

@@ -17,6 +17,9 @@
 #      `run --rm bb true`; `run -d -p PORT:80` until the port answers; TCP throughput
 #      and connections per second through a published port against the container's
 #      address directly; the time of `network connect` to a running container.
+#   g. `thaw`: berth's idle mode (no peer has one): connection to first byte of an
+#      HTTP answer through a published port, from a container its monitor froze
+#      (`--idle-timeout`) against the same container awake.
 #   e. `registry`: push and pull of a ~212 MB image in 4 layers (4 × 50 MiB random
 #      files) against a loopback docker-registry, one run each, for berth, docker,
 #      podman and skopeo: push to an empty registry, push of a one-layer change, an
@@ -37,7 +40,7 @@ N_LIFE=${N_LIFE:-20}           # containers for create/start/stop/rm (section b)
 N_IDLE=${N_IDLE:-50}           # idle containers per engine (section c)
 N_BUILD_COLD=${N_BUILD_COLD:-10}   # hyperfine runs of each cold build (section d)
 N_BUILD=${N_BUILD:-20}             # hyperfine runs of each cached / last-step-changed build
-SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health build registry net"}
+SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health build registry net thaw"}
 N_NET=${N_NET:-10}             # runs of each `run -d -p` / `network connect` (section f)
 ENGINES=${ENGINES:-"berth docker podman runc crun floor"}
 BUILD=${BUILD:-1}              # 0: do not run `cargo build --release`
@@ -759,6 +762,31 @@ if want_section net; then
     fi
 fi
 
+if want_section thaw && want_engine berth && [ "$berth_ok" = 1 ]; then
+    section "g. thaw ($N_NET requests each)"
+    : >"$RES/thaw.tsv"
+    NB=$here/netbench.py
+    printf 'bip = "172.30.0.1/16"\n' >"$BENCH_TMP/berth-net.toml"
+    tb() { BERTH_CONFIG=$BENCH_TMP/berth-net.toml eng_berth "$@"; }
+    tb run -d --network=bridge --name thaw -p 18200:80 --idle-timeout 200ms bb httpd -f -p 80 -h / >/dev/null
+    python3 "$NB" until-answers 127.0.0.1 18200 -- true >/dev/null 2>&1 || true
+    : >"$BENCH_TMP/thaw-awake.txt"
+    : >"$BENCH_TMP/thaw-idle.txt"
+    for _ in $(seq 1 "$N_NET"); do
+        python3 "$NB" first-byte 127.0.0.1 18200 >>"$BENCH_TMP/thaw-awake.txt" || true
+    done
+    for _ in $(seq 1 "$N_NET"); do
+        deadline=$((SECONDS + 30))
+        until [ "$(tb inspect -f '{{.State.Idle}}' thaw 2>/dev/null)" = true ] || [ $SECONDS -ge $deadline ]; do sleep 0.05; done
+        python3 "$NB" first-byte 127.0.0.1 18200 >>"$BENCH_TMP/thaw-idle.txt" || true
+    done
+    med() { python3 -c 'import statistics,sys; xs=[float(l) for l in open(sys.argv[1]) if l.strip()]; print("%.2f" % statistics.median(xs) if xs else "failed")' "$1"; }
+    printf 'awake\t%s\tms\n' "$(med "$BENCH_TMP/thaw-awake.txt")" >>"$RES/thaw.tsv"
+    printf 'idle\t%s\tms\n' "$(med "$BENCH_TMP/thaw-idle.txt")" >>"$RES/thaw.tsv"
+    tb rm -f thaw >/dev/null 2>&1 || true
+    cat "$RES/thaw.tsv"
+fi
+
 # ---- report ----------------------------------------------------------------------------
 section "report"
 ver() { "$@" 2>/dev/null | head -n 1 || echo "?"; }
@@ -966,6 +994,17 @@ if net is not None:
         ratio = f"{pub / direct * 100:.0f} %" if pub and direct else "–"
         lines.append(f"| {e} | " + " | ".join(st.get(c, "–") for c, _ in cols) + f" | {ratio} |")
     lines.append("| target for berth | ≤ 20 | ≤ docker's / 10 | ≥ 95 % of direct | | | | | |")
+
+thaw = rows("thaw.tsv")
+if thaw is not None:
+    by = {r[0]: r[1] for r in thaw if len(r) >= 2}
+    a, i = num(by.get("awake")), num(by.get("idle"))
+    added = f"{i - a:.2f}" if a is not None and i is not None else "–"
+    lines += ["", "## g. thaw (berth's idle mode, `--idle-timeout 200ms`, busybox httpd behind -p)", "",
+              "Connection to the first byte of the HTTP answer, through 127.0.0.1 and the published port.", "",
+              "| container | median ms |", "|---|---:|",
+              f"| awake | {by.get('awake', '–')} |", f"| idle (frozen, thawed by the connection) | {by.get('idle', '–')} |",
+              f"| added by the thaw | {added} (target ≤ 5) |"]
 
 if notes:
     lines += ["", "## Failures", ""] + [f"- {n}" for n in notes]

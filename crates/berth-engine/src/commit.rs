@@ -292,6 +292,11 @@ impl Engine {
         config.extra.insert("container_config".into(), ran);
         apply_changes(&mut config.config, &o.changes)?;
 
+        // An idle container is woken first: its monitor, not the commit,
+        // decides when it sleeps again.
+        if o.pause && v.idle_since.is_some() {
+            self.wake(&v);
+        }
         let frozen = if o.pause && v.running() {
             Some(Frozen::freeze(&self.cgroup_rel(&v.id, &v.host_config))?)
         } else {
@@ -382,6 +387,19 @@ impl Engine {
             return Err(e);
         }
         trace("engine: commit: image written");
+        if let Some(r) = &reference {
+            self.emit_image("tag", id.as_str(), &r.familiar());
+        }
+        let image_ref = reference.as_ref().map(|r| r.familiar()).unwrap_or_default();
+        self.emit_container(
+            &v,
+            "commit",
+            &[
+                ("comment", o.message.clone().unwrap_or_default()),
+                ("imageID", id.to_string()),
+                ("imageRef", image_ref),
+            ],
+        );
         Ok(id)
     }
 

@@ -96,6 +96,8 @@ pub struct CreateOptions {
     pub build_step: Option<String>,
     /// `-p`, `-P`, `--expose`, `--dns*`, `--add-host`.
     pub net: NetOptions,
+    /// `--idle-timeout` in ns (None: the config file's `idle-timeout`).
+    pub idle_timeout: Option<i64>,
     /// `--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
     pub resources: ResourceOptions,
 }
@@ -328,6 +330,9 @@ pub struct ContainerView {
     pub removing: bool,
     /// Running, with its processes frozen (`pause`).
     pub paused: bool,
+    /// Running, frozen by its monitor for want of activity (the idle
+    /// mode), since this time (RFC 3339); not paused.
+    pub idle_since: Option<String>,
     pub dir: PathBuf,
 }
 
@@ -1011,6 +1016,11 @@ impl Engine {
             binds: o.volumes.clone(),
             network_mode,
             networks,
+            // A build's RUN steps never idle.
+            idle_timeout: match &o.build_step {
+                Some(_) => 0,
+                None => o.idle_timeout.unwrap_or(self.opts.idle.timeout_ns),
+            },
             restart_policy: o.restart.clone(),
             auto_remove: o.auto_remove,
             readonly_rootfs: o.read_only,
@@ -1123,7 +1133,13 @@ impl Engine {
             }
         }
         drop(lock);
-        made.map(|()| id)
+        made?;
+        if let Ok(Some(row)) = self.store.read().container(&id) {
+            let a = crate::events::attributes(&o.image, &row.name, &o.labels);
+            crate::events::save_attributes(&self.container_dir(&id), &a);
+            self.emit("container", "create", id.as_str(), a);
+        }
+        Ok(id)
     }
 
     /// The files of a claimed container, then its row (which replaces the claim).
@@ -1636,6 +1652,13 @@ impl Engine {
         };
         let mon = MonitorConfig {
             id: id.to_string(),
+            events: self.events_dir(),
+            idle: (host.idle_timeout > 0).then(|| berth_runtime::monitor::IdleConfig {
+                timeout_ms: u64::try_from(host.idle_timeout / 1_000_000)
+                    .unwrap_or(0)
+                    .max(1),
+                reclaim: self.opts.idle.reclaim,
+            }),
             health,
             cgroup_path: spec.cgroup_path.clone(),
             monitor_cgroup: self.monitor_cgroup(),
@@ -1704,12 +1727,18 @@ impl Engine {
         })?;
         let state = load_state(&dir);
         let health = load_health(&dir, &config, &state);
-        let paused = state.status == Status::Running
+        let frozen = state.status == Status::Running
             && self
                 .cgroup_layout()
                 .is_some_and(|l| Cgroup::new(l, &self.cgroup_rel(&row.id, &host_config)).frozen());
+        // Frozen by its monitor (the marker), or by a user.
+        let idle_since = (frozen && host_config.idle_timeout > 0)
+            .then(|| std::fs::read_to_string(dir.join(berth_runtime::monitor::IDLE_MARKER)).ok())
+            .flatten()
+            .map(|t| t.trim().to_string());
         Ok(ContainerView {
-            paused,
+            paused: frozen && idle_since.is_none(),
+            idle_since,
             id: row.id,
             name: row.name,
             image: row.image,
@@ -2003,6 +2032,7 @@ impl Engine {
             let a = self.attach(v.id.as_str(), streams)?;
             return Ok((v, a));
         }
+        self.emit_container(&v, "attach", &[]);
         let (a, pid) = self.spawn_monitor(&v, Some(streams))?;
         drop(lock);
         let a = a.ok_or_else(|| EngineError::Runtime {
@@ -2031,8 +2061,10 @@ impl Engine {
         if !v.running() {
             return Err(EngineError::NotRunningToAttach);
         }
-        Attachment::connect(&self.attach_socket(&v.id), streams)
-            .map_err(io_ctx("attaching to the container"))
+        let a = Attachment::connect(&self.attach_socket(&v.id), streams)
+            .map_err(io_ctx("attaching to the container"))?;
+        self.emit_container(&v, "attach", &[]);
+        Ok(a)
     }
 
     /// `wait`: blocks until the container is not running; returns its exit code.
@@ -2096,6 +2128,9 @@ impl Engine {
         if !v.host_config.networks.is_empty() {
             self.release_network(&v.id);
         }
+        if matches!(v.state.status, Status::Running | Status::Restarting) {
+            self.emit_container(&v, "stop", &[]);
+        }
         self.container(v.id.as_str())
     }
 
@@ -2108,6 +2143,9 @@ impl Engine {
         // again is stopped by the next pass. Return only once it is stopped.
         // A `commit` killed while it had the container frozen leaves it so;
         // a frozen process cannot act on a signal, so thaw it first.
+        if v.idle_since.is_some() {
+            self.wake(v);
+        }
         if v.state.status == Status::Running {
             if let Ok(layout) = cgroups::detect() {
                 let cg = Cgroup::new(&layout, &self.cgroup_rel(&v.id, &v.host_config));
@@ -2185,6 +2223,7 @@ impl Engine {
         };
         let pid = v.state.pid;
         if timeout != 0 {
+            self.emit_container(v, "kill", &[("signal", sig.to_string())]);
             let _ = berth_runtime::process::send_signal(pid, sig);
             let t = if timeout < 0 {
                 None
@@ -2195,6 +2234,7 @@ impl Engine {
                 return Ok(());
             }
         }
+        self.emit_container(v, "kill", &[("signal", libc::SIGKILL.to_string())]);
         let _ = berth_runtime::process::send_signal(pid, libc::SIGKILL);
         exited(Some(Duration::from_secs(30)))?;
         Ok(())
@@ -2217,10 +2257,15 @@ impl Engine {
                 v.id
             )));
         }
+        if v.idle_since.is_some() {
+            self.wake(&v);
+        }
         if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
             // Docker treats a kill as the user's stop for the restart policy.
             let _ = std::fs::write(v.dir.join("stopped"), b"");
         }
+        // Recorded first: the monitor records the `die` it may cause.
+        self.emit_container(&v, "kill", &[("signal", sig.to_string())]);
         berth_runtime::process::send_signal(v.state.pid, sig)
             .map_err(io_ctx(format!("Cannot kill container: {what}")))?;
         // A frozen process acts on a signal once thawed: Docker 20.10
@@ -2229,6 +2274,34 @@ impl Engine {
             let _ = self.container_cgroup(&v).map(|cg| cg.freeze(false));
         }
         Ok(v)
+    }
+
+    /// Wakes an idle container through its monitor (which thaws it and
+    /// records the `wake`); without an answer, thaws it here.
+    pub(crate) fn wake(&self, v: &ContainerView) {
+        if !self.tell_monitor_wake(v) {
+            if let Ok(cg) = self.container_cgroup(v) {
+                let _ = cg.freeze(false);
+            }
+            let _ = std::fs::remove_file(v.dir.join(berth_runtime::monitor::IDLE_MARKER));
+        }
+    }
+
+    /// Says `wake` to the container's monitor: it thaws the container if
+    /// the idle marker is still there, and watches it awake again either
+    /// way. False when it did not answer.
+    fn tell_monitor_wake(&self, v: &ContainerView) -> bool {
+        use std::io::{BufRead, Write};
+        std::os::unix::net::UnixStream::connect(self.attach_socket(&v.id))
+            .ok()
+            .and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                s.write_all(b"wake\n").ok()?;
+                let mut line = String::new();
+                std::io::BufReader::new(&s).read_line(&mut line).ok()?;
+                (line.trim() == "ok").then_some(())
+            })
+            .is_some()
     }
 
     fn container_cgroup(&self, v: &ContainerView) -> Result<Cgroup> {
@@ -2372,12 +2445,25 @@ impl Engine {
                 v.id
             )));
         }
+        // Idle (frozen by its monitor): it becomes the user's pause by
+        // losing its marker — the monitor then leaves it frozen when woken.
+        if v.idle_since.is_some()
+            && std::fs::remove_file(v.dir.join(berth_runtime::monitor::IDLE_MARKER)).is_ok()
+            && self.container_cgroup(&v)?.frozen()
+        {
+            // Its monitor stops waiting for traffic (and, finding no
+            // marker, does not thaw it).
+            self.tell_monitor_wake(&v);
+            self.emit_container(&v, "pause", &[]);
+            return Ok(v);
+        }
         self.container_cgroup(&v)?
             .freeze(true)
             .map_err(|e| EngineError::Runtime {
                 code: 125,
                 message: format!("Cannot pause container {}: {e}", v.id),
             })?;
+        self.emit_container(&v, "pause", &[]);
         Ok(v)
     }
 
@@ -2398,6 +2484,7 @@ impl Engine {
                 code: 125,
                 message: format!("Cannot unpause container {}: {e}", v.id),
             })?;
+        self.emit_container(&v, "unpause", &[]);
         Ok(v)
     }
 
@@ -2430,6 +2517,7 @@ impl Engine {
         }
         self.remove_files(&v);
         self.store.transaction(|t| t.delete_container(&v.id))?;
+        self.emit_container(&v, "destroy", &[]);
         if self.store.read().image(&v.image_id)?.is_none() {
             // Its image was removed while it existed: free what it held.
             self.remove_unused_layers()?;
@@ -2498,12 +2586,21 @@ impl Engine {
                     .container_by_name(&n)?
                     .map(|r| r.id.to_string())
                     .unwrap_or_default();
-                Err(EngineError::Conflict(format!(
+                return Err(EngineError::Conflict(format!(
                     "Error when allocating new name: Conflict. The container name \"/{n}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
-                )))
+                )));
             }
-            other => Ok(other?),
+            other => other?,
         }
+        // Its monitor names it by what monitor.json says in the events it
+        // records (die, oom, idle…).
+        if let Ok(v) = self.view(row.clone()) {
+            let mut v = v;
+            v.name = new_name.to_string();
+            crate::events::save_attributes(&v.dir, &crate::events::container_attributes(&v));
+            self.emit_container(&v, "rename", &[("oldName", format!("/{}", row.name))]);
+        }
+        Ok(())
     }
 
     /// `container prune`: removes every stopped container.
@@ -2661,6 +2758,10 @@ impl Engine {
                 v.id
             )));
         }
+        // The command would join a frozen cgroup.
+        if v.idle_since.is_some() {
+            self.wake(&v);
+        }
         let mut env = daemon_env(&v.config);
         for e in &spec.env {
             set_env(&mut env, e);
@@ -2699,7 +2800,18 @@ impl Engine {
             attach_socket: (!o.detach).then(|| socket.clone()),
             seccomp_filter,
             monitor_cgroup: self.monitor_cgroup(),
+            events: self.events_dir(),
+            container_dir: v.dir.clone(),
         };
+        // Docker's action words: the command after a colon, its arguments
+        // joined by spaces after the first.
+        let command = format!(
+            "{} {}",
+            cfg.spec.args.first().map(String::as_str).unwrap_or(""),
+            cfg.spec.args.get(1..).unwrap_or(&[]).join(" ")
+        );
+        let exec_attr = [("execID", exec_id.clone())];
+        self.emit_container(&v, &format!("exec_create: {command}"), &exec_attr);
         let exec_dir = v.dir.join("exec");
         std::fs::create_dir_all(&exec_dir).map_err(io_ctx("creating the exec directory"))?;
         let path = exec_dir.join(format!("{exec_id}.json"));
@@ -2725,6 +2837,7 @@ impl Engine {
         };
         let attach = (!o.detach).then_some((socket.as_path(), streams));
         let args = ["--exec".into(), path.clone().into_os_string()];
+        self.emit_container(&v, &format!("exec_start: {command}"), &exec_attr);
         let res = self.launch_monitor(&args, attach);
         let _ = std::fs::remove_file(&path);
         match res {

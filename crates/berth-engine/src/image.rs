@@ -181,6 +181,10 @@ impl Engine {
             }
             Ok(())
         })?;
+        if let Some(r) = &reference {
+            self.emit_image("tag", id.as_str(), &r.familiar());
+        }
+        self.emit_image("import", id.as_str(), id.as_str());
         Ok(id)
     }
 
@@ -265,7 +269,9 @@ impl Engine {
         self.store.transaction(|t| -> Result<()> {
             t.set_tag(&r.to_string(), &row.id)?;
             Ok(())
-        })
+        })?;
+        self.emit_image("tag", row.id.as_str(), &r.familiar());
+        Ok(())
     }
 
     /// `rmi [-f] IMAGE`, with Docker's rules: by reference it untags (and
@@ -312,6 +318,7 @@ impl Engine {
         mode: RemoveMode,
     ) -> Result<Option<Vec<RemovedImage>>> {
         let containers_dir = self.opts.root.join("containers");
+        let target = self.resolve_image(what).ok().map(|r| r.id);
         let Some(removal) = self
             .store
             .transaction(|t| decide_removal(t, &containers_dir, what, mode))?
@@ -319,6 +326,16 @@ impl Engine {
             return Ok(None);
         };
         self.remove_layer_files(&removal.layers)?;
+        // Docker names the image by its ID in both events.
+        for r in &removal.printed {
+            match (r, &target) {
+                (RemovedImage::Untagged(_), Some(id)) => {
+                    self.emit_image("untag", id.as_str(), id.as_str())
+                }
+                (RemovedImage::Deleted(d), _) => self.emit_image("delete", d.as_str(), d.as_str()),
+                _ => {}
+            }
+        }
         Ok(Some(removal.printed))
     }
 

@@ -268,6 +268,10 @@ fn host_config(v: &ContainerView) -> Value {
     if h.init {
         put("Init", json!(true));
     }
+    // berth's idle mode (ns), only where set: not a Docker key.
+    if h.idle_timeout > 0 {
+        put("BerthIdleTimeout", json!(h.idle_timeout));
+    }
     Value::Object(m)
 }
 
@@ -524,6 +528,15 @@ impl Engine {
         });
         if let (Some(h), Value::Object(m)) = (&v.health, &mut state) {
             m.insert("Health".into(), json!(h));
+        }
+        // berth's idle mode (not Docker's keys: only for containers that
+        // have it).
+        if let (true, Value::Object(m)) = (v.host_config.idle_timeout > 0, &mut state) {
+            m.insert("Idle".into(), json!(v.idle_since.is_some()));
+            m.insert(
+                "IdleSince".into(),
+                json!(v.idle_since.as_deref().unwrap_or(ZERO_TIME)),
+            );
         }
         Ok(json!({
             "Id": v.id.as_str(),

@@ -26,6 +26,7 @@ mod buildfs;
 mod buildmount;
 mod commit;
 mod container;
+pub mod events;
 pub mod filters;
 mod fsops;
 mod image;
@@ -185,6 +186,19 @@ pub struct Options {
     /// The config file's network keys (`bridge`, `bip`, …): defaults
     /// unless the caller read the file.
     pub network: NetworkConfig,
+    /// The config file's idle-mode keys (`idle-timeout`, `idle-reclaim`).
+    pub idle: IdleSettings,
+}
+
+/// The idle mode's defaults (berth's config file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdleSettings {
+    /// `idle-timeout`, ns, for containers made without `--idle-timeout`
+    /// (0: none idle).
+    pub timeout_ns: i64,
+    /// `idle-reclaim = true`: an idle container's reclaimable memory is
+    /// pushed out.
+    pub reclaim: bool,
 }
 
 impl Options {
@@ -200,6 +214,7 @@ impl Options {
             monitor: dir.join("berth-monitor"),
             berth: exe,
             network: NetworkConfig::default(),
+            idle: IdleSettings::default(),
         }
     }
 }

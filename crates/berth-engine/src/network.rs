@@ -528,7 +528,9 @@ impl Engine {
             t.insert_network(&row)?;
             Ok(row)
         })?;
-        Network::from_row(row)
+        let n = Network::from_row(row)?;
+        self.emit_network("create", &n.id, &n.name, &n.spec.driver, None);
+        Ok(n)
     }
 
     /// Running containers with an endpoint on `network_id` (an `endpoints`
@@ -723,6 +725,7 @@ impl Engine {
             Ok(())
         })?;
         self.remove_bridge(&n.spec)?;
+        self.emit_network("destroy", &n.id, &n.name, &n.spec.driver, None);
         Ok(n)
     }
 
@@ -919,7 +922,15 @@ impl Engine {
             self.connect_running(&v, &n, &ep)?;
             let mut hc = v.host_config.clone();
             hc.networks.insert(n.name.clone(), ep);
-            return self.save_host_config(&v, &hc);
+            self.save_host_config(&v, &hc)?;
+            self.emit_network(
+                "connect",
+                &n.id,
+                &n.name,
+                &n.spec.driver,
+                Some(v.id.as_str()),
+            );
+            return Ok(());
         }
         // Docker: connecting a stopped container to a network it is
         // already on changes nothing.
@@ -976,7 +987,15 @@ impl Engine {
                     self.disconnect_running(&v, &n, force)?;
                     let mut hc = v.host_config.clone();
                     hc.networks.remove(&key);
-                    return self.save_host_config(&v, &hc);
+                    self.save_host_config(&v, &hc)?;
+                    self.emit_network(
+                        "disconnect",
+                        &n.id,
+                        &n.name,
+                        &n.spec.driver,
+                        Some(v.id.as_str()),
+                    );
+                    return Ok(());
                 }
                 v.host_config
                     .networks

@@ -244,6 +244,11 @@ impl Engine {
             }
             Ok(updated)
         })?;
+        // Docker's: the reference as the user gave it, named by its
+        // repository.
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("name".to_string(), reference.familiar_repository());
+        self.emit("image", "pull", &reference.familiar(), attrs);
         Ok(Pulled {
             id,
             digest: top.digest,

@@ -542,6 +542,9 @@ impl Engine {
             }
             Ok(())
         })?;
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("name".to_string(), reference.familiar_repository());
+        self.emit("image", "push", &reference.familiar(), attrs);
         Ok(Pushed {
             tag,
             digest,

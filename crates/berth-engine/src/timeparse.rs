@@ -106,47 +106,7 @@ fn parse_unix(s: &str) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs.parse().ok()?, nanos)
 }
 
-/// Go's `time.ParseDuration`, in nanoseconds.
-pub fn go_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[u..];
-        total += num * unit;
-    }
-    if !total.is_finite() || total > i64::MAX as f64 {
-        return None;
-    }
-    let t = total as i64;
-    Some(if neg { -t } else { t })
-}
+pub use berth_types::duration::go_duration;
 
 #[cfg(test)]
 mod tests {

@@ -184,6 +184,7 @@ impl Engine {
             options: serde_json::to_string(options).unwrap_or_else(|_| "{}".into()),
         };
         self.store.transaction(|t| t.insert_volume(&row))?;
+        self.emit_volume("create", &name);
         Ok(self.volume_view(row))
     }
 
@@ -293,6 +294,7 @@ impl Engine {
         }
         self.store.transaction(|t| t.delete_volume(name))?;
         let _ = std::fs::remove_dir_all(self.opts.root.join("volumes").join(name));
+        self.emit_volume("destroy", name);
         Ok(())
     }
 }

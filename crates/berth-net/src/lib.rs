@@ -15,3 +15,4 @@ pub mod nft;
 pub mod plan;
 pub mod ports;
 pub mod setup;
+pub mod wake;

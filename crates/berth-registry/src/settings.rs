@@ -68,6 +68,9 @@ struct File {
     dns: Option<Vec<String>>,
     dns_search: Option<Vec<String>>,
     dns_opts: Option<Vec<String>>,
+    // The idle mode (issue 11).
+    idle_timeout: Option<toml::Spanned<String>>,
+    idle_reclaim: Option<bool>,
 }
 
 /// One `default-address-pools` entry as written: `{ base = "10.10.0.0/16", size = 24 }`.
@@ -131,6 +134,12 @@ pub struct Settings {
     pub certs_d: PathBuf,
     /// The network keys (`bridge`, `bip`, `default-address-pools`, …).
     pub network: NetworkSettings,
+    /// `idle-timeout = "30s"`: the idle mode for containers made without
+    /// `--idle-timeout`, in ns (0: off).
+    pub idle_timeout_ns: i64,
+    /// `idle-reclaim = true`: an idle container's reclaimable memory is
+    /// pushed out.
+    pub idle_reclaim: bool,
 }
 
 impl Default for Settings {
@@ -142,6 +151,8 @@ impl Default for Settings {
             max_concurrent_uploads: DEFAULT_CONCURRENT_UPLOADS,
             certs_d: PathBuf::from(DEFAULT_CERTS_D),
             network: NetworkSettings::default(),
+            idle_timeout_ns: 0,
+            idle_reclaim: false,
         }
     }
 }
@@ -226,6 +237,17 @@ impl Settings {
         if let Some(d) = file.certs_d {
             s.certs_d = d;
         }
+        if let Some(t) = file.idle_timeout {
+            s.idle_timeout_ns = berth_types::duration::go_duration(t.get_ref())
+                .filter(|&n| n >= 0)
+                .ok_or_else(|| {
+                    invalid(
+                        Some(t.span()),
+                        format!("idle-timeout: invalid duration {:?}", t.get_ref()),
+                    )
+                })?;
+        }
+        s.idle_reclaim = file.idle_reclaim.unwrap_or(false);
         let net = &mut s.network;
         net.bridge = file.bridge;
         if let Some(b) = file.bip {

@@ -19,6 +19,7 @@
 pub mod caps;
 pub mod cgroups;
 pub mod devices;
+pub mod events;
 pub mod health;
 mod init;
 pub mod monitor;

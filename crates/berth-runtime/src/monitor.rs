@@ -28,6 +28,9 @@ pub const INPUT_RESIZE: u8 = 2;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MonitorConfig {
     pub id: String,
+    /// The event log's directory (empty: record none).
+    #[serde(default)]
+    pub events: PathBuf,
     pub spec: ContainerSpec,
     /// `<dir>/state.json`
     pub state_path: PathBuf,
@@ -62,7 +65,25 @@ pub struct MonitorConfig {
     /// directory, which only the probe runner reads.
     #[serde(default)]
     pub health: Option<crate::health::HealthSchedule>,
+    /// The idle mode (`--idle-timeout`): None, never idle.
+    #[serde(default)]
+    pub idle: Option<IdleConfig>,
 }
+
+/// When a container's monitor freezes it for want of activity, and what
+/// it does then.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleConfig {
+    /// No CPU used and no packet received for this long: idle.
+    pub timeout_ms: u64,
+    /// Push out its reclaimable memory once frozen.
+    #[serde(default)]
+    pub reclaim: bool,
+}
+
+/// The file in a container's directory that says it is idle (frozen by its
+/// monitor, not paused by a user), holding the time it became so.
+pub const IDLE_MARKER: &str = "idle";
 
 /// What an exec monitor (`berth-monitor --exec FILE`) runs: written by the
 /// engine, read (and removed) by the monitor.
@@ -84,6 +105,12 @@ pub struct ExecConfig {
     /// The cgroup the monitor moves itself to (see [`MonitorConfig::monitor_cgroup`]).
     #[serde(default)]
     pub monitor_cgroup: String,
+    /// The event log's directory (empty: record none) and the container's
+    /// directory (its event attributes), for `exec_die`.
+    #[serde(default)]
+    pub events: PathBuf,
+    #[serde(default)]
+    pub container_dir: PathBuf,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -333,6 +333,14 @@ pub struct HostConfig {
     /// `network connect`; none for host, none, or container:X.
     #[serde(default, rename = "BerthNetworks")]
     pub networks: BTreeMap<String, crate::EndpointConfig>,
+    /// `--idle-timeout` in ns (berth's idle mode; 0: never idle). Not a
+    /// Docker key: left out when unset.
+    #[serde(
+        default,
+        rename = "BerthIdleTimeout",
+        skip_serializing_if = "is_zero_i64"
+    )]
+    pub idle_timeout: i64,
     /// `--memory`, bytes (0: none).
     #[serde(default)]
     pub memory: i64,

@@ -10,6 +10,7 @@
 
 mod container;
 mod digest;
+pub mod duration;
 mod image;
 mod network;
 mod platform;

@@ -75,6 +75,8 @@ pub enum Command {
     Rm(RmArgs),
     /// List containers
     Ps(PsArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Fetch the logs of a container
@@ -327,6 +329,24 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
     /// Display system-wide information
     Info(FormatArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format the output using the given Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long, allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long, allow_hyphen_values = true)]
+    pub until: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -846,6 +866,9 @@ pub struct RunArgs {
     /// Security options (no-new-privileges, seccomp=unconfined|PROFILE.json, systempaths=unconfined, label=disable, apparmor=unconfined)
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// Freeze the container after this long without CPU use or incoming traffic; thaw it on the next packet (ms|s|m|h; 0 never)
+    #[arg(long = "idle-timeout", allow_hyphen_values = true)]
+    pub idle_timeout: Option<String>,
     /// Command to run to check health
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,

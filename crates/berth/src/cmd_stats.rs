@@ -73,6 +73,7 @@ pub fn stats(e: &Engine, a: &StatsArgs) -> Result<i32> {
         l
     };
     let fmt = a.format.clone().unwrap_or_else(|| DEFAULT.to_string());
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut before: Vec<StatsSample> = list.iter().map(|(_, v)| e.stats_sample(v)).collect();
     loop {
         // CPU % is a rate: a second between two readings, as Docker's.
@@ -83,8 +84,9 @@ pub fn stats(e: &Engine, a: &StatsArgs) -> Result<i32> {
             .zip(now.iter().zip(before.iter()))
             .map(|((given, v), (n, b))| row(v, given, n, b, a.no_trunc))
             .collect();
-        if !a.no_stream {
-            // Redraw in place, as the docker CLI does.
+        if !a.no_stream && tty {
+            // Redraw in place on a terminal, as the docker CLI does; a pipe
+            // gets one table after another.
             out!("\x1b[2J\x1b[H")?;
         }
         print_rows(&fmt, &rows, HEADERS)?;

@@ -37,7 +37,12 @@ fn open(cli: &Cli) -> Result<Engine> {
             | Command::Network(_)
             | Command::Container(ContainerCommand::Run(_) | ContainerCommand::Create(_))
     ) {
-        opts.network = crate::cmd_pull::registry_settings()?.network.clone();
+        let settings = crate::cmd_pull::registry_settings()?;
+        opts.network = settings.network.clone();
+        opts.idle = berth_engine::IdleSettings {
+            timeout_ns: settings.idle_timeout_ns,
+            reclaim: settings.idle_reclaim,
+        };
     }
     Ok(Engine::open(opts)?)
 }
@@ -231,6 +236,9 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Builder(BuilderCommand::Prune(a))
             | Command::Buildx(BuildxCommand::Prune(a)) => crate::cmd_fs::builder_prune(&mut e, a),
             Command::System(SystemCommand::Df(a)) => crate::cmd_fs::system_df(&e, a),
+            Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
+                crate::cmd_events::events(&e, a)
+            }
             Command::System(SystemCommand::Prune(a)) => {
                 e.reap_dead_builds()?;
                 crate::cmd_fs::system_prune(&mut e, a)
@@ -529,7 +537,20 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
         }
     })?;
     let healthcheck = healthcheck_options(a)?;
+    let idle_timeout = match &a.idle_timeout {
+        None => None,
+        Some(s) => Some(
+            berth_engine::timeparse::go_duration(s)
+                .filter(|&n| n >= 0)
+                .ok_or_else(|| {
+                    anyhow!(CliError::Flag(format!(
+                        "invalid argument \"{s}\" for \"--idle-timeout\" flag: time: invalid duration \"{s}\""
+                    )))
+                })?,
+        ),
+    };
     Ok(CreateOptions {
+        idle_timeout,
         healthcheck,
         image: a.image.clone(),
         name: a.name.clone(),
@@ -1370,6 +1391,12 @@ fn ps_row(
             v.paused,
             v.state.status == Status::Restarting,
         )
+    };
+    // berth's idle mode: running, frozen by its monitor until traffic comes.
+    let status = if v.idle_since.is_some() && !v.removing {
+        format!("{status} (Idle)")
+    } else {
+        status
     };
     // moby's State.String(): a running container shows its health.
     let status = match &v.health {

@@ -38,6 +38,7 @@ mod cli;
 mod cmd_archive;
 mod cmd_build;
 mod cmd_commit;
+mod cmd_events;
 mod cmd_fs;
 mod cmd_help;
 mod cmd_login;

@@ -90,7 +90,27 @@ fn a_memory_hog_is_oom_killed_at_its_limit() {
     assert_eq!(
         inspect_f(&env, "{{.State.OOMKilled}} {{.State.ExitCode}}", "hog"),
         "true 137"
-    );
+    ); // The oom event, then the die with its code (Docker's order).
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let ev = env.ok(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        &format!("{until:.9}"),
+        "--filter",
+        "container=hog",
+        "--filter",
+        "event=oom",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    assert_eq!(ev, "oom <no value>\ndie 137\n");
 }
 
 #[test]

@@ -230,6 +230,7 @@ fn run() -> Res<i32> {
             }
         };
         berth_runtime::trace::trace("monitor: exec'd the command");
+        event(&cfg, &dir, "start", &[]);
         state.status = Status::Running;
         state.pid = pid;
         state.error.clear();
@@ -244,6 +245,9 @@ fn run() -> Res<i32> {
         let mut prober = cfg
             .health
             .map(|h| Prober::start(h, &dir, &cgroup, &cfg.cgroup_path, pid));
+        let mut idler = cfg
+            .idle
+            .map(|c| Idler::new(c, &cgroup, &cfg, &dir, net_plan.as_ref()));
 
         release_free_memory();
         let code = serve(
@@ -257,8 +261,10 @@ fn run() -> Res<i32> {
                 prober: prober.as_mut(),
                 dns: &mut dns,
                 dir: Some(&dir),
+                idle: idler.as_mut(),
             },
         )?;
+        drop(idler);
         drop(dns);
         if let Some(p) = prober {
             p.stop();
@@ -266,6 +272,10 @@ fn run() -> Res<i32> {
         berth_runtime::trace::trace("monitor: reaped");
         let oom = cgroup.memory_events_oom();
         let _ = cgroup.remove();
+        if oom {
+            event(&cfg, &dir, "oom", &[]);
+        }
+        event(&cfg, &dir, "die", &[("exitCode", code.to_string())]);
         state.status = Status::Exited;
         state.pid = 0;
         state.exit_code = code;
@@ -322,6 +332,205 @@ struct Services<'a, 'p> {
     prober: Option<&'a mut Prober<'p>>,
     dns: &'a mut Option<berth_net::dns::Responder>,
     dir: Option<&'a std::path::Path>,
+    idle: Option<&'a mut Idler<'p>>,
+}
+
+/// The idle mode (`--idle-timeout`): while the container is awake, a check
+/// every tenth of the timeout of its CPU time and of the packets sent to
+/// it; when neither moved for the whole timeout, it is frozen and the
+/// monitor waits, with no timer, on a packet socket per veth (see
+/// `berth_net::wake`), its attach socket and its clients. The first of
+/// those to stir thaws it.
+struct Idler<'a> {
+    timeout: Duration,
+    reclaim: bool,
+    cgroup: &'a Cgroup,
+    cfg: &'a MonitorConfig,
+    dir: &'a std::path::Path,
+    /// (host veth, container address) of each endpoint.
+    endpoints: Vec<(String, std::net::Ipv4Addr)>,
+    /// Frozen: the wake sockets. Awake: empty.
+    wake: Vec<OwnedFd>,
+    asleep: bool,
+    last_cpu: u64,
+    last_packets: u64,
+    last_active: Instant,
+    next_check: Instant,
+}
+
+impl<'a> Idler<'a> {
+    #[inline(never)]
+    fn new(
+        c: proto::IdleConfig,
+        cgroup: &'a Cgroup,
+        cfg: &'a MonitorConfig,
+        dir: &'a std::path::Path,
+        plan: Option<&berth_net::plan::NetworkPlan>,
+    ) -> Idler<'a> {
+        let now = Instant::now();
+        let mut i = Idler {
+            timeout: Duration::from_millis(c.timeout_ms.max(1)),
+            reclaim: c.reclaim,
+            cgroup,
+            cfg,
+            dir,
+            endpoints: Vec::new(),
+            wake: Vec::new(),
+            asleep: false,
+            last_cpu: 0,
+            last_packets: 0,
+            last_active: now,
+            next_check: now,
+        };
+        i.set_endpoints(plan);
+        i.next_check = now + i.step();
+        i
+    }
+
+    #[inline(never)]
+    fn set_endpoints(&mut self, plan: Option<&berth_net::plan::NetworkPlan>) {
+        self.endpoints = plan
+            .map(|p| {
+                p.endpoints
+                    .iter()
+                    .map(|e| (e.host_veth.clone(), e.ip))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.last_packets = self.packets();
+    }
+
+    fn step(&self) -> Duration {
+        (self.timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(10))
+    }
+
+    fn packets(&self) -> u64 {
+        self.endpoints
+            .iter()
+            .map(|(veth, _)| berth_net::wake::packets_to_container(veth))
+            .sum()
+    }
+
+    /// How long the poll may sleep: until the next check while awake,
+    /// for ever while asleep.
+    fn wait(&self) -> Option<rustix::event::Timespec> {
+        if self.asleep {
+            return None;
+        }
+        let left = self.next_check.saturating_duration_since(Instant::now());
+        Some(rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        })
+    }
+
+    /// Something happened that needs the container (a client's input).
+    fn touch(&mut self) {
+        self.last_active = Instant::now();
+    }
+
+    /// Awake: is it time to check, and has it been idle long enough?
+    #[inline(never)]
+    fn tick(&mut self) {
+        let now = Instant::now();
+        if self.asleep || now < self.next_check {
+            return;
+        }
+        self.next_check = now + self.step();
+        let (cpu, packets) = (self.cgroup.cpu_ns(), self.packets());
+        if cpu != self.last_cpu || packets != self.last_packets {
+            (self.last_cpu, self.last_packets) = (cpu, packets);
+            self.last_active = now;
+            return;
+        }
+        // A container a user paused is left alone (and is no activity).
+        if self.cgroup.frozen() {
+            self.last_active = now;
+            return;
+        }
+        if now.duration_since(self.last_active) >= self.timeout {
+            self.sleep();
+        }
+    }
+
+    /// Freezes the container: the wake sockets first (a packet that comes
+    /// meanwhile makes them readable at once), then the marker, then the
+    /// freezer.
+    #[inline(never)]
+    fn sleep(&mut self) {
+        let mut wake = Vec::new();
+        for (veth, ip) in &self.endpoints {
+            match berth_net::wake::wake_socket(veth, *ip) {
+                Ok(fd) => wake.push(fd),
+                Err(e) => {
+                    // Without a way to wake it, it must not sleep.
+                    eprintln!("berth-monitor: idle: watching {veth}: {e}");
+                    self.last_active = Instant::now();
+                    return;
+                }
+            }
+        }
+        let marker = self.dir.join(proto::IDLE_MARKER);
+        if std::fs::write(&marker, now()).is_err() {
+            self.last_active = Instant::now();
+            return;
+        }
+        if self.cgroup.freeze(true).is_err() {
+            let _ = std::fs::remove_file(&marker);
+            self.last_active = Instant::now();
+            return;
+        }
+        self.wake = wake;
+        self.asleep = true;
+        event(self.cfg, self.dir, "idle", &[]);
+        if self.reclaim {
+            self.cgroup.reclaim();
+        }
+        release_free_memory();
+    }
+
+    /// Thaws the container if this monitor froze it (a user's `pause`
+    /// since takes the marker away and keeps it frozen).
+    #[inline(never)]
+    fn wake_up(&mut self) {
+        if !self.asleep {
+            return;
+        }
+        self.asleep = false;
+        // The thaw first: the client waits for it. (Closing a packet
+        // socket waits for an RCU grace period: after.)
+        let marker = self.dir.join(proto::IDLE_MARKER);
+        let ours = marker.exists();
+        if ours {
+            let _ = self.cgroup.freeze(false);
+        }
+        self.wake.clear();
+        if ours {
+            let _ = std::fs::remove_file(&marker);
+            event(self.cfg, self.dir, "wake", &[]);
+        }
+        let now = Instant::now();
+        self.last_active = now;
+        self.last_cpu = self.cgroup.cpu_ns();
+        self.last_packets = self.packets();
+        self.next_check = now + self.step();
+    }
+
+    /// The container exited: no marker may outlive it.
+    fn done(&mut self) {
+        self.wake.clear();
+        if self.asleep {
+            let _ = std::fs::remove_file(self.dir.join(proto::IDLE_MARKER));
+        }
+        self.asleep = false;
+    }
+}
+
+/// Records a container event (see `berth_runtime::events`); out of line,
+/// as everything the idle loop does not need.
+#[inline(never)]
+fn event(cfg: &MonitorConfig, dir: &std::path::Path, action: &str, extra: &[(&str, String)]) {
+    berth_runtime::events::container_event(&cfg.events, dir, &cfg.id, action, extra);
 }
 
 /// `monitor.json` as `update` may have rewritten it since this monitor
@@ -330,6 +539,12 @@ struct Services<'a, 'p> {
 fn reread_config(dir: &std::path::Path) -> Option<MonitorConfig> {
     let b = std::fs::read(dir.join("monitor.json")).ok()?;
     serde_json::from_slice(&b).ok()
+}
+
+/// `network.json` as it is now (after a `network connect`/`disconnect`).
+#[inline(never)]
+fn read_plan(dir: &std::path::Path) -> Option<berth_net::plan::NetworkPlan> {
+    serde_json::from_slice(&std::fs::read(dir.join("network.json")).ok()?).ok()
 }
 
 /// The DNS responder for the networks `network.json` names now (after a
@@ -523,8 +738,19 @@ fn run_exec(path: PathBuf) -> Res<i32> {
             prober: None,
             dns: &mut None,
             dir: None,
+            idle: None,
         },
     )?;
+    berth_runtime::events::container_event(
+        &cfg.events,
+        &cfg.container_dir,
+        &cfg.container_id,
+        "exec_die",
+        &[
+            ("execID", cfg.exec_id.clone()),
+            ("exitCode", code.to_string()),
+        ],
+    );
     finish_clients(&mut clients, code);
     remove_socket();
     Ok(code)
@@ -951,6 +1177,7 @@ fn serve(
     let mut prober: Option<&mut Prober> = net.prober.as_deref_mut();
     let dns: &mut Option<berth_net::dns::Responder> = &mut *net.dns;
     let dir = net.dir;
+    let mut idle: Option<&mut Idler> = net.idle.as_deref_mut();
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid).ok_or("bad pid")?,
         rustix::process::PidfdFlags::empty(),
@@ -978,11 +1205,16 @@ fn serve(
         // The healthcheck: its runner's exit, or the time the next is due.
         let probe_at = fds.len();
         let mut timeout = None;
-        if let Some(p) = prober.as_deref() {
+        // Asleep (idle), nothing is due: no probe, no check.
+        let asleep = idle.as_deref().is_some_and(|i| i.asleep);
+        if let (Some(p), false) = (prober.as_deref(), asleep) {
             match &p.running {
                 Some(r) => fds.push(PollFd::new(r.pidfd(), PollFlags::IN)),
                 None => timeout = Some(p.wait()),
             }
+        }
+        if let Some(t) = idle.as_deref().and_then(Idler::wait) {
+            timeout = Some(earlier(timeout, t));
         }
         // The DNS responder: its two sockets, and its oldest forwarded
         // query's deadline.
@@ -1004,10 +1236,14 @@ fn serve(
                 tv_sec: left.as_secs() as i64,
                 tv_nsec: i64::from(left.subsec_nanos()),
             };
-            timeout = Some(match timeout {
-                Some(p) if (p.tv_sec, p.tv_nsec) < (t.tv_sec, t.tv_nsec) => p,
-                _ => t,
-            });
+            timeout = Some(earlier(timeout, t));
+        }
+        // An idle container's wake sockets.
+        let idle_at = fds.len();
+        if let Some(i) = idle.as_deref() {
+            for fd in &i.wake {
+                fds.push(PollFd::new(fd, PollFlags::IN));
+            }
         }
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) => {}
@@ -1025,11 +1261,21 @@ fn serve(
             .collect();
         let probe_done =
             fds.len() > probe_at && dns_at > probe_at && !fds[probe_at].revents().is_empty();
-        let dns_ready: Vec<bool> = (dns_at..fds.len())
+        let dns_ready: Vec<bool> = (dns_at..idle_at)
             .map(|i| !fds[i].revents().is_empty())
             .collect();
+        let stirred = (idle_at..fds.len()).any(|i| !fds[i].revents().is_empty());
         drop(fds);
         drop(dns_borrowed);
+        if let Some(i) = idle.as_deref_mut() {
+            let input = client_ready.iter().any(|&r| r);
+            if stirred || accept || input {
+                i.wake_up();
+            }
+            if input {
+                i.touch();
+            }
+        }
         if let Some(d) = dns.as_mut() {
             if dns_ready.first() == Some(&true) {
                 let _ = d.on_query_readable();
@@ -1039,7 +1285,7 @@ fn serve(
             }
             d.expire(Instant::now());
         }
-        if let Some(p) = prober.as_deref_mut() {
+        if let (Some(p), false) = (prober.as_deref_mut(), asleep) {
             p.tick(probe_done);
         }
 
@@ -1075,6 +1321,11 @@ fn serve(
                 // away a reattaching `berth attach` on a loaded 2-core CI
                 // machine now and then: it exited 0, seeing no EXIT frame.)
                 match Client::handshake(s, Duration::from_secs(1)) {
+                    // `wake`: the engine needs the container awake (exec,
+                    // stop…); the connection itself woke it above.
+                    Some(c) if c.control && c.wake => {
+                        let _ = (&c.stream).write_all(b"ok\n");
+                    }
                     Some(c) if c.control => {
                         // `network connect`/`disconnect` changed the
                         // container's networks: its DNS answers for the
@@ -1082,6 +1333,9 @@ fn serve(
                         if let Some(dir) = dir {
                             *dns = None;
                             *dns = reload_dns(dir, pid);
+                            if let Some(i) = idle.as_deref_mut() {
+                                i.set_endpoints(read_plan(dir).as_ref());
+                            }
                         }
                         let _ = (&c.stream).write_all(b"ok\n");
                     }
@@ -1091,10 +1345,27 @@ fn serve(
             }
         }
         if exited {
+            if let Some(i) = idle.as_deref_mut() {
+                i.done();
+            }
             let code = process::wait_exit_code(pid).map_err(|e| format!("wait: {e}"))?;
             io.drain(log, clients);
             return Ok(code);
         }
+        if let Some(i) = idle.as_deref_mut() {
+            i.tick();
+        }
+    }
+}
+
+/// The earlier of a poll timeout and another.
+fn earlier(
+    a: Option<rustix::event::Timespec>,
+    b: rustix::event::Timespec,
+) -> rustix::event::Timespec {
+    match a {
+        Some(a) if (a.tv_sec, a.tv_nsec) < (b.tv_sec, b.tv_nsec) => a,
+        _ => b,
     }
 }
 
@@ -1205,8 +1476,9 @@ struct Client {
     stdout: bool,
     stderr: bool,
     /// Not a client: the engine saying the container's networks changed
-    /// (`network …` instead of `attach …`).
+    /// (`network …` instead of `attach …`), or asking for it awake (`wake`).
     control: bool,
+    wake: bool,
     inbuf: Vec<u8>,
 }
 
@@ -1229,9 +1501,10 @@ impl Client {
         }
         let line = String::from_utf8_lossy(&line).into_owned();
         let mut words = line.split_whitespace();
-        let control = match words.next() {
-            Some("attach") => false,
-            Some("network") => true,
+        let (control, wake) = match words.next() {
+            Some("attach") => (false, false),
+            Some("network") => (true, false),
+            Some("wake") => (true, true),
             _ => return None,
         };
         let mut c = Client {
@@ -1240,6 +1513,7 @@ impl Client {
             stdout: false,
             stderr: false,
             control,
+            wake,
             inbuf: Vec::new(),
         };
         for w in words {
