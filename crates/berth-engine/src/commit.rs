@@ -298,10 +298,7 @@ impl Engine {
             self.wake(&v);
         }
         let frozen = if o.pause && v.running() {
-            Some(Frozen::freeze(&format!(
-                "{}/{}",
-                self.opts.cgroup_parent, v.id
-            ))?)
+            Some(Frozen::freeze(&self.cgroup_rel(&v.id, &v.host_config))?)
         } else {
             None
         };

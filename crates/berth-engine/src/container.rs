@@ -113,22 +113,41 @@ pub struct ResourceOptions {
     pub memory_reservation: Option<String>,
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
+    /// The rest of issue 11's limits (`--ulimit`, `--device`, block I/O,
+    /// ...): see [`crate::limits`].
+    pub more: crate::limits::MoreLimits,
 }
 
 /// The runtime's limits for what a container's `HostConfig` records
-/// (`--cpus` as a CFS quota over Docker's 100 ms period).
-fn resources_of(h: &HostConfig) -> berth_runtime::Resources {
-    berth_runtime::Resources {
+/// (`--cpus` as a CFS quota over Docker's 100 ms period; block devices by
+/// number, read now).
+fn resources_of(h: &HostConfig) -> Result<berth_runtime::Resources> {
+    let mut r = berth_runtime::Resources {
         memory: h.memory,
         memory_swap: h.memory_swap,
-        cpu_quota: h.nano_cpus / 10_000,
-        cpu_period: if h.nano_cpus > 0 { 100_000 } else { 0 },
+        cpu_quota: if h.nano_cpus > 0 {
+            h.nano_cpus / 10_000
+        } else {
+            h.cpu_quota
+        },
+        cpu_period: if h.nano_cpus > 0 {
+            100_000
+        } else {
+            u64::try_from(h.cpu_period).unwrap_or(0)
+        },
         cpu_shares: u64::try_from(h.cpu_shares).unwrap_or(0),
         pids_limit: h.pids_limit.unwrap_or(0),
         memory_reservation: h.memory_reservation,
         cpuset_cpus: h.cpuset_cpus.clone(),
         cpuset_mems: h.cpuset_mems.clone(),
-    }
+        memory_swappiness: h.memory_swappiness.and_then(|s| u64::try_from(s).ok()),
+        oom_kill_disable: h.oom_kill_disable,
+        cpu_rt_period: u64::try_from(h.cpu_realtime_period).unwrap_or(0),
+        cpu_rt_runtime: h.cpu_realtime_runtime,
+        ..Default::default()
+    };
+    crate::limits::blkio_of(h, &mut r)?;
+    Ok(r)
 }
 
 /// A cpuset list (`0-1,3`) as a set, None when malformed.
@@ -803,6 +822,14 @@ impl Engine {
         let (memory, memory_swap, nano_cpus) = check_resources(&o.resources)?;
         let (memory_reservation, cpuset_cpus, cpuset_mems) =
             check_reservation_and_cpusets(&o.resources, memory)?;
+        // The rest of the limits, into what the host config starts from.
+        let mut limits_host = HostConfig {
+            memory,
+            nano_cpus,
+            privileged: o.privileged,
+            ..Default::default()
+        };
+        crate::limits::check_into(&o.resources.more, &mut limits_host, self.cgroup_layout())?;
         let log_config = crate::logdriver::check(o.log_driver.as_deref(), &o.log_opts)?;
         if let Some(h) = &o.healthcheck {
             validate_healthcheck(h)?;
@@ -1045,6 +1072,7 @@ impl Engine {
             memory_reservation,
             cpuset_cpus,
             cpuset_mems,
+            ..limits_host
         };
 
         // The claim first: in the transaction that checks the image is still
@@ -1549,8 +1577,9 @@ impl Engine {
         }
         let mut args = config.entrypoint.clone().unwrap_or_default();
         args.extend(config.cmd.iter().cloned());
+        let (devices, device_rules) = crate::limits::devices_of(host)?;
         let spec = ContainerSpec {
-            resources: resources_of(host),
+            resources: resources_of(host)?,
             args,
             env: process_env(&daemon_env(config)),
             cwd: config.working_dir.clone(),
@@ -1588,7 +1617,7 @@ impl Engine {
             },
             tty: config.tty,
             init: host.init,
-            cgroup_path: format!("{}/{}", self.opts.cgroup_parent, id),
+            cgroup_path: self.cgroup_rel(id, host),
             etc_hostname: Some(dir.join("hostname")),
             etc_hosts: Some(dir.join("hosts")),
             etc_resolv_conf: Some(dir.join("resolv.conf")),
@@ -1598,8 +1627,13 @@ impl Engine {
                 capabilities: security.caps,
                 no_new_privileges: security.no_new_privileges,
                 seccomp_filter,
+                rlimits: crate::limits::rlimits_of(host),
+                oom_score_adj: i32::try_from(host.oom_score_adj).ok().filter(|a| *a != 0),
             },
             unmask_system_paths: security.unmask_system_paths,
+            shm_size: u64::try_from(host.shm_size).unwrap_or(0),
+            devices,
+            device_rules,
         };
         let health = match config.healthcheck.as_ref().filter(|h| h.is_active()) {
             Some(h) => {
@@ -1664,6 +1698,19 @@ impl Engine {
         Ok(())
     }
 
+    /// A container's cgroup, relative to each hierarchy's root: under its
+    /// `--cgroup-parent` (Docker's cgroupfs driver: relative to the root
+    /// whether or not it starts with `/`, `..` going no higher), else
+    /// under berth's parent.
+    pub(crate) fn cgroup_rel(&self, id: &ContainerId, h: &HostConfig) -> String {
+        let parent = crate::limits::cgroup_parent(&h.cgroup_parent);
+        if parent.is_empty() {
+            format!("{}/{id}", self.opts.cgroup_parent)
+        } else {
+            format!("{parent}/{id}")
+        }
+    }
+
     pub(crate) fn view(&self, row: ContainerRow) -> Result<ContainerView> {
         let dir = self.container_dir(&row.id);
         let config: ContainerConfig = serde_json::from_str(&row.config).map_err(|e| {
@@ -1681,9 +1728,9 @@ impl Engine {
         let state = load_state(&dir);
         let health = load_health(&dir, &config, &state);
         let frozen = state.status == Status::Running
-            && self.cgroup_layout().is_some_and(|l| {
-                Cgroup::new(l, &format!("{}/{}", self.opts.cgroup_parent, row.id)).frozen()
-            });
+            && self
+                .cgroup_layout()
+                .is_some_and(|l| Cgroup::new(l, &self.cgroup_rel(&row.id, &host_config)).frozen());
         // Frozen by its monitor (the marker), or by a user.
         let idle_since = (frozen && host_config.idle_timeout > 0)
             .then(|| std::fs::read_to_string(dir.join(berth_runtime::monitor::IDLE_MARKER)).ok())
@@ -2101,7 +2148,7 @@ impl Engine {
         }
         if v.state.status == Status::Running {
             if let Ok(layout) = cgroups::detect() {
-                let cg = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id));
+                let cg = Cgroup::new(&layout, &self.cgroup_rel(&v.id, &v.host_config));
                 let _ = cg.freeze(false);
             }
         }
@@ -2262,10 +2309,7 @@ impl Engine {
             code: 125,
             message: "no cgroup hierarchy found".into(),
         })?;
-        Ok(Cgroup::new(
-            layout,
-            &format!("{}/{}", self.opts.cgroup_parent, v.id),
-        ))
+        Ok(Cgroup::new(layout, &self.cgroup_rel(&v.id, &v.host_config)))
     }
 
     /// `update`: new limits for a container (running: its cgroup at once),
@@ -2318,6 +2362,7 @@ impl Engine {
                 .cpuset_mems
                 .clone()
                 .or_else(|| Some(h.cpuset_mems.clone())),
+            more: Default::default(),
         };
         let (memory, memory_swap, nano_cpus) = check_resources(&merged)?;
         let (memory_reservation, cpuset_cpus, cpuset_mems) =
@@ -2334,7 +2379,18 @@ impl Engine {
         if let Some(p) = r.pids_limit {
             h.pids_limit = (p > 0).then_some(p);
         }
-        let resources = resources_of(&h);
+        // Docker's update: the CPU period and quota, the real-time ones
+        // and the block I/O weight; checked over what is recorded.
+        let more = crate::limits::MoreLimits {
+            cpu_period: r.more.cpu_period,
+            cpu_quota: r.more.cpu_quota,
+            cpu_rt_period: r.more.cpu_rt_period,
+            cpu_rt_runtime: r.more.cpu_rt_runtime,
+            blkio_weight: r.more.blkio_weight,
+            ..Default::default()
+        };
+        crate::limits::check_into(&more, &mut h, self.cgroup_layout())?;
+        let resources = resources_of(&h)?;
         if v.running() || v.paused {
             self.container_cgroup(&v)?
                 .apply(&resources)
@@ -2490,7 +2546,7 @@ impl Engine {
 
     fn remove_files(&self, v: &ContainerView) {
         if let Ok(layout) = cgroups::detect() {
-            let cg = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id));
+            let cg = Cgroup::new(&layout, &self.cgroup_rel(&v.id, &v.host_config));
             // Whatever is still in the cgroup (a process that outlived its
             // stop, an init whose starter vanished before it ran) goes now:
             // thawed first, since a frozen process cannot die.
@@ -2737,7 +2793,7 @@ impl Engine {
             container_id: v.id.to_string(),
             exec_id: exec_id.clone(),
             pid: v.state.pid,
-            cgroup_path: format!("{}/{}", self.opts.cgroup_parent, v.id),
+            cgroup_path: self.cgroup_rel(&v.id, &v.host_config),
             spec,
             tty: o.tty,
             open_stdin: o.stdin && !o.detach,
@@ -2807,7 +2863,7 @@ impl Engine {
             code: 125,
             message: e.to_string(),
         })?;
-        let pids = Cgroup::new(&layout, &format!("{}/{}", self.opts.cgroup_parent, v.id)).pids();
+        let pids = Cgroup::new(&layout, &self.cgroup_rel(&v.id, &v.host_config)).pids();
         let args: Vec<String> = if ps_args.is_empty() {
             vec!["-ef".into()]
         } else {

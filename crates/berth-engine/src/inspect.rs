@@ -14,7 +14,7 @@ use crate::{ContainerView, Engine, Result};
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// A list, or `null` when it is empty (Go's nil slice).
-fn list_or_null(v: &[String]) -> Value {
+fn list_or_null<T: serde::Serialize>(v: &[T]) -> Value {
     if v.is_empty() {
         Value::Null
     } else {
@@ -180,7 +180,7 @@ fn host_config(v: &ContainerView) -> Value {
     put("IpcMode", json!(or(&h.ipc_mode, "private")));
     put("Cgroup", json!(""));
     put("Links", Value::Null);
-    put("OomScoreAdj", json!(0));
+    put("OomScoreAdj", json!(h.oom_score_adj));
     put("PidMode", json!(h.pid_mode));
     put("Privileged", json!(h.privileged));
     put("PublishAllPorts", json!(h.publish_all_ports));
@@ -194,8 +194,15 @@ fn host_config(v: &ContainerView) -> Value {
     }
     put("UTSMode", json!(h.uts_mode));
     put("UsernsMode", json!(h.userns_mode));
-    // The size of the container's /dev/shm (65536k).
-    put("ShmSize", json!(67_108_864u64));
+    // The size of the container's /dev/shm (64 MiB unless given).
+    put(
+        "ShmSize",
+        json!(if h.shm_size > 0 {
+            h.shm_size
+        } else {
+            crate::limits::DEFAULT_SHM_SIZE
+        }),
+    );
     put(
         "Runtime",
         json!(if h.runtime.is_empty() {
@@ -209,38 +216,40 @@ fn host_config(v: &ContainerView) -> Value {
     put("CpuShares", json!(h.cpu_shares));
     put("Memory", json!(h.memory));
     put("NanoCpus", json!(h.nano_cpus));
-    put("CgroupParent", json!(""));
-    put("BlkioWeight", json!(0));
-    put("BlkioWeightDevice", json!([]));
-    for k in [
-        "BlkioDeviceReadBps",
+    put("CgroupParent", json!(h.cgroup_parent));
+    put("BlkioWeight", json!(h.blkio_weight));
+    put("BlkioWeightDevice", json!(h.blkio_weight_device));
+    // null when none, as the docker 20.10 CLI sends them (28's sends []).
+    put("BlkioDeviceReadBps", list_or_null(&h.blkio_device_read_bps));
+    put(
         "BlkioDeviceWriteBps",
+        list_or_null(&h.blkio_device_write_bps),
+    );
+    put(
         "BlkioDeviceReadIOps",
+        list_or_null(&h.blkio_device_read_iops),
+    );
+    put(
         "BlkioDeviceWriteIOps",
-    ] {
-        put(k, Value::Null);
-    }
-    for k in [
-        "CpuPeriod",
-        "CpuQuota",
-        "CpuRealtimePeriod",
-        "CpuRealtimeRuntime",
-    ] {
-        put(k, json!(0));
-    }
+        list_or_null(&h.blkio_device_write_iops),
+    );
+    put("CpuPeriod", json!(h.cpu_period));
+    put("CpuQuota", json!(h.cpu_quota));
+    put("CpuRealtimePeriod", json!(h.cpu_realtime_period));
+    put("CpuRealtimeRuntime", json!(h.cpu_realtime_runtime));
     put("CpusetCpus", json!(h.cpuset_cpus));
     put("CpusetMems", json!(h.cpuset_mems));
-    put("Devices", json!([]));
-    put("DeviceCgroupRules", Value::Null);
+    put("Devices", json!(h.devices));
+    put("DeviceCgroupRules", json!(h.device_cgroup_rules));
     put("DeviceRequests", Value::Null);
     // No `KernelMemory`/`KernelMemoryTCP`: gone from Docker's API since
     // 25 (20.10 still sends zeros).
     put("MemoryReservation", json!(h.memory_reservation));
     put("MemorySwap", json!(h.memory_swap));
-    put("MemorySwappiness", Value::Null);
-    put("OomKillDisable", json!(false));
+    put("MemorySwappiness", json!(h.memory_swappiness));
+    put("OomKillDisable", json!(h.oom_kill_disable));
     put("PidsLimit", json!(h.pids_limit));
-    put("Ulimits", Value::Null);
+    put("Ulimits", list_or_null(&h.ulimits));
     for k in [
         "CpuCount",
         "CpuPercent",

@@ -445,7 +445,7 @@ impl Engine {
     /// The network namespace of a running container's first process, once
     /// that process is proven to be the container's (its cgroup).
     fn container_netns(&self, v: &ContainerView) -> Result<File> {
-        let cgroup = format!("{}/{}", self.opts.cgroup_parent, v.id);
+        let cgroup = self.cgroup_rel(&v.id, &v.host_config);
         berth_runtime::process::pin_process(v.state.pid, &cgroup, &["ns/net"])
             .ok()
             .and_then(|mut f| f.pop())

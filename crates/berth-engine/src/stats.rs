@@ -100,10 +100,8 @@ impl Engine {
         let Some(layout) = self.cgroup_layout() else {
             return StatsSample::default();
         };
-        let cg = berth_runtime::cgroups::Cgroup::new(
-            layout,
-            &format!("{}/{}", self.options().cgroup_parent, v.id),
-        );
+        let cg =
+            berth_runtime::cgroups::Cgroup::new(layout, &self.cgroup_rel(&v.id, &v.host_config));
         let u = cg.usage();
         let host = host_memory();
         let (net_rx, net_tx) = if v.host_config.network_mode == "host" {

@@ -354,13 +354,51 @@ impl Cgroup {
                         writes.push((p, r.memory_swap.to_string()));
                     }
                 }
-                if r.cpu_quota > 0 {
+                if r.cpu_period > 0 {
                     writes.extend(
                         at("cpu", "cpu.cfs_period_us").map(|p| (p, r.cpu_period.to_string())),
                     );
+                }
+                if r.cpu_quota != 0 {
                     writes.extend(
                         at("cpu", "cpu.cfs_quota_us").map(|p| (p, r.cpu_quota.to_string())),
                     );
+                }
+                // The period first: the kernel checks the runtime against it.
+                if r.cpu_rt_period > 0 {
+                    writes.extend(
+                        at("cpu", "cpu.rt_period_us").map(|p| (p, r.cpu_rt_period.to_string())),
+                    );
+                }
+                if r.cpu_rt_runtime != 0 {
+                    writes.extend(
+                        at("cpu", "cpu.rt_runtime_us").map(|p| (p, r.cpu_rt_runtime.to_string())),
+                    );
+                }
+                if let Some(s) = r.memory_swappiness {
+                    writes.extend(at("memory", "memory.swappiness").map(|p| (p, s.to_string())));
+                }
+                if r.oom_kill_disable {
+                    writes.extend(at("memory", "memory.oom_control").map(|p| (p, "1".to_string())));
+                }
+                if r.blkio_weight > 0 {
+                    writes.extend(
+                        at("blkio", "blkio.weight").map(|p| (p, r.blkio_weight.to_string())),
+                    );
+                }
+                for (file, list) in [
+                    ("blkio.weight_device", &r.blkio_weight_device),
+                    ("blkio.throttle.read_bps_device", &r.blkio_read_bps),
+                    ("blkio.throttle.write_bps_device", &r.blkio_write_bps),
+                    ("blkio.throttle.read_iops_device", &r.blkio_read_iops),
+                    ("blkio.throttle.write_iops_device", &r.blkio_write_iops),
+                ] {
+                    for d in list {
+                        writes.extend(
+                            at("blkio", file)
+                                .map(|p| (p, format!("{}:{} {}", d.major, d.minor, d.value))),
+                        );
+                    }
                 }
                 if r.cpu_shares > 0 {
                     writes.extend(at("cpu", "cpu.shares").map(|p| (p, r.cpu_shares.to_string())));
@@ -394,11 +432,56 @@ impl Cgroup {
                         writes.push((d.join("memory.swap.max"), swap));
                     }
                 }
-                if r.cpu_quota > 0 {
+                if r.cpu_quota != 0 || r.cpu_period > 0 {
+                    let quota = if r.cpu_quota > 0 {
+                        r.cpu_quota.to_string()
+                    } else {
+                        "max".to_string()
+                    };
+                    let period = if r.cpu_period > 0 {
+                        r.cpu_period
+                    } else {
+                        100_000
+                    };
+                    writes.push((d.join("cpu.max"), format!("{quota} {period}")));
+                }
+                // No swappiness, OOM-killer switch or real-time CPU time on
+                // v2: the engine discards or refuses them, as Docker's.
+                // Weights as runc writes them: BFQ's file in its own scale
+                // where there is one, else io.weight in v2's.
+                let bfq = d.join("io.bfq.weight").exists();
+                let (weight_file, scale): (&str, fn(u64) -> u64) = if bfq {
+                    ("io.bfq.weight", |w| w)
+                } else {
+                    ("io.weight", blkio_weight_to_io_weight)
+                };
+                if r.blkio_weight > 0 {
+                    let w = scale(u64::from(r.blkio_weight));
+                    let value = if bfq {
+                        w.to_string()
+                    } else {
+                        format!("default {w}")
+                    };
+                    writes.push((d.join(weight_file), value));
+                }
+                for dv in &r.blkio_weight_device {
                     writes.push((
-                        d.join("cpu.max"),
-                        format!("{} {}", r.cpu_quota, r.cpu_period),
+                        d.join(weight_file),
+                        format!("{}:{} {}", dv.major, dv.minor, scale(dv.value)),
                     ));
+                }
+                for (key, list) in [
+                    ("rbps", &r.blkio_read_bps),
+                    ("wbps", &r.blkio_write_bps),
+                    ("riops", &r.blkio_read_iops),
+                    ("wiops", &r.blkio_write_iops),
+                ] {
+                    for dv in list {
+                        writes.push((
+                            d.join("io.max"),
+                            format!("{}:{} {key}={}", dv.major, dv.minor, dv.value),
+                        ));
+                    }
                 }
                 if r.cpu_shares > 0 {
                     writes.push((
@@ -637,6 +720,12 @@ pub struct Usage {
     pub pids: u64,
 }
 
+/// A v1 blkio weight (10–1,000) as v2 `io.weight` (1–10,000), as runc
+/// maps it.
+pub fn blkio_weight_to_io_weight(w: u64) -> u64 {
+    1 + (w.clamp(10, 1000) - 10) * 9999 / 990
+}
+
 /// v1 `cpu.shares` (2–262,144) as v2 `cpu.weight` (1–10,000), as runc maps it.
 pub fn shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
@@ -825,7 +914,7 @@ mod tests {
             pids_limit: 50,
             memory_reservation: 32 << 20,
             cpuset_cpus: "0-1".into(),
-            cpuset_mems: String::new(),
+            ..Default::default()
         };
         cg.apply(&r).unwrap();
         let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
@@ -846,6 +935,125 @@ mod tests {
         assert_eq!(shares_to_weight(1024), 39);
         assert_eq!(shares_to_weight(2), 1);
         assert_eq!(shares_to_weight(262_144), 10_000);
+    }
+
+    fn dv(major: u32, minor: u32, value: u64) -> crate::DeviceValue {
+        crate::DeviceValue {
+            major,
+            minor,
+            value,
+        }
+    }
+
+    /// The limits of issue 11's second part: every file and its value.
+    fn more_limits() -> crate::Resources {
+        crate::Resources {
+            cpu_period: 50_000,
+            cpu_quota: 25_000,
+            cpu_rt_period: 1_000_000,
+            cpu_rt_runtime: 950_000,
+            memory_swappiness: Some(0),
+            oom_kill_disable: true,
+            blkio_weight: 300,
+            blkio_weight_device: vec![dv(8, 0, 200)],
+            blkio_read_bps: vec![dv(8, 0, 1_048_576)],
+            blkio_write_bps: vec![dv(8, 16, 2048)],
+            blkio_read_iops: vec![dv(8, 0, 100)],
+            blkio_write_iops: vec![dv(8, 0, 200)],
+            ..Default::default()
+        }
+    }
+
+    /// v1 over a fake tree: each value in its controller's file.
+    #[test]
+    fn v1_limits_are_written_to_their_controllers() {
+        let root = tempfile::tempdir().unwrap();
+        let mounts: Vec<(String, PathBuf)> = ["cpu,cpuacct", "memory", "blkio"]
+            .iter()
+            .map(|c| (c.to_string(), root.path().join(c)))
+            .collect();
+        for (_, m) in &mounts {
+            fs::create_dir_all(m.join("berth/c1")).unwrap();
+        }
+        let cg = Cgroup::new(&Layout::V1 { mounts }, "berth/c1");
+        cg.apply(&more_limits()).unwrap();
+        let read = |c: &str, f: &str| {
+            fs::read_to_string(root.path().join(c).join("berth/c1").join(f)).unwrap()
+        };
+        assert_eq!(read("cpu,cpuacct", "cpu.cfs_period_us"), "50000");
+        assert_eq!(read("cpu,cpuacct", "cpu.cfs_quota_us"), "25000");
+        assert_eq!(read("cpu,cpuacct", "cpu.rt_period_us"), "1000000");
+        assert_eq!(read("cpu,cpuacct", "cpu.rt_runtime_us"), "950000");
+        assert_eq!(read("memory", "memory.swappiness"), "0");
+        assert_eq!(read("memory", "memory.oom_control"), "1");
+        assert_eq!(read("blkio", "blkio.weight"), "300");
+        assert_eq!(read("blkio", "blkio.weight_device"), "8:0 200");
+        assert_eq!(
+            read("blkio", "blkio.throttle.read_bps_device"),
+            "8:0 1048576"
+        );
+        assert_eq!(
+            read("blkio", "blkio.throttle.write_bps_device"),
+            "8:16 2048"
+        );
+        assert_eq!(read("blkio", "blkio.throttle.read_iops_device"), "8:0 100");
+        assert_eq!(read("blkio", "blkio.throttle.write_iops_device"), "8:0 200");
+        // Nothing is written that was not asked for.
+        let cg2 = root.path().join("memory/berth/c2");
+        fs::create_dir_all(&cg2).unwrap();
+        Cgroup::new(cg.layout(), "berth/c2")
+            .apply(&Default::default())
+            .unwrap();
+        assert_eq!(fs::read_dir(&cg2).unwrap().count(), 0);
+    }
+
+    /// v2 over a fake tree: io.weight in v2's scale (or BFQ's file in
+    /// its own), io.max lines, cpu.max with the default period; no v1-only
+    /// file appears.
+    #[test]
+    fn unified_io_and_cpu_limits() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("berth/c1");
+        fs::create_dir_all(&dir).unwrap();
+        let cg = Cgroup::new(&Layout::Unified(root.path().to_path_buf()), "berth/c1");
+        let mut r = more_limits();
+        r.blkio_weight_device.clear();
+        r.blkio_read_bps.clear();
+        r.blkio_write_bps.clear();
+        r.blkio_read_iops.clear();
+        cg.apply(&r).unwrap();
+        let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
+        assert_eq!(read("cpu.max"), "25000 50000");
+        assert_eq!(
+            read("io.weight"),
+            format!("default {}", blkio_weight_to_io_weight(300))
+        );
+        assert_eq!(read("io.max"), "8:0 wiops=200");
+        for f in [
+            "memory.swappiness",
+            "memory.oom_control",
+            "cpu.rt_runtime_us",
+        ] {
+            assert!(!dir.join(f).exists(), "{f}");
+        }
+        cg.apply(&crate::Resources {
+            cpu_quota: 20_000,
+            blkio_weight_device: vec![dv(8, 0, 1000)],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(read("cpu.max"), "20000 100000");
+        assert_eq!(read("io.weight"), "8:0 10000");
+        // With BFQ: its own file and scale.
+        fs::write(dir.join("io.bfq.weight"), "100").unwrap();
+        cg.apply(&crate::Resources {
+            blkio_weight: 300,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(read("io.bfq.weight"), "300");
+        assert_eq!(blkio_weight_to_io_weight(10), 1);
+        assert_eq!(blkio_weight_to_io_weight(1000), 10_000);
     }
 
     const HYBRID: &str = "\

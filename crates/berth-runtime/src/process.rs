@@ -310,6 +310,9 @@ fn child_main(
         // files) through /proc/PID before the exec makes us dumpable again.
         sys::set_not_dumpable();
     }
+    if let Err(e) = set_oom_score_adj(spec.security.oom_score_adj) {
+        return fail(&mut rep, EXIT_ENGINE, &e);
+    }
     // Another container's IPC namespace and /dev/shm, before anything is
     // mounted (/dev/mqueue belongs to the IPC namespace of its mounter).
     let shm = match joined.enter_ipc() {
@@ -360,7 +363,97 @@ fn child_main(
         },
         no_new_privs: spec.security.no_new_privileges,
     };
+    // Last before the capabilities go (raising a hard limit needs
+    // CAP_SYS_RESOURCE), after the setup's descriptors are closed.
+    if let Err(e) = set_rlimits(&spec.security.rlimits) {
+        return fail(&mut rep, EXIT_ENGINE, &e);
+    }
     finish_and_exec(init, prepared, &confine, &mut go, &mut rep)
+}
+
+/// The kernel's resource for a `--ulimit` name (Docker's list).
+pub fn rlimit_resource(name: &str) -> Option<rustix::process::Resource> {
+    use rustix::process::Resource as R;
+    Some(match name {
+        "core" => R::Core,
+        "cpu" => R::Cpu,
+        "data" => R::Data,
+        "fsize" => R::Fsize,
+        "locks" => R::Locks,
+        "memlock" => R::Memlock,
+        "msgqueue" => R::Msgqueue,
+        "nice" => R::Nice,
+        "nofile" => R::Nofile,
+        "nproc" => R::Nproc,
+        "rss" => R::Rss,
+        "rtprio" => R::Rtprio,
+        "rttime" => R::Rttime,
+        "sigpending" => R::Sigpending,
+        "stack" => R::Stack,
+        _ => return None,
+    })
+}
+
+/// `--oom-score-adj` for the calling process (lowering it needs
+/// CAP_SYS_RESOURCE: EACCES fails the start, as with runc).
+fn set_oom_score_adj(adj: Option<i32>) -> Result<(), String> {
+    let Some(adj) = adj else {
+        return Ok(());
+    };
+    std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+        .map_err(|e| format!("write /proc/self/oom_score_adj: {}", describe_errno(&e)))
+}
+
+/// `--ulimit`s, in runc's words when the kernel refuses one (raising a
+/// hard limit without CAP_SYS_RESOURCE: EPERM, the container does not
+/// start, as with runc).
+fn set_rlimits(limits: &[crate::Rlimit]) -> Result<(), String> {
+    for l in limits {
+        let resource =
+            rlimit_resource(&l.name).ok_or_else(|| format!("invalid ulimit type: {}", l.name))?;
+        // u64::MAX is RLIM_INFINITY.
+        let limit = rustix::process::Rlimit {
+            current: Some(l.soft).filter(|v| *v != u64::MAX),
+            maximum: Some(l.hard).filter(|v| *v != u64::MAX),
+        };
+        rustix::process::setrlimit(resource, limit).map_err(|e| {
+            format!(
+                "error during container init: error setting rlimits for ready process: error setting rlimit type {}: {}",
+                resource as i32,
+                describe_errno(&e.into())
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// `--device`s, made inside the new root (after /dev, before the user's
+/// mounts, so no node lands in a host directory): the host node's type,
+/// number, mode and owner. A path that is already there is left as it is,
+/// as runc leaves it. What the container may do with a node is the device
+/// cgroup's business, not the node's.
+fn make_devices(devices: &[crate::Device]) -> Result<(), String> {
+    for d in devices {
+        let kind = match d.kind {
+            'c' => libc::S_IFCHR,
+            'b' => libc::S_IFBLK,
+            k => return Err(format!("device {}: bad type {k}", d.path.display())),
+        };
+        if let Some(parent) = d.path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        sys::umask(0);
+        let made = sys::mknod(&d.path, kind | (d.mode & 0o7777), d.major, d.minor);
+        sys::umask(0o022);
+        match made {
+            Ok(()) => std::os::unix::fs::lchown(&d.path, Some(d.uid), Some(d.gid))
+                .map_err(|e| format!("chown {}: {e}", d.path.display()))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("creating device {}: {e}", d.path.display())),
+        }
+    }
+    Ok(())
 }
 
 /// The container's seccomp filters: none when unconfined; else the file
@@ -512,7 +605,8 @@ fn setup_rootfs(
     sys::umount_detach(Path::new(".")).map_err(|e| format!("detaching the old root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
 
-    mount_special(console.as_ref(), spec.privileged, shm)?;
+    mount_special(console.as_ref(), spec.privileged, shm, spec.shm_size)?;
+    make_devices(&spec.devices)?;
     // Before /proc/sys is made read-only.
     set_sysctls(spec)?;
     for (m, src) in spec.mounts.iter().zip(&sources) {
@@ -871,7 +965,12 @@ fn mkdir_p(p: &str) -> Result<(), String> {
 }
 
 /// /proc, /sys, /dev and friends, inside the new root.
-fn mount_special(console: Option<&File>, sys_rw: bool, shm: Shm) -> Result<(), String> {
+fn mount_special(
+    console: Option<&File>,
+    sys_rw: bool,
+    shm: Shm,
+    shm_size: u64,
+) -> Result<(), String> {
     // The kernel's file systems go where the image cannot redirect them.
     for dir in ["/proc", "/sys", "/dev"] {
         if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -943,7 +1042,11 @@ fn mount_special(console: Option<&File>, sys_rw: bool, shm: Shm) -> Result<(), S
             "/dev/shm",
             "tmpfs",
             NOSUID_NODEV_NOEXEC,
-            "mode=1777,size=65536k",
+            // Docker's default: 64 MiB.
+            &*format!(
+                "mode=1777,size={}",
+                if shm_size > 0 { shm_size } else { 67_108_864 }
+            ),
         ),
         ("/dev/mqueue", "mqueue", NOSUID_NODEV_NOEXEC, ""),
     ] {
@@ -1675,6 +1778,12 @@ fn exec_child(spec: &ExecSpec, seccomp: Option<&CompiledFilters>, rep: &mut File
         Ok(p) => p,
         Err(e) => return fail(rep, EXIT_ENGINE, &e),
     };
+    // The container's rlimits and OOM score, as runc gives an exec.
+    let limited = set_oom_score_adj(spec.security.oom_score_adj)
+        .and_then(|()| set_rlimits(&spec.security.rlimits));
+    if let Err(e) = limited {
+        return fail(rep, EXIT_ENGINE, &e);
+    }
     // The exec path needs no "go": a pipe that is already written to stands in.
     let (mut go_r, mut go_w) = match pipe() {
         Ok(p) => p,

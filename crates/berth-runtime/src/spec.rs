@@ -31,6 +31,66 @@ pub struct Resources {
     pub cpuset_cpus: String,
     #[serde(default)]
     pub cpuset_mems: String,
+    /// The kernel's swap tendency, 0–100 (`--memory-swappiness`; v1 only).
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
+    /// No OOM killer in the cgroup (`--oom-kill-disable`; v1 only).
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    /// Real-time CPU time per period, µs (`--cpu-rt-period`,
+    /// `--cpu-rt-runtime`; v1 with CONFIG_RT_GROUP_SCHED only).
+    #[serde(default)]
+    pub cpu_rt_period: u64,
+    #[serde(default)]
+    pub cpu_rt_runtime: i64,
+    /// Block I/O weight, 10–1000 (`--blkio-weight`).
+    #[serde(default)]
+    pub blkio_weight: u16,
+    /// Per-device weights and throttles, by device number
+    /// (`--blkio-weight-device`, `--device-read-bps`, ...).
+    #[serde(default)]
+    pub blkio_weight_device: Vec<DeviceValue>,
+    #[serde(default)]
+    pub blkio_read_bps: Vec<DeviceValue>,
+    #[serde(default)]
+    pub blkio_write_bps: Vec<DeviceValue>,
+    #[serde(default)]
+    pub blkio_read_iops: Vec<DeviceValue>,
+    #[serde(default)]
+    pub blkio_write_iops: Vec<DeviceValue>,
+}
+
+/// A value for one block device (a weight, bytes or operations a second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceValue {
+    pub major: u32,
+    pub minor: u32,
+    pub value: u64,
+}
+
+/// A resource limit of the container's process (`--ulimit`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    /// Docker's name: `nofile`, `nproc`, `core`, ...
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// A device node made in the container (`--device`): what the host's
+/// node was when the container was created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Absolute, inside the container.
+    pub path: PathBuf,
+    /// `c` or `b`.
+    pub kind: char,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits of the host's node.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +228,17 @@ pub struct ContainerSpec {
     /// paths in /proc and /sys.
     #[serde(default)]
     pub unmask_system_paths: bool,
+    /// The size of /dev/shm, bytes (`--shm-size`; 0: Docker's 64 MiB).
+    #[serde(default)]
+    pub shm_size: u64,
+    /// `--device`: nodes made in the container's /dev (or elsewhere).
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    /// Device cgroup rules allowed beyond Docker's defaults (`--device`'s
+    /// and `--device-cgroup-rule`'s, `type major:minor access`, checked by
+    /// the engine).
+    #[serde(default)]
+    pub device_rules: Vec<String>,
 }
 
 /// How a container's processes are confined; the engine hands the same
@@ -186,6 +257,13 @@ pub struct Security {
     /// made by the engine at create time.
     #[serde(default)]
     pub seccomp_filter: Option<PathBuf>,
+    /// `--ulimit`: set in each process before its exec.
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
+    /// `--oom-score-adj`: written to each process's oom_score_adj before
+    /// its exec (None: inherited).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
 }
 
 impl Default for Security {
@@ -195,6 +273,8 @@ impl Default for Security {
             capabilities: Some(crate::caps::DOCKER_DEFAULT),
             no_new_privileges: false,
             seccomp_filter: None,
+            rlimits: Vec::new(),
+            oom_score_adj: None,
         }
     }
 }

@@ -364,6 +364,84 @@ pub struct HostConfig {
     pub cpuset_cpus: String,
     #[serde(default)]
     pub cpuset_mems: String,
+    /// `--memory-swappiness` (0–100); null when not set.
+    #[serde(default)]
+    pub memory_swappiness: Option<i64>,
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    #[serde(default)]
+    pub oom_score_adj: i64,
+    /// `--cpu-period`, `--cpu-quota`, µs (0: not set).
+    #[serde(default)]
+    pub cpu_period: i64,
+    #[serde(default)]
+    pub cpu_quota: i64,
+    /// `--cpu-rt-period`, `--cpu-rt-runtime`, µs.
+    #[serde(default)]
+    pub cpu_realtime_period: i64,
+    #[serde(default)]
+    pub cpu_realtime_runtime: i64,
+    /// `--blkio-weight` (10–1000; 0: not set, or discarded where the
+    /// kernel has no weight, as Docker's).
+    #[serde(default)]
+    pub blkio_weight: u16,
+    #[serde(default)]
+    pub blkio_weight_device: Vec<WeightDevice>,
+    #[serde(default, rename = "BlkioDeviceReadBps")]
+    pub blkio_device_read_bps: Vec<ThrottleDevice>,
+    #[serde(default, rename = "BlkioDeviceWriteBps")]
+    pub blkio_device_write_bps: Vec<ThrottleDevice>,
+    #[serde(default, rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Vec<ThrottleDevice>,
+    #[serde(default, rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Vec<ThrottleDevice>,
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+    /// `--shm-size`, bytes (0: a container made before the field, 64 MiB).
+    #[serde(default)]
+    pub shm_size: i64,
+    /// `--cgroup-parent` as given (empty: berth's own parent).
+    #[serde(default)]
+    pub cgroup_parent: String,
+    #[serde(default)]
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule`; null when none.
+    #[serde(default)]
+    pub device_cgroup_rules: Option<Vec<String>>,
+}
+
+/// `--blkio-weight-device PATH:WEIGHT`, as Docker records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WeightDevice {
+    pub path: String,
+    pub weight: u16,
+}
+
+/// `--device-read-bps PATH:RATE` and its kin, as Docker records them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
+}
+
+/// `--ulimit NAME=SOFT[:HARD]`, as Docker records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ulimit {
+    pub name: String,
+    pub hard: i64,
+    pub soft: i64,
+}
+
+/// `--device HOST[:CONTAINER[:PERMISSIONS]]`, as Docker records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
 }
 
 #[cfg(test)]

@@ -132,9 +132,14 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                     .map(berth_types::RestartPolicy::parse)
                     .transpose()
                     .map_err(|m| anyhow!(EngineError::InvalidArgument(m)))?;
+                let warnings = e.limit_warnings(&r);
                 each(&a.containers, |c| {
                     e.update(c, &r, restart.as_ref())?;
                     outln!("{c}")?;
+                    // Docker's update prints them as they are, on stdout.
+                    for w in &warnings {
+                        outln!("{w}")?;
+                    }
                     Ok(())
                 })
             }
@@ -632,7 +637,11 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
         platform,
         runtime: a.runtime.clone(),
         build_step: None,
-        resources: resource_options(&a.limits)?,
+        resources: {
+            let mut r = resource_options(&a.limits)?;
+            r.more = run_limit_options(std::mem::take(&mut r.more), &a.run_limits)?;
+            r
+        },
         net: berth_engine::NetOptions {
             add_host: check_add_hosts(&a.add_host)?,
             dns: check_dns(&a.dns)?,
@@ -681,6 +690,99 @@ fn resource_options(l: &crate::cli::LimitArgs) -> Result<berth_engine::ResourceO
         memory_reservation: check_ram("--memory-reservation", l.memory_reservation.as_deref())?,
         cpuset_cpus: l.cpuset_cpus.clone(),
         cpuset_mems: l.cpuset_mems.clone(),
+        more: berth_engine::limits::MoreLimits {
+            blkio_weight: l.blkio_weight,
+            cpu_period: l.cpu_period,
+            cpu_quota: l.cpu_quota,
+            cpu_rt_period: l.cpu_rt_period,
+            cpu_rt_runtime: l.cpu_rt_runtime,
+            ..Default::default()
+        },
+    })
+}
+
+/// The limit flags of `run`/`create` only, over `base` (those `update`
+/// shares), their values checked as the docker CLI checks them
+/// (berth_engine::limits has its parsers).
+fn run_limit_options(
+    base: berth_engine::limits::MoreLimits,
+    r: &crate::cli::RunLimitArgs,
+) -> Result<berth_engine::limits::MoreLimits> {
+    use berth_engine::limits as lim;
+    fn each<T>(
+        flag: &str,
+        values: &[String],
+        parse: fn(&str) -> std::result::Result<T, lim::InvalidValue>,
+    ) -> Result<Vec<T>> {
+        values
+            .iter()
+            .map(|v| {
+                parse(v).map_err(|why| {
+                    anyhow!(CliError::Flag(format!(
+                        "invalid argument \"{v}\" for \"{flag}\" flag: {why}"
+                    )))
+                })
+            })
+            .collect()
+    }
+    if let Some(s) = r.memory_swappiness.filter(|s| !(-1..=100).contains(s)) {
+        bail!(CliError::Opts(format!(
+            "invalid value: {s}. Valid memory swappiness range is 0-100"
+        )));
+    }
+    // The docker CLI reads the devices before the block I/O values.
+    let devices = r
+        .device
+        .iter()
+        .map(|d| lim::parse_device(d).map_err(|e| anyhow!(CliError::Opts(e.0))))
+        .collect::<Result<Vec<_>>>()?;
+    let shm_size = match check_ram("--shm-size", r.shm_size.as_deref())? {
+        Some(v) if v == "-1" => bail!(CliError::Flag(
+            "invalid argument \"-1\" for \"--shm-size\" flag: invalid size: '-1'".into()
+        )),
+        Some(v) => berth_engine::parse_size(&v).and_then(|n| i64::try_from(n).ok()),
+        None => None,
+    };
+    Ok(lim::MoreLimits {
+        memory_swappiness: r.memory_swappiness,
+        oom_kill_disable: r.oom_kill_disable,
+        oom_score_adj: r.oom_score_adj,
+        blkio_weight_device: each(
+            "--blkio-weight-device",
+            &r.blkio_weight_device,
+            lim::parse_weight_device,
+        )?,
+        device_read_bps: each(
+            "--device-read-bps",
+            &r.device_read_bps,
+            lim::parse_throttle_bps,
+        )?,
+        device_write_bps: each(
+            "--device-write-bps",
+            &r.device_write_bps,
+            lim::parse_throttle_bps,
+        )?,
+        device_read_iops: each(
+            "--device-read-iops",
+            &r.device_read_iops,
+            lim::parse_throttle_iops,
+        )?,
+        device_write_iops: each(
+            "--device-write-iops",
+            &r.device_write_iops,
+            lim::parse_throttle_iops,
+        )?,
+        ulimits: each("--ulimit", &r.ulimit, lim::parse_ulimit)?,
+        shm_size,
+        devices,
+        device_cgroup_rules: each(
+            "--device-cgroup-rule",
+            &r.device_cgroup_rule,
+            lim::check_device_cgroup_rule,
+        )?,
+        gpus: r.gpus.clone(),
+        cgroup_parent: r.cgroup_parent.clone(),
+        ..base
     })
 }
 
@@ -881,6 +983,10 @@ fn create_with_cidfile(
         }
         other => other?,
     };
+    // What the host cannot do was discarded: Docker's CLI says so.
+    for w in e.limit_warnings(&opts.resources) {
+        errln!("WARNING: {w}");
+    }
     if let Some(f) = &a.cidfile {
         use std::io::Write as _;
         let written = std::fs::OpenOptions::new()

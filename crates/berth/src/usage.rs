@@ -50,6 +50,11 @@ const TABLE: &[(&str, &str, Arity)] = &[
         Arity::Min(1),
     ),
     ("kill", "[OPTIONS] CONTAINER [CONTAINER...]", Arity::Min(1)),
+    (
+        "update",
+        "[OPTIONS] CONTAINER [CONTAINER...]",
+        Arity::Min(1),
+    ),
     ("rm", "[OPTIONS] CONTAINER [CONTAINER...]", Arity::Min(1)),
     ("ps", "[OPTIONS]", Arity::None),
     ("wait", "CONTAINER [CONTAINER...]", Arity::Min(1)),

@@ -586,7 +586,7 @@ fn create_container(
             .apply(&cfg.spec.resources)
             .map_err(|e| format!("cgroup limits: {e}"))?;
         if !cfg.spec.privileged {
-            berth_runtime::devices::apply_default_rules(cgroup)
+            berth_runtime::devices::apply_rules(cgroup, &cfg.spec.device_rules)
                 .map_err(|e| format!("cgroup device rules: {e}"))?;
         }
         let r = cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
