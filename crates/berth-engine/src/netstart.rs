@@ -70,8 +70,30 @@ impl Engine {
             return Ok(());
         }
         let _lock = self.network_lock()?;
-        self.sweep_locked(Some(&v.id))?;
-        match self.plan_locked(v) {
+        // Starting again: its own marker of an earlier end is void.
+        let ended = self.ended_dir();
+        let _ = std::fs::create_dir_all(&ended);
+        let _ = std::fs::remove_file(ended.join(v.id.as_str()));
+        // What a start frees costs it O(1) in the number of containers:
+        // the endpoints of containers that ended since (their monitors'
+        // markers). A published port takes the full sweep (a monitor
+        // killed with -9 leaves its port elements, which a new element for
+        // the same host port must not meet), and so does a lease that finds
+        // no address, before it is tried again.
+        if Self::publishes_ports(v) {
+            self.sweep_locked(Some(&v.id), None)?;
+        } else {
+            self.sweep_ended_locked(Some(&v.id));
+        }
+        let planned = match self.plan_locked(v) {
+            Err(EngineError::Conflict(_)) => {
+                self.release_locked(&v.id, None);
+                self.sweep_locked(Some(&v.id), None)?;
+                self.plan_locked(v)
+            }
+            r => r,
+        };
+        match planned {
             Ok(plan) => {
                 let data = serde_json::to_vec(&plan).map_err(|e| EngineError::Runtime {
                     code: 125,
@@ -564,6 +586,7 @@ impl Engine {
     }
 
     fn release_locked(&self, id: &ContainerId, plan: Option<NetworkPlan>) {
+        let _ = std::fs::remove_file(self.ended_dir().join(id.as_str()));
         let dir = self.container_dir(id);
         let plan = plan.or_else(|| Self::network_plan_of(&dir));
         let mut networks: Vec<String> = self
@@ -584,50 +607,109 @@ impl Engine {
         let _ = self.write_names(&networks, None);
     }
 
+    /// `<run-root>/networks/ended`: the markers of containers whose
+    /// monitors saw them end ([`berth_net::plan::ended_marker`]).
+    fn ended_dir(&self) -> PathBuf {
+        self.opts.run_root.join("networks").join("ended")
+    }
+
+    /// Whether a start of `v` publishes a port (`-p`, or `-P` with one
+    /// exposed).
+    fn publishes_ports(v: &ContainerView) -> bool {
+        !v.host_config.port_bindings.is_empty()
+            || (v.host_config.publish_all_ports && !v.config.exposed_ports.is_empty())
+    }
+
+    /// Releases one container's endpoints if it no longer runs (a monitor
+    /// gone, a host rebooted) and nobody holds its lock (a start in
+    /// progress does). Returns whether it no longer needs looking at
+    /// (released, or running). Run under the network lock.
+    fn sweep_one_locked(&self, id: &ContainerId) -> bool {
+        let dir = self.container_dir(id);
+        let state = load_state(&dir);
+        if matches!(
+            state.status,
+            crate::Status::Running | crate::Status::Restarting
+        ) {
+            return true;
+        }
+        let Ok(lock) = File::open(dir.join("lock")) else {
+            self.release_locked(id, None);
+            return true;
+        };
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+            self.release_locked(id, None);
+            return true;
+        }
+        false
+    }
+
+    /// The sweep of a start: only the containers whose monitors marked
+    /// their end. Run under the network lock.
+    fn sweep_ended_locked(&self, except: Option<&ContainerId>) {
+        let dir = self.ended_dir();
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Ok(id) = ContainerId::parse(&name.to_string_lossy()) else {
+                let _ = std::fs::remove_file(e.path());
+                continue;
+            };
+            if Some(&id) == except {
+                continue;
+            }
+            if self.sweep_one_locked(&id) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     /// Releases the endpoints of containers that no longer run (a monitor
     /// killed, a host rebooted) and whose lock nobody holds (a start in
-    /// progress holds it). Run under the network lock.
-    fn sweep_locked(&self, except: Option<&ContainerId>) -> Result<()> {
+    /// progress holds it), but those of `except` and of `running` (seen
+    /// running a moment ago by the caller: at worst one is freed by the
+    /// next sweep). Run under the network lock.
+    fn sweep_locked(
+        &self,
+        except: Option<&ContainerId>,
+        running: Option<&BTreeSet<&ContainerId>>,
+    ) -> Result<()> {
         let endpoints = self.store.read().all_endpoints()?;
         let mut seen = BTreeSet::new();
         for e in endpoints {
-            if Some(&e.container_id) == except || !seen.insert(e.container_id.clone()) {
-                continue;
-            }
-            let dir = self.container_dir(&e.container_id);
-            let state = load_state(&dir);
-            if matches!(
-                state.status,
-                crate::Status::Running | crate::Status::Restarting
-            ) {
-                continue;
-            }
-            // A start in progress holds the container's lock.
-            let Ok(lock) = File::open(dir.join("lock")) else {
-                self.release_locked(&e.container_id, None);
-                continue;
-            };
-            if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-                .is_ok()
+            if Some(&e.container_id) == except
+                || running.is_some_and(|r| r.contains(&e.container_id))
+                || !seen.insert(e.container_id.clone())
             {
-                self.release_locked(&e.container_id, None);
+                continue;
             }
+            self.sweep_one_locked(&e.container_id);
         }
         Ok(())
     }
 
     /// `sweep_locked` for commands that find containers gone (`ps`, `rm`).
     pub fn sweep_networks(&self) {
-        if self
-            .store
-            .read()
-            .all_endpoints()
-            .is_ok_and(|e| e.is_empty())
-        {
+        self.sweep_networks_but(&[]);
+    }
+
+    /// `sweep_networks`, knowing that the containers of `seen` that are
+    /// running need no look (`ps` has just read their states): with every
+    /// endpoint's container among them, neither the network lock nor a
+    /// file is touched.
+    pub fn sweep_networks_but(&self, seen: &[ContainerView]) {
+        let Ok(endpoints) = self.store.read().all_endpoints() else {
+            return;
+        };
+        let running: BTreeSet<&ContainerId> =
+            seen.iter().filter(|v| v.running()).map(|v| &v.id).collect();
+        if endpoints.iter().all(|e| running.contains(&e.container_id)) {
             return;
         }
         if let Ok(_lock) = self.network_lock() {
-            let _ = self.sweep_locked(None);
+            let _ = self.sweep_locked(None, Some(&running));
         }
     }
 
@@ -635,7 +717,16 @@ impl Engine {
     /// published one with its host side, and each exposed one that is not
     /// published (without). None for a container that is not running.
     pub fn container_ports(&self, v: &ContainerView) -> Vec<berth_net::ports::ActualPort> {
-        if !v.running() {
+        // Without a network there is no plan (the start removed it), and
+        // without a port to show nothing needs reading: `ps` of many
+        // containers reads no file here for most of them.
+        let h = &v.host_config;
+        if !v.running()
+            || h.networks.is_empty()
+            || (h.port_bindings.is_empty()
+                && !h.publish_all_ports
+                && v.config.exposed_ports.is_empty())
+        {
             return Vec::new();
         }
         let plan = Self::network_plan_of(&v.dir).unwrap_or_default();

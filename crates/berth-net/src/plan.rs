@@ -35,6 +35,16 @@ pub struct NetworkPlan {
     pub nft_restate: String,
 }
 
+/// `<run-root>/networks/ended/<container id>`: made by a monitor when its
+/// container ends (`setup::detach`), so that the next start frees that
+/// container's addresses without looking at every other endpoint; the
+/// engine removes it once the endpoints are released (or the container
+/// starts again). A monitor killed before it could write it leaves its
+/// endpoints to the full sweep (`ps`, `rm`, a lease that finds no address).
+pub fn ended_marker(run_root: &std::path::Path, container_id: &str) -> PathBuf {
+    run_root.join("networks").join("ended").join(container_id)
+}
+
 /// The container's side of one network.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointPlan {

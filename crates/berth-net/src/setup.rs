@@ -203,9 +203,13 @@ pub fn dns_responder(
     Ok(r)
 }
 
-/// At the container's end (not a restart): its port rules go, and its
-/// names leave the networks' names files.
-pub fn detach(plan: &NetworkPlan) {
+/// At the container's end (not a restart): its port rules go, its names
+/// leave the networks' names files, and its `ended` marker tells the next
+/// start that its addresses are free ([`crate::plan::ended_marker`]).
+pub fn detach(plan: &NetworkPlan, container_id: &str) {
+    if let Some(run_root) = plan.lock.as_deref().and_then(std::path::Path::parent) {
+        let _ = File::create(crate::plan::ended_marker(run_root, container_id));
+    }
     if !plan.ports.is_empty() {
         if let Some(nft) = &plan.nft {
             let _ = crate::nft::apply(nft, &crate::nft::remove_ports(&plan.ports));

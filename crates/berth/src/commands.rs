@@ -1479,9 +1479,10 @@ fn ps(e: &Engine, a: &PsArgs) -> Result<i32> {
         return Ok(125);
     };
     let limit = if a.latest { Some(1) } else { a.last };
-    // Addresses, names and port rules of containers found gone are freed.
-    e.sweep_networks();
     let mut list = e.containers_filtered(&filters, a.all || limit.is_some())?;
+    // Addresses, names and port rules of containers found gone are freed
+    // (those just seen running need no second look).
+    e.sweep_networks_but(&list);
     if let Some(n) = limit {
         list.truncate(n);
     }

@@ -306,7 +306,7 @@ fn run() -> Res<i32> {
         }
         save_state(&state, &cfg);
         if let Some(plan) = &net_plan {
-            berth_net::setup::detach(plan);
+            berth_net::setup::detach(plan, &cfg.id);
         }
         if !cfg.remove_command.is_empty() {
             // `--rm`: remove first, then report the exit, so that whoever
