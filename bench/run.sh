@@ -10,6 +10,11 @@
 #      containerd-shim-runc-v2, conmon) with N containers running;
 #   c2. the same with a healthcheck every 30 s in each container, measured
 #      once every container has run its first probe;
+#   c3. `density`: N idle containers (`run -d --network none bb sleep 1d`; N_DENSITY
+#      for berth, N_DENSITY_PEERS for docker and podman): the time to start them all,
+#      the memory each adds (PSS of its monitor/shim plus the daemons' growth, from
+#      smaps_rollup; the kernel's slab growth from /proc/meminfo), `ps` and `ps -a`
+#      with them all running (median of N_PS), `stats --no-stream` of 50 of them;
 #   d. `build` (hyperfine medians) for berth, docker's classic builder, docker's
 #      BuildKit and podman: cold (--no-cache), fully cached, last step changed, and
 #      a two-stage build; plus the peak RSS of each engine's build processes;
@@ -40,7 +45,10 @@ N_LIFE=${N_LIFE:-20}           # containers for create/start/stop/rm (section b)
 N_IDLE=${N_IDLE:-50}           # idle containers per engine (section c)
 N_BUILD_COLD=${N_BUILD_COLD:-10}   # hyperfine runs of each cold build (section d)
 N_BUILD=${N_BUILD:-20}             # hyperfine runs of each cached / last-step-changed build
-SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health build registry net thaw"}
+SECTIONS=${SECTIONS:-"run exec lifecycle idle idle-health density build registry net thaw"}
+N_DENSITY=${N_DENSITY:-1000}          # berth's idle containers in section c3
+N_DENSITY_PEERS=${N_DENSITY_PEERS:-50} # docker's and podman's
+N_PS=${N_PS:-10}                       # runs of each `ps` timed in section c3
 N_NET=${N_NET:-10}             # runs of each `run -d -p` / `network connect` (section f)
 ENGINES=${ENGINES:-"berth docker podman runc crun floor"}
 BUILD=${BUILD:-1}              # 0: do not run `cargo build --release`
@@ -351,6 +359,110 @@ idle_section() {
 idle_section idle "c. idle memory ($N_IDLE containers each)" idle.tsv
 idle_section idle-health "c2. idle memory with a 30 s healthcheck ($N_IDLE containers each)" idle-health.tsv \
     --health-cmd true --health-interval 30s --health-start-period 0s
+
+# ---- c3. density ---------------------------------------------------------------------------
+# rows of density.tsv: engine<TAB>status<TAB>n<TAB>start_all_s<TAB>start_median_ms<TAB>start_first50_ms
+#   <TAB>start_last50_ms<TAB>monitor<TAB>monitors_pss_kib<TAB>daemons_before_kib<TAB>daemons_after_kib
+#   <TAB>slab_before_kib<TAB>slab_after_kib<TAB>ps_ms<TAB>ps_a_ms<TAB>stats50_ms<TAB>note
+slab_kib() { awk '/^Slab:/ { print $2 }' /proc/meminfo; }
+
+# The PSS of an engine's daemons (dockerd and its children: containerd), 0 for the others.
+daemons_pss() {
+    local total=0 p
+    if [ "$1" = docker ] && [ -n "$DOCKERD_PID" ]; then
+        total=$(pss_kib "$DOCKERD_PID")
+        for p in $(cat /proc/"$DOCKERD_PID"/task/*/children 2>/dev/null); do
+            # the shims (if any are its children) are counted as monitors
+            case "$(cat "/proc/$p/comm" 2>/dev/null)" in containerd-shim*) continue ;; esac
+            total=$((total + $(pss_kib "$p")))
+        done
+    fi
+    echo "$total"
+}
+
+# time_runs FILE N CMD...: N timed runs of CMD (output discarded), microseconds to FILE
+time_runs() {
+    local f=$1 n=$2 i t0 t1
+    shift 2
+    : >"$f"
+    for ((i = 0; i < n; i++)); do
+        t0=$EPOCHREALTIME
+        "$@" >/dev/null 2>&1 || return 1
+        t1=$EPOCHREALTIME
+        echo $((${t1/./} - ${t0/./})) >>"$f"
+    done
+}
+
+density() {
+    local e=$1 n=$2 i t0 t1 tall0 tall1 pid ppid p
+    engine_argv "$e"
+    local -a E=("${ENGINE_ARGV[@]}")
+    local s=$BENCH_TMP/samples/density-$e
+    sync
+    local d0 slab0
+    d0=$(daemons_pss "$e")
+    slab0=$(slab_kib)
+    : >"$s.start"
+    tall0=$EPOCHREALTIME
+    for ((i = 1; i <= n; i++)); do
+        t0=$EPOCHREALTIME
+        "${E[@]}" run -d --network none --name "bd$i" bb sleep 1d >/dev/null 2>"$BENCH_TMP/density.err" ||
+            { echo "container $i: $(first_line "$BENCH_TMP/density.err")" >"$BENCH_TMP/density.err"; return 1; }
+        t1=$EPOCHREALTIME
+        echo $((${t1/./} - ${t0/./})) >>"$s.start"
+    done
+    tall1=$EPOCHREALTIME
+    local names=()
+    for ((i = 1; i <= n; i++)); do names+=("bd$i"); done
+    "${E[@]}" inspect -f '{{.State.Pid}}' "${names[@]}" >"$s.pids" 2>"$BENCH_TMP/density.err" || return 1
+    : >"$s.monitors"
+    while read -r pid; do
+        [ -n "$pid" ] && [ "$pid" -gt 0 ] || { echo "a container without State.Pid" >"$BENCH_TMP/density.err"; return 1; }
+        awk '/^PPid:/ { print $2 }' "/proc/$pid/status" >>"$s.monitors"
+    done <"$s.pids"
+    sync
+    local total=0 name=""
+    for p in $(sort -un "$s.monitors"); do
+        total=$((total + $(pss_kib "$p")))
+        name=$(cat "/proc/$p/comm")
+    done
+    local d1 slab1
+    d1=$(daemons_pss "$e")
+    slab1=$(slab_kib)
+    time_runs "$s.ps" "$N_PS" "${E[@]}" ps || { echo "ps failed" >"$BENCH_TMP/density.err"; return 1; }
+    time_runs "$s.psa" "$N_PS" "${E[@]}" ps -a || { echo "ps -a failed" >"$BENCH_TMP/density.err"; return 1; }
+    time_runs "$s.stats" 3 "${E[@]}" stats --no-stream "${names[@]:0:50}" ||
+        { echo "stats failed" >"$BENCH_TMP/density.err"; return 1; }
+    head -n 50 "$s.start" >"$s.first"
+    tail -n 50 "$s.start" >"$s.last"
+    printf '%s\tok\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n' "$e" "$n" \
+        "$(python3 -c "print('%.2f' % ((${tall1/./} - ${tall0/./}) / 1e6))")" \
+        "$(median_ms "$s.start")" "$(median_ms "$s.first")" "$(median_ms "$s.last")" \
+        "$name" "$total" "$d0" "$d1" "$slab0" "$slab1" \
+        "$(median_ms "$s.ps")" "$(median_ms "$s.psa")" "$(median_ms "$s.stats")" >>"$RES/density.tsv"
+}
+
+if want_section density; then
+    section "c3. density ($N_DENSITY idle containers for berth, $N_DENSITY_PEERS for docker and podman)"
+    : >"$RES/density.tsv"
+    for e in berth docker podman; do
+        want_engine "$e" || continue
+        n=$N_DENSITY_PEERS
+        [ "$e" = berth ] && n=$N_DENSITY
+        if eval "[ \"\${${e}_ok}\" = 1 ]"; then
+            log "bench: density: $e ($n containers)"
+            : >"$BENCH_TMP/density.err"
+            try density "$e" "$n"
+            if [ "$TRY_RC" != 0 ]; then
+                printf '%s\tfailed\t%s\t\t\t\t\t\t\t\t\t\t\t\t\t\t%s\n' "$e" "$n" "$(first_line "$BENCH_TMP/density.err")" >>"$RES/density.tsv"
+            fi
+            log "bench: density: removing $e's containers"
+            remove_containers_of "$e"
+        else
+            printf '%s\tfailed\t%s\t\t\t\t\t\t\t\t\t\t\t\t\t\t%s\n' "$e" "$n" "$(first_line "$BENCH_TMP/$e.why")" >>"$RES/density.tsv"
+        fi
+    done
+fi
 
 # ---- d. build ---------------------------------------------------------------------------
 # One context for every engine: a 10 MB random file and two Dockerfiles.
@@ -801,7 +913,7 @@ ver() { "$@" 2>/dev/null | head -n 1 || echo "?"; }
     echo "crun	$(ver crun --version)"
     echo "hyperfine	$(ver hyperfine --version)"
     echo "cgroups	$(if mountpoint -q /sys/fs/cgroup/unified; then echo 'v1 hybrid'; elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo v2; else echo v1; fi)"
-    echo "knobs	RUNS=$RUNS WARMUP=$WARMUP N_LIFE=$N_LIFE N_IDLE=$N_IDLE N_BUILD_COLD=$N_BUILD_COLD N_BUILD=$N_BUILD"
+    echo "knobs	RUNS=$RUNS WARMUP=$WARMUP N_LIFE=$N_LIFE N_IDLE=$N_IDLE N_BUILD_COLD=$N_BUILD_COLD N_BUILD=$N_BUILD N_DENSITY=$N_DENSITY N_DENSITY_PEERS=$N_DENSITY_PEERS N_PS=$N_PS"
 } >"$RES/machine.tsv"
 
 mkdir -p "$here/results"
@@ -892,6 +1004,30 @@ for tsv, title in (("idle.tsv", "c. idle containers (`run -d bb sleep 100000`)")
                 notes.append(f"{e} idle: {note}")
         else:
             lines.append(f"| {e} | {n} | {start} | {mon} | {mons} | {total} | **{per}** | {daemons if daemons != '0' else '–'} |")
+
+dens = rows("density.tsv")
+if dens is not None:
+    lines += ["", "## c3. density (`run -d --network none bb sleep 1d`, N each)", "",
+              "Added per container = (monitors'/shims' PSS + the daemons' PSS growth) / N, from smaps_rollup "
+              "after sync; slab = /proc/meminfo Slab growth / N (the kernel's own objects: namespaces, "
+              "cgroups, mounts, tasks). `ps` with all N running, median of several; `stats --no-stream` "
+              "of 50 of them, median of 3.", "",
+              "| engine | N | start all s | start median ms (first 50 / last 50) | monitor | added per container KiB | daemons before → after | slab per container KiB | `ps` ms | `ps -a` ms | `stats` of 50 ms |",
+              "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in dens:
+        (e, st, n, tall, smed, sfirst, slast, mon, mons, d0, d1, s0, s1,
+         psm, psam, stm, note) = (r + [""] * 17)[:17]
+        if st != "ok":
+            lines.append(f"| {e} | {n} | failed | | | | | | | | |")
+            if note:
+                notes.append(f"{e} density: {note}")
+            continue
+        nn = int(n)
+        per = (int(mons) + int(d1) - int(d0)) / nn
+        slab = (int(s1) - int(s0)) / nn
+        daemons = f"{int(d0) // 1024:,} → {int(d1) // 1024:,} MiB" if d0 != "0" or d1 != "0" else "–"
+        lines.append(f"| {e} | {n} | {tall} | {smed} ({sfirst} / {slast}) | {mon} | **{per:.0f}** | "
+                     f"{daemons} | {slab:.0f} | {psm} | {psam} | {stm} |")
 
 build = rows("build.tsv")
 if build is not None:
