@@ -364,7 +364,11 @@ idle_section idle-health "c2. idle memory with a 30 s healthcheck ($N_IDLE conta
 # rows of density.tsv: engine<TAB>status<TAB>n<TAB>start_all_s<TAB>start_median_ms<TAB>start_first50_ms
 #   <TAB>start_last50_ms<TAB>monitor<TAB>monitors_pss_kib<TAB>daemons_before_kib<TAB>daemons_after_kib
 #   <TAB>slab_before_kib<TAB>slab_after_kib<TAB>ps_ms<TAB>ps_a_ms<TAB>stats50_ms<TAB>note
-slab_kib() { awk '/^Slab:/ { print $2 }' /proc/meminfo; }
+#   <TAB>sunreclaim_before_kib<TAB>sunreclaim_after_kib
+# "Slab SUnreclaim" in KiB. Before the first reading, reclaimable dentries and
+# inodes are dropped (drop_caches=2), so that what others cached does not shrink
+# under the measurement; SUnreclaim is the part no cache pressure gives back.
+slab_kib() { awk '/^Slab:/ { s = $2 } /^SUnreclaim:/ { u = $2 } END { print s, u }' /proc/meminfo; }
 
 # The PSS of an engine's daemons (dockerd and its children: containerd), 0 for the others.
 daemons_pss() {
@@ -399,9 +403,10 @@ density() {
     local -a E=("${ENGINE_ARGV[@]}")
     local s=$BENCH_TMP/samples/density-$e
     sync
-    local d0 slab0
+    echo 2 >/proc/sys/vm/drop_caches 2>/dev/null || true
+    local d0 slab0 unrec0
     d0=$(daemons_pss "$e")
-    slab0=$(slab_kib)
+    read -r slab0 unrec0 < <(slab_kib)
     : >"$s.start"
     tall0=$EPOCHREALTIME
     for ((i = 1; i <= n; i++)); do
@@ -426,20 +431,20 @@ density() {
         total=$((total + $(pss_kib "$p")))
         name=$(cat "/proc/$p/comm")
     done
-    local d1 slab1
+    local d1 slab1 unrec1
     d1=$(daemons_pss "$e")
-    slab1=$(slab_kib)
+    read -r slab1 unrec1 < <(slab_kib)
     time_runs "$s.ps" "$N_PS" "${E[@]}" ps || { echo "ps failed" >"$BENCH_TMP/density.err"; return 1; }
     time_runs "$s.psa" "$N_PS" "${E[@]}" ps -a || { echo "ps -a failed" >"$BENCH_TMP/density.err"; return 1; }
     time_runs "$s.stats" 3 "${E[@]}" stats --no-stream "${names[@]:0:50}" ||
         { echo "stats failed" >"$BENCH_TMP/density.err"; return 1; }
     head -n 50 "$s.start" >"$s.first"
     tail -n 50 "$s.start" >"$s.last"
-    printf '%s\tok\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n' "$e" "$n" \
+    printf '%s\tok\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t%s\t%s\n' "$e" "$n" \
         "$(python3 -c "print('%.2f' % ((${tall1/./} - ${tall0/./}) / 1e6))")" \
         "$(median_ms "$s.start")" "$(median_ms "$s.first")" "$(median_ms "$s.last")" \
         "$name" "$total" "$d0" "$d1" "$slab0" "$slab1" \
-        "$(median_ms "$s.ps")" "$(median_ms "$s.psa")" "$(median_ms "$s.stats")" >>"$RES/density.tsv"
+        "$(median_ms "$s.ps")" "$(median_ms "$s.psa")" "$(median_ms "$s.stats")" "$unrec0" "$unrec1" >>"$RES/density.tsv"
 }
 
 if want_section density; then
@@ -1009,14 +1014,15 @@ dens = rows("density.tsv")
 if dens is not None:
     lines += ["", "## c3. density (`run -d --network none bb sleep 1d`, N each)", "",
               "Added per container = (monitors'/shims' PSS + the daemons' PSS growth) / N, from smaps_rollup "
-              "after sync; slab = /proc/meminfo Slab growth / N (the kernel's own objects: namespaces, "
+              "after sync; slab = /proc/meminfo Slab (SUnreclaim) growth / N after dropping reclaimable caches "
+              "before the start (the kernel's own objects: namespaces, "
               "cgroups, mounts, tasks). `ps` with all N running, median of several; `stats --no-stream` "
               "of 50 of them, median of 3.", "",
-              "| engine | N | start all s | start median ms (first 50 / last 50) | monitor | added per container KiB | daemons before → after | slab per container KiB | `ps` ms | `ps -a` ms | `stats` of 50 ms |",
+              "| engine | N | start all s | start median ms (first 50 / last 50) | monitor | added per container KiB | daemons before → after | slab (unreclaimable) per container KiB | `ps` ms | `ps -a` ms | `stats` of 50 ms |",
               "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in dens:
         (e, st, n, tall, smed, sfirst, slast, mon, mons, d0, d1, s0, s1,
-         psm, psam, stm, note) = (r + [""] * 17)[:17]
+         psm, psam, stm, note, u0, u1) = (r + [""] * 19)[:19]
         if st != "ok":
             lines.append(f"| {e} | {n} | failed | | | | | | | | |")
             if note:
@@ -1025,9 +1031,10 @@ if dens is not None:
         nn = int(n)
         per = (int(mons) + int(d1) - int(d0)) / nn
         slab = (int(s1) - int(s0)) / nn
+        unrec = (int(u1) - int(u0)) / nn if u0 and u1 else 0
         daemons = f"{int(d0) // 1024:,} → {int(d1) // 1024:,} MiB" if d0 != "0" or d1 != "0" else "–"
         lines.append(f"| {e} | {n} | {tall} | {smed} ({sfirst} / {slast}) | {mon} | **{per:.0f}** | "
-                     f"{daemons} | {slab:.0f} | {psm} | {psam} | {stm} |")
+                     f"{daemons} | {slab:.0f} ({unrec:.0f}) | {psm} | {psam} | {stm} |")
 
 build = rows("build.tsv")
 if build is not None:
