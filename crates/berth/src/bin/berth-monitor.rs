@@ -1183,7 +1183,9 @@ fn serve(
         rustix::process::PidfdFlags::empty(),
     )
     .map_err(|e| format!("pidfd_open: {e}"))?;
-    let mut buf = vec![0u8; 8 * 1024];
+    // Made at the first read: a container that prints nothing once started
+    // (a server, a sleeper) never has it.
+    let mut buf: Vec<u8> = Vec::new();
     let mut stdin_claimed = false;
     let mut open_outputs: Vec<bool> = vec![true; io.outputs.len()];
     loop {
@@ -1295,6 +1297,9 @@ fn serve(
             }
             let (f, stream) = &mut io.outputs[i];
             let stream = *stream;
+            if buf.is_empty() {
+                buf = vec![0u8; 8 * 1024];
+            }
             match f.read(&mut buf) {
                 Ok(0) | Err(_) => open_outputs[i] = false,
                 Ok(n) => output(&buf[..n], stream, log, clients),
@@ -1304,6 +1309,9 @@ fn serve(
         for i in (0..client_ready.len()).rev() {
             if !client_ready[i] {
                 continue;
+            }
+            if buf.is_empty() {
+                buf = vec![0u8; 8 * 1024];
             }
             let keep = clients[i].pump(io, &mut stdin_claimed, &mut buf);
             if !keep {
