@@ -124,19 +124,29 @@ pub(crate) fn parse_status(
     Ok(out)
 }
 
-/// The licences a DEP-5 (machine-readable) copyright file names in its `License:`
-/// fields (the short name on the field's first line), in order, deduplicated. A
-/// copyright file in free form gives nothing.
+/// The licences a DEP-5 (machine-readable) copyright file names in the `License:`
+/// fields of its header and `Files:` paragraphs (the short name on the field's
+/// first line), in order, deduplicated. Stand-alone `License:` paragraphs only
+/// give the text of a licence named elsewhere and are skipped. A copyright file in
+/// free form gives nothing.
 pub(crate) fn parse_copyright(bytes: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(bytes);
     let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("License:") else {
+    for para in text.split("\n\n") {
+        let counts = para
+            .lines()
+            .any(|l| l.starts_with("Files:") || l.starts_with("Format:"));
+        if !counts {
             continue;
-        };
-        let lic = rest.trim();
-        if !lic.is_empty() && !out.iter().any(|l| l == lic) {
-            out.push(lic.to_string());
+        }
+        for line in para.lines() {
+            let Some(rest) = line.strip_prefix("License:") else {
+                continue;
+            };
+            let lic = rest.trim();
+            if !lic.is_empty() && !out.iter().any(|l| l == lic) {
+                out.push(lic.to_string());
+            }
         }
     }
     out
@@ -248,10 +258,14 @@ Files: debian/*
 Copyright: 1998 Someone
 License: Apache-2.0
 
-License: Apache-2.0
+Files: debian/x
+Copyright: 1998 Someone
+License: MIT
+
+License: Artistic
  Licensed under the Apache License, Version 2.0 (the \"License\");
 ";
-        assert_eq!(parse_copyright(c.as_bytes()), vec!["Apache-2.0"]);
+        assert_eq!(parse_copyright(c.as_bytes()), vec!["Apache-2.0", "MIT"]);
         assert!(parse_copyright(b"This is free text. Copyright 1990.").is_empty());
     }
 }

@@ -27,6 +27,9 @@ mod rustaudit;
 pub mod scan;
 pub mod version;
 
+#[cfg(test)]
+mod tests;
+
 use serde::{Deserialize, Serialize};
 
 pub use compose::compose;
