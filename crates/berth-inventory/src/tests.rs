@@ -497,3 +497,73 @@ fn json_round_trip_and_root_errors() {
         r#"{"kind":"unsupported","path":"p","format":"f"}"#
     );
 }
+
+/// A Go binary built by the test, when a Go toolchain is installed (Debian's
+/// `golang-go`); without one there is nothing to build and the test says so.
+#[test]
+fn real_go_binary() {
+    let Ok(v) = std::process::Command::new("go").arg("version").output() else {
+        eprintln!("no Go toolchain: real_go_binary checks nothing");
+        return;
+    };
+    let gover = String::from_utf8_lossy(&v.stdout)
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_string();
+    let src = tempfile::tempdir().unwrap();
+    put(
+        src.path(),
+        "go.mod",
+        b"module example.com/hello\n\ngo 1.18\n",
+    );
+    put(
+        src.path(),
+        "main.go",
+        b"package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hi\") }\n",
+    );
+    let tree = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tree.path().join("usr/local/bin")).unwrap();
+    let out = std::process::Command::new("go")
+        .args(["build", "-trimpath", "-o"])
+        .arg(tree.path().join("usr/local/bin/hello"))
+        .arg(".")
+        .current_dir(src.path())
+        .env("GOCACHE", src.path().join(".cache"))
+        .env("GOPATH", src.path().join(".gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inv = scan_tree(tree.path()).unwrap();
+    assert_eq!(inv.findings, []);
+    let got: Vec<(&str, &str, &str)> = inv
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str(), p.purl.as_str()))
+        .collect();
+    let std_version = gover.trim_start_matches("go").to_string();
+    assert_eq!(
+        got,
+        [
+            (
+                "example.com/hello",
+                "(devel)",
+                "pkg:golang/example.com/hello@%28devel%29"
+            ),
+            (
+                "stdlib",
+                std_version.as_str(),
+                format!("pkg:golang/stdlib@{std_version}").as_str()
+            ),
+        ]
+    );
+    assert_eq!(inv.packages[0].found_in, "usr/local/bin/hello");
+}
