@@ -1,8 +1,11 @@
 //! dpkg's database: `var/lib/dpkg/status` and distroless `var/lib/dpkg/status.d/*`
 //! (RFC 822 stanzas), and the DEP-5 `copyright` files that carry licences.
 //!
-//! Only stanzas whose `Status:` is `install ok installed` are packages (a package
-//! removed but not purged stays in the file as `deinstall ok config-files`). The
+//! Only stanzas whose `Status:` is `WANT ok installed` are packages: `install ok
+//! installed`, and also `hold ok installed` (an `apt-mark hold`) and `deinstall ok
+//! installed` (selected for removal, still on disk). A package removed but not
+//! purged stays in the file as `deinstall ok config-files`, a failed or partial
+//! install as `install reinstreq half-installed` or `... unpacked`: not packages. The
 //! files of `status.d/` that distroless images write have no `Status:` field: there
 //! each stanza is an installed package.
 
@@ -75,7 +78,10 @@ pub(crate) fn parse_status(
     let mut out = Vec::new();
     for st in stanzas(text)? {
         let installed = match field(&st, "Status") {
-            Some(s) => s.split_whitespace().collect::<Vec<_>>() == ["install", "ok", "installed"],
+            Some(s) => matches!(
+                s.split_whitespace().collect::<Vec<_>>().as_slice(),
+                [_, "ok", "installed"]
+            ),
             None => kind == StatusKind::Distroless,
         };
         if !installed {
@@ -180,6 +186,16 @@ Status: deinstall ok config-files
 Architecture: amd64
 Version: 1.0
 
+Package: held
+Status: hold ok installed
+Architecture: amd64
+Version: 2.0
+
+Package: broken
+Status: install reinstreq half-installed
+Architecture: amd64
+Version: 2.0
+
 Package: libgcc-s1
 Status: install ok installed
 Architecture: amd64
@@ -196,7 +212,9 @@ Version: 12.2.0-14+deb12u1
             "debian",
         )
         .unwrap();
-        assert_eq!(p.len(), 2);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[1].name, "held");
+        let p = [p[0].clone(), p[2].clone()];
         assert_eq!(p[0].name, "libssl3");
         assert_eq!(p[0].version, "3.0.15-1~deb12u1");
         assert_eq!(p[0].source.as_deref(), Some("openssl"));
