@@ -311,6 +311,15 @@ pub(crate) mod tests {
         drop(conn);
         let p = read_sqlite(&path, "var/lib/rpm/rpmdb.sqlite", "redhat").unwrap();
         assert_eq!(p.len(), 1);
+        // rpm keeps its sqlite database in WAL mode: read-only and immutable still reads it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(conn);
+        let p = read_sqlite(&path, "var/lib/rpm/rpmdb.sqlite", "redhat").unwrap();
+        assert_eq!(p.len(), 1);
         assert_eq!(p[0].name, "openssl-libs");
         std::fs::write(&path, b"SQLite format 3\0 but not really").unwrap();
         assert!(read_sqlite(&path, "f", "redhat").is_err());

@@ -250,6 +250,60 @@ mod tests {
     }
 
     #[test]
+    fn odd_input_is_ordered_without_panics() {
+        let odd = [
+            "",
+            " ",
+            "~",
+            "^",
+            "1:",
+            ":1",
+            "-",
+            "1.0-",
+            "v",
+            "+",
+            "1!",
+            "1.0+",
+            "0.0.0-",
+            "99999999999999999999999999",
+            "1.0_",
+            "1.0-r",
+            "1_p_p",
+            "a",
+            "1a1a1",
+            "1.0~~~",
+            "é",
+            "1..2",
+            "1.2.3.4.5",
+            "!",
+            "0:0-0",
+            "1.0.dev.post",
+        ];
+        let ecos = [
+            Ecosystem::Deb,
+            Ecosystem::Apk,
+            Ecosystem::Rpm,
+            Ecosystem::Pypi,
+            Ecosystem::Npm,
+            Ecosystem::Golang,
+            Ecosystem::Cargo,
+            Ecosystem::Maven,
+        ];
+        for eco in ecos {
+            for a in odd {
+                assert_eq!(compare(eco, a, a), Ordering::Equal, "{eco} {a:?}");
+                for b in odd {
+                    assert_eq!(
+                        compare(eco, a, b),
+                        compare(eco, b, a).reverse(),
+                        "{eco} {a:?} {b:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn dispatch() {
         assert_eq!(
             compare(Ecosystem::Golang, "v1.10.0", "v1.9.0"),
