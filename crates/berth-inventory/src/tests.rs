@@ -567,3 +567,65 @@ fn real_go_binary() {
     );
     assert_eq!(inv.packages[0].found_in, "usr/local/bin/hello");
 }
+
+/// A Rust binary built by the test with cargo-auditable, when it is installed
+/// (`cargo install cargo-auditable`); without it the test says so.
+#[test]
+fn real_cargo_auditable_binary() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let has = std::process::Command::new(&cargo)
+        .args(["auditable", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        eprintln!("no cargo-auditable: real_cargo_auditable_binary checks nothing");
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    put(
+        src.path(),
+        "Cargo.toml",
+        b"[package]\nname = \"audited\"\nversion = \"0.3.1\"\nedition = \"2021\"\n\n[dependencies]\nhex = \"0.4\"\n\n[workspace]\n",
+    );
+    put(
+        src.path(),
+        "src/main.rs",
+        b"fn main() { println!(\"{}\", hex::encode(b\"hi\")); }\n",
+    );
+    let out = std::process::Command::new(&cargo)
+        .args(["auditable", "build", "--offline", "--quiet", "--target-dir"])
+        .arg(src.path().join("target"))
+        .current_dir(src.path())
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo auditable build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tree.path().join("usr/local/bin")).unwrap();
+    fs::copy(
+        src.path().join("target/debug/audited"),
+        tree.path().join("usr/local/bin/audited"),
+    )
+    .unwrap();
+    let inv = scan_tree(tree.path()).unwrap();
+    assert_eq!(inv.findings, []);
+    let mut got: Vec<(&str, &str)> = inv
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.purl.as_str()))
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0], ("audited", "pkg:cargo/audited@0.3.1"));
+    assert_eq!(got[1].0, "hex");
+    assert!(got[1].1.starts_with("pkg:cargo/hex@0.4."));
+    assert!(inv
+        .packages
+        .iter()
+        .all(|p| p.ecosystem == Ecosystem::Cargo && p.found_in == "usr/local/bin/audited"));
+}
