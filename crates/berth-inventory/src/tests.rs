@@ -454,6 +454,10 @@ fn rpmdb_and_apk_through_the_scanner() {
         [crate::rpm::tests::openssl_libs()],
     )
     .unwrap();
+    // A header blob rpm 4.18 itself wrote (tests/data/README.md).
+    let real = fs::read(data("rpm/berth-hello.header")).unwrap();
+    conn.execute("INSERT INTO Packages (blob) VALUES (?1)", [real])
+        .unwrap();
     drop(conn);
     put(
         r,
@@ -463,6 +467,14 @@ fn rpmdb_and_apk_through_the_scanner() {
     let inv = scan_tree(r).unwrap();
     assert_eq!(inv.findings, []);
     assert_eq!(find(&inv, "openssl-libs").purl, "pkg:rpm/rocky/openssl-libs@3.0.7-27.el9?arch=x86_64&epoch=1&upstream=openssl-3.0.7-27.el9.src.rpm");
+    let hello = find(&inv, "berth-hello");
+    assert_eq!(hello.version, "2:1.2.3-4.fc40");
+    assert_eq!(hello.licenses, ["MIT AND Apache-2.0"]);
+    assert_eq!(hello.source.as_deref(), Some("berth-hello"));
+    assert_eq!(
+        hello.purl,
+        "pkg:rpm/rocky/berth-hello@1.2.3-4.fc40?arch=noarch&epoch=2&upstream=berth-hello-1.2.3-4.fc40.src.rpm"
+    );
     assert_eq!(
         find(&inv, "musl").purl,
         "pkg:apk/rocky/musl@1.2.5-r0?arch=x86_64"
@@ -628,4 +640,22 @@ fn real_cargo_auditable_binary() {
         .packages
         .iter()
         .all(|p| p.ecosystem == Ecosystem::Cargo && p.found_in == "usr/local/bin/audited"));
+}
+
+#[test]
+fn real_rpm_header_truncated_anywhere_is_an_error() {
+    let real = fs::read(data("rpm/berth-hello.header")).unwrap();
+    assert!(crate::rpm::parse_header(&real).is_ok());
+    for cut in 0..real.len() {
+        assert!(
+            crate::rpm::parse_header(&real[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+    // Every single-byte corruption is an answer, never a panic.
+    for i in 0..real.len() {
+        let mut b = real.clone();
+        b[i] ^= 0xff;
+        let _ = crate::rpm::parse_header(&b).and_then(|h| crate::rpm::package(h, "f", "x"));
+    }
 }
