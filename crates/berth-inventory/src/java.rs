@@ -1,7 +1,9 @@
 //! Java archives (`.jar`, `.war`, `.ear`): each `META-INF/maven/GROUP/ARTIFACT/
 //! pom.properties` is a Maven artifact; an archive without one is named by its
-//! `META-INF/MANIFEST.MF` (`Implementation-Title`/`-Version`, else OSGi's
-//! `Bundle-SymbolicName`/`Bundle-Version`). Archives inside archives (a war's
+//! `META-INF/MANIFEST.MF` (OSGi's `Bundle-SymbolicName`, else a one-word
+//! `Implementation-Title`, else its file name before the version:
+//! `commons-io-2.11.0.jar`; `Implementation-Version`, else `Bundle-Version`, else
+//! the file name's), with no group unless `Implementation-Vendor-Id` gives one. Archives inside archives (a war's
 //! `WEB-INF/lib/*.jar`, a Spring Boot jar's `BOOT-INF/lib/`) are read up to
 //! [`MAX_DEPTH`] levels deep, each at most [`MAX_NESTED`] bytes, held in memory.
 //! A member is named `outer.war!/WEB-INF/lib/inner.jar`.
@@ -90,6 +92,19 @@ fn read_capped<R: Read>(r: R, cap: u64, what: &str) -> Result<Vec<u8>, ParseErro
     Ok(buf)
 }
 
+/// `commons-io-2.11.0.jar` → (`commons-io`, `2.11.0`): the name up to the first
+/// `-` followed by a digit.
+fn name_from_file(file: &str) -> (Option<&str>, Option<&str>) {
+    let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
+    let split = stem
+        .char_indices()
+        .find(|&(i, c)| c == '-' && stem[i + 1..].starts_with(|d: char| d.is_ascii_digit()));
+    match split {
+        Some((i, _)) if i > 0 => (Some(&stem[..i]), Some(&stem[i + 1..])),
+        _ => (Some(stem).filter(|s| !s.is_empty()), None),
+    }
+}
+
 /// Reads an archive found at `found_in`, `depth` levels inside others.
 pub(crate) fn parse_archive<R: Read + Seek>(
     reader: R,
@@ -122,10 +137,16 @@ pub(crate) fn parse_archive<R: Read + Seek>(
             nested.push((i, name, entry.size()));
         }
     }
+    // OSGi's `Bundle-License: NAME;link=URL, NAME2`: the names.
     let licenses: Vec<String> = mf
         .as_deref()
         .and_then(|m| get(m, "Bundle-License"))
-        .map(|l| vec![l.to_string()])
+        .map(|l| {
+            l.split(',')
+                .map(|e| e.split(';').next().unwrap_or(e).trim().to_string())
+                .filter(|e| !e.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     for p in &poms {
         if let (Some(a), Some(v)) = (get(p, "artifactId"), get(p, "version")) {
@@ -134,16 +155,23 @@ pub(crate) fn parse_archive<R: Read + Seek>(
         }
     }
     if poms.is_empty() {
-        if let Some(m) = &mf {
-            let name = get(m, "Implementation-Title").or_else(|| {
-                get(m, "Bundle-SymbolicName").map(|s| s.split(';').next().unwrap_or(s).trim())
-            });
-            let version = get(m, "Implementation-Version").or_else(|| get(m, "Bundle-Version"));
-            if let (Some(n), Some(v)) = (name, version) {
-                let group = get(m, "Implementation-Vendor-Id");
-                out.packages
-                    .push(maven(group, n, v, licenses.clone(), found_in));
-            }
+        // An identifier: OSGi's symbolic name, else a title that is one word (titles
+        // are often prose), else the file's name before its version. Without a
+        // manifest, only a file name with a version names the archive.
+        let m = mf.as_deref().unwrap_or_default();
+        let file = found_in.rsplit(['/', '!']).next().unwrap_or(found_in);
+        let (file_name, file_version) = name_from_file(file);
+        let name = get(m, "Bundle-SymbolicName")
+            .map(|s| s.split(';').next().unwrap_or(s).trim())
+            .or_else(|| get(m, "Implementation-Title").filter(|t| !t.contains(char::is_whitespace)))
+            .or(file_name);
+        let version = get(m, "Implementation-Version")
+            .or_else(|| get(m, "Bundle-Version"))
+            .or(file_version);
+        if let (Some(n), Some(v)) = (name, version) {
+            let group = get(m, "Implementation-Vendor-Id");
+            out.packages
+                .push(maven(group, n, v, licenses.clone(), found_in));
         }
     }
     for (i, name, size) in nested {
@@ -232,6 +260,30 @@ pub(crate) mod tests {
         assert!(
             matches!(&a.findings[0], Finding::Unreadable { path, .. } if path == "app.war!/WEB-INF/lib/broken.jar")
         );
+    }
+
+    #[test]
+    fn manifest_names() {
+        let prose = zip_of(&[(
+            "META-INF/MANIFEST.MF",
+            b"Implementation-Title: ASM, a very small and fast Java bytecode manipulation framework\nImplementation-Version: 9.7.1\nBundle-License: BSD-3-Clause;link=https://asm.ow2.io/LICENSE.txt\n",
+        )]);
+        let mut a = Archive::default();
+        parse_archive(Cursor::new(prose), "lib/asm-9.7.1.jar", 0, &mut a).unwrap();
+        assert_eq!(a.packages[0].name, "asm");
+        assert_eq!(a.packages[0].purl, "pkg:maven/asm@9.7.1");
+        assert_eq!(a.packages[0].licenses, ["BSD-3-Clause"]);
+        let bare = zip_of(&[("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\n")]);
+        let mut a = Archive::default();
+        parse_archive(
+            Cursor::new(bare),
+            "x.war!/WEB-INF/lib/commons-io-2.11.0.jar",
+            0,
+            &mut a,
+        )
+        .unwrap();
+        assert_eq!(a.packages[0].purl, "pkg:maven/commons-io@2.11.0");
+        assert_eq!(name_from_file("plain.jar"), (Some("plain"), None));
     }
 
     #[test]
