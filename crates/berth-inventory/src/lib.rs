@@ -94,6 +94,33 @@ impl Ecosystem {
     }
 }
 
+#[cfg(test)]
+mod ecosystem_tests {
+    use super::Ecosystem;
+
+    #[test]
+    fn names() {
+        for (s, e) in [
+            ("Debian:12", Ecosystem::Deb),
+            ("Alpine:v3.20", Ecosystem::Apk),
+            ("PyPI", Ecosystem::Pypi),
+            ("Go", Ecosystem::Golang),
+            ("crates.io", Ecosystem::Cargo),
+            ("Maven", Ecosystem::Maven),
+            ("npm", Ecosystem::Npm),
+            ("Red Hat", Ecosystem::Rpm),
+        ] {
+            assert_eq!(Ecosystem::parse(s), Some(e), "{s}");
+            assert_eq!(Ecosystem::parse(e.as_str()), Some(e));
+        }
+        assert_eq!(Ecosystem::parse("cobol"), None);
+        assert_eq!(
+            serde_json::to_string(&Ecosystem::Golang).unwrap(),
+            "\"golang\""
+        );
+    }
+}
+
 impl std::fmt::Display for Ecosystem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -152,10 +179,18 @@ pub enum Finding {
     Unsupported { path: String, format: String },
 }
 
+/// The version of what [`scan_tree`] finds, recorded in each [`LayerInventory`]:
+/// raised whenever a scan of the same tree would give more or other packages, so
+/// that a store can tell an inventory made by an older scanner and redo it.
+pub const SCANNER_VERSION: u32 = 1;
+
 /// Which package databases a layer holds, what it removes from the layers below,
 /// and the packages it records.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerInventory {
+    /// The [`SCANNER_VERSION`] that made this inventory (0: not made by a scan).
+    #[serde(default)]
+    pub scanner: u32,
     /// Every package found in the layer, `layer` unset.
     pub packages: Vec<Package>,
     /// Files that are package databases or package metadata (every `found_in_file`

@@ -94,6 +94,7 @@ pub fn scan_tree_with(root: &Path, limits: &Limits) -> Result<LayerInventory, Sc
     s.walk(&fd, "", 0);
     s.add_dpkg_licences();
     let mut inv = s.inv;
+    inv.scanner = crate::SCANNER_VERSION;
     for p in &inv.packages {
         inv.databases.push(p.found_in_file().to_string());
     }
