@@ -1,8 +1,9 @@
 //! Maven-style ordering (Maven's `ComparableVersion`, simplified), also the
 //! fallback for a version an ecosystem's own rules cannot parse: items split at
-//! `.`, `-` and digit/letter changes; numbers compare as numbers and beat words;
-//! the qualifiers `alpha` < `beta` < `milestone` < `rc` < `snapshot` < (release) <
-//! `sp`, others after them in lexical order; a missing item is 0 or the release.
+//! `.`, `-` and digit/letter changes; numbers compare as numbers; the qualifiers
+//! `alpha` < `beta` < `milestone` < `rc` < `snapshot` sort before any number
+//! (`1.0-rc1 < 1.0`), `sp` and other words after (`1.0 < 1.0-sp`); a missing item
+//! is 0 (`1 = 1.0.0`). The order is total (see [`class`]).
 
 use std::cmp::Ordering;
 
@@ -42,37 +43,33 @@ fn items(v: &str) -> Vec<Item> {
     out
 }
 
-fn rank(w: &str) -> (u8, &str) {
-    match w {
-        "alpha" | "a" => (0, ""),
-        "beta" | "b" => (1, ""),
-        "milestone" | "m" => (2, ""),
-        "rc" | "cr" => (3, ""),
-        "snapshot" => (4, ""),
-        "" | "ga" | "final" | "release" => (5, ""),
-        "sp" => (6, ""),
-        _ => (7, w),
-    }
-}
-
-fn cmp_item(a: Option<&Item>, b: Option<&Item>) -> Ordering {
-    match (a, b) {
-        (Some(Item::Num(x)), Some(Item::Num(y))) => x.cmp(y),
-        (Some(Item::Num(_)), Some(Item::Word(_))) => Ordering::Greater,
-        (Some(Item::Word(_)), Some(Item::Num(_))) => Ordering::Less,
-        (Some(Item::Word(x)), Some(Item::Word(y))) => rank(x).cmp(&rank(y)),
-        (Some(Item::Num(x)), None) => x.cmp(&0),
-        (None, Some(Item::Num(y))) => 0.cmp(y),
-        (Some(Item::Word(x)), None) => rank(x).cmp(&rank("")),
-        (None, Some(Item::Word(y))) => rank("").cmp(&rank(y)),
-        (None, None) => Ordering::Equal,
+/// Where an item sits in one total order of all items, padding included: the
+/// pre-release qualifiers (`alpha` < `beta` < `milestone` < `rc` < `snapshot`),
+/// then numbers, where a missing item and the release qualifiers (`ga`, `final`,
+/// `release`) are 0, then `sp`, then other words in lexical order. (Maven puts a
+/// number after every qualifier; one order for padding and items is what makes
+/// the comparison total, so that sorting by it is sound.)
+fn class(item: Option<&Item>) -> (u8, u64, &str) {
+    match item {
+        None => (1, 0, ""),
+        Some(Item::Num(n)) => (1, *n, ""),
+        Some(Item::Word(w)) => match w.as_str() {
+            "alpha" | "a" => (0, 0, ""),
+            "beta" | "b" => (0, 1, ""),
+            "milestone" | "m" => (0, 2, ""),
+            "rc" | "cr" => (0, 3, ""),
+            "snapshot" => (0, 4, ""),
+            "ga" | "final" | "release" => (1, 0, ""),
+            "sp" => (2, 0, ""),
+            w => (3, 0, w),
+        },
     }
 }
 
 pub(crate) fn compare(a: &str, b: &str) -> Ordering {
     let (a, b) = (items(a), items(b));
     for i in 0..a.len().max(b.len()) {
-        match cmp_item(a.get(i), b.get(i)) {
+        match class(a.get(i)).cmp(&class(b.get(i))) {
             Ordering::Equal => {}
             o => return o,
         }
@@ -93,13 +90,15 @@ mod tests {
             "1-rc",
             "1-SNAPSHOT",
             "1",
-            "1-sp",
-            "1-zzz",
             "1.0.1",
             "1.1",
+            "1.1-sp",
+            "1.1-zzz",
             "2.14.1",
             "2.15.0-rc1",
             "2.15.0",
+            "31.1-android",
+            "31.1-jre",
         ];
         for w in ascending.windows(2) {
             assert_eq!(compare(w[0], w[1]), Ordering::Less, "{} < {}", w[0], w[1]);

@@ -8,31 +8,42 @@ mod pep440;
 mod rpm;
 mod semver;
 
+#[cfg(test)]
+mod oracle_tests;
+
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Ecosystem;
 
-/// Orders two versions by `eco`'s rules. A version the ecosystem's grammar does
-/// not accept (PEP 440, semver) falls back to Maven-style ordering, so the order is
-/// total and never panics.
+/// Orders two versions by `eco`'s rules. Every ordering is total, whatever the
+/// input, so sorting by it is sound: a version the ecosystem's grammar does not
+/// accept (PEP 440, semver) sorts after every version it accepts, and such
+/// versions among themselves in Maven-style order.
 pub fn compare(eco: Ecosystem, a: &str, b: &str) -> Ordering {
     match eco {
         Ecosystem::Deb => deb::compare(a, b),
         Ecosystem::Apk => apk::compare(a, b),
         Ecosystem::Rpm => rpm::compare(a, b),
-        Ecosystem::Pypi => pep440::compare(a, b).unwrap_or_else(|| maven::compare(a, b)),
-        Ecosystem::Npm | Ecosystem::Cargo | Ecosystem::Golang => {
-            semver::compare(a, b).unwrap_or_else(|| maven::compare(a, b))
-        }
+        Ecosystem::Pypi => valid_first(pep440::parse(a), pep440::parse(b), a, b),
+        Ecosystem::Npm | Ecosystem::Cargo | Ecosystem::Golang => compare_semver(a, b),
         Ecosystem::Maven => maven::compare(a, b),
+    }
+}
+
+fn valid_first<K: Ord>(ka: Option<K>, kb: Option<K>, a: &str, b: &str) -> Ordering {
+    match (ka, kb) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => maven::compare(a, b),
     }
 }
 
 /// Semver ordering whatever the ecosystem (OSV's `SEMVER` ranges).
 fn compare_semver(a: &str, b: &str) -> Ordering {
-    semver::compare(a, b).unwrap_or_else(|| maven::compare(a, b))
+    valid_first(semver::key(a), semver::key(b), a, b)
 }
 
 /// A comparison operator of a [`Constraint`].
@@ -145,41 +156,46 @@ pub struct Range {
 /// below it makes it not.
 pub fn affected(eco: Ecosystem, version: &str, ranges: &[Range]) -> bool {
     ranges.iter().any(|r| {
+        if r.kind == RangeType::Git {
+            return false;
+        }
         let cmp = |a: &str, b: &str| match r.kind {
             RangeType::Semver => compare_semver(a, b),
             _ => compare(eco, a, b),
         };
-        if r.kind == RangeType::Git {
-            return false;
+        // Walking the sorted events and keeping the last one that applies is the
+        // same as taking the greatest event that applies: no sort needed. On a tie,
+        // an event that ends the range wins.
+        let mut last: Option<(&str, bool)> = None;
+        for e in &r.events {
+            let (v, opens) = match e {
+                Event::Introduced(v) if v == "0" || cmp(version, v) != Ordering::Less => {
+                    (v.as_str(), true)
+                }
+                Event::Fixed(v) if cmp(version, v) != Ordering::Less => (v.as_str(), false),
+                Event::LastAffected(v) if cmp(version, v) == Ordering::Greater => {
+                    (v.as_str(), false)
+                }
+                _ => continue,
+            };
+            let later = match last {
+                None => true,
+                Some((lv, lopens)) => {
+                    let o = if opens && v == "0" {
+                        Ordering::Less
+                    } else if lopens && lv == "0" {
+                        Ordering::Greater
+                    } else {
+                        cmp(v, lv)
+                    };
+                    o == Ordering::Greater || (o == Ordering::Equal && !opens && lopens)
+                }
+            };
+            if later {
+                last = Some((v, opens));
+            }
         }
-        let key = |e: &Event| match e {
-            Event::Introduced(v) | Event::Fixed(v) | Event::LastAffected(v) | Event::Limit(v) => {
-                v.clone()
-            }
-        };
-        let mut events: Vec<&Event> = r.events.iter().collect();
-        events.sort_by(|a, b| {
-            let (ka, kb) = (key(a), key(b));
-            match (
-                ka == "0" && matches!(a, Event::Introduced(_)),
-                kb == "0" && matches!(b, Event::Introduced(_)),
-            ) {
-                (true, true) => Ordering::Equal,
-                (true, false) => Ordering::Less,
-                (false, true) => Ordering::Greater,
-                (false, false) => cmp(&ka, &kb),
-            }
-        });
-        let mut hit = false;
-        for e in events {
-            match e {
-                Event::Introduced(v) if v == "0" || cmp(version, v) != Ordering::Less => hit = true,
-                Event::Fixed(v) if cmp(version, v) != Ordering::Less => hit = false,
-                Event::LastAffected(v) if cmp(version, v) == Ordering::Greater => hit = false,
-                _ => {}
-            }
-        }
-        hit
+        last.is_some_and(|(_, opens)| opens)
     })
 }
 
@@ -250,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn odd_input_is_ordered_without_panics() {
+    fn every_order_is_total_even_on_odd_input() {
         let odd = [
             "",
             " ",
@@ -289,17 +305,54 @@ mod tests {
             Ecosystem::Cargo,
             Ecosystem::Maven,
         ];
+        let normal = [
+            "1",
+            "1.0",
+            "1.0.0",
+            "1.0-1",
+            "1:1.0",
+            "1.0~rc1",
+            "1.0a",
+            "1.0-sp",
+            "1.0.1",
+            "1.0_p1",
+            "1.0-r1",
+            "1.0.post1",
+            "1.0a1",
+            "2.0.0-rc.1",
+            "v2.0.0",
+            "1.0.0+build",
+            "0.9",
+            "10",
+            "1.01",
+            "1.0^git1",
+            "1.0-SNAPSHOT",
+            "1.0-ga",
+        ];
+        let all: Vec<&str> = odd.iter().chain(normal.iter()).copied().collect();
         for eco in ecos {
-            for a in odd {
+            for a in &all {
                 assert_eq!(compare(eco, a, a), Ordering::Equal, "{eco} {a:?}");
-                for b in odd {
-                    assert_eq!(
-                        compare(eco, a, b),
-                        compare(eco, b, a).reverse(),
-                        "{eco} {a:?} {b:?}"
-                    );
+                for b in &all {
+                    let ab = compare(eco, a, b);
+                    assert_eq!(ab, compare(eco, b, a).reverse(), "{eco} {a:?} {b:?}");
+                    if ab == Ordering::Greater {
+                        continue;
+                    }
+                    // Transitive: a <= b and b <= c give a <= c.
+                    for c in &all {
+                        if compare(eco, b, c) != Ordering::Greater {
+                            assert_ne!(
+                                compare(eco, a, c),
+                                Ordering::Greater,
+                                "{eco}: {a:?} <= {b:?} <= {c:?}"
+                            );
+                        }
+                    }
                 }
             }
+            let mut sorted = all.clone();
+            sorted.sort_by(|a, b| compare(eco, a, b));
         }
     }
 

@@ -4,8 +4,6 @@
 //! release). Releases compare with trailing zeros ignored; a dev release of a final
 //! sorts before its pre-releases; a local version after the public one.
 
-use std::cmp::Ordering;
-
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Pre {
     /// `1.0.dev1`: before every pre-release of 1.0.
@@ -164,13 +162,15 @@ pub(crate) fn parse(v: &str) -> Option<Key> {
     })
 }
 
-pub(crate) fn compare(a: &str, b: &str) -> Option<Ordering> {
+#[cfg(test)]
+fn compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
     Some(parse(a)?.cmp(&parse(b)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering;
 
     #[test]
     fn pep440_order() {

@@ -113,14 +113,11 @@ pub(crate) fn compare(a: &str, b: &str) -> Ordering {
     let (eb, vb, rb) = split(b);
     ea.cmp(&eb)
         .then_with(|| rpmvercmp(va.as_bytes(), vb.as_bytes()))
-        .then_with(|| {
-            // A missing release matches any release (rpm's rpmdsCompare).
-            if ra.is_empty() || rb.is_empty() {
-                Ordering::Equal
-            } else {
-                rpmvercmp(ra.as_bytes(), rb.as_bytes())
-            }
-        })
+        // A missing release sorts before any release (as rpm's own rpm.vercmp
+        // does): a total order, which sorting needs. rpm's dependency matching
+        // lets a missing release match any; a constraint here says `<= 3.0.7-999`
+        // for that.
+        .then_with(|| rpmvercmp(ra.as_bytes(), rb.as_bytes()))
 }
 
 #[cfg(test)]
@@ -184,6 +181,7 @@ mod tests {
     fn evr() {
         assert_eq!(compare("1:3.0.7-27.el9", "3.2.0-1.fc40"), Greater);
         assert_eq!(compare("3.0.7-27.el9", "3.0.7-28.el9"), Less);
-        assert_eq!(compare("3.0.7", "3.0.7-28.el9"), Equal);
+        assert_eq!(compare("3.0.7", "3.0.7-28.el9"), Less);
+        assert_eq!(compare("0:3.0.7-1", "3.0.7-1"), Equal);
     }
 }

@@ -4,10 +4,8 @@
 //! words; build metadata (`+build`, Go's `+incompatible`) ignored. A missing minor
 //! or patch is 0 (`v1.2` as Go writes some tags).
 
-use std::cmp::Ordering;
-
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Ident<'a> {
+pub(crate) enum Ident<'a> {
     Num(u64),
     Word(&'a str),
 }
@@ -58,23 +56,22 @@ fn parse(v: &str) -> Option<Version<'_>> {
     Some(Version { core: nums, pre })
 }
 
-pub(crate) fn compare(a: &str, b: &str) -> Option<Ordering> {
-    let (a, b) = (parse(a)?, parse(b)?);
-    Some(
-        a.core
-            .cmp(&b.core)
-            .then_with(|| match (a.pre.is_empty(), b.pre.is_empty()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                (false, false) => a.pre.cmp(&b.pre),
-            }),
-    )
+/// The ordering key: the core, then "is a release" (a release after its
+/// pre-releases), then the pre-release identifiers.
+pub(crate) fn key(v: &str) -> Option<([u64; 3], bool, Vec<Ident<'_>>)> {
+    let v = parse(v)?;
+    Some((v.core, v.pre.is_empty(), v.pre))
+}
+
+#[cfg(test)]
+fn compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    Some(key(a)?.cmp(&key(b)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering;
 
     #[test]
     fn semver_spec_order() {
