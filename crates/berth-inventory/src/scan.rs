@@ -51,6 +51,9 @@ pub struct Limits {
     pub max_metadata: u64,
     /// `.go.buildinfo` and `.dep-v0` sections.
     pub max_elf_section: u64,
+    /// A Java archive (its central directory is read whole; each member it reads
+    /// has its own cap, see the `java` module).
+    pub max_archive: u64,
     /// Directory depth below the root.
     pub max_depth: usize,
 }
@@ -62,6 +65,7 @@ impl Default for Limits {
             max_rpmdb: 1 << 30,
             max_metadata: 1 << 20,
             max_elf_section: 8 << 20,
+            max_archive: 1 << 30,
             max_depth: 256,
         }
     }
@@ -458,6 +462,12 @@ impl Scanner<'_> {
 
     fn archive(&mut self, dir: &OwnedFd, name: &OsStr, path: &str) {
         let f = match open_file(dir, name) {
+            Ok((_, size)) if size > self.limits.max_archive => {
+                return self.failed_db(
+                    path,
+                    format!("{size} bytes, more than {}", self.limits.max_archive),
+                )
+            }
             Ok((f, _)) => f,
             Err(e) => return self.failed_db(path, e),
         };

@@ -660,3 +660,37 @@ fn real_rpm_header_truncated_anywhere_is_an_error() {
         let _ = crate::rpm::parse_header(&b).and_then(|h| crate::rpm::package(h, "f", "x"));
     }
 }
+
+#[test]
+fn limits_turn_into_findings() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    copy(r, "opt/plexus-cipher.jar", "java/plexus-cipher.jar");
+    copy(
+        r,
+        "a/b/c/d/e/node_modules/semver/package.json",
+        "npm/semver/package.json",
+    );
+    let limits = crate::scan::Limits {
+        max_archive: 1000,
+        max_depth: 3,
+        ..Default::default()
+    };
+    let inv = crate::scan::scan_tree_with(r, &limits).unwrap();
+    let paths: Vec<&str> = inv
+        .findings
+        .iter()
+        .map(|f| match f {
+            Finding::Unreadable { path, .. } | Finding::Unsupported { path, .. } => path.as_str(),
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        ["a/b/c/d", "opt/plexus-cipher.jar"],
+        "{:#?}",
+        inv.findings
+    );
+    assert_eq!(inv.packages, []);
+    // With the default limits both are read.
+    assert_eq!(scan_tree(r).unwrap().packages.len(), 2);
+}
