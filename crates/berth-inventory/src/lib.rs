@@ -33,8 +33,8 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use compose::compose;
-pub use scan::{scan_tree, ScanError};
-pub use version::{affected, compare, Constraint, ConstraintError, Event, Range, RangeType};
+pub use scan::{scan_tree, scan_tree_with, Limits, ScanError};
+pub use version::{affected, compare, Constraint, ConstraintError, Event, Op, Range, RangeType};
 
 /// A packaging ecosystem. The serialised names are OSV's ecosystems in purl's
 /// lower-case type spelling.
@@ -224,7 +224,7 @@ pub struct OsRelease {
 /// into a [`Finding::Unreadable`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct ParseError(pub String);
+pub(crate) struct ParseError(pub(crate) String);
 
 impl ParseError {
     pub(crate) fn new(reason: impl Into<String>) -> ParseError {
