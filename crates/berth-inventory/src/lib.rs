@@ -30,6 +30,18 @@ pub mod version;
 #[cfg(test)]
 mod tests;
 
+/// A test's reference tool (dpkg, rpm, go, node's semver, cargo-auditable,
+/// Python's packaging) is missing: said on stderr, and a failure where the
+/// tools are required (`CI` set: `.ci/run` installs them all), so that no
+/// check silently checks nothing there.
+#[cfg(test)]
+pub(crate) fn missing_tool(what: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} (CI installs it: see .ci/run)");
+    }
+    eprintln!("{what}");
+}
+
 use serde::{Deserialize, Serialize};
 
 pub use compose::compose;

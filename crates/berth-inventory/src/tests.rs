@@ -516,7 +516,7 @@ fn json_round_trip_and_root_errors() {
 #[test]
 fn real_go_binary() {
     let Ok(v) = std::process::Command::new("go").arg("version").output() else {
-        eprintln!("no Go toolchain: real_go_binary checks nothing");
+        crate::missing_tool("no Go toolchain: real_go_binary checks nothing");
         return;
     };
     let gover = String::from_utf8_lossy(&v.stdout)
@@ -591,7 +591,7 @@ fn real_cargo_auditable_binary() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has {
-        eprintln!("no cargo-auditable: real_cargo_auditable_binary checks nothing");
+        crate::missing_tool("no cargo-auditable: real_cargo_auditable_binary checks nothing");
         return;
     }
     let src = tempfile::tempdir().unwrap();

@@ -64,7 +64,7 @@ const DEB: &[&str] = &[
 #[test]
 fn dpkg_agrees() {
     if !tool_ok("dpkg", &["--version"]) {
-        eprintln!("no dpkg: dpkg_agrees checks nothing");
+        crate::missing_tool("no dpkg: dpkg_agrees checks nothing");
         return;
     }
     for (a, b) in pairs(DEB) {
@@ -114,7 +114,7 @@ const RPM: &[&str] = &[
 #[test]
 fn rpm_agrees() {
     if !tool_ok("rpm", &["--version"]) {
-        eprintln!("no rpm: rpm_agrees checks nothing");
+        crate::missing_tool("no rpm: rpm_agrees checks nothing");
         return;
     }
     let mut lua = String::from("%{lua:\n");
@@ -156,18 +156,20 @@ const PEP440: &[&str] = &[
 
 #[test]
 fn python_packaging_agrees() {
-    let script = "import sys\nfrom pip._vendor.packaging.version import Version as V\nvs = sys.argv[1:]\nfor a in vs:\n    for b in vs:\n        print((V(a) > V(b)) - (V(a) < V(b)))\n";
+    let script = "import sys\ntry:\n    from packaging.version import Version as V\nexcept ImportError:\n    from pip._vendor.packaging.version import Version as V\nvs = sys.argv[1:]\nfor a in vs:\n    for b in vs:\n        print((V(a) > V(b)) - (V(a) < V(b)))\n";
     let Ok(out) = Command::new("python3")
         .arg("-c")
         .arg(script)
         .args(PEP440)
         .output()
     else {
-        eprintln!("no python3: python_packaging_agrees checks nothing");
+        crate::missing_tool("no python3: python_packaging_agrees checks nothing");
         return;
     };
     if !out.status.success() {
-        eprintln!("no packaging in pip: python_packaging_agrees checks nothing");
+        crate::missing_tool(
+            "no packaging (python3-packaging or pip's): python_packaging_agrees checks nothing",
+        );
         return;
     }
     check_lines(Ecosystem::Pypi, PEP440, &out.stdout);
@@ -198,13 +200,14 @@ const SEMVER: &[&str] = &[
 #[test]
 fn npm_semver_agrees() {
     let module = [
+        "/usr/share/nodejs/semver",
         "/usr/lib/node_modules/npm/node_modules/semver",
         "/usr/local/lib/node_modules/npm/node_modules/semver",
     ]
     .into_iter()
     .find(|p| std::path::Path::new(p).exists());
     let Some(module) = module else {
-        eprintln!("no npm's semver: npm_semver_agrees checks nothing");
+        crate::missing_tool("no npm's semver: npm_semver_agrees checks nothing");
         return;
     };
     let script = format!(
@@ -216,7 +219,7 @@ fn npm_semver_agrees() {
         .args(SEMVER)
         .output()
     else {
-        eprintln!("no node: npm_semver_agrees checks nothing");
+        crate::missing_tool("no node: npm_semver_agrees checks nothing");
         return;
     };
     assert!(
