@@ -678,6 +678,9 @@ impl Engine {
             }
             Ok(())
         })?;
+        for row in &images {
+            self.inventory_new_image(&row.id);
+        }
         Ok(out)
     }
 

@@ -794,6 +794,9 @@ impl Engine {
             t.cache_step(&key, &id, now_ns())?;
             Ok(())
         })?;
+        if layer.is_some() {
+            self.inventory_new_image(&id);
+        }
         st.image = Some(id.clone());
         st.parent = Some(id.clone());
         Ok(id)

@@ -387,6 +387,7 @@ impl Engine {
             return Err(e);
         }
         trace("engine: commit: image written");
+        self.inventory_new_image(&id);
         if let Some(r) = &reference {
             self.emit_image("tag", id.as_str(), &r.familiar());
         }

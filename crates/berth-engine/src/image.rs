@@ -185,6 +185,7 @@ impl Engine {
             self.emit_image("tag", id.as_str(), &r.familiar());
         }
         self.emit_image("import", id.as_str(), id.as_str());
+        self.inventory_new_image(&id);
         Ok(id)
     }
 

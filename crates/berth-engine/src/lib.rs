@@ -31,6 +31,7 @@ pub mod filters;
 mod fsops;
 mod image;
 mod inspect;
+pub mod inventory;
 pub mod limits;
 mod logdriver;
 pub mod mountopt;

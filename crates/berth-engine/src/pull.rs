@@ -249,6 +249,7 @@ impl Engine {
         let mut attrs = std::collections::BTreeMap::new();
         attrs.insert("name".to_string(), reference.familiar_repository());
         self.emit("image", "pull", &reference.familiar(), attrs);
+        self.inventory_new_image(&id);
         Ok(Pulled {
             id,
             digest: top.digest,

@@ -40,7 +40,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -151,7 +151,41 @@ CREATE TABLE IF NOT EXISTS endpoints (
     UNIQUE (network_id, ip)
 );
 CREATE INDEX IF NOT EXISTS endpoints_by_container ON endpoints(container_id);
+-- Version 9: the package inventory (issue 12). A layer's is computed once,
+-- when the layer is made, from its own files; an image's packages are its
+-- layers' composed (upper package databases replace lower ones, whiteouts
+-- remove), one row each, for host-wide queries by name without rescanning.
+CREATE TABLE IF NOT EXISTS layer_inventory (
+    chain_id  TEXT PRIMARY KEY,
+    scanner   INTEGER NOT NULL,      -- berth_inventory::SCANNER_VERSION
+    inventory TEXT NOT NULL          -- berth_inventory::LayerInventory as JSON
+);
+CREATE TABLE IF NOT EXISTS image_packages (
+    image_id  TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    ecosystem TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    source    TEXT NOT NULL,         -- the source package ('' when none)
+    layer     INTEGER NOT NULL,      -- index of the layer that brought it
+    package   TEXT NOT NULL          -- berth_inventory::Package as JSON
+);
+CREATE INDEX IF NOT EXISTS image_packages_by_image ON image_packages(image_id);
+CREATE INDEX IF NOT EXISTS image_packages_by_name ON image_packages(name);
+CREATE INDEX IF NOT EXISTS image_packages_by_source ON image_packages(source);
 ";
+
+/// One package of an image, as `image_packages` holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImagePackageRow {
+    pub image_id: Digest,
+    pub name: String,
+    pub ecosystem: String,
+    pub version: String,
+    pub source: String,
+    pub layer: i64,
+    /// The whole package as JSON.
+    pub package: String,
+}
 
 /// A network: its identity, and its configuration as JSON
 /// (`berth_types::NetworkSpec`).
@@ -419,9 +453,104 @@ impl Tx<'_> {
         )?;
         self.c
             .execute("DELETE FROM build_cache WHERE image_id = ?1", [id.as_str()])?;
+        self.c.execute(
+            "DELETE FROM image_packages WHERE image_id = ?1",
+            [id.as_str()],
+        )?;
         self.c
             .execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
         Ok(())
+    }
+
+    // ---- the package inventory ----
+    pub fn put_layer_inventory(&self, chain_id: &Digest, scanner: i64, json: &str) -> Result<()> {
+        self.c.execute(
+            "INSERT OR REPLACE INTO layer_inventory (chain_id, scanner, inventory) VALUES (?1,?2,?3)",
+            params![chain_id.as_str(), scanner, json],
+        )?;
+        Ok(())
+    }
+    /// A layer's inventory: (scanner version, JSON), if it was made.
+    pub fn layer_inventory(&self, chain_id: &Digest) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .c
+            .query_row(
+                "SELECT scanner, inventory FROM layer_inventory WHERE chain_id = ?1",
+                [chain_id.as_str()],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?)
+    }
+    /// Replaces an image's package rows.
+    pub fn set_image_packages(&self, image_id: &Digest, rows: &[ImagePackageRow]) -> Result<()> {
+        self.c.execute(
+            "DELETE FROM image_packages WHERE image_id = ?1",
+            [image_id.as_str()],
+        )?;
+        let mut st = self.c.prepare(
+            "INSERT INTO image_packages (image_id, name, ecosystem, version, source, layer, package) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        )?;
+        for r in rows {
+            st.execute(params![
+                image_id.as_str(),
+                r.name,
+                r.ecosystem,
+                r.version,
+                r.source,
+                r.layer,
+                r.package
+            ])?;
+        }
+        Ok(())
+    }
+    /// An image's package rows (none: not inventoried, or no packages).
+    pub fn image_packages(&self, image_id: &Digest) -> Result<Vec<ImagePackageRow>> {
+        self.package_rows(
+            "SELECT image_id, name, ecosystem, version, source, layer, package FROM image_packages WHERE image_id = ?1",
+            image_id.as_str(),
+        )
+    }
+    /// Every image's packages named `name` (or built from the source
+    /// package `name`); all of them with `None`.
+    pub fn packages_named(&self, name: Option<&str>) -> Result<Vec<ImagePackageRow>> {
+        match name {
+            Some(n) => self.package_rows(
+                "SELECT image_id, name, ecosystem, version, source, layer, package FROM image_packages WHERE name = ?1 OR source = ?1",
+                n,
+            ),
+            None => self.package_rows(
+                "SELECT image_id, name, ecosystem, version, source, layer, package FROM image_packages WHERE ?1 = ?1",
+                "",
+            ),
+        }
+    }
+    fn package_rows(&self, sql: &str, arg: &str) -> Result<Vec<ImagePackageRow>> {
+        let mut st = self.c.prepare_cached(sql)?;
+        let rows = st.query_map([arg], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name, ecosystem, version, source, layer, package) = row?;
+            out.push(ImagePackageRow {
+                image_id: digest(id)?,
+                name,
+                ecosystem,
+                version,
+                source,
+                layer,
+                package,
+            });
+        }
+        Ok(out)
     }
 
     /// Images whose parent is `id`.
@@ -776,6 +905,10 @@ impl Tx<'_> {
             .optional()?;
         self.c.execute(
             "DELETE FROM layers WHERE chain_id = ?1",
+            [chain_id.as_str()],
+        )?;
+        self.c.execute(
+            "DELETE FROM layer_inventory WHERE chain_id = ?1",
             [chain_id.as_str()],
         )?;
         let Some(diff_id) = diff_id else {

@@ -77,6 +77,11 @@ pub enum Command {
     Ps(PsArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// List the packages in an image or a container (a software bill of materials)
+    Sbom(SbomArgs),
+    /// Query the package inventory of every image and container
+    #[command(subcommand)]
+    Packages(PackagesCommand),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Fetch the logs of a container
@@ -331,6 +336,43 @@ pub enum SystemCommand {
     Info(FormatArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SbomArgs {
+    /// Output format: table, json, spdx-json or cyclonedx-json
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Write to a file instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<std::path::PathBuf>,
+    /// An image or a container
+    pub target: String,
+}
+
+#[derive(Subcommand, Debug)]
+#[command(defer = true)]
+pub enum PackagesCommand {
+    /// List packages across images and containers
+    Ls(PackagesLsArgs),
+    /// Inventory every image's layers again
+    Reindex,
+}
+
+#[derive(Args, Debug)]
+pub struct PackagesLsArgs {
+    /// Filter: name=NAME (or its source package), ecosystem=deb|apk|rpm|pypi|npm|golang|cargo|maven, version<V (<, <=, >, >=, =, !=)
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Only images
+    #[arg(long)]
+    pub images: bool,
+    /// Only running containers
+    #[arg(long)]
+    pub containers: bool,
+    /// Format the output using the given Go template, or json
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -239,6 +239,8 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
                 crate::cmd_events::events(&e, a)
             }
+            Command::Sbom(a) => crate::cmd_packages::sbom(&mut e, a),
+            Command::Packages(p) => crate::cmd_packages::packages(&mut e, p),
             Command::System(SystemCommand::Prune(a)) => {
                 e.reap_dead_builds()?;
                 crate::cmd_fs::system_prune(&mut e, a)

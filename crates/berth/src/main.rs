@@ -44,6 +44,7 @@ mod cmd_help;
 mod cmd_login;
 mod cmd_manifest;
 mod cmd_network;
+mod cmd_packages;
 mod cmd_pull;
 mod cmd_push;
 mod cmd_search;

@@ -834,7 +834,13 @@ fn inspect_size_shows_size_rw_and_size_root_fs() {
         "head -c 12345 /dev/zero > /f; mkdir /d; echo hi > /d/g; ln /f /d/hard; ln -s /f /sl; rm /bin/ls",
     ]);
     env.ok(&["create", "--name", "sz0", BB, "true"]);
-    let image: u64 = inspect_f(&env, "{{.Size}}", BB).parse().unwrap();
+    // `--type image`: a container whose ID happens to start with "bb"
+    // would be found first otherwise (as Docker's inspect does).
+    let image: u64 = env
+        .ok(&["inspect", "--type", "image", "-f", "{{.Size}}", BB])
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(image, busybox_layer_size());
     let plain = env.inspect("sz");
     assert!(plain.get("SizeRw").is_none() && plain.get("SizeRootFs").is_none());

@@ -1,0 +1,345 @@
+//! The package inventory (issue 12): what each layer holds, computed once
+//! when the layer is made (`berth_inventory::scan_tree` over its unpacked
+//! directory), and each image's packages composed from its layers' and
+//! kept as rows, so a host-wide query by name reads an index and rescans
+//! nothing. A container's writable layer is scanned when it is asked about.
+//!
+//! Never: marks a layer inventoried when its scan failed (the row is
+//! written only with a result), or fails the operation that made a layer
+//! because its inventory could not be made (`packages reindex` retries).
+
+use berth_inventory::{compose, scan_tree, LayerInventory, Package, SCANNER_VERSION};
+use berth_store::{ImagePackageRow, ImageRow};
+use berth_types::Digest;
+
+use crate::{ContainerView, Engine, EngineError, Result};
+
+/// A layer of an SBOM's subject: its diff ID and the history step that made it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SbomLayer {
+    pub digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+/// An image's or a container's packages, with the layers they came from
+/// (a container's writable layer last).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Sbom {
+    pub name: String,
+    pub id: String,
+    pub kind: &'static str,
+    pub layers: Vec<SbomLayer>,
+    pub packages: Vec<Package>,
+    /// What could not be read (a corrupt database, an unsupported format).
+    pub findings: Vec<berth_inventory::Finding>,
+}
+
+/// Where a package of `packages ls` is.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PackageHit {
+    /// `image` or `container`.
+    pub kind: &'static str,
+    pub id: String,
+    /// An image's first tag (or its short ID); a container's name.
+    pub name: String,
+    /// The image a container runs (empty for images).
+    pub image: String,
+    pub package: Package,
+    /// For a container: the package is in its own writable layer.
+    pub in_container_layer: bool,
+}
+
+/// `packages ls`'s question.
+#[derive(Clone, Debug, Default)]
+pub struct PackageQuery {
+    pub name: Option<String>,
+    pub ecosystem: Option<String>,
+    /// `version<3.0.15`, `version>=1,<2`.
+    pub version: Vec<berth_inventory::Constraint>,
+    pub images: bool,
+    pub containers: bool,
+}
+
+impl Engine {
+    /// A layer's inventory, made and recorded now if it is missing or was
+    /// made by an older scanner.
+    pub(crate) fn layer_inventory(&self, chain_id: &Digest) -> Result<LayerInventory> {
+        if let Some((scanner, json)) = self.store.read().layer_inventory(chain_id)? {
+            if scanner == i64::from(SCANNER_VERSION) {
+                if let Ok(inv) = serde_json::from_str::<LayerInventory>(&json) {
+                    return Ok(inv);
+                }
+            }
+        }
+        self.scan_layer(chain_id)
+    }
+
+    /// Scans a layer's directory and records what it holds.
+    fn scan_layer(&self, chain_id: &Digest) -> Result<LayerInventory> {
+        let inv = scan_tree(&self.layer_dir(chain_id)).map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: format!("inventory of layer {}: {e}", chain_id.short()),
+        })?;
+        let json = serde_json::to_string(&inv).map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: format!("inventory of layer {}: {e}", chain_id.short()),
+        })?;
+        self.store
+            .read()
+            .put_layer_inventory(chain_id, i64::from(SCANNER_VERSION), &json)?;
+        Ok(inv)
+    }
+
+    /// Composes an image's packages from its layers' inventories (made
+    /// where missing) and records them as rows.
+    pub(crate) fn inventory_image(&mut self, row: &ImageRow) -> Result<Vec<Package>> {
+        let mut layers = Vec::with_capacity(row.layers.len());
+        for l in &row.layers {
+            layers.push(self.layer_inventory(l)?);
+        }
+        let packages = compose(&layers);
+        let rows: Vec<ImagePackageRow> = packages
+            .iter()
+            .map(|p| ImagePackageRow {
+                image_id: row.id.clone(),
+                name: p.name.clone(),
+                ecosystem: p.ecosystem.as_str().to_string(),
+                version: p.version.clone(),
+                source: p.source.clone().unwrap_or_default(),
+                layer: p.layer.map_or(-1, |l| l as i64),
+                package: serde_json::to_string(p).unwrap_or_default(),
+            })
+            .collect();
+        let id = row.id.clone();
+        self.store
+            .transaction(|t| -> Result<()> { Ok(t.set_image_packages(&id, &rows)?) })?;
+        Ok(packages)
+    }
+
+    /// Inventories a new image, best effort: the operation that made it
+    /// succeeded whatever happens here (`packages reindex` catches up).
+    pub(crate) fn inventory_new_image(&mut self, id: &Digest) {
+        if let Ok(Some(row)) = self.store.read().image(id) {
+            let _ = self.inventory_image(&row);
+        }
+    }
+
+    /// An image's packages, from its rows (inventoried now if it never was).
+    fn image_packages(&mut self, row: &ImageRow) -> Result<Vec<Package>> {
+        let rows = self.store.read().image_packages(&row.id)?;
+        // No rows: never inventoried — or really no packages, which a
+        // recorded inventory of every layer tells apart.
+        let inventoried = !rows.is_empty()
+            || row.layers.iter().all(|l| {
+                matches!(self.store.read().layer_inventory(l), Ok(Some((s, _))) if s == i64::from(SCANNER_VERSION))
+            });
+        if !inventoried {
+            return self.inventory_image(row);
+        }
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Package>(&r.package).ok())
+            .collect())
+    }
+
+    /// The layers of an image with the history steps that made them.
+    fn sbom_layers(row: &ImageRow) -> Result<Vec<SbomLayer>> {
+        let config = Self::image_config(row)?;
+        let steps: Vec<Option<String>> = config
+            .history
+            .iter()
+            .filter(|h| !h.empty_layer)
+            .map(|h| h.created_by.clone())
+            .collect();
+        Ok(config
+            .rootfs
+            .diff_ids
+            .iter()
+            .enumerate()
+            .map(|(i, d)| SbomLayer {
+                digest: d.to_string(),
+                created_by: steps.get(i).cloned().flatten(),
+            })
+            .collect())
+    }
+
+    /// `sbom IMAGE|CONTAINER`: a container's packages are its image's as
+    /// its writable layer changed them.
+    pub fn sbom(&mut self, what: &str) -> Result<Sbom> {
+        match self.resolve_image(what) {
+            Ok(row) => {
+                let packages = self.image_packages(&row)?;
+                let mut findings = Vec::new();
+                for l in &row.layers {
+                    if let Ok(inv) = self.layer_inventory(l) {
+                        findings.extend(inv.findings);
+                    }
+                }
+                Ok(Sbom {
+                    name: what.to_string(),
+                    id: row.id.to_string(),
+                    kind: "image",
+                    layers: Self::sbom_layers(&row)?,
+                    packages,
+                    findings,
+                })
+            }
+            Err(EngineError::NoSuchImage(_)) => {
+                let v = self.container(what).map_err(|e| match e {
+                    EngineError::NoSuchContainer(_) => {
+                        EngineError::NotFound(format!("No such image or container: {what}"))
+                    }
+                    e => e,
+                })?;
+                let (layers, packages, findings) = self.container_packages(&v)?;
+                Ok(Sbom {
+                    name: v.name.clone(),
+                    id: v.id.to_string(),
+                    kind: "container",
+                    layers,
+                    packages,
+                    findings,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A container's packages: its image's layers' inventories with its
+    /// writable layer's scanned now, on top.
+    fn container_packages(
+        &mut self,
+        v: &ContainerView,
+    ) -> Result<(Vec<SbomLayer>, Vec<Package>, Vec<berth_inventory::Finding>)> {
+        let row = self
+            .store
+            .read()
+            .image(&v.image_id)?
+            .ok_or_else(|| EngineError::NoSuchImage(v.image_id.to_string()))?;
+        let mut invs = Vec::with_capacity(row.layers.len() + 1);
+        for l in &row.layers {
+            invs.push(self.layer_inventory(l)?);
+        }
+        let upper = v.dir.join("upper");
+        let top = if upper.is_dir() {
+            scan_tree(&upper).map_err(|e| EngineError::Runtime {
+                code: 125,
+                message: format!("inventory of container {}: {e}", v.id.short()),
+            })?
+        } else {
+            LayerInventory::default()
+        };
+        let findings = invs
+            .iter()
+            .chain(std::iter::once(&top))
+            .flat_map(|i| i.findings.clone())
+            .collect();
+        invs.push(top);
+        let mut layers = Self::sbom_layers(&row)?;
+        layers.push(SbomLayer {
+            digest: format!("container:{}", v.id.short()),
+            created_by: Some("the container's writable layer".into()),
+        });
+        Ok((layers, compose(&invs), findings))
+    }
+
+    /// `packages ls`: every image's (from the rows) and container's
+    /// packages that answer `q`.
+    pub fn packages(&mut self, q: &PackageQuery) -> Result<Vec<PackageHit>> {
+        let both = !q.images && !q.containers;
+        let keep = |p: &Package| {
+            q.name
+                .as_ref()
+                .is_none_or(|n| p.name == *n || p.source.as_deref() == Some(n.as_str()))
+                && q.ecosystem
+                    .as_ref()
+                    .is_none_or(|e| p.ecosystem.as_str() == e.as_str())
+                && q.version.iter().all(|c| c.matches(p.ecosystem, &p.version))
+        };
+        let mut hits = Vec::new();
+        let images = self.store.read().images()?;
+        // Images never inventoried (made before this feature, or whose
+        // inventory failed) are done now, once.
+        for row in &images {
+            if self.store.read().image_packages(&row.id)?.is_empty() {
+                let _ = self.image_packages(row);
+            }
+        }
+        if both || q.images {
+            let names = self.image_names()?;
+            for r in self.store.read().packages_named(q.name.as_deref())? {
+                let Ok(p) = serde_json::from_str::<Package>(&r.package) else {
+                    continue;
+                };
+                if !keep(&p) {
+                    continue;
+                }
+                hits.push(PackageHit {
+                    kind: "image",
+                    id: r.image_id.to_string(),
+                    name: names
+                        .get(&r.image_id)
+                        .cloned()
+                        .unwrap_or_else(|| r.image_id.short().to_string()),
+                    image: String::new(),
+                    package: p,
+                    in_container_layer: false,
+                });
+            }
+        }
+        if both || q.containers {
+            for v in self.containers()? {
+                if !v.running() {
+                    continue;
+                }
+                let Ok((layers, packages, _)) = self.container_packages(&v) else {
+                    continue;
+                };
+                let top = layers.len().saturating_sub(1);
+                for p in packages.into_iter().filter(|p| keep(p)) {
+                    hits.push(PackageHit {
+                        kind: "container",
+                        id: v.id.to_string(),
+                        name: v.name.clone(),
+                        image: v.config.image.clone(),
+                        in_container_layer: p.layer == Some(top),
+                        package: p,
+                    });
+                }
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Each image's first tag in Docker's familiar form.
+    fn image_names(&self) -> Result<std::collections::HashMap<Digest, String>> {
+        let mut m = std::collections::HashMap::new();
+        for (reference, id) in self.store.read().all_tags()? {
+            let name = berth_types::Reference::parse(&reference)
+                .map(|r| r.familiar())
+                .unwrap_or(reference);
+            m.entry(id).or_insert(name);
+        }
+        Ok(m)
+    }
+
+    /// `packages reindex`: every layer's inventory made again, every
+    /// image's packages composed again; `progress(done, total)` after each
+    /// image.
+    pub fn reindex(&mut self, mut progress: impl FnMut(usize, usize)) -> Result<usize> {
+        let images = self.store.read().images()?;
+        let total = images.len();
+        let mut scanned = std::collections::HashSet::new();
+        for (i, row) in images.iter().enumerate() {
+            for l in &row.layers {
+                if scanned.insert(l.clone()) {
+                    self.scan_layer(l)?;
+                }
+            }
+            self.inventory_image(row)?;
+            progress(i + 1, total);
+        }
+        Ok(total)
+    }
+}
