@@ -48,24 +48,24 @@ fn import_rootfs(
     links: &[(&str, &str)],
 ) -> PathBuf {
     let dir = env.root.path().join(format!("rootfs-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let st = std::process::Command::new("tar")
         .arg("-xf")
         .arg(busybox_tar())
         .arg("-C")
         .arg(&dir)
         .status()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(st.success());
     for (path, content) in extra {
         let p = dir.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, content).unwrap();
+        std::fs::create_dir_all(p.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&p, content).unwrap_or_else(|e| panic!("{e}"));
     }
     for (path, target) in links {
         let p = dir.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(target, &p).unwrap();
+        std::fs::create_dir_all(p.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(target, &p).unwrap_or_else(|e| panic!("{e}"));
     }
     let tar = env.root.path().join(format!("{name}.tar"));
     let st = std::process::Command::new("tar")
@@ -75,24 +75,24 @@ fn import_rootfs(
         .arg(&tar)
         .arg(".")
         .status()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(st.success());
-    env.ok(&["import", tar.to_str().unwrap(), name]);
+    env.ok(&["import", &tar.to_string_lossy(), name]);
     tar
 }
 
 fn sbom_rows(env: &TestEnv, what: &str) -> Vec<(String, String, usize)> {
-    let v: serde_json::Value =
-        serde_json::from_str(&env.ok(&["sbom", "--format", "json", what])).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["sbom", "--format", "json", what]))
+        .unwrap_or_else(|e| panic!("{e}"));
     v["packages"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no packages"))
         .iter()
         .map(|p| {
             (
-                p["name"].as_str().unwrap().to_string(),
-                p["version"].as_str().unwrap().to_string(),
-                p["layer"].as_u64().unwrap() as usize,
+                p["name"].as_str().unwrap_or_default().to_string(),
+                p["version"].as_str().unwrap_or_default().to_string(),
+                p["layer"].as_u64().unwrap_or(u64::MAX) as usize,
             )
         })
         .collect()
