@@ -50,6 +50,20 @@ pub struct PackageHit {
     pub in_container_layer: bool,
 }
 
+/// One finding of `packages impact`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImpactRow {
+    /// `image` (to rebuild) or `container` (its own writable layer).
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+    pub package: Package,
+    /// The layer that brought the package, and its history step.
+    pub layer: Option<SbomLayer>,
+    /// The running containers of the image.
+    pub containers: Vec<String>,
+}
+
 /// `packages ls`'s question.
 #[derive(Clone, Debug, Default)]
 pub struct PackageQuery {
@@ -310,6 +324,63 @@ impl Engine {
             }
         }
         Ok(hits)
+    }
+
+    /// `packages impact NAME --fixed V`: the images holding `name` (or a
+    /// package built from the source `name`) below `fixed`, each with the
+    /// layer and history step that brought it and the running containers
+    /// of that image; and the containers holding it in their own writable
+    /// layer.
+    pub fn impact(&mut self, name: &str, fixed: &str) -> Result<Vec<ImpactRow>> {
+        let q = PackageQuery {
+            name: Some(name.to_string()),
+            version: vec![berth_inventory::Constraint {
+                op: berth_inventory::Op::Lt,
+                version: fixed.to_string(),
+            }],
+            ..Default::default()
+        };
+        let hits = self.packages(&q)?;
+        let containers = self.containers()?;
+        let mut out = Vec::new();
+        for h in hits {
+            match h.kind {
+                "image" => {
+                    let id = Digest::parse(&h.id).map_err(|e| EngineError::Runtime {
+                        code: 125,
+                        message: e.to_string(),
+                    })?;
+                    let Some(row) = self.store.read().image(&id)? else {
+                        continue;
+                    };
+                    let layers = Self::sbom_layers(&row)?;
+                    let layer = h.package.layer.and_then(|i| layers.get(i)).cloned();
+                    let running: Vec<String> = containers
+                        .iter()
+                        .filter(|c| c.running() && c.image_id == id)
+                        .map(|c| c.name.clone())
+                        .collect();
+                    out.push(ImpactRow {
+                        kind: "image",
+                        id: h.id,
+                        name: h.name,
+                        package: h.package,
+                        layer,
+                        containers: running,
+                    });
+                }
+                _ if h.in_container_layer => out.push(ImpactRow {
+                    kind: "container",
+                    id: h.id,
+                    name: h.name,
+                    package: h.package,
+                    layer: None,
+                    containers: Vec::new(),
+                }),
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     /// Each image's first tag in Docker's familiar form.

@@ -357,6 +357,20 @@ pub enum PackagesCommand {
     Ls(PackagesLsArgs),
     /// Inventory every image's layers again
     Reindex,
+    /// What an upgrade of a package touches: images to rebuild, containers to restart
+    Impact(ImpactArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImpactArgs {
+    /// The version that fixes it: anything below is affected
+    #[arg(long, required = true)]
+    pub fixed: String,
+    /// Output format: table or json
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// The package (or source package) name
+    pub package: String,
 }
 
 #[derive(Args, Debug)]

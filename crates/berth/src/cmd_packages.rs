@@ -8,7 +8,7 @@ use berth_engine::inventory::{PackageQuery, Sbom};
 use berth_engine::Engine;
 use berth_inventory::Constraint;
 
-use crate::cli::{PackagesCommand, PackagesLsArgs, SbomArgs};
+use crate::cli::{ImpactArgs, PackagesCommand, PackagesLsArgs, SbomArgs};
 use crate::commands::print_rows;
 
 const SBOM_HEADERS: &[(&str, &str)] = &[
@@ -105,6 +105,7 @@ fn short_layer(d: &str) -> String {
 pub fn packages(e: &mut Engine, c: &PackagesCommand) -> Result<i32> {
     match c {
         PackagesCommand::Ls(a) => ls(e, a),
+        PackagesCommand::Impact(a) => impact(e, a),
         PackagesCommand::Reindex => {
             // A one-line progress on a terminal (stderr), as a pull's.
             let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -191,4 +192,44 @@ fn ls(e: &mut Engine, a: &PackagesLsArgs) -> Result<i32> {
     };
     print_rows(&fmt, &rows, LS_HEADERS)?;
     Ok(0)
+}
+
+/// `packages impact NAME --fixed V [--format table|json]`: exit 1 when
+/// anything is affected, so a CI job can gate on it.
+fn impact(e: &mut Engine, a: &ImpactArgs) -> Result<i32> {
+    let rows = e.impact(&a.package, &a.fixed)?;
+    match a.format.as_str() {
+        "json" => outln!("{}", serde_json::to_string_pretty(&rows)?)?,
+        "table" => {
+            let table: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "Kind": r.kind,
+                        "Name": r.name,
+                        "Package": r.package.name,
+                        "Version": r.package.version,
+                        "Layer": r.layer.as_ref().map(|l| short_layer(&l.digest)).unwrap_or_else(|| "(its writable layer)".into()),
+                        "Step": r.layer.as_ref().and_then(|l| l.created_by.clone()).unwrap_or_default(),
+                        "Running": r.containers.join(","),
+                    })
+                })
+                .collect();
+            print_rows(
+                "table {{.Kind}}\t{{.Name}}\t{{.Package}}\t{{.Version}}\t{{.Layer}}\t{{.Running}}\t{{.Step}}",
+                &table,
+                &[
+                    ("Kind", "KIND"),
+                    ("Name", "NAME"),
+                    ("Package", "PACKAGE"),
+                    ("Version", "VERSION"),
+                    ("Layer", "LAYER"),
+                    ("Running", "RUNNING CONTAINERS"),
+                    ("Step", "STEP"),
+                ],
+            )?;
+        }
+        other => bail!("unknown --format {other:?}: table or json"),
+    }
+    Ok(if rows.is_empty() { 0 } else { 1 })
 }

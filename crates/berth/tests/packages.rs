@@ -269,6 +269,43 @@ fn upgrades_in_later_layers_and_whiteouts_compose_like_layers() {
     ]);
     env.ok(&["commit", "rmdb", "nodb"]);
     assert_eq!(sbom_rows(&env, "nodb"), []);
+    // The impact of an upgrade to 9.9.9-1: base is to rebuild (and its
+    // running container to restart), upgraded is not, nodb has none.
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "svc",
+        "base",
+        "sleep",
+        "1000",
+    ]);
+    let out = env.run(&[
+        "packages", "impact", "openssl", "--fixed", "9.9.9-1", "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["kind"], "image");
+    assert_eq!(rows[0]["name"], "base:latest");
+    assert_eq!(rows[0]["package"]["name"], "libssl3");
+    assert_eq!(rows[0]["containers"], serde_json::json!(["svc"]));
+    assert!(rows[0]["layer"]["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let table = env.run(&["packages", "impact", "libssl3", "--fixed", "9.9.9-1"]);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("svc"),
+        "{table:?}"
+    );
+    // Nothing below the first version: nothing to do, exit 0.
+    let out = env.run(&["packages", "impact", "libssl3", "--fixed", "0.1"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    env.ok(&["rm", "-f", "svc"]);
     // The layer that brought it names its history step.
     let json: serde_json::Value =
         serde_json::from_str(&env.ok(&["sbom", "--format", "json", "upgraded"])).unwrap();
