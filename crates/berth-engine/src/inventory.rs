@@ -307,18 +307,14 @@ impl Engine {
                 if !v.running() {
                     continue;
                 }
-                let Ok((layers, packages, _)) = self.container_packages(&v) else {
-                    continue;
-                };
-                let top = layers.len().saturating_sub(1);
-                for p in packages.into_iter().filter(|p| keep(p)) {
+                for (package, own) in self.container_hits(&v, &keep)? {
                     hits.push(PackageHit {
                         kind: "container",
                         id: v.id.to_string(),
                         name: v.name.clone(),
                         image: v.config.image.clone(),
-                        in_container_layer: p.layer == Some(top),
-                        package: p,
+                        in_container_layer: own,
+                        package,
                     });
                 }
             }
@@ -381,6 +377,53 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// A running container's packages that `keep` takes, each with whether
+    /// it is in the container's own layer. The writable layer is scanned;
+    /// when it holds no package database and hides nothing (no whiteout,
+    /// no opaque directory), the rest is its image's rows — no layer
+    /// inventory is read; otherwise everything is composed again.
+    fn container_hits(
+        &mut self,
+        v: &ContainerView,
+        keep: &dyn Fn(&Package) -> bool,
+    ) -> Result<Vec<(Package, bool)>> {
+        let upper = v.dir.join("upper");
+        let top = if upper.is_dir() {
+            scan_tree(&upper).map_err(|e| EngineError::Runtime {
+                code: 125,
+                message: format!("inventory of container {}: {e}", v.id.short()),
+            })?
+        } else {
+            LayerInventory::default()
+        };
+        if top.databases.is_empty() && top.whiteouts.is_empty() && top.opaque_dirs.is_empty() {
+            let Some(row) = self.store.read().image(&v.image_id)? else {
+                return Ok(Vec::new());
+            };
+            let below = self.image_packages(&row)?;
+            let n = row.layers.len();
+            return Ok(below
+                .into_iter()
+                .filter(|p| keep(p))
+                .map(|p| (p, false))
+                .chain(top.packages.into_iter().filter(|p| keep(p)).map(|mut p| {
+                    p.layer = Some(n);
+                    (p, true)
+                }))
+                .collect());
+        }
+        let (layers, packages, _) = self.container_packages(v)?;
+        let top = layers.len().saturating_sub(1);
+        Ok(packages
+            .into_iter()
+            .filter(|p| keep(p))
+            .map(|p| {
+                let own = p.layer == Some(top);
+                (p, own)
+            })
+            .collect())
     }
 
     /// Each image's first tag in Docker's familiar form.
