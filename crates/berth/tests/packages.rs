@@ -282,6 +282,19 @@ fn upgrades_in_later_layers_and_whiteouts_compose_like_layers() {
         "sleep",
         "1000",
     ]);
+    // A container whose own layer holds no package database: its image's.
+    assert_eq!(
+        env.ok(&[
+            "packages",
+            "ls",
+            "--containers",
+            "--filter",
+            "name=zlib1g",
+            "--format",
+            "{{.Name}} {{.Where}}"
+        ]),
+        "svc image base\n"
+    );
     let out = env.run(&[
         "packages", "impact", "openssl", "--fixed", "9.9.9-1", "--format", "json",
     ]);
