@@ -181,7 +181,19 @@ impl Engine {
     /// `sbom IMAGE|CONTAINER`: a container's packages are its image's as
     /// its writable layer changed them.
     pub fn sbom(&mut self, what: &str) -> Result<Sbom> {
-        match self.resolve_image(what) {
+        // A container's name first: an image ID prefix ("c1") must not
+        // shadow a container named so.
+        let named = self
+            .store
+            .read()
+            .container_by_name(what.trim_start_matches('/'))?
+            .is_some();
+        let image = if named {
+            Err(EngineError::NoSuchImage(what.to_string()))
+        } else {
+            self.resolve_image(what)
+        };
+        match image {
             Ok(row) => {
                 let packages = self.image_packages(&row)?;
                 let mut findings = Vec::new();
