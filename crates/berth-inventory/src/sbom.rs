@@ -21,6 +21,8 @@
 //!   out of range is rendered as no layer, never a panic.
 
 mod license;
+#[cfg(test)]
+mod tests;
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
