@@ -166,28 +166,26 @@ fn unique(s: String, taken: &mut std::collections::HashSet<String>) -> String {
 /// A package's recorded licences as one SPDX expression (`AND` of each, each
 /// mapped or a `LicenseRef-`), or `NOASSERTION` when none is recorded.
 fn spdx_declared(p: &Package, refs: &mut LicenseRefs) -> String {
-    let mut parts: Vec<(String, bool)> = Vec::new();
+    // (as an operand of AND, alone)
+    let mut parts: Vec<(String, String)> = Vec::new();
     for raw in &p.licenses {
         let part = match to_spdx(raw) {
-            Some(m) => (m.expr, m.compound),
-            None => (refs.get(raw), false),
+            Some(m) => (m.and_operand(), m.expr),
+            None => {
+                let r = refs.get(raw);
+                (r.clone(), r)
+            }
         };
-        if !parts.iter().any(|(e, _)| *e == part.0) {
+        if !parts.iter().any(|(o, _)| *o == part.0) {
             parts.push(part);
         }
     }
-    match parts.len() {
-        0 => "NOASSERTION".to_string(),
-        1 => parts.remove(0).0,
+    match parts.as_slice() {
+        [] => "NOASSERTION".to_string(),
+        [(_, alone)] => alone.clone(),
         _ => parts
             .iter()
-            .map(|(e, compound)| {
-                if *compound && (e.contains(" OR ") || e.contains(" AND ")) {
-                    format!("({e})")
-                } else {
-                    e.clone()
-                }
-            })
+            .map(|(o, _)| o.as_str())
             .collect::<Vec<_>>()
             .join(" AND "),
     }
@@ -335,20 +333,13 @@ fn cdx_licenses(p: &Package) -> Option<Value> {
                 parts.push(m);
             }
         }
-        let expr = if parts.len() == 1 {
-            parts[0].expr.clone()
-        } else {
-            parts
+        let expr = match parts.as_slice() {
+            [only] => only.expr.clone(),
+            _ => parts
                 .iter()
-                .map(|m| {
-                    if m.expr.contains(" OR ") || m.expr.contains(" AND ") {
-                        format!("({})", m.expr)
-                    } else {
-                        m.expr.clone()
-                    }
-                })
+                .map(|m| m.and_operand())
                 .collect::<Vec<_>>()
-                .join(" AND ")
+                .join(" AND "),
         };
         return Some(json!([{ "expression": expr }]));
     }

@@ -261,6 +261,7 @@ pub(crate) fn to_spdx(raw: &str) -> Option<Mapped> {
         return Some(Mapped {
             expr: (*id).to_string(),
             compound: false,
+            or: false,
         });
     }
     let mut p = Parser {
@@ -275,6 +276,7 @@ pub(crate) fn to_spdx(raw: &str) -> Option<Mapped> {
     Some(Mapped {
         expr: e.render(),
         compound,
+        or: matches!(e, Expr::Or(_)),
     })
 }
 
@@ -284,6 +286,19 @@ pub(crate) struct Mapped {
     pub(crate) expr: String,
     /// Not a single listed identifier (an operator, `WITH`, or `ID+`).
     pub(crate) compound: bool,
+    /// An `OR` at the top: parenthesised when joined with `AND`.
+    pub(crate) or: bool,
+}
+
+impl Mapped {
+    /// The expression as an operand of `AND`.
+    pub(crate) fn and_operand(&self) -> String {
+        if self.or {
+            format!("({})", self.expr)
+        } else {
+            self.expr.clone()
+        }
+    }
 }
 
 /// The `LicenseRef-` identifiers of one document: each distinct recorded text
@@ -365,6 +380,16 @@ mod tests {
         assert_eq!(m("Apache-1.0+").as_deref(), Some("Apache-1.0+"));
         assert!(to_spdx("Apache-1.0+").is_some_and(|m| m.compound));
         assert!(to_spdx("MIT").is_some_and(|m| !m.compound));
+        assert_eq!(
+            to_spdx("MIT or ISC").map(|m| m.and_operand()).as_deref(),
+            Some("(MIT OR ISC)")
+        );
+        assert_eq!(
+            to_spdx("(MIT or ISC) and Zlib")
+                .map(|m| m.and_operand())
+                .as_deref(),
+            Some("(MIT OR ISC) AND Zlib")
+        );
         // Not expressions of listed ids: the caller's LicenseRef.
         for s in [
             "Artistic or GPL-1+",

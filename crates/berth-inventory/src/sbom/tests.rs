@@ -392,7 +392,7 @@ fn spdx_validates() {
     );
     assert_eq!(
         by_name(&doc, "packages", "dual")["licenseDeclared"],
-        "((MIT OR Apache-2.0) AND BSD-3-Clause) AND ISC"
+        "(MIT OR Apache-2.0) AND BSD-3-Clause AND ISC"
     );
     // tzdata's "public-domain" came first: "public domain" is another text.
     let weird = by_name(&doc, "packages", "weird pkg/ü");
@@ -464,7 +464,7 @@ fn cyclonedx_validates() {
         .contains(&json!({"name": "berth:foundIn", "value": "var/lib/dpkg/status"})));
     assert_eq!(
         by_name(&doc, "components", "dual")["licenses"],
-        json!([{"expression": "((MIT OR Apache-2.0) AND BSD-3-Clause) AND ISC"}])
+        json!([{"expression": "(MIT OR Apache-2.0) AND BSD-3-Clause AND ISC"}])
     );
     assert_eq!(
         by_name(&doc, "components", "libstdc++6")["licenses"],
@@ -651,4 +651,25 @@ fn license_ids_are_cyclonedx_ids() {
     for id in ids {
         assert!(enumerated.contains(id), "{id}");
     }
+}
+
+#[test]
+fn declared_licences() {
+    let mut refs = LicenseRefs::default();
+    let p = |ls: &[&str]| pkg(Ecosystem::Npm, "x", "1", "pkg:npm/x@1", ls);
+    assert_eq!(spdx_declared(&p(&[]), &mut refs), "NOASSERTION");
+    assert_eq!(spdx_declared(&p(&["MIT OR ISC"]), &mut refs), "MIT OR ISC");
+    // Duplicates (the same licence spelt twice) once.
+    assert_eq!(
+        spdx_declared(&p(&["MIT OR ISC", "mit or isc", "Zlib"]), &mut refs),
+        "(MIT OR ISC) AND Zlib"
+    );
+    assert_eq!(
+        spdx_declared(&p(&["MIT", "MIT License", "BSD"]), &mut refs),
+        "MIT AND LicenseRef-BSD"
+    );
+    assert_eq!(
+        refs.refs,
+        [("BSD".to_string(), "LicenseRef-BSD".to_string())]
+    );
 }
