@@ -24,6 +24,7 @@ mod purl;
 mod python;
 mod rpm;
 mod rustaudit;
+pub mod sbom;
 pub mod scan;
 pub mod version;
 

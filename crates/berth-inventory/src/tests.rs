@@ -7,19 +7,19 @@ use std::path::{Path, PathBuf};
 
 use crate::{compose, scan_tree, Ecosystem, Finding, LayerInventory};
 
-fn data(rel: &str) -> PathBuf {
+pub(crate) fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(rel)
 }
 
-fn put(root: &Path, rel: &str, bytes: &[u8]) {
+pub(crate) fn put(root: &Path, rel: &str, bytes: &[u8]) {
     let p = root.join(rel);
     fs::create_dir_all(p.parent().unwrap()).unwrap();
     fs::write(p, bytes).unwrap();
 }
 
-fn copy(root: &Path, rel: &str, fixture: &str) {
+pub(crate) fn copy(root: &Path, rel: &str, fixture: &str) {
     put(root, rel, &fs::read(data(fixture)).unwrap());
 }
 
@@ -29,7 +29,7 @@ fn link(root: &Path, rel: &str, target: &str) {
     symlink(target, p).unwrap();
 }
 
-fn debian_root(root: &Path) {
+pub(crate) fn debian_root(root: &Path) {
     copy(root, "var/lib/dpkg/status", "dpkg/status");
     for p in ["libssl3", "zlib1g", "tzdata", "base-files"] {
         copy(
