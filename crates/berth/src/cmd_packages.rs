@@ -38,7 +38,33 @@ pub fn sbom(e: &mut Engine, a: &SbomArgs) -> Result<i32> {
         "table" => table(&s)?,
         "json" => serde_json::to_string_pretty(&s)? + "\n",
         "spdx-json" | "cyclonedx-json" => {
-            bail!("--format {}: not available yet (table, json)", a.format)
+            use berth_inventory::sbom;
+            let subject = sbom::Subject {
+                name: s.name.clone(),
+                id: s.id.clone(),
+                kind: if s.kind == "container" {
+                    sbom::SubjectKind::Container
+                } else {
+                    sbom::SubjectKind::Image
+                },
+            };
+            let layers: Vec<sbom::Layer> = s
+                .layers
+                .iter()
+                .map(|l| sbom::Layer {
+                    digest: l.digest.clone(),
+                    created_by: l.created_by.clone(),
+                })
+                .collect();
+            // SPDX wants whole seconds in UTC with a Z.
+            let created = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let version = env!("CARGO_PKG_VERSION");
+            let doc = if a.format == "spdx-json" {
+                sbom::spdx_json(&subject, &layers, &s.packages, &created, version)
+            } else {
+                sbom::cyclonedx_json(&subject, &layers, &s.packages, &created, version)
+            };
+            serde_json::to_string_pretty(&doc)? + "\n"
         }
         other => bail!("unknown --format {other:?}: table, json, spdx-json or cyclonedx-json"),
     };

@@ -138,6 +138,28 @@ fn an_images_packages_and_what_a_container_installs_at_run_time() {
     assert!(std::fs::read_to_string(&out)
         .unwrap()
         .contains("\"libssl3\""));
+    // SPDX 2.3 and CycloneDX 1.5 (their schemas are checked in
+    // berth-inventory's tests): one element per package, with its purl.
+    let spdx: serde_json::Value =
+        serde_json::from_str(&env.ok(&["sbom", "--format", "spdx-json", "debby"])).unwrap();
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    let purls: Vec<&str> = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().into_iter().flatten())
+        .filter_map(|r| r["referenceLocator"].as_str())
+        .collect();
+    assert_eq!(purls.len(), 4, "{spdx}");
+    let cdx: serde_json::Value =
+        serde_json::from_str(&env.ok(&["sbom", "--format", "cyclonedx-json", "debby"])).unwrap();
+    assert_eq!(
+        (cdx["bomFormat"].as_str(), cdx["specVersion"].as_str()),
+        (Some("CycloneDX"), Some("1.5"))
+    );
+    assert_eq!(cdx["components"].as_array().unwrap().len(), 4);
+    let (_, err) = env.fails(&["sbom", "--format", "xml", "debby"], 1);
+    assert!(err.contains("unknown --format \"xml\""), "{err}");
 
     // A package "installed" at run time: the container's, not the image's.
     env.ok(&[

@@ -213,7 +213,14 @@ fn npm_semver_agrees() {
     let script = format!(
         "const s = require({module:?}); const vs = process.argv.slice(1); for (const a of vs) for (const b of vs) console.log(s.compare(a, b, {{loose: true}}));"
     );
+    // Its own dependencies (lru-cache) beside it: a node that is not
+    // Debian's does not look in /usr/share/nodejs by itself.
+    let beside = std::path::Path::new(module)
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
     let Ok(out) = Command::new("node")
+        .env("NODE_PATH", beside)
         .arg("-e")
         .arg(script)
         .args(SEMVER)
