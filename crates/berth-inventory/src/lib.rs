@@ -20,6 +20,7 @@ mod elf;
 mod golang;
 mod java;
 mod npm;
+pub mod osv;
 mod purl;
 mod python;
 mod rpm;
@@ -47,7 +48,9 @@ use serde::{Deserialize, Serialize};
 
 pub use compose::compose;
 pub use scan::{scan_tree, scan_tree_with, Limits, ScanError};
-pub use version::{affected, compare, Constraint, ConstraintError, Event, Op, Range, RangeType};
+pub use version::{
+    affected, compare, in_range, Constraint, ConstraintError, Event, Op, Range, RangeType,
+};
 
 /// A packaging ecosystem. The serialised names are OSV's ecosystems in purl's
 /// lower-case type spelling.
