@@ -147,12 +147,12 @@ const UBUNTU: &str = r#"{
   "severity": [{"type": "Ubuntu", "score": "medium"}],
   "affected": [
     {
-      "package": {"ecosystem": "Ubuntu:22.04:LTS", "name": "openssl"},
-      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.2-0ubuntu1.14"}]}]
-    },
-    {
       "package": {"ecosystem": "Ubuntu:Pro:22.04:LTS", "name": "openssl"},
       "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.2-0ubuntu1.14+esm1"}]}]
+    },
+    {
+      "package": {"ecosystem": "Ubuntu:22.04:LTS", "name": "openssl"},
+      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.2-0ubuntu1.14"}]}]
     }
   ]
 }"#;
@@ -272,7 +272,7 @@ fn a_debian_binary_package_matches_through_its_source() {
     let ubuntu = deb("libssl3", "3.0.2-0ubuntu1.10", Some("openssl"), "ubuntu");
     let m = db.matches_on(&ubuntu, Some(&os("ubuntu", "22.04")));
     assert_eq!(ids(&m), ["USN-6622-1"]);
-    // The non-Pro entry is the one reported.
+    // The Pro entry comes first; the non-Pro one is the one reported.
     assert_eq!(m[0].fixed.as_deref(), Some("3.0.2-0ubuntu1.14"));
     assert_eq!(m[0].level, Some(Level::Medium));
     assert_eq!(m[0].severity.as_deref(), Some("medium"));
