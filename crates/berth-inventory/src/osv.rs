@@ -598,6 +598,11 @@ impl Loader {
             Ok(f) => f,
             Err(e) => return self.problem(shown, e.to_string()),
         };
+        // Said before reading it; read_capped still bounds a growing file.
+        let cap = self.limits.max_file;
+        if f.metadata().is_ok_and(|m| m.len() > cap) {
+            return self.problem(shown, format!("larger than {cap} bytes: skipped"));
+        }
         if let Some(b) = self.read_capped(f, shown) {
             self.db.stats.files += 1;
             self.json(&b, shown);

@@ -173,6 +173,79 @@ const REDHAT: &str = r#"{
   "database_specific": {"severity": "Low"}
 }"#;
 
+const LOG4SHELL: &str = r#"{
+  "id": "GHSA-jfh8-c2jp-5v3q",
+  "aliases": ["CVE-2021-44228"],
+  "summary": "Remote code injection in Log4j",
+  "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"}],
+  "affected": [
+    {
+      "package": {"ecosystem": "Maven", "name": "org.apache.logging.log4j:log4j-core"},
+      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.13.0"}, {"fixed": "2.15.0"}]}]
+    },
+    {
+      "package": {"ecosystem": "Maven", "name": "org.apache.logging.log4j:log4j-core"},
+      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.0-beta9"}, {"fixed": "2.3.1"}]}]
+    }
+  ],
+  "database_specific": {"severity": "CRITICAL"}
+}"#;
+
+const H2: &str = r#"{
+  "id": "RUSTSEC-2024-0003",
+  "aliases": ["GHSA-8r5v-vm4m-4g25"],
+  "summary": "Resource exhaustion vulnerability in h2 may lead to Denial of Service (DoS)",
+  "affected": [
+    {
+      "package": {"ecosystem": "crates.io", "name": "h2", "purl": "pkg:cargo/h2"},
+      "ranges": [{"type": "SEMVER", "events": [{"introduced": "0.0.0-0"}, {"fixed": "0.3.24"}, {"introduced": "0.4.0"}, {"fixed": "0.4.2"}]}],
+      "ecosystem_specific": {"affects": {"functions": [], "os": [], "arch": []}}
+    }
+  ]
+}"#;
+
+#[test]
+fn maven_and_crates() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "all.json", &format!("[{LOG4SHELL}, {H2}]"));
+    let (db, problems) = AdvisoryDb::load(&d.path().join("all.json")).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    for (v, fixed) in [
+        ("2.14.1", Some("2.15.0")),
+        ("2.0-beta9", Some("2.3.1")),
+        ("2.0", Some("2.3.1")),
+        ("2.0-alpha1", None),
+        ("2.12.4", None),
+        ("2.15.0", None),
+    ] {
+        let p = pkg(
+            Ecosystem::Maven,
+            "org.apache.logging.log4j:log4j-core",
+            v,
+            Some("org.apache.logging.log4j"),
+        );
+        let m = db.matches(&p);
+        assert_eq!(m.first().and_then(|m| m.fixed.as_deref()), fixed, "{v}");
+        if fixed.is_some() {
+            assert_eq!(m[0].score, Some(10.0));
+            assert_eq!(m[0].level, Some(Level::Critical));
+        }
+    }
+    // An artifact without its group is another package.
+    assert!(db
+        .matches(&pkg(Ecosystem::Maven, "log4j-core", "2.14.1", None))
+        .is_empty());
+    for (v, fixed) in [
+        ("0.3.23", Some("0.3.24")),
+        ("0.4.1", Some("0.4.2")),
+        ("0.3.24", None),
+        ("0.4.2", None),
+    ] {
+        let m = db.matches(&pkg(Ecosystem::Cargo, "h2", v, None));
+        assert_eq!(m.first().and_then(|m| m.fixed.as_deref()), fixed, "{v}");
+    }
+}
+
 fn pkg(eco: Ecosystem, name: &str, version: &str, purl_ns: Option<&str>) -> Package {
     Package {
         ecosystem: eco,
