@@ -213,7 +213,10 @@ fn npm_semver_agrees() {
     let script = format!(
         "const s = require({module:?}); const vs = process.argv.slice(1); for (const a of vs) for (const b of vs) console.log(s.compare(a, b, {{loose: true}}));"
     );
+    // Debian's node-semver finds its own dependencies (lru-cache) in
+    // /usr/share/nodejs, which a node not built by Debian does not search.
     let Ok(out) = Command::new("node")
+        .env("NODE_PATH", "/usr/share/nodejs")
         .arg("-e")
         .arg(script)
         .args(SEMVER)
