@@ -748,3 +748,43 @@ fn osv_scale() {
     eprintln!("osv_scale: load 10,000 advisories {load:?}, match 2,000 packages {matching:?}, {n} matches");
     assert!(n > 0);
 }
+
+/// Loads a real mirror (a directory or an `all.zip`) and prints what it read:
+/// `BERTH_OSV_DB=PATH cargo test -p berth-inventory --release --lib --
+/// --ignored --nocapture osv_real_db`. Checks nothing without the variable.
+#[test]
+#[ignore]
+fn osv_real_db() {
+    let Some(path) = std::env::var_os("BERTH_OSV_DB") else {
+        eprintln!("BERTH_OSV_DB unset: osv_real_db checks nothing");
+        return;
+    };
+    let t = std::time::Instant::now();
+    let (db, problems) = AdvisoryDb::load(Path::new(&path)).unwrap();
+    eprintln!(
+        "osv_real_db: {} advisories in {:?}, {:?}",
+        db.len(),
+        t.elapsed(),
+        db.stats()
+    );
+    for p in problems.iter().take(20) {
+        eprintln!("  problem: {}: {}", p.path, p.reason);
+    }
+    eprintln!("  {} problems", problems.len());
+    for (eco, name, v) in [
+        (Ecosystem::Golang, "stdlib", "1.22.1"),
+        (Ecosystem::Golang, "golang.org/x/net", "v0.22.0"),
+        (
+            Ecosystem::Golang,
+            "github.com/hashicorp/go-getter",
+            "v1.6.0",
+        ),
+    ] {
+        let m = db.matches(&pkg(eco, name, v, None));
+        let ids: Vec<String> = m
+            .iter()
+            .map(|m| format!("{} (fixed {:?})", m.id, m.fixed))
+            .collect();
+        eprintln!("  {name}@{v}: {} matches: {}", m.len(), ids.join(", "));
+    }
+}
