@@ -188,6 +188,8 @@ struct Sev {
     text: Option<String>,
     level: Option<Level>,
     score: Option<f64>,
+    /// `text` is a CVSS vector.
+    cvss: bool,
 }
 
 struct Entry {
@@ -706,7 +708,7 @@ impl Loader {
             Some(s) => s.to_string(),
             None => first_line(r.details.as_deref().unwrap_or_default()),
         };
-        let top = severity_of(r.severity.as_deref(), r.database_specific.as_ref());
+        let top = severity_of(r.severity.as_deref(), &[r.database_specific.as_ref()]);
         for a in r.affected.unwrap_or_default() {
             let Some(p) = a.package else {
                 continue;
@@ -728,11 +730,20 @@ impl Loader {
             let pro = base == "ubuntu" && release.as_deref().is_some_and(|q| q.starts_with("Pro:"));
             let own = severity_of(
                 a.severity.as_deref(),
-                a.database_specific
-                    .as_ref()
-                    .or(a.ecosystem_specific.as_ref()),
+                &[a.database_specific.as_ref(), a.ecosystem_specific.as_ref()],
             );
-            let severity = (own.text.is_some() || own.level.is_some()).then_some(own);
+            // The entry's own vector wins; else the record's severity, given
+            // the entry's level when it has none; else the entry's word.
+            let severity = if own.cvss {
+                Some(own)
+            } else if top.text.is_some() {
+                (top.level.is_none() && own.level.is_some()).then(|| Sev {
+                    level: own.level,
+                    ..top.clone()
+                })
+            } else {
+                own.text.is_some().then_some(own)
+            };
             let entry = Entry {
                 adv,
                 ecosystem: eco,
@@ -785,13 +796,20 @@ fn first_line(s: &str) -> String {
 }
 
 /// The severity of a record or an affected entry: a CVSS vector (v3, else v4,
-/// else v2) and its v3 base score, or the database's word.
-fn severity_of(list: Option<&[RawSeverity]>, db: Option<&serde_json::Value>) -> Sev {
+/// else v2) and its v3 base score, or the database's word (a `severity` in a
+/// `database_specific` or `ecosystem_specific` object, Debian's `urgency`,
+/// Ubuntu's severity type).
+fn severity_of(list: Option<&[RawSeverity]>, specific: &[Option<&serde_json::Value>]) -> Sev {
     let list = list.unwrap_or_default();
     let find = |t: &str| list.iter().find(|s| s.kind.eq_ignore_ascii_case(t));
-    let word = db
-        .and_then(|d| d.get("severity"))
-        .and_then(serde_json::Value::as_str)
+    let word = ["severity", "urgency"]
+        .iter()
+        .find_map(|k| {
+            specific
+                .iter()
+                .flatten()
+                .find_map(|d| d.get(k).and_then(serde_json::Value::as_str))
+        })
         .map(str::to_string)
         .or_else(|| find("Ubuntu").map(|s| s.score.clone()));
     let word_level = word.as_deref().and_then(Level::from_word);
@@ -801,6 +819,7 @@ fn severity_of(list: Option<&[RawSeverity]>, db: Option<&serde_json::Value>) -> 
             text: Some(v3.score.clone()),
             level: score.and_then(Level::from_score).or(word_level),
             score,
+            cvss: true,
         };
     }
     if let Some(v) = find("CVSS_V4").or_else(|| find("CVSS_V2")) {
@@ -808,12 +827,14 @@ fn severity_of(list: Option<&[RawSeverity]>, db: Option<&serde_json::Value>) -> 
             text: Some(v.score.clone()),
             level: word_level,
             score: None,
+            cvss: true,
         };
     }
     Sev {
         text: word,
         level: word_level,
         score: None,
+        cvss: false,
     }
 }
 

@@ -20,7 +20,9 @@ const DSA: &str = r#"{
     {
       "package": {"ecosystem": "Debian:12", "name": "openssl", "purl": "pkg:deb/debian/openssl?arch=source"},
       "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.11-1~deb12u2"}]}],
-      "versions": ["3.0.9-1", "3.0.11-1~deb12u1"]
+      "versions": ["3.0.9-1", "3.0.11-1~deb12u1"],
+      "ecosystem_specific": {"urgency": "low"},
+      "database_specific": {"source": "https://storage.googleapis.com/debian-osv/dsa-osv/DSA-5532-1.json"}
     }
   ],
   "references": [{"type": "ADVISORY", "url": "https://www.debian.org/security/2023/dsa-5532"}]
@@ -39,7 +41,10 @@ const REGRESSHION: &str = r#"{
     },
     {
       "package": {"ecosystem": "Debian:13", "name": "openssh"},
-      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1:9.7p1-7"}]}]
+      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1:9.7p1-7"}]}],
+      "versions": ["1:9.6p1-3", "1:9.7p1-6"],
+      "ecosystem_specific": {"urgency": "not yet assigned"},
+      "database_specific": {"source": "https://storage.googleapis.com/debian-osv/debian-cve-osv/DEBIAN-CVE-2024-6387.json"}
     }
   ]
 }"#;
@@ -331,6 +336,9 @@ fn a_debian_binary_package_matches_through_its_source() {
     assert_eq!(m[0].fixed.as_deref(), Some("3.0.11-1~deb12u2"));
     assert_eq!(m[0].via, "Debian:12/openssl");
     assert_eq!(m[0].summary, "openssl - security update");
+    // No CVSS: Debian's urgency, beside another database_specific object.
+    assert_eq!(m[0].severity.as_deref(), Some("low"));
+    assert_eq!(m[0].level, Some(Level::Low));
     assert_eq!(m[0].package.name, "libssl3");
     // Without its source, libssl3 is not openssl.
     let orphan = deb("libssl3", "3.0.11-1~deb12u1", None, "debian");
@@ -394,6 +402,9 @@ fn epochs_order_debian_versions() {
     let trixie = deb("openssh-server", "1:9.7p1-6", Some("openssh"), "debian");
     let m = db.matches_on(&trixie, Some(&os("debian", "13")));
     assert_eq!(m[0].fixed.as_deref(), Some("1:9.7p1-7"));
+    // The entry's own word has no level and no vector: the record's CVSS stands.
+    assert_eq!(m[0].score, Some(8.1));
+    assert_eq!(m[0].level, Some(Level::High));
     assert!(db.matches_on(&trixie, Some(&bookworm)).is_empty());
 }
 
