@@ -99,7 +99,8 @@ impl Ecosystem {
         Some(match base {
             "deb" | "debian" | "ubuntu" => Ecosystem::Deb,
             "apk" | "alpine" | "wolfi" | "chainguard" => Ecosystem::Apk,
-            "rpm" | "red hat" | "redhat" | "rocky linux" | "almalinux" | "fedora" => Ecosystem::Rpm,
+            "rpm" | "red hat" | "redhat" | "rocky linux" | "almalinux" | "fedora" | "mageia"
+            | "photon os" => Ecosystem::Rpm,
             "pypi" | "python" => Ecosystem::Pypi,
             "npm" | "node" => Ecosystem::Npm,
             "golang" | "go" => Ecosystem::Golang,
@@ -125,6 +126,8 @@ mod ecosystem_tests {
             ("Maven", Ecosystem::Maven),
             ("npm", Ecosystem::Npm),
             ("Red Hat", Ecosystem::Rpm),
+            ("Rocky Linux:9", Ecosystem::Rpm),
+            ("Photon OS:5.0", Ecosystem::Rpm),
         ] {
             assert_eq!(Ecosystem::parse(s), Some(e), "{s}");
             assert_eq!(Ecosystem::parse(e.as_str()), Some(e));

@@ -4,8 +4,10 @@
 //! [`AdvisoryDb::load`] reads a database from a path: one OSV JSON file (an
 //! object, or an array of objects), a zip of them (osv.dev's per-ecosystem
 //! `all.zip`), or a directory walked recursively for `*.json` and `*.zip`. Each
-//! file is read whole up to a size cap ([`DbLimits`]); a file or record that
-//! cannot be read is a [`DbProblem`], never an error for the whole database.
+//! file is read whole up to a size cap ([`DbLimits`]); a directory whose name
+//! starts with `.` is not entered, and a symbolic link inside a directory is
+//! not followed (a [`DbProblem`]). A file or record that cannot be read is a
+//! [`DbProblem`], never an error for the whole database.
 //! Withdrawn advisories are skipped, `GIT` ranges never match, and an
 //! advisory seen twice (a mirror holding both the files and their `all.zip`) is
 //! kept once.
@@ -23,8 +25,11 @@
 //!   known (an [`OsRelease`]), and the distribution (the purl namespace, or the
 //!   release's `ID`) must be the ecosystem's (`Ubuntu` advisories never match a
 //!   Debian package).
-//! - Red Hat, Rocky Linux, AlmaLinux: by the binary rpm name or the source rpm
-//!   name, the release by its major version (`Red Hat:enterprise_linux:9::appstream`).
+//! - Red Hat, Rocky Linux, AlmaLinux, Mageia, Photon OS: by the binary rpm name
+//!   or the source rpm name, the release by its `VERSION_ID` or major version
+//!   (`Red Hat:enterprise_linux:9::appstream`, `Photon OS:5.0`). openSUSE, SUSE
+//!   and openEuler name releases in ways not mapped yet: their entries are
+//!   counted in [`DbStats::unsupported`], never matched.
 //! - PyPI by the PEP 503 normalised name, crates.io case- and `-`/`_`-insensitively,
 //!   npm, Go (module path, `stdlib`) and Maven (`group:artifact`) exactly.
 
@@ -507,6 +512,8 @@ fn distros_of(base: &str) -> &'static [&'static str] {
         "rocky linux" => &["rocky"],
         "almalinux" => &["almalinux"],
         "fedora" => &["fedora"],
+        "mageia" => &["mageia"],
+        "photon os" => &["photon"],
         _ => &[],
     }
 }

@@ -694,6 +694,30 @@ fn cvss3_scores() {
 }
 
 #[test]
+fn photon_os_by_release() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "PHSA-2024-5.0-0300.json",
+        r#"{"id": "PHSA-2024-5.0-0300", "affected": [{"package": {"ecosystem": "Photon OS:5.0", "name": "openssl"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.13-2.ph5"}]}]}]}"#,
+    );
+    let (db, _) = AdvisoryDb::load(d.path()).unwrap();
+    let p = pkg(
+        Ecosystem::Rpm,
+        "openssl-libs",
+        "3.0.13-1.ph5",
+        Some("photon"),
+    );
+    let mut q = p.clone();
+    q.source = Some("openssl".into());
+    // Photon's name is the rpm's: the source rpm openssl, not openssl-libs.
+    assert!(db.matches_on(&p, Some(&os("photon", "5.0"))).is_empty());
+    assert_eq!(db.matches_on(&q, Some(&os("photon", "5.0"))).len(), 1);
+    assert!(db.matches_on(&q, Some(&os("photon", "4.0"))).is_empty());
+}
+
+#[test]
 fn release_qualifiers() {
     assert!(release_matches("12", "12"));
     assert!(!release_matches("12", "11"));
