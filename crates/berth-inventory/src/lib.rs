@@ -20,6 +20,7 @@ mod elf;
 mod golang;
 mod java;
 mod npm;
+pub mod osv;
 mod purl;
 mod python;
 mod rpm;
@@ -47,7 +48,9 @@ use serde::{Deserialize, Serialize};
 
 pub use compose::compose;
 pub use scan::{scan_tree, scan_tree_with, Limits, ScanError};
-pub use version::{affected, compare, Constraint, ConstraintError, Event, Op, Range, RangeType};
+pub use version::{
+    affected, compare, in_range, Constraint, ConstraintError, Event, Op, Range, RangeType,
+};
 
 /// A packaging ecosystem. The serialised names are OSV's ecosystems in purl's
 /// lower-case type spelling.
@@ -96,7 +99,8 @@ impl Ecosystem {
         Some(match base {
             "deb" | "debian" | "ubuntu" => Ecosystem::Deb,
             "apk" | "alpine" | "wolfi" | "chainguard" => Ecosystem::Apk,
-            "rpm" | "red hat" | "redhat" | "rocky linux" | "almalinux" | "fedora" => Ecosystem::Rpm,
+            "rpm" | "red hat" | "redhat" | "rocky linux" | "almalinux" | "fedora" | "mageia"
+            | "photon os" => Ecosystem::Rpm,
             "pypi" | "python" => Ecosystem::Pypi,
             "npm" | "node" => Ecosystem::Npm,
             "golang" | "go" => Ecosystem::Golang,
@@ -122,6 +126,8 @@ mod ecosystem_tests {
             ("Maven", Ecosystem::Maven),
             ("npm", Ecosystem::Npm),
             ("Red Hat", Ecosystem::Rpm),
+            ("Rocky Linux:9", Ecosystem::Rpm),
+            ("Photon OS:5.0", Ecosystem::Rpm),
         ] {
             assert_eq!(Ecosystem::parse(s), Some(e), "{s}");
             assert_eq!(Ecosystem::parse(e.as_str()), Some(e));

@@ -153,50 +153,89 @@ pub struct Range {
 /// Whether `version` falls in any of `ranges`, by the OSV schema's evaluation:
 /// the events sorted by version (`introduced: "0"` first), `introduced` at or
 /// below the version makes it affected, `fixed` at or below it or `last_affected`
-/// below it makes it not.
+/// below it makes it not; a range with `limit` events holds only versions below
+/// one of its limits (`*` is infinity).
 pub fn affected(eco: Ecosystem, version: &str, ranges: &[Range]) -> bool {
-    ranges.iter().any(|r| {
-        if r.kind == RangeType::Git {
-            return false;
-        }
-        let cmp = |a: &str, b: &str| match r.kind {
+    ranges.iter().any(|r| in_range(eco, version, r))
+}
+
+impl Range {
+    fn cmp_fn(&self, eco: Ecosystem) -> impl Fn(&str, &str) -> Ordering + '_ {
+        let kind = self.kind;
+        move |a: &str, b: &str| match kind {
             RangeType::Semver => compare_semver(a, b),
             _ => compare(eco, a, b),
-        };
-        // Walking the sorted events and keeping the last one that applies is the
-        // same as taking the greatest event that applies: no sort needed. On a tie,
-        // an event that ends the range wins.
-        let mut last: Option<(&str, bool)> = None;
-        for e in &r.events {
-            let (v, opens) = match e {
-                Event::Introduced(v) if v == "0" || cmp(version, v) != Ordering::Less => {
-                    (v.as_str(), true)
-                }
-                Event::Fixed(v) if cmp(version, v) != Ordering::Less => (v.as_str(), false),
-                Event::LastAffected(v) if cmp(version, v) == Ordering::Greater => {
-                    (v.as_str(), false)
-                }
-                _ => continue,
-            };
-            let later = match last {
-                None => true,
-                Some((lv, lopens)) => {
-                    let o = if opens && v == "0" {
-                        Ordering::Less
-                    } else if lopens && lv == "0" {
-                        Ordering::Greater
-                    } else {
-                        cmp(v, lv)
-                    };
-                    o == Ordering::Greater || (o == Ordering::Equal && !opens && lopens)
-                }
-            };
-            if later {
-                last = Some((v, opens));
-            }
         }
-        last.is_some_and(|(_, opens)| opens)
-    })
+    }
+
+    /// The least `fixed` event above `version`: the version that fixes it when
+    /// the range holds it.
+    pub fn fixed_after(&self, eco: Ecosystem, version: &str) -> Option<&str> {
+        if self.kind == RangeType::Git {
+            return None;
+        }
+        let cmp = self.cmp_fn(eco);
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Fixed(f) if cmp(version, f) == Ordering::Less => Some(f.as_str()),
+                _ => None,
+            })
+            .min_by(|a, b| cmp(a, b))
+    }
+}
+
+/// Whether `version` falls in one OSV range (see [`affected`]). A `GIT` range
+/// never holds a version.
+pub fn in_range(eco: Ecosystem, version: &str, r: &Range) -> bool {
+    if r.kind == RangeType::Git {
+        return false;
+    }
+    let cmp = r.cmp_fn(eco);
+    // BeforeLimits: with no limit event, an implicit "*".
+    let mut limits = r.events.iter().filter_map(|e| match e {
+        Event::Limit(l) => Some(l.as_str()),
+        _ => None,
+    });
+    let mut limits_seen = false;
+    let below_a_limit = limits.any(|l| {
+        limits_seen = true;
+        l.contains('*') || cmp(version, l) == Ordering::Less
+    });
+    if limits_seen && !below_a_limit {
+        return false;
+    }
+    // Walking the sorted events and keeping the last one that applies is the
+    // same as taking the greatest event that applies: no sort needed. On a tie,
+    // an event that ends the range wins.
+    let mut last: Option<(&str, bool)> = None;
+    for e in &r.events {
+        let (v, opens) = match e {
+            Event::Introduced(v) if v == "0" || cmp(version, v) != Ordering::Less => {
+                (v.as_str(), true)
+            }
+            Event::Fixed(v) if cmp(version, v) != Ordering::Less => (v.as_str(), false),
+            Event::LastAffected(v) if cmp(version, v) == Ordering::Greater => (v.as_str(), false),
+            _ => continue,
+        };
+        let later = match last {
+            None => true,
+            Some((lv, lopens)) => {
+                let o = if opens && v == "0" {
+                    Ordering::Less
+                } else if lopens && lv == "0" {
+                    Ordering::Greater
+                } else {
+                    cmp(v, lv)
+                };
+                o == Ordering::Greater || (o == Ordering::Equal && !opens && lopens)
+            }
+        };
+        if later {
+            last = Some((v, opens));
+        }
+    }
+    last.is_some_and(|(_, opens)| opens)
 }
 
 #[cfg(test)]
@@ -263,6 +302,38 @@ mod tests {
         assert!(!affected(Ecosystem::Golang, "v1.0.0", &git));
         let s = serde_json::to_string(&r).unwrap();
         assert!(s.contains(r#"{"last_affected":"1.5"}"#), "{s}");
+    }
+
+    #[test]
+    fn osv_limits_and_fixed_after() {
+        let r: Range = serde_json::from_str(
+            r#"{"type":"SEMVER","events":[{"introduced":"0"},{"limit":"2.0.0"},{"limit":"1.5.0"}]}"#,
+        )
+        .unwrap();
+        // Below one of the limits: held; at or above every limit: not.
+        assert!(in_range(Ecosystem::Npm, "1.9.0", &r));
+        assert!(!in_range(Ecosystem::Npm, "2.0.0", &r));
+        let star: Range = serde_json::from_str(
+            r#"{"type":"ECOSYSTEM","events":[{"introduced":"1.0"},{"limit":"*"}]}"#,
+        )
+        .unwrap();
+        assert!(in_range(Ecosystem::Pypi, "99", &star));
+        let two: Range = serde_json::from_str(
+            r#"{"type":"ECOSYSTEM","events":[{"introduced":"2.0.0"},{"fixed":"2.3.1"},{"introduced":"1.0.0"},{"fixed":"1.4.2"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(two.fixed_after(Ecosystem::Npm, "1.2.0"), Some("1.4.2"));
+        assert_eq!(two.fixed_after(Ecosystem::Npm, "2.0.0"), Some("2.3.1"));
+        assert_eq!(two.fixed_after(Ecosystem::Npm, "2.3.1"), None);
+        // Debian ordering: an epoch outranks everything after it.
+        let deb: Range = serde_json::from_str(
+            r#"{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1:2.3-1"}]}"#,
+        )
+        .unwrap();
+        assert!(in_range(Ecosystem::Deb, "9.9-9", &deb));
+        assert!(in_range(Ecosystem::Deb, "1:2.2-9", &deb));
+        assert!(!in_range(Ecosystem::Deb, "1:2.3-1", &deb));
+        assert!(!in_range(Ecosystem::Deb, "2:0.1-1", &deb));
     }
 
     #[test]
