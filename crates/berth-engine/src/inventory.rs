@@ -33,6 +33,10 @@ pub struct Sbom {
     pub packages: Vec<Package>,
     /// What could not be read (a corrupt database, an unsupported format).
     pub findings: Vec<berth_inventory::Finding>,
+    /// The distribution (the topmost layer's os-release), for advisories
+    /// of one release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<berth_inventory::OsRelease>,
 }
 
 /// Where a package of `packages ls` is.
@@ -197,9 +201,11 @@ impl Engine {
             Ok(row) => {
                 let packages = self.image_packages(&row)?;
                 let mut findings = Vec::new();
+                let mut os = None;
                 for l in &row.layers {
                     if let Ok(inv) = self.layer_inventory(l) {
                         findings.extend(inv.findings);
+                        os = inv.os_release.or(os);
                     }
                 }
                 Ok(Sbom {
@@ -209,6 +215,7 @@ impl Engine {
                     layers: Self::sbom_layers(&row)?,
                     packages,
                     findings,
+                    os,
                 })
             }
             Err(EngineError::NoSuchImage(_)) => {
@@ -219,6 +226,14 @@ impl Engine {
                     e => e,
                 })?;
                 let (layers, packages, findings) = self.container_packages(&v)?;
+                let mut os = None;
+                if let Ok(Some(row)) = self.store.read().image(&v.image_id) {
+                    for l in &row.layers {
+                        if let Ok(inv) = self.layer_inventory(l) {
+                            os = inv.os_release.or(os);
+                        }
+                    }
+                }
                 Ok(Sbom {
                     name: v.name.clone(),
                     id: v.id.to_string(),
@@ -226,6 +241,7 @@ impl Engine {
                     layers,
                     packages,
                     findings,
+                    os,
                 })
             }
             Err(e) => Err(e),
@@ -388,6 +404,25 @@ impl Engine {
                 _ => {}
             }
         }
+        Ok(out)
+    }
+
+    /// What `scan --all` looks at: every image by its ID, then every
+    /// running container by its name.
+    pub fn scan_targets(&mut self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .store
+            .read()
+            .images()?
+            .into_iter()
+            .map(|r| r.id.to_string())
+            .collect();
+        out.extend(
+            self.containers()?
+                .into_iter()
+                .filter(|v| v.running())
+                .map(|v| v.name),
+        );
         Ok(out)
     }
 

@@ -82,6 +82,8 @@ pub enum Command {
     /// Query the package inventory of every image and container
     #[command(subcommand)]
     Packages(PackagesCommand),
+    /// Match packages against an offline database of OSV advisories
+    Scan(ScanArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Fetch the logs of a container
@@ -348,6 +350,21 @@ pub struct SbomArgs {
     pub output: Option<std::path::PathBuf>,
     /// An image or a container
     pub target: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// OSV advisories: a JSON file, a directory of them, or a mirror's all.zip
+    #[arg(long, required = true)]
+    pub db: std::path::PathBuf,
+    /// Every image and running container
+    #[arg(long)]
+    pub all: bool,
+    /// Output format: table or json
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Images or containers
+    pub targets: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,7 +8,7 @@ use berth_engine::inventory::{PackageQuery, Sbom};
 use berth_engine::Engine;
 use berth_inventory::Constraint;
 
-use crate::cli::{ImpactArgs, PackagesCommand, PackagesLsArgs, SbomArgs};
+use crate::cli::{ImpactArgs, PackagesCommand, PackagesLsArgs, SbomArgs, ScanArgs};
 use crate::commands::print_rows;
 
 const SBOM_HEADERS: &[(&str, &str)] = &[
@@ -258,4 +258,74 @@ fn impact(e: &mut Engine, a: &ImpactArgs) -> Result<i32> {
         other => bail!("unknown --format {other:?}: table or json"),
     }
     Ok(if rows.is_empty() { 0 } else { 1 })
+}
+
+/// `scan --db PATH [--all] [--format table|json] [TARGET...]`: the
+/// packages of each target matched against OSV advisories, offline; exit
+/// 1 when anything matches.
+pub fn scan(e: &mut Engine, a: &ScanArgs) -> Result<i32> {
+    let targets = if a.all {
+        e.scan_targets()?
+    } else if a.targets.is_empty() {
+        bail!("\"berth scan\" requires at least 1 argument, or --all")
+    } else {
+        a.targets.clone()
+    };
+    let (db, problems) = berth_inventory::osv::AdvisoryDb::load(&a.db)
+        .map_err(|err| anyhow!("advisories {}: {err}", a.db.display()))?;
+    for p in &problems {
+        errln!("WARNING: {}: {}", p.path, p.reason);
+    }
+    let mut found = Vec::new();
+    for t in &targets {
+        let s = e.sbom(t)?;
+        for p in &s.packages {
+            for m in db.matches_on(p, s.os.as_ref()) {
+                let layer = p.layer.and_then(|i| s.layers.get(i)).cloned();
+                found.push((s.kind, s.name.clone(), m, layer));
+            }
+        }
+    }
+    match a.format.as_str() {
+        "json" => {
+            let v: Vec<serde_json::Value> = found
+                .iter()
+                .map(|(kind, name, m, layer)| {
+                    serde_json::json!({"kind": kind, "target": name, "match": m, "layer": layer})
+                })
+                .collect();
+            outln!("{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        "table" => {
+            let rows: Vec<serde_json::Value> = found
+                .iter()
+                .map(|(_, name, m, layer)| {
+                    serde_json::json!({
+                        "Target": name,
+                        "Package": m.package.name,
+                        "Version": m.package.version,
+                        "ID": m.id,
+                        "Severity": m.level.map(|l| format!("{l:?}").to_uppercase()).unwrap_or_default(),
+                        "Fixed": m.fixed.clone().unwrap_or_default(),
+                        "Layer": layer.as_ref().map(|l| short_layer(&l.digest)).unwrap_or_default(),
+                    })
+                })
+                .collect();
+            print_rows(
+                "table {{.Target}}\t{{.Package}}\t{{.Version}}\t{{.ID}}\t{{.Severity}}\t{{.Fixed}}\t{{.Layer}}",
+                &rows,
+                &[
+                    ("Target", "TARGET"),
+                    ("Package", "PACKAGE"),
+                    ("Version", "VERSION"),
+                    ("ID", "ADVISORY"),
+                    ("Severity", "SEVERITY"),
+                    ("Fixed", "FIXED IN"),
+                    ("Layer", "LAYER"),
+                ],
+            )?;
+        }
+        other => bail!("unknown --format {other:?}: table or json"),
+    }
+    Ok(if found.is_empty() { 0 } else { 1 })
 }

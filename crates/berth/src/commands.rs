@@ -241,6 +241,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             }
             Command::Sbom(a) => crate::cmd_packages::sbom(&mut e, a),
             Command::Packages(p) => crate::cmd_packages::packages(&mut e, p),
+            Command::Scan(a) => crate::cmd_packages::scan(&mut e, a),
             Command::System(SystemCommand::Prune(a)) => {
                 e.reap_dead_builds()?;
                 crate::cmd_fs::system_prune(&mut e, a)

@@ -393,3 +393,82 @@ fn links_out_of_a_layer_are_never_followed_and_bad_databases_are_reported() {
     let (_, err) = env.fails(&["sbom", "nosuch"], 1);
     assert!(err.contains("No such image or container: nosuch"), "{err}");
 }
+
+#[test]
+fn scan_matches_osv_advisories_offline() {
+    let env = TestEnv::with_busybox();
+    let status = host_status(&["libssl3", "openssl", "zlib1g"]);
+    import_rootfs(&env, "debby", &[("var/lib/dpkg/status", &status)], &[]);
+    let ssl = version_in(&status, "openssl");
+    // A Debian advisory keyed on the source package, fixed after what the
+    // image has; and one fixed before it (not a match).
+    let db = env.root.path().join("osv");
+    std::fs::create_dir_all(&db).unwrap();
+    let record = |id: &str, fixed: &str| {
+        serde_json::json!({
+            "schema_version": "1.6.0",
+            "id": id,
+            "modified": "2026-11-01T00:00:00Z",
+            "summary": "openssl: a test advisory",
+            "affected": [{
+                "package": {"ecosystem": "Debian:12", "name": "openssl"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+                "ecosystem_specific": {"urgency": "high"}
+            }]
+        })
+        .to_string()
+    };
+    std::fs::write(
+        db.join("DSA-9999-1.json"),
+        record("DSA-9999-1", &format!("{ssl}+fix1")),
+    )
+    .unwrap();
+    std::fs::write(db.join("DSA-1000-1.json"), record("DSA-1000-1", "1.0.0-1")).unwrap();
+    std::fs::write(db.join("broken.json"), "{\"id\": ").unwrap();
+    let out = env.run(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        "debby",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("broken.json: truncated JSON"),
+        "{out:?}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut hits: Vec<(String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["match"]["package"]["name"].as_str().unwrap().to_string(),
+                h["match"]["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    hits.sort();
+    assert_eq!(
+        hits,
+        [
+            ("libssl3".to_string(), "DSA-9999-1".to_string()),
+            ("openssl".to_string(), "DSA-9999-1".to_string())
+        ]
+    );
+    assert!(v[0]["layer"]["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let table = env.run(&["scan", "--db", db.to_str().unwrap(), "--all"]);
+    let t = String::from_utf8_lossy(&table.stdout);
+    assert!(t.contains("DSA-9999-1") && t.contains("HIGH"), "{t}");
+    // The fixed one only: nothing found, exit 0.
+    std::fs::remove_file(db.join("DSA-9999-1.json")).unwrap();
+    let out = env.run(&["scan", "--db", db.to_str().unwrap(), "debby"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let (_, err) = env.fails(&["scan", "--db", "/nonexistent/osv", "debby"], 1);
+    assert!(err.contains("advisories /nonexistent/osv"), "{err}");
+}
