@@ -263,15 +263,7 @@ impl Engine {
         for l in &row.layers {
             invs.push(self.layer_inventory(l)?);
         }
-        let upper = v.dir.join("upper");
-        let top = if upper.is_dir() {
-            scan_tree(&upper).map_err(|e| EngineError::Runtime {
-                code: 125,
-                message: format!("inventory of container {}: {e}", v.id.short()),
-            })?
-        } else {
-            LayerInventory::default()
-        };
+        let top = Self::scan_upper(v)?;
         let findings = invs
             .iter()
             .chain(std::iter::once(&top))
@@ -407,6 +399,18 @@ impl Engine {
         Ok(out)
     }
 
+    /// A container's writable layer, scanned now (empty when it has none).
+    fn scan_upper(v: &ContainerView) -> Result<LayerInventory> {
+        let upper = v.dir.join("upper");
+        if !upper.is_dir() {
+            return Ok(LayerInventory::default());
+        }
+        scan_tree(&upper).map_err(|e| EngineError::Runtime {
+            code: 125,
+            message: format!("inventory of container {}: {e}", v.id.short()),
+        })
+    }
+
     /// What `scan --all` looks at: every image by its ID, then every
     /// running container by its name.
     pub fn scan_targets(&mut self) -> Result<Vec<String>> {
@@ -436,15 +440,7 @@ impl Engine {
         v: &ContainerView,
         keep: &dyn Fn(&Package) -> bool,
     ) -> Result<Vec<(Package, bool)>> {
-        let upper = v.dir.join("upper");
-        let top = if upper.is_dir() {
-            scan_tree(&upper).map_err(|e| EngineError::Runtime {
-                code: 125,
-                message: format!("inventory of container {}: {e}", v.id.short()),
-            })?
-        } else {
-            LayerInventory::default()
-        };
+        let top = Self::scan_upper(v)?;
         if top.databases.is_empty() && top.whiteouts.is_empty() && top.opaque_dirs.is_empty() {
             let Some(row) = self.store.read().image(&v.image_id)? else {
                 return Ok(Vec::new());
