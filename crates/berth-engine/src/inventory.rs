@@ -292,12 +292,11 @@ impl Engine {
                 && q.version.iter().all(|c| c.matches(p.ecosystem, &p.version))
         };
         let mut hits = Vec::new();
-        let images = self.store.read().images()?;
         // Images never inventoried (made before this feature, or whose
         // inventory failed) are done now, once.
-        for row in &images {
-            if self.store.read().image_packages(&row.id)?.is_empty() {
-                let _ = self.image_packages(row);
+        for id in self.store.read().images_without_packages()? {
+            if let Some(row) = self.store.read().image(&id)? {
+                let _ = self.image_packages(&row);
             }
         }
         if both || q.images {

@@ -503,6 +503,15 @@ impl Tx<'_> {
         }
         Ok(())
     }
+    /// The images with no package row (never inventoried, or without
+    /// packages).
+    pub fn images_without_packages(&self) -> Result<Vec<Digest>> {
+        let mut st = self.c.prepare_cached(
+            "SELECT id FROM images WHERE id NOT IN (SELECT DISTINCT image_id FROM image_packages)",
+        )?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|r| digest(r?)).collect()
+    }
     /// An image's package rows (none: not inventoried, or no packages).
     pub fn image_packages(&self, image_id: &Digest) -> Result<Vec<ImagePackageRow>> {
         self.package_rows(
