@@ -1133,12 +1133,11 @@ impl Engine {
             }
         }
         drop(lock);
-        made?;
-        if let Ok(Some(row)) = self.store.read().container(&id) {
-            let a = crate::events::attributes(&o.image, &row.name, &o.labels);
-            crate::events::save_attributes(&self.container_dir(&id), &a);
-            self.emit("container", "create", id.as_str(), a);
-        }
+        // The name the row got (a random one may have been chosen again).
+        let name = made?;
+        let a = crate::events::attributes(&o.image, &name, &o.labels);
+        crate::events::save_attributes(&self.container_dir(&id), &a);
+        self.emit("container", "create", id.as_str(), a);
         Ok(id)
     }
 
@@ -1155,7 +1154,7 @@ impl Engine {
         host_config: &HostConfig,
         security: (&crate::security::SecuritySetup, Option<&Path>),
         (config_volumes, shared): (&[String], &[String]),
-    ) -> Result<()> {
+    ) -> Result<String> {
         // Files first …
         self.lay_out_container(
             id,
@@ -1231,7 +1230,7 @@ impl Engine {
                 t.delete_claim(id)
             });
             match inserted {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(name),
                 Err(berth_store::StoreError::NameInUse(_)) if o.name.is_none() && attempt < 10 => {
                     attempt += 1;
                 }
@@ -2279,7 +2278,7 @@ impl Engine {
     /// Wakes an idle container through its monitor (which thaws it and
     /// records the `wake`); without an answer, thaws it here.
     pub(crate) fn wake(&self, v: &ContainerView) {
-        if !self.tell_monitor_wake(v) {
+        if !self.tell_monitor(v, "wake") {
             if let Ok(cg) = self.container_cgroup(v) {
                 let _ = cg.freeze(false);
             }
@@ -2287,16 +2286,17 @@ impl Engine {
         }
     }
 
-    /// Says `wake` to the container's monitor: it thaws the container if
-    /// the idle marker is still there, and watches it awake again either
-    /// way. False when it did not answer.
-    fn tell_monitor_wake(&self, v: &ContainerView) -> bool {
+    /// A control line to a running container's monitor on its attach
+    /// socket (`network`: its networks changed; `wake`: it thaws the
+    /// container if the idle marker is still there, and watches it awake
+    /// again either way); true once it answered `ok`.
+    pub(crate) fn tell_monitor(&self, v: &ContainerView, word: &str) -> bool {
         use std::io::{BufRead, Write};
         std::os::unix::net::UnixStream::connect(self.attach_socket(&v.id))
             .ok()
             .and_then(|mut s| {
                 s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-                s.write_all(b"wake\n").ok()?;
+                s.write_all(format!("{word}\n").as_bytes()).ok()?;
                 let mut line = String::new();
                 std::io::BufReader::new(&s).read_line(&mut line).ok()?;
                 (line.trim() == "ok").then_some(())
@@ -2453,7 +2453,7 @@ impl Engine {
         {
             // Its monitor stops waiting for traffic (and, finding no
             // marker, does not thaw it).
-            self.tell_monitor_wake(&v);
+            self.tell_monitor(&v, "wake");
             self.emit_container(&v, "pause", &[]);
             return Ok(v);
         }

@@ -400,23 +400,9 @@ impl Engine {
                 // embedded DNS from now on.
                 self.write_resolv_conf(v, true)?;
             }
-            self.tell_monitor(v);
+            self.tell_monitor(v, "network");
         }
         Ok(())
-    }
-
-    /// Tells a running container's monitor that its networks changed (it
-    /// answers once its DNS responder serves the new set).
-    fn tell_monitor(&self, v: &ContainerView) {
-        use std::io::{BufRead, Write};
-        let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.attach_socket(&v.id)) else {
-            return;
-        };
-        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-        if s.write_all(b"network\n").is_ok() {
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(&s).read_line(&mut line);
-        }
     }
 
     fn write_resolv_conf(&self, v: &ContainerView, embedded: bool) -> Result<()> {
@@ -451,7 +437,7 @@ impl Engine {
         self.save_plan(v, &plan)?;
         self.write_names(&[network_id.to_string()], None)?;
         if plan.dns.is_some() {
-            self.tell_monitor(v);
+            self.tell_monitor(v, "network");
         }
         Ok(())
     }
