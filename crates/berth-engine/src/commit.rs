@@ -294,7 +294,7 @@ impl Engine {
 
         // An idle container is woken first: its monitor, not the commit,
         // decides when it sleeps again.
-        if o.pause && v.idle_since.is_some() {
+        if o.pause {
             self.wake(&v);
         }
         let frozen = if o.pause && v.running() {

@@ -2142,9 +2142,7 @@ impl Engine {
         // again is stopped by the next pass. Return only once it is stopped.
         // A `commit` killed while it had the container frozen leaves it so;
         // a frozen process cannot act on a signal, so thaw it first.
-        if v.idle_since.is_some() {
-            self.wake(v);
-        }
+        self.wake(v);
         if v.state.status == Status::Running {
             if let Ok(layout) = cgroups::detect() {
                 let cg = Cgroup::new(&layout, &self.cgroup_rel(&v.id, &v.host_config));
@@ -2256,9 +2254,7 @@ impl Engine {
                 v.id
             )));
         }
-        if v.idle_since.is_some() {
-            self.wake(&v);
-        }
+        self.wake(&v);
         if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
             // Docker treats a kill as the user's stop for the restart policy.
             let _ = std::fs::write(v.dir.join("stopped"), b"");
@@ -2275,9 +2271,13 @@ impl Engine {
         Ok(v)
     }
 
-    /// Wakes an idle container through its monitor (which thaws it and
-    /// records the `wake`); without an answer, thaws it here.
+    /// Wakes an idle container (any other is left as it is) through its
+    /// monitor, which thaws it and records the `wake`; without an answer,
+    /// thaws it here.
     pub(crate) fn wake(&self, v: &ContainerView) {
+        if v.idle_since.is_none() {
+            return;
+        }
         if !self.tell_monitor(v, "wake") {
             if let Ok(cg) = self.container_cgroup(v) {
                 let _ = cg.freeze(false);
@@ -2759,9 +2759,7 @@ impl Engine {
             )));
         }
         // The command would join a frozen cgroup.
-        if v.idle_since.is_some() {
-            self.wake(&v);
-        }
+        self.wake(&v);
         let mut env = daemon_env(&v.config);
         for e in &spec.env {
             set_env(&mut env, e);
