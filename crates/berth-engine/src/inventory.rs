@@ -8,11 +8,25 @@
 //! written only with a result), or fails the operation that made a layer
 //! because its inventory could not be made (`packages reindex` retries).
 
-use berth_inventory::{compose, scan_tree, LayerInventory, Package, SCANNER_VERSION};
+use berth_inventory::{
+    compose, fingerprint_tree, scan_tree, LayerInventory, Package, SCANNER_VERSION,
+};
 use berth_store::{ImagePackageRow, ImageRow};
 use berth_types::Digest;
 
 use crate::{ContainerView, Engine, EngineError, Result};
+
+/// Where a container's writable layer's inventory is recorded, in its
+/// directory (never in the layer, where the container could write it).
+const UPPER_INVENTORY: &str = "inventory.json";
+
+/// A container's writable layer's inventory and the fingerprint of the
+/// layer it was made from.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct UpperInventory {
+    fingerprint: String,
+    inventory: LayerInventory,
+}
 
 /// A layer of an SBOM's subject: its diff ID and the history step that made it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -322,11 +336,12 @@ impl Engine {
             }
         }
         if both || q.containers {
+            let mut images = std::collections::HashMap::new();
             for v in self.containers()? {
                 if !v.running() {
                     continue;
                 }
-                for (package, own) in self.container_hits(&v, &keep)? {
+                for (package, own) in self.container_hits(&v, &keep, &mut images)? {
                     hits.push(PackageHit {
                         kind: "container",
                         id: v.id.to_string(),
@@ -398,16 +413,40 @@ impl Engine {
         Ok(out)
     }
 
-    /// A container's writable layer, scanned now (empty when it has none).
+    /// A container's writable layer's inventory (empty when it has none):
+    /// the one recorded in the container's directory while the layer's
+    /// fingerprint (metadata only, see `fingerprint_tree`) is unchanged,
+    /// else scanned now and recorded.
     fn scan_upper(v: &ContainerView) -> Result<LayerInventory> {
         let upper = v.dir.join("upper");
         if !upper.is_dir() {
             return Ok(LayerInventory::default());
         }
-        scan_tree(&upper).map_err(|e| EngineError::Runtime {
+        let err = |e: berth_inventory::ScanError| EngineError::Runtime {
             code: 125,
             message: format!("inventory of container {}: {e}", v.id.short()),
-        })
+        };
+        let limits = berth_inventory::Limits::default();
+        let fingerprint = fingerprint_tree(&upper, &limits).map_err(err)?;
+        let cache = v.dir.join(UPPER_INVENTORY);
+        if let Ok(bytes) = std::fs::read(&cache) {
+            if let Ok(c) = serde_json::from_slice::<UpperInventory>(&bytes) {
+                if c.fingerprint == fingerprint && c.inventory.scanner == SCANNER_VERSION {
+                    return Ok(c.inventory);
+                }
+            }
+        }
+        // The fingerprint is taken before the scan: a change during the
+        // scan leaves a recorded fingerprint that no longer matches.
+        let inventory = scan_tree(&upper).map_err(err)?;
+        let c = UpperInventory {
+            fingerprint,
+            inventory,
+        };
+        if let Ok(json) = serde_json::to_vec(&c) {
+            let _ = crate::netstart::write_atomic(&cache, &json);
+        }
+        Ok(c.inventory)
     }
 
     /// What `scan --all` looks at: every image by its ID, then every
@@ -432,23 +471,34 @@ impl Engine {
     /// A running container's packages that `keep` takes, each with whether
     /// it is in the container's own layer. The writable layer is scanned;
     /// when it holds no package database and hides nothing (no whiteout,
-    /// no opaque directory), the rest is its image's rows — no layer
-    /// inventory is read; otherwise everything is composed again.
+    /// no opaque directory), the rest is its image's rows that `keep` takes
+    /// (`images` keeps them for the next container of the same image) — no
+    /// layer inventory is read; otherwise everything is composed again.
     fn container_hits(
         &mut self,
         v: &ContainerView,
         keep: &dyn Fn(&Package) -> bool,
+        images: &mut std::collections::HashMap<Digest, (usize, Vec<Package>)>,
     ) -> Result<Vec<(Package, bool)>> {
         let top = Self::scan_upper(v)?;
         if top.databases.is_empty() && top.whiteouts.is_empty() && top.opaque_dirs.is_empty() {
-            let Some(row) = self.store.read().image(&v.image_id)? else {
-                return Ok(Vec::new());
-            };
-            let below = self.image_packages(&row)?;
-            let n = row.layers.len();
+            if !images.contains_key(&v.image_id) {
+                let Some(row) = self.store.read().image(&v.image_id)? else {
+                    return Ok(Vec::new());
+                };
+                let below: Vec<Package> = self
+                    .image_packages(&row)?
+                    .into_iter()
+                    .filter(|p| keep(p))
+                    .collect();
+                images.insert(v.image_id.clone(), (row.layers.len(), below));
+            }
+            let (n, below) = images
+                .get(&v.image_id)
+                .map(|(n, b)| (*n, b.clone()))
+                .unwrap_or_default();
             return Ok(below
                 .into_iter()
-                .filter(|p| keep(p))
                 .map(|p| (p, false))
                 .chain(top.packages.into_iter().filter(|p| keep(p)).map(|mut p| {
                     p.layer = Some(n);

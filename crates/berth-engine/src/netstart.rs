@@ -768,7 +768,7 @@ impl Engine {
 }
 
 /// Writes `path` whole or not at all (a temp file beside it, renamed).
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -109,6 +109,105 @@ pub fn scan_tree_with(root: &Path, limits: &Limits) -> Result<LayerInventory, Sc
     Ok(inv)
 }
 
+/// A digest of everything a scan of `root` would look at, made from
+/// metadata only (no file is read): each entry's path, type, inode, size and
+/// change time, walked like [`scan_tree`] (directory fds, no symlink
+/// followed). Any write, rename, unlink or xattr change beneath `root`
+/// changes a ctime, which no process without `CAP_SYS_TIME` sets: two equal
+/// fingerprints mean a scan would find the same. For a container's writable
+/// layer, re-scanned only when its fingerprint moved.
+pub fn fingerprint_tree(root: &Path, limits: &Limits) -> Result<String, ScanError> {
+    use sha2::Digest as _;
+    let fd = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ScanError::OpenRoot {
+        path: root.to_path_buf(),
+        source: e.into(),
+    })?;
+    let mut h = sha2::Sha256::new();
+    h.update(crate::SCANNER_VERSION.to_le_bytes());
+    fingerprint_dir(&fd, b"", 0, limits, &mut h);
+    Ok(hex::encode(h.finalize()))
+}
+
+fn fingerprint_dir(dir: &OwnedFd, rel: &[u8], depth: usize, limits: &Limits, h: &mut sha2::Sha256) {
+    use sha2::Digest as _;
+    // What the scan would report as too deep or unreadable is fingerprinted
+    // as such: the same tree gives the same findings.
+    if depth > limits.max_depth {
+        h.update(b"\0deep");
+        return;
+    }
+    let Ok(st) = rustix::fs::fstat(dir) else {
+        h.update(b"\0unstat");
+        return;
+    };
+    h.update(st.st_ino.to_le_bytes());
+    h.update(st.st_ctime.to_le_bytes());
+    h.update(st.st_ctime_nsec.to_le_bytes());
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    match rustix::fs::Dir::read_from(dir) {
+        Ok(d) => {
+            for e in d {
+                match e {
+                    Ok(e) => {
+                        let n = e.file_name().to_bytes();
+                        if n != b"." && n != b".." {
+                            names.push(n.to_vec());
+                        }
+                    }
+                    Err(_) => {
+                        h.update(b"\0readdir");
+                        break;
+                    }
+                }
+            }
+        }
+        Err(_) => {
+            h.update(b"\0opendir");
+            return;
+        }
+    }
+    names.sort();
+    for name in names {
+        let mut path = rel.to_vec();
+        path.push(b'/');
+        path.extend_from_slice(&name);
+        h.update((path.len() as u64).to_le_bytes());
+        h.update(&path);
+        let name_os = OsStr::from_bytes(&name);
+        let st = match rustix::fs::statat(dir, name_os, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(_) => {
+                h.update(b"\0stat");
+                continue;
+            }
+        };
+        h.update(st.st_mode.to_le_bytes());
+        h.update(st.st_ino.to_le_bytes());
+        h.update(st.st_size.to_le_bytes());
+        h.update(st.st_rdev.to_le_bytes());
+        h.update(st.st_ctime.to_le_bytes());
+        h.update(st.st_ctime_nsec.to_le_bytes());
+        h.update(st.st_mtime.to_le_bytes());
+        h.update(st.st_mtime_nsec.to_le_bytes());
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            match rustix::fs::openat(
+                dir,
+                name_os,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(sub) => fingerprint_dir(&sub, &path, depth + 1, limits, h),
+                Err(_) => h.update(b"\0opensub"),
+            }
+        }
+    }
+}
+
 struct Scanner<'a> {
     limits: &'a Limits,
     inv: LayerInventory,

@@ -694,3 +694,60 @@ fn limits_turn_into_findings() {
     // With the default limits both are read.
     assert_eq!(scan_tree(r).unwrap().packages.len(), 2);
 }
+
+#[test]
+fn fingerprints_move_with_every_change_a_scan_could_see() {
+    use crate::{fingerprint_tree, Limits};
+    let t = tempfile::tempdir().unwrap();
+    debian_root(t.path());
+    let l = Limits::default();
+    let fp = || fingerprint_tree(t.path(), &l).unwrap();
+    let first = fp();
+    assert_eq!(first, fp(), "a tree nobody touched");
+    // Reading is not a change.
+    scan_tree(t.path()).unwrap();
+    assert_eq!(first, fp());
+    let status = t.path().join("var/lib/dpkg/status");
+    let mut changes: Vec<(&str, Box<dyn Fn()>)> = vec![
+        (
+            "rewritten in place, same size",
+            Box::new(|| {
+                let b = fs::read(&status).unwrap();
+                fs::write(&status, b).unwrap();
+            }),
+        ),
+        (
+            "mode",
+            Box::new(|| fs::set_permissions(&status, fs::Permissions::from_mode(0o600)).unwrap()),
+        ),
+        (
+            "a new empty file deep down",
+            Box::new(|| put(t.path(), "usr/lib/python3/x.dist-info/METADATA", b"")),
+        ),
+        (
+            "a rename",
+            Box::new(|| {
+                fs::rename(
+                    t.path().join("usr/lib/python3/x.dist-info"),
+                    t.path().join("usr/lib/python3/y.dist-info"),
+                )
+                .unwrap()
+            }),
+        ),
+        (
+            "a symlink's target",
+            Box::new(|| {
+                fs::remove_file(t.path().join("etc/os-release")).unwrap();
+                link(t.path(), "etc/os-release", "../usr/lib/os-releasE");
+            }),
+        ),
+    ];
+    let mut seen = vec![first];
+    for (what, change) in changes.drain(..) {
+        change();
+        let now = fp();
+        assert!(!seen.contains(&now), "{what}: fingerprint unchanged");
+        seen.push(now);
+    }
+    assert!(fingerprint_tree(&t.path().join("nope"), &l).is_err());
+}

@@ -181,6 +181,31 @@ fn an_images_packages_and_what_a_container_installs_at_run_time() {
         "{{.Kind}} {{.Name}} {{.Version}} {{.Where}}",
     ]);
     assert_eq!(ls, "container c1 2.0-1 its writable layer\n");
+    // The writable layer's inventory is kept between queries, and made
+    // again when the layer changed: here the status file rewritten in place
+    // (same inode, same size), then a package removed by a rename over it.
+    env.ok(&[
+        "exec",
+        "c1",
+        "sh",
+        "-c",
+        "cat /var/lib/dpkg/status > /tmp/s && sed s/2.0-1/2.1-1/ /tmp/s > /var/lib/dpkg/status",
+    ]);
+    let fmt = "{{.Kind}} {{.Name}} {{.Version}}";
+    let ls = env.ok(&["packages", "ls", "--filter", "name=late", "--format", fmt]);
+    assert_eq!(ls, "container c1 2.1-1\n");
+    env.ok(&[
+        "exec",
+        "c1",
+        "sh",
+        "-c",
+        "sed s/Package:.late/Package:\\ later/ /tmp/s > /tmp/t && mv /tmp/t /var/lib/dpkg/status",
+    ]);
+    let ls = env.ok(&["packages", "ls", "--filter", "name=late", "--format", fmt]);
+    assert_eq!(ls, "");
+    let ls = env.ok(&["packages", "ls", "--filter", "name=later", "--format", fmt]);
+    assert_eq!(ls, "container c1 2.0-1\n");
+    env.ok(&["exec", "c1", "sh", "-c", "cp /tmp/s /var/lib/dpkg/status"]);
     let ls = env.ok(&["packages", "ls", "--images", "--filter", "name=late"]);
     assert_eq!(ls.lines().count(), 1, "only the header: {ls}");
     // The rest of the container's packages keep their image layer.
