@@ -708,7 +708,8 @@ fn fingerprints_move_with_every_change_a_scan_could_see() {
     scan_tree(t.path()).unwrap();
     assert_eq!(first, fp());
     let status = t.path().join("var/lib/dpkg/status");
-    let mut changes: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Change<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let mut changes: Vec<Change> = vec![
         (
             "rewritten in place, same size",
             Box::new(|| {
