@@ -325,15 +325,20 @@ impl Engine {
             None => diff_id.clone(),
         };
         let layer_dir = self.layer_dir(&chain_id);
+        // A new layer's inventory is made while the image is written.
+        let mut scan = None;
         if layer_dir.exists() {
             // The same changes were committed before: the layer is shared,
             // and the copy just unpacked goes in the background (a thousand
             // unlinks are not the caller's to wait for).
             remove_in_background(&tmp);
-        } else if let Err(e) = berth_layers::commit_temp(&tmp, &layer_dir) {
-            let _ = berth_layers::remove_layer_dir(&tmp);
-            drop_blob(self);
-            return Err(e.into());
+        } else {
+            scan = Self::start_layer_scan(&tmp);
+            if let Err(e) = berth_layers::commit_temp(&tmp, &layer_dir) {
+                let _ = berth_layers::remove_layer_dir(&tmp);
+                drop_blob(self);
+                return Err(e.into());
+            }
         }
 
         let created = now_rfc3339();
@@ -387,7 +392,11 @@ impl Engine {
             return Err(e);
         }
         trace("engine: commit: image written");
+        if let Some(scan) = scan {
+            self.finish_layer_scan(&chain_id, scan);
+        }
         self.inventory_new_image(&id);
+        trace("engine: commit: inventory written");
         if let Some(r) = &reference {
             self.emit_image("tag", id.as_str(), &r.familiar());
         }

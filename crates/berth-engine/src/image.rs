@@ -124,6 +124,10 @@ impl Engine {
         };
         let chain_id = stats.diff_id.clone();
         let final_dir = self.layer_dir(&chain_id);
+        // The layer's inventory is made while the image is written.
+        let scan = (!final_dir.exists())
+            .then(|| Self::start_layer_scan(&tmp))
+            .flatten();
         if let Err(e) = berth_layers::commit_temp(&tmp, &final_dir) {
             let _ = berth_layers::remove_layer_dir(&tmp);
             return Err(e.into());
@@ -185,6 +189,9 @@ impl Engine {
             self.emit_image("tag", id.as_str(), &r.familiar());
         }
         self.emit_image("import", id.as_str(), id.as_str());
+        if let Some(scan) = scan {
+            self.finish_layer_scan(&chain_id, scan);
+        }
         self.inventory_new_image(&id);
         Ok(id)
     }

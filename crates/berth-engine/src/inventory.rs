@@ -93,7 +93,45 @@ pub struct PackageQuery {
     pub containers: bool,
 }
 
+/// A new layer's scan, running in a thread while the operation that made
+/// the layer goes on (`Engine::start_layer_scan`).
+pub(crate) struct PendingScan(std::thread::JoinHandle<LayerInventory>);
+
 impl Engine {
+    /// Starts scanning the unpacked tree of a layer being made, in a
+    /// thread: the directory is opened now, so the scan reads the same tree
+    /// when it is renamed into the layer store meanwhile. `None` when it
+    /// cannot be opened (the layer is scanned when first asked about).
+    pub(crate) fn start_layer_scan(dir: &std::path::Path) -> Option<PendingScan> {
+        let fd = rustix::fs::open(
+            dir,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()?;
+        std::thread::Builder::new()
+            .name("layer-scan".into())
+            .spawn(move || berth_inventory::scan_dir(&fd, &berth_inventory::Limits::default()))
+            .ok()
+            .map(PendingScan)
+    }
+
+    /// Records the result of `start_layer_scan` for `chain_id` (nothing
+    /// when the thread failed: the layer is scanned when first asked about).
+    pub(crate) fn finish_layer_scan(&self, chain_id: &Digest, scan: PendingScan) {
+        let Ok(inv) = scan.0.join() else {
+            return;
+        };
+        if let Ok(json) = serde_json::to_string(&inv) {
+            let _ =
+                self.store
+                    .read()
+                    .put_layer_inventory(chain_id, i64::from(SCANNER_VERSION), &json);
+        }
+    }
+
     /// A layer's inventory, made and recorded now if it is missing or was
     /// made by an older scanner.
     pub(crate) fn layer_inventory(&self, chain_id: &Digest) -> Result<LayerInventory> {

@@ -100,7 +100,16 @@ struct Ready {
     index: usize,
     tmp: PathBuf,
     size: u64,
+    /// Its inventory, being made while the other layers download.
+    scan: Option<crate::inventory::PendingScan>,
 }
+
+/// A pulled image's row, its new layers' rows and their inventories' scans.
+type Fetched = (
+    ImageRow,
+    Vec<LayerRow>,
+    Vec<(Digest, crate::inventory::PendingScan)>,
+);
 
 fn registry_err(e: RegistryError) -> EngineError {
     EngineError::Registry(e)
@@ -204,10 +213,13 @@ impl Engine {
         let existing = self.store.read().image(&id)?;
         let mut new_layers = Vec::new();
         let mut image = None;
+        let mut scans = Vec::new();
         if existing.is_none() {
-            let (row, layers) = self.fetch_image(&client, &ep, &manifest, &id, opts, progress)?;
+            let (row, layers, s) =
+                self.fetch_image(&client, &ep, &manifest, &id, opts, progress)?;
             image = Some(row);
             new_layers = layers;
+            scans = s;
         }
 
         let tag_ref = reference.tag().filter(|_| reference.digest().is_none());
@@ -249,6 +261,9 @@ impl Engine {
         let mut attrs = std::collections::BTreeMap::new();
         attrs.insert("name".to_string(), reference.familiar_repository());
         self.emit("image", "pull", &reference.familiar(), attrs);
+        for (chain_id, scan) in scans {
+            self.finish_layer_scan(&chain_id, scan);
+        }
         self.inventory_new_image(&id);
         Ok(Pulled {
             id,
@@ -267,7 +282,7 @@ impl Engine {
         id: &Digest,
         opts: &PullOptions,
         progress: &(dyn Fn(PullEvent) + Sync),
-    ) -> Result<(ImageRow, Vec<LayerRow>)> {
+    ) -> Result<Fetched> {
         let config_size = manifest.config.size().map_err(registry_err)?;
         if config_size > MAX_CONFIG {
             return Err(EngineError::Registry(RegistryError::Protocol(format!(
@@ -363,6 +378,7 @@ impl Engine {
                     );
                     let r = r.map(|(tmp, size)| Ready {
                         index: i,
+                        scan: Engine::start_layer_scan(&tmp),
                         tmp,
                         size,
                     });
@@ -401,14 +417,19 @@ impl Engine {
         }
         // Every layer is verified: the directories get their names.
         let mut rows = Vec::new();
+        let mut scans = Vec::new();
         ready.sort_by_key(|r| r.index);
-        for (n, r) in ready.iter().enumerate() {
-            let i = r.index;
-            if let Err(e) = berth_layers::commit_temp(&r.tmp, &self.layer_dir(&chains[i])) {
+        for n in 0..ready.len() {
+            let i = ready[n].index;
+            if let Err(e) = berth_layers::commit_temp(&ready[n].tmp, &self.layer_dir(&chains[i])) {
                 for later in &ready[n..] {
                     let _ = berth_layers::remove_layer_dir(&later.tmp);
                 }
                 return Err(e.into());
+            }
+            let r = &mut ready[n];
+            if let Some(scan) = r.scan.take() {
+                scans.push((chains[i].clone(), scan));
             }
             sizes[i] = r.size;
             rows.push(LayerRow {
@@ -429,7 +450,7 @@ impl Engine {
             created,
             added: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
         };
-        Ok((row, rows))
+        Ok((row, rows, scans))
     }
 }
 

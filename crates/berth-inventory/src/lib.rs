@@ -47,7 +47,7 @@ pub(crate) fn missing_tool(what: &str) {
 use serde::{Deserialize, Serialize};
 
 pub use compose::compose;
-pub use scan::{fingerprint_tree, scan_tree, scan_tree_with, Limits, ScanError};
+pub use scan::{fingerprint_tree, scan_dir, scan_tree, scan_tree_with, Limits, ScanError};
 pub use version::{
     affected, compare, in_range, Constraint, ConstraintError, Event, Op, Range, RangeType,
 };

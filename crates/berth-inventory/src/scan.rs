@@ -88,14 +88,21 @@ pub fn scan_tree_with(root: &Path, limits: &Limits) -> Result<LayerInventory, Sc
         path: root.to_path_buf(),
         source: e.into(),
     })?;
+    Ok(scan_dir(&fd, limits))
+}
+
+/// Inventories the tree of the directory `fd` is open on: the tree it was
+/// opened on even when that directory has been renamed since (a new layer
+/// scanned while it is moved into the layer store).
+pub fn scan_dir(fd: &OwnedFd, limits: &Limits) -> LayerInventory {
     let mut s = Scanner {
         limits,
         inv: LayerInventory::default(),
         dpkg: Vec::new(),
-        root: &fd,
+        root: fd,
     };
     s.inv.os_release = s.os_release();
-    s.walk(&fd, "", 0);
+    s.walk(fd, "", 0);
     s.add_dpkg_licences();
     let mut inv = s.inv;
     inv.scanner = crate::SCANNER_VERSION;
@@ -106,7 +113,7 @@ pub fn scan_tree_with(root: &Path, limits: &Limits) -> Result<LayerInventory, Sc
     inv.databases.dedup();
     inv.whiteouts.sort();
     inv.opaque_dirs.sort();
-    Ok(inv)
+    inv
 }
 
 /// A digest of everything a scan of `root` would look at, made from
