@@ -497,3 +497,343 @@ fn scan_matches_osv_advisories_offline() {
     let (_, err) = env.fails(&["scan", "--db", "/nonexistent/osv", "debby"], 1);
     assert!(err.contains("advisories /nonexistent/osv"), "{err}");
 }
+
+/// Runs `cmd` with `args` in `dir`; its stdout, or why it failed.
+fn tool(dir: &Path, cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// What the package managers' own tools fetch: three Debian packages
+/// (`apt-get download`), a wheel installed by pip, a tarball made by `npm
+/// pack`; kept between runs. `None` (after saying why) when a tool or the
+/// network is missing, which under CI is a failure.
+fn fetched() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inventory-fetched");
+    let done = dir.join("done");
+    if done.exists() {
+        return Some(dir);
+    }
+    let fetch = || -> Result<(), String> {
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["debs", "pip", "npm"] {
+            std::fs::create_dir_all(dir.join(d)).map_err(|e| e.to_string())?;
+        }
+        tool(
+            &dir.join("debs"),
+            "apt-get",
+            &["download", "-q", "zlib1g", "libssl3", "openssl"],
+        )?;
+        tool(
+            &dir,
+            "python3",
+            &[
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                "pip",
+                "six==1.17.0",
+            ],
+        )?;
+        tool(&dir.join("npm"), "npm", &["pack", "-q", "semver@7.6.3"])?;
+        std::fs::write(&done, b"").map_err(|e| e.to_string())
+    };
+    match fetch() {
+        Ok(()) => Some(dir),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("fetching real packages: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: real package managers' output not available: {e}");
+            None
+        }
+    }
+}
+
+fn untar_busybox(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+    tool(dir, "tar", &["-xf", &busybox_tar().to_string_lossy()]).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn import_dir(env: &TestEnv, dir: &Path, name: &str) {
+    let tar = dir.with_extension("tar");
+    tool(dir, "tar", &["-cf", &tar.to_string_lossy(), "."]).unwrap_or_else(|e| panic!("{e}"));
+    env.ok(&["import", &tar.to_string_lossy(), name]);
+}
+
+/// `name version` of each package of `ecosystem` in `what`'s SBOM, sorted.
+fn sbom_of(env: &TestEnv, what: &str, ecosystem: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["sbom", "--format", "json", what]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out: Vec<String> = v["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["ecosystem"] == ecosystem)
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["name"].as_str().unwrap_or(""),
+                p["version"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn roots_made_by_dpkg_pip_and_npm_themselves() {
+    let Some(fetched) = fetched() else { return };
+    let env = TestEnv::with_busybox();
+    let debs: Vec<String> = std::fs::read_dir(fetched.join("debs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(debs.len(), 3, "{debs:?}");
+
+    // dpkg installs the packages into a busybox root (their maintainer
+    // scripts run there, in busybox's sh) and writes its status file.
+    let deb = env.root.path().join("deb");
+    untar_busybox(&deb);
+    for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates"] {
+        std::fs::create_dir_all(deb.join(d)).unwrap();
+    }
+    for f in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+        std::fs::write(deb.join(f), b"").unwrap();
+    }
+    let root_arg = format!("--root={}", deb.display());
+    let mut args = vec![root_arg.as_str(), "--force-depends", "--no-triggers", "-i"];
+    args.extend(debs.iter().map(String::as_str));
+    tool(&deb, "dpkg", &args).unwrap();
+    // Python and Node packages as pip and npm lay them out.
+    let site = deb.join("usr/lib/python3/dist-packages");
+    std::fs::create_dir_all(&site).unwrap();
+    tool(
+        &fetched.join("pip"),
+        "cp",
+        &[
+            "-a",
+            "six-1.17.0.dist-info",
+            "six.py",
+            &site.to_string_lossy(),
+        ],
+    )
+    .unwrap();
+    let nm = deb.join("app/node_modules/semver");
+    std::fs::create_dir_all(&nm).unwrap();
+    tool(
+        &nm,
+        "tar",
+        &[
+            "-xzf",
+            &fetched.join("npm/semver-7.6.3.tgz").to_string_lossy(),
+            "--strip-components=1",
+        ],
+    )
+    .unwrap();
+    import_dir(&env, &deb, "real-deb");
+
+    // What dpkg itself says is installed there.
+    let admindir = format!("--admindir={}", deb.join("var/lib/dpkg").display());
+    let mut want: Vec<String> = tool(
+        &deb,
+        "dpkg-query",
+        &[&admindir, "-W", "-f", "${Package} ${Version}\n"],
+    )
+    .unwrap()
+    .lines()
+    .map(str::to_string)
+    .collect();
+    want.sort();
+    assert_eq!(want.len(), 3, "{want:?}");
+    assert_eq!(sbom_of(&env, "real-deb", "deb"), want);
+    assert_eq!(sbom_of(&env, "real-deb", "pypi"), ["six 1.17.0"]);
+    assert_eq!(sbom_of(&env, "real-deb", "npm"), ["semver 7.6.3"]);
+    // The licences of DEP-5 copyright files dpkg unpacked.
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["sbom", "--format", "json", "real-deb"])).unwrap();
+    let zlib = v["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "zlib1g")
+        .unwrap();
+    assert_eq!(zlib["licenses"][0], "Zlib", "{zlib}");
+
+    // The same packages as distroless images hold them: unpacked by
+    // `dpkg-deb -x`, each one's control fields in status.d/NAME.
+    let dl = env.root.path().join("distroless");
+    untar_busybox(&dl);
+    std::fs::create_dir_all(dl.join("var/lib/dpkg/status.d")).unwrap();
+    for d in &debs {
+        tool(&dl, "dpkg-deb", &["-x", d, "."]).unwrap();
+        let control = tool(&dl, "dpkg-deb", &["-f", d]).unwrap();
+        let name = tool(&dl, "dpkg-deb", &["-f", d, "Package"]).unwrap();
+        std::fs::write(dl.join("var/lib/dpkg/status.d").join(name.trim()), control).unwrap();
+    }
+    import_dir(&env, &dl, "real-distroless");
+    assert_eq!(sbom_of(&env, "real-distroless", "deb"), want);
+
+    // Host-wide: both images, by the source package.
+    let ls = env.ok(&[
+        "packages",
+        "ls",
+        "--filter",
+        "name=openssl",
+        "--format",
+        "{{.Name}} {{.Package}}",
+    ]);
+    let mut ls: Vec<&str> = ls.lines().collect();
+    ls.sort();
+    assert_eq!(
+        ls,
+        [
+            "real-deb:latest libssl3",
+            "real-deb:latest openssl",
+            "real-distroless:latest libssl3",
+            "real-distroless:latest openssl"
+        ]
+    );
+}
+
+/// An rpm database as rpm itself writes it (rpmbuild of the spec in
+/// berth-inventory's test data, installed with `--justdb` into a busybox
+/// root), and an apk database written from its documented format (apk-tools
+/// has no packages to install here).
+#[test]
+fn rpm_and_apk_roots() {
+    let env = TestEnv::with_busybox();
+    let have_rpm = tool(env.root.path(), "rpmbuild", &["--version"]).is_ok();
+    if !have_rpm {
+        assert!(std::env::var_os("CI").is_none(), "CI installs rpm");
+        eprintln!("SKIPPED: rpmbuild not installed");
+        return;
+    }
+    let top = env.root.path().join("rpmtop");
+    let spec = repo_root().join("crates/berth-inventory/tests/data/rpm/berth-hello.spec");
+    let topdir = format!("_topdir {}", top.display());
+    tool(
+        env.root.path(),
+        "rpmbuild",
+        &["-bb", "--define", &topdir, &spec.to_string_lossy()],
+    )
+    .unwrap();
+    let rpm_file = top.join("RPMS/noarch/berth-hello-1.2.3-4.fc40.noarch.rpm");
+    let r = env.root.path().join("rpmroot");
+    untar_busybox(&r);
+    std::fs::write(
+        r.join("etc/os-release"),
+        "NAME=\"Fedora Linux\"\nID=fedora\nVERSION_ID=40\n",
+    )
+    .unwrap();
+    let root = r.to_string_lossy().into_owned();
+    let rpm = |extra: &[&str]| {
+        let mut args = vec![
+            "--root",
+            &root,
+            "--dbpath",
+            "/var/lib/rpm",
+            "--define",
+            "_db_backend sqlite",
+        ];
+        args.extend_from_slice(extra);
+        tool(env.root.path(), "rpm", &args).unwrap()
+    };
+    rpm(&["--initdb"]);
+    rpm(&[
+        "-i",
+        "--justdb",
+        "--nodeps",
+        "--ignorearch",
+        "--ignoreos",
+        "--nosignature",
+        &rpm_file.to_string_lossy(),
+    ]);
+    assert_eq!(rpm(&["-qa"]).trim(), "berth-hello-1.2.3-4.fc40.noarch");
+    import_dir(&env, &r, "fedora-ish");
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["sbom", "--format", "json", "fedora-ish"])).unwrap();
+    assert_eq!(v["findings"], serde_json::json!([]), "{v}");
+    let p = &v["packages"][0];
+    assert_eq!(
+        (
+            p["name"].as_str(),
+            p["version"].as_str(),
+            p["ecosystem"].as_str()
+        ),
+        (Some("berth-hello"), Some("2:1.2.3-4.fc40"), Some("rpm")),
+        "{v}"
+    );
+    assert_eq!(
+        p["purl"],
+        "pkg:rpm/fedora/berth-hello@1.2.3-4.fc40?arch=noarch&epoch=2&upstream=berth-hello-1.2.3-4.fc40.src.rpm"
+    );
+    assert_eq!(p["found_in"], "var/lib/rpm/rpmdb.sqlite");
+    // rpm's version order: epoch 2 is above any 1.x without one.
+    let ls = env.ok(&[
+        "packages",
+        "ls",
+        "--filter",
+        "ecosystem=rpm",
+        "--filter",
+        "version>9.9-9",
+        "--format",
+        "{{.Package}} {{.Version}}",
+    ]);
+    assert_eq!(ls, "berth-hello 2:1.2.3-4.fc40\n");
+
+    let a = env.root.path().join("apkroot");
+    untar_busybox(&a);
+    std::fs::write(
+        a.join("etc/os-release"),
+        "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.3\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(a.join("lib/apk/db")).unwrap();
+    std::fs::write(
+        a.join("lib/apk/db/installed"),
+        "C:Q1abc=\nP:musl\nV:1.2.5-r0\nA:x86_64\nL:MIT\no:musl\n\n\
+         P:libssl3\nV:3.3.2-r1\nA:x86_64\nL:Apache-2.0\no:openssl\n\n",
+    )
+    .unwrap();
+    import_dir(&env, &a, "alpine-ish");
+    assert_eq!(
+        sbom_of(&env, "alpine-ish", "apk"),
+        ["libssl3 3.3.2-r1", "musl 1.2.5-r0"]
+    );
+    // apk's order: 3.3.2-r1 < 3.3.2-r2 < 3.3.10.
+    let ls = env.ok(&[
+        "packages",
+        "ls",
+        "--filter",
+        "name=openssl",
+        "--filter",
+        "version<3.3.10",
+        "--format",
+        "{{.Name}} {{.Package}} {{.Version}}",
+    ]);
+    assert_eq!(ls, "alpine-ish:latest libssl3 3.3.2-r1\n");
+    let ls = env.ok(&[
+        "packages",
+        "ls",
+        "--filter",
+        "name=openssl",
+        "--filter",
+        "version<3.3.2-r1",
+        "--format",
+        "{{.Package}}",
+    ]);
+    assert_eq!(ls, "");
+}
