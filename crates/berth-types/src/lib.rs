@@ -11,6 +11,7 @@
 mod container;
 mod digest;
 pub mod duration;
+pub mod human;
 mod image;
 mod network;
 mod platform;
