@@ -337,6 +337,46 @@ pub struct ContainerView {
 }
 
 impl ContainerView {
+    /// Docker's `Status` of a container (`Up 5 minutes (healthy)`,
+    /// `Exited (0) 2 hours ago`): moby's `State.String()`, and berth's
+    /// `(Idle)`.
+    pub fn status_text(&self, now: chrono::DateTime<chrono::Utc>) -> String {
+        let time = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        if self.removing {
+            return "Removal In Progress".to_string();
+        }
+        let status = berth_types::human::status_line(
+            self.status_word(),
+            i64::from(self.state.exit_code),
+            time(&self.state.started_at),
+            time(&self.state.finished_at),
+            now,
+            self.paused,
+            self.state.status == Status::Restarting,
+        );
+        // berth's idle mode: running, frozen by its monitor until traffic comes.
+        let status = if self.idle_since.is_some() {
+            format!("{status} (Idle)")
+        } else {
+            status
+        };
+        // moby's State.String(): a running container shows its health.
+        match &self.health {
+            Some(h) if self.state.status == Status::Running => {
+                if h.status == "starting" {
+                    format!("{status} (health: starting)")
+                } else {
+                    format!("{status} ({})", h.status)
+                }
+            }
+            _ => status,
+        }
+    }
+
     pub fn running(&self) -> bool {
         matches!(self.state.status, Status::Running)
     }

@@ -7,16 +7,14 @@ use anyhow::{anyhow, bail, Result};
 use berth_engine::filters::Filters;
 use berth_engine::{
     AttachStreams, ContainerView, CreateOptions, Engine, EngineError, ExecOptions, ExecSpec,
-    LogOptions, Options, RemovedImage, Status,
+    LogOptions, Options, RemovedImage,
 };
 use berth_types::RestartPolicy;
 use chrono::{DateTime, Utc};
 
 use crate::attach::{self, Ended, Session};
 use crate::cli::*;
-use crate::format::human::{
-    ago, command_column, ellipsis, human_size, human_size_with_precision, status_line,
-};
+use crate::format::human::{ago, command_column, ellipsis, human_size, human_size_with_precision};
 use crate::format::table;
 use crate::format::template::Format;
 use crate::usage::CliError;
@@ -1382,36 +1380,7 @@ fn ps_row(
     now: DateTime<Utc>,
 ) -> serde_json::Value {
     let created = parse_rfc3339(&v.created).unwrap_or(now);
-    let status = if v.removing {
-        "Removal In Progress".to_string()
-    } else {
-        status_line(
-            v.status_word(),
-            i64::from(v.state.exit_code),
-            parse_rfc3339(&v.state.started_at),
-            parse_rfc3339(&v.state.finished_at),
-            now,
-            v.paused,
-            v.state.status == Status::Restarting,
-        )
-    };
-    // berth's idle mode: running, frozen by its monitor until traffic comes.
-    let status = if v.idle_since.is_some() && !v.removing {
-        format!("{status} (Idle)")
-    } else {
-        status
-    };
-    // moby's State.String(): a running container shows its health.
-    let status = match &v.health {
-        Some(h) if v.state.status == Status::Running && !v.removing => {
-            if h.status == "starting" {
-                format!("{status} (health: starting)")
-            } else {
-                format!("{status} ({})", h.status)
-            }
-        }
-        _ => status,
-    };
+    let status = v.status_text(now);
     let id = if no_trunc {
         v.id.to_string()
     } else {
