@@ -377,6 +377,23 @@ impl ContainerView {
         }
     }
 
+    /// The `Command` of a container as Docker's daemon lists it: its
+    /// entrypoint and command joined, an argument with whitespace in single
+    /// quotes.
+    pub fn command_text(&self) -> String {
+        self.command_line()
+            .iter()
+            .map(|a| {
+                if a.contains(char::is_whitespace) {
+                    format!("'{a}'")
+                } else {
+                    a.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     pub fn running(&self) -> bool {
         matches!(self.state.status, Status::Running)
     }

@@ -84,6 +84,8 @@ pub enum Command {
     Packages(PackagesCommand),
     /// Match packages against an offline database of OSV advisories
     Scan(ScanArgs),
+    /// Serve the Docker Engine API (for the docker CLI, docker-py, Compose)
+    Serve(ServeArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Fetch the logs of a container
@@ -338,6 +340,23 @@ pub enum SystemCommand {
     Info(FormatArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Socket to listen on (unix:///PATH); repeat for several
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/berth/berth.sock"
+    )]
+    pub hosts: Vec<String>,
+    /// Group owning the unix sockets (made if missing)
+    #[arg(short = 'G', long, default_value = "berth")]
+    pub group: String,
+    /// Write the server's process ID to this file
+    #[arg(short = 'p', long)]
+    pub pidfile: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -59,6 +59,8 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
         // Docker's config file, not the store.
         Command::Login(a) => return crate::cmd_login::finish(crate::cmd_login::login(a)),
         Command::Logout(a) => return crate::cmd_login::finish(crate::cmd_login::logout(a)),
+        // A server of the store, opened per request.
+        Command::Serve(a) => return crate::cmd_serve::serve(&cli, a),
         // A registry's search API, not the store.
         Command::Search(a) => return crate::cmd_login::finish(crate::cmd_search::search(a)),
         // A registry's manifest, not the store.
@@ -264,6 +266,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
             | Command::Login(_)
             | Command::Logout(_)
             | Command::Search(_)
+            | Command::Serve(_)
             | Command::Manifest(_) => {
                 bail!("internal: help, completion, login and logout are answered before the engine opens")
             }
@@ -1358,21 +1361,6 @@ fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The COMMAND of `ps`, as Docker's daemon joins it: an argument with
-/// whitespace in single quotes, the others as they are.
-fn ps_command(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if a.contains(char::is_whitespace) {
-                format!("'{a}'")
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn ps_row(
     v: &ContainerView,
     ports: String,
@@ -1389,7 +1377,7 @@ fn ps_row(
     serde_json::json!({
         "ID": id,
         "Image": v.image,
-        "Command": command_column(&ps_command(&v.command_line()), !no_trunc),
+        "Command": command_column(&v.command_text(), !no_trunc),
         "CreatedAt": created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
         "RunningFor": ago(created, now),
         "Status": status,

@@ -48,6 +48,7 @@ mod cmd_packages;
 mod cmd_pull;
 mod cmd_push;
 mod cmd_search;
+mod cmd_serve;
 mod cmd_stats;
 mod cmd_system;
 mod commands;

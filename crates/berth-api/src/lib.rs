@@ -1,0 +1,66 @@
+//! `berth serve`: the Docker Engine API over berth's engine, so the docker
+//! CLI, docker-py and Compose drive berth unchanged.
+//!
+//! The server holds no state of its own: each request opens the engine on
+//! the store (SQLite and the containers' directories), as a CLI command
+//! does, in a blocking thread; stop the server and containers run on. This
+//! crate only translates HTTP to engine calls and engine results to
+//! Docker's JSON: filters, status words, sizes and events are the engine's.
+//!
+//! The engine's fork-based operations (exec, cp, export) never run in this
+//! multi-threaded process (see ARCHITECTURE.md).
+
+mod containers;
+mod http;
+mod images;
+mod listen;
+mod routes;
+mod system;
+
+use std::path::PathBuf;
+
+pub use listen::Host;
+
+/// The API version `/_ping` and `/version` advertise.
+pub const API_VERSION: &str = berth_engine::API_VERSION;
+/// The oldest version a client may ask for in a `/vX.Y/` prefix.
+pub const MIN_API_VERSION: (u32, u32) = (1, 24);
+/// The newest version a client may ask for.
+pub const MAX_API_VERSION: (u32, u32) = (1, 47);
+
+/// What `berth serve` was asked for.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub engine: berth_engine::Options,
+    pub hosts: Vec<Host>,
+    /// The group owning unix sockets (created if missing).
+    pub group: String,
+    pub pidfile: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Listen(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+/// Serves until SIGTERM or SIGINT; `ready` is called with the addresses
+/// once every listener accepts.
+pub fn serve(config: Config, ready: impl FnOnce(&[String])) -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .thread_name("berth-serve")
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Io {
+            context: "starting the server's runtime".into(),
+            source: e,
+        })?;
+    rt.block_on(listen::run(config, ready))
+}

@@ -1,0 +1,372 @@
+//! `berth serve` (issue 13): the Docker Engine API on a socket of the
+//! test's own, driven by the real docker CLI and by raw HTTP requests.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// A `berth serve` of the test's store; stopped (SIGTERM, by PID) on drop.
+struct Server {
+    child: Child,
+    sock: PathBuf,
+    pidfile: PathBuf,
+}
+
+impl Server {
+    fn start(env: &TestEnv) -> Server {
+        let sock = env.root.path().join("api.sock");
+        let pidfile = env.root.path().join("api.pid");
+        let host = format!("unix://{}", sock.display());
+        let mut child = env
+            .berth(&[
+                "serve",
+                "-H",
+                &host,
+                "--pidfile",
+                &pidfile.to_string_lossy(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("berth serve: {e}"));
+        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("berth serve said nothing in 20 s"));
+        assert_eq!(
+            line,
+            format!("berth serve: API 1.41 listening on {host}\n"),
+            "readiness line"
+        );
+        Server {
+            child,
+            sock,
+            pidfile,
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32)
+            .unwrap_or_else(|| panic!("no pid"));
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "berth serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The real docker CLI against this server (`None` without one).
+    fn docker(&self, args: &[&str]) -> Option<Output> {
+        let bin = docker_cli()?;
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.sock.with_file_name("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .stdin(Stdio::null());
+        Some(output_with_timeout(cmd, Duration::from_secs(60)))
+    }
+
+    /// A raw HTTP/1.1 request; the status, the headers (lower-case names)
+    /// and the body.
+    fn request(&self, method: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
+        let mut s = UnixStream::connect(&self.sock).unwrap_or_else(|e| panic!("connect: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no header end in {text:?}"));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {head:?}"));
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        (status, headers, body.to_string())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// The docker CLI on PATH; under CI its absence is a failure.
+fn docker_cli() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("docker"))
+            .find(|f| f.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs a docker CLI (docker.io)"
+        );
+        eprintln!("SKIPPED: no docker CLI on PATH");
+    }
+    found
+}
+
+fn ok(o: Option<Output>) -> Option<String> {
+    let o = o?;
+    assert!(
+        o.status.success(),
+        "docker failed: {}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    Some(text(&o.stdout))
+}
+
+fn header<'a>(h: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn the_docker_cli_reads_what_the_berth_cli_made() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "create", "--name", "c1", "--label", "tier=web", BB, "sleep", "100",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "up1",
+        BB,
+        "sleep",
+        "1000",
+    ]);
+    env.ok(&["tag", BB, "localhost:5000/team/bb:v1"]);
+    let server = Server::start(&env);
+    // The socket: root and the berth group, 0660.
+    let meta = std::fs::metadata(&server.sock).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.uid(), 0);
+    let pid: u32 = std::fs::read_to_string(&server.pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, server.child.id());
+
+    if let Some(v) = ok(server.docker(&["version", "--format", "{{.Server.APIVersion}}"])) {
+        assert_eq!(v, "1.41\n");
+        let ps =
+            ok(server.docker(&["ps", "--format", "{{.Names}} {{.State}} {{.Command}}"])).unwrap();
+        assert_eq!(ps, "up1 running \"sleep 1000\"\n");
+        let ps = ok(server.docker(&[
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.Names}} {{.Status}} {{.Labels}}",
+        ]))
+        .unwrap();
+        let mut rows: Vec<&str> = ps.lines().collect();
+        rows.sort();
+        assert_eq!(rows.len(), 2, "{ps}");
+        assert_eq!(rows[0], "c1 Created tier=web");
+        assert!(rows[1].starts_with("up1 Up "), "{ps}");
+        let ps = ok(server.docker(&["ps", "-a", "--filter", "label=tier=web", "-q"])).unwrap();
+        assert_eq!(
+            ps.trim(),
+            &env.ok(&["inspect", "-f", "{{.Id}}", "c1"])[..12]
+        );
+        // inspect is the CLI's inspect, byte for byte.
+        let theirs = ok(server.docker(&["container", "inspect", "up1"])).unwrap();
+        let a: serde_json::Value = serde_json::from_str(&theirs).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "up1"])).unwrap();
+        assert_eq!(a, b);
+        let images =
+            ok(server.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])).unwrap();
+        let mut images: Vec<&str> = images.lines().collect();
+        images.sort();
+        assert_eq!(images, ["bb:latest", "localhost:5000/team/bb:v1"]);
+        let id = ok(server.docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Id}}",
+            "localhost:5000/team/bb:v1",
+        ]))
+        .unwrap();
+        assert_eq!(id, env.ok(&["image", "inspect", "-f", "{{.Id}}", BB]));
+        let h = ok(server.docker(&["history", "--format", "{{.Comment}}", BB])).unwrap();
+        assert_eq!(h, "Imported from -\n");
+        let info =
+            ok(server.docker(&["info", "--format", "{{.Containers}} {{.ContainersRunning}}"]))
+                .unwrap();
+        assert_eq!(info, "2 1\n");
+        // A missing object: the docker CLI's own words and exit status.
+        let o = server.docker(&["container", "inspect", "nope"]).unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            text(&o.stderr).contains("No such container: nope"),
+            "{}",
+            text(&o.stderr)
+        );
+        let o = server.docker(&["history", "nope:1"]).unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            text(&o.stderr).contains("No such image: nope:1"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
+
+    // The server holds nothing: stopped, the containers run on, and the
+    // socket and pidfile are gone.
+    let mut server = server;
+    assert!(server.stop().success());
+    assert!(!server.sock.exists());
+    assert!(!server.pidfile.exists());
+    assert_eq!(inspect_f(&env, "{{.State.Status}}", "up1"), "running");
+    env.ok(&["rm", "-f", "up1", "c1"]);
+}
+
+#[test]
+fn requests_as_dockerd_answers_them() {
+    let env = TestEnv::with_busybox();
+    let server = Server::start(&env);
+    let (status, h, body) = server.request("GET", "/_ping");
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    assert_eq!(header(&h, "api-version"), Some("1.41"));
+    assert_eq!(header(&h, "ostype"), Some("linux"));
+    let (status, h, body) = server.request("HEAD", "/_ping");
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(header(&h, "api-version"), Some("1.41"));
+    // Versions: the prefix is optional; outside 1.24-1.47 is refused.
+    for p in ["/version", "/v1.24/version", "/v1.47/version"] {
+        let (status, _, body) = server.request("GET", p);
+        assert_eq!(status, 200, "{p}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["ApiVersion"], "1.41");
+    }
+    let (status, h, body) = server.request("GET", "/v1.23/version");
+    assert_eq!(status, 400);
+    assert_eq!(header(&h, "content-type"), Some("application/json"));
+    assert_eq!(body, "{\"message\":\"client version 1.23 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version\"}\n");
+    let (status, _, body) = server.request("GET", "/v1.48/info");
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = server.request("GET", "/v1.41/no/such/thing");
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "{\"message\":\"page not found\"}\n")
+    );
+    let (status, _, body) = server.request("GET", "/v1.41/containers/nope/json");
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "{\"message\":\"No such container: nope\"}\n")
+    );
+    let (status, _, body) = server.request("GET", "/v1.41/images/nope:1/json");
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "{\"message\":\"No such image: nope:1\"}\n")
+    );
+    // Bad query values: 400 and nothing else.
+    let (status, _, body) = server.request("GET", "/v1.41/containers/json?filters=%5B1%5D");
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = server.request(
+        "GET",
+        "/v1.41/containers/json?filters=%7B%22bogus%22%3A%7B%22x%22%3Atrue%7D%7D",
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "{\"message\":\"Invalid filter 'bogus'\"}\n")
+    );
+    let (status, _, body) = server.request("GET", "/v1.41/containers/json?limit=x");
+    assert_eq!(status, 400, "{body}");
+    // The summaries' shape.
+    env.ok(&["create", "--name", "c1", BB, "echo", "a b"]);
+    let (status, _, body) = server.request("GET", "/v1.41/containers/json?all=1&size=1");
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let c = &list[0];
+    assert_eq!(c["Names"], serde_json::json!(["/c1"]));
+    assert_eq!(c["Command"], "echo 'a b'");
+    assert_eq!(c["State"], "created");
+    assert_eq!(c["Status"], "Created");
+    assert!(c["Created"].as_i64().unwrap() > 1_600_000_000);
+    assert!(c["SizeRootFs"].as_u64().unwrap() > 0);
+    let (_, _, body) = server.request("GET", "/v1.41/containers/json");
+    assert_eq!(body, "[]\n");
+    let (_, _, body) = server.request("GET", "/v1.41/images/json");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list[0]["RepoTags"], serde_json::json!(["bb:latest"]));
+    assert_eq!(list[0]["Containers"], -1);
+    drop(server);
+    env.ok(&["rm", "c1"]);
+}
+
+#[test]
+fn one_server_per_socket_and_leftovers_replaced() {
+    let env = TestEnv::new();
+    let server = Server::start(&env);
+    let host = format!("unix://{}", server.sock.display());
+    let out = env.run(&["serve", "-H", &host]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is in use: another server answers on it"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Killed outright, it leaves its socket: the next server replaces it.
+    let mut server = server;
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    assert!(server.sock.exists());
+    let again = Server::start(&env);
+    let (status, _, _) = again.request("GET", "/_ping");
+    assert_eq!(status, 200);
+    // Hosts it cannot serve are refused up front.
+    for bad in ["tcp://127.0.0.1:2375", "unix://", "http://x"] {
+        let out = env.run(&["serve", "-H", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(
+            text(&out.stderr).starts_with("berth serve: "),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
