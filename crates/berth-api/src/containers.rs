@@ -118,3 +118,290 @@ pub async fn inspect(state: &Arc<State>, r: &Req, id: String) -> Result<Response
         .await?;
     Ok(http::json(StatusCode::OK, &v))
 }
+
+/// `POST /containers/create?name=`: 201 `{"Id", "Warnings"}`.
+pub async fn create(
+    state: &Arc<State>,
+    r: &Req,
+    body: bytes::Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let o = crate::create::options(&body, r.q("name").map(str::to_string))?;
+    let image = o.image.clone();
+    let (id, warnings) = state
+        .blocking(move |e| {
+            let warnings = e.limit_warnings(&o.resources);
+            match e.create(&o) {
+                Ok(id) => Ok((id, warnings)),
+                // The docker CLI pulls on this 404 and tries again.
+                Err(berth_engine::EngineError::ImageNotFoundLocally(_)) => Err(
+                    ApiError::not_found(format!("No such image: {}", full_name(&image))),
+                ),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+    Ok(http::json(
+        StatusCode::CREATED,
+        &json!({"Id": id.to_string(), "Warnings": warnings}),
+    ))
+}
+
+/// `bb` → `bb:latest`, as the daemon names a missing image.
+fn full_name(image: &str) -> String {
+    match berth_types::Reference::parse(image) {
+        Ok(r) if r.tag().is_none() && r.digest().is_none() => format!("{}:latest", r.familiar()),
+        Ok(r) => r.familiar(),
+        Err(_) => image.to_string(),
+    }
+}
+
+/// `POST /containers/{id}/start`: 204, or 304 when it already runs. An
+/// attach waiting for this container is connected as the process starts.
+pub async fn start(state: &Arc<State>, id: String) -> Result<Response<Body>, ApiError> {
+    let st = state.clone();
+    let (v, pending) = state
+        .blocking(move |e| {
+            let v = e.container(&id)?;
+            Ok((v.clone(), st.pending.take(v.id.as_str())))
+        })
+        .await?;
+    if v.running() {
+        return Ok(http::no_content(StatusCode::NOT_MODIFIED));
+    }
+    match pending {
+        Some(p) => crate::attach::start_attached(state, v, p).await?,
+        None => {
+            let id = v.id.to_string();
+            state.blocking(move |e| Ok(e.start(&id)?)).await?;
+        }
+    }
+    Ok(http::no_content(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/stop?t=` (and `restart`): 204, or 304 when a
+/// stop finds it stopped.
+pub async fn stop(
+    state: &Arc<State>,
+    r: &Req,
+    id: String,
+    restart: bool,
+) -> Result<Response<Body>, ApiError> {
+    let t = r.int("t")?;
+    let done = state
+        .blocking(move |e| {
+            if restart {
+                e.restart(&id, t)?;
+                return Ok(true);
+            }
+            if !e.container(&id)?.running() {
+                return Ok(false);
+            }
+            e.stop(&id, t)?;
+            Ok(true)
+        })
+        .await?;
+    Ok(http::no_content(if done {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_MODIFIED
+    }))
+}
+
+/// `POST /containers/{id}/kill?signal=`.
+pub async fn kill(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Body>, ApiError> {
+    let signal = r
+        .q("signal")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("KILL")
+        .to_string();
+    state
+        .blocking(move |e| match e.kill(&id, &signal) {
+            Ok(_) => Ok(()),
+            Err(berth_engine::EngineError::Runtime { message, .. })
+                if message.contains("is not running") =>
+            {
+                Err(ApiError::new(StatusCode::CONFLICT, message))
+            }
+            Err(e) => Err(e.into()),
+        })
+        .await?;
+    Ok(http::no_content(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/pause` and `unpause`.
+pub async fn pause(state: &Arc<State>, id: String, on: bool) -> Result<Response<Body>, ApiError> {
+    state
+        .blocking(move |e| {
+            if on {
+                e.pause(&id)?;
+            } else {
+                e.unpause(&id)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(http::no_content(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/rename?name=`.
+pub async fn rename(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Body>, ApiError> {
+    let name = r.q("name").unwrap_or_default().to_string();
+    state.blocking(move |e| Ok(e.rename(&id, &name)?)).await?;
+    Ok(http::no_content(StatusCode::NO_CONTENT))
+}
+
+/// `DELETE /containers/{id}?force&v`.
+pub async fn remove(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Body>, ApiError> {
+    let (force, volumes) = (r.flag("force"), r.flag("v"));
+    state
+        .blocking(move |e| Ok(e.remove(&id, force, volumes)?))
+        .await?;
+    Ok(http::no_content(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`:
+/// the head at once (the docker CLI starts the container only after it),
+/// `{"StatusCode": N, "Error": null}` when the condition is met.
+pub async fn wait(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Body>, ApiError> {
+    let condition = match r.q("condition").unwrap_or("") {
+        "" | "not-running" => Condition::NotRunning,
+        "next-exit" => Condition::NextExit,
+        "removed" => Condition::Removed,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid condition: \"{other}\""
+            )))
+        }
+    };
+    // The container must exist now (a 404 before the head) — or have
+    // existed and died: a client's `run --rm` may ask only after a quick
+    // container has come and gone; its `die` event has the exit code.
+    let found = {
+        let id = id.clone();
+        state
+            .blocking(move |e| match e.container(&id) {
+                Ok(v) => Ok(Ok(v)),
+                Err(berth_engine::EngineError::NoSuchContainer(n)) => {
+                    match last_exit(e, &id, chrono::DateTime::UNIX_EPOCH) {
+                        Some(code) => Ok(Err(code)),
+                        None => Err(berth_engine::EngineError::NoSuchContainer(n).into()),
+                    }
+                }
+                Err(e) => Err(e.into()),
+            })
+            .await?
+    };
+    let v = match found {
+        Ok(v) => v,
+        Err(code) => {
+            return Ok(http::json(
+                StatusCode::OK,
+                &json!({"StatusCode": code, "Error": null}),
+            ))
+        }
+    };
+    let since = chrono::Utc::now();
+    let (tx, body) = http::stream();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let code = state
+            .blocking(move |e| Ok(wait_for(e, &v, condition, since)))
+            .await
+            .unwrap_or(Err("the engine failed".to_string()));
+        let doc = match code {
+            Ok(code) => json!({"StatusCode": code, "Error": null}),
+            Err(m) => json!({"StatusCode": -1, "Error": {"Message": m}}),
+        };
+        let mut bytes = serde_json::to_vec(&doc).unwrap_or_default();
+        bytes.push(b'\n');
+        let _ = tx.send(bytes.into()).await;
+    });
+    Ok(http::base(StatusCode::OK)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(http::empty())))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Condition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// How often a wait looks at a container that has not started yet.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Blocks until `condition` holds for `v`; its exit code.
+fn wait_for(
+    e: &mut berth_engine::Engine,
+    v: &ContainerView,
+    condition: Condition,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<i32, String> {
+    let id = v.id.to_string();
+    let started_since = |c: &ContainerView| {
+        chrono::DateTime::parse_from_rfc3339(&c.state.started_at)
+            .is_ok_and(|t| t.with_timezone(&chrono::Utc) >= since)
+    };
+    let mut code;
+    loop {
+        let c = match e.container(&id) {
+            Ok(c) => c,
+            // Gone: removed (by its monitor under --rm, or by a user)
+            // after an exit this loop did not see; the event log has it.
+            Err(_) => return Ok(last_exit(e, &id, since).unwrap_or(v.state.exit_code)),
+        };
+        code = c.state.exit_code;
+        if c.running() {
+            code = match e.wait(&id) {
+                Ok(code) => code,
+                // Exited and removed between the two looks.
+                Err(berth_engine::EngineError::NoSuchContainer(_)) => {
+                    last_exit(e, &id, since).unwrap_or(code)
+                }
+                Err(err) => return Err(err.to_string()),
+            };
+            break;
+        }
+        // Not running: done, unless the exit to wait for is still to come
+        // (a container about to be started).
+        if condition == Condition::NotRunning || started_since(&c) {
+            break;
+        }
+        std::thread::sleep(WAIT_POLL);
+    }
+    if condition == Condition::Removed {
+        while e.container(&id).is_ok() {
+            std::thread::sleep(WAIT_POLL);
+        }
+    }
+    Ok(code)
+}
+
+/// The exit code of the container's last `die` event since `since`.
+fn last_exit(
+    e: &berth_engine::Engine,
+    id: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Option<i32> {
+    let mut filters = berth_engine::filters::Filters::default();
+    filters.add("container", id);
+    filters.add("event", "die");
+    let o = berth_engine::events::EventOptions {
+        since: Some(since),
+        until: Some(chrono::Utc::now()),
+        filters,
+    };
+    let mut code = None;
+    let _ = e.events(&o, |ev| {
+        code = ev
+            .actor
+            .attributes
+            .get("exitCode")
+            .and_then(|c| c.parse().ok())
+            .or(code);
+        true
+    });
+    code
+}

@@ -234,6 +234,38 @@ pub fn error(e: &ApiError) -> Response<Body> {
     json(e.status, &m)
 }
 
+/// A body written as it comes (wait results, logs, events, progress): the
+/// response's head goes out at once, each chunk when it is sent.
+pub struct Stream(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for Stream {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|c| c.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// A streamed body and its sender; the body ends when the sender is
+/// dropped, and `send` fails once the client is gone.
+pub fn stream() -> (tokio::sync::mpsc::Sender<Bytes>, Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    (tx, Stream(rx).boxed())
+}
+
+/// A status with no body (204, 304).
+pub fn no_content(status: StatusCode) -> Response<Body> {
+    base(status)
+        .body(empty())
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -37,7 +37,8 @@ pub async fn list(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiErro
                         "Id": img.id.to_string(),
                         "Labels": labels.as_ref().filter(|l| !l.is_empty()).map_or(Value::Null, |l| json!(l)),
                         "ParentId": img.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-                        "RepoDigests": digests,
+                        // moby: null for a tagged image never pulled.
+                        "RepoDigests": if digests.is_empty() { Value::Null } else { json!(digests) },
                         "RepoTags": tags,
                         "SharedSize": -1,
                         "Size": img.size,

@@ -10,7 +10,9 @@
 //! The engine's fork-based operations (exec, cp, export) never run in this
 //! multi-threaded process (see ARCHITECTURE.md).
 
+mod attach;
 mod containers;
+mod create;
 mod http;
 mod images;
 mod listen;

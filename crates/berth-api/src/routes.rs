@@ -12,6 +12,9 @@ use crate::http::{self, ApiError, Body, Req};
 
 pub struct State {
     pub engine: Options,
+    /// Attaches waiting for their container's start (the docker CLI's
+    /// `run` attaches before it starts), by container ID.
+    pub pending: crate::attach::Pending,
 }
 
 impl State {
@@ -39,7 +42,7 @@ pub async fn handle(
         Err(e) => return Ok(http::error(&e)),
     };
     let head = r.method == Method::HEAD;
-    let res = route(&state, &r).await;
+    let res = route(&state, &r, req).await;
     let mut resp = match res {
         Ok(resp) => resp,
         Err(e) => http::error(&e),
@@ -50,24 +53,61 @@ pub async fn handle(
     Ok(resp)
 }
 
-async fn route(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiError> {
+/// The most a JSON request body may hold.
+const MAX_BODY: usize = 4 << 20;
+
+/// A request's body, whole, up to [`MAX_BODY`].
+pub async fn body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {MAX_BODY} bytes"),
+        )),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body: {e}"
+        ))),
+    }
+}
+
+async fn route(
+    state: &Arc<State>,
+    r: &Req,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    use crate::containers as c;
     let seg: Vec<&str> = r.segments.iter().map(String::as_str).collect();
-    let get = r.method == Method::GET || r.method == Method::HEAD;
-    match (seg.as_slice(), get) {
-        (["_ping"], true) => Ok(crate::system::ping()),
-        (["version"], true) => crate::system::version(state).await,
-        (["info"], true) => crate::system::info(state).await,
-        (["containers", "json"], true) => crate::containers::list(state, r).await,
-        (["containers", id, "json"], true) => {
-            crate::containers::inspect(state, r, id.to_string()).await
+    let m = &r.method;
+    let get = *m == Method::GET || *m == Method::HEAD;
+    let post = *m == Method::POST;
+    match seg.as_slice() {
+        ["_ping"] if get => Ok(crate::system::ping()),
+        ["version"] if get => crate::system::version(state).await,
+        ["info"] if get => crate::system::info(state).await,
+        ["containers", "json"] if get => c::list(state, r).await,
+        ["containers", "create"] if post => c::create(state, r, body(req).await?).await,
+        ["containers", id, "json"] if get => c::inspect(state, r, id.to_string()).await,
+        ["containers", id, "start"] if post => c::start(state, id.to_string()).await,
+        ["containers", id, "stop"] if post => c::stop(state, r, id.to_string(), false).await,
+        ["containers", id, "restart"] if post => c::stop(state, r, id.to_string(), true).await,
+        ["containers", id, "kill"] if post => c::kill(state, r, id.to_string()).await,
+        ["containers", id, "pause"] if post => c::pause(state, id.to_string(), true).await,
+        ["containers", id, "unpause"] if post => c::pause(state, id.to_string(), false).await,
+        ["containers", id, "rename"] if post => c::rename(state, r, id.to_string()).await,
+        ["containers", id, "wait"] if post => c::wait(state, r, id.to_string()).await,
+        ["containers", id, "attach"] if post => {
+            crate::attach::attach(state, r, id.to_string(), req).await
         }
-        (["images", "json"], true) => crate::images::list(state, r).await,
+        ["containers", id] if *m == Method::DELETE => c::remove(state, r, id.to_string()).await,
+        ["images", "json"] if get => crate::images::list(state, r).await,
         // An image name holds slashes: everything between `images/` and
         // the last segment.
-        (["images", name @ .., "json"], true) if !name.is_empty() => {
+        ["images", name @ .., "json"] if get && !name.is_empty() => {
             crate::images::inspect(state, name.join("/")).await
         }
-        (["images", name @ .., "history"], true) if !name.is_empty() => {
+        ["images", name @ .., "history"] if get && !name.is_empty() => {
             crate::images::history(state, name.join("/")).await
         }
         _ => Err(ApiError::not_found("page not found")),

@@ -1250,7 +1250,7 @@ impl Engine {
             tmpfs,
             image: image.to_string(),
             cmd: argv.clone(),
-            entrypoint: Some(String::new()),
+            entrypoint: Some(Vec::new()),
             env,
             network: Some(network),
             log_driver: Some("none".into()),

@@ -29,8 +29,9 @@ pub struct CreateOptions {
     pub name: Option<String>,
     /// Arguments after the image name.
     pub cmd: Vec<String>,
-    /// `--entrypoint` (Some("") clears the image's).
-    pub entrypoint: Option<String>,
+    /// `--entrypoint` (one argument) or the API's `Entrypoint` list;
+    /// `Some` of an empty list clears the image's.
+    pub entrypoint: Option<Vec<String>>,
     /// `KEY=VALUE` pairs, already expanded by the caller.
     pub env: Vec<String>,
     pub workdir: Option<String>,
@@ -947,7 +948,7 @@ impl Engine {
         // The process: Docker's entrypoint/cmd rules.
         let (entrypoint, cmd) = match &o.entrypoint {
             Some(e) if e.is_empty() => (None, o.cmd.clone()),
-            Some(e) => (Some(vec![e.clone()]), o.cmd.clone()),
+            Some(e) => (Some(e.clone()), o.cmd.clone()),
             None => (
                 icfg.entrypoint.clone(),
                 if o.cmd.is_empty() {

@@ -559,7 +559,14 @@ fn create_options(a: &RunArgs, attach: AttachStreams) -> Result<CreateOptions> {
         image: a.image.clone(),
         name: a.name.clone(),
         cmd: a.command.clone(),
-        entrypoint: a.entrypoint.clone(),
+        // Docker's `--entrypoint ""` clears the image's.
+        entrypoint: a.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                Vec::new()
+            } else {
+                vec![e.clone()]
+            }
+        }),
         env,
         workdir: a.workdir.clone(),
         user: a.user.clone(),

@@ -370,3 +370,149 @@ fn one_server_per_socket_and_leftovers_replaced() {
         );
     }
 }
+
+#[test]
+fn the_docker_cli_runs_containers_through_berth() {
+    let env = TestEnv::with_busybox();
+    let server = Server::start(&env);
+    let Some(o) = server.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        BB,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]) else {
+        return;
+    };
+    // Output and errors on their own streams (stdcopy), the exit status.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "out\n");
+    assert_eq!(text(&o.stderr), "err\n");
+    assert_eq!(env.ok(&["ps", "-aq"]), "", "--rm removed it");
+    // Quick containers, many times: the exit status never lost.
+    for _ in 0..5 {
+        let o = server
+            .docker(&["run", "--rm", "--network", "none", BB, "sh", "-c", "exit 4"])
+            .unwrap();
+        assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    }
+    // stdin, to its end.
+    let mut cmd = Command::new(docker_cli().unwrap());
+    cmd.args([
+        "run",
+        "-i",
+        "--rm",
+        "--network",
+        "none",
+        BB,
+        "sh",
+        "-c",
+        "tr a-z A-Z; echo done",
+    ])
+    .env("DOCKER_HOST", format!("unix://{}", server.sock.display()))
+    .env("DOCKER_CONFIG", server.sock.with_file_name("docker-config"))
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\nworld\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        text(&o.stdout),
+        "HELLO\nWORLD\ndone\n",
+        "{}",
+        text(&o.stderr)
+    );
+    // Detached, then the lifecycle verbs.
+    let id = ok(server.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "d1",
+        "--network",
+        "none",
+        "--label",
+        "a=b",
+        BB,
+        "sleep",
+        "1000",
+    ]))
+    .unwrap();
+    assert!(is_full_id(id.trim()), "{id}");
+    assert_eq!(inspect_f(&env, "{{.State.Status}}", "d1"), "running");
+    assert_eq!(inspect_f(&env, "{{.Config.Labels.a}}", "d1"), "b");
+    ok(server.docker(&["pause", "d1"]));
+    assert_eq!(inspect_f(&env, "{{.State.Status}}", "d1"), "paused");
+    ok(server.docker(&["unpause", "d1"]));
+    ok(server.docker(&["rename", "d1", "d2"]));
+    ok(server.docker(&["stop", "-t", "1", "d2"]));
+    assert_eq!(inspect_f(&env, "{{.State.Status}}", "d2"), "exited");
+    let w = ok(server.docker(&["wait", "d2"])).unwrap();
+    assert_eq!(w, "137\n");
+    ok(server.docker(&["start", "d2"]));
+    assert_eq!(inspect_f(&env, "{{.State.Status}}", "d2"), "running");
+    ok(server.docker(&["kill", "d2"]));
+    let o = server.docker(&["kill", "d2"]).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("is not running"),
+        "{}",
+        text(&o.stderr)
+    );
+    ok(server.docker(&["rm", "d2"]));
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    // create with the API's own shapes: limits, env, a bind, a port.
+    let host_dir = env.root.path().join("shared");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("f"), "from the host").unwrap();
+    let bind = format!("{}:/h:ro", host_dir.display());
+    ok(server.docker(&[
+        "create",
+        "--name",
+        "c3",
+        "--network",
+        "none",
+        "-e",
+        "A=1",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "-v",
+        &bind,
+        "--entrypoint",
+        "cat",
+        BB,
+        "/h/f",
+    ]));
+    assert_eq!(inspect_f(&env, "{{.HostConfig.Memory}}", "c3"), "67108864");
+    assert_eq!(
+        inspect_f(&env, "{{.HostConfig.NanoCpus}}", "c3"),
+        "500000000"
+    );
+    assert_eq!(
+        inspect_f(&env, "{{json .Config.Entrypoint}}", "c3"),
+        "[\"cat\"]"
+    );
+    let o = server.docker(&["start", "-a", "c3"]).unwrap();
+    assert_eq!(text(&o.stdout), "from the host", "{}", text(&o.stderr));
+    ok(server.docker(&["rm", "c3"]));
+    // A missing image: the daemon's 404, the CLI's words.
+    let o = server
+        .docker(&["create", "--pull", "never", "nope:1"])
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stderr).contains("No such image: nope:1"),
+        "{}",
+        text(&o.stderr)
+    );
+}
