@@ -130,7 +130,7 @@ pub async fn start_attached(
 }
 
 /// Docker's stdcopy header: stream, three zero bytes, the length.
-fn frame(stream: u8, data: &[u8]) -> Bytes {
+pub fn frame(stream: u8, data: &[u8]) -> Bytes {
     let mut b = Vec::with_capacity(8 + data.len());
     b.push(stream);
     b.extend_from_slice(&[0, 0, 0]);

@@ -405,3 +405,139 @@ fn last_exit(
     });
     code
 }
+
+/// A `since`/`until` query value: Docker's unix time (`1700000000`,
+/// `1700000000.5`) or what the CLI accepts.
+fn time_arg(r: &Req, k: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    match r.q(k).filter(|s| !s.is_empty() && *s != "0") {
+        None => Ok(None),
+        Some(s) => berth_engine::timeparse::parse_time_arg(s, k, chrono::Utc::now())
+            .map(Some)
+            .map_err(ApiError::bad_request),
+    }
+}
+
+/// `GET /containers/{id}/logs?stdout&stderr&follow&tail&since&until&timestamps`:
+/// the json-file log, framed like attach's output (raw with a TTY).
+pub async fn logs(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Body>, ApiError> {
+    let (stdout, stderr) = (r.flag("stdout"), r.flag("stderr"));
+    if !stdout && !stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let tail = match r.q("tail").unwrap_or("all") {
+        "all" | "" => None,
+        n => match n.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => None,
+        },
+    };
+    let o = berth_engine::LogOptions {
+        follow: r.flag("follow"),
+        tail,
+        since: time_arg(r, "since")?,
+        until: time_arg(r, "until")?,
+    };
+    let timestamps = r.flag("timestamps");
+    // Errors (no such container, a driver without reading) before the head.
+    let tty = {
+        let id = id.clone();
+        state
+            .blocking(move |e| {
+                let v = e.container(&id)?;
+                if v.host_config.log_config.kind == "none" {
+                    return Err(ApiError::bad_request(
+                        "configured logging driver does not support reading",
+                    ));
+                }
+                Ok(v.config.tty)
+            })
+            .await?
+    };
+    let (tx, body) = http::stream();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let _ = state
+            .blocking(move |e| {
+                e.logs(&id, &o, |entry| {
+                    let stream = if entry.stream == "stderr" { 2 } else { 1 };
+                    if (stream == 1 && !stdout) || (stream == 2 && !stderr) {
+                        return true;
+                    }
+                    let mut line = Vec::new();
+                    if timestamps {
+                        line.extend_from_slice(entry.time.as_bytes());
+                        line.push(b' ');
+                    }
+                    line.extend_from_slice(entry.log.as_bytes());
+                    let chunk = if tty {
+                        bytes::Bytes::from(line)
+                    } else {
+                        crate::attach::frame(stream, &line)
+                    };
+                    tx.blocking_send(chunk).is_ok()
+                })?;
+                Ok(())
+            })
+            .await;
+    });
+    Ok(http::base(StatusCode::OK)
+        .header(
+            hyper::header::CONTENT_TYPE,
+            if tty {
+                "application/vnd.docker.raw-stream"
+            } else {
+                "application/vnd.docker.multiplexed-stream"
+            },
+        )
+        .body(body)
+        .unwrap_or_else(|_| Response::new(http::empty())))
+}
+
+/// `POST /containers/{id}/resize?h&w`: the container's terminal size.
+pub async fn resize(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Body>, ApiError> {
+    let size = |k: &str| -> Result<u16, ApiError> {
+        r.q(k)
+            .and_then(|v| v.parse::<u16>().ok())
+            .ok_or_else(|| ApiError::bad_request(format!("invalid {k}: {:?}", r.q(k))))
+    };
+    let (h, w) = (size("h")?, size("w")?);
+    state
+        .blocking(move |e| {
+            let mut a = e.attach(&id, berth_engine::AttachStreams::default())?;
+            a.resize(h, w).map_err(|err| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+            })
+        })
+        .await?;
+    Ok(http::json(StatusCode::OK, &json!({})))
+}
+
+/// `GET /containers/{id}/top?ps_args=`.
+pub async fn top(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Body>, ApiError> {
+    let args: Vec<String> = r
+        .q("ps_args")
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let (titles, processes) = state.blocking(move |e| Ok(e.top(&id, &args)?)).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({"Titles": titles, "Processes": processes}),
+    ))
+}
+
+/// `GET /containers/{id}/changes`.
+pub async fn changes(state: &Arc<State>, id: String) -> Result<Response<Body>, ApiError> {
+    let changes = state.blocking(move |e| Ok(e.diff(&id)?)).await?;
+    let rows: Vec<Value> = changes
+        .iter()
+        .map(|c| json!({"Path": c.path, "Kind": c.kind.api_kind()}))
+        .collect();
+    Ok(http::json(
+        StatusCode::OK,
+        &if rows.is_empty() { Value::Null } else { Value::Array(rows) },
+    ))
+}

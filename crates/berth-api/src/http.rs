@@ -177,22 +177,8 @@ impl ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
-        let status = match &e {
-            EngineError::NoSuchImage(_)
-            | EngineError::ImageNotFoundLocally(_)
-            | EngineError::NoLocalTag(_)
-            | EngineError::NoSuchContainer(_)
-            | EngineError::NoSuchVolume(_)
-            | EngineError::NoSuchNetwork(_)
-            | EngineError::NotFound(_) => StatusCode::NOT_FOUND,
-            EngineError::Conflict(_) | EngineError::NotRunningToAttach => StatusCode::CONFLICT,
-            EngineError::InvalidArgument(_) | EngineError::PlatformMismatch { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
-            EngineError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status =
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         ApiError::new(status, e.to_string())
     }
 }

@@ -97,6 +97,10 @@ async fn route(
         ["containers", id, "unpause"] if post => c::pause(state, id.to_string(), false).await,
         ["containers", id, "rename"] if post => c::rename(state, r, id.to_string()).await,
         ["containers", id, "wait"] if post => c::wait(state, r, id.to_string()).await,
+        ["containers", id, "logs"] if get => c::logs(state, r, id.to_string()).await,
+        ["containers", id, "resize"] if post => c::resize(state, r, id.to_string()).await,
+        ["containers", id, "top"] if get => c::top(state, r, id.to_string()).await,
+        ["containers", id, "changes"] if get => c::changes(state, id.to_string()).await,
         ["containers", id, "attach"] if post => {
             crate::attach::attach(state, r, id.to_string(), req).await
         }
