@@ -506,9 +506,8 @@ pub async fn resize(state: &Arc<State>, r: &Req, id: String) -> Result<Response<
     state
         .blocking(move |e| {
             let mut a = e.attach(&id, berth_engine::AttachStreams::default())?;
-            a.resize(h, w).map_err(|err| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
-            })
+            a.resize(h, w)
+                .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))
         })
         .await?;
     Ok(http::json(StatusCode::OK, &json!({})))
@@ -538,6 +537,10 @@ pub async fn changes(state: &Arc<State>, id: String) -> Result<Response<Body>, A
         .collect();
     Ok(http::json(
         StatusCode::OK,
-        &if rows.is_empty() { Value::Null } else { Value::Array(rows) },
+        &if rows.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(rows)
+        },
     ))
 }

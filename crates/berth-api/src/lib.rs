@@ -13,6 +13,7 @@
 mod attach;
 mod containers;
 mod create;
+mod exec;
 mod http;
 mod images;
 mod listen;

@@ -127,6 +127,7 @@ pub async fn run(config: Config, ready: impl FnOnce(&[String])) -> Result<(), Se
     let state = Arc::new(crate::routes::State {
         engine: config.engine.clone(),
         pending: Default::default(),
+        execs: Default::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Each connection holds a sender: when the last is dropped, `recv`

@@ -15,6 +15,8 @@ pub struct State {
     /// Attaches waiting for their container's start (the docker CLI's
     /// `run` attaches before it starts), by container ID.
     pub pending: crate::attach::Pending,
+    /// Exec instances, by ID.
+    pub execs: crate::exec::Execs,
 }
 
 impl State {
@@ -104,6 +106,12 @@ async fn route(
         ["containers", id, "attach"] if post => {
             crate::attach::attach(state, r, id.to_string(), req).await
         }
+        ["containers", id, "exec"] if post => {
+            crate::exec::create(state, id.to_string(), body(req).await?).await
+        }
+        ["exec", id, "start"] if post => crate::exec::start(state, id.to_string(), req).await,
+        ["exec", id, "resize"] if post => crate::exec::resize(state, r, id.to_string()).await,
+        ["exec", id, "json"] if get => crate::exec::inspect(state, id.to_string()).await,
         ["containers", id] if *m == Method::DELETE => c::remove(state, r, id.to_string()).await,
         ["images", "json"] if get => crate::images::list(state, r).await,
         // An image name holds slashes: everything between `images/` and

@@ -516,3 +516,99 @@ fn the_docker_cli_runs_containers_through_berth() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn the_docker_cli_execs_through_a_child_berth() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "e1",
+        BB,
+        "sleep",
+        "1000",
+    ]);
+    let server = Server::start(&env);
+    let Some(o) = server.docker(&["exec", "e1", "sh", "-c", "echo out; echo err >&2; exit 6"])
+    else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(6));
+    assert_eq!(
+        (text(&o.stdout), text(&o.stderr)),
+        ("out\n".into(), "err\n".into())
+    );
+    let o = server
+        .docker(&[
+            "exec",
+            "-u",
+            "1000",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=1",
+            "e1",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X",
+        ])
+        .unwrap();
+    assert_eq!(text(&o.stdout), "1000\n/tmp\n1\n", "{}", text(&o.stderr));
+    let mut cmd = Command::new(docker_cli().unwrap());
+    cmd.args(["exec", "-i", "e1", "tr", "a-z", "A-Z"])
+        .env("DOCKER_HOST", format!("unix://{}", server.sock.display()))
+        .env("DOCKER_CONFIG", server.sock.with_file_name("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(text(&o.stdout), "ABC\n", "{}", text(&o.stderr));
+    ok(server.docker(&["exec", "-d", "e1", "touch", "/made"]));
+    poll("the detached exec", Duration::from_secs(10), || {
+        env.run(&["exec", "e1", "test", "-e", "/made"])
+            .status
+            .success()
+            .then_some(())
+    });
+    // A TTY: the process's terminal is a pseudo-terminal of its own.
+    let sock = format!("unix://{}", server.sock.display());
+    let o = output_with_timeout(
+        {
+            let mut c = Command::new("script");
+            c.args([
+                "-eqc",
+                "docker exec -it e1 sh -c 'tty; exit 9'",
+                "/dev/null",
+            ])
+            .env("DOCKER_HOST", &sock)
+            .env("DOCKER_CONFIG", server.sock.with_file_name("docker-config"))
+            .stdin(Stdio::null());
+            c
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(9),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    assert!(text(&o.stdout).contains("/dev/pts/"), "{}", text(&o.stdout));
+    let o = server.docker(&["exec", "e1", "nosuchcmd"]).unwrap();
+    assert_eq!(o.status.code(), Some(126), "{}", text(&o.stderr));
+    env.ok(&["stop", "-t", "0", "e1"]);
+    let o = server.docker(&["exec", "e1", "true"]).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("is not running"),
+        "{}",
+        text(&o.stderr)
+    );
+    env.ok(&["rm", "e1"]);
+}
