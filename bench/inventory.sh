@@ -433,6 +433,8 @@ if want_section query; then
     printf 'packages ls --filter name=no-such-package\t%s\t0\n' "$m" >>"$RES/query.tsv"
     m=$(hf_median "$BENCH_TMP/qi.json" "$BENCH_TMP/qi.err" "${ENGINE_ARGV[@]}" images -q)
     printf 'images -q (for scale)\t%s\t%s\n' "$m" "$n_images" >>"$RES/query.tsv"
+    m=$(hf_median "$BENCH_TMP/qp.json" "$BENCH_TMP/qp.err" "${ENGINE_ARGV[@]}" ps -q)
+    printf 'ps -q (for scale)\t%s\t%s\n' "$m" "$n_running" >>"$RES/query.tsv"
     cat "$RES/query.tsv" >&2
     # remove our containers by ID (the exit trap would too)
     section "removing $(wc -l <"$BENCH_TMP/ctr.ids") containers"
@@ -488,7 +490,7 @@ fi
         echo
         echo "## One image (median of $RUNS, each on a fresh state)"
         echo
-        echo "| rootfs | MB | trivy scan ms (its floor) | berth import ms | reindex ms (floor) | inventory ≈ reindex − floor, % of import | sbom cyclonedx-json ms | sbom json ms | trivy / berth sbom | trivy / berth reindex |"
+        echo "| rootfs | MB | trivy scan ms (its floor) | berth import ms | reindex ms (floor) | inventory ≈ reindex − floor, % of import | sbom cyclonedx-json ms | sbom json ms | trivy / berth sbom (trivy − its floor) | trivy / berth reindex (trivy − its floor) |"
         echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         while IFS=$'\t' read -r r mb tv tf im ri fl sb sj; do
             python3 - "$r" "$mb" "$tv" "$tf" "$im" "$ri" "$fl" "$sb" "$sj" <<'PY'
@@ -496,7 +498,8 @@ import sys
 r, mb, *v = sys.argv[1:]
 tv, tf, im, ri, fl, sb, sj = (float(x) if x else float("nan") for x in v)
 inv = max(ri - fl, 0.0)
-print(f"| {r} | {mb} | {tv:.0f} ({tf:.0f}) | {im:.1f} | {ri:.1f} ({fl:.1f}) | {inv:.1f} ms, {100*inv/im:.1f} % | {sb:.1f} | {sj:.1f} | {tv/sb:.0f}× | {tv/ri:.0f}× |")
+own = max(tv - tf, 0.0)
+print(f"| {r} | {mb} | {tv:.0f} ({tf:.0f}) | {im:.1f} | {ri:.1f} ({fl:.1f}) | {inv:.1f} ms, {100*inv/im:.1f} % | {sb:.1f} | {sj:.1f} | {tv/sb:.0f}× ({own/sb:.0f}×) | {tv/ri:.0f}× ({own/ri:.1f}×) |")
 PY
         done <"$RES/time.tsv"
         echo
