@@ -182,31 +182,75 @@ impl Engine {
             })
             .collect();
         let id = row.id.clone();
-        self.store
-            .transaction(|t| -> Result<()> { Ok(t.set_image_packages(&id, &rows)?) })?;
+        self.store.transaction(|t| -> Result<()> {
+            Ok(t.set_image_packages(&id, i64::from(SCANNER_VERSION), &rows)?)
+        })?;
         Ok(packages)
     }
 
     /// Inventories a new image, best effort: the operation that made it
     /// succeeded whatever happens here (`packages reindex` catches up).
     pub(crate) fn inventory_new_image(&mut self, id: &Digest) {
-        if let Ok(Some(row)) = self.store.read().image(id) {
-            let _ = self.inventory_image(&row);
+        let Ok(Some(row)) = self.store.read().image(id) else {
+            return;
+        };
+        if self.same_packages_as_parent(&row).unwrap_or(false) {
+            if let Some(parent) = &row.parent {
+                let copied = self.store.transaction(|t| -> Result<()> {
+                    Ok(t.copy_image_packages(parent, id, i64::from(SCANNER_VERSION))?)
+                });
+                if copied.is_ok() {
+                    return;
+                }
+            }
         }
+        let _ = self.inventory_image(&row);
+    }
+
+    /// Whether an image's packages are its parent's: the parent's were
+    /// composed by this scanner, and each layer the image adds on top of
+    /// the parent's holds no package, no package database and hides
+    /// nothing (the common commit, and a build step that installs
+    /// nothing) — then its rows are copied instead of composed.
+    fn same_packages_as_parent(&self, row: &ImageRow) -> Result<bool> {
+        let Some(parent_id) = &row.parent else {
+            return Ok(false);
+        };
+        let Some(parent) = self.store.read().image(parent_id)? else {
+            return Ok(false);
+        };
+        if !row.layers.starts_with(&parent.layers)
+            || !self
+                .store
+                .read()
+                .image_inventoried(parent_id, i64::from(SCANNER_VERSION))?
+        {
+            return Ok(false);
+        }
+        for l in &row.layers[parent.layers.len()..] {
+            let inv = self.layer_inventory(l)?;
+            if !inv.packages.is_empty()
+                || !inv.databases.is_empty()
+                || !inv.whiteouts.is_empty()
+                || !inv.opaque_dirs.is_empty()
+                || !inv.findings.is_empty()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// An image's packages, from its rows (inventoried now if it never was).
     fn image_packages(&mut self, row: &ImageRow) -> Result<Vec<Package>> {
-        let rows = self.store.read().image_packages(&row.id)?;
-        // No rows: never inventoried — or really no packages, which a
-        // recorded inventory of every layer tells apart.
-        let inventoried = !rows.is_empty()
-            || row.layers.iter().all(|l| {
-                matches!(self.store.read().layer_inventory(l), Ok(Some((s, _))) if s == i64::from(SCANNER_VERSION))
-            });
-        if !inventoried {
+        if !self
+            .store
+            .read()
+            .image_inventoried(&row.id, i64::from(SCANNER_VERSION))?
+        {
             return self.inventory_image(row);
         }
+        let rows = self.store.read().image_packages(&row.id)?;
         Ok(rows
             .iter()
             .filter_map(|r| serde_json::from_str::<Package>(&r.package).ok())
@@ -346,7 +390,11 @@ impl Engine {
         let mut hits = Vec::new();
         // Images never inventoried (made before this feature, or whose
         // inventory failed) are done now, once.
-        for id in self.store.read().images_without_packages()? {
+        for id in self
+            .store
+            .read()
+            .images_not_inventoried(i64::from(SCANNER_VERSION))?
+        {
             if let Some(row) = self.store.read().image(&id)? {
                 let _ = self.image_packages(&row);
             }

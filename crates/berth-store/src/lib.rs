@@ -40,7 +40,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -172,6 +172,12 @@ CREATE TABLE IF NOT EXISTS image_packages (
 CREATE INDEX IF NOT EXISTS image_packages_by_image ON image_packages(image_id);
 CREATE INDEX IF NOT EXISTS image_packages_by_name ON image_packages(name);
 CREATE INDEX IF NOT EXISTS image_packages_by_source ON image_packages(source);
+-- Version 10: the images whose packages were composed, and by which
+-- scanner: an image with no package at all is inventoried too.
+CREATE TABLE IF NOT EXISTS image_inventory (
+    image_id TEXT PRIMARY KEY,
+    scanner  INTEGER NOT NULL
+);
 ";
 
 /// One package of an image, as `image_packages` holds it.
@@ -457,6 +463,10 @@ impl Tx<'_> {
             "DELETE FROM image_packages WHERE image_id = ?1",
             [id.as_str()],
         )?;
+        self.c.execute(
+            "DELETE FROM image_inventory WHERE image_id = ?1",
+            [id.as_str()],
+        )?;
         self.c
             .execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
         Ok(())
@@ -481,13 +491,19 @@ impl Tx<'_> {
             )
             .optional()?)
     }
-    /// Replaces an image's package rows.
-    pub fn set_image_packages(&self, image_id: &Digest, rows: &[ImagePackageRow]) -> Result<()> {
+    /// Replaces an image's package rows, and records that `scanner`
+    /// composed them.
+    pub fn set_image_packages(
+        &self,
+        image_id: &Digest,
+        scanner: i64,
+        rows: &[ImagePackageRow],
+    ) -> Result<()> {
         self.c.execute(
             "DELETE FROM image_packages WHERE image_id = ?1",
             [image_id.as_str()],
         )?;
-        let mut st = self.c.prepare(
+        let mut st = self.c.prepare_cached(
             "INSERT INTO image_packages (image_id, name, ecosystem, version, source, layer, package) VALUES (?1,?2,?3,?4,?5,?6,?7)",
         )?;
         for r in rows {
@@ -501,15 +517,48 @@ impl Tx<'_> {
                 r.package
             ])?;
         }
+        self.mark_inventoried(image_id, scanner)
+    }
+    /// An image's package rows are its parent's (a layer that brought no
+    /// package and hid none): copied in one statement.
+    pub fn copy_image_packages(&self, from: &Digest, to: &Digest, scanner: i64) -> Result<()> {
+        self.c.execute(
+            "DELETE FROM image_packages WHERE image_id = ?1",
+            [to.as_str()],
+        )?;
+        self.c.execute(
+            "INSERT INTO image_packages (image_id, name, ecosystem, version, source, layer, package) \
+             SELECT ?2, name, ecosystem, version, source, layer, package FROM image_packages WHERE image_id = ?1",
+            params![from.as_str(), to.as_str()],
+        )?;
+        self.mark_inventoried(to, scanner)
+    }
+    fn mark_inventoried(&self, image_id: &Digest, scanner: i64) -> Result<()> {
+        self.c.execute(
+            "INSERT OR REPLACE INTO image_inventory (image_id, scanner) VALUES (?1, ?2)",
+            params![image_id.as_str(), scanner],
+        )?;
         Ok(())
     }
-    /// The images with no package row (never inventoried, or without
-    /// packages).
-    pub fn images_without_packages(&self) -> Result<Vec<Digest>> {
+    /// Whether `scanner` composed the image's packages.
+    pub fn image_inventoried(&self, image_id: &Digest, scanner: i64) -> Result<bool> {
+        Ok(self
+            .c
+            .query_row(
+                "SELECT 1 FROM image_inventory WHERE image_id = ?1 AND scanner = ?2",
+                params![image_id.as_str(), scanner],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+    /// The images whose packages `scanner` did not compose (made before
+    /// the inventory, by an older scanner, or whose inventory failed).
+    pub fn images_not_inventoried(&self, scanner: i64) -> Result<Vec<Digest>> {
         let mut st = self.c.prepare_cached(
-            "SELECT id FROM images WHERE id NOT IN (SELECT DISTINCT image_id FROM image_packages)",
+            "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM image_inventory WHERE scanner = ?1)",
         )?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let rows = st.query_map([scanner], |r| r.get::<_, String>(0))?;
         rows.map(|r| digest(r?)).collect()
     }
     /// An image's package rows (none: not inventoried, or no packages).

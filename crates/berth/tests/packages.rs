@@ -672,6 +672,26 @@ fn roots_made_by_dpkg_pip_and_npm_themselves() {
         .unwrap();
     assert_eq!(zlib["licenses"][0], "Zlib", "{zlib}");
 
+    // A commit that installed nothing has its parent's packages (copied,
+    // not composed again), each still from its own layer.
+    env.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "w1",
+        "real-deb",
+        "sh",
+        "-c",
+        "echo x > /x",
+    ]);
+    env.ok(&["commit", "w1", "real-deb-2"]);
+    env.ok(&["rm", "w1"]);
+    assert_eq!(sbom_of(&env, "real-deb-2", "deb"), want);
+    assert_eq!(sbom_of(&env, "real-deb-2", "npm"), ["semver 7.6.3"]);
+    let layers: Vec<usize> = sbom_rows(&env, "real-deb-2").iter().map(|r| r.2).collect();
+    assert!(layers.iter().all(|l| *l == 0), "{layers:?}");
+
     // The same packages as distroless images hold them: unpacked by
     // `dpkg-deb -x`, each one's control fields in status.d/NAME.
     let dl = env.root.path().join("distroless");
@@ -700,6 +720,8 @@ fn roots_made_by_dpkg_pip_and_npm_themselves() {
     assert_eq!(
         ls,
         [
+            "real-deb-2:latest libssl3",
+            "real-deb-2:latest openssl",
             "real-deb:latest libssl3",
             "real-deb:latest openssl",
             "real-distroless:latest libssl3",
