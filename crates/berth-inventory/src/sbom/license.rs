@@ -13,15 +13,33 @@
 const LICENSE_IDS: &str = include_str!("license-ids.txt");
 const EXCEPTION_IDS: &str = include_str!("exception-ids.txt");
 
-fn listed<'a>(list: &'a str, s: &str) -> Option<&'a str> {
+/// A list's identifiers by their lower-case form, made once.
+fn index(list: &'static str) -> std::collections::HashMap<String, &'static str> {
     list.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .find(|l| l.eq_ignore_ascii_case(s))
+        .map(|l| (l.to_ascii_lowercase(), l))
+        .collect()
 }
+
+fn listed(
+    index: &std::sync::OnceLock<std::collections::HashMap<String, &'static str>>,
+    list: &'static str,
+    s: &str,
+) -> Option<&'static str> {
+    index
+        .get_or_init(|| self::index(list))
+        .get(&s.to_ascii_lowercase())
+        .copied()
+}
+
+static LICENSES: std::sync::OnceLock<std::collections::HashMap<String, &'static str>> =
+    std::sync::OnceLock::new();
+static EXCEPTIONS: std::sync::OnceLock<std::collections::HashMap<String, &'static str>> =
+    std::sync::OnceLock::new();
 
 /// The listed SPDX licence identifier `s` names, in its canonical case.
 pub(crate) fn license_id(s: &str) -> Option<&'static str> {
-    listed(LICENSE_IDS, s)
+    listed(&LICENSES, LICENSE_IDS, s)
 }
 
 /// Every listed licence identifier (for tests).
@@ -33,7 +51,7 @@ pub(crate) fn all_license_ids() -> impl Iterator<Item = &'static str> {
 }
 
 pub(crate) fn exception_id(s: &str) -> Option<&'static str> {
-    listed(EXCEPTION_IDS, s)
+    listed(&EXCEPTIONS, EXCEPTION_IDS, s)
 }
 
 /// Whole-text aliases (lower case, single spaces) of listed licences.
