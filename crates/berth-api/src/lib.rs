@@ -17,6 +17,7 @@ mod exec;
 mod http;
 mod images;
 mod listen;
+mod objects;
 mod routes;
 mod system;
 

@@ -80,6 +80,7 @@ async fn route(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     use crate::containers as c;
+    use crate::objects as o;
     let seg: Vec<&str> = r.segments.iter().map(String::as_str).collect();
     let m = &r.method;
     let get = *m == Method::GET || *m == Method::HEAD;
@@ -113,7 +114,33 @@ async fn route(
         ["exec", id, "resize"] if post => crate::exec::resize(state, r, id.to_string()).await,
         ["exec", id, "json"] if get => crate::exec::inspect(state, id.to_string()).await,
         ["containers", id] if *m == Method::DELETE => c::remove(state, r, id.to_string()).await,
+        ["containers", "prune"] if post => o::container_prune(state, r).await,
         ["images", "json"] if get => crate::images::list(state, r).await,
+        ["images", "prune"] if post => o::image_prune(state, r).await,
+        ["images", name @ .., "tag"] if post && !name.is_empty() => {
+            o::tag(state, r, name.join("/")).await
+        }
+        ["commit"] if post => o::commit(state, r).await,
+        ["volumes"] if get => o::volumes(state, r).await,
+        ["volumes", "create"] if post => o::volume_create(state, body(req).await?).await,
+        ["volumes", "prune"] if post => o::volume_prune(state, r).await,
+        ["volumes", name] if get => o::volume(state, name.to_string()).await,
+        ["volumes", name] if *m == Method::DELETE => {
+            o::volume_remove(state, r, name.to_string()).await
+        }
+        ["networks"] if get => o::networks(state, r).await,
+        ["networks", "create"] if post => o::network_create(state, body(req).await?).await,
+        ["networks", "prune"] if post => o::network_prune(state, r).await,
+        ["networks", id] if get => o::network(state, id.to_string()).await,
+        ["networks", id] if *m == Method::DELETE => o::network_remove(state, id.to_string()).await,
+        ["networks", id, "connect"] if post => {
+            o::network_connect(state, id.to_string(), body(req).await?, true).await
+        }
+        ["networks", id, "disconnect"] if post => {
+            o::network_connect(state, id.to_string(), body(req).await?, false).await
+        }
+        ["auth"] if post => o::auth(body(req).await?).await,
+        ["events"] if get => o::events(state, r).await,
         // An image name holds slashes: everything between `images/` and
         // the last segment.
         ["images", name @ .., "json"] if get && !name.is_empty() => {
@@ -121,6 +148,9 @@ async fn route(
         }
         ["images", name @ .., "history"] if get && !name.is_empty() => {
             crate::images::history(state, name.join("/")).await
+        }
+        ["images", name @ ..] if *m == Method::DELETE && !name.is_empty() => {
+            o::image_remove(state, r, name.join("/")).await
         }
         _ => Err(ApiError::not_found("page not found")),
     }
