@@ -235,24 +235,30 @@ pub async fn start(
         e.pty = master.clone();
     });
     tokio::spawn(async move {
-        let code = match on_upgrade.await {
-            Ok(up) => relay(up, child, master, stdin).await,
+        // Recorded before the connection closes: the client asks for the
+        // exit code as soon as its stream ends.
+        let done = |code: i32| {
+            state.execs.with(&id, |e| {
+                e.running = false;
+                e.exit_code = Some(code);
+                e.pty = None;
+            });
+        };
+        match on_upgrade.await {
+            Ok(up) => relay(up, child, master, stdin, done).await,
             Err(_) => {
                 let mut child = child;
                 let _ = child.start_kill();
-                child
-                    .wait()
-                    .await
-                    .ok()
-                    .and_then(|s| s.code())
-                    .unwrap_or(137)
+                done(
+                    child
+                        .wait()
+                        .await
+                        .ok()
+                        .and_then(|s| s.code())
+                        .unwrap_or(137),
+                );
             }
-        };
-        state.execs.with(&id, |e| {
-            e.running = false;
-            e.exit_code = Some(code);
-            e.pty = None;
-        });
+        }
     });
     Ok(http::base(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
@@ -308,21 +314,25 @@ fn setsid_and_ctty() {
 }
 
 /// Relays the hijacked connection and the child's streams until the child
-/// exits; its exit status.
+/// exits; `done` gets its exit status before the connection closes.
 async fn relay(
     up: hyper::upgrade::Upgraded,
     mut child: tokio::process::Child,
     master: Option<Arc<OwnedFd>>,
     stdin: bool,
-) -> i32 {
+    done: impl FnOnce(i32),
+) {
     let (mut rd, mut wr) = tokio::io::split(TokioIo::new(up));
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let mut tasks = Vec::new();
     let mut to_child: Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> = None;
     if let Some(m) = &master {
         // Both directions through the master, as a file of its own each.
-        let Ok(r) = m.try_clone() else { return 126 };
-        let Ok(w) = m.try_clone() else { return 126 };
+        let (Ok(r), Ok(w)) = (m.try_clone(), m.try_clone()) else {
+            let _ = child.start_kill();
+            done(126);
+            return;
+        };
         let mut r = tokio::fs::File::from_std(std::fs::File::from(r));
         let tx = out_tx.clone();
         tasks.push(tokio::spawn(async move {
@@ -408,12 +418,12 @@ async fn relay(
         Ok(Ok(s)) => s.code().unwrap_or(137),
         _ => 137,
     };
+    done(code);
     let _ = wr.shutdown().await;
     pump_in.abort();
     for t in tasks {
         t.abort();
     }
-    code
 }
 
 /// `POST /exec/{id}/resize?h&w`.

@@ -50,12 +50,16 @@ pub async fn volume_create(
     let c: VolumeCreate = parse(&body)?;
     let v = state
         .blocking(move |e| {
-            let driver = if c.driver.is_empty() { "local" } else { c.driver.as_str() };
+            let driver = if c.driver.is_empty() {
+                "local"
+            } else {
+                c.driver.as_str()
+            };
             let name = (!c.name.is_empty()).then_some(c.name.as_str());
             let labels = c.labels.unwrap_or_default();
             let opts = c.driver_opts.unwrap_or_default();
             let created = e.create_volume_opts(name, driver, &labels, &opts)?;
-            Ok(serde_json::to_value(e.volume(&created)?).unwrap_or(Value::Null))
+            Ok(serde_json::to_value(created).unwrap_or(Value::Null))
         })
         .await?;
     Ok(http::json(StatusCode::CREATED, &v))
@@ -158,9 +162,21 @@ pub async fn network_create(
     let o = berth_engine::NetworkCreateOptions {
         name: c.name,
         driver: c.driver,
-        subnets: configs.iter().map(|c| c.subnet.clone()).filter(|s| !s.is_empty()).collect(),
-        ip_ranges: configs.iter().map(|c| c.ip_range.clone()).filter(|s| !s.is_empty()).collect(),
-        gateways: configs.iter().map(|c| c.gateway.clone()).filter(|s| !s.is_empty()).collect(),
+        subnets: configs
+            .iter()
+            .map(|c| c.subnet.clone())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        ip_ranges: configs
+            .iter()
+            .map(|c| c.ip_range.clone())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        gateways: configs
+            .iter()
+            .map(|c| c.gateway.clone())
+            .filter(|s| !s.is_empty())
+            .collect(),
         internal: c.internal,
         attachable: c.attachable,
         ipv6: c.enable_ipv6,
@@ -177,7 +193,9 @@ pub async fn network_create(
 }
 
 pub async fn network_remove(state: &Arc<State>, id: String) -> Result<Response<Body>, ApiError> {
-    state.blocking(move |e| Ok(e.network_remove(&id).map(|_| ())?)).await?;
+    state
+        .blocking(move |e| Ok(e.network_remove(&id).map(|_| ())?))
+        .await?;
     Ok(http::no_content(StatusCode::NO_CONTENT))
 }
 
@@ -237,7 +255,10 @@ pub async fn network_connect(
 pub async fn network_prune(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiError> {
     let f = r.filters()?;
     let removed = state.blocking(move |e| Ok(e.network_prune(&f)?)).await?;
-    Ok(http::json(StatusCode::OK, &json!({"NetworksDeleted": removed})))
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({"NetworksDeleted": removed}),
+    ))
 }
 
 // ---- images without streams ----
@@ -247,9 +268,15 @@ pub async fn tag(state: &Arc<State>, r: &Req, name: String) -> Result<Response<B
     let repo = r.q("repo").unwrap_or_default().to_string();
     let tag = r.q("tag").unwrap_or_default().to_string();
     if repo.is_empty() {
-        return Err(ApiError::bad_request("repository name must have at least one component"));
+        return Err(ApiError::bad_request(
+            "repository name must have at least one component",
+        ));
     }
-    let target = if tag.is_empty() { repo } else { format!("{repo}:{tag}") };
+    let target = if tag.is_empty() {
+        repo
+    } else {
+        format!("{repo}:{tag}")
+    };
     state.blocking(move |e| Ok(e.tag(&name, &target)?)).await?;
     Ok(http::no_content(StatusCode::CREATED))
 }
@@ -333,8 +360,13 @@ pub async fn commit(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiEr
         pause,
         reference,
     };
-    let id = state.blocking(move |e| Ok(e.commit(&container, &o)?)).await?;
-    Ok(http::json(StatusCode::CREATED, &json!({"Id": id.to_string()})))
+    let id = state
+        .blocking(move |e| Ok(e.commit(&container, &o)?))
+        .await?;
+    Ok(http::json(
+        StatusCode::CREATED,
+        &json!({"Id": id.to_string()}),
+    ))
 }
 
 // ---- system ----

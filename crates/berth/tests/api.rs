@@ -612,3 +612,132 @@ fn the_docker_cli_execs_through_a_child_berth() {
     );
     env.ok(&["rm", "e1"]);
 }
+
+#[test]
+fn volumes_networks_images_and_events_through_the_docker_cli() {
+    let env = TestEnv::with_busybox();
+    let server = Server::start(&env);
+    let Some(v) = ok(server.docker(&["volume", "create", "--label", "k=v", "v1"])) else {
+        return;
+    };
+    assert_eq!(v, "v1\n");
+    let ls = ok(server.docker(&["volume", "ls", "--format", "{{.Name}} {{.Driver}}"])).unwrap();
+    assert_eq!(ls, "v1 local\n");
+    ok(server.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "v1:/data",
+        BB,
+        "sh",
+        "-c",
+        "echo hi > /data/f",
+    ]));
+    let out = ok(server.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "v1:/data",
+        BB,
+        "cat",
+        "/data/f",
+    ]))
+    .unwrap();
+    assert_eq!(out, "hi\n");
+    assert_eq!(
+        env.ok(&["volume", "inspect", "-f", "{{.Labels.k}}", "v1"]),
+        "v\n"
+    );
+    ok(server.docker(&["volume", "rm", "v1"]));
+    let o = server.docker(&["volume", "inspect", "v1"]).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+
+    let id = ok(server.docker(&["network", "create", "--subnet", "10.99.0.0/24", "hnet"])).unwrap();
+    assert!(is_full_id(id.trim()), "{id}");
+    assert_eq!(
+        env.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}}",
+            "hnet"
+        ]),
+        "10.99.0.0/24\n"
+    );
+    let ls = ok(server.docker(&["network", "ls", "--format", "{{.Name}}"])).unwrap();
+    assert!(ls.lines().any(|l| l == "hnet"), "{ls}");
+    ok(server.docker(&["network", "rm", "hnet"]));
+    let o = server.docker(&["network", "rm", "hnet"]).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+
+    ok(server.docker(&["tag", BB, "my/bb:v2"]));
+    assert_eq!(
+        env.ok(&["image", "inspect", "-f", "{{.Id}}", "my/bb:v2"]),
+        env.ok(&["image", "inspect", "-f", "{{.Id}}", BB])
+    );
+    let rmi = ok(server.docker(&["rmi", "my/bb:v2"])).unwrap();
+    assert_eq!(rmi, "Untagged: my/bb:v2\n");
+    ok(server.docker(&[
+        "run",
+        "--name",
+        "cc1",
+        "--network",
+        "none",
+        BB,
+        "sh",
+        "-c",
+        "echo x > /x",
+    ]));
+    ok(server.docker(&[
+        "commit",
+        "-c",
+        "ENV FOO=bar",
+        "-m",
+        "msg",
+        "cc1",
+        "c1img:v1",
+    ]));
+    assert_eq!(
+        env.ok(&["image", "inspect", "-f", "{{.Config.Env}}", "c1img:v1"]),
+        "[FOO=bar]\n"
+    );
+    let h = ok(server.docker(&["history", "--format", "{{.Comment}}", "c1img:v1"])).unwrap();
+    assert_eq!(h.lines().next(), Some("msg"));
+    let cc1 = env.ok(&["inspect", "-f", "{{.Id}}", "cc1"]);
+    let pruned = ok(server.docker(&["container", "prune", "-f"])).unwrap();
+    assert!(pruned.contains(cc1.trim()), "{pruned}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    ok(server.docker(&["rmi", "c1img:v1"]));
+
+    // Events: what happened, in Docker's wording, between two times.
+    let since = chrono_like_now();
+    ok(server.docker(&["volume", "create", "v2"]));
+    ok(server.docker(&["volume", "rm", "v2"]));
+    let until = chrono_like_now() + 1;
+    let ev = ok(server.docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "volume=v2",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}}",
+    ]))
+    .unwrap();
+    assert_eq!(ev, "volume create v2\nvolume destroy v2\n");
+    let login = ok(server.docker(&["login", "-u", "x", "-p", "y", "localhost:5999"])).unwrap();
+    assert!(login.contains("Login Succeeded"), "{login}");
+}
+
+fn chrono_like_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
