@@ -168,12 +168,24 @@ pub async fn start(state: &Arc<State>, id: String) -> Result<Response<Body>, Api
     if v.running() {
         return Ok(http::no_content(StatusCode::NOT_MODIFIED));
     }
-    match pending {
-        Some(p) => crate::attach::start_attached(state, v, p).await?,
+    let auto_remove = v.host_config.auto_remove;
+    let id = v.id.to_string();
+    let r = match pending {
+        Some(p) => crate::attach::start_attached(state, v, p).await,
         None => {
-            let id = v.id.to_string();
-            state.blocking(move |e| Ok(e.start(&id)?)).await?;
+            let id = id.clone();
+            state.blocking(move |e| Ok(e.start(&id)?)).await.map(|_| ())
         }
+    };
+    if let Err(err) = r {
+        // moby: a `--rm` container that could not start is removed (the
+        // CLI's `run` waits for that).
+        if auto_remove {
+            let _ = state
+                .blocking(move |e| Ok(e.remove(&id, true, true)?))
+                .await;
+        }
+        return Err(err);
     }
     Ok(http::no_content(StatusCode::NO_CONTENT))
 }
@@ -304,12 +316,15 @@ pub async fn wait(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Bo
     let (tx, body) = http::stream();
     let state = state.clone();
     tokio::spawn(async move {
+        // The client's going away ends the wait (and frees its thread).
+        let gone = tx.clone();
         let code = state
-            .blocking(move |e| Ok(wait_for(e, &v, condition, since)))
+            .blocking(move |e| Ok(wait_for(e, &v, condition, since, &|| gone.is_closed())))
             .await
             .unwrap_or(Err("the engine failed".to_string()));
         let doc = match code {
-            Ok(code) => json!({"StatusCode": code, "Error": null}),
+            Ok(Some(code)) => json!({"StatusCode": code, "Error": null}),
+            Ok(None) => return,
             Err(m) => json!({"StatusCode": -1, "Error": {"Message": m}}),
         };
         let mut bytes = serde_json::to_vec(&doc).unwrap_or_default();
@@ -329,20 +344,35 @@ enum Condition {
     Removed,
 }
 
-/// How often a wait looks at a container that has not started yet.
-const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+/// How often a wait looks at a container that has not started yet, or
+/// is not yet removed: at first, and at most.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+const WAIT_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often a wait on a running container asks whether its client is
+/// still there.
+const WAIT_CLIENT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Blocks until `condition` holds for `v`; its exit code.
+/// Blocks until `condition` holds for `v`: its exit code; None when
+/// `gone` says the client left first.
 fn wait_for(
     e: &mut berth_engine::Engine,
     v: &ContainerView,
     condition: Condition,
     since: chrono::DateTime<chrono::Utc>,
-) -> Result<i32, String> {
+    gone: &dyn Fn() -> bool,
+) -> Result<Option<i32>, String> {
     let id = v.id.to_string();
     let started_since = |c: &ContainerView| {
         chrono::DateTime::parse_from_rfc3339(&c.state.started_at)
             .is_ok_and(|t| t.with_timezone(&chrono::Utc) >= since)
+    };
+    // Polls back off from 5 ms (a `run`'s start is a few ms away) to
+    // 250 ms (a container created and left alone).
+    let mut poll = WAIT_POLL;
+    let mut pause = || {
+        std::thread::sleep(poll);
+        poll = (poll * 2).min(WAIT_POLL_MAX);
+        !gone()
     };
     let mut code;
     loop {
@@ -350,12 +380,13 @@ fn wait_for(
             Ok(c) => c,
             // Gone: removed (by its monitor under --rm, or by a user)
             // after an exit this loop did not see; the event log has it.
-            Err(_) => return Ok(last_exit(e, &id, since).unwrap_or(v.state.exit_code)),
+            Err(_) => return Ok(Some(last_exit(e, &id, since).unwrap_or(v.state.exit_code))),
         };
         code = c.state.exit_code;
         if c.running() {
-            code = match e.wait(&id) {
-                Ok(code) => code,
+            code = match e.wait_while(&id, WAIT_CLIENT_CHECK, || !gone()) {
+                Ok(Some(code)) => code,
+                Ok(None) => return Ok(None),
                 // Exited and removed between the two looks.
                 Err(berth_engine::EngineError::NoSuchContainer(_)) => {
                     last_exit(e, &id, since).unwrap_or(code)
@@ -369,14 +400,18 @@ fn wait_for(
         if condition == Condition::NotRunning || started_since(&c) {
             break;
         }
-        std::thread::sleep(WAIT_POLL);
+        if !pause() {
+            return Ok(None);
+        }
     }
     if condition == Condition::Removed {
         while e.container(&id).is_ok() {
-            std::thread::sleep(WAIT_POLL);
+            if !pause() {
+                return Ok(None);
+            }
         }
     }
-    Ok(code)
+    Ok(Some(code))
 }
 
 /// The exit code of the container's last `die` event since `since`.
@@ -460,24 +495,30 @@ pub async fn logs(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Bo
     tokio::spawn(async move {
         let _ = state
             .blocking(move |e| {
-                e.logs(&id, &o, |entry| {
-                    let stream = if entry.stream == "stderr" { 2 } else { 1 };
-                    if (stream == 1 && !stdout) || (stream == 2 && !stderr) {
-                        return true;
-                    }
-                    let mut line = Vec::new();
-                    if timestamps {
-                        line.extend_from_slice(entry.time.as_bytes());
-                        line.push(b' ');
-                    }
-                    line.extend_from_slice(entry.log.as_bytes());
-                    let chunk = if tty {
-                        bytes::Bytes::from(line)
-                    } else {
-                        crate::attach::frame(stream, &line)
-                    };
-                    tx.blocking_send(chunk).is_ok()
-                })?;
+                let gone = tx.clone();
+                e.logs_while(
+                    &id,
+                    &o,
+                    || !gone.is_closed(),
+                    |entry| {
+                        let stream = if entry.stream == "stderr" { 2 } else { 1 };
+                        if (stream == 1 && !stdout) || (stream == 2 && !stderr) {
+                            return true;
+                        }
+                        let mut line = Vec::new();
+                        if timestamps {
+                            line.extend_from_slice(entry.time.as_bytes());
+                            line.push(b' ');
+                        }
+                        line.extend_from_slice(entry.log.as_bytes());
+                        let chunk = if tty {
+                            bytes::Bytes::from(line)
+                        } else {
+                            crate::attach::frame(stream, &line)
+                        };
+                        tx.blocking_send(chunk).is_ok()
+                    },
+                )?;
                 Ok(())
             })
             .await;

@@ -20,6 +20,7 @@ mod listen;
 mod objects;
 mod routes;
 mod system;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -58,7 +59,10 @@ pub enum ServeError {
 pub fn serve(config: Config, ready: impl FnOnce(&[String])) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .max_blocking_threads(64)
+        // Waits, follows and attaches each hold one while their client is
+        // there (an attached `docker run` holds two): threads are made on
+        // demand and let go after 10 s idle.
+        .max_blocking_threads(1024)
         .thread_name("berth-serve")
         .enable_all()
         .build()

@@ -418,11 +418,19 @@ pub async fn events(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiEr
     tokio::spawn(async move {
         let _ = state
             .blocking(move |e| {
-                e.events(&o, |ev| {
-                    let mut line = serde_json::to_vec(ev).unwrap_or_default();
-                    line.push(b'\n');
-                    tx.blocking_send(line.into()).is_ok()
-                })?;
+                // A client gone quiet is noticed within a second.
+                let gone = tx.clone();
+                let every = Some(std::time::Duration::from_secs(1));
+                e.events_while(
+                    &o,
+                    every,
+                    || !gone.is_closed(),
+                    |ev| {
+                        let mut line = serde_json::to_vec(ev).unwrap_or_default();
+                        line.push(b'\n');
+                        tx.blocking_send(line.into()).is_ok()
+                    },
+                )?;
                 Ok(())
             })
             .await;

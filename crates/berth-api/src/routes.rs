@@ -116,6 +116,18 @@ async fn route(
         ["containers", id] if *m == Method::DELETE => c::remove(state, r, id.to_string()).await,
         ["containers", "prune"] if post => o::container_prune(state, r).await,
         ["images", "json"] if get => crate::images::list(state, r).await,
+        ["images", "create"] if post => crate::transfer::create(state, r, req).await,
+        ["images", "load"] if post => crate::transfer::load(state, r, req).await,
+        ["images", "get"] if get => {
+            let names = r.query.iter().filter(|(k, _)| k == "names");
+            crate::transfer::save(state, names.map(|(_, v)| v.clone()).collect()).await
+        }
+        ["images", name @ .., "get"] if get && !name.is_empty() => {
+            crate::transfer::save(state, vec![name.join("/")]).await
+        }
+        ["images", name @ .., "push"] if post && !name.is_empty() => {
+            crate::transfer::push(state, r, name.join("/"), req).await
+        }
         ["images", "prune"] if post => o::image_prune(state, r).await,
         ["images", name @ .., "tag"] if post && !name.is_empty() => {
             o::tag(state, r, name.join("/")).await

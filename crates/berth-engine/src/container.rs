@@ -2131,6 +2131,32 @@ impl Engine {
             .map(|c| c.unwrap_or(v.state.exit_code))
     }
 
+    /// `wait`, looking up every `every` whether to go on: None once
+    /// `go_on` says no (a server's client went away) before the exit.
+    pub fn wait_while(
+        &self,
+        what: &str,
+        every: Duration,
+        mut go_on: impl FnMut() -> bool,
+    ) -> Result<Option<i32>> {
+        let v = self.container(what)?;
+        if !matches!(v.state.status, Status::Running) {
+            return Ok(Some(v.state.exit_code));
+        }
+        let Ok(mut a) = Attachment::connect(&self.attach_socket(&v.id), AttachStreams::default())
+        else {
+            return Ok(Some(self.container(v.id.as_str())?.state.exit_code));
+        };
+        loop {
+            if let Some(code) = self.wait_attachment(&mut a, &v, Some(every))? {
+                return Ok(Some(code));
+            }
+            if !go_on() {
+                return Ok(None);
+            }
+        }
+    }
+
     /// Waits for the next exit of `v` (Some(code)), or until `timeout`
     /// (None). A container that is not running answers at once.
     fn wait_view(&self, v: &ContainerView, timeout: Option<Duration>) -> Result<Option<i32>> {
@@ -2708,6 +2734,18 @@ impl Engine {
         &self,
         what: &str,
         o: &LogOptions,
+        sink: impl FnMut(&LogEntry) -> bool,
+    ) -> Result<()> {
+        self.logs_while(what, o, || true, sink)
+    }
+
+    /// `logs`, a follow ending as well once `go_on` says no (asked while
+    /// nothing new comes: a server's client that went away).
+    pub fn logs_while(
+        &self,
+        what: &str,
+        o: &LogOptions,
+        mut go_on: impl FnMut() -> bool,
         mut sink: impl FnMut(&LogEntry) -> bool,
     ) -> Result<()> {
         let v = self.container(what)?;
@@ -2790,7 +2828,7 @@ impl Engine {
                 }
                 continue;
             }
-            if !running {
+            if !running || !go_on() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));

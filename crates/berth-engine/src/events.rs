@@ -135,7 +135,19 @@ impl Engine {
     /// `events`: calls `sink` with each matching event, history first
     /// (with `since`), then live ones until `until` (never without it) or
     /// until `sink` returns false.
-    pub fn events(&self, o: &EventOptions, mut sink: impl FnMut(&Event) -> bool) -> Result<()> {
+    pub fn events(&self, o: &EventOptions, sink: impl FnMut(&Event) -> bool) -> Result<()> {
+        self.events_while(o, None, || true, sink)
+    }
+
+    /// `events`, following ending as well once `go_on` says no, asked at
+    /// least every `every` (a server's client that went away).
+    pub fn events_while(
+        &self,
+        o: &EventOptions,
+        every: Option<Duration>,
+        mut go_on: impl FnMut() -> bool,
+        mut sink: impl FnMut(&Event) -> bool,
+    ) -> Result<()> {
         o.filters.check_keys(KEYS)?;
         let now = Utc::now();
         if let (Some(s), Some(u)) = (o.since, o.until) {
@@ -182,18 +194,25 @@ impl Engine {
             return Ok(());
         };
         loop {
-            let timeout = match o.until {
+            let left = match o.until {
                 Some(u) => match (u - Utc::now()).to_std() {
                     Ok(d) => Some(d),
                     Err(_) => return Ok(()),
                 },
                 None => None,
             };
+            let timeout = match (left, every) {
+                (Some(l), Some(e)) => Some(l.min(e)),
+                (l, e) => l.or(e),
+            };
             let batch = f.next_batch(timeout).map_err(|e| crate::EngineError::Io {
                 context: "following the event log".into(),
                 source: e,
             })?;
-            if batch.is_empty() && timeout.is_some_and(|t| t <= Duration::from_millis(1)) {
+            if batch.is_empty() && left.is_some_and(|t| t <= Duration::from_millis(1)) {
+                return Ok(());
+            }
+            if batch.is_empty() && !go_on() {
                 return Ok(());
             }
             for e in batch

@@ -89,6 +89,23 @@ impl Server {
         Some(output_with_timeout(cmd, Duration::from_secs(60)))
     }
 
+    /// The docker CLI with `input` on its stdin (from a file beside the
+    /// socket).
+    fn docker_with_input(&self, args: &[&str], input: &[u8]) -> Option<Output> {
+        let bin = docker_cli()?;
+        let file = self.sock.with_file_name("docker-stdin");
+        std::fs::write(&file, input).unwrap_or_else(|e| panic!("{e}"));
+        let stdin = std::fs::File::open(&file).unwrap_or_else(|e| panic!("{e}"));
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.sock.with_file_name("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .stdin(stdin);
+        Some(output_with_timeout(cmd, Duration::from_secs(60)))
+    }
+
     /// A raw HTTP/1.1 request; the status, the headers (lower-case names)
     /// and the body.
     fn request(&self, method: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
@@ -446,7 +463,10 @@ fn the_docker_cli_runs_containers_through_berth() {
         "1000",
     ]))
     .unwrap();
-    assert!(is_full_id(id.trim()), "{id}");
+    assert!(
+        id.trim().strip_prefix("sha256:").is_some_and(is_full_id),
+        "{id}"
+    );
     assert_eq!(inspect_f(&env, "{{.State.Status}}", "d1"), "running");
     assert_eq!(inspect_f(&env, "{{.Config.Labels.a}}", "d1"), "b");
     ok(server.docker(&["pause", "d1"]));
@@ -657,7 +677,10 @@ fn volumes_networks_images_and_events_through_the_docker_cli() {
     assert_eq!(o.status.code(), Some(1));
 
     let id = ok(server.docker(&["network", "create", "--subnet", "10.99.0.0/24", "hnet"])).unwrap();
-    assert!(is_full_id(id.trim()), "{id}");
+    assert!(
+        id.trim().strip_prefix("sha256:").is_some_and(is_full_id),
+        "{id}"
+    );
     assert_eq!(
         env.ok(&[
             "network",
@@ -740,4 +763,165 @@ fn chrono_like_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[test]
+fn the_docker_cli_moves_images_through_berth() {
+    let reg = common::registry::Registry::start();
+    let env = TestEnv::with_busybox();
+    let server = Server::start(&env);
+    let name = format!("{}/h/bb", reg.addr);
+    let tagged = format!("{name}:1");
+    let Some(out) = ok(server.docker(&["tag", BB, &tagged])) else {
+        return;
+    };
+    assert_eq!(out, "");
+    // push: Docker's lines, the layer named by its diff ID.
+    let out = ok(server.docker(&["push", &tagged])).unwrap();
+    assert!(
+        out.starts_with(&format!("The push refers to repository [{name}]\n")),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed\n"), "{out}");
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("1: digest: "))
+        .and_then(|l| l.split_once(" size: "))
+        .map(|(d, _)| d.to_string())
+        .unwrap_or_else(|| panic!("no digest line in {out}"));
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    // pull: gone locally, back from the registry; again, up to date.
+    ok(server.docker(&["rmi", &tagged]));
+    let out = ok(server.docker(&["pull", &tagged])).unwrap();
+    assert!(out.starts_with("1: Pulling from h/bb\n"), "{out}");
+    assert!(out.contains(&format!("Digest: {digest}\n")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {tagged}\n")),
+        "{out}"
+    );
+    assert_eq!(
+        env.ok(&["image", "inspect", "-f", "{{.Id}}", &tagged]),
+        env.ok(&["image", "inspect", "-f", "{{.Id}}", BB])
+    );
+    let out = ok(server.docker(&["pull", &tagged])).unwrap();
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {tagged}\n")),
+        "{out}"
+    );
+    // A missing image: the registry's 404 as the daemon's, nothing stored.
+    let images = env.ok(&["images", "-q", "--no-trunc"]);
+    let o = server.docker(&["pull", &format!("{name}-nope:1")]).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).starts_with("Error response from daemon: ")
+            && text(&o.stderr).contains("not found"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(env.ok(&["images", "-q", "--no-trunc"]), images);
+    // `run` of an image not here: the CLI pulls it (create's 404, then
+    // images/create), then runs it.
+    ok(server.docker(&["rmi", &tagged]));
+    let o = server
+        .docker(&["run", "--rm", "--network", "none", &tagged, "echo", "hi"])
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "hi\n");
+    assert!(
+        text(&o.stderr).contains(&format!("Unable to find image '{tagged}' locally")),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // save, then load into a store without it.
+    let archive = env.root.path().join("saved.tar");
+    ok(server.docker(&["save", "-o", &archive.to_string_lossy(), BB]));
+    let listing = Command::new("tar")
+        .arg("tf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        text(&listing.stdout).contains("manifest.json"),
+        "a Docker archive"
+    );
+    ok(server.docker(&["rmi", &tagged]));
+    ok(server.docker(&["rmi", BB]));
+    let out = ok(server.docker(&["load", "-i", &archive.to_string_lossy()])).unwrap();
+    assert_eq!(out, format!("Loaded image: {BB}:latest\n"));
+    let images = env.ok(&["images", "-q", "--no-trunc"]);
+    assert_eq!(images, env.ok(&["image", "inspect", "-f", "{{.Id}}", BB]));
+    // A missing image saves nothing: the daemon's 404, no file.
+    let nothing = env.root.path().join("nothing.tar");
+    let o = server
+        .docker(&["save", "-o", &nothing.to_string_lossy(), "nope"])
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        "Error response from daemon: No such image: nope\n"
+    );
+    assert!(!nothing.exists());
+    // Garbage loads and imports nothing.
+    for args in [&["load"][..], &["import", "-", "junk:1"][..]] {
+        let o = server
+            .docker_with_input(args, b"this is not an archive\n")
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&o.stderr).starts_with("Error response from daemon: "),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+        assert_eq!(env.ok(&["images", "-q", "--no-trunc"]), images, "{args:?}");
+    }
+    // import: a root filesystem tarball on stdin, with changes and a message.
+    let rootfs = std::fs::read(busybox_tar()).unwrap();
+    let o = server
+        .docker_with_input(
+            &[
+                "import",
+                "-c",
+                "CMD [\"sh\"]",
+                "-m",
+                "from the API",
+                "-",
+                "imp:1",
+            ],
+            &rootfs,
+        )
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let id = text(&o.stdout);
+    assert!(
+        id.trim().strip_prefix("sha256:").is_some_and(is_full_id),
+        "{id}"
+    );
+    assert_eq!(
+        env.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config.Cmd}} {{.Comment}}",
+            "imp:1"
+        ]),
+        "[\"sh\"] from the API\n"
+    );
+}
+
+#[test]
+fn a_run_rm_that_cannot_start_is_removed() {
+    let env = TestEnv::with_busybox();
+    let server = Server::start(&env);
+    let Some(o) = server.docker(&["run", "--rm", "--network", "none", BB, "/nonexistent"]) else {
+        return;
+    };
+    // Docker's: 127, the runtime's words, and nothing left behind.
+    assert_eq!(o.status.code(), Some(127), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("/nonexistent"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
