@@ -40,7 +40,7 @@ pub async fn list(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiErro
     Ok(http::json(StatusCode::OK, &rows))
 }
 
-fn summary(
+pub(crate) fn summary(
     e: &berth_engine::Engine,
     v: &ContainerView,
     now: chrono::DateTime<chrono::Utc>,

@@ -173,10 +173,12 @@ pub fn options(body: &[u8], name: Option<String>) -> Result<CreateOptions, ApiEr
     let b: Body = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let c = b.config;
     let h = b.host_config.unwrap_or_default();
+    let limits = resources(&h);
     if c.image.is_empty() {
         return Err(ApiError::bad_request("Config.Image: no image given"));
     }
     let mut o = CreateOptions {
+        resources: limits,
         image: c.image,
         name: name.filter(|n| !n.is_empty()),
         cmd: c.cmd.into_vec().unwrap_or_default(),
@@ -288,8 +290,14 @@ pub fn options(body: &[u8], name: Option<String>) -> Result<CreateOptions, ApiEr
             }
         })
         .collect();
-    // Limits in the CLI's terms (bytes as numbers, CPUs as a decimal).
-    let r = &mut o.resources;
+    Ok(o)
+}
+
+/// The limits of a `HostConfig` (or an update's body) in the CLI's terms
+/// (bytes as numbers, CPUs as a decimal).
+fn resources(h: &HostConfig) -> berth_engine::ResourceOptions {
+    let mut o = berth_engine::ResourceOptions::default();
+    let r = &mut o;
     r.memory = (h.memory > 0).then(|| h.memory.to_string());
     r.memory_swap = (h.memory_swap != 0).then(|| h.memory_swap.to_string());
     r.memory_reservation = (h.memory_reservation > 0).then(|| h.memory_reservation.to_string());
@@ -304,17 +312,42 @@ pub fn options(body: &[u8], name: Option<String>) -> Result<CreateOptions, ApiEr
     });
     r.cpu_shares = (h.cpu_shares != 0).then_some(h.cpu_shares);
     r.pids_limit = h.pids_limit.filter(|p| *p != 0);
-    r.cpuset_cpus = some(h.cpuset_cpus);
-    r.cpuset_mems = some(h.cpuset_mems);
+    r.cpuset_cpus = some(h.cpuset_cpus.clone());
+    r.cpuset_mems = some(h.cpuset_mems.clone());
     r.more.memory_swappiness = h.memory_swappiness.filter(|s| *s >= 0);
     r.more.oom_kill_disable = h.oom_kill_disable.unwrap_or(false);
     r.more.oom_score_adj = (h.oom_score_adj != 0).then_some(h.oom_score_adj);
     r.more.cpu_period = (h.cpu_period != 0).then_some(h.cpu_period);
     r.more.cpu_quota = (h.cpu_quota != 0).then_some(h.cpu_quota);
-    r.more.ulimits = h.ulimits.unwrap_or_default();
+    r.more.ulimits = h.ulimits.clone().unwrap_or_default();
     r.more.shm_size = (h.shm_size > 0).then_some(h.shm_size);
-    r.more.cgroup_parent = some(h.cgroup_parent);
-    Ok(o)
+    r.more.cgroup_parent = some(h.cgroup_parent.clone());
+    o
+}
+
+/// `POST /containers/{id}/update`'s body (Docker's `UpdateConfig`: the
+/// resources of a `HostConfig` and a restart policy): the new limits, and
+/// the policy if one is named.
+pub fn update(
+    body: &[u8],
+) -> Result<(berth_engine::ResourceOptions, Option<RestartPolicy>), ApiError> {
+    let mut h: HostConfig = if body.iter().all(u8::is_ascii_whitespace) {
+        HostConfig::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?
+    };
+    let restart = match h.restart_policy.take().filter(|r| !r.name.is_empty()) {
+        Some(r) => {
+            let text = if r.maximum_retry_count > 0 {
+                format!("{}:{}", r.name, r.maximum_retry_count)
+            } else {
+                r.name
+            };
+            Some(RestartPolicy::parse(&text).map_err(ApiError::bad_request)?)
+        }
+        None => None,
+    };
+    Ok((resources(&h), restart))
 }
 
 #[cfg(test)]

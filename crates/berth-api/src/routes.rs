@@ -104,6 +104,24 @@ async fn route(
         ["containers", id, "resize"] if post => c::resize(state, r, id.to_string()).await,
         ["containers", id, "top"] if get => c::top(state, r, id.to_string()).await,
         ["containers", id, "changes"] if get => c::changes(state, id.to_string()).await,
+        ["containers", id, "export"] if get => crate::helper::export(state, id.to_string()).await,
+        ["containers", id, "archive"] if *m == Method::HEAD => {
+            crate::helper::archive_head(state, r, id.to_string()).await
+        }
+        ["containers", id, "archive"] if *m == Method::GET => {
+            crate::helper::archive_get(state, r, id.to_string()).await
+        }
+        ["containers", id, "archive"] if *m == Method::PUT => {
+            crate::helper::archive_put(state, r, id.to_string(), req).await
+        }
+        ["build"] if post => crate::helper::build(state, r, req).await,
+        ["containers", id, "stats"] if get => {
+            crate::resources::stats(state, r, id.to_string()).await
+        }
+        ["containers", id, "update"] if post => {
+            crate::resources::update(state, id.to_string(), body(req).await?).await
+        }
+        ["system", "df"] if get => crate::resources::system_df(state).await,
         ["containers", id, "attach"] if post => {
             crate::attach::attach(state, r, id.to_string(), req).await
         }

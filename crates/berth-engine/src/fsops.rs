@@ -319,6 +319,74 @@ impl Engine {
         Ok(n)
     }
 
+    /// What a path in the container is (Docker's `PathStat`, the archive
+    /// endpoints' `X-Docker-Container-Path-Stat`): a final symlink not
+    /// followed, its target resolved inside the container's root.
+    pub fn stat_in_container(&self, what: &str, path: &str) -> Result<PathStat> {
+        let v = self.container(what)?;
+        let name = v.name.clone();
+        let spec = PathSpec::parse(path);
+        let (access, _lock) = self.access(&v)?;
+        let mut worker = Worker::spawn(&[], |rep| {
+            let root = enter(&access, Purpose::Read)?;
+            let rel = spec.rel();
+            let fd = root
+                .open(&rel, false, false)
+                .map_err(|e| missing_in_container(e, &spec.shown, &name))?;
+            let st = rfs::fstat(&fd)
+                .map_err(|e| ChildError::sys(&format!("cannot stat {}", spec.shown), e))?;
+            let mut target = String::new();
+            if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+                // Where it leads, as the container sees it: opened through
+                // the root (symlinks stay inside), then named from there.
+                if let Ok(t) = root.open(&rel, true, false) {
+                    let named = |fd: &OwnedFd| {
+                        rfs::readlink(format!("/proc/self/fd/{}", fd.as_raw_fd()), Vec::new())
+                            .ok()
+                            .map(|p| p.to_string_lossy().into_owned())
+                    };
+                    if let (Some(h), Some(b)) = (named(&t), named(&root.fd)) {
+                        // A running container's root is its namespace's
+                        // `/`; a stopped one's, the merged directory.
+                        target = match h.strip_prefix(b.trim_end_matches('/')) {
+                            Some("") => "/".to_string(),
+                            Some(rest) if rest.starts_with('/') => rest.to_string(),
+                            _ => String::new(),
+                        };
+                    }
+                }
+            }
+            rep.info(&format!(
+                "{} {} {} {} {}",
+                st.st_mode, st.st_size, st.st_mtime, st.st_mtime_nsec, target
+            ))?;
+            Ok(())
+        })?;
+        let info = worker.info()?;
+        worker.finish()?;
+        let mut it = info.splitn(5, ' ');
+        let mut num = || -> Result<i64> {
+            it.next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| worker_protocol(&info))
+        };
+        let (mode, size, secs, nanos) = (num()?, num()?, num()?, num()?);
+        let link_target = info.splitn(5, ' ').nth(4).unwrap_or("").to_string();
+        let name = match spec.base() {
+            "" => "/".to_string(),
+            b => b.to_string(),
+        };
+        Ok(PathStat {
+            name,
+            size,
+            mode: go_file_mode(mode as u32),
+            mtime: chrono::DateTime::from_timestamp(secs, nanos as u32)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            link_target,
+        })
+    }
+
     /// `cp SRC CONTAINER:DEST`: copies `src` from the host into the
     /// container at `dest`. Returns the bytes of the tar stream that carried
     /// it (0 for a tar stream read by the container side directly).
@@ -741,6 +809,51 @@ fn volume_names(c: &ContainerView) -> impl Iterator<Item = &str> {
         .map(|m| m.name.as_str())
 }
 
+/// Docker's `container.PathStat`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's `os.FileMode`: permission bits and type bits.
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+/// A `st_mode` as Go's `os.FileMode` (what the docker CLI decodes).
+pub fn go_file_mode(mode: u32) -> u32 {
+    const DIR: u32 = 1 << 31;
+    const SYMLINK: u32 = 1 << 27;
+    const DEVICE: u32 = 1 << 26;
+    const PIPE: u32 = 1 << 25;
+    const SOCKET: u32 = 1 << 24;
+    const SETUID: u32 = 1 << 23;
+    const SETGID: u32 = 1 << 22;
+    const CHAR: u32 = 1 << 21;
+    const STICKY: u32 = 1 << 20;
+    let mut m = mode & 0o777;
+    m |= match FileType::from_raw_mode(mode) {
+        FileType::Directory => DIR,
+        FileType::Symlink => SYMLINK,
+        FileType::BlockDevice => DEVICE,
+        FileType::CharacterDevice => DEVICE | CHAR,
+        FileType::Fifo => PIPE,
+        FileType::Socket => SOCKET,
+        _ => 0,
+    };
+    if mode & 0o4000 != 0 {
+        m |= SETUID;
+    }
+    if mode & 0o2000 != 0 {
+        m |= SETGID;
+    }
+    if mode & 0o1000 != 0 {
+        m |= STICKY;
+    }
+    m
+}
+
 /// An anonymous volume's name: 64 hex digits (`-v /path`).
 fn is_anonymous(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
@@ -752,9 +865,10 @@ fn in_ctr(name: &str) -> String {
 
 fn missing_in_container(e: Errno, path: &str, container: &str) -> ChildError {
     match e {
-        Errno::NOENT | Errno::NOTDIR => ChildError::invalid(format!(
-            "Could not find the file {path} in container {container}"
-        )),
+        Errno::NOENT | Errno::NOTDIR => ChildError {
+            kind: 'n',
+            message: format!("Could not find the file {path} in container {container}"),
+        },
         e => ChildError::other(format!(
             "cannot resolve {path} in container {container}: {}",
             io::Error::from(e)
@@ -1683,6 +1797,7 @@ impl ChildError {
     fn into_engine(self) -> EngineError {
         match self.kind {
             'i' => EngineError::InvalidArgument(self.message),
+            'n' => EngineError::NotFound(self.message),
             'p' => EngineError::Io {
                 context: self.message,
                 source: io::Error::from(io::ErrorKind::BrokenPipe),

@@ -86,6 +86,9 @@ pub enum Command {
     Scan(ScanArgs),
     /// Serve the Docker Engine API (for the docker CLI, docker-py, Compose)
     Serve(ServeArgs),
+    /// `berth serve`'s single-threaded helper (a request's forking work)
+    #[command(hide = true)]
+    ServeHelper(ServeHelperArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Fetch the logs of a container
@@ -357,6 +360,12 @@ pub struct ServeArgs {
     /// Write the server's process ID to this file
     #[arg(short = 'p', long)]
     pub pidfile: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeHelperArgs {
+    /// stat, archive-get, archive-put, export or build
+    pub op: String,
 }
 
 #[derive(Args, Debug)]

@@ -299,7 +299,7 @@ const MAX_SMALL_FILE: u64 = 16 << 20;
 /// Inside an unpacked (tar or stdin) context, `confined` is its root and
 /// the path is opened beneath it without following any symlink: a hostile
 /// tar cannot point the builder at a host file.
-fn read_small(path: &Path, confined: Option<&Path>) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_small(path: &Path, confined: Option<&Path>) -> std::io::Result<Vec<u8>> {
     use rustix::fs::{self as rfs, FileType, Mode, OFlags, ResolveFlags};
     let fd = match confined {
         Some(root) => {

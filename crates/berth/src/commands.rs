@@ -240,6 +240,7 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 crate::cmd_events::events(&e, a)
             }
             Command::Sbom(a) => crate::cmd_packages::sbom(&mut e, a),
+            Command::ServeHelper(a) => crate::cmd_serve_helper::run(&mut e, &a.op),
             Command::Packages(p) => crate::cmd_packages::packages(&mut e, p),
             Command::Scan(a) => crate::cmd_packages::scan(&mut e, a),
             Command::System(SystemCommand::Prune(a)) => {

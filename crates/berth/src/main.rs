@@ -49,6 +49,7 @@ mod cmd_pull;
 mod cmd_push;
 mod cmd_search;
 mod cmd_serve;
+mod cmd_serve_helper;
 mod cmd_stats;
 mod cmd_system;
 mod commands;
