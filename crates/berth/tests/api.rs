@@ -925,3 +925,172 @@ fn a_run_rm_that_cannot_start_is_removed() {
     );
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn the_docker_cli_copies_exports_and_builds_through_berth() {
+    let env = TestEnv::with_busybox();
+    let server = Server::start(&env);
+    let dir = env.root.path();
+    let Some(_) = ok(server.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "none",
+        BB,
+        "sleep",
+        "1000",
+    ])) else {
+        return;
+    };
+    // cp out: a file, then a directory.
+    let p = dir.join("passwd");
+    ok(server.docker(&["cp", "c1:/etc/passwd", &p.to_string_lossy()]));
+    assert!(std::fs::read_to_string(&p)
+        .unwrap()
+        .starts_with("root:x:0:0:"));
+    let etc = dir.join("etc-copy");
+    ok(server.docker(&["cp", "c1:/etc", &etc.to_string_lossy()]));
+    assert!(etc.join("group").is_file());
+    // cp in: into a directory, then to a new name; owned by root there.
+    let h = dir.join("h.txt");
+    std::fs::write(&h, "hello\n").unwrap();
+    ok(server.docker(&["cp", &h.to_string_lossy(), "c1:/tmp/"]));
+    ok(server.docker(&["cp", &h.to_string_lossy(), "c1:/tmp/new.txt"]));
+    let out = ok(server.docker(&[
+        "exec",
+        "c1",
+        "sh",
+        "-c",
+        "cat /tmp/h.txt /tmp/new.txt; stat -c %u:%g /tmp/new.txt",
+    ]))
+    .unwrap();
+    assert_eq!(out, "hello\nhello\n0:0\n");
+    // A path that is not there: Docker's words, 404.
+    let o = server
+        .docker(&["cp", "c1:/nope", &dir.join("x").to_string_lossy()])
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        "Error response from daemon: Could not find the file /nope in container c1\n"
+    );
+    let id = env.ok(&["inspect", "-f", "{{.Id}}", "c1"]);
+    let (status, headers, _) = server.request(
+        "HEAD",
+        &format!("/v1.41/containers/{}/archive?path=/bin/sh", id.trim()),
+    );
+    assert_eq!(status, 200);
+    use base64::Engine as _;
+    let stat = header(&headers, "x-docker-container-path-stat").unwrap();
+    let stat: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(stat)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stat["name"], "sh");
+    assert_eq!(stat["linkTarget"], "/bin/busybox");
+    assert_ne!(
+        stat["mode"].as_u64().unwrap() & (1 << 27),
+        0,
+        "a symlink: {stat}"
+    );
+    // export: the whole filesystem, the copied file in it.
+    let tarball = dir.join("c1.tar");
+    ok(server.docker(&["export", "-o", &tarball.to_string_lossy(), "c1"]));
+    let listing = Command::new("tar")
+        .arg("tf")
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    let listing = text(&listing.stdout);
+    assert!(listing.lines().any(|l| l == "tmp/new.txt"), "{listing}");
+    assert!(listing.lines().any(|l| l == "bin/busybox"), "{listing}");
+
+    // stats: Docker's columns from two samples; update: the new limit there.
+    let out = ok(server.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}}",
+        "c1",
+    ]))
+    .unwrap();
+    assert!(out.starts_with("c1 "), "{out}");
+    ok(server.docker(&[
+        "update",
+        "--memory",
+        "64m",
+        "--restart",
+        "on-failure:2",
+        "c1",
+    ]));
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}",
+            "c1"
+        ]),
+        "67108864 on-failure\n"
+    );
+    let out =
+        ok(server.docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "c1"])).unwrap();
+    assert!(out.trim_end().ends_with("/ 64MiB"), "{out}");
+    let out = ok(server.docker(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]))
+    .unwrap();
+    assert!(out.contains("Containers 1 1\n"), "{out}");
+
+    // build: the classic builder's lines; cached the second time.
+    let ctx = dir.join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {BB}\nCOPY h.txt /h.txt\nRUN echo building; cat /h.txt > /x\nCMD [\"cat\", \"/x\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("h.txt"), "from the context\n").unwrap();
+    let out = ok(server.docker(&["build", "-t", "built:1", &ctx.to_string_lossy()])).unwrap();
+    assert!(out.contains("Step 1/4 : FROM"), "{out}");
+    assert!(out.contains("Step 3/4 : RUN echo building"), "{out}");
+    assert!(out.contains("\nbuilding\n"), "{out}");
+    assert!(out.contains("Successfully tagged built:1\n"), "{out}");
+    let o = server
+        .docker(&["run", "--rm", "--network", "none", "built:1"])
+        .unwrap();
+    assert_eq!(text(&o.stdout), "from the context\n");
+    let out = ok(server.docker(&["build", "-t", "built:1", &ctx.to_string_lossy()])).unwrap();
+    assert!(out.contains(" ---> Using cache"), "{out}");
+    let q = ok(server.docker(&["build", "-q", &ctx.to_string_lossy()])).unwrap();
+    assert_eq!(
+        q.trim(),
+        env.ok(&["image", "inspect", "-f", "{{.Id}}", "built:1"])
+            .trim()
+    );
+    // A failing step: the CLI exits 1 with the builder's message; no tag.
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {BB}\nRUN exit 3\n")).unwrap();
+    let o = server
+        .docker(&["build", "-t", "broken:1", &ctx.to_string_lossy()])
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("exit code: 3"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        env.berth(&["image", "inspect", "broken:1"])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            != Some(0)
+    );
+}
