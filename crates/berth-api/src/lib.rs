@@ -26,7 +26,7 @@ mod transfer;
 
 use std::path::PathBuf;
 
-pub use listen::Host;
+pub use listen::{Host, Tls};
 
 /// The API version `/_ping` and `/version` advertise.
 pub const API_VERSION: &str = berth_engine::API_VERSION;
@@ -43,6 +43,8 @@ pub struct Config {
     /// The group owning unix sockets (created if missing).
     pub group: String,
     pub pidfile: Option<PathBuf>,
+    /// TCP's mutual TLS (or its explicit absence).
+    pub tls: Tls,
 }
 
 #[derive(Debug, thiserror::Error)]

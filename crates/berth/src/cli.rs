@@ -360,6 +360,21 @@ pub struct ServeArgs {
     /// Write the server's process ID to this file
     #[arg(short = 'p', long)]
     pub pidfile: Option<std::path::PathBuf>,
+    /// On tcp:// hosts, serve only clients whose certificate --tlscacert signed
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// CA certificate (PEM) that signs the clients' certificates
+    #[arg(long)]
+    pub tlscacert: Option<std::path::PathBuf>,
+    /// The server's TLS certificate (PEM)
+    #[arg(long)]
+    pub tlscert: Option<std::path::PathBuf>,
+    /// The server's TLS key (PEM)
+    #[arg(long)]
+    pub tlskey: Option<std::path::PathBuf>,
+    /// Serve tcp:// hosts without TLS (anyone reaching the port gets root)
+    #[arg(long)]
+    pub insecure_tcp: bool,
 }
 
 #[derive(Args, Debug)]

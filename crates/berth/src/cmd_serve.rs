@@ -34,11 +34,28 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> Exit {
             return Exit::Code(1);
         }
     }
+    let tcp = hosts.iter().any(|h| matches!(h, berth_api::Host::Tcp(_)));
+    if a.insecure_tcp && a.tlsverify {
+        errln!("berth serve: --insecure-tcp and --tlsverify contradict each other");
+        return Exit::Code(1);
+    }
+    if tcp && a.insecure_tcp {
+        errln!(
+            "WARNING: berth serve: the API is served on TCP without TLS: anyone who can reach the port has root on this host"
+        );
+    }
     let config = berth_api::Config {
         engine,
         hosts,
         group: a.group.clone(),
         pidfile: a.pidfile.clone(),
+        tls: berth_api::Tls {
+            ca: a.tlscacert.clone(),
+            cert: a.tlscert.clone(),
+            key: a.tlskey.clone(),
+            verify: a.tlsverify,
+            insecure: a.insecure_tcp,
+        },
     };
     let r = berth_api::serve(config, |addrs| {
         // The readiness line: a supervisor or a test waits for it.
