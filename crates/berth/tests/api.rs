@@ -1260,3 +1260,47 @@ fn tcp_is_mutual_tls_or_explicitly_insecure() {
     let (status, _, body) = server.request("GET", "/_ping");
     assert_eq!((status, body.as_str()), (200, "OK"));
 }
+
+#[test]
+fn socket_activation_serves_the_passed_socket() {
+    let env = TestEnv::with_busybox();
+    let sock = env.root.path().join("activated.sock");
+    // systemd's own tool passes the socket as systemd would (LISTEN_FDS).
+    let berth = berth_bin();
+    let child = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&sock)
+        .arg(&berth)
+        .arg("--root")
+        .arg(env.root.path())
+        .args(["serve", "-H", "fd://"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("systemd-socket-activate (CI installs systemd): {e}"));
+    // Stopped (SIGTERM, by PID) however the test ends.
+    struct Stop(Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(child);
+    let got = poll(
+        "an answer on the activated socket",
+        Duration::from_secs(20),
+        || {
+            let mut s = UnixStream::connect(&sock).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+            s.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .ok()?;
+            let mut got = String::new();
+            s.read_to_string(&mut got).ok()?;
+            got.starts_with("HTTP/1.1 200").then_some(got)
+        },
+    );
+    assert!(got.ends_with("OK"), "{got}");
+}
