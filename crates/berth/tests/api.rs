@@ -112,14 +112,34 @@ impl Server {
     /// A raw HTTP/1.1 request; the status, the headers (lower-case names)
     /// and the body.
     fn request(&self, method: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
+        self.request_body(method, path, None)
+    }
+
+    /// A raw request with a body (its length given).
+    fn request_body(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> (u16, Vec<(String, String)>, String) {
         let mut s = UnixStream::connect(&self.sock).unwrap_or_else(|e| panic!("connect: {e}"));
         s.set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap_or_else(|e| panic!("{e}"));
+        let length = body.map_or(String::new(), |b| {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            )
+        });
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{length}\r\n"
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(b) = body {
+            // A server may answer (413) before it read everything.
+            let _ = s.write_all(b);
+        }
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap_or_else(|e| panic!("{e}"));
         let text = String::from_utf8_lossy(&raw).into_owned();
@@ -1303,4 +1323,117 @@ fn socket_activation_serves_the_passed_socket() {
         },
     );
     assert!(got.ends_with("OK"), "{got}");
+}
+
+/// The server's open descriptors.
+fn fds_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// A tar of one entry `name` holding `data` (any name: hostile ones too).
+fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..107].copy_from_slice(b"0000644");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    let mut t = h.to_vec();
+    t.extend_from_slice(data);
+    t.resize(t.len().div_ceil(512) * 512 + 1024, 0);
+    t
+}
+
+#[test]
+fn hostile_requests_get_errors_and_change_nothing() {
+    let env = TestEnv::with_busybox();
+    let server = Server::start(&env);
+    let pid = server.child.id();
+    let containers = env.ok(&["ps", "-aq"]);
+    // Malformed JSON, a field of the wrong type, an oversized body: 400 and
+    // 413, no container.
+    for (body, want) in [
+        (&b"{\"Image\": "[..], 400),
+        (
+            &b"{\"Image\":\"bb\",\"HostConfig\":{\"Memory\":\"lots\"}}"[..],
+            400,
+        ),
+        (&b"[1,2,3]"[..], 400),
+    ] {
+        let (status, h, text) = server.request_body("POST", "/v1.41/containers/create", Some(body));
+        assert_eq!(status, want, "{text}");
+        assert_eq!(header(&h, "content-type"), Some("application/json"));
+        assert!(text.starts_with("{\"message\":"), "{text}");
+    }
+    let big = vec![b' '; 5 << 20];
+    let (status, _, text) = server.request_body("POST", "/v1.41/containers/create", Some(&big));
+    assert_eq!(status, 413, "{text}");
+    assert_eq!(env.ok(&["ps", "-aq"]), containers);
+
+    // Archive paths cannot leave the container.
+    let id = env
+        .ok(&["run", "-d", "--network", "none", BB, "sleep", "1000"])
+        .trim()
+        .to_string();
+    let secret = env.root.path().join("host-secret");
+    std::fs::write(&secret, "host only\n").unwrap();
+    let up = "/..".repeat(20);
+    let path = format!("{up}{}", secret.display());
+    let (status, _, text) = server.request(
+        "GET",
+        &format!("/v1.41/containers/{id}/archive?path={path}"),
+    );
+    assert_eq!(status, 404, "{text}");
+    // A tar whose entry climbs out lands nowhere outside.
+    let escape = env.root.path().join("escaped");
+    let name = format!("../../../../../../../..{}", escape.display());
+    let (status, _, text) = server.request_body(
+        "PUT",
+        &format!("/v1.41/containers/{id}/archive?path=/tmp"),
+        Some(&tar_of(&name, b"owned\n")),
+    );
+    assert!(status >= 400, "{status} {text}");
+    assert!(!escape.exists(), "a tar entry escaped the container");
+    // So does a load.
+    let images = env.ok(&["images", "-q", "--no-trunc"]);
+    let (status, _, _) =
+        server.request_body("POST", "/v1.41/images/load", Some(&tar_of(&name, b"x")));
+    assert_eq!(status, 400, "refused before anything was written");
+    assert!(!escape.exists());
+    assert_eq!(env.ok(&["images", "-q", "--no-trunc"]), images);
+
+    // Clients that go away mid-stream leave nothing open behind them.
+    let before = fds_of(pid);
+    for path in [
+        "/v1.41/events".to_string(),
+        format!("/v1.41/containers/{id}/logs?follow=1&stdout=1"),
+        format!("/v1.41/containers/{id}/wait"),
+        format!("/v1.41/containers/{id}/stats"),
+    ] {
+        let mut s = UnixStream::connect(&server.sock).unwrap();
+        let method = if path.ends_with("/wait") {
+            "POST"
+        } else {
+            "GET"
+        };
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200", "{path}");
+        drop(s);
+    }
+    poll(
+        "the streams' descriptors closed",
+        Duration::from_secs(20),
+        || (fds_of(pid) <= before).then_some(()),
+    );
+    let (status, _, _) = server.request("GET", "/_ping");
+    assert_eq!(status, 200, "still serving");
 }
