@@ -1290,7 +1290,7 @@ fn socket_activation_serves_the_passed_socket() {
     let child = Command::new("systemd-socket-activate")
         .arg("-l")
         .arg(&sock)
-        .arg(&berth)
+        .arg(berth)
         .arg("--root")
         .arg(env.root.path())
         .args(["serve", "-H", "fd://"])
