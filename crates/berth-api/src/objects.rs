@@ -323,6 +323,28 @@ pub async fn image_prune(state: &Arc<State>, r: &Req) -> Result<Response<Body>, 
     ))
 }
 
+/// `POST /build/prune?all&keep-storage&filters`: the build cache.
+pub async fn build_prune(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiError> {
+    let o = berth_engine::BuildCachePruneOptions {
+        all: r.flag("all"),
+        filters: r.filters()?,
+        keep_storage: r
+            .int("keep-storage")?
+            .filter(|n| *n > 0)
+            .and_then(|n| u64::try_from(n).ok()),
+    };
+    let report = state
+        .blocking(move |e| Ok(e.prune_build_cache(&o)?))
+        .await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({
+            "CachesDeleted": if report.deleted.is_empty() { Value::Null } else { json!(report.deleted) },
+            "SpaceReclaimed": report.space_reclaimed,
+        }),
+    ))
+}
+
 /// `POST /containers/prune?filters`.
 pub async fn container_prune(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiError> {
     let f = r.filters()?;

@@ -115,6 +115,7 @@ async fn route(
             crate::helper::archive_put(state, r, id.to_string(), req).await
         }
         ["build"] if post => crate::helper::build(state, r, req).await,
+        ["build", "prune"] if post => o::build_prune(state, r).await,
         ["containers", id, "stats"] if get => {
             crate::resources::stats(state, r, id.to_string()).await
         }

@@ -1110,6 +1110,13 @@ fn the_docker_cli_copies_exports_and_builds_through_berth() {
             .code()
             != Some(0)
     );
+    // The build cache is pruned through the API too (`system prune` asks).
+    let out = ok(server.docker(&["builder", "prune", "-af"])).unwrap();
+    assert!(out.contains("Deleted build cache objects:"), "{out}");
+    ok(server.docker(&["system", "prune", "-f"]));
+    let out =
+        ok(server.docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"])).unwrap();
+    assert!(out.contains("Build Cache 0\n"), "{out}");
 }
 
 /// Runs openssl (CI installs it); panics with its words.
