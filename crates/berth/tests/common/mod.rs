@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
 pub mod registry;
+pub mod serve;
 
 /// The image name [`TestEnv::with_busybox`] imports the busybox rootfs as.
 pub const BB: &str = "bb";
