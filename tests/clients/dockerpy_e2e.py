@@ -220,6 +220,21 @@ def no_proxy_opener():
     )
 
 
+def output_of(client, image, command=None, **kwargs):
+    """What a container of `image` printed on stdout, and it removed: create,
+    start, wait, logs, remove (containers.run(remove=True) reads its logs
+    after the removal, a race of its own that containers/run checks)."""
+    c = client.containers.create(image, command, **kwargs)
+    try:
+        c.start()
+        code = c.wait(timeout=60)["StatusCode"]
+        out = c.logs(stderr=False)
+        expect_eq(code, 0, f"exit status of {image} {command or ''} (stdout {out!r}, stderr {c.logs(stdout=False)!r})")
+        return out
+    finally:
+        c.remove(force=True)
+
+
 def cleanup(client):
     """Removes every container, volume, network and image tag this script names."""
     for c in client.containers.list(all=True):
@@ -262,8 +277,8 @@ def group_containers(r, client, image, _registry):
 
     def run_foreground():
         # run() reads the logs it asked for (follow) after wait and remove:
-        # what a quick container wrote must not be lost. Five times each.
-        for i in range(5):
+        # what a quick container wrote must not be lost. Ten times each.
+        for i in range(10):
             out = client.containers.run(
                 image, ["sh", "-c", "echo out; echo err >&2"], network_mode="none", remove=True
             )
@@ -280,7 +295,7 @@ def group_containers(r, client, image, _registry):
             expect(b"out\n" in both and b"err\n" in both, f"run #{i + 1}'s stdout+stderr: {both!r}{lost if not both else ''}")
         left = [c.name for c in client.containers.list(all=True)]
         expect_eq(left, [], "containers left by run(remove=True)")
-        return "stdout, stdout+stderr (5 times each), removed"
+        return "stdout, stdout+stderr (10 times each), removed"
 
     r.check(f"{g}/run", run_foreground)
 
@@ -720,7 +735,7 @@ def group_images(r, client, image, registry):
         img = c.commit(f"{PREFIX}-made", "1", changes=['CMD ["cat", "/made.txt"]'], message="by docker-py")
         c.remove()
         expect(made_tag in img.tags, f"the committed image's tags {img.tags}")
-        expect_eq(client.containers.run(made_tag, network_mode="none", remove=True), b"made\n", "the committed image runs")
+        expect_eq(output_of(client, made_tag, network_mode="none"), b"made\n", "the committed image runs")
         state["made"] = img.id
         return img.short_id
 
@@ -746,7 +761,7 @@ def group_images(r, client, image, registry):
         expect(built_tag in img.tags, f"built image's tags {img.tags}")
         expect_eq(img.labels.get("suite"), "dockerpy", "the built image's label")
         expect("Step 1/" in lines, f"build output: {lines!r}")
-        out = client.containers.run(built_tag, network_mode="none", remove=True)
+        out = output_of(client, built_tag, network_mode="none")
         expect_eq(out, b"hello from build\npayload\nBUILT=yes\n", "the built image's CMD")
         # A failing step: BuildError with the step's words.
         with open(os.path.join(ctx, "Dockerfile"), "w") as f:
@@ -833,7 +848,7 @@ def group_images(r, client, image, registry):
         loaded = client.images.load(data)
         expect_eq([i.id for i in loaded], [state["made"]], "images.load's images")
         expect(made_tag in loaded[0].tags, f"the loaded image's tags {loaded[0].tags}")
-        out = client.containers.run(made_tag, network_mode="none", remove=True)
+        out = output_of(client, made_tag, network_mode="none")
         expect_eq(out, b"made\n", "the loaded image runs")
         return f"{len(data)} bytes, {len(got)} members"
 
@@ -889,13 +904,11 @@ def group_objects(r, client, image, _registry):
         expect_eq(client.volumes.get(vol_name).attrs["Labels"], {"suite": "dockerpy"}, "volume labels")
         listed = [x.name for x in client.volumes.list(filters={"label": "suite=dockerpy"})]
         expect_eq(listed, [vol_name], "volumes.list(label)")
-        client.containers.run(
-            image, ["sh", "-c", "echo kept > /data/f"], volumes={vol_name: {"bind": "/data", "mode": "rw"}},
-            network_mode="none", remove=True,
+        output_of(
+            client, image, ["sh", "-c", "echo kept > /data/f"], volumes={vol_name: {"bind": "/data", "mode": "rw"}},
+            network_mode="none",
         )
-        out = client.containers.run(
-            image, ["cat", "/data/f"], volumes=[f"{vol_name}:/data:ro"], network_mode="none", remove=True
-        )
+        out = output_of(client, image, ["cat", "/data/f"], volumes=[f"{vol_name}:/data:ro"], network_mode="none")
         expect_eq(out, b"kept\n", "the volume's file from another container")
         anon = client.volumes.create()
         expect(re.fullmatch(r"[0-9a-f]{64}", anon.name), f"an anonymous volume's name {anon.name}")
@@ -927,9 +940,7 @@ def group_objects(r, client, image, _registry):
         srv.reload()
         ip = srv.attrs["NetworkSettings"]["Networks"][net_name]["IPAddress"]
         expect(ip.startswith("10.123.0."), f"the container's address {ip}")
-        out = client.containers.run(
-            image, ["nslookup", f"{PREFIX}-srv", "127.0.0.11"], network=net_name, remove=True
-        )
+        out = output_of(client, image, ["nslookup", f"{PREFIX}-srv", "127.0.0.11"], network=net_name)
         expect(ip.encode() in out, f"nslookup of the other container: {out!r}")
         n.reload()
         expect_eq([c.name for c in n.containers], [f"{PREFIX}-srv"], "the network's containers")
