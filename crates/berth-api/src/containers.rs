@@ -491,16 +491,30 @@ pub async fn logs(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Bo
             .await?
     };
     let (tx, body) = http::stream();
+    // The head goes out once the log has been read up to now: a client
+    // may remove the container before it reads the body (docker-py's
+    // `run(remove=True)`), and what was there must still come.
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
     let state = state.clone();
     tokio::spawn(async move {
         let _ = state
             .blocking(move |e| {
                 let gone = tx.clone();
-                e.logs_while(
+                let read = std::cell::RefCell::new(Some(read_tx));
+                let mark = || {
+                    if let Some(t) = read.borrow_mut().take() {
+                        let _ = t.send(Ok(()));
+                    }
+                };
+                let r = e.logs_while(
                     &id,
                     &o,
-                    || !gone.is_closed(),
+                    || {
+                        mark();
+                        !gone.is_closed()
+                    },
                     |entry| {
+                        mark();
                         let stream = if entry.stream == "stderr" { 2 } else { 1 };
                         if (stream == 1 && !stdout) || (stream == 2 && !stderr) {
                             return true;
@@ -518,11 +532,18 @@ pub async fn logs(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Bo
                         };
                         tx.blocking_send(chunk).is_ok()
                     },
-                )?;
+                );
+                if let Some(t) = read.borrow_mut().take() {
+                    let _ = t.send(r.map_err(ApiError::from));
+                }
                 Ok(())
             })
             .await;
     });
+    // An error before anything was read (the container went) is the answer.
+    if let Ok(Err(e)) = read_rx.await {
+        return Err(e);
+    }
     Ok(http::base(StatusCode::OK)
         .header(
             hyper::header::CONTENT_TYPE,

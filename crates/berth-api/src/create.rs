@@ -170,7 +170,11 @@ pub fn options(body: &[u8], name: Option<String>) -> Result<CreateOptions, ApiEr
             "config cannot be empty in order to create a container",
         ));
     }
-    let b: Body = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // `null` is a field's zero value, as Go's decoder reads it.
+    crate::objects::drop_nulls(&mut v);
+    let b: Body = serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let c = b.config;
     let h = b.host_config.unwrap_or_default();
     let limits = resources(&h);
@@ -206,10 +210,33 @@ pub fn options(body: &[u8], name: Option<String>) -> Result<CreateOptions, ApiEr
         healthcheck: c.healthcheck,
         ..Default::default()
     };
-    // Anonymous volumes (`Config.Volumes`) are `-v /path`.
-    o.volumes = c.volumes.unwrap_or_default().into_keys().collect();
-    o.volumes.extend(h.binds.unwrap_or_default());
-    o.mounts = h.mounts.unwrap_or_default();
+    // Anonymous volumes (`Config.Volumes`) are `-v /path`, where no bind
+    // or mount already lands (docker-py and Compose v1 send both for a
+    // named volume; dockerd mounts first, then fills the gaps).
+    let binds = h.binds.unwrap_or_default();
+    let mounts = h.mounts.unwrap_or_default();
+    let clean = |p: &str| -> String {
+        let t = p.trim_end_matches('/');
+        if t.is_empty() {
+            "/".into()
+        } else {
+            t.to_string()
+        }
+    };
+    let taken: std::collections::HashSet<String> = binds
+        .iter()
+        .filter_map(|b| b.split(':').nth(1))
+        .chain(mounts.iter().map(|m| m.target.as_str()))
+        .map(clean)
+        .collect();
+    o.volumes = c
+        .volumes
+        .unwrap_or_default()
+        .into_keys()
+        .filter(|v| !taken.contains(&clean(v)))
+        .collect();
+    o.volumes.extend(binds);
+    o.mounts = mounts;
     o.volumes_from = h.volumes_from.unwrap_or_default();
     o.network = some(h.network_mode).filter(|m| m != "default");
     if let Some(eps) = b.networking_config.and_then(|n| n.endpoints_config) {
@@ -367,6 +394,14 @@ mod tests {
         assert_eq!(o.cmd, ["-c", "x"]);
         assert!(o.tty && o.open_stdin && o.attach.stdin && o.attach.stdout);
         assert_eq!(o.volumes, ["/data", "/tmp:/h:ro"]);
+        // A named volume as docker-py and Compose v1 send it: in both
+        // `Volumes` and `Binds`, mounted once.
+        let named = options(
+            br#"{"Image":"bb","Volumes":{"/data/":{},"/other":{}},"HostConfig":{"Binds":["v1:/data:rw"],"Mounts":[{"Type":"volume","Source":"v2","Target":"/m"}]}}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(named.volumes, ["/other", "v1:/data:rw"]);
         assert_eq!(o.net.publish, ["8080:80/tcp"]);
         assert_eq!(o.net.expose, ["80/tcp"]);
         assert_eq!(o.network, None);

@@ -11,11 +11,28 @@ use serde_json::{json, Value};
 use crate::http::{self, ApiError, Body, Req};
 use crate::routes::State;
 
-fn parse<'a, T: Deserialize<'a> + Default>(body: &'a [u8]) -> Result<T, ApiError> {
+/// A JSON body; `null` anywhere is the field's zero value, as Go's
+/// decoder reads it (docker-py sends `"IPRange": null`).
+fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))
+    let mut v: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    drop_nulls(&mut v);
+    serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// Removes null-valued keys of every object in `v`.
+pub(crate) fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 // ---- volumes ----

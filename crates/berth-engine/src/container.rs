@@ -2772,8 +2772,14 @@ impl Engine {
                 entries.extend(parse_log_lines(&data).into_iter().filter(|e| keep(e)));
             }
         }
+        // The live file stays open while it is followed: a container
+        // removed right after it exits (`run --rm`, docker-py's
+        // `run(remove=True)`) takes its path away, not what it wrote.
+        let mut cur = std::fs::File::open(&live).ok();
         let mut offset = 0u64;
-        if let Ok(data) = std::fs::read(&live) {
+        if let Some(f) = cur.as_mut() {
+            let mut data = Vec::new();
+            let _ = f.read_to_end(&mut data);
             let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             entries.extend(
                 parse_log_lines(&data[..complete])
@@ -2801,20 +2807,21 @@ impl Engine {
                 .container(v.id.as_str())
                 .map(|c| c.running())
                 .unwrap_or(false);
-            let mut f = match std::fs::File::open(&live) {
-                Ok(f) => f,
-                Err(_) => return Ok(()),
-            };
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            if len < offset {
-                offset = 0; // rotated
+            if cur.is_none() {
+                cur = std::fs::File::open(&live).ok();
+                offset = 0;
             }
-            if len > offset {
+            let mut buf = Vec::new();
+            if let Some(f) = cur.as_mut() {
                 use std::io::Seek;
+                if f.metadata().map(|m| m.len()).unwrap_or(0) < offset {
+                    offset = 0; // truncated
+                }
                 let _ = f.seek(std::io::SeekFrom::Start(offset));
-                let mut buf = Vec::new();
                 let _ = f.read_to_end(&mut buf);
                 offset += buf.len() as u64;
+            }
+            if !buf.is_empty() {
                 pending.extend_from_slice(&buf);
                 let complete = pending
                     .iter()
@@ -2827,6 +2834,20 @@ impl Engine {
                     }
                 }
                 continue;
+            }
+            // Rotated: the path names a new file once the old one is read
+            // to its end.
+            if let Some(f) = cur.as_ref() {
+                use std::os::unix::fs::MetadataExt;
+                let same = match (f.metadata(), std::fs::metadata(&live)) {
+                    (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                    (_, Err(_)) => true,
+                    (Err(_), Ok(_)) => false,
+                };
+                if !same {
+                    cur = None;
+                    continue;
+                }
             }
             if !running || !go_on() {
                 return Ok(());

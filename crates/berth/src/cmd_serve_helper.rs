@@ -87,8 +87,19 @@ pub fn run(e: &mut Engine, op: &str) -> Result<i32> {
             )
             .map(|_| ())
         }
-        "archive-put" => e
-            .copy_to_container(
+        "archive-put" => {
+            // dockerd's words on the extraction point, before any byte.
+            match e.stat_in_container(&req.container, &req.path) {
+                Err(err) => return Ok(engine_fail(&err)),
+                Ok(st) => {
+                    const DIR: u32 = 1 << 31;
+                    const SYMLINK: u32 = 1 << 27;
+                    if st.mode & (DIR | SYMLINK) == 0 {
+                        return Ok(fail(400, "extraction point is not a directory"));
+                    }
+                }
+            }
+            e.copy_to_container(
                 &req.container,
                 berth_engine::HostPath::Tar(stdin.as_fd()),
                 &req.path,
@@ -97,7 +108,8 @@ pub fn run(e: &mut Engine, op: &str) -> Result<i32> {
                     follow_link: false,
                 },
             )
-            .map(|_| ()),
+            .map(|_| ())
+        }
         "export" => e.export(&req.container, std::io::stdout().as_fd()),
         "build" => return build(e, &req.build),
         other => {
