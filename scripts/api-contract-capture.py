@@ -10,7 +10,8 @@ replays every request below at each version prefix, and writes for each one
 the status, the Content-Type, the JSON shape (key paths and JSON types; values
 only where the world fixes them), error messages word for word (IDs replaced
 by placeholders). What a human added to an existing OUT — an entry's `berth`
-override, its `optional` keys, the top-level `optional` per shape — is kept.
+override, its `optional` keys, the top-level `optional` and `cgroup_v1_only`
+per shape — is kept.
 
 Key paths: `Id` is a top-level key, `State.Status` a nested one, `Mounts[]`
 the first element of an array, `Mounts[].Type` a key of it, `[]` and `[].Id`
@@ -418,7 +419,7 @@ def main():
             "engine": f"dockerd {engine['Version']} (API {engine['ApiVersion']}, "
                       f"minimum {engine['MinAPIVersion']}), {engine['Os']}/{engine['Arch']}",
             "kernel": engine.get("KernelVersion", ""),
-            "cgroup": "v1",
+            "cgroup": "v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1",
             "date": time.strftime("%Y-%m-%d"),
             "by": "scripts/api-contract-capture.py",
         },
@@ -441,6 +442,7 @@ def main():
             "{bb.Id}": "bb's image ID (sha256:…); {bb.Id}#hex: without the sha256: prefix",
         },
         "optional": old_optional,
+        "cgroup_v1_only": old_top.get("cgroup_v1_only", {}),
         "shapes": shapes,
         "entries": entries,
     }
