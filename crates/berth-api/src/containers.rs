@@ -113,9 +113,17 @@ pub(crate) fn summary(
 /// `GET /containers/{id}/json?size`.
 pub async fn inspect(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Body>, ApiError> {
     let size = r.flag("size");
-    let v = state
+    let mut v = state
         .blocking(move |e| Ok(e.inspect_container_sized(&id, size)?))
         .await?;
+    // API 1.41 still had the kernel memory limits (always 0 here: cgroup
+    // v2 and recent kernels have none); 1.42 dropped them.
+    if r.at_most((1, 41)) {
+        if let Some(h) = v.get_mut("HostConfig").and_then(Value::as_object_mut) {
+            h.insert("KernelMemory".into(), 0.into());
+            h.insert("KernelMemoryTCP".into(), 0.into());
+        }
+    }
     Ok(http::json(StatusCode::OK, &v))
 }
 

@@ -174,6 +174,11 @@ pub fn options(body: &[u8], name: Option<String>) -> Result<CreateOptions, ApiEr
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     // `null` is a field's zero value, as Go's decoder reads it.
     crate::objects::drop_nulls(&mut v);
+    if v.as_object().is_some_and(serde_json::Map::is_empty) {
+        return Err(ApiError::bad_request(
+            "Config cannot be empty in order to create a container",
+        ));
+    }
     let b: Body = serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let c = b.config;
     let h = b.host_config.unwrap_or_default();

@@ -19,6 +19,8 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 /// split in segments (percent-decoded), and the query.
 pub struct Req {
     pub method: hyper::Method,
+    /// The `/vX.Y/` prefix's version, if there was one.
+    pub version: Option<(u32, u32)>,
     pub segments: Vec<String>,
     pub query: Vec<(String, String)>,
 }
@@ -32,7 +34,8 @@ impl Req {
             .filter(|s| !s.is_empty())
             .map(percent_decode)
             .collect();
-        if let Some(v) = segments.first().and_then(|s| parse_version(s)) {
+        let version = segments.first().and_then(|s| parse_version(s));
+        if let Some(v) = version {
             segments.remove(0);
             if v < MIN_API_VERSION {
                 return Err(ApiError::bad_request(format!(
@@ -52,9 +55,16 @@ impl Req {
             .unwrap_or_default();
         Ok(Req {
             method,
+            version,
             segments,
             query,
         })
+    }
+
+    /// The request is answered as API `v` or older would be (no prefix: the
+    /// advertised 1.41).
+    pub fn at_most(&self, v: (u32, u32)) -> bool {
+        self.version.unwrap_or((1, 41)) <= v
     }
 
     /// The last value of query parameter `k`.

@@ -18,6 +18,7 @@ fn cpu_stats(s: &StatsSample) -> Value {
     json!({
         "cpu_usage": {
             "total_usage": s.cpu_ns,
+            "percpu_usage": [],
             "usage_in_kernelmode": 0,
             "usage_in_usermode": 0,
         },
@@ -27,10 +28,45 @@ fn cpu_stats(s: &StatsSample) -> Value {
     })
 }
 
+/// The cgroup v1 `memory.stat` keys dockerd's stats carry.
+const V1_MEMORY_KEYS: &[&str] = &[
+    "active_anon",
+    "active_file",
+    "cache",
+    "dirty",
+    "hierarchical_memory_limit",
+    "hierarchical_memsw_limit",
+    "inactive_anon",
+    "inactive_file",
+    "mapped_file",
+    "pgfault",
+    "pgmajfault",
+    "pgpgin",
+    "pgpgout",
+    "rss",
+    "rss_huge",
+    "total_active_anon",
+    "total_active_file",
+    "total_cache",
+    "total_dirty",
+    "total_inactive_anon",
+    "total_inactive_file",
+    "total_mapped_file",
+    "total_pgfault",
+    "total_pgmajfault",
+    "total_pgpgin",
+    "total_pgpgout",
+    "total_rss",
+    "total_rss_huge",
+    "total_unevictable",
+    "total_writeback",
+    "unevictable",
+    "writeback",
+];
+
 /// moby's `StatsJSON` of a sample and the one before it.
 fn stats_json(
-    id: &str,
-    name: &str,
+    c: &Sampled,
     now: &StatsSample,
     read: chrono::DateTime<chrono::Utc>,
     pre: Option<(&StatsSample, chrono::DateTime<chrono::Utc>)>,
@@ -43,56 +79,98 @@ fn stats_json(
         None => (&zero, "0001-01-01T00:00:00Z".to_string()),
     };
     let blk = |op: &str, v: u64| json!({"major": 0, "minor": 0, "op": op, "value": v});
-    json!({
+    // The CLI takes the inactive file cache off `usage` itself (v1
+    // `total_inactive_file`, v2 `inactive_file`): it is given back here.
+    let inactive = c
+        .memory_stat
+        .iter()
+        .find(|(k, _)| k == "total_inactive_file")
+        .or_else(|| c.memory_stat.iter().find(|(k, _)| k == "inactive_file"))
+        .map_or(0, |(_, v)| *v);
+    // On cgroup v1, the keys dockerd's collector reports (the kernel
+    // may show more: swap, shmem, workingset_refault_*); v2's as they are.
+    let v1 = c
+        .memory_stat
+        .iter()
+        .any(|(k, _)| k == "total_inactive_file");
+    let stats: serde_json::Map<String, Value> = c
+        .memory_stat
+        .iter()
+        .filter(|(k, _)| !v1 || V1_MEMORY_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let mut memory = json!({
+        "usage": now.mem_usage + inactive,
+        "stats": stats,
+        "limit": now.mem_limit,
+    });
+    if c.peak > 0 {
+        memory["max_usage"] = json!(c.peak);
+    }
+    let mut v = json!({
         "read": time(read),
         "preread": pre_t,
         "pids_stats": {"current": now.pids},
         "blkio_stats": {
             "io_service_bytes_recursive": [blk("read", now.blk_read), blk("write", now.blk_write)],
-            "io_serviced_recursive": null,
-            "io_queue_recursive": null,
-            "io_service_time_recursive": null,
-            "io_wait_time_recursive": null,
-            "io_merged_recursive": null,
-            "io_time_recursive": null,
-            "sectors_recursive": null,
+            "io_serviced_recursive": [],
+            "io_queue_recursive": [],
+            "io_service_time_recursive": [],
+            "io_wait_time_recursive": [],
+            "io_merged_recursive": [],
+            "io_time_recursive": [],
+            "sectors_recursive": [],
         },
         "num_procs": 0,
         "storage_stats": {},
         "cpu_stats": cpu_stats(now),
         "precpu_stats": cpu_stats(pre_s),
-        "memory_stats": {"usage": now.mem_usage, "stats": {}, "limit": now.mem_limit},
-        "name": format!("/{name}"),
-        "id": id,
-        "networks": {"eth0": {
+        "memory_stats": memory,
+        "name": format!("/{}", c.name),
+        "id": c.id,
+    });
+    // Interfaces only where the container has its own network.
+    if c.networked {
+        v["networks"] = json!({"eth0": {
             "rx_bytes": now.net_rx, "rx_packets": 0, "rx_errors": 0, "rx_dropped": 0,
             "tx_bytes": now.net_tx, "tx_packets": 0, "tx_errors": 0, "tx_dropped": 0,
-        }},
-    })
+        }});
+    }
+    v
 }
 
-/// One sample of the container: its ID, name, whether it runs, the sample.
+/// What a sample says of the container beside its numbers.
+struct Sampled {
+    id: String,
+    name: String,
+    running: bool,
+    /// It has a network namespace with interfaces of its own.
+    networked: bool,
+    memory_stat: Vec<(String, u64)>,
+    peak: u64,
+}
+
+/// One sample of the container.
 async fn sample(
     state: &Arc<State>,
     id: String,
-) -> Result<
-    (
-        String,
-        String,
-        bool,
-        StatsSample,
-        chrono::DateTime<chrono::Utc>,
-    ),
-    ApiError,
-> {
+) -> Result<(Sampled, StatsSample, chrono::DateTime<chrono::Utc>), ApiError> {
     state
         .blocking(move |e| {
             let v = e.container(&id)?;
             let s = e.stats_sample(&v);
+            let (memory_stat, peak) = e.memory_stat(&v);
+            let mode = v.host_config.network_mode.as_str();
+            let networked = !(mode == "none" || mode == "host" || mode.starts_with("container:"));
             Ok((
-                v.id.to_string(),
-                v.name.clone(),
-                v.running(),
+                Sampled {
+                    id: v.id.to_string(),
+                    name: v.name.clone(),
+                    running: v.running(),
+                    networked,
+                    memory_stat,
+                    peak,
+                },
                 s,
                 chrono::Utc::now(),
             ))
@@ -106,15 +184,15 @@ async fn sample(
 pub async fn stats(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Body>, ApiError> {
     let stream = r.q("stream").is_none() || r.flag("stream");
     let one_shot = r.flag("one-shot");
-    let (cid, name, running, first, t0) = sample(state, id).await?;
+    let (c, first, t0) = sample(state, id).await?;
     if !stream {
-        if one_shot || !running {
-            let v = stats_json(&cid, &name, &first, t0, None);
+        if one_shot || !c.running {
+            let v = stats_json(&c, &first, t0, None);
             return Ok(http::json(StatusCode::OK, &v));
         }
         tokio::time::sleep(INTERVAL).await;
-        let (_, _, _, now, t1) = sample(state, cid.clone()).await?;
-        let v = stats_json(&cid, &name, &now, t1, Some((&first, t0)));
+        let (c2, now, t1) = sample(state, c.id.clone()).await?;
+        let v = stats_json(&c2, &now, t1, Some((&first, t0)));
         return Ok(http::json(StatusCode::OK, &v));
     }
     let (tx, body) = http::stream();
@@ -127,20 +205,20 @@ pub async fn stats(state: &Arc<State>, r: &Req, id: String) -> Result<Response<B
         };
         let mut pre = (first, t0);
         if tx
-            .send(line(&stats_json(&cid, &name, &first, t0, None)))
+            .send(line(&stats_json(&c, &first, t0, None)))
             .await
             .is_err()
-            || !running
+            || !c.running
         {
             return;
         }
         loop {
             tokio::time::sleep(INTERVAL).await;
-            let Ok((_, _, running, now, t)) = sample(&state, cid.clone()).await else {
+            let Ok((c, now, t)) = sample(&state, c.id.clone()).await else {
                 return;
             };
-            let v = stats_json(&cid, &name, &now, t, Some((&pre.0, pre.1)));
-            if tx.send(line(&v)).await.is_err() || !running {
+            let v = stats_json(&c, &now, t, Some((&pre.0, pre.1)));
+            if tx.send(line(&v)).await.is_err() || !c.running {
                 return;
             }
             pre = (now, t);
@@ -187,7 +265,7 @@ pub async fn system_df(state: &Arc<State>) -> Result<Response<Body>, ApiError> {
                         "Id": i.id.to_string(),
                         "ParentId": "",
                         "RepoTags": if tags.is_empty() { json!(["<none>:<none>"]) } else { json!(tags) },
-                        "RepoDigests": [],
+                        "RepoDigests": null,
                         "Created": unix(&i.created),
                         "Size": i.size,
                         "SharedSize": i.shared_size,
@@ -207,19 +285,20 @@ pub async fn system_df(state: &Arc<State>) -> Result<Response<Body>, ApiError> {
                     Value::Object(row)
                 })
                 .collect();
+            // Each volume as `/volumes` shows it, with its usage.
+            let all = e.volumes_filtered(&berth_engine::filters::Filters::default())?;
             let volumes: Vec<Value> = du
                 .volumes
                 .iter()
-                .map(|v| {
-                    json!({
-                        "Name": v.name,
-                        "Driver": "local",
-                        "Mountpoint": "",
-                        "Labels": null,
-                        "Scope": "local",
-                        "Options": null,
-                        "UsageData": {"Size": v.size, "RefCount": v.links},
-                    })
+                .map(|u| {
+                    let full = all
+                        .iter()
+                        .find(|v| v.name == u.name)
+                        .and_then(|v| serde_json::to_value(v).ok())
+                        .unwrap_or_else(|| json!({"Name": u.name, "Driver": "local", "Scope": "local"}));
+                    let mut v = crate::objects::volume_json(full);
+                    v["UsageData"] = json!({"Size": u.size, "RefCount": u.links});
+                    v
                 })
                 .collect();
             let cache: Vec<Value> = du
@@ -245,7 +324,8 @@ pub async fn system_df(state: &Arc<State>) -> Result<Response<Body>, ApiError> {
                 "Images": images,
                 "Containers": containers,
                 "Volumes": volumes,
-                "BuildCache": cache,
+                "BuildCache": if cache.is_empty() { Value::Null } else { json!(cache) },
+                "BuilderSize": du.build_cache_size(),
             }))
         })
         .await?;

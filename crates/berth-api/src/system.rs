@@ -19,7 +19,17 @@ pub fn ping() -> Response<Body> {
 }
 
 pub async fn version(state: &Arc<State>) -> Result<Response<Body>, ApiError> {
-    let v = state.blocking(|e| Ok(e.version())).await?;
+    let mut v = state.blocking(|e| Ok(e.version())).await?;
+    // The oldest version this server takes, not dockerd's.
+    let min = format!("{}.{}", crate::MIN_API_VERSION.0, crate::MIN_API_VERSION.1);
+    v["MinAPIVersion"] = min.clone().into();
+    if let Some(d) = v
+        .get_mut("Components")
+        .and_then(|c| c.get_mut(0))
+        .and_then(|c| c.get_mut("Details"))
+    {
+        d["MinAPIVersion"] = min.into();
+    }
     Ok(http::json(StatusCode::OK, &v))
 }
 

@@ -93,6 +93,19 @@ fn net_bytes(pid: i32) -> (u64, u64) {
 
 impl Engine {
     /// One reading of `v` (zeros when it is not running).
+    /// The container's `memory.stat` pairs and its peak memory usage
+    /// (empty and 0 when it is not running).
+    pub fn memory_stat(&self, v: &ContainerView) -> (Vec<(String, u64)>, u64) {
+        if !v.running() {
+            return (Vec::new(), 0);
+        }
+        let Some(layout) = self.cgroup_layout() else {
+            return (Vec::new(), 0);
+        };
+        berth_runtime::cgroups::Cgroup::new(layout, &self.cgroup_rel(&v.id, &v.host_config))
+            .memory_stat()
+    }
+
     pub fn stats_sample(&self, v: &ContainerView) -> StatsSample {
         if !v.running() {
             return StatsSample::default();

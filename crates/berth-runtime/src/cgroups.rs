@@ -565,6 +565,38 @@ impl Cgroup {
         u
     }
 
+    /// The memory controller's `memory.stat`, key by key (v1's 32 keys,
+    /// `total_inactive_file` among them; v2's), and the peak usage where
+    /// the kernel keeps one (v1 `max_usage_in_bytes`, v2 `memory.peak`).
+    pub fn memory_stat(&self) -> (Vec<(String, u64)>, u64) {
+        let (stat, peak) = match &self.layout {
+            Layout::V1 { .. } => (
+                self.v1_dir("memory").map(|d| d.join("memory.stat")),
+                self.v1_dir("memory")
+                    .map(|d| d.join("memory.max_usage_in_bytes")),
+            ),
+            Layout::Unified(root) => {
+                let d = root.join(&self.rel);
+                (Some(d.join("memory.stat")), Some(d.join("memory.peak")))
+            }
+        };
+        let text = stat
+            .and_then(|p| fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let pairs = text
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.trim().parse().ok()?))
+            })
+            .collect();
+        let peak = peak
+            .and_then(|p| fs::read_to_string(p).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        (pairs, peak)
+    }
+
     /// Whether the cgroup is frozen (or freezing): v1 `freezer.state` not
     /// THAWED, v2 `cgroup.freeze` 1. A cgroup that is not there is not.
     pub fn frozen(&self) -> bool {

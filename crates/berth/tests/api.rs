@@ -141,7 +141,11 @@ impl Server {
             let _ = s.write_all(b);
         }
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap_or_else(|e| panic!("{e}"));
+        // A server that answered before reading a body it refuses resets
+        // the connection after its answer: what came before counts.
+        if let Err(e) = s.read_to_end(&mut raw) {
+            assert!(!raw.is_empty(), "no answer: {e}");
+        }
         let text = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = text
             .split_once("\r\n\r\n")
@@ -255,8 +259,14 @@ fn the_docker_cli_reads_what_the_berth_cli_made() {
         );
         // inspect is the CLI's inspect, byte for byte.
         let theirs = ok(server.docker(&["container", "inspect", "up1"])).unwrap();
-        let a: serde_json::Value = serde_json::from_str(&theirs).unwrap();
+        let mut a: serde_json::Value = serde_json::from_str(&theirs).unwrap();
         let b: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "up1"])).unwrap();
+        // API 1.41 still carries the kernel memory limits (0); the CLI's
+        // inspect is Docker 25's, without them.
+        for k in ["KernelMemory", "KernelMemoryTCP"] {
+            let gone = a[0]["HostConfig"].as_object_mut().unwrap().remove(k);
+            assert_eq!(gone, Some(serde_json::json!(0)), "{k}");
+        }
         assert_eq!(a, b);
         let images =
             ok(server.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])).unwrap();
