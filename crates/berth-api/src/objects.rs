@@ -429,11 +429,43 @@ pub async fn commit(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiEr
 /// `POST /auth`: berth's registries are reached by the CLI's `login`; the
 /// server accepts the credentials without checking them (as Docker does
 /// for a registry that answers without authentication).
-pub async fn auth(body: bytes::Bytes) -> Result<Response<Body>, ApiError> {
-    let _: Value = parse(&body)?;
+/// `POST /auth`: the credentials checked against the registry, as
+/// dockerd checks them (`docker login`); an identity token if the
+/// registry's token server handed one out. Nothing is stored: the client
+/// keeps its credentials and sends them with each pull and push.
+pub async fn auth(state: &Arc<State>, body: bytes::Bytes) -> Result<Response<Body>, ApiError> {
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct AuthConfig {
+        username: String,
+        password: String,
+        serveraddress: String,
+        identitytoken: String,
+    }
+    let a: AuthConfig = parse(&body)?;
+    let server = if a.serveraddress.is_empty() {
+        "https://index.docker.io/v1/".to_string()
+    } else {
+        a.serveraddress
+    };
+    let creds = berth_registry::credentials::Credentials {
+        username: a.username,
+        password: a.password,
+        identity_token: Some(a.identitytoken).filter(|t| !t.is_empty()),
+    };
+    let token = state
+        .blocking(move |_| {
+            let settings = berth_registry::Settings::load_default()
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            settings.verify_login(&server, &creds).map_err(|e| {
+                // dockerd answers a refused login 401 with the registry's words.
+                ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())
+            })
+        })
+        .await?;
     Ok(http::json(
         StatusCode::OK,
-        &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+        &json!({"Status": "Login Succeeded", "IdentityToken": token.unwrap_or_default()}),
     ))
 }
 

@@ -170,7 +170,7 @@ async fn route(
         ["networks", id, "disconnect"] if post => {
             o::network_connect(state, id.to_string(), body(req).await?, false).await
         }
-        ["auth"] if post => o::auth(body(req).await?).await,
+        ["auth"] if post => o::auth(state, body(req).await?).await,
         ["events"] if get => o::events(state, r).await,
         // An image name holds slashes: everything between `images/` and
         // the last segment.

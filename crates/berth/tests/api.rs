@@ -1458,3 +1458,87 @@ fn hostile_requests_get_errors_and_change_nothing() {
     let (status, _, _) = server.request("GET", "/_ping");
     assert_eq!(status, 200, "still serving");
 }
+
+#[test]
+fn docker_login_is_checked_and_its_credentials_reach_the_registry() {
+    let env = TestEnv::with_busybox();
+    let dir = env.root.path().join("reg");
+    std::fs::create_dir(&dir).unwrap();
+    let hash = Command::new("htpasswd")
+        .args(["-Bbn", "alice", "s3cret"])
+        .output()
+        .unwrap_or_else(|e| panic!("htpasswd (CI installs apache2-utils): {e}"));
+    assert!(hash.status.success());
+    std::fs::write(dir.join("htpasswd"), &hash.stdout).unwrap();
+    common::enter_own_netns();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    std::fs::write(
+        dir.join("config.yml"),
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test-realm\n    path: {d}/htpasswd\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    struct Reg(Child);
+    impl Drop for Reg {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _reg = Reg(Command::new("/usr/bin/docker-registry")
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    poll("the registry", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let server = Server::start(&env);
+    let reg = format!("127.0.0.1:{port}");
+    // A wrong password: the registry's refusal, nothing stored.
+    let Some(o) = server.docker_with_input(
+        &["login", "-u", "alice", "--password-stdin", &reg],
+        b"wrong\n",
+    ) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).starts_with("Error response from daemon: "),
+        "{}",
+        text(&o.stderr)
+    );
+    // Without credentials a push is refused.
+    let name = format!("{reg}/h/bb:1");
+    ok(server.docker(&["tag", BB, &name]));
+    let o = server.docker(&["push", &name]).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    // The right one: checked, kept by the CLI, sent with the push.
+    let o = server
+        .docker_with_input(
+            &["login", "-u", "alice", "--password-stdin", &reg],
+            b"s3cret\n",
+        )
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("Login Succeeded"),
+        "{}",
+        text(&o.stdout)
+    );
+    let out = ok(server.docker(&["push", &name])).unwrap();
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    ok(server.docker(&["rmi", &name]));
+    let out = ok(server.docker(&["pull", &name])).unwrap();
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+}
