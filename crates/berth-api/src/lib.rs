@@ -61,12 +61,23 @@ pub enum ServeError {
 /// Serves until SIGTERM or SIGINT; `ready` is called with the addresses
 /// once every listener accepts.
 pub fn serve(config: Config, ready: impl FnOnce(&[String])) -> Result<(), ServeError> {
+    // glibc gives each thread that allocates an arena of its own (up to 8
+    // per core) and keeps what they held: a burst of requests over many
+    // blocking threads would leave tens of MiB resident for good. Two
+    // arenas, and memory handed back once the server is quiet (listen.rs).
+    // SAFETY: mallopt only sets an allocator parameter; it is called
+    // before any other thread of this process exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         // Waits, follows and attaches each hold one while their client is
         // there (an attached `docker run` holds two): threads are made on
         // demand and let go after 10 s idle.
         .max_blocking_threads(1024)
+        // Idle blocking threads end soon, before the idle trim.
+        .thread_keep_alive(std::time::Duration::from_secs(2))
         .thread_name("berth-serve")
         .enable_all()
         .build()

@@ -235,6 +235,9 @@ enum Listener {
     Tcp(TcpListener, Option<tokio_rustls::TlsAcceptor>),
 }
 
+/// How long without a request before the server lets go of memory.
+const IDLE_TRIM: Duration = Duration::from_secs(5);
+
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
@@ -306,7 +309,42 @@ pub async fn run(config: Config, ready: impl FnOnce(&[String])) -> Result<(), Se
         engine: config.engine.clone(),
         pending: Default::default(),
         execs: Default::default(),
+        pool: Default::default(),
+        served: Default::default(),
     });
+    // Once requests stop, the engines kept for them go and the allocator
+    // gives their memory back: an idle server is small again.
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let (mut seen, mut trimmed) = (0, 0);
+            let mut tick = tokio::time::interval(IDLE_TRIM);
+            loop {
+                tick.tick().await;
+                let now = state.served.load(std::sync::atomic::Ordering::Relaxed);
+                if now != seen {
+                    seen = now;
+                    continue;
+                }
+                // A whole tick without a request (the blocking threads of
+                // the last ones have ended), and requests since the last
+                // trim.
+                if now == trimmed {
+                    continue;
+                }
+                trimmed = now;
+                if let Ok(mut p) = state.pool.lock() {
+                    p.clear();
+                }
+                let _ = tokio::task::spawn_blocking(|| {
+                    // SAFETY: malloc_trim only returns free memory to the
+                    // kernel; it takes the allocator's locks.
+                    unsafe { libc::malloc_trim(0) };
+                })
+                .await;
+            }
+        });
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Each connection holds a sender: when the last is dropped, `recv`
     // says every connection has ended.

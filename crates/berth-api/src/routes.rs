@@ -17,18 +17,39 @@ pub struct State {
     pub pending: crate::attach::Pending,
     /// Exec instances, by ID.
     pub execs: crate::exec::Execs,
+    /// Engines opened before and free now: opening one (directories, the
+    /// SQLite connection) costs more than most requests. An engine holds
+    /// no state of the store's between calls — every call reads SQLite and
+    /// the containers' files afresh — so reusing one sees what the CLI and
+    /// the monitors wrote meanwhile.
+    pub pool: std::sync::Mutex<Vec<Engine>>,
+    /// Requests answered so far (the idle trimmer's clue).
+    pub served: std::sync::atomic::AtomicU64,
 }
 
+/// Engines kept for reuse; more in use at once are opened and closed.
+const POOL: usize = 16;
+
 impl State {
-    /// Runs `f` on an engine opened for it, in a blocking thread.
+    /// Runs `f` on an engine of its own, in a blocking thread.
     pub async fn blocking<T: Send + 'static>(
-        &self,
+        self: &Arc<Self>,
         f: impl FnOnce(&mut Engine) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let opts = self.engine.clone();
+        let state = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut e = Engine::open(opts)?;
-            f(&mut e)
+            let pooled = state.pool.lock().ok().and_then(|mut p| p.pop());
+            let mut e = match pooled {
+                Some(e) => e,
+                None => Engine::open(state.engine.clone())?,
+            };
+            let r = f(&mut e);
+            if let Ok(mut p) = state.pool.lock() {
+                if p.len() < POOL {
+                    p.push(e);
+                }
+            }
+            r
         })
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -44,6 +65,9 @@ pub async fn handle(
         Err(e) => return Ok(http::error(&e)),
     };
     let head = r.method == Method::HEAD;
+    state
+        .served
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let res = route(&state, &r, req).await;
     let mut resp = match res {
         Ok(resp) => resp,
