@@ -1074,13 +1074,16 @@ impl Tx<'_> {
     }
     /// Containers whose ID starts with `prefix` (at most 2).
     pub fn containers_with_prefix(&self, prefix: &str) -> Result<Vec<ContainerRow>> {
+        // A range of the primary key (IDs are lower-case hex: every ID
+        // that starts with the prefix sorts below the prefix and a `g`),
+        // not a scan of every row.
         let q = format!(
-            "SELECT {} FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2",
+            "SELECT {} FROM containers WHERE id >= ?1 AND id < ?2 LIMIT 2",
             Self::CONTAINER_COLS
         );
-        let mut st = self.c.prepare(&q)?;
+        let mut st = self.c.prepare_cached(&q)?;
         let rows = st.query_map(
-            params![prefix, prefix.len() as i64],
+            params![prefix, format!("{prefix}g")],
             Self::container_from_row,
         )?;
         rows.map(|r| Self::make_container(r?)).collect()
