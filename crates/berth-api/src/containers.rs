@@ -65,9 +65,8 @@ pub(crate) fn summary(
         })
         .collect();
     // Networks and mounts as inspect shows them.
-    let inspected = e.inspect_container(v.id.as_str()).unwrap_or(Value::Null);
-    let networks = inspected["NetworkSettings"]["Networks"].clone();
-    let mounts: Vec<Value> = inspected["Mounts"]
+    let (networks, mounts) = e.container_networks_and_mounts(v);
+    let mounts: Vec<Value> = mounts
         .as_array()
         .map(|ms| {
             ms.iter()

@@ -462,6 +462,14 @@ fn network_settings(networks: Value) -> Value {
 }
 
 impl Engine {
+    /// What a list row shows of a container beside its summary: its
+    /// networks (as inspect's `NetworkSettings.Networks`) and its mounts
+    /// (as inspect's `Mounts`), without the rest of inspect.
+    pub fn container_networks_and_mounts(&self, v: &ContainerView) -> (Value, Value) {
+        let ns = self.live_network_settings(v, network_settings(networks_of(&v.host_config)));
+        (ns["Networks"].clone(), mounts(v))
+    }
+
     /// `inspect`, shaped as Docker's.
     pub fn inspect_container(&self, what: &str) -> Result<Value> {
         self.inspect_container_sized(what, false)
