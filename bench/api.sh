@@ -6,8 +6,8 @@
 #   run   `docker run --rm --network none bb true` through each server (hyperfine median
 #         of RUNS_RUN), and the berth CLI's own `berth run --rm` (no server) for scale;
 #   exec  `docker exec bench-exec true` into one `sleep 1d` container (median of RUNS_EXEC);
-#   ps    `docker ps` with N_CTRS running containers (`--network none bb sleep 1d`, made
-#         with `docker create` + `docker start`, or `docker run -d` with START_WITH=run;
+#   ps    `docker ps` with N_CTRS running containers (`docker run -d --network none bb
+#         sleep 1d`, or `docker create` + `docker start` with START_WITH=create-start;
 #         each start timed too; median of RUNS_PS), and `docker version` (the CLI's start
 #         and two round trips: its floor);
 #   http  requests per second and latency (p50, p99) of `GET /v1.41/containers/json` and
@@ -42,7 +42,7 @@ HTTP_WARMUP=${HTTP_WARMUP:-2}     # seconds of load before that, not counted
 IDLE_SECONDS=${IDLE_SECONDS:-30}  # idle time before the last RSS reading (tokio ends a
                                   # blocking thread after 10 s idle)
 SECTIONS=${SECTIONS:-"run exec ps http rss"}
-START_WITH=${START_WITH:-create-start}  # how the N_CTRS are started: create-start or run
+START_WITH=${START_WITH:-run}           # how the N_CTRS are started: run or create-start
 START_TIMEOUT=${START_TIMEOUT:-60}      # seconds a start may take before the run stops
 BUILD=${BUILD:-1}                 # 0: do not run `cargo build --release`
 INSTALL=${INSTALL:-1}             # 0: do not apt-get install missing tools
@@ -93,12 +93,16 @@ bench_start
 # `berth serve`, stopped by PID before bench/lib.sh's cleanup (which removes the
 # containers with the berth CLI, stops dockerd, kills leftovers by PID).
 SERVE_PID=""
+kib_of() { awk -v k="$2:" '$1 == k { print $2; f = 1 } END { if (!f) print "" }' "/proc/$1/status" 2>/dev/null || echo ""; }
 stop_serve() {
     [ -n "$SERVE_PID" ] || return 0
     kill -TERM "$SERVE_PID" 2>/dev/null || true
     local deadline=$((SECONDS + 20))
     while kill -0 "$SERVE_PID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
-    kill -KILL "$SERVE_PID" 2>/dev/null || true
+    if kill -0 "$SERVE_PID" 2>/dev/null; then
+        log "bench: berth serve did not end in 20 s after SIGTERM ($(kib_of "$SERVE_PID" Threads) threads): SIGKILL"
+        kill -KILL "$SERVE_PID" 2>/dev/null || true
+    fi
     wait "$SERVE_PID" 2>/dev/null || true
     SERVE_PID=""
 }
@@ -162,7 +166,6 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START_SECONDS=$SECONDS
 
 # ---- measuring helpers ---------------------------------------------------------------
-kib_of() { awk -v k="$2:" '$1 == k { print $2; f = 1 } END { if (!f) print "" }' "/proc/$1/status" 2>/dev/null || echo ""; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0; }
 CLK_TCK=$(getconf CLK_TCK)
 containerd_pid() {
@@ -247,8 +250,9 @@ fi
 
 # ---- the containers: one for exec and inspect, then up to N_CTRS running --------------
 # start_ctr ENGINE [NAME]: one `sleep 1d` container through the server; prints its ID.
-# START_WITH=create-start: `docker create` then `docker start` (two CLI calls); run:
-# `docker run -d`, whose CLI also sends POST /containers/ID/wait and leaves.
+# START_WITH=run: `docker run -d`, whose CLI also sends POST /containers/ID/wait before the
+# start and leaves without its answer (berth serve before 1a4387a kept a blocking thread
+# waiting for each, and hung at the 64th); create-start: `docker create`, `docker start`.
 start_ctr() {
     local e=$1 name=() id
     [ -n "${2:-}" ] && name=(--name "$2")
