@@ -92,10 +92,6 @@ async fn outcome(child: &mut Child) -> Result<(), ApiError> {
     ))
 }
 
-async fn finish(mut child: Child) -> Result<(), ApiError> {
-    outcome(&mut child).await
-}
-
 /// Relays the request's body to the child's stdin, then closes it.
 fn feed(child: &mut Child, req: Request<Incoming>) {
     let Some(mut stdin) = child.stdin.take() else {
@@ -214,23 +210,33 @@ fn stat_header(stat: &str) -> (&'static str, String) {
     )
 }
 
+/// Runs `op` on the archive request's path and reads the stat line it
+/// starts its answer with; the child's failure if it wrote none.
+async fn stat_first(
+    state: &Arc<State>,
+    r: &Req,
+    id: String,
+    op: &str,
+) -> Result<(Child, BufReader<ChildStdout>, String), ApiError> {
+    let path = path_arg(r)?;
+    let mut child = spawn(state, op, &json!({"container": id, "path": path}), false)?;
+    let mut out = stdout_of(&mut child)?;
+    let mut line = String::new();
+    let n = out.read_line(&mut line).await.unwrap_or(0);
+    if n == 0 || !line.ends_with('\n') {
+        return Err(failure(&mut child).await);
+    }
+    Ok((child, out, line))
+}
+
 /// `HEAD /containers/{id}/archive?path=`: the path's stat in a header.
 pub async fn archive_head(
     state: &Arc<State>,
     r: &Req,
     id: String,
 ) -> Result<Response<Body>, ApiError> {
-    let path = path_arg(r)?;
-    let mut child = spawn(
-        state,
-        "stat",
-        &json!({"container": id, "path": path}),
-        false,
-    )?;
-    let mut out = stdout_of(&mut child)?;
-    let mut line = String::new();
-    let _ = out.read_line(&mut line).await;
-    finish(child).await?;
+    let (mut child, _, line) = stat_first(state, r, id, "stat").await?;
+    outcome(&mut child).await?;
     let (k, v) = stat_header(&line);
     http::base(StatusCode::OK)
         .header(k, v)
@@ -245,19 +251,7 @@ pub async fn archive_get(
     r: &Req,
     id: String,
 ) -> Result<Response<Body>, ApiError> {
-    let path = path_arg(r)?;
-    let mut child = spawn(
-        state,
-        "archive-get",
-        &json!({"container": id, "path": path}),
-        false,
-    )?;
-    let mut out = stdout_of(&mut child)?;
-    let mut line = String::new();
-    let n = out.read_line(&mut line).await.unwrap_or(0);
-    if n == 0 || !line.ends_with('\n') {
-        return Err(failure(&mut child).await);
-    }
+    let (child, out, line) = stat_first(state, r, id, "archive-get").await?;
     relay(
         child,
         out,
@@ -280,7 +274,7 @@ pub async fn archive_put(
     let request = json!({"container": id, "path": path, "copy_uid_gid": r.flag("copyUIDGID")});
     let mut child = spawn(state, "archive-put", &request, true)?;
     feed(&mut child, req);
-    finish(child).await?;
+    outcome(&mut child).await?;
     Ok(http::no_content(StatusCode::OK))
 }
 

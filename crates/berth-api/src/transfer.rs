@@ -263,17 +263,8 @@ fn registry_auth_for(
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
     );
     let s = settings.clone();
-    let auth = berth_registry::auth::Credentialed::with_credentials(creds).with_agent_for(
-        move |registry| {
-            let r = Reference::parse(&format!("{registry}/x")).ok()?;
-            let ep = berth_registry::Endpoint {
-                scheme: berth_registry::Scheme::Https,
-                ..berth_registry::Endpoint::of(&r)
-            };
-            let tls = s.tls_for(&ep).ok()?;
-            Some(berth_registry::client::agent(tls))
-        },
-    );
+    let auth = berth_registry::auth::Credentialed::with_credentials(creds)
+        .with_agent_for(move |registry| s.token_agent(registry));
     Ok((settings, Arc::new(auth)))
 }
 

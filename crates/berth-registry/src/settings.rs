@@ -472,6 +472,19 @@ impl Settings {
         ))
     }
 
+    /// The agent for `registry`'s token server: the registry's own TLS
+    /// settings (its certs.d CA and client certificate), as Docker's
+    /// daemon reaches it (for `Credentialed::with_agent_for`).
+    pub fn token_agent(&self, registry: &str) -> Option<ureq::Agent> {
+        let r = Reference::parse(&format!("{registry}/x")).ok()?;
+        let ep = Endpoint {
+            scheme: Scheme::Https,
+            ..Endpoint::of(&r)
+        };
+        let tls = self.tls_for(&ep).ok()?;
+        Some(crate::client::agent(tls))
+    }
+
     /// `berth login`'s check of `creds` with `server`
     /// ([`crate::auth::verify_login`]) through these settings: the
     /// registry's certs.d, and plain http after https for an insecure one.

@@ -196,15 +196,7 @@ pub(crate) fn user_auth(
         .map_err(|err| anyhow!("{err}"))?
         // A registry's token server is reached with the registry's own TLS
         // settings (certs.d), as Docker's daemon reaches it.
-        .with_agent_for(move |registry| {
-            let r = berth_types::Reference::parse(&format!("{registry}/x")).ok()?;
-            let ep = berth_registry::Endpoint {
-                scheme: berth_registry::Scheme::Https,
-                ..berth_registry::Endpoint::of(&r)
-            };
-            let tls = settings.tls_for(&ep).ok()?;
-            Some(berth_registry::client::agent(tls))
-        });
+        .with_agent_for(move |registry| settings.token_agent(registry));
     Ok(std::sync::Arc::new(c))
 }
 

@@ -65,6 +65,9 @@ pub fn run(e: &mut Engine, op: &str) -> Result<i32> {
         },
         Err(_) => return Ok(fail(500, "serve-helper: no request (BERTH_SERVE_REQUEST)")),
     };
+    // Read once; the monitors this process starts (a build's RUN steps)
+    // have no business with it.
+    std::env::remove_var("BERTH_SERVE_REQUEST");
     let stdout = std::io::stdout();
     let stdin = std::io::stdin();
     let r = match op {
