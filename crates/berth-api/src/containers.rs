@@ -16,28 +16,53 @@ pub async fn list(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiErro
     let all = r.flag("all");
     let size = r.flag("size");
     let limit = r.int("limit")?.filter(|n| *n > 0);
+    // Sizes are read from the disk at each request, never kept.
+    let query = (!size).then(|| format!("{:?}", r.query));
+    if let (Some(c), Some(q)) = (&state.cache, &query) {
+        if let Some(l) = c.list(q) {
+            return Ok(http::json_bytes(
+                StatusCode::OK,
+                l.render(chrono::Utc::now()),
+            ));
+        }
+    }
+    let st = state.clone();
     let rows = state
         .blocking(move |e| {
-            let mut list = e.containers_filtered(&filters, all || limit.is_some())?;
-            e.sweep_networks_but(&list);
-            if let Some(n) = limit {
-                list.truncate(usize::try_from(n).unwrap_or(usize::MAX));
-            }
-            let now = chrono::Utc::now();
-            let mut rows = Vec::with_capacity(list.len());
-            for v in &list {
-                let mut row = summary(e, v, now);
-                if size {
-                    let (rw, all) = e.container_size(v)?;
-                    row.insert("SizeRw".into(), rw.into());
-                    row.insert("SizeRootFs".into(), all.into());
+            let read = |views: Vec<ContainerView>| -> berth_engine::Result<Vec<(ContainerView, Map<String, Value>)>> {
+                let mut list = e.filter_containers(views, &filters, all || limit.is_some())?;
+                e.sweep_networks_but(&list);
+                if let Some(n) = limit {
+                    list.truncate(usize::try_from(n).unwrap_or(usize::MAX));
                 }
-                rows.push(Value::Object(row));
+                let now = chrono::Utc::now();
+                let mut rows = Vec::with_capacity(list.len());
+                for v in list {
+                    let mut row = summary(e, &v, now);
+                    if size {
+                        let (rw, all) = e.container_size(&v)?;
+                        row.insert("SizeRw".into(), rw.into());
+                        row.insert("SizeRootFs".into(), all.into());
+                    }
+                    rows.push((v, row));
+                }
+                Ok(rows)
+            };
+            match (&st.cache, &query) {
+                (Some(c), Some(q)) => Ok(c.fill_list(e, q, read)?.render(chrono::Utc::now())),
+                _ => {
+                    let rows: Vec<Value> = read(e.containers()?)?
+                        .into_iter()
+                        .map(|(_, row)| Value::Object(row))
+                        .collect();
+                    let mut out = serde_json::to_vec(&rows).unwrap_or_default();
+                    out.push(b'\n');
+                    Ok(out)
+                }
             }
-            Ok(rows)
         })
         .await?;
-    Ok(http::json(StatusCode::OK, &rows))
+    Ok(http::json_bytes(StatusCode::OK, rows))
 }
 
 pub(crate) fn summary(
@@ -112,17 +137,42 @@ pub(crate) fn summary(
 /// `GET /containers/{id}/json?size`.
 pub async fn inspect(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Body>, ApiError> {
     let size = r.flag("size");
+    // API 1.41 still had the kernel memory limits (always 0 here: cgroup
+    // v2 and recent kernels have none); 1.42 dropped them.
+    let old = r.at_most((1, 41));
+    let shape = move |v: &mut Value| {
+        if old {
+            if let Some(h) = v.get_mut("HostConfig").and_then(Value::as_object_mut) {
+                h.insert("KernelMemory".into(), 0.into());
+                h.insert("KernelMemoryTCP".into(), 0.into());
+            }
+        }
+    };
+    if !size {
+        if let Some(c) = &state.cache {
+            if let Some(b) = c.inspect(&id, old) {
+                return Ok(http::json_bytes(StatusCode::OK, b));
+            }
+        }
+        let st = state.clone();
+        let b = state
+            .blocking(move |e| match &st.cache {
+                Some(c) => Ok(c.fill_inspect(e, &id, old, shape)?),
+                None => {
+                    let mut v = e.inspect_container(&id)?;
+                    shape(&mut v);
+                    let mut b = serde_json::to_vec(&v).unwrap_or_default();
+                    b.push(b'\n');
+                    Ok(bytes::Bytes::from(b))
+                }
+            })
+            .await?;
+        return Ok(http::json_bytes(StatusCode::OK, b));
+    }
     let mut v = state
         .blocking(move |e| Ok(e.inspect_container_sized(&id, size)?))
         .await?;
-    // API 1.41 still had the kernel memory limits (always 0 here: cgroup
-    // v2 and recent kernels have none); 1.42 dropped them.
-    if r.at_most((1, 41)) {
-        if let Some(h) = v.get_mut("HostConfig").and_then(Value::as_object_mut) {
-            h.insert("KernelMemory".into(), 0.into());
-            h.insert("KernelMemoryTCP".into(), 0.into());
-        }
-    }
+    shape(&mut v);
     Ok(http::json(StatusCode::OK, &v))
 }
 

@@ -224,6 +224,14 @@ pub fn json(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(empty()))
 }
 
+/// A JSON body already serialized.
+pub fn json_bytes(status: StatusCode, bytes: impl Into<Bytes>) -> Response<Body> {
+    base(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full(bytes))
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
 pub fn error(e: &ApiError) -> Response<Body> {
     let mut m = BTreeMap::new();
     m.insert("message", e.message.as_str());

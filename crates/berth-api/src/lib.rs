@@ -11,6 +11,7 @@
 //! multi-threaded process (see ARCHITECTURE.md).
 
 mod attach;
+mod cache;
 mod containers;
 mod create;
 mod exec;
@@ -23,6 +24,7 @@ mod resources;
 mod routes;
 mod system;
 mod transfer;
+mod trim;
 
 use std::path::PathBuf;
 

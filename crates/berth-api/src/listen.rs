@@ -311,9 +311,11 @@ pub async fn run(config: Config, ready: impl FnOnce(&[String])) -> Result<(), Se
         execs: Default::default(),
         pool: Default::default(),
         served: Default::default(),
+        cache: crate::cache::Cache::new(&config.engine.store_file()).ok(),
     });
-    // Once requests stop, the engines kept for them go and the allocator
-    // gives their memory back: an idle server is small again.
+    // Once requests stop, the engines and answers kept for them go, the
+    // allocator gives their memory back and the code they ran is unmapped
+    // (trim.rs): an idle server is small again.
     {
         let state = state.clone();
         tokio::spawn(async move {
@@ -336,12 +338,10 @@ pub async fn run(config: Config, ready: impl FnOnce(&[String])) -> Result<(), Se
                 if let Ok(mut p) = state.pool.lock() {
                     p.clear();
                 }
-                let _ = tokio::task::spawn_blocking(|| {
-                    // SAFETY: malloc_trim only returns free memory to the
-                    // kernel; it takes the allocator's locks.
-                    unsafe { libc::malloc_trim(0) };
-                })
-                .await;
+                if let Some(c) = &state.cache {
+                    c.clear();
+                }
+                let _ = tokio::task::spawn_blocking(crate::trim::idle).await;
             }
         });
     }

@@ -25,6 +25,9 @@ pub struct State {
     pub pool: std::sync::Mutex<Vec<Engine>>,
     /// Requests answered so far (the idle trimmer's clue).
     pub served: std::sync::atomic::AtomicU64,
+    /// Inspects and lists kept while what they were read from is
+    /// unchanged (none if inotify could not be had).
+    pub cache: Option<crate::cache::Cache>,
 }
 
 /// Engines kept for reuse; more in use at once are opened and closed.

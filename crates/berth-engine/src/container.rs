@@ -337,7 +337,25 @@ pub struct ContainerView {
     pub dir: PathBuf,
 }
 
+/// See [`Engine::view_sources`].
+#[derive(Clone, Debug)]
+pub struct ViewSources {
+    /// The container's directory (`state.json`, `health.json`,
+    /// `network.json`, the idle marker, its log files).
+    pub dir: PathBuf,
+    /// Written by every pause, unpause and idle freeze.
+    pub freeze_file: Option<PathBuf>,
+}
+
 impl ContainerView {
+    /// The monitor whose death would change this view: the one of a
+    /// running (or restarting) container whose monitor is alive.
+    pub fn live_monitor(&self) -> Option<i32> {
+        matches!(self.state.status, Status::Running | Status::Restarting)
+            .then_some(self.state.monitor_pid)
+            .filter(|p| monitor_alive(*p))
+    }
+
     /// Docker's `Status` of a container (`Up 5 minutes (healthy)`,
     /// `Exited (0) 2 hours ago`): moby's `State.String()`, and berth's
     /// `(Idle)`.
@@ -1810,6 +1828,20 @@ impl Engine {
         })
     }
 
+    /// What a container's view is read from besides the store's database
+    /// ([`Options::store_file`]): the files of its directory, its cgroup's
+    /// freeze file, and its monitor (whose death turns a running state into
+    /// an exited one). A server that watches these and sees none change may
+    /// answer from a view it read before.
+    pub fn view_sources(&self, id: &ContainerId, h: &HostConfig) -> ViewSources {
+        ViewSources {
+            dir: self.container_dir(id),
+            freeze_file: self
+                .cgroup_layout()
+                .and_then(|l| Cgroup::new(l, &self.cgroup_rel(id, h)).freeze_file()),
+        }
+    }
+
     pub fn container(&self, what: &str) -> Result<ContainerView> {
         let row = self.find_container(what)?;
         self.view(row)
@@ -3072,7 +3104,8 @@ fn reconcile(mut s: State) -> State {
     s
 }
 
-fn monitor_alive(pid: i32) -> bool {
+/// Whether `pid` is a live berth monitor (its first argument says so).
+pub fn monitor_alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }

@@ -406,6 +406,17 @@ impl Engine {
     /// `ps --filter …`: the containers (newest first) that pass `f`;
     /// stopped ones too when `all` or a `status` filter is given.
     pub fn containers_filtered(&self, f: &Filters, all: bool) -> Result<Vec<ContainerView>> {
+        self.filter_containers(self.containers()?, f, all)
+    }
+
+    /// [`Engine::containers_filtered`] of containers already read (`list`,
+    /// newest first, as [`Engine::containers`] returns them).
+    pub fn filter_containers(
+        &self,
+        list: Vec<ContainerView>,
+        f: &Filters,
+        all: bool,
+    ) -> Result<Vec<ContainerView>> {
         f.check_keys(PS_KEYS)?;
         for s in f.get("status") {
             if !STATUSES.contains(&s.as_str()) {
@@ -432,7 +443,6 @@ impl Engine {
                 .map_err(|_| invalid(format!("strconv.Atoi: parsing \"{v}\": invalid syntax")))?;
             exited.push(code);
         }
-        let list = self.containers()?;
         // before/since: by position in the newest-first list, as Docker's.
         let position = |key: &str| -> Result<Option<usize>> {
             let Some(v) = f.get(key).last() else {

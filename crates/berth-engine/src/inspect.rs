@@ -499,7 +499,8 @@ impl Engine {
         Ok(Value::Object(out))
     }
 
-    fn container_json(&self, v: &crate::ContainerView) -> Result<Value> {
+    /// `inspect` of a view already read (no `--size`).
+    pub fn container_json(&self, v: &crate::ContainerView) -> Result<Value> {
         let s = &v.state;
         let status = v.status_word();
         let path = v.command_line().first().cloned().unwrap_or_default();

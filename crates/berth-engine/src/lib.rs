@@ -203,6 +203,13 @@ pub struct IdleSettings {
 }
 
 impl Options {
+    /// The store's database file: every change of a container's row (its
+    /// name, config, removal), of images and networks writes it or its
+    /// `-wal` beside it.
+    pub fn store_file(&self) -> PathBuf {
+        self.root.join("berth.db")
+    }
+
     /// Defaults for everything but the paths the caller passes; the helper
     /// binaries are looked up next to the running executable.
     pub fn new(root: PathBuf, run_root: PathBuf, cgroup_parent: String) -> Options {

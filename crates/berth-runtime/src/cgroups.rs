@@ -599,6 +599,16 @@ impl Cgroup {
 
     /// Whether the cgroup is frozen (or freezing): v1 `freezer.state` not
     /// THAWED, v2 `cgroup.freeze` 1. A cgroup that is not there is not.
+    /// The file [`Cgroup::frozen`] reads (v1 `freezer.state`, v2
+    /// `cgroup.freeze`): every freeze and thaw writes it, so a watcher of
+    /// this file sees them.
+    pub fn freeze_file(&self) -> Option<PathBuf> {
+        match &self.layout {
+            Layout::V1 { .. } => self.v1_dir("freezer").map(|d| d.join("freezer.state")),
+            Layout::Unified(root) => Some(root.join(&self.rel).join("cgroup.freeze")),
+        }
+    }
+
     pub fn frozen(&self) -> bool {
         match &self.layout {
             Layout::V1 { .. } => self

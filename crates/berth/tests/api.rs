@@ -315,6 +315,162 @@ fn the_docker_cli_reads_what_the_berth_cli_made() {
     env.ok(&["rm", "-f", "up1", "c1"]);
 }
 
+/// The server keeps inspects and lists while what they were read from is
+/// unchanged (cache.rs). Every change made beside it — by the berth CLI, by
+/// a monitor, by a monitor's death — shows in the very next answer: no
+/// polling here, a stale answer fails.
+#[test]
+fn kept_answers_follow_every_change_made_beside_the_server() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "w1",
+        BB,
+        "sleep",
+        "1000",
+    ]);
+    env.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "c2",
+        BB,
+        "sleep",
+        "1000",
+    ]);
+    let server = Server::start(&env);
+    let inspect = |what: &str| -> Option<serde_json::Value> {
+        let (code, _, body) = server.request("GET", &format!("/v1.41/containers/{what}/json"));
+        match code {
+            200 => Some(serde_json::from_str(&body).unwrap()),
+            404 => None,
+            c => panic!("inspect {what}: {c} {body}"),
+        }
+    };
+    let status = |what: &str| -> Option<String> {
+        inspect(what).map(|v| v["State"]["Status"].as_str().unwrap().to_string())
+    };
+    let listed = |query: &str| -> Vec<String> {
+        let (code, _, body) = server.request("GET", &format!("/v1.41/containers/json{query}"));
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["Names"][0].as_str().unwrap(),
+                    c["State"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // Twice each: the second answer may come from memory.
+    let both = |what: &str| -> Option<String> {
+        let a = status(what);
+        assert_eq!(status(what), a, "{what} read twice");
+        a
+    };
+    let lists = |query: &str| -> Vec<String> {
+        let a = listed(query);
+        assert_eq!(listed(query), a, "list {query} read twice");
+        a
+    };
+    assert_eq!(both("w1").as_deref(), Some("running"));
+    assert_eq!(both("c2").as_deref(), Some("created"));
+    assert_eq!(lists(""), ["/w1 running"]);
+    assert_eq!(lists("?all=1"), ["/c2 created", "/w1 running"]);
+
+    // A freeze writes only the cgroup.
+    env.ok(&["pause", "w1"]);
+    assert_eq!(both("w1").as_deref(), Some("paused"));
+    assert_eq!(lists(""), ["/w1 paused"]);
+    env.ok(&["unpause", "w1"]);
+    assert_eq!(both("w1").as_deref(), Some("running"));
+    assert_eq!(lists(""), ["/w1 running"]);
+
+    // A freeze written straight to the cgroup, as a tool beside berth
+    // would: nothing of berth's changes.
+    let id = inspect("w1").unwrap()["Id"].as_str().unwrap().to_string();
+    let (file, frozen, thawed) =
+        if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            (
+                format!("/sys/fs/cgroup/{}/{id}/cgroup.freeze", env.cgroup_parent),
+                "1",
+                "0",
+            )
+        } else {
+            (
+                format!(
+                    "/sys/fs/cgroup/freezer/{}/{id}/freezer.state",
+                    env.cgroup_parent
+                ),
+                "FROZEN",
+                "THAWED",
+            )
+        };
+    std::fs::write(&file, frozen).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(both("w1").as_deref(), Some("paused"));
+    assert_eq!(lists(""), ["/w1 paused"]);
+    std::fs::write(&file, thawed).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(both("w1").as_deref(), Some("running"));
+    assert_eq!(lists(""), ["/w1 running"]);
+
+    // A rename writes only the database.
+    env.ok(&["rename", "w1", "w2"]);
+    assert_eq!(status("w1"), None);
+    assert_eq!(inspect("w2").unwrap()["Name"], "/w2");
+    assert_eq!(lists(""), ["/w2 running"]);
+
+    // A start by the CLI: a new monitor writes the state.
+    env.ok(&["start", "c2"]);
+    assert_eq!(both("c2").as_deref(), Some("running"));
+    assert_eq!(lists(""), ["/c2 running", "/w2 running"]);
+
+    // A monitor killed outright writes nothing: its container is exited
+    // all the same.
+    let id = inspect("w2").unwrap()["Id"].as_str().unwrap().to_string();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            env.root
+                .path()
+                .join("containers")
+                .join(&id)
+                .join("state.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let monitor = state["MonitorPid"].as_i64().unwrap();
+    assert!(monitor > 0, "{state}");
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(monitor as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    );
+    // The kill is sent; its delivery is the kernel's (the pidfd is
+    // readable once the monitor is gone): the first answer that is not
+    // running must be exited, and every one after it.
+    poll("w2 seen exited", Duration::from_secs(10), || {
+        (status("w2").as_deref() != Some("running")).then_some(())
+    });
+    assert_eq!(both("w2").as_deref(), Some("exited"));
+    assert_eq!(inspect("w2").unwrap()["State"]["ExitCode"], 137);
+    assert_eq!(lists(""), ["/c2 running"]);
+
+    // A removal by the CLI.
+    env.ok(&["rm", "-f", "c2"]);
+    assert_eq!(status("c2"), None);
+    assert_eq!(lists("?all=1"), ["/w2 exited"]);
+    env.ok(&["rm", "w2"]);
+    assert_eq!(lists("?all=1"), Vec::<String>::new());
+}
+
 #[test]
 fn requests_as_dockerd_answers_them() {
     let env = TestEnv::with_busybox();
