@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 
 use berth_engine::{ContainerView, Engine};
 use berth_types::ContainerId;
@@ -45,7 +45,10 @@ const INOTIFY: u64 = 0;
 const STATUS_MARK: &str = "\u{1}berth-status\u{1}";
 
 pub struct Cache {
-    inner: Mutex<Inner>,
+    inner: RwLock<Inner>,
+    /// The epoll instance of `Inner::epoll` (a duplicate): whether anything
+    /// happened is asked without the lock.
+    probe: OwnedFd,
 }
 
 /// Where the counters stood when a fill began.
@@ -136,7 +139,8 @@ impl Cache {
             .map(|n| n.as_bytes().to_vec())
             .unwrap_or_default();
         Ok(Cache {
-            inner: Mutex::new(Inner {
+            probe: ep.try_clone()?,
+            inner: RwLock::new(Inner {
                 inotify: ino,
                 epoll: ep,
                 store_wd,
@@ -155,10 +159,16 @@ impl Cache {
     }
 
     /// The inner state, with every change so far taken in.
-    fn current(&self) -> Option<MutexGuard<'_, Inner>> {
-        let mut g = self.inner.lock().ok()?;
-        g.take_changes();
-        Some(g)
+    ///
+    /// Asking epoll takes no lock. When it says nothing is pending, any
+    /// change made before this call was either never queued or already
+    /// read by a thread that holds the write lock until it has dropped
+    /// what the change made stale: the read lock waits for it.
+    fn current(&self) -> Option<RwLockReadGuard<'_, Inner>> {
+        if pending(&self.probe) {
+            self.inner.write().ok()?.take_changes();
+        }
+        self.inner.read().ok()
     }
 
     /// The inspect of the container `key` names, if kept (`old`: API ≤ 1.41).
@@ -175,7 +185,7 @@ impl Cache {
 
     /// Everything kept goes (the watches stay): an idle server is small.
     pub fn clear(&self) {
-        if let Ok(mut g) = self.inner.lock() {
+        if let Ok(mut g) = self.inner.write() {
             g.entries = HashMap::new();
             g.lists = HashMap::new();
             g.keys = HashMap::new();
@@ -185,7 +195,7 @@ impl Cache {
 
     /// Watches the sources of `v`'s container, then the counters.
     fn watch(&self, e: &Engine, v: &ContainerView) -> Option<Stamp> {
-        let mut g = self.inner.lock().ok()?;
+        let mut g = self.inner.write().ok()?;
         g.watch_container(e, v);
         g.take_changes();
         Some(g.stamp(&v.id))
@@ -214,7 +224,7 @@ impl Cache {
         let (Some(before), Some(stamp)) = (before, stamp) else {
             return Ok(bytes);
         };
-        let Ok(mut g) = self.inner.lock() else {
+        let Ok(mut g) = self.inner.write() else {
             return Ok(bytes);
         };
         let watched = v
@@ -261,7 +271,7 @@ impl Cache {
         // change of theirs may bring them into the list.
         let first = e.containers()?;
         let mut stamp = None;
-        if let Ok(mut g) = self.inner.lock() {
+        if let Ok(mut g) = self.inner.write() {
             for v in &first {
                 g.watch_container(e, v);
             }
@@ -293,7 +303,7 @@ impl Cache {
         let (Some(before), Some(stamp)) = (before, stamp) else {
             return Ok(listing);
         };
-        let Ok(mut g) = self.inner.lock() else {
+        let Ok(mut g) = self.inner.write() else {
             return Ok(listing);
         };
         let mut watched = true;
@@ -317,17 +327,13 @@ impl Cache {
 }
 
 /// A container directory's (and the store directory's) changes: files
-/// made, replaced, written, removed.
+/// made, replaced, written, removed. (Not a close after writing: every
+/// write is a MODIFY already, and a file merely opened for writing — the
+/// database's WAL by each connection, a container's lock file — reports one
+/// on close.)
 fn dir_mask() -> inotify::WatchFlags {
     use inotify::WatchFlags as W;
-    W::MODIFY
-        | W::CLOSE_WRITE
-        | W::MOVED_TO
-        | W::MOVED_FROM
-        | W::CREATE
-        | W::DELETE
-        | W::DELETE_SELF
-        | W::ATTRIB
+    W::MODIFY | W::MOVED_TO | W::MOVED_FROM | W::CREATE | W::DELETE | W::DELETE_SELF | W::ATTRIB
 }
 
 /// Files of a container's directory whose changes show in no answer kept
@@ -335,6 +341,35 @@ fn dir_mask() -> inotify::WatchFlags {
 /// rename (the rename is the change).
 fn ignored(name: &[u8]) -> bool {
     name.ends_with(b".log") || name.ends_with(b".tmp")
+}
+
+/// Whether the epoll instance `ep` has an event ready.
+fn pending(ep: &OwnedFd) -> bool {
+    let mut events = [std::mem::MaybeUninit::<epoll::Event>::uninit(); 1];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        match epoll::wait(ep, &mut events, Some(&zero)) {
+            Ok((ready, _)) => return !ready.is_empty(),
+            Err(rustix::io::Errno::INTR) => continue,
+            // Then look the slow way.
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Whether an event on `name` in the store's directory is a change of the
+/// database whose file is `db`. Every commit writes `-wal` (or, without
+/// WAL, the database and its `-journal`); `-shm` is the WAL's index, kept
+/// through a shared mapping; an attribute change is SQLite giving a root
+/// process's files the database's owner as it opens them (every engine
+/// opened would otherwise look like a change).
+fn store_change(db: &[u8], name: &[u8], flags: inotify::ReadFlags) -> bool {
+    name.starts_with(db)
+        && !name.ends_with(b"-shm")
+        && !(flags & !inotify::ReadFlags::ISDIR).eq(&inotify::ReadFlags::ATTRIB)
 }
 
 impl Inner {
@@ -423,9 +458,7 @@ impl Inner {
                 }
                 let name = ev.file_name().map(|n| n.to_bytes()).unwrap_or_default();
                 if ev.wd() == self.store_wd {
-                    if name.starts_with(&self.store_name) {
-                        changed_store = true;
-                    }
+                    changed_store |= store_change(&self.store_name, name, flags);
                     continue;
                 }
                 if flags.contains(inotify::ReadFlags::IGNORED) {
@@ -472,7 +505,7 @@ impl Inner {
             use inotify::WatchFlags as W;
             // Missing while the container is not running: its start writes
             // state.json, which is watched.
-            if let Ok(wd) = inotify::add_watch(&self.inotify, f, W::MODIFY | W::CLOSE_WRITE) {
+            if let Ok(wd) = inotify::add_watch(&self.inotify, f, W::MODIFY) {
                 self.wds.insert(wd, v.id.clone());
             }
         }
@@ -513,5 +546,36 @@ impl Inner {
         }
         self.by_pidfd.insert(fd, id.clone());
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inotify::ReadFlags as R;
+
+    #[test]
+    fn a_commit_is_a_change_an_open_is_not() {
+        let db = b"berth.db";
+        assert!(store_change(db, b"berth.db-wal", R::MODIFY));
+        assert!(store_change(db, b"berth.db", R::MODIFY));
+        assert!(store_change(db, b"berth.db-journal", R::CREATE));
+        assert!(store_change(db, b"berth.db-wal", R::DELETE));
+        // Opening a connection: the owner set, the index mapped.
+        assert!(!store_change(db, b"berth.db-wal", R::ATTRIB));
+        assert!(!store_change(db, b"berth.db-shm", R::MODIFY));
+        assert!(!store_change(db, b"berth.db-shm", R::CREATE));
+        // The rest of the store's directory.
+        assert!(!store_change(db, b"containers", R::CREATE | R::ISDIR));
+        assert!(!store_change(db, b"tmp", R::MODIFY));
+    }
+
+    #[test]
+    fn logs_and_half_written_files_are_no_change() {
+        assert!(ignored(b"0123abcd-json.log"));
+        assert!(ignored(b"state.json.tmp"));
+        assert!(!ignored(b"state.json"));
+        assert!(!ignored(b"health.json"));
+        assert!(!ignored(b"network.json"));
     }
 }

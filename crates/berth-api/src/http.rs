@@ -135,7 +135,7 @@ impl Req {
 }
 
 /// `v1.41` → `(1, 41)`.
-fn parse_version(s: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_version(s: &str) -> Option<(u32, u32)> {
     let (major, minor) = s.strip_prefix('v')?.split_once('.')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
@@ -195,14 +195,25 @@ impl From<EngineError> for ApiError {
 
 /// The headers every answer carries, as dockerd's.
 pub fn base(status: StatusCode) -> hyper::http::response::Builder {
+    use header::{HeaderName, HeaderValue};
+    // Static names and values: nothing parsed or copied per answer.
     Response::builder()
         .status(status)
-        .header("Api-Version", API_VERSION)
-        .header("Docker-Experimental", "false")
-        .header("Ostype", "linux")
+        .header(
+            HeaderName::from_static("api-version"),
+            HeaderValue::from_static(API_VERSION),
+        )
+        .header(
+            HeaderName::from_static("docker-experimental"),
+            HeaderValue::from_static("false"),
+        )
+        .header(
+            HeaderName::from_static("ostype"),
+            HeaderValue::from_static("linux"),
+        )
         .header(
             header::SERVER,
-            concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)"),
+            HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
         )
 }
 
@@ -218,16 +229,16 @@ pub fn empty() -> Body {
 pub fn json(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
     let mut bytes = serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec());
     bytes.push(b'\n');
-    base(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(full(bytes))
-        .unwrap_or_else(|_| Response::new(empty()))
+    json_bytes(status, bytes)
 }
 
 /// A JSON body already serialized.
 pub fn json_bytes(status: StatusCode, bytes: impl Into<Bytes>) -> Response<Body> {
     base(status)
-        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        )
         .body(full(bytes))
         .unwrap_or_else(|_| Response::new(empty()))
 }

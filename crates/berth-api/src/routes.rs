@@ -63,6 +63,12 @@ pub async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    if let Some(resp) = kept_inspect(&state, &req) {
+        state
+            .served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Ok(resp);
+    }
     let r = match Req::parse(req.method().clone(), req.uri().path(), req.uri().query()) {
         Ok(r) => r,
         Err(e) => return Ok(http::error(&e)),
@@ -80,6 +86,33 @@ pub async fn handle(
         *resp.body_mut() = http::empty();
     }
     Ok(resp)
+}
+
+/// `GET [/vX.Y]/containers/ID/json`, the request clients poll, answered
+/// from the cache before any routing (no allocation but the answer's);
+/// anything unusual (a query, an escape, a version out of range, nothing
+/// kept) goes the general way.
+fn kept_inspect(state: &State, req: &Request<Incoming>) -> Option<Response<Body>> {
+    if req.method() != Method::GET || req.uri().query().is_some() {
+        return None;
+    }
+    let cache = state.cache.as_ref()?;
+    let path = req.uri().path().strip_prefix('/')?;
+    let (first, rest) = path.split_once('/')?;
+    let (version, rest) = match http::parse_version(first) {
+        Some(v) if (crate::MIN_API_VERSION..=crate::MAX_API_VERSION).contains(&v) => {
+            (Some(v), rest)
+        }
+        Some(_) => return None,
+        None => (None, path),
+    };
+    let id = rest.strip_prefix("containers/")?.strip_suffix("/json")?;
+    if id.is_empty() || id.contains(['/', '%']) {
+        return None;
+    }
+    let old = version.unwrap_or((1, 41)) <= (1, 41);
+    let b = cache.inspect(id, old)?;
+    Some(http::json_bytes(StatusCode::OK, b))
 }
 
 /// The most a JSON request body may hold.
