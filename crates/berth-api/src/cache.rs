@@ -194,11 +194,11 @@ impl Cache {
     }
 
     /// Watches the sources of `v`'s container, then the counters.
-    fn watch(&self, e: &Engine, v: &ContainerView) -> Option<Stamp> {
+    fn watch(&self, e: &Engine, v: &ContainerView) -> Option<(Stamp, Watched)> {
         let mut g = self.inner.write().ok()?;
-        g.watch_container(e, v);
+        let w = g.watch_container(e, v);
         g.take_changes();
-        Some(g.stamp(&v.id))
+        Some((g.stamp(&v.id), w))
     }
 
     /// Reads the inspect of the container `key` names and keeps it when
@@ -221,15 +221,15 @@ impl Cache {
         let mut bytes = serde_json::to_vec(&value).unwrap_or_else(|_| b"null".to_vec());
         bytes.push(b'\n');
         let bytes = Bytes::from(bytes);
-        let (Some(before), Some(stamp)) = (before, stamp) else {
+        let (Some(before), Some((stamp, w))) = (before, stamp) else {
             return Ok(bytes);
         };
         let Ok(mut g) = self.inner.write() else {
             return Ok(bytes);
         };
-        let watched = v
-            .live_monitor()
-            .is_none_or(|pid| g.watch_monitor(&v.id, pid));
+        let watched = w.covers(&v)
+            && v.live_monitor()
+                .is_none_or(|pid| g.watch_monitor(&v.id, pid));
         g.take_changes();
         if !watched || before != stamp.epoch || g.stamp(&v.id) != stamp {
             return Ok(bytes);
@@ -271,14 +271,20 @@ impl Cache {
         // change of theirs may bring them into the list.
         let first = e.containers()?;
         let mut stamp = None;
+        let mut watches = HashMap::new();
         if let Ok(mut g) = self.inner.write() {
             for v in &first {
-                g.watch_container(e, v);
+                watches.insert(v.id.clone(), g.watch_container(e, v));
             }
             g.take_changes();
             stamp = Some((g.epoch, g.global));
         }
         let views = e.containers()?;
+        // (A container the first read did not see is a change of the
+        // database: nothing is kept then anyway.)
+        let mut watched = views
+            .iter()
+            .all(|v| watches.get(&v.id).is_some_and(|w| w.covers(v)));
         let monitors: Vec<(ContainerId, i32)> = views
             .iter()
             .filter_map(|v| v.live_monitor().map(|p| (v.id.clone(), p)))
@@ -306,7 +312,6 @@ impl Cache {
         let Ok(mut g) = self.inner.write() else {
             return Ok(listing);
         };
-        let mut watched = true;
         for (id, pid) in &monitors {
             watched &= g.watch_monitor(id, *pid);
         }
@@ -370,6 +375,22 @@ fn store_change(db: &[u8], name: &[u8], flags: inotify::ReadFlags) -> bool {
     name.starts_with(db)
         && !name.ends_with(b"-shm")
         && !(flags & !inotify::ReadFlags::ISDIR).eq(&inotify::ReadFlags::ATTRIB)
+}
+
+/// Which of a container's sources a watch was put on.
+#[derive(Clone, Copy, Debug, Default)]
+struct Watched {
+    dir: bool,
+    freeze: bool,
+}
+
+impl Watched {
+    /// Whether every source a view `v` was read from is watched: its
+    /// directory, and the freeze file of a running container (a container
+    /// not running has no cgroup; its start writes its directory).
+    fn covers(&self, v: &ContainerView) -> bool {
+        self.dir && (self.freeze || !v.running())
+    }
 }
 
 impl Inner {
@@ -496,19 +517,27 @@ impl Inner {
     }
 
     /// Puts the directory and freeze file of `v`'s container under watch.
-    fn watch_container(&mut self, e: &Engine, v: &ContainerView) {
+    fn watch_container(&mut self, e: &Engine, v: &ContainerView) -> Watched {
         let src = e.view_sources(&v.id, &v.host_config);
+        let mut w = Watched::default();
+        // (Out of watches — fs.inotify.max_user_watches — means nothing
+        // of this container is kept.)
         if let Ok(wd) = inotify::add_watch(&self.inotify, &src.dir, dir_mask()) {
             self.wds.insert(wd, v.id.clone());
+            w.dir = true;
         }
+        // No cgroups: nothing is ever frozen.
+        w.freeze = src.freeze_file.is_none();
         if let Some(f) = &src.freeze_file {
             use inotify::WatchFlags as W;
             // Missing while the container is not running: its start writes
             // state.json, which is watched.
             if let Ok(wd) = inotify::add_watch(&self.inotify, f, W::MODIFY) {
                 self.wds.insert(wd, v.id.clone());
+                w.freeze = true;
             }
         }
+        w
     }
 
     /// Puts the monitor `pid` of `id` under watch; false if it is gone (or
