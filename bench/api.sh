@@ -10,9 +10,10 @@
 #         sleep 1d`, or `docker create` + `docker start` with START_WITH=create-start;
 #         each start timed too; median of RUNS_PS), and `docker version` (the CLI's start
 #         and two round trips: its floor);
-#   http  requests per second and latency (p50, p99) of `GET /v1.41/containers/json` and
-#         `GET /v1.41/containers/ID/json` with CONNS keep-alive clients for HTTP_SECONDS
-#         (after HTTP_WARMUP), the N_CTRS containers running; the client is
+#   http  requests per second and latency (p50, p99) of `GET /v1.41/containers/json`,
+#         `GET /v1.41/containers/ID/json` and `GET /v1.41/_ping` (the floor) with CONNS
+#         keep-alive clients for HTTP_SECONDS (after HTTP_WARMUP), the N_CTRS containers
+#         running; the client is
 #         crates/berth-api/examples/loadgen.rs (one thread, closed loop) and shares the
 #         machine's cores with the server; the server's CPU time per request alongside;
 #         HTTP_RUNS rounds, the engines alternating (this VM's rate swings ±10 % from one
@@ -350,6 +351,8 @@ if want_section http; then
         for e in berth docker; do
             load list "$e" "$API/containers/json" "$round"
             load inspect "$e" "$API/containers/${EXEC_ID[$e]}/json" "$round"
+            # the floor: a request that does nothing, through the same client
+            load ping "$e" "$API/_ping" "$round"
         done
     done
 fi
@@ -481,8 +484,14 @@ if http:
         """The round with the median request rate (the lower middle one of an even count)."""
         ok = sorted((r for r in runs if r.get("rps")), key=lambda r: r["rps"])
         return ok[(len(ok) - 1) // 2] if ok else {}
-    for kind in ("list", "inspect"):
+    for kind in ("list", "inspect", "ping"):
         b, d = median_round(by.get((kind, "berth"), [])), median_round(by.get((kind, "docker"), []))
+        if kind == "ping" and b.get("rps"):
+            di = median_round(by.get(("inspect", "docker"), [])).get("rps")
+            L.append(f"- `GET /_ping` (the floor of this client and machine: no work at all): berth serve "
+                     f"{b['rps']:,.0f} req/s, dockerd {d.get('rps', 0):,.0f}"
+                     + (f"; 10× dockerd's inspect rate would be {10 * di:,.0f}" if di else ""))
+            continue
         if b.get("rps") and d.get("rps"):
             r = b["rps"] / d["rps"]
             p = (b.get("p99_ms") or 0) < (d.get("p99_ms") or 0)

@@ -72,13 +72,12 @@ pub fn serve(config: Config, ready: impl FnOnce(&[String])) -> Result<(), ServeE
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    // One thread for the connections: every engine call runs in a
-    // blocking thread, so what is left for it is parsing, routing, kept
-    // answers and relaying streams. A second worker cost more in wakeups
-    // and cache lines than it gave (bench/api.sh: an inspect took 11.4 µs
-    // of server CPU with two, 8.9 with one, at a higher rate).
+    // Two threads for the connections (every engine call runs in a
+    // blocking thread). One measured faster for kept inspects on a quiet
+    // machine, but no faster beside dockerd's bench and at 60 % of the
+    // list rate (rendering 100 rows is the connection thread's work).
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         // Waits, follows and attaches each hold one while their client is
         // there (an attached `docker run` holds two): threads are made on
         // demand and let go after 10 s idle.
