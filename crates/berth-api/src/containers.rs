@@ -20,10 +20,12 @@ pub async fn list(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiErro
     let query = (!size).then(|| format!("{:?}", r.query));
     if let (Some(c), Some(q)) = (&state.cache, &query) {
         if let Some(l) = c.list(q) {
-            return Ok(http::json_bytes(
-                StatusCode::OK,
-                l.render(chrono::Utc::now()),
-            ));
+            // Writing a hundred rows is work for a blocking thread, not
+            // for the connections' one.
+            let body = tokio::task::spawn_blocking(move || l.render(chrono::Utc::now()))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            return Ok(http::json_bytes(StatusCode::OK, body));
         }
     }
     let st = state.clone();

@@ -72,12 +72,12 @@ pub fn serve(config: Config, ready: impl FnOnce(&[String])) -> Result<(), ServeE
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    // Two threads for the connections (every engine call runs in a
-    // blocking thread). One measured faster for kept inspects on a quiet
-    // machine, but no faster beside dockerd's bench and at 60 % of the
-    // list rate (rendering 100 rows is the connection thread's work).
+    // One thread for the connections: every engine call, and the writing
+    // of a kept list, runs in a blocking thread, so what is left for it is
+    // parsing, routing, kept inspects and relaying streams. A second one
+    // cost more in wakeups (futexes) and moves between cores than it gave.
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         // Waits, follows and attaches each hold one while their client is
         // there (an attached `docker run` holds two): threads are made on
         // demand and let go after 10 s idle.
