@@ -37,19 +37,6 @@ pub(crate) fn drop_nulls(v: &mut Value) {
 
 // ---- volumes ----
 
-/// A volume as the API shows it: labels and options are objects, empty
-/// ones too (the CLI's `volume inspect` prints what it gets).
-pub(crate) fn volume_json(mut v: Value) -> Value {
-    if let Some(m) = v.as_object_mut() {
-        for k in ["Labels", "Options"] {
-            if m.get(k).is_none_or(Value::is_null) {
-                m.insert(k.into(), json!({}));
-            }
-        }
-    }
-    v
-}
-
 pub async fn volumes(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiError> {
     let f = r.filters()?;
     let list = state
@@ -57,7 +44,7 @@ pub async fn volumes(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiE
             let list = e.volumes_filtered(&f)?;
             Ok(list
                 .into_iter()
-                .map(|v| volume_json(serde_json::to_value(v).unwrap_or(Value::Null)))
+                .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
                 .collect::<Vec<_>>())
         })
         .await?;
@@ -102,7 +89,7 @@ pub async fn volume(state: &Arc<State>, name: String) -> Result<Response<Body>, 
     let v = state
         .blocking(move |e| Ok(serde_json::to_value(e.volume(&name)?).unwrap_or(Value::Null)))
         .await?;
-    Ok(http::json(StatusCode::OK, &volume_json(v)))
+    Ok(http::json(StatusCode::OK, &v))
 }
 
 pub async fn volume_remove(

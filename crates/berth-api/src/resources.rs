@@ -296,7 +296,7 @@ pub async fn system_df(state: &Arc<State>) -> Result<Response<Body>, ApiError> {
                         .find(|v| v.name == u.name)
                         .and_then(|v| serde_json::to_value(v).ok())
                         .unwrap_or_else(|| json!({"Name": u.name, "Driver": "local", "Scope": "local"}));
-                    let mut v = crate::objects::volume_json(full);
+                    let mut v = full;
                     v["UsageData"] = json!({"Size": u.size, "RefCount": u.links});
                     v
                 })

@@ -37,6 +37,15 @@ impl Engine {
 /// Docker's label on a volume made for a bare `-v /path`.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 
+/// A volume row's labels or options: the map, or `null` for an empty one
+/// nobody asked for.
+fn map_or_none(m: &std::collections::BTreeMap<String, String>, asked: bool) -> String {
+    if m.is_empty() && !asked {
+        return "null".into();
+    }
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
 pub(crate) fn valid_volume_name(n: &str) -> bool {
     n.len() >= 2
         && n.as_bytes()[0].is_ascii_alphanumeric()
@@ -61,15 +70,14 @@ impl Engine {
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 })
                 .unwrap_or(r.created),
-            // Docker shows a volume without labels as `"Labels": null`.
+            // `{}` or `null`, as it was made (see `create_volume_as`).
             labels: match serde_json::from_str(&r.labels) {
-                Ok(serde_json::Value::Object(m)) if !m.is_empty() => serde_json::Value::Object(m),
+                Ok(serde_json::Value::Object(m)) => serde_json::Value::Object(m),
                 _ => serde_json::Value::Null,
             },
             scope: "local".into(),
-            // Docker shows a volume without options as `"Options": null`.
             options: match serde_json::from_str(&r.options) {
-                Ok(serde_json::Value::Object(m)) if !m.is_empty() => serde_json::Value::Object(m),
+                Ok(serde_json::Value::Object(m)) => serde_json::Value::Object(m),
                 _ => serde_json::Value::Null,
             },
         }
@@ -120,7 +128,7 @@ impl Engine {
                 labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
             }
             let driver = if driver.is_empty() { "local" } else { driver };
-            match self.create_volume_opts(Some(name), driver, &labels, options) {
+            match self.create_volume_as(Some(name), driver, &labels, options, false) {
                 Ok(_) | Err(EngineError::Store(berth_store::StoreError::VolumeExists(_))) => {}
                 Err(e) => return Err(e),
             }
@@ -155,6 +163,22 @@ impl Engine {
         labels: &std::collections::BTreeMap<String, String>,
         options: &std::collections::BTreeMap<String, String>,
     ) -> Result<VolumeView> {
+        self.create_volume_as(name, driver, labels, options, true)
+    }
+
+    /// A volume made by `volume create` (`asked`: its labels and options
+    /// are maps, if empty ones, as the docker CLI sends them) or for a
+    /// container that names one that does not exist (then empty ones are
+    /// none at all): Docker's inspect shows `{}` for the first, `null` for
+    /// the second.
+    fn create_volume_as(
+        &mut self,
+        name: Option<&str>,
+        driver: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        options: &std::collections::BTreeMap<String, String>,
+        asked: bool,
+    ) -> Result<VolumeView> {
         if driver != "local" {
             return Err(EngineError::InvalidArgument(format!(
                 "create {}: error looking up volume plugin {driver}: plugin \"{driver}\" not found",
@@ -180,8 +204,8 @@ impl Engine {
         let row = VolumeRow {
             name: name.clone(),
             created: now_rfc3339(),
-            labels: serde_json::to_string(labels).unwrap_or_else(|_| "{}".into()),
-            options: serde_json::to_string(options).unwrap_or_else(|_| "{}".into()),
+            labels: map_or_none(labels, asked),
+            options: map_or_none(options, asked),
         };
         self.store.transaction(|t| t.insert_volume(&row))?;
         self.emit_volume("create", &name);

@@ -453,6 +453,31 @@ fn attach_files_volume_maps_and_driver_in_dockers_words() {
         env.ok(&["volume", "inspect", "-f", "{{.Labels}}", "v1"]),
         "map[]\n"
     );
+    // As dockerd's JSON: a volume made by `volume create` has empty maps (the
+    // docker CLI sends them), one a container made has none.
+    env.ok(&[
+        "create",
+        "--name",
+        "withvol",
+        "-v",
+        "implicit1:/d",
+        BB,
+        "true",
+    ]);
+    let json_of = |name: &str| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(&["volume", "inspect", name])).unwrap();
+        v[0].clone()
+    };
+    let (made, implied) = (json_of("v1"), json_of("implicit1"));
+    assert_eq!(
+        (&made["Labels"], &made["Options"]),
+        (&serde_json::json!({}), &serde_json::json!({}))
+    );
+    assert_eq!(
+        (&implied["Labels"], &implied["Options"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
     assert_eq!(env.ok(&["info", "--format", "{{.Driver}}"]), "overlay2\n");
 }
 
