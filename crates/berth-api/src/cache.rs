@@ -6,7 +6,7 @@
 //! container inspect and each container list is kept with the sources it
 //! was read from under watch, and dropped the moment one of them changes.
 //!
-//! The sources (see [`berth_engine::Engine::view_sources`]): the store's
+//! The sources (see [`berth_engine::Engine::sources_of`]): the store's
 //! database file and its `-wal` (any change of a row: a name, a config, a
 //! removal, an image), each container's directory (`state.json`,
 //! `health.json`, `network.json`, the idle marker; not its log files), its
@@ -27,7 +27,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 
-use berth_engine::{ContainerView, Engine};
+use berth_engine::{ContainerView, Engine, ViewSources};
 use berth_types::ContainerId;
 use bytes::Bytes;
 use rustix::event::epoll;
@@ -43,6 +43,11 @@ const INOTIFY: u64 = 0;
 /// What the status text of a list row is written as until a request
 /// renders it (serde_json escapes the control characters).
 const STATUS_MARK: &str = "\u{1}berth-status\u{1}";
+/// An epoll wait that does not wait.
+const NOW: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 0,
+    tv_nsec: 0,
+};
 
 pub struct Cache {
     inner: RwLock<Inner>,
@@ -186,19 +191,16 @@ impl Cache {
     /// Everything kept goes (the watches stay): an idle server is small.
     pub fn clear(&self) {
         if let Ok(mut g) = self.inner.write() {
-            g.entries = HashMap::new();
-            g.lists = HashMap::new();
-            g.keys = HashMap::new();
-            g.gens = HashMap::new();
+            g.store_changed();
         }
     }
 
-    /// Watches the sources of `v`'s container, then the counters.
-    fn watch(&self, e: &Engine, v: &ContainerView) -> Option<(Stamp, Watched)> {
+    /// Watches a container's sources, then the counters.
+    fn watch(&self, src: &ViewSources) -> Option<(Stamp, Watched)> {
         let mut g = self.inner.write().ok()?;
-        let w = g.watch_container(e, v);
+        let w = g.watch_container(src);
         g.take_changes();
-        Some((g.stamp(&v.id), w))
+        Some((g.stamp(&src.id), w))
     }
 
     /// Reads the inspect of the container `key` names and keeps it when
@@ -212,15 +214,13 @@ impl Cache {
         shape: impl Fn(&mut serde_json::Value),
     ) -> berth_engine::Result<Bytes> {
         let before = self.current().map(|g| g.epoch);
-        let first = e.container(key)?;
-        let stamp = self.watch(e, &first);
-        // Read again now that every source is watched.
-        let v = e.container(first.id.as_str())?;
+        let src = e.sources_of(key)?;
+        let stamp = self.watch(&src);
+        // Read now that every source is watched.
+        let v = e.container(src.id.as_str())?;
         let mut value = e.container_json(&v)?;
         shape(&mut value);
-        let mut bytes = serde_json::to_vec(&value).unwrap_or_else(|_| b"null".to_vec());
-        bytes.push(b'\n');
-        let bytes = Bytes::from(bytes);
+        let bytes = Bytes::from(crate::http::json_body(&value));
         let (Some(before), Some((stamp, w))) = (before, stamp) else {
             return Ok(bytes);
         };
@@ -265,23 +265,23 @@ impl Cache {
         ) -> berth_engine::Result<
             Vec<(ContainerView, serde_json::Map<String, serde_json::Value>)>,
         >,
-    ) -> berth_engine::Result<Listing> {
+    ) -> berth_engine::Result<Arc<Listing>> {
         let before = self.current().map(|g| (g.epoch, g.global));
         // Every container's sources under watch, the ones not shown too: a
         // change of theirs may bring them into the list.
-        let first = e.containers()?;
+        let sources = e.all_sources()?;
         let mut stamp = None;
         let mut watches = HashMap::new();
         if let Ok(mut g) = self.inner.write() {
-            for v in &first {
-                watches.insert(v.id.clone(), g.watch_container(e, v));
+            for src in &sources {
+                watches.insert(src.id.clone(), g.watch_container(src));
             }
             g.take_changes();
             stamp = Some((g.epoch, g.global));
         }
         let views = e.containers()?;
-        // (A container the first read did not see is a change of the
-        // database: nothing is kept then anyway.)
+        // (A container the database did not list then is a change of it:
+        // nothing is kept then anyway.)
         let mut watched = views
             .iter()
             .all(|v| watches.get(&v.id).is_some_and(|w| w.covers(v)));
@@ -293,10 +293,10 @@ impl Cache {
         let mut listing = Listing {
             rows: Vec::with_capacity(rows.len()),
         };
+        let mark = serde_json::to_vec(STATUS_MARK).unwrap_or_default();
         for (v, mut row) in rows {
             row.insert("Status".into(), STATUS_MARK.into());
             let text = serde_json::to_vec(&row).unwrap_or_default();
-            let mark = serde_json::to_vec(STATUS_MARK).unwrap_or_default();
             let Some(at) = text.windows(mark.len()).position(|w| w == mark) else {
                 continue;
             };
@@ -306,6 +306,7 @@ impl Cache {
                 Bytes::copy_from_slice(&text[at + mark.len()..]),
             ));
         }
+        let listing = Arc::new(listing);
         let (Some(before), Some(stamp)) = (before, stamp) else {
             return Ok(listing);
         };
@@ -320,12 +321,7 @@ impl Cache {
             if g.lists.len() >= MAX_LISTS {
                 g.lists.clear();
             }
-            g.lists.insert(
-                query.to_string(),
-                Arc::new(Listing {
-                    rows: listing.rows.clone(),
-                }),
-            );
+            g.lists.insert(query.to_string(), listing.clone());
         }
         Ok(listing)
     }
@@ -351,12 +347,8 @@ fn ignored(name: &[u8]) -> bool {
 /// Whether the epoll instance `ep` has an event ready.
 fn pending(ep: &OwnedFd) -> bool {
     let mut events = [std::mem::MaybeUninit::<epoll::Event>::uninit(); 1];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
     loop {
-        match epoll::wait(ep, &mut events, Some(&zero)) {
+        match epoll::wait(ep, &mut events, Some(&NOW)) {
             Ok((ready, _)) => return !ready.is_empty(),
             Err(rustix::io::Errno::INTR) => continue,
             // Then look the slow way.
@@ -402,14 +394,14 @@ impl Inner {
         }
     }
 
-    /// Everything kept is stale.
+    /// Everything kept is stale (and its memory let go).
     fn store_changed(&mut self) {
         self.epoch += 1;
         self.global += 1;
-        self.entries.clear();
-        self.lists.clear();
-        self.keys.clear();
-        self.gens.clear();
+        self.entries = HashMap::new();
+        self.lists = HashMap::new();
+        self.keys = HashMap::new();
+        self.gens = HashMap::new();
     }
 
     fn container_changed(&mut self, id: &ContainerId) {
@@ -425,14 +417,10 @@ impl Inner {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(8);
         loop {
             events.clear();
-            let zero = rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
             let n = match epoll::wait(
                 &self.epoll,
                 rustix::buffer::spare_capacity(&mut events),
-                Some(&zero),
+                Some(&NOW),
             ) {
                 Ok(n) => n,
                 Err(rustix::io::Errno::INTR) => continue,
@@ -516,24 +504,25 @@ impl Inner {
         self.container_changed(&id);
     }
 
-    /// Puts the directory and freeze file of `v`'s container under watch.
-    fn watch_container(&mut self, e: &Engine, v: &ContainerView) -> Watched {
-        let src = e.view_sources(&v.id, &v.host_config);
+    /// Puts a container's directory and freeze file under watch (never
+    /// through a symlink: these are berth's own paths).
+    fn watch_container(&mut self, src: &ViewSources) -> Watched {
+        use inotify::WatchFlags as W;
         let mut w = Watched::default();
         // (Out of watches — fs.inotify.max_user_watches — means nothing
         // of this container is kept.)
-        if let Ok(wd) = inotify::add_watch(&self.inotify, &src.dir, dir_mask()) {
-            self.wds.insert(wd, v.id.clone());
+        let dir = dir_mask() | W::ONLYDIR | W::DONT_FOLLOW;
+        if let Ok(wd) = inotify::add_watch(&self.inotify, &src.dir, dir) {
+            self.wds.insert(wd, src.id.clone());
             w.dir = true;
         }
         // No cgroups: nothing is ever frozen.
         w.freeze = src.freeze_file.is_none();
         if let Some(f) = &src.freeze_file {
-            use inotify::WatchFlags as W;
             // Missing while the container is not running: its start writes
             // state.json, which is watched.
-            if let Ok(wd) = inotify::add_watch(&self.inotify, f, W::MODIFY) {
-                self.wds.insert(wd, v.id.clone());
+            if let Ok(wd) = inotify::add_watch(&self.inotify, f, W::MODIFY | W::DONT_FOLLOW) {
+                self.wds.insert(wd, src.id.clone());
                 w.freeze = true;
             }
         }

@@ -57,9 +57,7 @@ pub async fn list(state: &Arc<State>, r: &Req) -> Result<Response<Body>, ApiErro
                         .into_iter()
                         .map(|(_, row)| Value::Object(row))
                         .collect();
-                    let mut out = serde_json::to_vec(&rows).unwrap_or_default();
-                    out.push(b'\n');
-                    Ok(out)
+                    Ok(http::json_body(&rows))
                 }
             }
         })
@@ -163,9 +161,7 @@ pub async fn inspect(state: &Arc<State>, r: &Req, id: String) -> Result<Response
                 None => {
                     let mut v = e.inspect_container(&id)?;
                     shape(&mut v);
-                    let mut b = serde_json::to_vec(&v).unwrap_or_default();
-                    b.push(b'\n');
-                    Ok(bytes::Bytes::from(b))
+                    Ok(bytes::Bytes::from(http::json_body(&v)))
                 }
             })
             .await?;

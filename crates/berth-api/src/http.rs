@@ -64,7 +64,7 @@ impl Req {
     /// The request is answered as API `v` or older would be (no prefix: the
     /// advertised 1.41).
     pub fn at_most(&self, v: (u32, u32)) -> bool {
-        self.version.unwrap_or((1, 41)) <= v
+        at_most(self.version, v)
     }
 
     /// The last value of query parameter `k`.
@@ -132,6 +132,12 @@ impl Req {
         }
         Ok(f)
     }
+}
+
+/// Whether a request whose prefix said `version` (none: the advertised
+/// 1.41) is answered as API `v` or older would be.
+pub(crate) fn at_most(version: Option<(u32, u32)>, v: (u32, u32)) -> bool {
+    version.unwrap_or((1, 41)) <= v
 }
 
 /// `v1.41` → `(1, 41)`.
@@ -227,9 +233,14 @@ pub fn empty() -> Body {
 
 /// A JSON answer, newline-terminated like Go's encoder writes it.
 pub fn json(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
+    json_bytes(status, json_body(v))
+}
+
+/// `v` as an answer's body: JSON and a newline, as dockerd writes it.
+pub fn json_body(v: &impl serde::Serialize) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec());
     bytes.push(b'\n');
-    json_bytes(status, bytes)
+    bytes
 }
 
 /// A JSON body already serialized.

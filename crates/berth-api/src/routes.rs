@@ -110,8 +110,7 @@ fn kept_inspect(state: &State, req: &Request<Incoming>) -> Option<Response<Body>
     if id.is_empty() || id.contains(['/', '%']) {
         return None;
     }
-    let old = version.unwrap_or((1, 41)) <= (1, 41);
-    let b = cache.inspect(id, old)?;
+    let b = cache.inspect(id, http::at_most(version, (1, 41)))?;
     Some(http::json_bytes(StatusCode::OK, b))
 }
 

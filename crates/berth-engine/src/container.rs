@@ -337,9 +337,10 @@ pub struct ContainerView {
     pub dir: PathBuf,
 }
 
-/// See [`Engine::view_sources`].
+/// See [`Engine::sources_of`].
 #[derive(Clone, Debug)]
 pub struct ViewSources {
+    pub id: ContainerId,
     /// The container's directory (`state.json`, `health.json`,
     /// `network.json`, the idle marker, its log files).
     pub dir: PathBuf,
@@ -349,11 +350,11 @@ pub struct ViewSources {
 
 impl ContainerView {
     /// The monitor whose death would change this view: the one of a
-    /// running (or restarting) container whose monitor is alive.
+    /// running (or restarting) container (whose monitor was alive when the
+    /// view was read: a dead one's state reads exited).
     pub fn live_monitor(&self) -> Option<i32> {
         matches!(self.state.status, Status::Running | Status::Restarting)
             .then_some(self.state.monitor_pid)
-            .filter(|p| monitor_alive(*p))
     }
 
     /// Docker's `Status` of a container (`Up 5 minutes (healthy)`,
@@ -1828,18 +1829,38 @@ impl Engine {
         })
     }
 
-    /// What a container's view is read from besides the store's database
-    /// ([`Options::store_file`]): the files of its directory, its cgroup's
-    /// freeze file, and its monitor (whose death turns a running state into
-    /// an exited one). A server that watches these and sees none change may
-    /// answer from a view it read before.
-    pub fn view_sources(&self, id: &ContainerId, h: &HostConfig) -> ViewSources {
-        ViewSources {
-            dir: self.container_dir(id),
+    /// What the view of `row`'s container is read from besides the store's
+    /// database ([`Options::store_file`]): the files of its directory and its
+    /// cgroup's freeze file (and its monitor, see
+    /// [`ContainerView::live_monitor`]). A server that watches these and
+    /// sees none change may answer from a view it read before.
+    fn view_sources(&self, row: &ContainerRow) -> Result<ViewSources> {
+        let h: HostConfig = serde_json::from_str(&row.host_config).map_err(|e| {
+            EngineError::InvalidArgument(format!(
+                "container {}: corrupt host config: {e}",
+                row.id.short()
+            ))
+        })?;
+        Ok(ViewSources {
+            id: row.id.clone(),
+            dir: self.container_dir(&row.id),
             freeze_file: self
                 .cgroup_layout()
-                .and_then(|l| Cgroup::new(l, &self.cgroup_rel(id, h)).freeze_file()),
-        }
+                .and_then(|l| Cgroup::new(l, &self.cgroup_rel(&row.id, &h)).freeze_file()),
+        })
+    }
+
+    /// What the view of the container `what` names is read from (see
+    /// [`ViewSources`]), from the database alone (nothing of its directory
+    /// read).
+    pub fn sources_of(&self, what: &str) -> Result<ViewSources> {
+        self.view_sources(&self.find_container(what)?)
+    }
+
+    /// What every container's view is read from, from the database alone.
+    pub fn all_sources(&self) -> Result<Vec<ViewSources>> {
+        let rows = self.store.read().containers()?;
+        rows.iter().map(|r| self.view_sources(r)).collect()
     }
 
     pub fn container(&self, what: &str) -> Result<ContainerView> {
