@@ -76,9 +76,10 @@ pub async fn volume_create(
                 c.driver.as_str()
             };
             let name = (!c.name.is_empty()).then_some(c.name.as_str());
-            let labels = c.labels.unwrap_or_default();
-            let opts = c.driver_opts.unwrap_or_default();
-            let created = e.create_volume_opts(name, driver, &labels, &opts)?;
+            // Kept as the client sent them: dockerd shows `{}` for empty
+            // maps and `null` for none.
+            let created =
+                e.create_volume_given(name, driver, c.labels.as_ref(), c.driver_opts.as_ref())?;
             Ok(serde_json::to_value(created).unwrap_or(Value::Null))
         })
         .await?;

@@ -37,13 +37,22 @@ impl Engine {
 /// Docker's label on a volume made for a bare `-v /path`.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 
-/// A volume row's labels or options: the map, or `null` for an empty one
-/// nobody asked for.
-fn map_or_none(m: &std::collections::BTreeMap<String, String>, asked: bool) -> String {
-    if m.is_empty() && !asked {
-        return "null".into();
+/// A volume row's labels or options: the map its creator sent, empty or
+/// not, or `null` for none.
+fn map_or_none(m: Option<&std::collections::BTreeMap<String, String>>) -> String {
+    match m {
+        Some(m) => serde_json::to_string(m).unwrap_or_else(|_| "{}".into()),
+        None => "null".into(),
     }
-    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+/// An empty map as none at all: what the docker CLI (28) sends for
+/// `volume create` without `--label` or `-o`, and what a container's
+/// volume gets.
+fn given(
+    m: &std::collections::BTreeMap<String, String>,
+) -> Option<&std::collections::BTreeMap<String, String>> {
+    (!m.is_empty()).then_some(m)
 }
 
 pub(crate) fn valid_volume_name(n: &str) -> bool {
@@ -70,7 +79,7 @@ impl Engine {
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 })
                 .unwrap_or(r.created),
-            // `{}` or `null`, as it was made (see `create_volume_as`).
+            // `{}` or `null`, as its creator sent it (`create_volume_given`).
             labels: match serde_json::from_str(&r.labels) {
                 Ok(serde_json::Value::Object(m)) => serde_json::Value::Object(m),
                 _ => serde_json::Value::Null,
@@ -128,7 +137,7 @@ impl Engine {
                 labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
             }
             let driver = if driver.is_empty() { "local" } else { driver };
-            match self.create_volume_as(Some(name), driver, &labels, options, false) {
+            match self.create_volume_opts(Some(name), driver, &labels, options) {
                 Ok(_) | Err(EngineError::Store(berth_store::StoreError::VolumeExists(_))) => {}
                 Err(e) => return Err(e),
             }
@@ -163,21 +172,19 @@ impl Engine {
         labels: &std::collections::BTreeMap<String, String>,
         options: &std::collections::BTreeMap<String, String>,
     ) -> Result<VolumeView> {
-        self.create_volume_as(name, driver, labels, options, true)
+        self.create_volume_given(name, driver, given(labels), given(options))
     }
 
-    /// A volume made by `volume create` (`asked`: its labels and options
-    /// are maps, if empty ones, as the docker CLI sends them) or for a
-    /// container that names one that does not exist (then empty ones are
-    /// none at all): Docker's inspect shows `{}` for the first, `null` for
-    /// the second.
-    fn create_volume_as(
+    /// A volume with the labels and options its creator sent: dockerd
+    /// keeps them as they came, so its inspect shows `{}` for an empty map
+    /// (the docker CLI 20.10 sends them) and `null` for none (the docker
+    /// CLI 28, a raw request without them, a container's volume).
+    pub fn create_volume_given(
         &mut self,
         name: Option<&str>,
         driver: &str,
-        labels: &std::collections::BTreeMap<String, String>,
-        options: &std::collections::BTreeMap<String, String>,
-        asked: bool,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+        options: Option<&std::collections::BTreeMap<String, String>>,
     ) -> Result<VolumeView> {
         if driver != "local" {
             return Err(EngineError::InvalidArgument(format!(
@@ -197,15 +204,15 @@ impl Engine {
         if let Some(r) = self.store.read().volume(&name)? {
             return Ok(self.volume_view(r));
         }
-        check_local_options(options)
+        check_local_options(options.unwrap_or(&Default::default()))
             .map_err(|e| EngineError::InvalidArgument(format!("create {name}: {e}")))?;
         let data = self.volume_data(&name);
         std::fs::create_dir_all(&data).map_err(io_ctx(format!("creating {}", data.display())))?;
         let row = VolumeRow {
             name: name.clone(),
             created: now_rfc3339(),
-            labels: map_or_none(labels, asked),
-            options: map_or_none(options, asked),
+            labels: map_or_none(labels),
+            options: map_or_none(options),
         };
         self.store.transaction(|t| t.insert_volume(&row))?;
         self.emit_volume("create", &name);

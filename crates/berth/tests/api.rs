@@ -482,6 +482,23 @@ fn requests_as_dockerd_answers_them() {
     let (status, h, body) = server.request("HEAD", "/_ping");
     assert_eq!((status, body.as_str()), (200, ""));
     assert_eq!(header(&h, "api-version"), Some("1.41"));
+    // A volume's labels and options as its creator sent them (dockerd
+    // 20.10, side by side): none is null, an empty map {}.
+    for (body, kept) in [
+        (r#"{"Name":"raw"}"#, "null"),
+        (r#"{"Name":"rawe","Labels":{},"DriverOpts":{}}"#, "{}"),
+    ] {
+        let (status, _, text) =
+            server.request_body("POST", "/v1.41/volumes/create", Some(body.as_bytes()));
+        assert_eq!(status, 201, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let kept: serde_json::Value = serde_json::from_str(kept).unwrap();
+        assert_eq!((&v["Labels"], &v["Options"]), (&kept, &kept), "{text}");
+        let name = v["Name"].as_str().unwrap();
+        let (_, _, text) = server.request("GET", &format!("/v1.41/volumes/{name}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((&v["Labels"], &v["Options"]), (&kept, &kept), "{text}");
+    }
     // Versions: the prefix is optional; outside 1.24-1.47 is refused.
     for p in ["/version", "/v1.24/version", "/v1.47/version"] {
         let (status, _, body) = server.request("GET", p);

@@ -595,6 +595,7 @@ fn berth_serve_answers_as_dockerd_does() {
     // The world of the file's `world`, with the berth CLI.
     let env = TestEnv::new();
     let since = now();
+    let server = Server::start(&env);
     let tar = busybox_tar();
     env.ok(&["import", &tar.to_string_lossy(), BB]);
     env.ok(&[
@@ -623,7 +624,17 @@ fn berth_serve_answers_as_dockerd_does() {
     ]);
     env.ok(&["start", "c2"]);
     env.ok(&["wait", "c2"]);
-    env.ok(&["volume", "create", "v1"]);
+    // v1 as the docker CLI 20.10 that recorded the file made it: with the
+    // empty label and option maps it sends (dockerd keeps what it is sent;
+    // the berth CLI, like the docker CLI 28, sends none, and reads null).
+    let made = server
+        .request(
+            "POST",
+            "/v1.41/volumes/create",
+            Some(br#"{"Name":"v1","Driver":"local","DriverOpts":{},"Labels":{}}"#),
+        )
+        .unwrap_or_else(|e| panic!("volume create v1: {e}"));
+    assert_eq!(made.status, 201, "volume create v1");
     env.ok(&["network", "create", "--internal", "n1"]);
     env.ok(&["tag", BB, "bb:v1"]);
     wait_for_log(&env, "c1", "ready");
@@ -649,7 +660,6 @@ fn berth_serve_answers_as_dockerd_does() {
         ("{bb.Id}".into(), bb_id.to_string()),
     ]);
 
-    let server = Server::start(&env);
     let entries = doc["entries"]
         .as_array()
         .unwrap_or_else(|| panic!("no entries in {}", file.display()));
