@@ -128,6 +128,24 @@ fn tar_verbose(tar: &Path) -> Vec<String> {
     lines
 }
 
+/// `tar tv` lines with the date and time dropped from the directories a
+/// container's create makes as mount points.
+fn without_mount_point_times(lines: Vec<String>) -> Vec<String> {
+    const MADE_AT_CREATE: [&str; 6] = ["dev/", "dev/pts/", "dev/shm/", "etc/", "proc/", "sys/"];
+    lines
+        .into_iter()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [mode, owner, size, _date, _time, name] if MADE_AT_CREATE.contains(name) => {
+                    format!("{mode} {owner} {size} {name}")
+                }
+                _ => line,
+            }
+        })
+        .collect()
+}
+
 /// One member's content.
 fn tar_file(tar: &Path, member: &str) -> String {
     let out = Command::new("tar")
@@ -323,11 +341,16 @@ fn export_then_import_round_trips() {
     assert_eq!(out, "changed\ndeep\nno-ls\n");
 
     // A container of the imported image exports the same files, owners,
-    // modes, sizes and times.
+    // modes, sizes and times, but for the directories that create makes
+    // afresh as mount points (as Docker's init layer does): theirs are the
+    // time of each create, a minute apart when the clock turns between them.
     env.ok(&["create", "--name", "copy", "roundtrip", "true"]);
     let tar2 = HostPath::new("roundtrip2");
     export(&env, "copy", &tar2.0);
-    assert_eq!(tar_verbose(&tar2.0), tar_verbose(&tar.0));
+    assert_eq!(
+        without_mount_point_times(tar_verbose(&tar2.0)),
+        without_mount_point_times(tar_verbose(&tar.0))
+    );
     assert_no_mounts(&env);
 }
 
