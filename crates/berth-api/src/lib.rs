@@ -72,12 +72,14 @@ pub fn serve(config: Config, ready: impl FnOnce(&[String])) -> Result<(), ServeE
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    // One thread for the connections: every engine call, and the writing
-    // of a kept list, runs in a blocking thread, so what is left for it is
-    // parsing, routing, kept inspects and relaying streams. A second one
-    // cost more in wakeups (futexes) and moves between cores than it gave.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // One thread for the listeners and the connections: every engine call,
+    // and the writing of a kept list, runs in a blocking thread, so what is
+    // left for it is accepting, parsing, routing, kept inspects and relaying
+    // streams. A second one cost more in wakeups (futexes) and moves between
+    // cores than it gave, and the current-thread scheduler spends less per
+    // request than a one-worker pool (no stealing, no handoff from the
+    // accepting thread): 9.0 against 9.6 µs of server CPU per kept inspect.
+    let rt = tokio::runtime::Builder::new_current_thread()
         // Waits, follows and attaches each hold one while their client is
         // there (an attached `docker run` holds two): threads are made on
         // demand and let go after 10 s idle.
