@@ -1904,6 +1904,7 @@ impl Engine {
         if attach.is_some() {
             args.push("--attach-first".into());
         }
+        args.extend(self.plain_network_args(v));
         let socket = self.attach_socket(&v.id);
         let launched = self.launch_monitor(&args, attach.map(|s| (socket.as_path(), s)));
         if launched.is_err() {
@@ -1927,6 +1928,33 @@ impl Engine {
                 })
             }
             Err(MonitorFailure::Engine(e)) => Err(e),
+        }
+    }
+
+    /// For a container on `none` or `host` (no endpoints, so nothing in its
+    /// `network.json`): `--network ID NAME DRIVER`, the network its monitor
+    /// names in the `network connect`/`disconnect` events of each start and
+    /// end (`default` without the default bridge is `none`, as with
+    /// `dockerd --bridge=none`). Nothing for other modes (`container:X` has
+    /// no network of its own, as with Docker), nor when the network cannot
+    /// be read.
+    fn plain_network_args(&self, v: &ContainerView) -> Vec<std::ffi::OsString> {
+        if !v.host_config.networks.is_empty() {
+            return Vec::new();
+        }
+        let (name, driver) = match v.host_config.network_mode.as_str() {
+            "none" | "default" => ("none", "null"),
+            "host" => ("host", "host"),
+            _ => return Vec::new(),
+        };
+        match self.store.read().network_by_name(name) {
+            Ok(Some(row)) => vec![
+                "--network".into(),
+                row.id.into(),
+                row.name.into(),
+                driver.into(),
+            ],
+            _ => Vec::new(),
         }
     }
 
@@ -2374,10 +2402,13 @@ impl Engine {
         Ok(())
     }
 
-    /// `restart`: stop (if running), then start.
+    /// `restart`: stop (if running), then start; recorded as `restart`
+    /// after the start's own events, as dockerd does.
     pub fn restart(&mut self, what: &str, timeout: Option<i64>) -> Result<ContainerView> {
         let v = self.stop(what, timeout)?;
-        self.start(v.id.as_str())
+        let v = self.start(v.id.as_str())?;
+        self.emit_container(&v, "restart", &[]);
+        Ok(v)
     }
 
     /// `kill [-s SIG]`

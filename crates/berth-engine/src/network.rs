@@ -827,6 +827,9 @@ impl Engine {
         match mode.as_str() {
             "none" | "host" => {
                 only_user_defined()?;
+                // Its monitor names the network in its connect/disconnect
+                // events (see `plain_network_args`).
+                self.ensure_predefined_networks()?;
                 return Ok((mode, BTreeMap::new()));
             }
             m if m.starts_with("container:") => {
@@ -861,6 +864,7 @@ impl Engine {
         if mode == "default" && self.opts.network.bridge_disabled() {
             // dockerd --bridge=none: no default network, the container gets none.
             only_user_defined()?;
+            self.ensure_predefined_networks()?;
             return Ok((mode, BTreeMap::new()));
         }
         let n = self.find_network(net_name)?;

@@ -184,6 +184,30 @@ pub fn container_event(
     let _ = append(events, &Event::new("container", action, id, a));
 }
 
+/// One network a container is on, as its `network connect`/`disconnect`
+/// events name it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRef {
+    pub id: String,
+    pub name: String,
+    /// The driver: `bridge`, `host` or `null`.
+    pub driver: String,
+}
+
+/// Records a network event about a container (`connect` before its start,
+/// `disconnect` after its end, as dockerd does for each of its networks).
+/// Best effort.
+pub fn network_event(events: &Path, action: &str, network: &NetworkRef, container: &str) {
+    if events.as_os_str().is_empty() {
+        return;
+    }
+    let mut a = BTreeMap::new();
+    a.insert("container".to_string(), container.to_string());
+    a.insert("name".to_string(), network.name.clone());
+    a.insert("type".to_string(), network.driver.clone());
+    let _ = append(events, &Event::new("network", action, &network.id, a));
+}
+
 /// Reads what writers append to the log from the moment it is made,
 /// across rotations; waits with inotify (no polling).
 pub struct Follower {

@@ -229,10 +229,17 @@ impl Probe {
     }
 }
 
+/// Records a container event (an action and attributes beside the
+/// container's own).
+pub type Emit<'a> = &'a dyn Fn(&str, &[(&str, String)]);
+
 /// Forks a probe runner for the container in `dir` whose first process is
 /// `pid`, in the cgroup `cgroup_path` (relative, as `exec_in` checks it);
 /// `started` is when the container started. `place` puts a process into
-/// the container's cgroup. The caller must be single-threaded.
+/// the container's cgroup. The runner records the events dockerd records
+/// for a probe with `emit`: `exec_create: CMD`, `exec_start: CMD` and
+/// `exec_die` under a new exec ID, then `health_status: STATUS` when the
+/// status changed. The caller must be single-threaded.
 pub fn spawn_probe(
     dir: &Path,
     pid: i32,
@@ -240,6 +247,7 @@ pub fn spawn_probe(
     started: Instant,
     now: fn() -> String,
     place: &dyn Fn(i32) -> Result<(), String>,
+    emit: Emit,
 ) -> io::Result<Probe> {
     let began_after = started.elapsed();
     match sys::fork()? {
@@ -256,12 +264,23 @@ pub fn spawn_probe(
                     status: STARTING.into(),
                     ..Health::default()
                 });
+            let before = h.status.clone();
             let (result, retries, period) = match HealthConfig::load(dir) {
-                Ok(cfg) => (
-                    run_probe(&cfg, pid, cgroup_path, now, place),
-                    cfg.retries,
-                    cfg.schedule.start_period(),
-                ),
+                Ok(cfg) => {
+                    let exec_id = exec_id();
+                    let text = probe_text(&cfg.exec.args);
+                    let id = [("execID", exec_id.clone())];
+                    emit(&format!("exec_create: {text}"), &id);
+                    emit(&format!("exec_start: {text}"), &id);
+                    let r = run_probe(&cfg, pid, cgroup_path, now, place);
+                    // A probe past its timeout was killed.
+                    let code = if r.exit_code == -1 { 137 } else { r.exit_code };
+                    emit(
+                        "exec_die",
+                        &[("execID", exec_id), ("exitCode", code.to_string())],
+                    );
+                    (r, cfg.retries, cfg.schedule.start_period())
+                }
                 Err(e) => {
                     let at = now();
                     let r = HealthResult {
@@ -275,6 +294,9 @@ pub fn spawn_probe(
             };
             h.record(result, retries, began_after, period);
             let _ = h.save(&state_path);
+            if h.status != before {
+                emit(&format!("health_status: {}", h.status), &[]);
+            }
             sys::exit_now(h.code())
         }
         Forked::Parent(child) => {
@@ -294,6 +316,30 @@ pub fn spawn_probe(
             }
         }
     }
+}
+
+/// A probe's command as dockerd's exec events show it: the program, a
+/// space, the arguments joined by spaces (`true ` for a lone `true`).
+fn probe_text(args: &[String]) -> String {
+    match args.split_first() {
+        Some((program, rest)) => format!("{program} {}", rest.join(" ")),
+        None => " ".into(),
+    }
+}
+
+/// A new exec ID: 32 random bytes in hex, as Docker's (the time and the
+/// process ID if the kernel has no randomness to give).
+fn exec_id() -> String {
+    let mut b = [0u8; 32];
+    if rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).ok() != Some(32) {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b[..16].copy_from_slice(&t.to_le_bytes());
+        b[16..20].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Runs the probe once and reports it as Docker does: the exit code and
@@ -524,6 +570,28 @@ pub fn go_duration(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_reads_as_dockerd_names_its_exec() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            probe_text(&args(&["/bin/sh", "-c", "test -e /x"])),
+            "/bin/sh -c test -e /x"
+        );
+        // dockerd's "exec_create: true " for `["CMD", "true"]`
+        assert_eq!(probe_text(&args(&["true"])), "true ");
+        assert_eq!(probe_text(&[]), " ");
+    }
+
+    #[test]
+    fn exec_ids_are_new_and_docker_shaped() {
+        let (a, b) = (exec_id(), exec_id());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert_eq!(id.len(), 64);
+            assert!(id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        }
+    }
 
     fn result(code: i32) -> HealthResult {
         HealthResult {

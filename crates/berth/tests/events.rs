@@ -256,3 +256,201 @@ fn bad_arguments_are_dockers_errors() {
     // --until in the past with nothing recorded: nothing, at once.
     assert_eq!(env.ok(&["events", "--since", "1h", "--until", "1s"]), "");
 }
+
+/// How long a container may take to reach a health status.
+const HEALTH_DEADLINE: Duration = Duration::from_secs(20);
+
+#[test]
+fn networks_are_connected_before_each_start_and_disconnected_after_each_end() {
+    let env = TestEnv::with_busybox();
+    let t0 = format!("{:.9}", now_secs());
+    env.ok(&["run", "--network", "none", "--name", "n1", BB, "true"]);
+    env.ok(&["run", "--network", "host", "--name", "h1", BB, "true"]);
+    env.ok(&["run", "--name", "b1", BB, "true"]);
+    env.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "r1",
+        BB,
+        "sleep",
+        "100",
+    ]);
+    env.ok(&["restart", "r1"]);
+    env.ok(&["rm", "-f", "n1", "h1", "b1", "r1"]);
+    let got = history(&env, &t0, &[]);
+    // dockerd 20.10's sequence for the same commands.
+    let want = [
+        "container create n1",
+        "container attach n1",
+        "network connect none",
+        "container start n1",
+        "container die n1",
+        "network disconnect none",
+        "container create h1",
+        "container attach h1",
+        "network connect host",
+        "container start h1",
+        "container die h1",
+        "network disconnect host",
+        "container create b1",
+        "container attach b1",
+        "network connect bridge",
+        "container start b1",
+        "container die b1",
+        "network disconnect bridge",
+        "container create r1",
+        "network connect none",
+        "container start r1",
+        "container restart r1",
+        "container destroy n1",
+        "container destroy h1",
+        "container destroy b1",
+        "container kill r1",
+        "container die r1",
+        "network disconnect none",
+        "container destroy r1",
+    ];
+    assert_eq!(got, want, "events:\n{}", got.join("\n"));
+
+    // Each names the network by its ID and driver, and the container.
+    let until = format!("{:.9}", now_secs());
+    let detail = env.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--filter",
+        "event=connect",
+        "--format",
+        "{{.Actor.ID}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}} {{.Actor.Attributes.container}}",
+    ]);
+    let ids: Vec<String> = ["none", "host", "bridge"]
+        .iter()
+        .map(|n| {
+            env.ok(&["network", "inspect", "-f", "{{.Id}}", n])
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let lines: Vec<Vec<&str>> = detail.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(lines.len(), 4, "{detail}");
+    for (line, (id, (name, driver))) in
+        lines
+            .iter()
+            .zip([&ids[0], &ids[1], &ids[2], &ids[0]].into_iter().zip([
+                ("none", "null"),
+                ("host", "host"),
+                ("bridge", "bridge"),
+                ("none", "null"),
+            ]))
+    {
+        assert_eq!(line[..3], [id.as_str(), name, driver], "{detail}");
+        assert!(is_full_id(line[3]), "{detail}");
+    }
+}
+
+#[test]
+fn healthchecks_record_each_probe_and_each_change_of_status() {
+    let env = TestEnv::with_busybox();
+    let t0 = format!("{:.9}", now_secs());
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test ! -e /tmp/bad",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "1",
+        BB,
+        "sleep",
+        "100",
+    ]);
+    let status = |want: &'static str| {
+        poll(&format!("hc to be {want}"), HEALTH_DEADLINE, || {
+            let s = env.ok(&["inspect", "-f", "{{.State.Health.Status}}", "hc"]);
+            (s.trim() == want).then_some(())
+        })
+    };
+    status("healthy");
+    env.ok(&["exec", "hc", "touch", "/tmp/bad"]);
+    status("unhealthy");
+    env.ok(&["rm", "-f", "hc"]);
+
+    // A status change is recorded once, after the probe that made it.
+    let changes = history(&env, &t0, &["--filter", "event=health_status"]);
+    assert_eq!(
+        changes,
+        [
+            "container health_status: healthy hc",
+            "container health_status: unhealthy hc"
+        ]
+    );
+    // Each probe is an exec of its own, as dockerd shows it: the command
+    // behind the shell, one new exec ID for create, start and die.
+    let until = format!("{:.9}", now_secs());
+    let all = env.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "container=hc",
+        "--format",
+        "{{.Action}}|{{.Actor.Attributes.execID}}|{{.Actor.Attributes.exitCode}}",
+    ]);
+    const PROBE: &str = "/bin/sh -c test ! -e /tmp/bad";
+    let rows: Vec<Vec<&str>> = all.lines().map(|l| l.split('|').collect()).collect();
+    let mut probes = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if r[0] != "exec_die" {
+            continue;
+        }
+        let id = r[1];
+        let of: Vec<usize> = (0..i).filter(|j| rows[*j][1] == id).collect();
+        assert_eq!(of.len(), 2, "{all}");
+        if rows[of[0]][0] == "exec_create: touch /tmp/bad" {
+            continue;
+        }
+        assert_eq!(rows[of[0]][0], format!("exec_create: {PROBE}"), "{all}");
+        assert_eq!(rows[of[1]][0], format!("exec_start: {PROBE}"), "{all}");
+        assert!(is_full_id(id), "{all}");
+        probes.push((id, r[2], i));
+    }
+    let mut ids: Vec<&str> = probes.iter().map(|p| p.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), probes.len(), "an exec ID used twice:\n{all}");
+    assert_eq!(probes.first().map(|p| p.1), Some("0"), "{all}");
+    assert!(probes.iter().any(|p| p.1 == "1"), "{all}");
+    // healthy after the first probe's die, unhealthy after the first
+    // failure's, each before the next probe (the `exec` of touch, another
+    // process, may record between them).
+    let next_after = |i: usize| {
+        rows[i + 1..]
+            .iter()
+            .find(|r| r[0].contains(PROBE) || r[0].starts_with("health_status"))
+            .map(|r| r[0])
+    };
+    assert_eq!(
+        next_after(probes[0].2),
+        Some("health_status: healthy"),
+        "{all}"
+    );
+    let failed = probes.iter().find(|p| p.1 == "1").unwrap();
+    assert_eq!(
+        next_after(failed.2),
+        Some("health_status: unhealthy"),
+        "{all}"
+    );
+}

@@ -9,7 +9,10 @@
 //! It is single-threaded (the runtime forks), holds no database connection,
 //! and stays small while idle: one poll loop over a handful of descriptors.
 //!
-//! Usage: `berth-monitor CONTAINER_DIR [--attach-first]`. Its stdout is a
+//! Usage: `berth-monitor CONTAINER_DIR [--attach-first] [--network ID NAME
+//! DRIVER]` (the last for a container on `none` or `host`, which has no
+//! endpoints in its `network.json`: the network its connect and disconnect
+//! events name). Its stdout is a
 //! pipe to whoever started it: it writes `ready\n` once the container is
 //! created and the attach socket listens (only with --attach-first), then
 //! `ok PID\n` or `err CODE MESSAGE\n`, and closes it.
@@ -82,12 +85,24 @@ fn run() -> Res<i32> {
     // stderr stay.
     berth_runtime::process::close_inherited_fds();
     berth_runtime::trace::trace("monitor: exec'd");
+    const USAGE: &str =
+        "usage: berth-monitor CONTAINER_DIR [--attach-first] [--network ID NAME DRIVER]";
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(
-        args.next()
-            .ok_or("usage: berth-monitor CONTAINER_DIR [--attach-first]")?,
-    );
-    let attach_first = args.any(|a| a == "--attach-first");
+    let dir = PathBuf::from(args.next().ok_or(USAGE)?);
+    let mut attach_first = false;
+    let mut plain_network = None;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--attach-first" => attach_first = true,
+            "--network" => match (args.next(), args.next(), args.next()) {
+                (Some(id), Some(name), Some(driver)) => {
+                    plain_network = Some(berth_runtime::events::NetworkRef { id, name, driver })
+                }
+                _ => return Err(USAGE.into()),
+            },
+            _ => return Err(USAGE.into()),
+        }
+    }
     let mut cfg: MonitorConfig = serde_json::from_slice(
         &std::fs::read(dir.join("monitor.json"))
             .map_err(|e| format!("reading monitor.json: {e}"))?,
@@ -230,6 +245,7 @@ fn run() -> Res<i32> {
             }
         };
         berth_runtime::trace::trace("monitor: exec'd the command");
+        network_events(&cfg, &dir, "connect", plain_network.as_ref());
         event(&cfg, &dir, "start", &[]);
         state.status = Status::Running;
         state.pid = pid;
@@ -244,7 +260,7 @@ fn run() -> Res<i32> {
         first = false;
         let mut prober = cfg
             .health
-            .map(|h| Prober::start(h, &dir, &cgroup, &cfg.cgroup_path, pid));
+            .map(|h| Prober::start(h, &dir, &cfg, &cgroup, pid));
         let mut idler = cfg
             .idle
             .map(|c| Idler::new(c, &cgroup, &cfg, &dir, net_plan.as_ref()));
@@ -276,6 +292,7 @@ fn run() -> Res<i32> {
             event(&cfg, &dir, "oom", &[]);
         }
         event(&cfg, &dir, "die", &[("exitCode", code.to_string())]);
+        network_events(&cfg, &dir, "disconnect", plain_network.as_ref());
         state.status = Status::Exited;
         state.pid = 0;
         state.exit_code = code;
@@ -531,6 +548,38 @@ impl<'a> Idler<'a> {
 #[inline(never)]
 fn event(cfg: &MonitorConfig, dir: &std::path::Path, action: &str, extra: &[(&str, String)]) {
     berth_runtime::events::container_event(&cfg.events, dir, &cfg.id, action, extra);
+}
+
+/// Records `action` (connect, disconnect) on each network the container is
+/// on: the endpoints of its `network.json` as it is now (`network connect`
+/// and `disconnect` rewrite it while the container runs), or the `none` or
+/// `host` network it was started on.
+#[inline(never)]
+fn network_events(
+    cfg: &MonitorConfig,
+    dir: &std::path::Path,
+    action: &str,
+    plain: Option<&berth_runtime::events::NetworkRef>,
+) {
+    use berth_runtime::events::{network_event, NetworkRef};
+    if let Some(n) = plain {
+        network_event(&cfg.events, action, n, &cfg.id);
+        return;
+    }
+    let Ok(j) = std::fs::read(dir.join("network.json")) else {
+        return;
+    };
+    let Ok(plan) = serde_json::from_slice::<berth_net::plan::NetworkPlan>(&j) else {
+        return;
+    };
+    for ep in plan.endpoints {
+        let n = NetworkRef {
+            id: ep.network_id,
+            name: ep.network_name,
+            driver: "bridge".into(),
+        };
+        network_event(&cfg.events, action, &n, &cfg.id);
+    }
 }
 
 /// `monitor.json` as `update` may have rewritten it since this monitor
@@ -1383,6 +1432,9 @@ fn earlier(
 struct Prober<'a> {
     schedule: HealthSchedule,
     dir: &'a std::path::Path,
+    /// The event log and the container's ID, for the probes' events.
+    events: &'a std::path::Path,
+    id: &'a str,
     cgroup: &'a Cgroup,
     cgroup_path: &'a str,
     pid: i32,
@@ -1397,10 +1449,11 @@ impl<'a> Prober<'a> {
     fn start(
         schedule: HealthSchedule,
         dir: &'a std::path::Path,
+        cfg: &'a MonitorConfig,
         cgroup: &'a Cgroup,
-        cgroup_path: &'a str,
         pid: i32,
     ) -> Self {
+        let cgroup_path = cfg.cgroup_path.as_str();
         if let Err(e) = health::reset_for_start(dir) {
             eprintln!("berth-monitor: health state: {e}");
         }
@@ -1408,6 +1461,8 @@ impl<'a> Prober<'a> {
         Prober {
             schedule,
             dir,
+            events: &cfg.events,
+            id: &cfg.id,
             cgroup,
             cgroup_path,
             pid,
@@ -1445,6 +1500,10 @@ impl<'a> Prober<'a> {
         }
         let cgroup = self.cgroup;
         let place = move |pid: i32| cgroup.add_pid(pid).map_err(|e| format!("cgroup: {e}"));
+        let (events, dir, id) = (self.events, self.dir, self.id);
+        let emit = move |action: &str, extra: &[(&str, String)]| {
+            berth_runtime::events::container_event(events, dir, id, action, extra)
+        };
         match health::spawn_probe(
             self.dir,
             self.pid,
@@ -1452,6 +1511,7 @@ impl<'a> Prober<'a> {
             self.started,
             now,
             &place,
+            &emit,
         ) {
             Ok(r) => self.running = Some(r),
             Err(e) => {
