@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use berth_net::ports::ActualPort;
 use berth_types::{Digest, Reference};
 use regex::Regex;
 
@@ -455,6 +456,8 @@ impl Engine {
         };
         let before = position("before")?;
         let since = position("since")?;
+        let publish = port_filter(f, "publish")?;
+        let expose = port_filter(f, "expose")?;
         let ancestors = self.ancestor_set(f.get("ancestor"))?;
         let all = all || f.contains("status");
         let (ids, names, isolation) = (f.regexes("id"), f.regexes("name"), f.regexes("isolation"));
@@ -481,10 +484,9 @@ impl Engine {
                 && ancestors.as_ref().is_none_or(|a| a.contains(&v.image_id))
                 && (!f.contains("volume")
                     || f.get("volume").iter().any(|m| {
-                        v.host_config
-                            .mounts
-                            .iter()
-                            .any(|mp| mp.destination == *m || (!mp.name.is_empty() && mp.name == *m))
+                        v.host_config.mounts.iter().any(|mp| {
+                            mp.destination == *m || (!mp.name.is_empty() && mp.name == *m)
+                        })
                     }))
                 && (!f.contains("network")
                     || f.get("network").iter().any(|n| container_on_network(&v, n)))
@@ -492,10 +494,22 @@ impl Engine {
                     "health",
                     v.health.as_ref().map_or("none", |h| h.status.as_str()),
                 )
-                && is_task != Some(true)
-                // berth publishes and exposes no ports yet.
-                && !f.contains("publish")
-                && !f.contains("expose");
+                && is_task != Some(true);
+            // The ports `ps` shows (a running container's): `publish`
+            // matches their host side (0 for a port only exposed), `expose`
+            // their container side, as dockerd's.
+            let keep = keep
+                && (publish.is_none() && expose.is_none() || {
+                    let ports = self.container_ports(&v);
+                    let hit = |ranges: &Option<Vec<PortRange>>, side: fn(&ActualPort) -> u16| {
+                        ranges.as_ref().is_none_or(|rs| {
+                            ports
+                                .iter()
+                                .any(|p| rs.iter().any(|r| r.contains(side(p), &p.proto)))
+                        })
+                    };
+                    hit(&publish, |p| p.host_port) && hit(&expose, |p| p.container_port)
+                });
             if keep {
                 out.push(v);
             }
@@ -539,9 +553,102 @@ impl Engine {
     }
 }
 
+/// A `publish=`/`expose=` filter value: ports `lo..=hi` of a protocol.
+struct PortRange {
+    lo: u16,
+    hi: u16,
+    proto: String,
+}
+
+impl PortRange {
+    fn contains(&self, port: u16, proto: &str) -> bool {
+        self.proto == proto && (self.lo..=self.hi).contains(&port)
+    }
+}
+
+/// The values of a `publish` or `expose` filter (None: no such filter),
+/// parsed as dockerd parses them — `PORT[-PORT][/PROTO]`, `tcp` when no
+/// protocol is given — with its words for a bad one.
+fn port_filter(f: &Filters, key: &str) -> Result<Option<Vec<PortRange>>> {
+    let values = f.get(key);
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        let (ports, proto) = v.split_once('/').unwrap_or((v.as_str(), "tcp"));
+        let (lo, hi) = port_range(ports)
+            .map_err(|e| invalid(format!("error while looking up for {key} {v}: {e}")))?;
+        out.push(PortRange {
+            lo,
+            hi,
+            proto: proto.to_string(),
+        });
+    }
+    Ok(Some(out))
+}
+
+/// `N` or `N-M` (anything after a second `-` is ignored, as Go's
+/// `nat.ParsePortRange` does), in its words.
+fn port_range(s: &str) -> std::result::Result<(u16, u16), String> {
+    if s.is_empty() {
+        return Err("Empty string specified for ports.".into());
+    }
+    let mut parts = s.split('-');
+    let lo = go_parse_u16(parts.next().unwrap_or_default())?;
+    let hi = match parts.next() {
+        Some(p) => go_parse_u16(p)?,
+        None => lo,
+    };
+    if hi < lo {
+        return Err(format!("Invalid range specified for the Port: {s}"));
+    }
+    Ok((lo, hi))
+}
+
+/// Go's `strconv.ParseUint(s, 10, 16)`, with its error text.
+fn go_parse_u16(s: &str) -> std::result::Result<u16, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("strconv.ParseUint: parsing {s:?}: invalid syntax"));
+    }
+    s.parse::<u16>()
+        .map_err(|_| format!("strconv.ParseUint: parsing {s:?}: value out of range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_filters_parse_as_dockerd_does() {
+        assert_eq!(port_range("80"), Ok((80, 80)));
+        assert_eq!(port_range("8000-8100"), Ok((8000, 8100)));
+        // Go's nat.ParsePortRange reads two parts of a split on '-'.
+        assert_eq!(port_range("1-2-3"), Ok((1, 2)));
+        assert_eq!(port_range("080"), Ok((80, 80)));
+        for (bad, words) in [
+            ("", "Empty string specified for ports."),
+            ("abc", "strconv.ParseUint: parsing \"abc\": invalid syntax"),
+            (
+                "70000",
+                "strconv.ParseUint: parsing \"70000\": value out of range",
+            ),
+            ("+5", "strconv.ParseUint: parsing \"+5\": invalid syntax"),
+            ("1-", "strconv.ParseUint: parsing \"\": invalid syntax"),
+            ("-5", "strconv.ParseUint: parsing \"\": invalid syntax"),
+            ("90-80", "Invalid range specified for the Port: 90-80"),
+        ] {
+            assert_eq!(port_range(bad), Err(words.to_string()), "{bad:?}");
+        }
+        let r = PortRange {
+            lo: 9000,
+            hi: 9001,
+            proto: "udp".into(),
+        };
+        assert!(r.contains(9001, "udp"));
+        assert!(!r.contains(9001, "tcp"));
+        assert!(!r.contains(9002, "udp"));
+    }
 
     fn m(p: &str, n: &str) -> bool {
         glob_match(p, n).unwrap_or_else(|e| panic!("{p}: {e}"))

@@ -589,7 +589,9 @@ mod tests {
         assert_ne!(a, b);
         for id in [a, b] {
             assert_eq!(id.len(), 64);
-            assert!(id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+            assert!(id
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         }
     }
 

@@ -250,6 +250,74 @@ fn ps_status_exited_label_and_the_rest() {
 }
 
 #[test]
+fn ps_publish_and_expose_match_the_ports_of_running_containers() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p1",
+        "-p",
+        "8080:80",
+        "-p",
+        "9000-9001:9000-9001/udp",
+        BB,
+        "sleep",
+        "100",
+    ]);
+    env.ok(&[
+        "run", "-d", "--name", "p2", "--expose", "8080", "--expose", "53/udp", BB, "sleep", "100",
+    ]);
+    // Not running: no ports to match (as dockerd's).
+    env.ok(&["create", "--name", "p3", "-p", "8081:80", BB, "true"]);
+    // dockerd 20.10's answers for the same containers: `publish` is the
+    // host side (0 for a port only exposed), `expose` the container side.
+    for (filter, want) in [
+        ("publish=8080", &["p1"][..]),
+        ("publish=80", &[]),
+        ("publish=80/tcp", &[]),
+        ("publish=9000/udp", &["p1"]),
+        ("publish=9001/udp", &["p1"]),
+        ("publish=9000-9001/udp", &["p1"]),
+        ("publish=8000-8100", &["p1"]),
+        ("publish=8081", &[]),
+        ("publish=0-65535", &["p1", "p2"]),
+        ("publish=80/xyz", &[]),
+        ("expose=80", &["p1"]),
+        ("expose=9000/udp", &["p1"]),
+        ("expose=8080", &["p2"]),
+        ("expose=8080/tcp", &["p2"]),
+        ("expose=53", &[]),
+        ("expose=53/udp", &["p2"]),
+    ] {
+        assert_eq!(ps_a(&env, &[filter]), v(want), "{filter}");
+    }
+    assert_eq!(ps_a(&env, &["publish=8080", "expose=80"]), ["p1"]);
+    assert!(ps_a(&env, &["publish=8080", "expose=8080"]).is_empty());
+    for (filter, words) in [
+        (
+            "publish=abc",
+            "error while looking up for publish abc: strconv.ParseUint: parsing \"abc\": invalid syntax",
+        ),
+        (
+            "expose=70000",
+            "error while looking up for expose 70000: strconv.ParseUint: parsing \"70000\": value out of range",
+        ),
+        (
+            "publish=90-80",
+            "error while looking up for publish 90-80: Invalid range specified for the Port: 90-80",
+        ),
+        (
+            "publish=",
+            "error while looking up for publish : Empty string specified for ports.",
+        ),
+    ] {
+        let (_, err) = env.fails(&["ps", "-a", "-f", filter], 1);
+        assert!(err.contains(words), "{filter}: {err}");
+    }
+}
+
+#[test]
 fn ps_ancestor_covers_images_built_on_it() {
     let env = TestEnv::with_busybox();
     env.ok(&["create", "--name", "base", BB, "true"]);
