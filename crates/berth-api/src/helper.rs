@@ -271,7 +271,12 @@ pub async fn archive_put(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let path = path_arg(r)?;
-    let request = json!({"container": id, "path": path, "copy_uid_gid": r.flag("copyUIDGID")});
+    let request = json!({
+        "container": id,
+        "path": path,
+        "copy_uid_gid": r.flag("copyUIDGID"),
+        "no_overwrite_dir_non_dir": r.flag("noOverwriteDirNonDir"),
+    });
     let mut child = spawn(state, "archive-put", &request, true)?;
     feed(&mut child, req);
     outcome(&mut child).await?;

@@ -704,6 +704,7 @@ impl Engine {
         let opts = ApplyOptions {
             whiteouts: WhiteoutMode::Overlay,
             allow_devices: true,
+            no_overwrite_dir_non_dir: false,
         };
         let (tmp, stats) = berth_layers::unpack_to_temp(tar, &self.layers_dir(), &opts)?;
         if stats.diff_id != *diff_id {

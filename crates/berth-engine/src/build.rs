@@ -2139,6 +2139,7 @@ impl Engine {
             &berth_layers::ApplyOptions {
                 whiteouts: berth_layers::WhiteoutMode::Skip,
                 allow_devices: false,
+                no_overwrite_dir_non_dir: false,
             },
         )
         .map_err(|e| EngineError::Build(format!("the build context: {e}")))?;

@@ -68,6 +68,7 @@ pub(crate) fn extract(
             // image has below): such entries are left out.
             whiteouts: berth_layers::WhiteoutMode::Skip,
             allow_devices: false,
+            no_overwrite_dir_non_dir: false,
         },
     )
     .map_err(|e| e.to_string())?;

@@ -517,6 +517,7 @@ pub(crate) fn copy_out(tree: &dyn Tree, src: &str, tmp: &Path, held: &mut Held) 
     let apply = berth_layers::ApplyOptions {
         whiteouts: berth_layers::WhiteoutMode::Skip,
         allow_devices: false,
+        no_overwrite_dir_non_dir: false,
     };
     std::fs::create_dir_all(tmp).map_err(crate::io_ctx(format!("creating {}", tmp.display())))?;
     let trees: [&dyn Tree; 1] = [tree];

@@ -465,6 +465,7 @@ impl Engine {
         let apply_opts = ApplyOptions {
             whiteouts: WhiteoutMode::Overlay,
             allow_devices: true,
+            no_overwrite_dir_non_dir: false,
         };
         let layers_root = self.layers_dir();
         let (written, ingested, unpacked) = std::thread::scope(|s| {

@@ -61,7 +61,17 @@ pub struct CopyOptions {
     /// `-L`: when the source path itself is a symlink, copy what it points to
     /// (resolved inside the container for a container path).
     pub follow_link: bool,
+    /// Refuse to replace a directory with a non-directory or the reverse
+    /// anywhere in a copy into a container (Docker's `noOverwriteDirNonDir`:
+    /// `docker cp` always sets it, an API client may not); without it such
+    /// an entry replaces what is there. Copies out to the host always
+    /// refuse, as the docker CLI's do.
+    pub no_overwrite_dir_non_dir: bool,
 }
+
+/// What a copy of a directory onto an existing non-directory fails with:
+/// the docker CLI's own words (printed bare, without `Error: `).
+pub const CANNOT_COPY_DIR: &str = "cannot copy directory";
 
 /// The host side of a copy.
 #[derive(Clone, Copy, Debug)]
@@ -196,6 +206,7 @@ impl DiskUsage {
 const COPY_APPLY: ApplyOptions = ApplyOptions {
     whiteouts: WhiteoutMode::Skip,
     allow_devices: true,
+    no_overwrite_dir_non_dir: true,
 };
 
 impl Engine {
@@ -294,12 +305,18 @@ impl Engine {
                 inner: File::from(pipe_r),
                 n: 0,
             };
-            if opts.archive {
-                berth_layers::apply_layer(&mut counted, &into, &COPY_APPLY)?;
+            let applied = if opts.archive {
+                berth_layers::apply_layer(&mut counted, &into, &COPY_APPLY)
             } else {
                 let uid = rustix::process::geteuid().as_raw();
                 let gid = rustix::process::getegid().as_raw();
-                berth_layers::apply_layer(Chown::new(&mut counted, uid, gid), &into, &COPY_APPLY)?;
+                berth_layers::apply_layer(Chown::new(&mut counted, uid, gid), &into, &COPY_APPLY)
+            };
+            if let Err(e) = applied {
+                return Err(match kind_conflict_words(&e, &dir.display().to_string()) {
+                    Some(words) => EngineError::InvalidArgument(words),
+                    None => e.into(),
+                });
             }
             Ok(counted.n)
         })();
@@ -419,7 +436,9 @@ impl Engine {
         let mut worker = Worker::spawn(&[pipe_w.as_fd()], |rep| {
             let root = enter(&access, Purpose::Write)?;
             let found = root.dest_info(&dest)?;
-            let (dir_rel, top) = match &host_src {
+            // What the copy's top would replace is checked as every entry
+            // is, by the apply (Docker's `noOverwriteDirNonDir`).
+            let dir_rel = match &host_src {
                 None => {
                     if found.kind != Kind::Dir {
                         return Err(ChildError::invalid(format!(
@@ -427,31 +446,41 @@ impl Engine {
                             dest.shown
                         )));
                     }
-                    (dest.rel(), None)
+                    dest.rel()
                 }
                 Some(s) => {
                     let p = plan(&s.source, &found)
                         .map_err(|e| ChildError::invalid(e.message(&dest.shown, &in_ctr(&name))))?;
-                    let dir = match p.into {
+                    match p.into {
                         Lands::Dest => dest.rel(),
                         Lands::Parent => dest.parent_rel(),
-                    };
-                    (dir, Some((p.name, s.source.kind)))
+                    }
                 }
             };
             let dir = root
                 .open(&dir_rel, true, true)
                 .map_err(|e| missing_in_container(e, &dest.shown, &name))?;
-            if let Some((top, kind)) = &top {
-                check_overwrite(dir.as_fd(), top, *kind).map_err(ChildError::invalid)?;
-            }
             rep.info(&found.encode())?;
             let input = BufReader::with_capacity(128 * 1024, dup_file(tar_in)?);
             let dir_path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-            if opts.archive {
-                berth_layers::apply_layer(input, &dir_path, &COPY_APPLY)?;
+            let apply = ApplyOptions {
+                no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+                ..COPY_APPLY
+            };
+            let applied = if opts.archive {
+                berth_layers::apply_layer(input, &dir_path, &apply)
             } else {
-                berth_layers::apply_layer(Chown::new(input, 0, 0), &dir_path, &COPY_APPLY)?;
+                berth_layers::apply_layer(Chown::new(input, 0, 0), &dir_path, &apply)
+            };
+            if let Err(e) = applied {
+                let shown = format!("/{}", dir_rel.trim_matches('/'));
+                return Err(match kind_conflict_words(&e, &shown) {
+                    // dockerd's words, from its chrooted unpacker.
+                    Some(words) => ChildError::other(format!(
+                        "Error processing tar file(exit status 1): {words}"
+                    )),
+                    None => e.into(),
+                });
             }
             Ok(())
         })?;
@@ -1070,9 +1099,8 @@ enum PlanError {
 impl PlanError {
     fn message(self, dest: &str, location: &str) -> String {
         match self {
-            PlanError::DirOntoFile => {
-                format!("cannot overwrite non-directory {dest} {location} with a directory")
-            }
+            // The docker CLI's words (it checks before it sends anything).
+            PlanError::DirOntoFile => CANNOT_COPY_DIR.to_string(),
             PlanError::NotADirectory => format!("not a directory: {dest} {location}"),
             PlanError::NoSuchDirectory => {
                 format!("destination directory {dest} {location} does not exist")
@@ -1115,25 +1143,45 @@ fn plan(src: &Source, dest: &Dest) -> std::result::Result<Plan, PlanError> {
     }
 }
 
+/// Docker's words for an entry of a copy that would change the kind of what
+/// is at its path; `dir` is where the copy was extracted, as the user sees
+/// it. None for any other error.
+fn kind_conflict_words(e: &LayerError, dir: &str) -> Option<String> {
+    let LayerError::KindConflict { path, existing_dir } = e else {
+        return None;
+    };
+    let full = format!("{}/{path}", dir.trim_end_matches('/'));
+    Some(if *existing_dir {
+        format!("cannot overwrite directory {full:?} with non-directory {dir:?}")
+    } else {
+        format!("cannot overwrite non-directory {full:?} with directory {dir:?}")
+    })
+}
+
 /// Refuses to replace a directory with a file or a file with a directory at
-/// the top of a copy (`apply_layer` would replace it).
-fn check_overwrite(dir: BorrowedFd<'_>, name: &str, src: Kind) -> std::result::Result<(), String> {
+/// the top of a copy to the host, before anything is written, in Docker's
+/// words (`shown`: the directory as the user named it).
+fn check_overwrite(
+    dir: BorrowedFd<'_>,
+    shown: &str,
+    name: &str,
+    src: Kind,
+) -> std::result::Result<(), String> {
     if name == "." || name.is_empty() {
         return Ok(());
     }
-    let existing = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => Kind::of_mode(st.st_mode),
+    let existing_dir = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Kind::of_mode(st.st_mode) == Kind::Dir,
         Err(_) => return Ok(()),
     };
-    match (existing, src) {
-        (Kind::Dir, Kind::NonDir) => Err(format!(
-            "cannot overwrite directory {name} with a non-directory"
-        )),
-        (Kind::NonDir, Kind::Dir) => Err(format!(
-            "cannot overwrite non-directory {name} with a directory"
-        )),
-        _ => Ok(()),
+    if existing_dir == (src == Kind::Dir) {
+        return Ok(());
     }
+    let conflict = LayerError::KindConflict {
+        path: name.to_string(),
+        existing_dir,
+    };
+    Err(kind_conflict_words(&conflict, shown).unwrap_or_else(|| conflict.to_string()))
 }
 
 /// Docker's refusal of a host destination that is neither a directory nor
@@ -1178,7 +1226,8 @@ fn check_overwrite_on_host(dir: &Path, name: &str, src: Kind) -> Result<()> {
             io::Error::from(e)
         ))
     })?;
-    check_overwrite(fd.as_fd(), name, src).map_err(EngineError::InvalidArgument)
+    check_overwrite(fd.as_fd(), &dir.display().to_string(), name, src)
+        .map_err(EngineError::InvalidArgument)
 }
 
 /// A directory beside a copy's destination (`.berth-cp-PID-N`) that a

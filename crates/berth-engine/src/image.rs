@@ -78,6 +78,7 @@ impl Engine {
         let opts = ApplyOptions {
             whiteouts: WhiteoutMode::Skip,
             allow_devices: false,
+            no_overwrite_dir_non_dir: false,
         };
         let (pipe_r, pipe_w) = std::io::pipe().map_err(crate::io_ctx("creating a pipe"))?;
         let blobs = self.blobs.clone();

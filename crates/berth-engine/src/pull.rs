@@ -487,6 +487,7 @@ fn fetch_layer(
     let opts = ApplyOptions {
         whiteouts: WhiteoutMode::Overlay,
         allow_devices: true,
+        no_overwrite_dir_non_dir: false,
     };
     let consume = |r: &mut dyn Read| -> Result<u64> {
         let (_, tar) = berth_layers::decompress(r)?;

@@ -44,6 +44,12 @@ pub struct ApplyOptions {
     /// Create character and block device entries; when false a layer that has one is
     /// refused. Overlay whiteouts made under [`WhiteoutMode::Overlay`] are always allowed.
     pub allow_devices: bool,
+    /// Refuse an entry that would replace an existing directory with a
+    /// non-directory, or an existing non-directory with a directory
+    /// (Docker's `noOverwriteDirNonDir`, which `docker cp` always asks
+    /// for): [`LayerError::KindConflict`]. When false such an entry
+    /// replaces what is there, as a layer's does.
+    pub no_overwrite_dir_non_dir: bool,
 }
 
 /// What applying a layer found.
@@ -252,6 +258,35 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Makes room for the entry `t`, `name` in `parent` (see [`clear_slot`]),
+    /// a directory if `dir`; refuses a change of kind under
+    /// [`ApplyOptions::no_overwrite_dir_non_dir`]. Returns whether a
+    /// directory was kept.
+    fn make_room(
+        &self,
+        t: &Target<'_>,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+        dir: bool,
+    ) -> Result<bool, LayerError> {
+        if self.opts.no_overwrite_dir_non_dir {
+            match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => {
+                    let existing_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                    if existing_dir != dir {
+                        return Err(LayerError::KindConflict {
+                            path: String::from_utf8_lossy(t.path).into_owned(),
+                            existing_dir,
+                        });
+                    }
+                }
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(t.err("replace")(e)),
+            }
+        }
+        clear_slot(parent, name, dir).map_err(t.err("replace"))
+    }
+
     /// Resolves the parent of the entry inside the root, creating missing directories.
     fn parent(&self, t: &Target<'_>) -> Result<DirFd<'a>, LayerError> {
         let (parent, _) = split_parent(t.path);
@@ -262,7 +297,7 @@ impl<'a> Applier<'a> {
         if !t.path.is_empty() {
             let (_, name) = split_parent(t.path);
             let parent = self.parent(t)?;
-            if !clear_slot(parent.as_fd(), name, true).map_err(t.err("replace"))? {
+            if !self.make_room(t, parent.as_fd(), name, true)? {
                 rfs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)).map_err(t.err("create"))?;
             }
             if !meta.xattrs.is_empty() {
@@ -305,7 +340,7 @@ impl<'a> Applier<'a> {
     ) -> Result<(), LayerError> {
         let (_, name) = split_parent(t.path);
         let parent = self.parent(t)?;
-        clear_slot(parent.as_fd(), name, false).map_err(t.err("replace"))?;
+        self.make_room(t, parent.as_fd(), name, false)?;
         let fd = rfs::openat(
             &parent,
             name,
@@ -361,7 +396,7 @@ impl<'a> Applier<'a> {
         }
         let (_, name) = split_parent(t.path);
         let parent = self.parent(t)?;
-        clear_slot(parent.as_fd(), name, false).map_err(t.err("replace"))?;
+        self.make_room(t, parent.as_fd(), name, false)?;
         let (target_parent, target_name) = split_parent(&target);
         let target_dir =
             resolve_dir(self.root, target_parent, false).map_err(t.err("resolve the target of"))?;
@@ -375,7 +410,7 @@ impl<'a> Applier<'a> {
     fn symlink(&mut self, t: &Target<'_>, target: &[u8], meta: &Meta) -> Result<(), LayerError> {
         let (_, name) = split_parent(t.path);
         let parent = self.parent(t)?;
-        clear_slot(parent.as_fd(), name, false).map_err(t.err("replace"))?;
+        self.make_room(t, parent.as_fd(), name, false)?;
         // The target is stored as-is: it is only ever interpreted inside the container
         // (or by our own in-root resolution).
         rfs::symlinkat(target, &parent, name).map_err(t.err("create"))?;
@@ -405,7 +440,7 @@ impl<'a> Applier<'a> {
     ) -> Result<(), LayerError> {
         let (_, name) = split_parent(t.path);
         let parent = self.parent(t)?;
-        clear_slot(parent.as_fd(), name, false).map_err(t.err("replace"))?;
+        self.make_room(t, parent.as_fd(), name, false)?;
         rfs::mknodat(&parent, name, file_type, meta.mode, dev).map_err(t.err("create"))?;
         rfs::chownat(
             &parent,

@@ -70,6 +70,11 @@ pub enum LayerError {
     UnsupportedEntry { path: String, kind: char },
     #[error("layer entry {path:?} is invalid: {reason}")]
     InvalidEntry { path: String, reason: &'static str },
+    /// The entry would replace a directory with a non-directory
+    /// (`existing_dir`) or a non-directory with a directory, which the
+    /// apply was told not to do.
+    #[error("cannot overwrite {} {path:?} with {}", if *.existing_dir { "directory" } else { "non-directory" }, if *.existing_dir { "non-directory" } else { "directory" })]
+    KindConflict { path: String, existing_dir: bool },
     /// Creating an entry or applying its metadata inside the layer root failed.
     #[error("cannot {op} layer entry {path:?}: {source}")]
     Entry {

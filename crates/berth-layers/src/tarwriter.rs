@@ -852,6 +852,7 @@ mod tests {
     const ALL: ApplyOptions = ApplyOptions {
         whiteouts: WhiteoutMode::Overlay,
         allow_devices: true,
+        no_overwrite_dir_non_dir: false,
     };
     const OVERLAY: TarOptions = TarOptions {
         overlay_whiteouts: true,

@@ -17,10 +17,12 @@ const MTIME: u64 = 1_600_000_000;
 const OVERLAY: ApplyOptions = ApplyOptions {
     whiteouts: WhiteoutMode::Overlay,
     allow_devices: false,
+    no_overwrite_dir_non_dir: false,
 };
 const IMPORT: ApplyOptions = ApplyOptions {
     whiteouts: WhiteoutMode::Skip,
     allow_devices: false,
+    no_overwrite_dir_non_dir: false,
 };
 
 /// An in-memory layer tar.
@@ -410,6 +412,7 @@ fn device_nodes_are_refused_unless_allowed() {
 
     let allow = ApplyOptions {
         allow_devices: true,
+        no_overwrite_dir_non_dir: false,
         ..IMPORT
     };
     let (temp, _) = unpack_to_temp(Cursor::new(tar), &layers, &allow).unwrap();
@@ -562,6 +565,57 @@ fn later_entries_replace_earlier_ones() {
         b"not through the symlink"
     );
     assert_eq!(mode_of(&dir.path().join("d")), 0o711);
+}
+
+#[test]
+fn no_overwrite_dir_non_dir_keeps_each_kind() {
+    let keep = ApplyOptions {
+        no_overwrite_dir_non_dir: true,
+        ..IMPORT
+    };
+    let dir = TempDir::new().unwrap();
+    fs::create_dir_all(dir.path().join("d/sub")).unwrap();
+    fs::write(dir.path().join("f"), "old").unwrap();
+    // Same kinds are merged and replaced as always.
+    let same = Tar::new()
+        .dir("d", 0o755)
+        .file("d/new", 0o644, b"new")
+        .file("f", 0o644, b"new")
+        .bytes();
+    apply(&same, dir.path(), &keep).unwrap();
+    assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"new");
+    for (tar, path, existing_dir) in [
+        (Tar::new().file("d/sub", 0o644, b"x").bytes(), "d/sub", true),
+        (Tar::new().symlink("./d", "f").bytes(), "d", true),
+        (Tar::new().dir("f/", 0o755).bytes(), "f", false),
+    ] {
+        match apply(&tar, dir.path(), &keep) {
+            Err(LayerError::KindConflict {
+                path: p,
+                existing_dir: e,
+            }) => assert_eq!((p.as_str(), e), (path, existing_dir)),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+    assert!(dir.path().join("d/sub").is_dir());
+    assert!(fs::symlink_metadata(dir.path().join("d")).unwrap().is_dir());
+    assert!(dir.path().join("f").is_file());
+    assert_eq!(
+        LayerError::KindConflict {
+            path: "d/sub".into(),
+            existing_dir: true
+        }
+        .to_string(),
+        "cannot overwrite directory \"d/sub\" with non-directory"
+    );
+    // Without the option, as a layer: replaced.
+    apply(
+        &Tar::new().file("d/sub", 0o644, b"x").bytes(),
+        dir.path(),
+        &IMPORT,
+    )
+    .unwrap();
+    assert!(dir.path().join("d/sub").is_file());
 }
 
 #[test]

@@ -28,6 +28,8 @@ struct Request {
     path: String,
     /// archive-put: the tar's entries keep their owners.
     copy_uid_gid: bool,
+    /// archive-put: refuse to change a path's kind (dir ↔ non-dir).
+    no_overwrite_dir_non_dir: bool,
     build: BuildRequest,
 }
 
@@ -109,6 +111,7 @@ pub fn run(e: &mut Engine, op: &str) -> Result<i32> {
                 CopyOptions {
                     archive: req.copy_uid_gid,
                     follow_link: false,
+                    no_overwrite_dir_non_dir: req.no_overwrite_dir_non_dir,
                 },
             )
             .map(|_| ())

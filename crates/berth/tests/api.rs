@@ -1210,6 +1210,32 @@ fn the_docker_cli_copies_exports_and_builds_through_berth() {
         0,
         "a symlink: {stat}"
     );
+    // A directory is not turned into a file when the client asks
+    // (noOverwriteDirNonDir, which the docker CLI always sends; dockerd's
+    // 500 and words), and is when it does not (docker-py's put_archive).
+    ok(server.docker(&["exec", "c1", "mkdir", "-p", "/t/d/f"]));
+    let put = |flag: &str| {
+        server.request_body(
+            "PUT",
+            &format!(
+                "/v1.41/containers/{}/archive?path=/t&noOverwriteDirNonDir={flag}",
+                id.trim()
+            ),
+            Some(&tar_of("d/f", b"file\n")),
+        )
+    };
+    let (status, _, body) = put("true");
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body,
+        "{\"message\":\"Error processing tar file(exit status 1): cannot overwrite directory \\\"/t/d/f\\\" with non-directory \\\"/t\\\"\"}\n"
+    );
+    let kind = |c: &str| ok(server.docker(&["exec", "c1", "stat", "-c", "%F", c])).unwrap();
+    assert_eq!(kind("/t/d/f"), "directory\n");
+    let (status, _, body) = put("false");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(kind("/t/d/f"), "regular file\n");
+
     // export: the whole filesystem, the copied file in it.
     let tarball = dir.join("c1.tar");
     ok(server.docker(&["export", "-o", &tarball.to_string_lossy(), "c1"]));

@@ -672,6 +672,69 @@ fn cp_never_follows_a_symlink_out_of_the_container() {
 }
 
 #[test]
+fn cp_never_turns_a_directory_into_a_file_or_back() {
+    let env = TestEnv::with_busybox();
+    let host = HostPath::new("kinds");
+    std::fs::create_dir_all(host.0.join("d")).unwrap();
+    std::fs::write(host.0.join("d/f"), "file\n").unwrap();
+    std::fs::write(host.0.join("plain"), "file\n").unwrap();
+    std::fs::create_dir_all(host.0.join("x")).unwrap();
+    std::fs::write(host.0.join("x/inner"), "file\n").unwrap();
+    let setup = "mkdir -p /t/d/f /t/plain /t/y/z && echo file > /t/x";
+    for running in [false, true] {
+        let c = format!("kinds-{}", mode_name(running));
+        container(&env, &c, running, setup);
+        let to_t = format!("{c}:/t/");
+        // dockerd's words (docker cp always asks for noOverwriteDirNonDir),
+        // at any depth of the copy.
+        for (src, words) in [
+            (
+                "d",
+                "cannot overwrite directory \"/t/d/f\" with non-directory \"/t\"",
+            ),
+            (
+                "plain",
+                "cannot overwrite directory \"/t/plain\" with non-directory \"/t\"",
+            ),
+            (
+                "x",
+                "cannot overwrite non-directory \"/t/x\" with directory \"/t\"",
+            ),
+        ] {
+            let (_, err) = env.fails(&["cp", host.0.join(src).to_str().unwrap(), &to_t], 1);
+            assert_eq!(
+                err,
+                format!("Error: Error processing tar file(exit status 1): {words}\n"),
+                "{src}"
+            );
+        }
+        // Nothing changed kind.
+        let out = HostPath::new("kinds-out");
+        env.ok(&["cp", &format!("{c}:/t"), out.s()]);
+        assert!(out.0.join("d/f").is_dir());
+        assert!(out.0.join("plain").is_dir());
+        assert!(out.0.join("x").is_file());
+        assert!(!out.0.join("x/inner").exists());
+        // Out to the host: the docker CLI's words alone, the host's paths.
+        std::fs::remove_dir_all(out.0.join("y/z")).unwrap();
+        std::fs::write(out.0.join("y/z"), "host file\n").unwrap();
+        let (_, err) = env.fails(&["cp", &format!("{c}:/t/y"), out.s()], 1);
+        assert_eq!(
+            err,
+            format!(
+                "cannot overwrite non-directory \"{0}/y/z\" with directory \"{0}\"\n",
+                out.s()
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.0.join("y/z")).unwrap(),
+            "host file\n"
+        );
+        assert_no_mounts(&env);
+    }
+}
+
+#[test]
 fn cp_refuses_bad_destinations_cleanly() {
     let env = TestEnv::with_busybox();
     let src = host_tree();
@@ -689,8 +752,9 @@ fn cp_refuses_bad_destinations_cleanly() {
         );
         let (_, err) = env.fails(&["cp", &file, &at("/nodir/")], 1);
         assert!(err.contains("does not exist"), "{err}");
+        // The docker CLI's own check, in its words alone.
         let (_, err) = env.fails(&["cp", s(&src.join("tree")), &at("/etc/passwd")], 1);
-        assert!(err.contains("cannot overwrite non-directory"), "{err}");
+        assert_eq!(err, "cannot copy directory\n");
         let (_, err) = env.fails(&["cp", &file, &at("/etc/passwd/x")], 1);
         assert_eq!(err, "Error: extraction point is not a directory\n");
         let (_, err) = env.fails(&["cp", &at("/no/such"), src.s()], 1);
