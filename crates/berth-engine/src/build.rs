@@ -86,25 +86,19 @@ pub struct BuildOptions {
 #[derive(Debug)]
 pub enum BuildEvent<'a> {
     /// How many steps the build has (each stage's FROM counts).
-    Plan {
-        steps: usize,
-    },
+    Plan { steps: usize },
     /// A step starts. `name` is BuildKit's (`[build 2/5] RUN make`).
-    Start {
-        step: usize,
-        name: &'a str,
-    },
+    Start { step: usize, name: &'a str },
     /// Output of a RUN step.
-    Output {
-        step: usize,
-        data: &'a [u8],
-    },
+    Output { step: usize, data: &'a [u8] },
     /// The step's result came from the cache.
-    Cached {
-        step: usize,
-    },
+    Cached { step: usize },
     Done {
         step: usize,
+        /// The image the step left, when it is stored (a base image, a
+        /// RUN/COPY/ADD step's result; not a step that only changed the
+        /// configuration, which is stored with the next one).
+        image: Option<&'a Digest>,
     },
     /// The image is stored; `tags` were moved to it.
     Finished {
@@ -694,7 +688,10 @@ impl Engine {
                 .get_or_insert_with(Vec::new)
                 .insert(0, DEFAULT_PATH.into());
         }
-        p.event(BuildEvent::Done { step });
+        p.event(BuildEvent::Done {
+            step,
+            image: st.image.as_ref(),
+        });
         let mut scope = Scope {
             args: BTreeMap::new(),
             escape: b.escape,
@@ -728,7 +725,10 @@ impl Engine {
             if cached {
                 p.event(BuildEvent::Cached { step });
             }
-            p.event(BuildEvent::Done { step });
+            p.event(BuildEvent::Done {
+                step,
+                image: st.image.as_ref(),
+            });
         }
         if is_last && !b.o.labels.is_empty() {
             let labels = st.run_config().labels.get_or_insert_with(BTreeMap::new);
@@ -1326,9 +1326,10 @@ impl Engine {
         if code != 0 {
             let text = String::from_utf8_lossy(&tail);
             let last: Vec<&str> = text.lines().rev().take(10).collect();
+            let command = r.argv.join(" ");
             let mut msg = format!(
-                "process {:?} did not complete successfully: exit code: {code}",
-                r.argv.join(" ")
+                "Dockerfile:{}: process {command:?} did not complete successfully: exit code: {code}",
+                r.line
             );
             if !last.is_empty() {
                 msg.push_str("\n  last output:");
@@ -1337,7 +1338,11 @@ impl Engine {
                     msg.push_str(l);
                 }
             }
-            return Err(build_err(r.line, msg));
+            return Err(EngineError::BuildRun {
+                command,
+                code,
+                message: msg,
+            });
         }
         let v = self.container(id.as_str())?;
         let lower: Vec<PathBuf> = st.layers.iter().map(|l| self.layer_dir(l)).collect();

@@ -116,6 +116,15 @@ pub enum EngineError {
     /// A build that failed: its Dockerfile, a step, the context (exit 1).
     #[error("{0}")]
     Build(String),
+    /// A build whose RUN step `command` (as run: `/bin/sh -c …`) exited
+    /// with `code`; `message` says so as BuildKit does, with its last
+    /// output (the classic builder's words come from the other fields).
+    #[error("{message}")]
+    BuildRun {
+        command: String,
+        code: i32,
+        message: String,
+    },
     #[error("{message}")]
     Runtime { code: i32, message: String },
     #[error(transparent)]
@@ -139,7 +148,7 @@ impl EngineError {
     pub fn exit_code(&self) -> i32 {
         match self {
             EngineError::Runtime { code, .. } => *code,
-            EngineError::Build(_) => 1,
+            EngineError::Build(_) | EngineError::BuildRun { .. } => 1,
             _ => 125,
         }
     }

@@ -213,7 +213,7 @@ pub fn build(e: &mut Engine, a: &BuildArgs) -> Result<i32> {
     view.close(result.is_ok());
     let r = match result {
         Ok(r) => r,
-        Err(EngineError::Build(msg)) => {
+        Err(EngineError::Build(msg)) | Err(EngineError::BuildRun { message: msg, .. }) => {
             view.failed(&msg);
             errln!("ERROR: failed to solve: {msg}");
             return Ok(1);
@@ -574,7 +574,7 @@ impl BuildProgress for View {
                     self.plain(&format!("#{step} CACHED\n\n"));
                 }
             }
-            BuildEvent::Done { step } => {
+            BuildEvent::Done { step, .. } => {
                 let Some(s) = self.steps.get_mut(&step) else {
                     return;
                 };

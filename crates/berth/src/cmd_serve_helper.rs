@@ -146,9 +146,17 @@ fn error_message(m: &str) {
     message(&json!({"errorDetail": {"message": m}, "error": m}));
 }
 
+/// An image's ID as the classic builder shows it (12 hex digits).
+fn short_id(image: &berth_types::Digest) -> String {
+    let hex = image.to_string();
+    let short = hex.strip_prefix("sha256:").unwrap_or(&hex);
+    short.get(..12).unwrap_or(short).to_string()
+}
+
 /// The classic builder's messages: `Step N/M : INSTRUCTION`, the RUN
-/// steps' output, ` ---> Using cache`, then the image's ID (`aux`) and
-/// `Successfully built`/`Successfully tagged`.
+/// steps' output, ` ---> Using cache`, ` ---> ID` after a step whose image
+/// is stored, then the image's ID (`aux`) and `Successfully
+/// built`/`Successfully tagged`.
 struct Classic {
     quiet: bool,
     total: usize,
@@ -168,18 +176,16 @@ impl BuildProgress for Classic {
                 stream(String::from_utf8_lossy(data).into_owned());
             }
             BuildEvent::Cached { .. } if !self.quiet => stream(" ---> Using cache\n"),
+            BuildEvent::Done {
+                image: Some(image), ..
+            } if !self.quiet => stream(format!(" ---> {}\n", short_id(image))),
             BuildEvent::Finished { image, tags } => {
                 message(&json!({"aux": {"ID": image.to_string()}}));
                 if self.quiet {
                     stream(format!("{image}\n"));
                     return;
                 }
-                let hex = image.to_string();
-                let short = hex.strip_prefix("sha256:").unwrap_or(&hex);
-                stream(format!(
-                    "Successfully built {}\n",
-                    short.get(..12).unwrap_or(short)
-                ));
+                stream(format!("Successfully built {}\n", short_id(image)));
                 for t in tags {
                     stream(format!("Successfully tagged {t}\n"));
                 }
@@ -256,6 +262,14 @@ fn build(e: &mut Engine, b: &BuildRequest) -> Result<i32> {
         }
     };
     o.dockerfile = String::from_utf8_lossy(&text).into_owned();
+    // A Dockerfile that does not parse is refused before the build starts,
+    // in dockerd's words (400).
+    if let Err(p) = berth_engine::dockerfile::parse(&o.dockerfile) {
+        return Ok(fail(
+            400,
+            &format!("dockerfile parse error line {}: {}", p.line, p.message),
+        ));
+    }
     if let Some(n) = Path::new(name).file_name() {
         o.dockerfile_name = n.to_string_lossy().into_owned();
     }
@@ -274,6 +288,12 @@ fn build(e: &mut Engine, b: &BuildRequest) -> Result<i32> {
     };
     match e.build(&o, &mut view) {
         Ok(_) => Ok(0),
+        // The classic builder's words and code (the docker CLI exits with it).
+        Err(EngineError::BuildRun { command, code, .. }) => {
+            let m = format!("The command '{command}' returned a non-zero code: {code}");
+            message(&json!({"errorDetail": {"code": code, "message": m}, "error": m}));
+            Ok(1)
+        }
         Err(err) => {
             error_message(&err.to_string());
             Ok(1)

@@ -1298,6 +1298,13 @@ fn the_docker_cli_copies_exports_and_builds_through_berth() {
     std::fs::write(ctx.join("h.txt"), "from the context\n").unwrap();
     let out = ok(server.docker(&["build", "-t", "built:1", &ctx.to_string_lossy()])).unwrap();
     assert!(out.contains("Step 1/4 : FROM"), "{out}");
+    // The base's ID after its step, as the classic builder shows it.
+    let base = env.ok(&["image", "inspect", "-f", "{{.Id}}", BB]);
+    let base = base.trim().trim_start_matches("sha256:");
+    assert!(
+        out.contains(&format!("Step 1/4 : FROM {BB}\n ---> {}\n", &base[..12])),
+        "{out}"
+    );
     assert!(out.contains("Step 3/4 : RUN echo building"), "{out}");
     assert!(out.contains("\nbuilding\n"), "{out}");
     assert!(out.contains("Successfully tagged built:1\n"), "{out}");
@@ -1313,14 +1320,15 @@ fn the_docker_cli_copies_exports_and_builds_through_berth() {
         env.ok(&["image", "inspect", "-f", "{{.Id}}", "built:1"])
             .trim()
     );
-    // A failing step: the CLI exits 1 with the builder's message; no tag.
+    // A failing step: the classic builder's words and code (the CLI exits
+    // with it, as with dockerd); no tag.
     std::fs::write(ctx.join("Dockerfile"), format!("FROM {BB}\nRUN exit 3\n")).unwrap();
     let o = server
         .docker(&["build", "-t", "broken:1", &ctx.to_string_lossy()])
         .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("exit code: 3"),
+        text(&o.stderr).ends_with("The command '/bin/sh -c exit 3' returned a non-zero code: 3\n"),
         "{}",
         text(&o.stderr)
     );
@@ -1332,6 +1340,20 @@ fn the_docker_cli_copies_exports_and_builds_through_berth() {
             .code()
             != Some(0)
     );
+    // A Dockerfile that does not parse: dockerd's 400, before any step.
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {BB}\nBOGUS x\n")).unwrap();
+    let o = server
+        .docker(&["build", "-t", "broken:1", &ctx.to_string_lossy()])
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).ends_with(
+            "Error response from daemon: dockerfile parse error line 2: unknown instruction: BOGUS\n"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!text(&o.stdout).contains("Step 1/"), "{}", text(&o.stdout));
     // The build cache is pruned through the API too (`system prune` asks).
     let out = ok(server.docker(&["builder", "prune", "-af"])).unwrap();
     assert!(out.contains("Deleted build cache objects:"), "{out}");
