@@ -1934,16 +1934,16 @@ impl Engine {
     /// For a container on `none` or `host` (no endpoints, so nothing in its
     /// `network.json`): `--network ID NAME DRIVER`, the network its monitor
     /// names in the `network connect`/`disconnect` events of each start and
-    /// end (`default` without the default bridge is `none`, as with
-    /// `dockerd --bridge=none`). Nothing for other modes (`container:X` has
-    /// no network of its own, as with Docker), nor when the network cannot
-    /// be read.
+    /// end. Nothing for other modes (`container:X` has no network of its
+    /// own; `default` without a default bridge, `dockerd --bridge=none`'s
+    /// case, has none at all: dockerd records nothing for either), nor when
+    /// the network cannot be read.
     fn plain_network_args(&self, v: &ContainerView) -> Vec<std::ffi::OsString> {
         if !v.host_config.networks.is_empty() {
             return Vec::new();
         }
         let (name, driver) = match v.host_config.network_mode.as_str() {
-            "none" | "default" => ("none", "null"),
+            "none" => ("none", "null"),
             "host" => ("host", "host"),
             _ => return Vec::new(),
         };

@@ -864,7 +864,6 @@ impl Engine {
         if mode == "default" && self.opts.network.bridge_disabled() {
             // dockerd --bridge=none: no default network, the container gets none.
             only_user_defined()?;
-            self.ensure_predefined_networks()?;
             return Ok((mode, BTreeMap::new()));
         }
         let n = self.find_network(net_name)?;
