@@ -13,18 +13,23 @@ use common::*;
 
 /// `events --since T0 --until now --format '{{.Type}} {{.Action}} …'`.
 fn history(env: &TestEnv, since: &str, extra: &[&str]) -> Vec<String> {
-    let until = format!("{:.9}", now_secs());
     let mut args = vec![
-        "events",
-        "--since",
-        since,
-        "--until",
-        &until,
         "--format",
         "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
     ];
     args.extend_from_slice(extra);
-    env.ok(&args).lines().map(str::to_string).collect()
+    recorded(env, since, &args)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `events --since T0 --until now EXTRA…`: what was recorded since `since`.
+fn recorded(env: &TestEnv, since: &str, extra: &[&str]) -> String {
+    let until = format!("{:.9}", now_secs());
+    let mut args = vec!["events", "--since", since, "--until", &until];
+    args.extend_from_slice(extra);
+    env.ok(&args)
 }
 
 fn now_secs() -> f64 {
@@ -315,20 +320,18 @@ fn networks_are_connected_before_each_start_and_disconnected_after_each_end() {
     assert_eq!(got, want, "events:\n{}", got.join("\n"));
 
     // Each names the network by its ID and driver, and the container.
-    let until = format!("{:.9}", now_secs());
-    let detail = env.ok(&[
-        "events",
-        "--since",
+    let detail = recorded(
+        &env,
         &t0,
-        "--until",
-        &until,
+        &[
         "--filter",
         "type=network",
         "--filter",
         "event=connect",
         "--format",
         "{{.Actor.ID}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}} {{.Actor.Attributes.container}}",
-    ]);
+    ],
+    );
     let ids: Vec<String> = ["none", "host", "bridge"]
         .iter()
         .map(|n| {
@@ -397,18 +400,16 @@ fn healthchecks_record_each_probe_and_each_change_of_status() {
     );
     // Each probe is an exec of its own, as dockerd shows it: the command
     // behind the shell, one new exec ID for create, start and die.
-    let until = format!("{:.9}", now_secs());
-    let all = env.ok(&[
-        "events",
-        "--since",
+    let all = recorded(
+        &env,
         &t0,
-        "--until",
-        &until,
-        "--filter",
-        "container=hc",
-        "--format",
-        "{{.Action}}|{{.Actor.Attributes.execID}}|{{.Actor.Attributes.exitCode}}",
-    ]);
+        &[
+            "--filter",
+            "container=hc",
+            "--format",
+            "{{.Action}}|{{.Actor.Attributes.execID}}|{{.Actor.Attributes.exitCode}}",
+        ],
+    );
     const PROBE: &str = "/bin/sh -c test ! -e /tmp/bad";
     let rows: Vec<Vec<&str>> = all.lines().map(|l| l.split('|').collect()).collect();
     let mut probes = Vec::new();
