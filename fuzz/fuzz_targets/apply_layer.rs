@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
             WhiteoutMode::Skip
         },
         allow_devices: mode & 2 != 0,
+        no_overwrite_dir_non_dir: mode & 8 != 0,
     };
     let top = scratch();
     let layer = top.join("layer");

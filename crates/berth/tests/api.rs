@@ -3,80 +3,47 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use common::serve::ApiServer;
 use common::*;
 
-/// A `berth serve` of the test's store; stopped (SIGTERM, by PID) on drop.
-struct Server {
-    child: Child,
-    sock: PathBuf,
-    pidfile: PathBuf,
+/// A `berth serve` of the test's store (see [`ApiServer`]), driven by the
+/// docker CLI and by raw requests.
+struct Server(ApiServer);
+
+impl std::ops::Deref for Server {
+    type Target = ApiServer;
+    fn deref(&self) -> &ApiServer {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ApiServer {
+        &mut self.0
+    }
 }
 
 impl Server {
     fn start(env: &TestEnv) -> Server {
-        Server::start_with(env, &[])
+        Server(ApiServer::start(env))
     }
 
     /// A server on the test's socket and the `extra` arguments (more
     /// hosts, TLS).
     fn start_with(env: &TestEnv, extra: &[&str]) -> Server {
-        let sock = env.root.path().join("api.sock");
-        let pidfile = env.root.path().join("api.pid");
-        let host = format!("unix://{}", sock.display());
-        let mut args = vec!["serve", "-H", &host, "--pidfile"];
-        let pid_arg = pidfile.to_string_lossy().into_owned();
-        args.push(&pid_arg);
-        args.extend_from_slice(extra);
-        let mut child = env
-            .berth(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("berth serve: {e}"));
-        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("berth serve said nothing in 20 s"));
-        assert!(
-            line.starts_with(&format!("berth serve: API 1.41 listening on {host}")),
-            "readiness line: {line:?}"
-        );
-        Server {
-            child,
-            sock,
-            pidfile,
-        }
+        Server(ApiServer::start_with(env, extra))
     }
 
     /// SIGTERM, and the exit status.
     fn stop(&mut self) -> std::process::ExitStatus {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32)
-            .unwrap_or_else(|| panic!("no pid"));
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "berth serve did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.0.stop().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The real docker CLI against this server (`None` without one).
@@ -110,7 +77,7 @@ impl Server {
     }
 
     /// A raw HTTP/1.1 request; the status, the headers (lower-case names)
-    /// and the body.
+    /// and the body (de-chunked).
     fn request(&self, method: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
         self.request_body(method, path, None)
     }
@@ -122,53 +89,12 @@ impl Server {
         path: &str,
         body: Option<&[u8]>,
     ) -> (u16, Vec<(String, String)>, String) {
-        let mut s = UnixStream::connect(&self.sock).unwrap_or_else(|e| panic!("connect: {e}"));
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let length = body.map_or(String::new(), |b| {
-            format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                b.len()
-            )
-        });
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{length}\r\n"
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        if let Some(b) = body {
-            // A server may answer (413) before it read everything.
-            let _ = s.write_all(b);
-        }
-        let mut raw = Vec::new();
-        // A server that answered before reading a body it refuses resets
-        // the connection after its answer: what came before counts.
-        if let Err(e) = s.read_to_end(&mut raw) {
-            assert!(!raw.is_empty(), "no answer: {e}");
-        }
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .unwrap_or_else(|| panic!("no header end in {text:?}"));
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {head:?}"));
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        (status, headers, body.to_string())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
+        let a = self
+            .0
+            .request(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let text = a.text();
+        (a.status, a.headers, text)
     }
 }
 

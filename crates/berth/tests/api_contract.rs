@@ -9,154 +9,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use common::serve::ApiServer;
 use common::*;
 use serde_json::{json, Value};
-
-/// A `berth serve` on the test's own socket; stopped (SIGTERM, by PID) on drop.
-struct Server {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Server {
-    fn start(env: &TestEnv) -> Server {
-        let sock = env.root.path().join("contract.sock");
-        let host = format!("unix://{}", sock.display());
-        let mut child = env
-            .berth(&["serve", "-H", &host])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("berth serve: {e}"));
-        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("berth serve said nothing in 20 s"));
-        assert!(line.contains("listening on"), "readiness line: {line:?}");
-        Server { child, sock }
-    }
-
-    /// One request; the status, the headers (lower-case names) and the
-    /// body, de-chunked. An error (no answer, a broken one) is a mismatch
-    /// of its entry, not a panic: one run reports every entry.
-    fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Answer, String> {
-        let mut s = UnixStream::connect(&self.sock).map_err(|e| format!("connect: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(|e| e.to_string())?;
-        let extra = body.map_or(String::new(), |b| {
-            format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                b.len()
-            )
-        });
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{extra}\r\n"
-        )
-        .map_err(|e| e.to_string())?;
-        if let Some(b) = body {
-            s.write_all(b).map_err(|e| e.to_string())?;
-        }
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)
-            .map_err(|e| format!("reading the answer: {e}"))?;
-        let end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| format!("no end of header in {:?}", text(&raw)))?;
-        let head = text(&raw[..end]);
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("no status in {head:?}"))?;
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let mut body = raw[end + 4..].to_vec();
-        let chunked = headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-        if chunked {
-            body = dechunk(&body)?;
-        }
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while let Ok(None) = self.child.try_wait() {
-                if Instant::now() >= deadline {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("a chunk without its size line")?;
-        let size_text = text(&b[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if b.len() < size + 2 {
-            return Err("a chunk cut short".into());
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[size + 2..];
-    }
-}
 
 /// Seconds since the epoch, with nanoseconds (`since`/`until`).
 fn now() -> String {
@@ -452,7 +309,7 @@ fn check_values(
 }
 
 /// Checks one entry against berth's answer; its differences.
-fn check(doc: &Value, entry: &Value, server: &Server, ph: &Placeholders) -> Vec<String> {
+fn check(doc: &Value, entry: &Value, server: &ApiServer, ph: &Placeholders) -> Vec<String> {
     let e = Expect::new(entry);
     let s = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("");
     let version = s("version");
@@ -595,7 +452,7 @@ fn berth_serve_answers_as_dockerd_does() {
     // The world of the file's `world`, with the berth CLI.
     let env = TestEnv::new();
     let since = now();
-    let server = Server::start(&env);
+    let server = ApiServer::start(&env);
     let tar = busybox_tar();
     env.ok(&["import", &tar.to_string_lossy(), BB]);
     env.ok(&[

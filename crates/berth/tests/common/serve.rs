@@ -16,12 +16,15 @@ use std::time::{Duration, Instant};
 
 use super::TestEnv;
 
-/// A `berth serve` of the test's store on `ROOT/api.sock`; stopped (SIGTERM,
-/// by its PID) when dropped, killed if it does not stop.
+/// A `berth serve` of the test's store on `ROOT/api.sock`, its PID in
+/// `ROOT/api.pid`; stopped (SIGTERM, by its PID) when dropped, killed if it
+/// does not stop.
 pub struct ApiServer {
-    child: Child,
+    pub child: Child,
     /// The socket it listens on.
     pub sock: PathBuf,
+    /// Its `--pidfile`.
+    pub pidfile: PathBuf,
 }
 
 /// How long `berth serve` may take to exit after SIGTERM (it drains for 10 s).
@@ -30,10 +33,20 @@ pub const SERVE_STOP: Duration = Duration::from_secs(20);
 impl ApiServer {
     /// Starts the server and waits for its readiness line.
     pub fn start(env: &TestEnv) -> ApiServer {
+        ApiServer::start_with(env, &[])
+    }
+
+    /// The server with `extra` arguments (more hosts, TLS) after its own
+    /// socket and pidfile.
+    pub fn start_with(env: &TestEnv, extra: &[&str]) -> ApiServer {
         let sock = env.root.path().join("api.sock");
+        let pidfile = env.root.path().join("api.pid");
         let host = format!("unix://{}", sock.display());
+        let pid_arg = pidfile.to_string_lossy().into_owned();
+        let mut args = vec!["serve", "-H", &host, "--pidfile", &pid_arg];
+        args.extend_from_slice(extra);
         let mut child = env
-            .berth(&["serve", "-H", &host])
+            .berth(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -51,12 +64,20 @@ impl ApiServer {
         let line = rx
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("berth serve said nothing in 20 s"));
-        assert_eq!(
-            line,
-            format!("berth serve: API 1.41 listening on {host}\n"),
-            "berth serve's readiness line"
+        assert!(
+            line.starts_with(&format!("berth serve: API 1.41 listening on {host}")),
+            "berth serve's readiness line: {line:?}"
         );
-        ApiServer { child, sock }
+        ApiServer {
+            child,
+            sock,
+            pidfile,
+        }
+    }
+
+    /// One HTTP/1.1 request on the server's socket (see [`request`]).
+    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Answer, String> {
+        request(&self.sock, method, path, body)
     }
 
     /// SIGTERM, then its exit status; after [`SERVE_STOP`] it is killed
@@ -91,6 +112,115 @@ impl Drop for ApiServer {
         if let Err(e) = self.stop() {
             eprintln!("{e}");
         }
+    }
+}
+
+/// An answer: its status, its headers (lower-case names) and its body,
+/// de-chunked.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The first value of the header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request (`Connection: close`, a JSON body with its
+/// length) on the unix socket `sock`. An error is the caller's to report:
+/// no answer, or a broken one. A server that answered before reading a
+/// body it refuses may reset the connection after its answer: what came
+/// before the reset counts.
+pub fn request(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<Answer, String> {
+    let mut s = UnixStream::connect(sock).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let extra = body.map_or(String::new(), |b| {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        )
+    });
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{extra}\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(b) = body {
+        // A server may answer (413) before it read everything.
+        let _ = s.write_all(b);
+    }
+    let mut raw = Vec::new();
+    if let Err(e) = s.read_to_end(&mut raw) {
+        if raw.is_empty() {
+            return Err(format!("reading the answer: {e}"));
+        }
+    }
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no end of header in {:?}", String::from_utf8_lossy(&raw)))?;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body)?;
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A chunked body's content.
+fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("a chunk without its size line")?;
+        let size_text = String::from_utf8_lossy(&b[..eol]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        b = &b[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if b.len() < size + 2 {
+            return Err("a chunk cut short".into());
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
     }
 }
 
