@@ -256,6 +256,10 @@ impl Engine {
         }
         tar.finish()?;
         out.flush().map_err(ArchiveError::Write)?;
+        // dockerd's `save` event: once per image, named by its ID.
+        for (row, _) in &targets {
+            self.emit_image("save", row.id.as_str(), row.id.as_str());
+        }
         Ok(())
     }
 
@@ -678,8 +682,13 @@ impl Engine {
             }
             Ok(())
         })?;
+        let mut recorded = std::collections::BTreeSet::new();
         for row in &images {
             self.inventory_new_image(&row.id);
+            // dockerd's `load` event: once per image, named by its ID.
+            if recorded.insert(row.id.clone()) {
+                self.emit_image("load", row.id.as_str(), row.id.as_str());
+            }
         }
         Ok(out)
     }

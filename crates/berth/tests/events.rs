@@ -455,3 +455,34 @@ fn healthchecks_record_each_probe_and_each_change_of_status() {
         "{all}"
     );
 }
+
+#[test]
+fn saves_and_loads_are_recorded_once_per_image() {
+    let env = TestEnv::with_busybox();
+    let id = env.ok(&["image", "inspect", "-f", "{{.Id}}", BB]);
+    let id = id.trim();
+    let t0 = format!("{:.9}", now_secs());
+    let tar = env.root.path().join("saved.tar");
+    let tar = tar.to_string_lossy();
+    env.ok(&["tag", BB, "bb:x"]);
+    // Two names of one image: one `save`.
+    env.ok(&["save", "-o", &tar, BB, "bb:x"]);
+    env.ok(&["rmi", "bb:x"]);
+    env.ok(&["load", "-i", &tar]);
+    let got = recorded(
+        &env,
+        &t0,
+        &[
+            "--filter",
+            "type=image",
+            "--format",
+            "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    // dockerd 20.10's records for the same commands (a load that brings a
+    // tag back records no `tag`).
+    assert_eq!(
+        got,
+        format!("tag {id} bb:x\nsave {id} {id}\nuntag {id} {id}\nload {id} {id}\n")
+    );
+}
