@@ -530,6 +530,7 @@ pub async fn logs(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Bo
         until: time_arg(r, "until")?,
     };
     let timestamps = r.flag("timestamps");
+    let details = r.flag("details");
     // Errors (no such container, a driver without reading) before the head.
     let tty = {
         let id = id.clone();
@@ -578,6 +579,9 @@ pub async fn logs(state: &Arc<State>, r: &Req, id: String) -> Result<Response<Bo
                         if timestamps {
                             line.extend_from_slice(entry.time.as_bytes());
                             line.push(b' ');
+                        }
+                        if details {
+                            line.extend_from_slice(entry.details().as_bytes());
                         }
                         line.extend_from_slice(entry.log.as_bytes());
                         let chunk = if tty {

@@ -513,6 +513,17 @@ pub struct LogEntry {
     pub log: String,
     pub stream: String,
     pub time: String,
+    /// The json-file driver's `attrs` (log options `labels`, `env`, `tag`).
+    #[serde(default)]
+    pub attrs: BTreeMap<String, String>,
+}
+
+impl LogEntry {
+    /// What `logs --details` prints before the line: the attributes as
+    /// `key=value,…` (Go's query escaping), then a space.
+    pub fn details(&self) -> String {
+        format!("{} ", crate::logdriver::details(&self.attrs))
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -1212,10 +1223,55 @@ impl Engine {
         drop(lock);
         // The name the row got (a random one may have been chosen again).
         let name = made?;
+        if crate::logdriver::has_attributes(&host_config.log_config) {
+            if let Err(e) =
+                self.write_log_attributes(&id, &dir, &name, &image, &config, &host_config)
+            {
+                let _ = self.remove(id.as_str(), true, true);
+                return Err(e);
+            }
+        }
         let a = crate::events::attributes(&o.image, &name, &o.labels);
         crate::events::save_attributes(&self.container_dir(&id), &a);
         self.emit("container", "create", id.as_str(), a);
         Ok(id)
+    }
+
+    /// What the container's log entries carry as `attrs` (its labels and
+    /// environment the log options name, the rendered `tag`), put into its
+    /// `monitor.json` once its name is known.
+    fn write_log_attributes(
+        &self,
+        id: &ContainerId,
+        dir: &Path,
+        name: &str,
+        image: &berth_store::ImageRow,
+        config: &ContainerConfig,
+        host: &HostConfig,
+    ) -> Result<()> {
+        let image_id = image.id.to_string();
+        let attrs = crate::logdriver::attributes(
+            &host.log_config,
+            &config.labels,
+            &daemon_env(config),
+            &crate::logdriver::TagInfo {
+                id: id.as_str(),
+                name,
+                image_id: &image_id,
+                image_name: &config.image,
+            },
+        )?;
+        if attrs.is_empty() {
+            return Ok(());
+        }
+        let path = dir.join("monitor.json");
+        let mut mon: MonitorConfig =
+            serde_json::from_slice(&std::fs::read(&path).map_err(io_ctx("reading monitor.json"))?)
+                .map_err(|e| EngineError::InvalidArgument(format!("monitor.json: {e}")))?;
+        mon.log_attrs = attrs;
+        let data = serde_json::to_vec_pretty(&mon)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        crate::netstart::write_atomic(&path, &data).map_err(io_ctx("writing monitor.json"))
     }
 
     /// The files of a claimed container, then its row (which replaces the claim).
@@ -1744,6 +1800,8 @@ impl Engine {
             log_disabled: host.log_config.kind == "none",
             log_max_size: crate::logdriver::max_size(&host.log_config),
             log_max_files: crate::logdriver::max_files(&host.log_config),
+            // Known once the row has its name (`write_log_attributes`).
+            log_attrs: BTreeMap::new(),
             attach_socket: self.attach_socket(id),
             open_stdin: config.open_stdin,
             stdin_once: config.stdin_once,

@@ -92,6 +92,14 @@ pub(crate) fn check(driver: Option<&str>, opts: &BTreeMap<String, String>) -> Re
                     ));
                 }
             }
+            for key in ["labels-regex", "env-regex"] {
+                if let Some(v) = opts.get(key) {
+                    regex::Regex::new(v).map_err(|e| init(format!("error parsing regexp: {e}")))?;
+                }
+            }
+            if let Some(t) = opts.get("tag") {
+                render_tag(t, None).map_err(init)?;
+            }
         }
         "local" => {
             const KEYS: &[&str] = &["max-file", "max-size", "compress"];
@@ -134,6 +142,167 @@ pub(crate) fn check(driver: Option<&str>, opts: &BTreeMap<String, String>) -> Re
         kind: kind.to_string(),
         config: opts.clone(),
     })
+}
+
+/// The container as a log `tag` template sees it (Docker's `logger.Info`).
+pub(crate) struct TagInfo<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    /// `sha256:…`
+    pub image_id: &'a str,
+    /// The image as the container was created from it (`bb`).
+    pub image_name: &'a str,
+}
+
+/// The fields a `tag` template may name. berth's templates are text and
+/// `{{.Field}}` actions, which is what tags use; Go's pipelines and
+/// functions are refused.
+const TAG_FIELDS: &[&str] = &[
+    "ID",
+    "FullID",
+    "Name",
+    "ImageID",
+    "ImageFullID",
+    "ImageName",
+    "DaemonName",
+];
+
+/// A `tag` template rendered for `info`, or (without it) only checked; the
+/// errors in Go's template words where Go has them.
+fn render_tag(template: &str, info: Option<&TagInfo<'_>>) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = template;
+    let mut offset = 0;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            return Err("template: log-tag:1: unclosed action".into());
+        };
+        let inner = &after[..close];
+        let lead = inner.len() - inner.trim_start().len();
+        let action = inner.trim();
+        let column = offset + open + 2 + lead;
+        let Some(field) = action
+            .strip_prefix('.')
+            .filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        else {
+            return Err(format!(
+                "berth's log tags take {{{{.Field}}}} actions only: {{{{{action}}}}}"
+            ));
+        };
+        if !TAG_FIELDS.contains(&field) {
+            return Err(format!(
+                "template: log-tag:1:{column}: executing \"log-tag\" at <{action}>: can't evaluate field {field} in type *logger.Info"
+            ));
+        }
+        if let Some(i) = info {
+            let short = |s: &str| {
+                let s = s.strip_prefix("sha256:").unwrap_or(s);
+                s.get(..12).unwrap_or(s).to_string()
+            };
+            out.push_str(&match field {
+                "ID" => short(i.id),
+                "FullID" => i.id.to_string(),
+                "Name" => i.name.trim_start_matches('/').to_string(),
+                "ImageID" => short(i.image_id),
+                "ImageFullID" => i.image_id.to_string(),
+                "ImageName" => i.image_name.to_string(),
+                _ => "berth".to_string(),
+            });
+        }
+        let used = open + 2 + close + 2;
+        offset += used;
+        rest = &rest[used..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// What each json-file entry carries as `attrs` (Docker's log options
+/// `labels`, `labels-regex`, `env`, `env-regex` and `tag`): the named
+/// labels and environment variables the container has, and the rendered
+/// tag. Empty when no option asks for anything.
+pub(crate) fn attributes(
+    c: &LogConfig,
+    labels: &BTreeMap<String, String>,
+    env: &[String],
+    info: &TagInfo<'_>,
+) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    if c.kind != "json-file" {
+        return Ok(out);
+    }
+    let init = |m: String| {
+        EngineError::InvalidArgument(format!("failed to initialize logging driver: {m}"))
+    };
+    let listed = |key: &str| -> Vec<String> {
+        c.config
+            .get(key)
+            .map(|v| {
+                v.split(',')
+                    .map(|k| k.trim().to_string())
+                    .filter(|k| !k.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let regex = |key: &str| -> Result<Option<regex::Regex>> {
+        c.config
+            .get(key)
+            .map(|v| regex::Regex::new(v).map_err(|e| init(format!("error parsing regexp: {e}"))))
+            .transpose()
+    };
+    let (wanted, pattern) = (listed("labels"), regex("labels-regex")?);
+    for (k, v) in labels {
+        if wanted.contains(k) || pattern.as_ref().is_some_and(|p| p.is_match(k)) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    let (wanted, pattern) = (listed("env"), regex("env-regex")?);
+    for e in env {
+        let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+        if wanted.iter().any(|w| w == k) || pattern.as_ref().is_some_and(|p| p.is_match(k)) {
+            out.insert(k.to_string(), v.to_string());
+        }
+    }
+    if let Some(t) = c.config.get("tag") {
+        out.insert("tag".into(), render_tag(t, Some(info)).map_err(init)?);
+    }
+    Ok(out)
+}
+
+/// Whether a container's log entries carry attributes (json-file's
+/// `labels`, `labels-regex`, `env`, `env-regex`, `tag`).
+pub(crate) fn has_attributes(c: &LogConfig) -> bool {
+    c.kind == "json-file"
+        && ["labels", "labels-regex", "env", "env-regex", "tag"]
+            .iter()
+            .any(|k| c.config.contains_key(*k))
+}
+
+/// An entry's attributes as `logs --details` prints them before its line:
+/// `key=value` pairs sorted by key, each side escaped as Go's
+/// `url.QueryEscape` does, joined by commas.
+pub(crate) fn details(attrs: &BTreeMap<String, String>) -> String {
+    fn escape(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(char::from(b))
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+    attrs
+        .iter()
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Bytes a log file may hold before the next write rotates it (0: never).
@@ -236,6 +405,67 @@ fn go_parse_bool(s: &str) -> std::result::Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_tags_and_attributes_as_dockers_json_file() {
+        let info = TagInfo {
+            id: "d458a5ccc83f0123456789abcdef0123456789abcdef0123456789abcdef0123",
+            name: "/web",
+            image_id: "sha256:56776d2f33a4aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            image_name: "bb",
+        };
+        assert_eq!(
+            render_tag(
+                "{{.Name}}/{{.ID}} {{ .ImageID }}-{{.ImageName}}",
+                Some(&info)
+            ),
+            Ok("web/d458a5ccc83f 56776d2f33a4-bb".to_string())
+        );
+        assert_eq!(render_tag("plain", None), Ok("plain".to_string()));
+        assert_eq!(
+            render_tag("x{{.Foo}}", None),
+            Err("template: log-tag:1:3: executing \"log-tag\" at <.Foo>: can't evaluate field Foo in type *logger.Info".to_string())
+        );
+        assert!(render_tag("{{.Name | upper}}", None).is_err());
+        assert!(render_tag("{{.Name", None).is_err());
+        let c = LogConfig {
+            kind: "json-file".into(),
+            config: BTreeMap::from([
+                ("labels".to_string(), "app, nope".to_string()),
+                ("env-regex".to_string(), "^S".to_string()),
+                ("tag".to_string(), "{{.Name}}".to_string()),
+            ]),
+        };
+        let labels = BTreeMap::from([
+            ("app".to_string(), "web".to_string()),
+            ("other".to_string(), "x".to_string()),
+        ]);
+        let env = [
+            "SP=a b".to_string(),
+            "FOO=bar".to_string(),
+            "S2".to_string(),
+        ];
+        let a = attributes(&c, &labels, &env, &info).unwrap();
+        assert_eq!(details(&a), "S2=,SP=a+b,app=web,tag=web", "{a:?}");
+        assert_eq!(
+            details(&BTreeMap::from([("k/1".to_string(), "ü&=,".to_string())])),
+            "k%2F1=%C3%BC%26%3D%2C"
+        );
+        assert!(!has_attributes(&LogConfig {
+            kind: "json-file".into(),
+            config: BTreeMap::from([("max-size".to_string(), "1m".to_string())]),
+        }));
+        assert!(check(
+            Some("json-file"),
+            &BTreeMap::from([("tag".to_string(), "{{.Bad}}".to_string())])
+        )
+        .is_err());
+        assert!(check(
+            Some("json-file"),
+            &BTreeMap::from([("labels-regex".to_string(), "(".to_string())])
+        )
+        .is_err());
+    }
 
     fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()

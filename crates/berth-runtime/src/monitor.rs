@@ -43,6 +43,10 @@ pub struct MonitorConfig {
     pub log_max_size: u64,
     /// Keep at most this many log files, the live one included.
     pub log_max_files: u32,
+    /// What each log entry carries as `attrs` (the json-file driver's
+    /// `labels`, `env` and `tag` options, rendered at create).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub log_attrs: std::collections::BTreeMap<String, String>,
     pub attach_socket: PathBuf,
     pub open_stdin: bool,
     pub stdin_once: bool,

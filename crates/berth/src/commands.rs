@@ -1336,9 +1336,13 @@ fn logs(e: &Engine, a: &LogsArgs) -> Result<i32> {
     let mut err = std::io::stderr();
     let mut failed = None;
     e.logs(&a.container, &o, |entry| {
-        // --details: the entry's attributes (berth records none yet) and
-        // a space before the line, as Docker's.
-        let details = if a.details { " " } else { "" };
+        // --details: the entry's attributes (`key=value,…`) and a space
+        // before the line, as Docker's.
+        let details = if a.details {
+            entry.details()
+        } else {
+            String::new()
+        };
         let line = if a.timestamps {
             format!("{} {details}{}", entry.time, entry.log)
         } else {

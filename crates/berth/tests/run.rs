@@ -879,6 +879,63 @@ fn restart_always_then_stop_stops_for_good() {
 // ---------------------------------------------------------------- logs
 
 #[test]
+fn log_opts_put_labels_env_and_tag_on_each_entry() {
+    let env = TestEnv::with_busybox();
+    env.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "la",
+        "-l",
+        "app=web",
+        "-l",
+        "zz=1",
+        "-l",
+        "other=x",
+        "-e",
+        "FOO=bar",
+        "-e",
+        "SP=a b",
+        "--log-opt",
+        "labels=app,zz",
+        "--log-opt",
+        "env=FOO,SP",
+        "--log-opt",
+        "tag={{.Name}}/{{.ID}}",
+        BB,
+        "sh",
+        "-c",
+        "echo hello; echo err >&2",
+    ]);
+    let id = env.ok(&["inspect", "-f", "{{.Id}}", "la"]);
+    let short = &id.trim()[..12];
+    // dockerd 20.10's json-file lines and `logs --details` for the same run.
+    let log =
+        std::fs::read_to_string(env.ok(&["inspect", "-f", "{{.LogPath}}", "la"]).trim()).unwrap();
+    let attrs =
+        format!(r#""attrs":{{"FOO":"bar","SP":"a b","app":"web","tag":"la/{short}","zz":"1"}}"#);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    for (line, (text, stream)) in lines.iter().zip([("hello", "stdout"), ("err", "stderr")]) {
+        let want = format!(r#"{{"log":"{text}\n","stream":"{stream}",{attrs},"time":""#);
+        assert!(line.starts_with(&want), "{line}\n{want}");
+    }
+    let details = format!("FOO=bar,SP=a+b,app=web,tag=la%2F{short},zz=1");
+    let out = env.run(&["logs", "--details", "la"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), format!("{details} hello\n"));
+    assert_eq!(text(&out.stderr), format!("{details} err\n"));
+    // A tag template names fields Docker's logger has, in Go's words
+    // (refused at create, as berth refuses every bad log option there).
+    let (_, err) = env.fails(&["create", "--log-opt", "tag={{.Foo}}", BB, "true"], 1);
+    assert!(
+        err.contains("failed to initialize logging driver: template: log-tag:1:2: executing \"log-tag\" at <.Foo>: can't evaluate field Foo in type *logger.Info"),
+        "{err}"
+    );
+}
+
+#[test]
 fn log_opts_rotate_the_json_log() {
     let env = TestEnv::with_busybox();
     let id = env.ok(&[

@@ -1656,6 +1656,8 @@ struct Log {
     path: PathBuf,
     /// None: output is not logged (an exec's).
     file: Option<File>,
+    /// Each entry's `attrs` as JSON (None: it has none).
+    attrs: Option<String>,
     size: u64,
     max_size: u64,
     max_files: u32,
@@ -1673,6 +1675,9 @@ impl Log {
         Ok(Log {
             path: cfg.log_path.clone(),
             file: Some(file),
+            attrs: (!cfg.log_attrs.is_empty())
+                .then(|| serde_json::to_string(&cfg.log_attrs).ok())
+                .flatten(),
             size,
             max_size: cfg.log_max_size,
             max_files: cfg.log_max_files.max(1),
@@ -1685,6 +1690,7 @@ impl Log {
         Log {
             path: PathBuf::new(),
             file: None,
+            attrs: None,
             size: 0,
             max_size: 0,
             max_files: 1,
@@ -1721,13 +1727,22 @@ impl Log {
     }
 
     fn entry(&mut self, line: &[u8], stream: u8) {
-        let rec = serde_json::json!({
-            "log": String::from_utf8_lossy(line),
-            "stream": if stream == proto::FRAME_STDERR { "stderr" } else { "stdout" },
-            "time": now(),
-        });
-        let mut bytes = rec.to_string().into_bytes();
-        bytes.push(b'\n');
+        // Docker's json-file line, its keys in Docker's order.
+        let log = serde_json::to_string(&String::from_utf8_lossy(line)).unwrap_or_default();
+        let stream = if stream == proto::FRAME_STDERR {
+            "stderr"
+        } else {
+            "stdout"
+        };
+        let attrs = match &self.attrs {
+            Some(a) => format!(",\"attrs\":{a}"),
+            None => String::new(),
+        };
+        let bytes = format!(
+            "{{\"log\":{log},\"stream\":\"{stream}\"{attrs},\"time\":\"{}\"}}\n",
+            now()
+        )
+        .into_bytes();
         // Docker's json-file driver: a file that has reached max-size is
         // rotated before the next entry (so a file ends just past it).
         if self.max_size > 0 && self.size >= self.max_size {
