@@ -89,6 +89,13 @@ pub enum BuildEvent<'a> {
     Plan { steps: usize },
     /// A step starts. `name` is BuildKit's (`[build 2/5] RUN make`).
     Start { step: usize, name: &'a str },
+    /// A RUN step's container was made (`removed: false`), or was removed
+    /// after the step succeeded (`removed: true`).
+    Container {
+        step: usize,
+        id: &'a str,
+        removed: bool,
+    },
     /// Output of a RUN step.
     Output { step: usize, data: &'a [u8] },
     /// The step's result came from the cache.
@@ -1270,6 +1277,13 @@ impl Engine {
             ..co
         };
         let id = self.create(&co)?;
+        if let Some(s) = step {
+            p.event(BuildEvent::Container {
+                step: s,
+                id: id.as_str(),
+                removed: false,
+            });
+        }
         let result = self.run_and_commit(
             &id,
             st,
@@ -1285,6 +1299,13 @@ impl Engine {
         drop(held);
         let (layer, new) = result?;
         removed?;
+        if let Some(s) = step {
+            p.event(BuildEvent::Container {
+                step: s,
+                id: id.as_str(),
+                removed: true,
+            });
+        }
         self.add_layer(st, layer, new, shown, key)?;
         Ok(false)
     }

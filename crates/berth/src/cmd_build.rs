@@ -604,6 +604,8 @@ impl BuildProgress for View {
                     }
                 }
             }
+            // BuildKit's view names no step containers.
+            BuildEvent::Container { .. } => {}
             BuildEvent::Finished { image, tags } => {
                 let n = self.export;
                 match self.mode {

@@ -153,9 +153,9 @@ fn short_id(image: &berth_types::Digest) -> String {
     short.get(..12).unwrap_or(short).to_string()
 }
 
-/// The classic builder's messages: `Step N/M : INSTRUCTION`, the RUN
-/// steps' output, ` ---> Using cache`, ` ---> ID` after a step whose image
-/// is stored, then the image's ID (`aux`) and `Successfully
+/// The classic builder's messages: `Step N/M : INSTRUCTION`, ` ---> Running
+/// in ID`, the RUN steps' output, `Removing intermediate container ID`,
+/// ` ---> Using cache`, ` ---> ID` after a step whose image is stored, then the image's ID (`aux`) and `Successfully
 /// built`/`Successfully tagged`.
 struct Classic {
     quiet: bool,
@@ -171,6 +171,14 @@ impl BuildProgress for Classic {
                 self.started += 1;
                 let text = name.split_once("] ").map_or(name, |(_, t)| t);
                 stream(format!("Step {}/{} : {text}\n", self.started, self.total));
+            }
+            BuildEvent::Container { id, removed, .. } if !self.quiet => {
+                let short = id.get(..12).unwrap_or(id);
+                stream(if removed {
+                    format!("Removing intermediate container {short}\n")
+                } else {
+                    format!(" ---> Running in {short}\n")
+                });
             }
             BuildEvent::Output { data, .. } if !self.quiet => {
                 stream(String::from_utf8_lossy(data).into_owned());

@@ -1233,6 +1233,19 @@ fn the_docker_cli_copies_exports_and_builds_through_berth() {
     );
     assert!(out.contains("Step 3/4 : RUN echo building"), "{out}");
     assert!(out.contains("\nbuilding\n"), "{out}");
+    // The RUN step's container, named as the classic builder names it.
+    let running = out
+        .split_once("Step 3/4 : RUN echo building")
+        .and_then(|(_, rest)| rest.split_once(" ---> Running in "))
+        .map(|(_, rest)| rest.get(..12).unwrap_or(""))
+        .unwrap_or_else(|| panic!("no Running in line: {out}"));
+    assert!(running.bytes().all(|b| b.is_ascii_hexdigit()), "{out}");
+    assert!(
+        out.contains(&format!(
+            "\nbuilding\nRemoving intermediate container {running}\n ---> "
+        )),
+        "{out}"
+    );
     assert!(out.contains("Successfully tagged built:1\n"), "{out}");
     let o = server
         .docker(&["run", "--rm", "--network", "none", "built:1"])
