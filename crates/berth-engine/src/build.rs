@@ -96,8 +96,12 @@ pub enum BuildEvent<'a> {
         id: &'a str,
         removed: bool,
     },
-    /// Output of a RUN step.
-    Output { step: usize, data: &'a [u8] },
+    /// Output of a RUN step (`stderr`: from its standard error).
+    Output {
+        step: usize,
+        data: &'a [u8],
+        stderr: bool,
+    },
     /// The step's result came from the cache.
     Cached { step: usize },
     Done {
@@ -1330,18 +1334,22 @@ impl Engine {
         )?;
         let mut tail: Vec<u8> = Vec::new();
         let code = loop {
-            match a.next_output() {
-                Ok(Some(Output::Stdout(d))) | Ok(Some(Output::Stderr(d))) => {
-                    if let Some(s) = step {
-                        p.event(BuildEvent::Output { step: s, data: &d });
-                    }
-                    tail.extend_from_slice(&d);
-                    if tail.len() > 64 * 1024 {
-                        tail.drain(..tail.len() - 16 * 1024);
-                    }
-                }
+            let (d, stderr) = match a.next_output() {
+                Ok(Some(Output::Stdout(d))) => (d, false),
+                Ok(Some(Output::Stderr(d))) => (d, true),
                 Ok(Some(Output::Exit(code))) => break code,
                 Ok(None) | Err(_) => break self.container(id.as_str())?.state.exit_code,
+            };
+            if let Some(s) = step {
+                p.event(BuildEvent::Output {
+                    step: s,
+                    data: &d,
+                    stderr,
+                });
+            }
+            tail.extend_from_slice(&d);
+            if tail.len() > 64 * 1024 {
+                tail.drain(..tail.len() - 16 * 1024);
             }
         };
         if code != 0 {

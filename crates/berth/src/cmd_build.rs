@@ -534,7 +534,7 @@ impl BuildProgress for View {
                     _ => self.draw(None),
                 }
             }
-            BuildEvent::Output { step, data } => {
+            BuildEvent::Output { step, data, .. } => {
                 let Some(s) = self.steps.get_mut(&step) else {
                     return;
                 };

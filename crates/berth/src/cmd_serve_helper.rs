@@ -180,8 +180,14 @@ impl BuildProgress for Classic {
                     format!(" ---> Running in {short}\n")
                 });
             }
-            BuildEvent::Output { data, .. } if !self.quiet => {
-                stream(String::from_utf8_lossy(data).into_owned());
+            // dockerd's classic builder shows standard error in red.
+            BuildEvent::Output { data, stderr, .. } if !self.quiet => {
+                let text = String::from_utf8_lossy(data);
+                stream(if stderr {
+                    format!("\u{1b}[91m{text}\u{1b}[0m")
+                } else {
+                    text.into_owned()
+                });
             }
             BuildEvent::Cached { .. } if !self.quiet => stream(" ---> Using cache\n"),
             BuildEvent::Done {

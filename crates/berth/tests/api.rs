@@ -1261,15 +1261,27 @@ fn the_docker_cli_copies_exports_and_builds_through_berth() {
     );
     // A failing step: the classic builder's words and code (the CLI exits
     // with it, as with dockerd); no tag.
-    std::fs::write(ctx.join("Dockerfile"), format!("FROM {BB}\nRUN exit 3\n")).unwrap();
+    // Its standard error in red, as dockerd's classic builder shows it.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {BB}\nRUN echo oops >&2; exit 3\n"),
+    )
+    .unwrap();
     let o = server
         .docker(&["build", "-t", "broken:1", &ctx.to_string_lossy()])
         .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).ends_with("The command '/bin/sh -c exit 3' returned a non-zero code: 3\n"),
+        text(&o.stderr).ends_with(
+            "The command '/bin/sh -c echo oops >&2; exit 3' returned a non-zero code: 3\n"
+        ),
         "{}",
         text(&o.stderr)
+    );
+    assert!(
+        text(&o.stdout).contains("\u{1b}[91moops\n\u{1b}[0m"),
+        "{}",
+        text(&o.stdout)
     );
     assert!(
         env.berth(&["image", "inspect", "broken:1"])
