@@ -3159,6 +3159,8 @@ impl Engine {
                 rows.push(row);
             }
         }
+        // dockerd records each `top` it answers.
+        self.emit_container(&v, "top", &[]);
         Ok((headers, rows))
     }
 }

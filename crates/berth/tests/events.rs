@@ -61,6 +61,7 @@ fn a_containers_life_in_dockers_events_and_order() {
     env.ok(&["unpause", "ev2"]);
     env.ok(&["rename", "ev2", "ev3"]);
     env.ok(&["exec", "ev3", "true"]);
+    env.ok(&["top", "ev3"]);
     env.ok(&["stop", "-t", "1", "ev3"]);
     env.ok(&["rm", "ev1", "ev3"]);
     env.ok(&["volume", "create", "vv"]);
@@ -87,6 +88,7 @@ fn a_containers_life_in_dockers_events_and_order() {
         "container exec_create: true  ev3",
         "container exec_start: true  ev3",
         "container exec_die ev3",
+        "container top ev3",
         "container kill ev3",
         "container kill ev3",
         "container die ev3",
