@@ -1223,13 +1223,9 @@ impl Engine {
         drop(lock);
         // The name the row got (a random one may have been chosen again).
         let name = made?;
-        if crate::logdriver::has_attributes(&host_config.log_config) {
-            if let Err(e) =
-                self.write_log_attributes(&id, &dir, &name, &image, &config, &host_config)
-            {
-                let _ = self.remove(id.as_str(), true, true);
-                return Err(e);
-            }
+        if let Err(e) = self.write_log_attributes(&id, &dir, &name, &image, &config, &host_config) {
+            let _ = self.remove(id.as_str(), true, true);
+            return Err(e);
         }
         let a = crate::events::attributes(&o.image, &name, &o.labels);
         crate::events::save_attributes(&self.container_dir(&id), &a);
@@ -1239,7 +1235,8 @@ impl Engine {
 
     /// What the container's log entries carry as `attrs` (its labels and
     /// environment the log options name, the rendered `tag`), put into its
-    /// `monitor.json` once its name is known.
+    /// `monitor.json` once its name is known; nothing is written for a
+    /// container whose log options ask for none.
     fn write_log_attributes(
         &self,
         id: &ContainerId,
@@ -1802,6 +1799,7 @@ impl Engine {
             log_max_files: crate::logdriver::max_files(&host.log_config),
             // Known once the row has its name (`write_log_attributes`).
             log_attrs: BTreeMap::new(),
+            plain_network: self.plain_network(host),
             attach_socket: self.attach_socket(id),
             open_stdin: config.open_stdin,
             stdin_once: config.stdin_once,
@@ -1962,7 +1960,6 @@ impl Engine {
         if attach.is_some() {
             args.push("--attach-first".into());
         }
-        args.extend(self.plain_network_args(v));
         let socket = self.attach_socket(&v.id);
         let launched = self.launch_monitor(&args, attach.map(|s| (socket.as_path(), s)));
         if launched.is_err() {
@@ -1990,30 +1987,27 @@ impl Engine {
     }
 
     /// For a container on `none` or `host` (no endpoints, so nothing in its
-    /// `network.json`): `--network ID NAME DRIVER`, the network its monitor
-    /// names in the `network connect`/`disconnect` events of each start and
-    /// end. Nothing for other modes (`container:X` has no network of its
-    /// own; `default` without a default bridge, `dockerd --bridge=none`'s
-    /// case, has none at all: dockerd records nothing for either), nor when
-    /// the network cannot be read.
-    fn plain_network_args(&self, v: &ContainerView) -> Vec<std::ffi::OsString> {
-        if !v.host_config.networks.is_empty() {
-            return Vec::new();
+    /// `network.json`): the network its monitor names in the `network
+    /// connect`/`disconnect` events of each start and end. None for other
+    /// modes (`container:X` has no network of its own; `default` without a
+    /// default bridge, `dockerd --bridge=none`'s case, has none at all:
+    /// dockerd records nothing for either), nor when the network cannot be
+    /// read.
+    fn plain_network(&self, host: &HostConfig) -> Option<berth_runtime::events::NetworkRef> {
+        if !host.networks.is_empty() {
+            return None;
         }
-        let (name, driver) = match v.host_config.network_mode.as_str() {
+        let (name, driver) = match host.network_mode.as_str() {
             "none" => ("none", "null"),
             "host" => ("host", "host"),
-            _ => return Vec::new(),
+            _ => return None,
         };
-        match self.store.read().network_by_name(name) {
-            Ok(Some(row)) => vec![
-                "--network".into(),
-                row.id.into(),
-                row.name.into(),
-                driver.into(),
-            ],
-            _ => Vec::new(),
-        }
+        let row = self.store.read().network_by_name(name).ok()??;
+        Some(berth_runtime::events::NetworkRef {
+            id: row.id,
+            name: row.name,
+            driver: driver.into(),
+        })
     }
 
     /// `--ipc container:X`, `--pid container:X`: which running containers

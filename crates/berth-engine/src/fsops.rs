@@ -70,8 +70,8 @@ pub struct CopyOptions {
 }
 
 /// What a copy of a directory onto an existing non-directory fails with:
-/// the docker CLI's own words (printed bare, without `Error: `).
-pub const CANNOT_COPY_DIR: &str = "cannot copy directory";
+/// the docker CLI's own words (an [`EngineError::ClientCheck`]).
+const CANNOT_COPY_DIR: &str = "cannot copy directory";
 
 /// The host side of a copy.
 #[derive(Clone, Copy, Debug)]
@@ -264,7 +264,7 @@ impl Engine {
             let source = src.source(kind);
             let tar_name = match &host_dest {
                 Some(d) => plan(&source, &d.dest)
-                    .map_err(|e| ChildError::invalid(e.message(&d.shown, "on the host")))?
+                    .map_err(|e| ChildError::of(e.error(&d.shown, "on the host")))?
                     .name
                     .clone(),
                 None => source.top_name().to_string(),
@@ -282,9 +282,8 @@ impl Engine {
             return Ok(0);
         };
         let source = src.source(kind);
-        let p = plan(&source, &host_dest.dest).map_err(|e| {
-            EngineError::InvalidArgument(e.message(&host_dest.shown, "on the host"))
-        })?;
+        let p =
+            plan(&source, &host_dest.dest).map_err(|e| e.error(&host_dest.shown, "on the host"))?;
         let dir = match p.into {
             Lands::Dest => host_dest.path.clone(),
             Lands::Parent => host_dest.parent(),
@@ -314,7 +313,8 @@ impl Engine {
             };
             if let Err(e) = applied {
                 return Err(match kind_conflict_words(&e, &dir.display().to_string()) {
-                    Some(words) => EngineError::InvalidArgument(words),
+                    // The docker CLI's words: it unpacks a copy out itself.
+                    Some(words) => EngineError::ClientCheck(words),
                     None => e.into(),
                 });
             }
@@ -450,7 +450,7 @@ impl Engine {
                 }
                 Some(s) => {
                     let p = plan(&s.source, &found)
-                        .map_err(|e| ChildError::invalid(e.message(&dest.shown, &in_ctr(&name))))?;
+                        .map_err(|e| ChildError::of(e.error(&dest.shown, &in_ctr(&name))))?;
                     match p.into {
                         Lands::Dest => dest.rel(),
                         Lands::Parent => dest.parent_rel(),
@@ -491,8 +491,7 @@ impl Engine {
             worker.finish()?;
             return Ok(0);
         };
-        let p = plan(&s.source, &found)
-            .map_err(|e| EngineError::InvalidArgument(e.message(&dest.shown, &in_ctr(&name))))?;
+        let p = plan(&s.source, &found).map_err(|e| e.error(&dest.shown, &in_ctr(&name)))?;
         let written = tarwriter::write_path(
             Path::new("/"),
             &s.path,
@@ -1097,6 +1096,15 @@ enum PlanError {
 }
 
 impl PlanError {
+    /// The error as the engine reports it: the docker CLI's own check for
+    /// a directory onto a file, the daemon's refusal for the rest.
+    fn error(self, dest: &str, location: &str) -> EngineError {
+        match self {
+            PlanError::DirOntoFile => EngineError::ClientCheck(CANNOT_COPY_DIR.into()),
+            e => EngineError::InvalidArgument(e.message(dest, location)),
+        }
+    }
+
     fn message(self, dest: &str, location: &str) -> String {
         match self {
             // The docker CLI's words (it checks before it sends anything).
@@ -1227,7 +1235,7 @@ fn check_overwrite_on_host(dir: &Path, name: &str, src: Kind) -> Result<()> {
         ))
     })?;
     check_overwrite(fd.as_fd(), &dir.display().to_string(), name, src)
-        .map_err(EngineError::InvalidArgument)
+        .map_err(EngineError::ClientCheck)
 }
 
 /// A directory beside a copy's destination (`.berth-cp-PID-N`) that a
@@ -1830,6 +1838,16 @@ impl ChildError {
     fn invalid(message: String) -> ChildError {
         ChildError { kind: 'i', message }
     }
+    /// An engine error the worker found, of the kind the caller gets.
+    fn of(e: EngineError) -> ChildError {
+        match e {
+            EngineError::ClientCheck(m) => ChildError {
+                kind: 'c',
+                message: m,
+            },
+            e => ChildError::invalid(e.to_string()),
+        }
+    }
     fn other(message: String) -> ChildError {
         ChildError { kind: 'o', message }
     }
@@ -1846,6 +1864,7 @@ impl ChildError {
     fn into_engine(self) -> EngineError {
         match self.kind {
             'i' => EngineError::InvalidArgument(self.message),
+            'c' => EngineError::ClientCheck(self.message),
             'n' => EngineError::NotFound(self.message),
             'p' => EngineError::Io {
                 context: self.message,

@@ -111,6 +111,10 @@ pub enum EngineError {
     /// check (its words alone, exit 1).
     #[error("You cannot attach to a stopped container, start it first")]
     NotRunningToAttach,
+    /// Something else the docker CLI checks itself (`cp`'s kinds of source
+    /// and destination): its words alone, exit 1.
+    #[error("{0}")]
+    ClientCheck(String),
     #[error("{0}")]
     InvalidArgument(String),
     /// A build that failed: its Dockerfile, a step, the context (exit 1).
@@ -167,7 +171,7 @@ impl EngineError {
             EngineError::Forbidden(_) => 403,
             EngineError::Unsupported(_) => 501,
             EngineError::Conflict(_) | EngineError::NotRunningToAttach => 409,
-            EngineError::InvalidArgument(_) => 400,
+            EngineError::InvalidArgument(_) | EngineError::ClientCheck(_) => 400,
             _ => 500,
         }
     }

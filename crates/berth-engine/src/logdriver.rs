@@ -272,15 +272,6 @@ pub(crate) fn attributes(
     Ok(out)
 }
 
-/// Whether a container's log entries carry attributes (json-file's
-/// `labels`, `labels-regex`, `env`, `env-regex`, `tag`).
-pub(crate) fn has_attributes(c: &LogConfig) -> bool {
-    c.kind == "json-file"
-        && ["labels", "labels-regex", "env", "env-regex", "tag"]
-            .iter()
-            .any(|k| c.config.contains_key(*k))
-}
-
 /// An entry's attributes as `logs --details` prints them before its line:
 /// `key=value` pairs sorted by key, each side escaped as Go's
 /// `url.QueryEscape` does, joined by commas.
@@ -451,10 +442,11 @@ mod tests {
             details(&BTreeMap::from([("k/1".to_string(), "ü&=,".to_string())])),
             "k%2F1=%C3%BC%26%3D%2C"
         );
-        assert!(!has_attributes(&LogConfig {
+        let plain = LogConfig {
             kind: "json-file".into(),
             config: BTreeMap::from([("max-size".to_string(), "1m".to_string())]),
-        }));
+        };
+        assert!(attributes(&plain, &labels, &env, &info).unwrap().is_empty());
         assert!(check(
             Some("json-file"),
             &BTreeMap::from([("tag".to_string(), "{{.Bad}}".to_string())])

@@ -828,8 +828,10 @@ impl Engine {
             "none" | "host" => {
                 only_user_defined()?;
                 // Its monitor names the network in its connect/disconnect
-                // events (see `plain_network_args`).
-                self.ensure_predefined_networks()?;
+                // events (see `plain_network`): made if this store has none.
+                if self.store.read().network_by_name(&mode)?.is_none() {
+                    self.ensure_predefined_networks()?;
+                }
                 return Ok((mode, BTreeMap::new()));
             }
             m if m.starts_with("container:") => {

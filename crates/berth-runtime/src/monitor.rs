@@ -47,6 +47,12 @@ pub struct MonitorConfig {
     /// `labels`, `env` and `tag` options, rendered at create).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub log_attrs: std::collections::BTreeMap<String, String>,
+    /// The `none` or `host` network a container on one of them is on (it
+    /// has no endpoints in `network.json`): what its `network connect` and
+    /// `disconnect` events name. Fixed at create: such a container can be
+    /// connected to no other network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_network: Option<crate::events::NetworkRef>,
     pub attach_socket: PathBuf,
     pub open_stdin: bool,
     pub stdin_once: bool,

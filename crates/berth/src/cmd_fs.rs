@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
-use berth_engine::{CopyOptions, DiskUsage, Engine, EngineError, HostPath, RemovedImage};
+use berth_engine::{CopyOptions, DiskUsage, Engine, HostPath, RemovedImage};
 use chrono::{DateTime, Utc};
 
 use crate::cli::{
@@ -57,27 +57,6 @@ fn container_path(arg: &str) -> Option<(&str, &str)> {
 
 /// `cp [-a] [-L] CONTAINER:SRC DEST|-` and `cp [-a] [-L] SRC|- CONTAINER:DEST`
 pub fn cp(e: &Engine, a: &CpArgs) -> Result<i32> {
-    cp_inner(e, a).map_err(|err| {
-        // What the docker CLI finds itself (the kinds of a copy's source and
-        // destination; a host path a copy out would change the kind of): its
-        // words alone. (The daemon's refusals in a container are prefixed
-        // with `Error processing tar file`.)
-        match err.downcast_ref::<EngineError>() {
-            Some(EngineError::InvalidArgument(m))
-                if m == berth_engine::CANNOT_COPY_DIR || m.starts_with("cannot overwrite ") =>
-            {
-                crate::usage::CliError::Bare {
-                    message: m.clone(),
-                    code: 1,
-                }
-                .into()
-            }
-            _ => err,
-        }
-    })
-}
-
-fn cp_inner(e: &Engine, a: &CpArgs) -> Result<i32> {
     let opts = CopyOptions {
         archive: a.archive,
         follow_link: a.follow_link,

@@ -146,13 +146,6 @@ fn error_message(m: &str) {
     message(&json!({"errorDetail": {"message": m}, "error": m}));
 }
 
-/// An image's ID as the classic builder shows it (12 hex digits).
-fn short_id(image: &berth_types::Digest) -> String {
-    let hex = image.to_string();
-    let short = hex.strip_prefix("sha256:").unwrap_or(&hex);
-    short.get(..12).unwrap_or(short).to_string()
-}
-
 /// The classic builder's messages: `Step N/M : INSTRUCTION`, ` ---> Running
 /// in ID`, the RUN steps' output, `Removing intermediate container ID`,
 /// ` ---> Using cache`, ` ---> ID` after a step whose image is stored, then the image's ID (`aux`) and `Successfully
@@ -173,7 +166,7 @@ impl BuildProgress for Classic {
                 stream(format!("Step {}/{} : {text}\n", self.started, self.total));
             }
             BuildEvent::Container { id, removed, .. } if !self.quiet => {
-                let short = id.get(..12).unwrap_or(id);
+                let short = crate::format::human::truncate_id(id);
                 stream(if removed {
                     format!("Removing intermediate container {short}\n")
                 } else {
@@ -192,14 +185,14 @@ impl BuildProgress for Classic {
             BuildEvent::Cached { .. } if !self.quiet => stream(" ---> Using cache\n"),
             BuildEvent::Done {
                 image: Some(image), ..
-            } if !self.quiet => stream(format!(" ---> {}\n", short_id(image))),
+            } if !self.quiet => stream(format!(" ---> {}\n", image.short())),
             BuildEvent::Finished { image, tags } => {
                 message(&json!({"aux": {"ID": image.to_string()}}));
                 if self.quiet {
                     stream(format!("{image}\n"));
                     return;
                 }
-                stream(format!("Successfully built {}\n", short_id(image)));
+                stream(format!("Successfully built {}\n", image.short()));
                 for t in tags {
                     stream(format!("Successfully tagged {t}\n"));
                 }

@@ -296,7 +296,9 @@ pub fn dispatch(cli: Cli, path: &[String]) -> Exit {
                 }
                 None => {}
             }
-            if let Some(e @ EngineError::NotRunningToAttach) = err.downcast_ref::<EngineError>() {
+            if let Some(e @ (EngineError::NotRunningToAttach | EngineError::ClientCheck(_))) =
+                err.downcast_ref::<EngineError>()
+            {
                 errln!("{e}");
                 return Exit::Code(1);
             }

@@ -9,10 +9,7 @@
 //! It is single-threaded (the runtime forks), holds no database connection,
 //! and stays small while idle: one poll loop over a handful of descriptors.
 //!
-//! Usage: `berth-monitor CONTAINER_DIR [--attach-first] [--network ID NAME
-//! DRIVER]` (the last for a container on `none` or `host`, which has no
-//! endpoints in its `network.json`: the network its connect and disconnect
-//! events name). Its stdout is a
+//! Usage: `berth-monitor CONTAINER_DIR [--attach-first]`. Its stdout is a
 //! pipe to whoever started it: it writes `ready\n` once the container is
 //! created and the attach socket listens (only with --attach-first), then
 //! `ok PID\n` or `err CODE MESSAGE\n`, and closes it.
@@ -85,24 +82,12 @@ fn run() -> Res<i32> {
     // stderr stay.
     berth_runtime::process::close_inherited_fds();
     berth_runtime::trace::trace("monitor: exec'd");
-    const USAGE: &str =
-        "usage: berth-monitor CONTAINER_DIR [--attach-first] [--network ID NAME DRIVER]";
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().ok_or(USAGE)?);
-    let mut attach_first = false;
-    let mut plain_network = None;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--attach-first" => attach_first = true,
-            "--network" => match (args.next(), args.next(), args.next()) {
-                (Some(id), Some(name), Some(driver)) => {
-                    plain_network = Some(berth_runtime::events::NetworkRef { id, name, driver })
-                }
-                _ => return Err(USAGE.into()),
-            },
-            _ => return Err(USAGE.into()),
-        }
-    }
+    let dir = PathBuf::from(
+        args.next()
+            .ok_or("usage: berth-monitor CONTAINER_DIR [--attach-first]")?,
+    );
+    let attach_first = args.any(|a| a == "--attach-first");
     let mut cfg: MonitorConfig = serde_json::from_slice(
         &std::fs::read(dir.join("monitor.json"))
             .map_err(|e| format!("reading monitor.json: {e}"))?,
@@ -245,7 +230,8 @@ fn run() -> Res<i32> {
             }
         };
         berth_runtime::trace::trace("monitor: exec'd the command");
-        network_events(&cfg, &dir, "connect", plain_network.as_ref());
+        // The networks this start set up (`network.json` as read above).
+        network_events(&cfg, "connect", net_plan.as_ref());
         event(&cfg, &dir, "start", &[]);
         state.status = Status::Running;
         state.pid = pid;
@@ -292,7 +278,12 @@ fn run() -> Res<i32> {
             event(&cfg, &dir, "oom", &[]);
         }
         event(&cfg, &dir, "die", &[("exitCode", code.to_string())]);
-        network_events(&cfg, &dir, "disconnect", plain_network.as_ref());
+        // As they are now: `network connect`/`disconnect` rewrite
+        // `network.json` while the container runs.
+        let plan_now = std::fs::read(dir.join("network.json"))
+            .ok()
+            .and_then(|j| serde_json::from_slice(&j).ok());
+        network_events(&cfg, "disconnect", plan_now.as_ref());
         state.status = Status::Exited;
         state.pid = 0;
         state.exit_code = code;
@@ -551,31 +542,19 @@ fn event(cfg: &MonitorConfig, dir: &std::path::Path, action: &str, extra: &[(&st
 }
 
 /// Records `action` (connect, disconnect) on each network the container is
-/// on: the endpoints of its `network.json` as it is now (`network connect`
-/// and `disconnect` rewrite it while the container runs), or the `none` or
-/// `host` network it was started on.
+/// on: the endpoints of `plan`, or the `none` or `host` network of its
+/// configuration.
 #[inline(never)]
-fn network_events(
-    cfg: &MonitorConfig,
-    dir: &std::path::Path,
-    action: &str,
-    plain: Option<&berth_runtime::events::NetworkRef>,
-) {
+fn network_events(cfg: &MonitorConfig, action: &str, plan: Option<&berth_net::plan::NetworkPlan>) {
     use berth_runtime::events::{network_event, NetworkRef};
-    if let Some(n) = plain {
+    if let Some(n) = &cfg.plain_network {
         network_event(&cfg.events, action, n, &cfg.id);
         return;
     }
-    let Ok(j) = std::fs::read(dir.join("network.json")) else {
-        return;
-    };
-    let Ok(plan) = serde_json::from_slice::<berth_net::plan::NetworkPlan>(&j) else {
-        return;
-    };
-    for ep in plan.endpoints {
+    for ep in plan.map(|p| p.endpoints.as_slice()).unwrap_or_default() {
         let n = NetworkRef {
-            id: ep.network_id,
-            name: ep.network_name,
+            id: ep.network_id.clone(),
+            name: ep.network_name.clone(),
             driver: "bridge".into(),
         };
         network_event(&cfg.events, action, &n, &cfg.id);
